@@ -1,0 +1,3 @@
+"""bgpd: a BGP-4 routing daemon on Twisted."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,455 @@
+"""Path attributes (RFC 4271 section 4.3 and 5, RFC 4760, RFC 6793, RFC 1997,
+RFC 4360, RFC 8092, RFC 4456, RFC 9234) with RFC 7606 error handling.
+
+A :class:`PathAttributes` is one immutable, hashable set of attributes that
+every prefix announced with it shares.  The decoder interns them by their raw
+bytes (see :class:`AttributeCache`), so the thousands of prefixes of one
+UPDATE, and the same UPDATE sent again later, point at one object.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import weakref
+from collections.abc import Iterable
+
+from bgpd.wire.constants import AS_TRANS, AttrType, Origin, SegmentType, UpdateError
+from bgpd.wire.errors import NotificationError, Outcome, Problem
+
+_ntoa = socket.inet_ntoa
+_aton = socket.inet_aton
+_AF6 = socket.AF_INET6
+_ntop = socket.inet_ntop
+_pton = socket.inet_pton
+
+_U32 = struct.Struct("!I")
+_U16 = struct.Struct("!H")
+# Precompiled unpackers for N 4-octet / 2-octet values: AS path segments,
+# communities and cluster lists are the common case of "N integers".
+_UNPACK4 = [struct.Struct(f"!{n}I").unpack_from for n in range(256)]
+_UNPACK2 = [struct.Struct(f"!{n}H").unpack_from for n in range(256)]
+
+# (optional, transitive) bits each known attribute must carry (RFC 7606 3(c)).
+_WELL_KNOWN = 0x40
+_OPT_NON_TRANS = 0x80
+_OPT_TRANS = 0xC0
+EXPECTED_FLAGS = {
+    AttrType.ORIGIN: _WELL_KNOWN,
+    AttrType.AS_PATH: _WELL_KNOWN,
+    AttrType.NEXT_HOP: _WELL_KNOWN,
+    AttrType.MULTI_EXIT_DISC: _OPT_NON_TRANS,
+    AttrType.LOCAL_PREF: _WELL_KNOWN,
+    AttrType.ATOMIC_AGGREGATE: _WELL_KNOWN,
+    AttrType.AGGREGATOR: _OPT_TRANS,
+    AttrType.COMMUNITIES: _OPT_TRANS,
+    AttrType.ORIGINATOR_ID: _OPT_NON_TRANS,
+    AttrType.CLUSTER_LIST: _OPT_NON_TRANS,
+    AttrType.MP_REACH_NLRI: _OPT_NON_TRANS,
+    AttrType.MP_UNREACH_NLRI: _OPT_NON_TRANS,
+    AttrType.EXTENDED_COMMUNITIES: _OPT_TRANS,
+    AttrType.AS4_PATH: _OPT_TRANS,
+    AttrType.AS4_AGGREGATOR: _OPT_TRANS,
+    AttrType.LARGE_COMMUNITIES: _OPT_TRANS,
+    AttrType.OTC: _OPT_TRANS,
+}
+
+AsPath = tuple[tuple[int, tuple[int, ...]], ...]
+
+
+class PathAttributes:
+    """One shared, immutable set of path attributes.
+
+    ``as_path`` is a tuple of ``(segment_type, (asn, ...))``; ``communities``
+    a tuple of 32-bit ints; ``large_communities`` a tuple of ``(global, d1,
+    d2)``; ``ext_communities`` a tuple of 8-octet ``bytes``; ``unknown`` a
+    tuple of ``(flags, type, value)`` for optional transitive attributes we
+    pass on untouched (with the Partial bit set, RFC 4271 5).  ``next_hop``
+    and ``next_hop_ll`` are address strings (``next_hop_ll``: the IPv6
+    link-local half of a 32-octet MP_REACH next hop).
+
+    Treat instances as immutable: use :meth:`replace` to derive a new one.
+    """
+
+    __slots__ = (
+        "origin",
+        "as_path",
+        "next_hop",
+        "med",
+        "local_pref",
+        "communities",
+        "large_communities",
+        "ext_communities",
+        "atomic_aggregate",
+        "aggregator",
+        "originator_id",
+        "cluster_list",
+        "otc",
+        "next_hop_ll",
+        "unknown",
+        "_hash",
+        "_packed",
+        "__weakref__",
+    )
+
+    def __init__(
+        self,
+        origin: int = Origin.IGP,
+        as_path: AsPath = (),
+        next_hop: str | None = None,
+        med: int | None = None,
+        local_pref: int | None = None,
+        communities: tuple[int, ...] = (),
+        large_communities: tuple[tuple[int, int, int], ...] = (),
+        ext_communities: tuple[bytes, ...] = (),
+        atomic_aggregate: bool = False,
+        aggregator: tuple[int, str] | None = None,
+        originator_id: str | None = None,
+        cluster_list: tuple[str, ...] = (),
+        otc: int | None = None,
+        next_hop_ll: str | None = None,
+        unknown: tuple[tuple[int, int, bytes], ...] = (),
+    ) -> None:
+        self.origin = origin
+        self.as_path = as_path
+        self.next_hop = next_hop
+        self.med = med
+        self.local_pref = local_pref
+        self.communities = communities
+        self.large_communities = large_communities
+        self.ext_communities = ext_communities
+        self.atomic_aggregate = atomic_aggregate
+        self.aggregator = aggregator
+        self.originator_id = originator_id
+        self.cluster_list = cluster_list
+        self.otc = otc
+        self.next_hop_ll = next_hop_ll
+        self.unknown = unknown
+        self._hash = None
+        self._packed = None
+
+    _FIELDS = (
+        "origin",
+        "as_path",
+        "next_hop",
+        "med",
+        "local_pref",
+        "communities",
+        "large_communities",
+        "ext_communities",
+        "atomic_aggregate",
+        "aggregator",
+        "originator_id",
+        "cluster_list",
+        "otc",
+        "next_hop_ll",
+        "unknown",
+    )
+
+    def key(self) -> tuple:
+        """Every field, in order: equal keys mean equal attribute sets."""
+        return (
+            self.origin,
+            self.as_path,
+            self.next_hop,
+            self.med,
+            self.local_pref,
+            self.communities,
+            self.large_communities,
+            self.ext_communities,
+            self.atomic_aggregate,
+            self.aggregator,
+            self.originator_id,
+            self.cluster_list,
+            self.otc,
+            self.next_hop_ll,
+            self.unknown,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if not isinstance(other, PathAttributes):
+            return NotImplemented
+        return self.key() == other.key()
+
+    def __hash__(self) -> int:
+        h = self._hash
+        if h is None:
+            h = self._hash = hash(self.key())
+        return h
+
+    def __repr__(self) -> str:
+        parts = []
+        defaults = _DEFAULTS
+        for name, value in zip(self._FIELDS, self.key(), strict=True):
+            if value != defaults[name]:
+                parts.append(f"{name}={value!r}")
+        return f"PathAttributes({', '.join(parts)})"
+
+    def __reduce__(self) -> tuple:
+        return (PathAttributes, self.key())
+
+    def replace(self, **changes: object) -> PathAttributes:
+        """A copy with some fields changed (the policy and export code use this)."""
+        values = dict(zip(self._FIELDS, self.key(), strict=True))
+        for name in changes:
+            if name not in values:
+                raise TypeError(f"unknown path attribute field {name!r}")
+        values.update(changes)
+        return PathAttributes(**values)  # type: ignore[arg-type]
+
+    # -- derived values used by the decision process -------------------------
+
+    @property
+    def as_path_length(self) -> int:
+        """RFC 4271 9.1.2.2 a): an AS_SET counts 1, confederation segments 0."""
+        n = 0
+        for seg_type, asns in self.as_path:
+            if seg_type == SegmentType.AS_SEQUENCE:
+                n += len(asns)
+            elif seg_type == SegmentType.AS_SET:
+                n += 1
+        return n
+
+    @property
+    def neighbor_as(self) -> int | None:
+        """The leftmost AS of the first AS_SEQUENCE (RFC 4271 9.1.2.2 c), or None."""
+        for seg_type, asns in self.as_path:
+            if seg_type == SegmentType.AS_SEQUENCE and asns:
+                return asns[0]
+            if seg_type in (SegmentType.AS_CONFED_SEQUENCE, SegmentType.AS_CONFED_SET):
+                continue
+            return None
+        return None
+
+    @property
+    def origin_as(self) -> int | None:
+        """The rightmost AS of the path when it is a sequence member (RFC 6811)."""
+        if not self.as_path:
+            return None
+        seg_type, asns = self.as_path[-1]
+        if seg_type == SegmentType.AS_SEQUENCE and asns:
+            return asns[-1]
+        return None
+
+    def all_asns(self) -> Iterable[int]:
+        for _, asns in self.as_path:
+            yield from asns
+
+    # -- encoding ----------------------------------------------------------
+
+    def pack(self, as4: bool = True, with_next_hop: bool = True) -> bytes:
+        """Encode every attribute except MP_REACH/MP_UNREACH, in type order.
+
+        ``as4`` False encodes for a 2-octet-AS peer (RFC 6793 4.2.2: AS_TRANS in
+        AS_PATH and AGGREGATOR, the real values in AS4_PATH / AS4_AGGREGATOR).
+        ``with_next_hop`` False leaves NEXT_HOP out (MP_REACH carries it).
+        The result is cached on the object: many peers share one encoding.
+        """
+        slot = (2 if as4 else 0) + (1 if with_next_hop else 0)
+        packed = self._packed
+        if packed is None:
+            packed = self._packed = [None, None, None, None]
+        data = packed[slot]
+        if data is None:
+            data = packed[slot] = _pack_attributes(self, as4, with_next_hop)
+        return data
+
+
+_DEFAULTS = dict(zip(PathAttributes._FIELDS, PathAttributes().key(), strict=True))
+
+
+def _attr(flags: int, code: int, value: bytes) -> bytes:
+    n = len(value)
+    if n > 255:
+        return struct.pack("!BBH", flags | 0x10, code, n) + value
+    return bytes((flags & ~0x10 & 0xFF, code, n)) + value
+
+
+def pack_as_path(as_path: AsPath, four: bool = True) -> bytes:
+    """Encode AS_PATH segments with 4- or 2-octet ASNs (AS_TRANS for large ones)."""
+    out = []
+    for seg_type, asns in as_path:
+        # A segment holds at most 255 ASNs: split longer ones.
+        for i in range(0, max(len(asns), 1), 255):
+            chunk = asns[i : i + 255]
+            if four:
+                out.append(bytes((seg_type, len(chunk))) + struct.pack(f"!{len(chunk)}I", *chunk))
+            else:
+                small = [a if a <= 0xFFFF else AS_TRANS for a in chunk]
+                out.append(bytes((seg_type, len(chunk))) + struct.pack(f"!{len(chunk)}H", *small))
+    return b"".join(out)
+
+
+def _pack_attributes(a: PathAttributes, as4: bool, with_next_hop: bool) -> bytes:
+    out = [bytes((_WELL_KNOWN, AttrType.ORIGIN, 1, a.origin))]
+    out.append(_attr(_WELL_KNOWN, AttrType.AS_PATH, pack_as_path(a.as_path, as4)))
+    need_as4 = not as4 and any(asn > 0xFFFF for asn in a.all_asns())
+    if with_next_hop and a.next_hop is not None and ":" not in a.next_hop:
+        out.append(bytes((_WELL_KNOWN, AttrType.NEXT_HOP, 4)) + _aton(a.next_hop))
+    if a.med is not None:
+        out.append(bytes((_OPT_NON_TRANS, AttrType.MULTI_EXIT_DISC, 4)) + _U32.pack(a.med))
+    if a.local_pref is not None:
+        out.append(bytes((_WELL_KNOWN, AttrType.LOCAL_PREF, 4)) + _U32.pack(a.local_pref))
+    if a.atomic_aggregate:
+        out.append(bytes((_WELL_KNOWN, AttrType.ATOMIC_AGGREGATE, 0)))
+    agg_as4 = None
+    if a.aggregator is not None:
+        asn, ip = a.aggregator
+        if as4:
+            value = _U32.pack(asn) + _aton(ip)
+        else:
+            value = _U16.pack(asn if asn <= 0xFFFF else AS_TRANS) + _aton(ip)
+            if asn > 0xFFFF:
+                agg_as4 = _U32.pack(asn) + _aton(ip)
+        out.append(_attr(_OPT_TRANS, AttrType.AGGREGATOR, value))
+    if a.communities:
+        c = a.communities
+        out.append(_attr(_OPT_TRANS, AttrType.COMMUNITIES, struct.pack(f"!{len(c)}I", *c)))
+    if a.originator_id is not None:
+        out.append(bytes((_OPT_NON_TRANS, AttrType.ORIGINATOR_ID, 4)) + _aton(a.originator_id))
+    if a.cluster_list:
+        value = b"".join(_aton(c) for c in a.cluster_list)
+        out.append(_attr(_OPT_NON_TRANS, AttrType.CLUSTER_LIST, value))
+    if a.ext_communities:
+        out.append(_attr(_OPT_TRANS, AttrType.EXTENDED_COMMUNITIES, b"".join(a.ext_communities)))
+    if need_as4:
+        # RFC 6793 4.2.2: AS4_PATH carries no confederation segments.
+        path4 = tuple(
+            s for s in a.as_path
+            if s[0] in (SegmentType.AS_SEQUENCE, SegmentType.AS_SET)
+        )
+        out.append(_attr(_OPT_TRANS, AttrType.AS4_PATH, pack_as_path(path4, True)))
+    if agg_as4 is not None:
+        out.append(_attr(_OPT_TRANS, AttrType.AS4_AGGREGATOR, agg_as4))
+    if a.large_communities:
+        value = b"".join(struct.pack("!III", *lc) for lc in a.large_communities)
+        out.append(_attr(_OPT_TRANS, AttrType.LARGE_COMMUNITIES, value))
+    if a.otc is not None:
+        out.append(bytes((_OPT_TRANS, AttrType.OTC, 4)) + _U32.pack(a.otc))
+    for flags, code, value in a.unknown:
+        out.append(_attr(flags, code, value))
+    return b"".join(out)
+
+
+class AttributeCache:
+    """Interns decoded attribute sets by their raw bytes.
+
+    Values are held weakly: an attribute set lives as long as some route
+    refers to it.  One cache per decoding context (4-octet AS or not, iBGP or
+    eBGP), because the same bytes decode differently across them.
+    """
+
+    __slots__ = ("tables", "hits", "misses")
+
+    def __init__(self) -> None:
+        self.tables: dict[tuple, weakref.WeakValueDictionary] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def table(self, context: tuple) -> weakref.WeakValueDictionary:
+        t = self.tables.get(context)
+        if t is None:
+            t = self.tables[context] = weakref.WeakValueDictionary()
+        return t
+
+    def __len__(self) -> int:
+        return sum(len(t) for t in self.tables.values())
+
+
+class _Malformed(Exception):
+    """Internal: one attribute is malformed; carries its RFC 7606 outcome."""
+
+    def __init__(self, outcome: Outcome, subcode: int, reason: str) -> None:
+        self.outcome = outcome
+        self.subcode = subcode
+        self.reason = reason
+
+
+def parse_as_path(value: bytes, four: bool) -> AsPath:
+    """Decode AS_PATH / AS4_PATH segments (RFC 4271 4.3, RFC 5065, RFC 7606 7.2)."""
+    segs = []
+    i = 0
+    n = len(value)
+    width = 4 if four else 2
+    unpack = _UNPACK4 if four else _UNPACK2
+    while i < n:
+        if i + 2 > n:
+            raise _Malformed(Outcome.TREAT_AS_WITHDRAW, UpdateError.MALFORMED_AS_PATH,
+                             "AS_PATH segment header truncated")
+        seg_type = value[i]
+        count = value[i + 1]
+        if seg_type < 1 or seg_type > 4:
+            raise _Malformed(Outcome.TREAT_AS_WITHDRAW, UpdateError.MALFORMED_AS_PATH,
+                             f"AS_PATH segment type {seg_type}")
+        if count == 0:
+            raise _Malformed(Outcome.TREAT_AS_WITHDRAW, UpdateError.MALFORMED_AS_PATH,
+                             "AS_PATH segment of length 0")
+        end = i + 2 + count * width
+        if end > n:
+            raise _Malformed(Outcome.TREAT_AS_WITHDRAW, UpdateError.MALFORMED_AS_PATH,
+                             "AS_PATH segment overruns the attribute")
+        segs.append((seg_type, unpack[count](value, i + 2)))
+        i = end
+    return tuple(segs)
+
+
+def merge_as4_path(as_path: AsPath, as4_path: AsPath) -> AsPath:
+    """RFC 6793 4.2.3: rebuild the real path from AS_PATH and AS4_PATH."""
+
+    def count(path: AsPath) -> int:
+        n = 0
+        for seg_type, asns in path:
+            if seg_type == SegmentType.AS_SEQUENCE:
+                n += len(asns)
+            elif seg_type == SegmentType.AS_SET:
+                n += 1
+        return n
+
+    as4_path = tuple(
+        s for s in as4_path if s[0] in (SegmentType.AS_SEQUENCE, SegmentType.AS_SET)
+    )
+    n2 = count(as_path)
+    n4 = count(as4_path)
+    if n2 < n4:
+        return as_path  # AS4_PATH is the longer one: ignore it
+    keep = n2 - n4
+    head = []
+    for seg_type, asns in as_path:
+        if keep <= 0 and seg_type in (SegmentType.AS_SEQUENCE, SegmentType.AS_SET):
+            break
+        if seg_type == SegmentType.AS_SEQUENCE:
+            take = asns[:keep]
+            keep -= len(take)
+            if take:
+                head.append((seg_type, take))
+            if len(take) < len(asns):
+                break
+        elif seg_type == SegmentType.AS_SET:
+            head.append((seg_type, asns))
+            keep -= 1
+        else:
+            head.append((seg_type, asns))
+    # Join a trailing sequence of the head with a leading sequence of AS4_PATH.
+    if (
+        head and as4_path and head[-1][0] == SegmentType.AS_SEQUENCE
+        and as4_path[0][0] == SegmentType.AS_SEQUENCE
+        and len(head[-1][1]) + len(as4_path[0][1]) <= 255
+    ):
+        first = (SegmentType.AS_SEQUENCE, head[-1][1] + as4_path[0][1])
+        return tuple(head[:-1]) + (first,) + as4_path[1:]
+    return tuple(head) + as4_path
+
+
+__all__ = [
+    "AsPath",
+    "AttributeCache",
+    "EXPECTED_FLAGS",
+    "NotificationError",
+    "PathAttributes",
+    "Problem",
+    "merge_as4_path",
+    "pack_as_path",
+    "parse_as_path",
+]

@@ -1,0 +1,49 @@
+"""What two speakers agreed in their OPENs, as the codec needs it (RFC 5492).
+
+Passed to every decode/encode call that depends on the session: 4-octet AS
+(RFC 6793), add-path per family and direction (RFC 7911), extended messages
+(RFC 8654), extended next hop (RFC 8950), and whether the peer is internal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bgpd.wire.constants import (
+    IPV4_UNICAST,
+    IPV6_UNICAST,
+    MAX_EXTENDED_MESSAGE_LEN,
+    MAX_MESSAGE_LEN,
+)
+
+Family = tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Negotiated:
+    as4: bool = True
+    ibgp: bool = False
+    peer_as: int = 0
+    #: RFC 4271 6.3: the leftmost AS of an eBGP peer's AS_PATH must be its own.
+    enforce_first_as: bool = False
+    families: frozenset[Family] = field(default_factory=lambda: frozenset({IPV4_UNICAST, IPV6_UNICAST}))
+    #: families in which the peer's NLRI carry path identifiers
+    addpath_rx: frozenset[Family] = frozenset()
+    #: families in which we send path identifiers
+    addpath_tx: frozenset[Family] = frozenset()
+    extended_message: bool = False
+    #: (afi, safi, next-hop afi) accepted/sent per RFC 8950
+    ext_nexthop: frozenset[tuple[int, int, int]] = frozenset()
+
+    @property
+    def max_message_len(self) -> int:
+        return MAX_EXTENDED_MESSAGE_LEN if self.extended_message else MAX_MESSAGE_LEN
+
+    @property
+    def cache_context(self) -> tuple[bool, bool, int, bool]:
+        """Everything that changes how the same attribute bytes decode."""
+        return (self.as4, self.ibgp, self.peer_as if self.enforce_first_as else 0,
+                self.enforce_first_as)
+
+
+DEFAULT = Negotiated()
