@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import socket
 import struct
-import weakref
+import sys
 from collections.abc import Iterable
 
 from bgpd.wire.constants import AS_TRANS, AttrType, Origin, SegmentType, UpdateError
@@ -89,7 +89,6 @@ class PathAttributes:
         "unknown",
         "_hash",
         "_packed",
-        "__weakref__",
     )
 
     def __init__(
@@ -336,23 +335,45 @@ def _pack_attributes(a: PathAttributes, as4: bool, with_next_hop: bool) -> bytes
 class AttributeCache:
     """Interns decoded attribute sets by their raw bytes.
 
-    Values are held weakly: an attribute set lives as long as some route
-    refers to it.  One cache per decoding context (4-octet AS or not, iBGP or
-    eBGP), because the same bytes decode differently across them.
+    One table per decoding context (4-octet AS or not, iBGP or eBGP...),
+    because the same bytes decode differently across them.  Tables are plain
+    dicts (a weak-value dict costs more per UPDATE than the whole attribute
+    parse); entries that nothing else refers to any more are swept out when a
+    table has doubled since the last sweep, so the cost is amortised O(1).
     """
 
-    __slots__ = ("tables", "hits", "misses")
+    __slots__ = ("tables", "hits", "misses", "_limits")
 
     def __init__(self) -> None:
-        self.tables: dict[tuple, weakref.WeakValueDictionary] = {}
+        self.tables: dict[tuple, dict] = {}
+        self._limits: dict[tuple, int] = {}
         self.hits = 0
         self.misses = 0
 
-    def table(self, context: tuple) -> weakref.WeakValueDictionary:
+    def table(self, context: tuple) -> dict:
         t = self.tables.get(context)
         if t is None:
-            t = self.tables[context] = weakref.WeakValueDictionary()
+            t = self.tables[context] = {}
+            self._limits[id(t)] = 4096
         return t
+
+    def store(self, table: dict, key: object, value: PathAttributes) -> None:
+        table[key] = value
+        if len(table) >= self._limits[id(table)]:
+            self.sweep(table)
+
+    def sweep(self, table: dict | None = None) -> int:
+        """Drop entries only the cache holds; return how many were dropped."""
+        dropped = 0
+        getrefcount = sys.getrefcount
+        for t in [table] if table is not None else list(self.tables.values()):
+            # References: the dict, the ``v`` loop variable, getrefcount's argument.
+            dead = [k for k, v in t.items() if getrefcount(v) <= 3]
+            for k in dead:
+                del t[k]
+            dropped += len(dead)
+            self._limits[id(t)] = max(4096, 2 * len(t))
+        return dropped
 
     def __len__(self) -> int:
         return sum(len(t) for t in self.tables.values())

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from typing import Any
 
 from bgpd.wire.attributes import (
-    EXPECTED_FLAGS,
     AttributeCache,
     PathAttributes,
     _Malformed,
@@ -232,11 +231,10 @@ def decode_update(
         raise NotificationError(3, UpdateError.MALFORMED_ATTRIBUTE_LIST, b"",
                                 f"withdrawn routes length {wlen} overruns the message")
     astart = 4 + wlen
-    alen = (body[astart - 2] << 8) | body[astart - 1]
-    aend = astart + alen
+    aend = astart + ((body[astart - 2] << 8) | body[astart - 1])
     if aend > n:
         raise NotificationError(3, UpdateError.MALFORMED_ATTRIBUTE_LIST, b"",
-                                f"total path attribute length {alen} overruns the message")
+                                f"total path attribute length {aend - astart} overruns the message")
     v4_pid = IPV4_UNICAST in neg.addpath_rx
     if wlen:
         wd = body[2:astart - 2]
@@ -248,115 +246,82 @@ def decode_update(
         nlri = decode_path_prefixes(nb, 32) if v4_pid else decode_prefixes(nb, 32)
     else:
         nlri = []
-    if not alen:
+    if aend == astart:
         if nlri:
             return Update(withdrawn, None, nlri, None, None, (
-                _problem(Outcome.TREAT_AS_WITHDRAW, _ORIGIN, UpdateError.MISSING_WELL_KNOWN_ATTRIBUTE,
+                _problem(Outcome.TREAT_AS_WITHDRAW, _ORIGIN,
+                         UpdateError.MISSING_WELL_KNOWN_ATTRIBUTE,
                          "NLRI without path attributes"),), True)
         return Update(withdrawn, None, nlri)
-
-    # Pass 1: find each attribute; MP_REACH / MP_UNREACH are taken out here
-    # because their NLRI must be known whatever else is wrong (RFC 7606 5).
-    spans = []
-    mp_reach_span = mp_unreach_span = None
-    problems: list[Problem] = []
-    taw = False
-    plain = True  # no MP attributes: the raw key is the whole attribute block
-    i = astart
-    while i < aend:
-        if i + 3 > aend:
-            taw = True
-            problems.append(_problem(Outcome.TREAT_AS_WITHDRAW, 0,
-                                     UpdateError.MALFORMED_ATTRIBUTE_LIST,
-                                     "attribute header overruns the attribute list"))
-            break
-        flags = body[i]
-        code = body[i + 1]
-        if flags & 0x10:
-            if i + 4 > aend:
-                taw = True
-                problems.append(_problem(Outcome.TREAT_AS_WITHDRAW, code,
-                                         UpdateError.MALFORMED_ATTRIBUTE_LIST,
-                                         "attribute header overruns the attribute list"))
-                break
-            vs = i + 4
-            ve = vs + ((body[i + 2] << 8) | body[i + 3])
-        else:
-            vs = i + 3
-            ve = vs + body[i + 2]
-        if ve > aend:
-            taw = True
-            problems.append(_problem(Outcome.TREAT_AS_WITHDRAW, code,
-                                     UpdateError.ATTRIBUTE_LENGTH_ERROR,
-                                     f"attribute {code} overruns the attribute list"))
-            break
-        if code == _MP_REACH or code == _MP_UNREACH:
-            plain = False
-            if code == _MP_REACH:
-                if mp_reach_span is not None:
-                    raise NotificationError(3, UpdateError.MALFORMED_ATTRIBUTE_LIST, b"",
-                                            "MP_REACH_NLRI appears twice")
-                mp_reach_span = (flags, vs, ve)
-            else:
-                if mp_unreach_span is not None:
-                    raise NotificationError(3, UpdateError.MALFORMED_ATTRIBUTE_LIST, b"",
-                                            "MP_UNREACH_NLRI appears twice")
-                mp_unreach_span = (flags, vs, ve)
-        else:
-            spans.append((flags, code, vs, ve, i))
-        i = ve
-
-    mp_unreach = None
-    if mp_unreach_span is not None:
-        mp_unreach = _decode_mp_unreach(body, mp_unreach_span, neg, problems)
-    mp_nlri = None
-    mp_afi = mp_safi = 0
-    mp_nh = b""
-    if mp_reach_span is not None:
-        mp_afi, mp_safi, mp_nh, mp_nlri = _decode_mp_reach(body, mp_reach_span, neg, problems)
-
-    if not nlri and not mp_nlri:
-        # Nothing announced: the attributes mean nothing (RFC 7606 5.2 allows
-        # an UPDATE with only MP_UNREACH and no other attributes).
-        return Update(withdrawn, None, nlri, None, mp_unreach, tuple(problems), taw)
 
     if cache is None:
         cache = _DEFAULT_CACHE
     table = cache.table(neg.cache_context)
-    raw = body[astart:aend] if plain else b"".join(body[s[4]:s[3]] for s in spans)
-    base = None
-    mp_attrs = None
-    if not taw:
-        if nlri:
-            base = table.get(raw)
-        if mp_nlri:
-            mp_attrs = table.get((raw, mp_nh))
-        if (base is not None or not nlri) and (mp_attrs is not None or not mp_nlri):
+    raw = body[astart:aend]
+    if nlri:
+        # Fast path: the same attribute block seen before (no MP attributes in
+        # it, or it would not have been stored under its whole bytes).
+        base = table.get(raw)
+        if base is not None:
             cache.hits += 1
-            mp_reach = MPReach(mp_afi, mp_safi, mp_attrs, mp_nlri) if mp_nlri else None
-            return Update(withdrawn, base, nlri, mp_reach, mp_unreach, tuple(problems), False)
-    cache.misses += 1
+            return Update(withdrawn, base, nlri)
 
-    parsed, taw2 = _parse_attributes(body, spans, neg, problems, bool(nlri), bool(mp_nlri))
-    taw = taw or taw2
+    r = _Parsed(body, astart, aend, neg, bool(nlri))
+    problems = r.problems
+    mp_unreach = None
+    if r.mp_unreach_span is not None:
+        mp_unreach = _decode_mp_unreach(body, r.mp_unreach_span, neg, problems)
+    mp_nlri = None
+    mp_afi = mp_safi = 0
+    mp_nh = b""
+    if r.mp_reach_span is not None:
+        mp_afi, mp_safi, mp_nh, mp_nlri = _decode_mp_reach(body, r.mp_reach_span, neg, problems)
+
+    if not nlri and not mp_nlri:
+        # Nothing announced: the attributes mean nothing (RFC 7606 5.2 allows
+        # an UPDATE with only MP_UNREACH and no other attributes).
+        return Update(withdrawn, None, nlri, None, mp_unreach, tuple(problems), r.taw)
+
+    taw = r.finish(bool(nlri))
     if taw:
         mp_reach = MPReach(mp_afi, mp_safi, None, mp_nlri) if mp_nlri else None
         return Update(withdrawn, None, nlri, mp_reach, mp_unreach, tuple(problems), True)
     clean = not problems
-    if nlri:
-        base = PathAttributes(*parsed)
-        if clean:
-            table[raw] = base
+    plain = r.plain
+    if not plain:
+        # The intern key leaves the MP attributes out: their NLRI differ from
+        # one UPDATE to the next while the other attributes repeat.
+        parts = []
+        pos = astart
+        for hs, ve in r.pieces:
+            parts.append(body[pos:hs])
+            pos = ve
+        parts.append(body[pos:aend])
+        raw = b"".join(parts)
+    fields = r.fields
+    base = None
     mp_reach = None
+    if nlri:
+        base = table.get(raw) if not plain else None
+        if base is None:
+            base = PathAttributes(*fields)
+            if clean:
+                cache.store(table, raw, base)
     if mp_nlri:
-        nh, ll = _next_hop_strings(mp_nh)
-        fields = list(parsed)
-        fields[2] = nh
-        fields[13] = ll
-        mp_attrs = PathAttributes(*fields)
-        if clean:
-            table[(raw, mp_nh)] = mp_attrs
+        key = (raw, mp_nh)
+        mp_attrs = table.get(key)
+        if mp_attrs is None:
+            nh, ll = _next_hop_strings(mp_nh)
+            fields = list(fields)
+            fields[2] = nh
+            fields[13] = ll
+            mp_attrs = PathAttributes(*fields)
+            if clean:
+                cache.store(table, key, mp_attrs)
+        else:
+            cache.hits += 1
         mp_reach = MPReach(mp_afi, mp_safi, mp_attrs, mp_nlri)
+    cache.misses += 1
     return Update(withdrawn, base, nlri, mp_reach, mp_unreach, tuple(problems), False)
 
 
@@ -435,197 +400,342 @@ def _decode_mp_reach(body: bytes, span: tuple, neg: Negotiated, problems: list) 
     return afi, safi, nh, prefixes
 
 
-def _parse_attributes(
-    body: bytes, spans: list, neg: Negotiated, problems: list, has_v4: bool, has_mp: bool
-) -> tuple[tuple, bool]:
-    """Pass 2: decode every non-MP attribute; returns (fields, treat_as_withdraw)."""
-    origin = None
-    as_path = None
-    next_hop = None
-    med = None
-    local_pref = None
-    communities = ()
-    large = ()
-    ext = ()
-    atomic = False
-    aggregator = None
-    originator = None
-    cluster = ()
-    otc = None
-    unknown = []
-    as4_path = None
-    as4_agg = None
-    seen = 0
-    taw = False
-    as4 = neg.as4
-    ibgp = neg.ibgp
-    for flags, code, vs, ve, hs in spans:
-        exp = EXPECTED_FLAGS.get(code)
-        if exp is None:
-            if not flags & 0x80:
-                # RFC 4271 6.3: an unrecognized well-known attribute.
-                raise NotificationError(3, UpdateError.UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE,
-                                        body[hs:ve], f"unrecognized well-known attribute {code}")
-            if flags & 0x40:
-                unknown.append((flags | 0x20, code, body[vs:ve]))
-            continue
-        bit = 1 << code
-        if seen & bit:
-            problems.append(_problem(Outcome.ATTRIBUTE_DISCARD, code,
-                                     UpdateError.MALFORMED_ATTRIBUTE_LIST,
-                                     f"attribute {code} repeated; later copy discarded"))
-            continue
-        seen |= bit
-        length = ve - vs
-        try:
-            if flags & 0xC0 != exp:
-                raise _Malformed(
-                    Outcome.ATTRIBUTE_DISCARD if code in (_AS4_PATH, _AS4_AGG)
-                    else Outcome.TREAT_AS_WITHDRAW,
-                    UpdateError.ATTRIBUTE_FLAGS_ERROR, f"flags 0x{flags:02x} for attribute {code}")
-            if code == _ORIGIN:
-                if length != 1:
-                    raise _Malformed(Outcome.TREAT_AS_WITHDRAW, UpdateError.ATTRIBUTE_LENGTH_ERROR,
-                                     f"ORIGIN length {length}")
-                origin = body[vs]
-                if origin > 2:
-                    raise _Malformed(Outcome.TREAT_AS_WITHDRAW,
-                                     UpdateError.INVALID_ORIGIN_ATTRIBUTE, f"ORIGIN value {origin}")
-            elif code == _AS_PATH:
-                as_path = parse_as_path(body[vs:ve], as4)
-            elif code == _NEXT_HOP:
-                if length != 4:
-                    raise _Malformed(Outcome.TREAT_AS_WITHDRAW, UpdateError.ATTRIBUTE_LENGTH_ERROR,
-                                     f"NEXT_HOP length {length}")
-                first = body[vs]
-                if first >= 224 or (first == 0 and body[vs:ve] == b"\x00\x00\x00\x00"):
-                    if has_v4:
-                        raise _Malformed(Outcome.TREAT_AS_WITHDRAW,
-                                         UpdateError.INVALID_NEXT_HOP_ATTRIBUTE,
-                                         f"NEXT_HOP {_ntoa(body[vs:ve])} is not a unicast address")
-                next_hop = _ntoa(body[vs:ve])
-            elif code == _MED:
-                if length != 4:
-                    raise _Malformed(Outcome.TREAT_AS_WITHDRAW, UpdateError.ATTRIBUTE_LENGTH_ERROR,
-                                     f"MULTI_EXIT_DISC length {length}")
-                med = _U32.unpack_from(body, vs)[0]
-            elif code == _COMMUNITIES:
-                if not length or length & 3:
-                    raise _Malformed(Outcome.TREAT_AS_WITHDRAW, UpdateError.ATTRIBUTE_LENGTH_ERROR,
-                                     f"COMMUNITIES length {length}")
-                communities = struct.unpack_from(f"!{length >> 2}I", body, vs)
-            elif code == _LOCAL_PREF:
-                if length != 4:
-                    raise _Malformed(Outcome.TREAT_AS_WITHDRAW, UpdateError.ATTRIBUTE_LENGTH_ERROR,
-                                     f"LOCAL_PREF length {length}")
-                if ibgp:
-                    local_pref = _U32.unpack_from(body, vs)[0]
-                # RFC 4271 5.1.5: from an external peer it is ignored.
-            elif code == _LARGE:
-                if not length or length % 12:
-                    raise _Malformed(Outcome.TREAT_AS_WITHDRAW, UpdateError.ATTRIBUTE_LENGTH_ERROR,
-                                     f"LARGE_COMMUNITIES length {length}")
-                vals = struct.unpack_from(f"!{length >> 2}I", body, vs)
-                large = tuple(zip(vals[0::3], vals[1::3], vals[2::3], strict=True))
-            elif code == _EXT_COMM:
-                if not length or length & 7:
-                    raise _Malformed(Outcome.TREAT_AS_WITHDRAW, UpdateError.ATTRIBUTE_LENGTH_ERROR,
-                                     f"EXTENDED_COMMUNITIES length {length}")
-                ext = tuple(body[j:j + 8] for j in range(vs, ve, 8))
-            elif code == _ATOMIC:
-                if length != 0:
-                    raise _Malformed(Outcome.ATTRIBUTE_DISCARD, UpdateError.ATTRIBUTE_LENGTH_ERROR,
-                                     f"ATOMIC_AGGREGATE length {length}")
-                atomic = True
-            elif code == _AGGREGATOR:
-                if as4:
-                    if length != 8:
-                        raise _Malformed(Outcome.ATTRIBUTE_DISCARD,
-                                         UpdateError.ATTRIBUTE_LENGTH_ERROR,
-                                         f"AGGREGATOR length {length}")
-                    aggregator = (_U32.unpack_from(body, vs)[0], _ntoa(body[vs + 4:ve]))
-                else:
-                    if length != 6:
-                        raise _Malformed(Outcome.ATTRIBUTE_DISCARD,
-                                         UpdateError.ATTRIBUTE_LENGTH_ERROR,
-                                         f"AGGREGATOR length {length}")
-                    aggregator = ((body[vs] << 8) | body[vs + 1], _ntoa(body[vs + 2:ve]))
-            elif code == _ORIGINATOR:
-                if length != 4:
-                    raise _Malformed(Outcome.TREAT_AS_WITHDRAW, UpdateError.ATTRIBUTE_LENGTH_ERROR,
-                                     f"ORIGINATOR_ID length {length}")
-                if ibgp:
-                    originator = _ntoa(body[vs:ve])
-                else:
-                    raise _Malformed(Outcome.ATTRIBUTE_DISCARD, UpdateError.OPTIONAL_ATTRIBUTE_ERROR,
-                                     "ORIGINATOR_ID from an external peer")
-            elif code == _CLUSTER:
-                if not length or length & 3:
-                    raise _Malformed(Outcome.TREAT_AS_WITHDRAW, UpdateError.ATTRIBUTE_LENGTH_ERROR,
-                                     f"CLUSTER_LIST length {length}")
-                if ibgp:
-                    cluster = tuple(_ntoa(body[j:j + 4]) for j in range(vs, ve, 4))
-                else:
-                    raise _Malformed(Outcome.ATTRIBUTE_DISCARD, UpdateError.OPTIONAL_ATTRIBUTE_ERROR,
-                                     "CLUSTER_LIST from an external peer")
-            elif code == _AS4_PATH:
-                if as4:
-                    # RFC 6793 4.1: a NEW speaker ignores AS4_PATH from a NEW speaker.
-                    raise _Malformed(Outcome.ATTRIBUTE_DISCARD, UpdateError.OPTIONAL_ATTRIBUTE_ERROR,
-                                     "AS4_PATH from a 4-octet-AS speaker")
-                try:
-                    as4_path = parse_as_path(body[vs:ve], True)
-                except _Malformed as e:
-                    raise _Malformed(Outcome.ATTRIBUTE_DISCARD, e.subcode,
-                                     "AS4_PATH: " + e.reason) from None
-            elif code == _AS4_AGG:
-                if as4:
-                    raise _Malformed(Outcome.ATTRIBUTE_DISCARD, UpdateError.OPTIONAL_ATTRIBUTE_ERROR,
-                                     "AS4_AGGREGATOR from a 4-octet-AS speaker")
-                if length != 8:
-                    raise _Malformed(Outcome.ATTRIBUTE_DISCARD, UpdateError.ATTRIBUTE_LENGTH_ERROR,
-                                     f"AS4_AGGREGATOR length {length}")
-                as4_agg = (_U32.unpack_from(body, vs)[0], _ntoa(body[vs + 4:ve]))
-            elif code == _OTC:
-                if length != 4:
-                    raise _Malformed(Outcome.TREAT_AS_WITHDRAW, UpdateError.ATTRIBUTE_LENGTH_ERROR,
-                                     f"OTC length {length}")
-                otc = _U32.unpack_from(body, vs)[0]
-        except _Malformed as e:
-            problems.append(_problem(e.outcome, code, e.subcode, e.reason))
-            if e.outcome is Outcome.TREAT_AS_WITHDRAW:
+_DUP = "attribute {} repeated; later copy discarded"
+
+
+class _Parsed:
+    """One pass over the path attributes: headers, flags, values (RFC 7606)."""
+
+    __slots__ = ("fields", "problems", "taw", "plain", "pieces", "mp_reach_span",
+                 "mp_unreach_span", "_origin", "_as_path", "_next_hop", "_as4_path", "_as4_agg",
+                 "_neg")
+
+    def __init__(self, body: bytes, i: int, aend: int, neg: Negotiated, has_v4: bool) -> None:
+        origin = as_path = next_hop = med = local_pref = communities = large = ext = None
+        aggregator = originator = cluster = otc = as4_path = as4_agg = None
+        atomic = False
+        unknown = None
+        problems: list[Problem] = []
+        pieces = []
+        taw = False
+        mp_reach_span = mp_unreach_span = None
+        as4 = neg.as4
+        ibgp = neg.ibgp
+        while i < aend:
+            if i + 3 > aend:
                 taw = True
+                problems.append(_problem(Outcome.TREAT_AS_WITHDRAW, 0,
+                                         UpdateError.MALFORMED_ATTRIBUTE_LIST,
+                                         "attribute header overruns the attribute list"))
+                break
+            flags = body[i]
+            code = body[i + 1]
+            if flags & 0x10:
+                if i + 4 > aend:
+                    taw = True
+                    problems.append(_problem(Outcome.TREAT_AS_WITHDRAW, code,
+                                             UpdateError.MALFORMED_ATTRIBUTE_LIST,
+                                             "attribute header overruns the attribute list"))
+                    break
+                vs = i + 4
+                ve = vs + ((body[i + 2] << 8) | body[i + 3])
+            else:
+                vs = i + 3
+                ve = vs + body[i + 2]
+            if ve > aend:
+                taw = True
+                problems.append(_problem(Outcome.TREAT_AS_WITHDRAW, code,
+                                         UpdateError.ATTRIBUTE_LENGTH_ERROR,
+                                         f"attribute {code} overruns the attribute list"))
+                break
+            hs = i
+            i = ve
+            if code == 14 or code == 15:
+                if code == 14:
+                    if mp_reach_span is not None:
+                        raise NotificationError(3, UpdateError.MALFORMED_ATTRIBUTE_LIST, b"",
+                                                "MP_REACH_NLRI appears twice")
+                    mp_reach_span = (flags, vs, ve)
+                    pieces.append((hs, ve))
+                else:
+                    if mp_unreach_span is not None:
+                        raise NotificationError(3, UpdateError.MALFORMED_ATTRIBUTE_LIST, b"",
+                                                "MP_UNREACH_NLRI appears twice")
+                    mp_unreach_span = (flags, vs, ve)
+                    pieces.append((hs, ve))
+                continue
+            length = ve - vs
+            fl = flags & 0xC0
+            # Each branch: duplicate check (RFC 7606 3(g): keep the first),
+            # flags check (3(c)), length and value checks (section 7).
+            try:
+                if code == 1:  # ORIGIN
+                    if origin is not None:
+                        raise _Dup
+                    if fl != 0x40:
+                        raise _flags(code, flags)
+                    if length != 1:
+                        raise _Malformed(_TAW, _LEN_ERR, f"ORIGIN length {length}")
+                    origin = body[vs]
+                    if origin > 2:
+                        raise _Malformed(_TAW, UpdateError.INVALID_ORIGIN_ATTRIBUTE,
+                                         f"ORIGIN value {origin}")
+                elif code == 2:  # AS_PATH
+                    if as_path is not None:
+                        raise _Dup
+                    if fl != 0x40:
+                        as_path = ()
+                        raise _flags(code, flags)
+                    as_path = ()
+                    as_path = parse_as_path(body[vs:ve], as4)
+                elif code == 3:  # NEXT_HOP
+                    if next_hop is not None:
+                        raise _Dup
+                    next_hop = ""
+                    if fl != 0x40:
+                        raise _flags(code, flags)
+                    if length != 4:
+                        raise _Malformed(_TAW, _LEN_ERR, f"NEXT_HOP length {length}")
+                    next_hop = _ntoa(body[vs:ve])
+                    first = body[vs]
+                    if has_v4 and (first >= 224 or next_hop == "0.0.0.0"):
+                        raise _Malformed(_TAW, UpdateError.INVALID_NEXT_HOP_ATTRIBUTE,
+                                         f"NEXT_HOP {next_hop} is not a unicast address")
+                elif code == 8:  # COMMUNITIES
+                    if communities is not None:
+                        raise _Dup
+                    communities = ()
+                    if fl != 0xC0:
+                        raise _flags(code, flags)
+                    if not length or length & 3:
+                        raise _Malformed(_TAW, _LEN_ERR, f"COMMUNITIES length {length}")
+                    communities = _unpack_n(length >> 2, body, vs)
+                elif code == 4:  # MULTI_EXIT_DISC
+                    if med is not None:
+                        raise _Dup
+                    med = -1
+                    if fl != 0x80:
+                        raise _flags(code, flags)
+                    if length != 4:
+                        raise _Malformed(_TAW, _LEN_ERR, f"MULTI_EXIT_DISC length {length}")
+                    med = _U32.unpack_from(body, vs)[0]
+                elif code == 5:  # LOCAL_PREF
+                    if local_pref is not None:
+                        raise _Dup
+                    local_pref = -1
+                    if fl != 0x40:
+                        raise _flags(code, flags)
+                    if length != 4:
+                        raise _Malformed(_TAW, _LEN_ERR, f"LOCAL_PREF length {length}")
+                    # RFC 4271 5.1.5: from an external peer it is ignored.
+                    local_pref = _U32.unpack_from(body, vs)[0] if ibgp else -2
+                elif code == 32:  # LARGE_COMMUNITIES
+                    if large is not None:
+                        raise _Dup
+                    large = ()
+                    if fl != 0xC0:
+                        raise _flags(code, flags)
+                    if not length or length % 12:
+                        raise _Malformed(_TAW, _LEN_ERR, f"LARGE_COMMUNITIES length {length}")
+                    vals = _unpack_n(length >> 2, body, vs)
+                    large = tuple(zip(vals[0::3], vals[1::3], vals[2::3], strict=True))
+                elif code == 16:  # EXTENDED_COMMUNITIES
+                    if ext is not None:
+                        raise _Dup
+                    ext = ()
+                    if fl != 0xC0:
+                        raise _flags(code, flags)
+                    if not length or length & 7:
+                        raise _Malformed(_TAW, _LEN_ERR, f"EXTENDED_COMMUNITIES length {length}")
+                    ext = tuple(body[j:j + 8] for j in range(vs, ve, 8))
+                elif code == 6:  # ATOMIC_AGGREGATE
+                    if atomic:
+                        raise _Dup
+                    if fl != 0x40:
+                        raise _flags(code, flags)
+                    if length != 0:
+                        raise _Malformed(_DISCARD, _LEN_ERR, f"ATOMIC_AGGREGATE length {length}")
+                    atomic = True
+                elif code == 7:  # AGGREGATOR
+                    if aggregator is not None:
+                        raise _Dup
+                    aggregator = ()
+                    if fl != 0xC0:
+                        raise _flags(code, flags)
+                    if length != (8 if as4 else 6):
+                        raise _Malformed(_DISCARD, _LEN_ERR, f"AGGREGATOR length {length}")
+                    if as4:
+                        aggregator = (_U32.unpack_from(body, vs)[0], _ntoa(body[vs + 4:ve]))
+                    else:
+                        aggregator = ((body[vs] << 8) | body[vs + 1], _ntoa(body[vs + 2:ve]))
+                elif code == 9:  # ORIGINATOR_ID
+                    if originator is not None:
+                        raise _Dup
+                    originator = ""
+                    if fl != 0x80:
+                        raise _flags(code, flags)
+                    if length != 4:
+                        raise _Malformed(_TAW, _LEN_ERR, f"ORIGINATOR_ID length {length}")
+                    if not ibgp:
+                        raise _Malformed(_DISCARD, _OPT_ERR, "ORIGINATOR_ID from an external peer")
+                    originator = _ntoa(body[vs:ve])
+                elif code == 10:  # CLUSTER_LIST
+                    if cluster is not None:
+                        raise _Dup
+                    cluster = ()
+                    if fl != 0x80:
+                        raise _flags(code, flags)
+                    if not length or length & 3:
+                        raise _Malformed(_TAW, _LEN_ERR, f"CLUSTER_LIST length {length}")
+                    if not ibgp:
+                        raise _Malformed(_DISCARD, _OPT_ERR, "CLUSTER_LIST from an external peer")
+                    cluster = tuple(_ntoa(body[j:j + 4]) for j in range(vs, ve, 4))
+                elif code == 17:  # AS4_PATH
+                    if as4_path is not None:
+                        raise _Dup
+                    as4_path = ()
+                    if fl != 0xC0:
+                        raise _Malformed(_DISCARD, _FLAGS_ERR, f"flags 0x{flags:02x} for AS4_PATH")
+                    if as4:
+                        # RFC 6793 4.1: ignored from a 4-octet-AS speaker.
+                        raise _Malformed(_DISCARD, _OPT_ERR, "AS4_PATH from a 4-octet-AS speaker")
+                    try:
+                        as4_path = parse_as_path(body[vs:ve], True)
+                    except _Malformed as e:
+                        raise _Malformed(_DISCARD, e.subcode, "AS4_PATH: " + e.reason) from None
+                elif code == 18:  # AS4_AGGREGATOR
+                    if as4_agg is not None:
+                        raise _Dup
+                    as4_agg = ()
+                    if fl != 0xC0:
+                        raise _Malformed(_DISCARD, _FLAGS_ERR,
+                                         f"flags 0x{flags:02x} for AS4_AGGREGATOR")
+                    if as4:
+                        raise _Malformed(_DISCARD, _OPT_ERR,
+                                         "AS4_AGGREGATOR from a 4-octet-AS speaker")
+                    if length != 8:
+                        raise _Malformed(_DISCARD, _LEN_ERR, f"AS4_AGGREGATOR length {length}")
+                    as4_agg = (_U32.unpack_from(body, vs)[0], _ntoa(body[vs + 4:ve]))
+                elif code == 35:  # OTC
+                    if otc is not None:
+                        raise _Dup
+                    otc = -1
+                    if fl != 0xC0:
+                        raise _flags(code, flags)
+                    if length != 4:
+                        raise _Malformed(_TAW, _LEN_ERR, f"OTC length {length}")
+                    otc = _U32.unpack_from(body, vs)[0]
+                elif not flags & 0x80:
+                    # RFC 4271 6.3: an unrecognized well-known attribute.
+                    raise NotificationError(3, UpdateError.UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE,
+                                            body[hs:ve], f"unrecognized well-known attribute {code}")
+                elif flags & 0x40:
+                    # Unknown optional transitive: pass it on, marked Partial.
+                    if unknown is None:
+                        unknown = []
+                    elif any(u[1] == code for u in unknown):
+                        raise _Dup
+                    unknown.append((flags | 0x20, code, body[vs:ve]))
+                # unknown optional non-transitive: quietly ignored (RFC 4271 5)
+            except _DupType:
+                problems.append(_problem(_DISCARD, code, UpdateError.MALFORMED_ATTRIBUTE_LIST,
+                                         _DUP.format(code)))
+            except _Malformed as e:
+                problems.append(_problem(e.outcome, code, e.subcode, e.reason))
+                if e.outcome is _TAW:
+                    taw = True
+        self.problems = problems
+        self.taw = taw
+        self.pieces = pieces
+        self.plain = mp_reach_span is None and mp_unreach_span is None
+        self.mp_reach_span = mp_reach_span
+        self.mp_unreach_span = mp_unreach_span
+        self._origin = origin
+        self._as_path = as_path
+        self._next_hop = next_hop
+        self._as4_path = as4_path
+        self._as4_agg = as4_agg
+        self._neg = neg
+        # Placeholders used above for "seen but bad" become "absent".
+        if med == -1:
+            med = None
+        if local_pref is not None and local_pref < 0:
+            local_pref = None
+        if otc == -1:
+            otc = None
+        if aggregator == ():
+            aggregator = None
+        if originator == "":
+            originator = None
+        if next_hop == "":
+            next_hop = None
+        self.fields = (origin, as_path, next_hop, med, local_pref, communities or (), large or (),
+                       ext or (), atomic, aggregator, originator, cluster or (), otc, None,
+                       tuple(unknown) if unknown else ())
 
-    if origin is None or as_path is None or (has_v4 and next_hop is None):
-        missing = (_ORIGIN if origin is None else _AS_PATH if as_path is None else _NEXT_HOP)
-        if not taw or missing not in {p.attr_type for p in problems}:
-            problems.append(_problem(Outcome.TREAT_AS_WITHDRAW, missing,
-                                     UpdateError.MISSING_WELL_KNOWN_ATTRIBUTE,
+    def finish(self, has_v4: bool) -> bool:
+        """Mandatory-attribute checks and RFC 6793 merging; True means treat-as-withdraw."""
+        if self.taw:
+            return True
+        problems = self.problems
+        fields = self.fields
+        origin, as_path, next_hop = fields[0], fields[1], fields[2]
+        if origin is None or as_path is None or (has_v4 and next_hop is None):
+            missing = _ORIGIN if origin is None else _AS_PATH if as_path is None else _NEXT_HOP
+            problems.append(_problem(_TAW, missing, UpdateError.MISSING_WELL_KNOWN_ATTRIBUTE,
                                      f"missing well-known attribute {AttrType(missing).name}"))
-        taw = True
-    if taw:
-        return (), True
+            self.taw = True
+            return True
+        neg = self._neg
+        as4_path = self._as4_path
+        as4_agg = self._as4_agg
+        if not neg.as4 and (as4_path or as4_agg):
+            aggregator = fields[9]
+            # RFC 6793 4.2.3
+            if aggregator is not None and aggregator[0] != AS_TRANS:
+                as4_path = None
+            elif as4_agg:
+                aggregator = as4_agg
+            if as4_path:
+                as_path = merge_as4_path(as_path, as4_path)
+            f = list(fields)
+            f[1] = as_path
+            f[9] = aggregator
+            self.fields = fields = tuple(f)
+        if neg.enforce_first_as:
+            first = None
+            if as_path and as_path[0][0] == SegmentType.AS_SEQUENCE:
+                first = as_path[0][1][0]
+            if first != neg.peer_as:
+                problems.append(_problem(_TAW, _AS_PATH, UpdateError.MALFORMED_AS_PATH,
+                                         f"AS_PATH does not start with the peer's AS {neg.peer_as}"))
+                self.taw = True
+                return True
+        return False
 
-    if not as4 and (as4_path is not None or as4_agg is not None):
-        # RFC 6793 4.2.3
-        if aggregator is not None and aggregator[0] != AS_TRANS:
-            as4_path = None
-        elif as4_agg is not None:
-            aggregator = as4_agg
-        if as4_path is not None:
-            as_path = merge_as4_path(as_path, as4_path)
 
-    if neg.enforce_first_as:
-        first = None
-        if as_path and as_path[0][0] == SegmentType.AS_SEQUENCE:
-            first = as_path[0][1][0]
-        if first != neg.peer_as:
-            problems.append(_problem(Outcome.TREAT_AS_WITHDRAW, _AS_PATH,
-                                     UpdateError.MALFORMED_AS_PATH,
-                                     f"AS_PATH does not start with the peer's AS {neg.peer_as}"))
-            return (), True
-    return (origin, as_path, next_hop, med, local_pref, communities, large, ext, atomic,
-            aggregator, originator, cluster, otc, None, tuple(unknown)), False
+class _DupType(Exception):
+    pass
+
+
+_Dup = _DupType()
+_TAW = Outcome.TREAT_AS_WITHDRAW
+_DISCARD = Outcome.ATTRIBUTE_DISCARD
+_LEN_ERR = UpdateError.ATTRIBUTE_LENGTH_ERROR
+_OPT_ERR = UpdateError.OPTIONAL_ATTRIBUTE_ERROR
+_FLAGS_ERR = UpdateError.ATTRIBUTE_FLAGS_ERROR
+_UNPACK_N: dict[int, Callable] = {}
+
+
+def _unpack_n(count: int, data: bytes, offset: int) -> tuple[int, ...]:
+    f = _UNPACK_N.get(count)
+    if f is None:
+        f = _UNPACK_N[count] = struct.Struct(f"!{count}I").unpack_from
+    return f(data, offset)
+
+
+def _flags(code: int, flags: int) -> _Malformed:
+    return _Malformed(_TAW, _FLAGS_ERR, f"flags 0x{flags:02x} for attribute {code}")
 
 
 def _header(length: int, msg_type: int) -> bytes:

@@ -1,0 +1,886 @@
+"""Configuration: a TOML file -> validated, frozen attrs records.
+
+Everything the daemon runs from is checked here, before any service starts, and
+every problem is reported with the dotted key that caused it and the reason
+(DESIGN.md: "config -> an error naming the key").  All problems in a file are
+collected and reported together, so one edit-check cycle fixes them all.
+
+The limits come from the protocol:
+
+- RFC 4271 section 4.2 / 10: Hold Time is 0 or at least 3 seconds;
+  ConnectRetryTime; section 8.1.1 DelayOpen / IdleHoldTime (DampPeerOscillations).
+- RFC 6793: 4-octet AS numbers; AS_TRANS (23456) is not a real AS.
+- RFC 7607: AS 0 must not be used.
+- RFC 6286: the BGP Identifier is any non-zero 4-octet value (written as IPv4).
+- RFC 4456: CLUSTER_ID and route-reflector clients (iBGP only).
+- RFC 7947: route-server clients (eBGP only).
+- RFC 9234: BGP roles, eBGP only; strict mode needs a role.
+- RFC 4760: address families; RFC 7911: ADD-PATH; RFC 8654: extended messages;
+  RFC 2918: route refresh; RFC 4724 section 3: Restart Time is a 12-bit field.
+- RFC 2385 / Linux TCP_MD5SIG_MAXKEYLEN: MD5 keys are 1..80 bytes.
+- RFC 5082: GTSM, hop counts 1..254.
+- RFC 4486 section 4: maximum-prefix limits (Cease subcode 1).
+- RFC 8212: with no policy configured, eBGP routes are neither accepted nor
+  advertised; that default is resolved here into an explicit policy chain.
+
+Records compare with ``==`` by value: on reload, a neighbor whose
+``NeighborConfig`` differs from the running one has changed (every setting that
+is inherited from ``[bgp]`` is copied into the neighbor record, so a change there
+shows up in each affected neighbor).  ``Config.neighbor_changes`` does that diff.
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import ipaddress
+import re
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from bgpd.wire.constants import AS_TRANS, FAMILY_NAMES, IPV4_UNICAST, IPV6_UNICAST
+
+__all__ = [
+    "ADD_PATH_MODES",
+    "BUILTIN_POLICIES",
+    "FAMILIES",
+    "ROLES",
+    "BgpConfig",
+    "Config",
+    "ConfigError",
+    "ConfigErrors",
+    "MaxPrefix",
+    "NeighborChanges",
+    "NeighborConfig",
+    "config_from_dict",
+    "load_config",
+    "parse_config",
+]
+
+IPV4_UNICAST_NAME = FAMILY_NAMES[IPV4_UNICAST]
+IPV6_UNICAST_NAME = FAMILY_NAMES[IPV6_UNICAST]
+FAMILIES = (IPV4_UNICAST_NAME, IPV6_UNICAST_NAME)
+BUILTIN_POLICIES = ("accept-all", "reject-all")
+ROLES = ("provider", "customer", "rs", "rs-client", "peer")  # RFC 9234 section 4.1
+ADD_PATH_MODES = ("off", "receive", "send", "both")
+
+MAX_AS = 4294967295
+TCP_MD5SIG_MAXKEYLEN = 80  # linux/tcp.h
+MAX_RESTART_TIME = 4095  # RFC 4724 section 3: 12 bits
+MAX_DELAY_OPEN_TIME = 240
+
+
+# -- errors -------------------------------------------------------------------
+
+
+class ConfigError(Exception):
+    """One problem in the configuration: the dotted key path and the reason.
+
+    For TOML syntax errors ``key`` is the file name and ``line``/``column``
+    are set when tomllib reported them.
+    """
+
+    def __init__(self, key: str, reason: str, line: int | None = None, column: int | None = None) -> None:
+        super().__init__(key, reason)
+        self.key = key
+        self.reason = reason
+        self.line = line
+        self.column = column
+
+    def __str__(self) -> str:
+        return f"config error at {self.key}: {self.reason}"
+
+    @property
+    def errors(self) -> list[ConfigError]:
+        """Every problem; a single error is a list of itself, so callers can always iterate."""
+        return [self]
+
+
+class ConfigErrors(ConfigError):
+    """All the problems found in one configuration, in document order.
+
+    ``key`` and ``reason`` are those of the first; ``str()`` is one line per error.
+    """
+
+    def __init__(self, errors: Iterable[ConfigError]) -> None:
+        errs = list(errors)
+        if not errs:
+            raise ValueError("ConfigErrors needs at least one error")
+        super().__init__(errs[0].key, errs[0].reason, errs[0].line, errs[0].column)
+        self.args = (errs,)
+        self._errors = errs
+
+    def __str__(self) -> str:
+        return "\n".join(str(e) for e in self._errors)
+
+    @property
+    def errors(self) -> list[ConfigError]:
+        """Every problem, in document order."""
+        return list(self._errors)
+
+
+# -- records ------------------------------------------------------------------
+
+
+@attrs.frozen
+class MaxPrefix:
+    """A per-family limit on prefixes accepted from one neighbor (RFC 4486 section 4).
+
+    ``restart_time`` 0 means the session stays down after the limit is hit,
+    until an operator restarts it.
+    """
+
+    limit: int
+    warning_percent: int = 90
+    restart_time: int = 0
+
+
+def _max_prefix_pairs(
+    value: Mapping[str, MaxPrefix] | Iterable[tuple[str, MaxPrefix]],
+) -> tuple[tuple[str, MaxPrefix], ...]:
+    # Sorted, so that the same limits written in another order compare equal.
+    items = value.items() if isinstance(value, Mapping) else value
+    return tuple(sorted(items, key=lambda pair: pair[0]))
+
+
+def _hide_secret(value: str | None) -> str:
+    # Configs end up in logs and tracebacks; the key must not.
+    return "None" if value is None else "'<hidden>'"
+
+
+@attrs.frozen
+class NeighborConfig:
+    """One configured peer, with every default already resolved.
+
+    Built by `config_from_dict`, which validates; building one directly (in
+    tests) skips validation.  Addresses are normalised strings.
+    """
+
+    address: str
+    remote_as: int
+    local_as: int
+    description: str | None = None
+    enabled: bool = True
+    passive: bool = False
+    local_address: str | None = None
+    port: int = 179
+    hold_time: int = 90
+    connect_retry_time: int = 120
+    idle_hold_time: int = 5
+    max_idle_hold_time: int = 300
+    delay_open_time: int = 0
+    families: tuple[str, ...] = attrs.field(converter=tuple)
+    md5_password: str | None = attrs.field(default=None, repr=_hide_secret)
+    ttl_security: int | None = None
+    max_prefix: tuple[tuple[str, MaxPrefix], ...] = attrs.field(default=(), converter=_max_prefix_pairs)
+    import_policy: tuple[str, ...] = attrs.field(converter=tuple)
+    export_policy: tuple[str, ...] = attrs.field(converter=tuple)
+    route_reflector_client: bool = False
+    route_server_client: bool = False
+    next_hop_self: bool = False
+    role: str | None = None
+    strict_role: bool = False
+    add_path: str = "off"
+    graceful_restart: bool = True
+    graceful_restart_time: int = 120
+    extended_message: bool = True
+    route_refresh: bool = True
+
+    @families.default
+    def _default_families(self) -> tuple[str, ...]:
+        return (IPV6_UNICAST_NAME,) if ":" in self.address else (IPV4_UNICAST_NAME,)
+
+    @import_policy.default
+    def _default_import_policy(self) -> tuple[str, ...]:
+        return _rfc8212_default(self.remote_as, self.local_as)
+
+    @export_policy.default
+    def _default_export_policy(self) -> tuple[str, ...]:
+        return _rfc8212_default(self.remote_as, self.local_as)
+
+    @property
+    def is_ebgp(self) -> bool:
+        """True when the peer is in another AS (as seen from this session's local AS)."""
+        return self.remote_as != self.local_as
+
+    @property
+    def ip_version(self) -> int:
+        """4 or 6: the family of the transport address."""
+        return 6 if ":" in self.address else 4
+
+    def max_prefix_for(self, family: str) -> MaxPrefix | None:
+        """The prefix limit for ``family``, or None when there is none."""
+        for name, limit in self.max_prefix:
+            if name == family:
+                return limit
+        return None
+
+
+@attrs.frozen
+class BgpConfig:
+    """The ``[bgp]`` table: this speaker's identity, listeners and timer defaults."""
+
+    local_as: int
+    router_id: str
+    listen_addresses: tuple[str, ...] = attrs.field(default=("0.0.0.0", "::"), converter=tuple)
+    listen_port: int = 179
+    hold_time: int = 90
+    connect_retry_time: int = 120
+    idle_hold_time: int = 5
+    max_idle_hold_time: int = 300
+    cluster_id: str = attrs.field()
+
+    @cluster_id.default
+    def _default_cluster_id(self) -> str:
+        return self.router_id
+
+
+@attrs.frozen
+class NeighborChanges:
+    """What differs between two configs' neighbor lists, as normalised addresses."""
+
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: tuple[str, ...]
+
+
+def _lookup_address(address: str) -> str | None:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    # A dual-stack listener on "::" reports IPv4 peers as ::ffff:a.b.c.d.
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
+
+
+@attrs.frozen
+class Config:
+    """The whole validated configuration."""
+
+    bgp: BgpConfig
+    neighbors: tuple[NeighborConfig, ...] = attrs.field(default=(), converter=tuple)
+    _by_address: dict[str, NeighborConfig] = attrs.field(init=False, repr=False, eq=False, hash=False)
+
+    @_by_address.default
+    def _index(self) -> dict[str, NeighborConfig]:
+        return {n.address: n for n in self.neighbors}
+
+    def neighbor(self, address: str) -> NeighborConfig | None:
+        """The neighbor configured at ``address`` (any spelling of it), or None.
+
+        IPv4-mapped IPv6 addresses find the IPv4 neighbor.
+        """
+        key = _lookup_address(address)
+        return None if key is None else self._by_address.get(key)
+
+    def neighbor_changes(self, new: Config) -> NeighborChanges:
+        """Compare this (running) config with ``new``: neighbors added, removed, changed."""
+        old_map, new_map = self._by_address, new._by_address
+        return NeighborChanges(
+            added=tuple(a for a in new_map if a not in old_map),
+            removed=tuple(a for a in old_map if a not in new_map),
+            changed=tuple(a for a in new_map if a in old_map and old_map[a] != new_map[a]),
+        )
+
+
+def _rfc8212_default(remote_as: int, local_as: int) -> tuple[str, ...]:
+    return ("reject-all",) if remote_as != local_as else ("accept-all",)
+
+
+# -- public entry points --------------------------------------------------------
+
+_TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+def load_config(path: str) -> Config:
+    """Read, parse and validate the TOML file at ``path``.
+
+    Raises `ConfigError` for an unreadable file or a syntax error, and
+    `ConfigErrors` for everything else found wrong.
+    """
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise ConfigError(path, f"cannot read the file: {e.strerror or e}") from None
+    try:
+        text = raw.decode("utf-8")  # TOML 1.0: a document is UTF-8
+    except UnicodeDecodeError as e:
+        raise ConfigError(path, f"not valid UTF-8 at byte {e.start}") from None
+    return parse_config(text, source=path)
+
+
+def parse_config(text: str, source: str = "<string>") -> Config:
+    """Parse and validate TOML ``text``; ``source`` names it in syntax errors."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        msg = str(e)
+        m = _TOML_POSITION.search(msg)
+        line, column = (int(m.group(1)), int(m.group(2))) if m else (None, None)
+        raise ConfigError(source, f"TOML syntax error: {msg}", line, column) from None
+    return config_from_dict(data)
+
+
+def config_from_dict(d: Mapping[str, Any]) -> Config:
+    """Validate an already-parsed document (as tomllib returns it).
+
+    Raises `ConfigErrors` listing every problem found.
+    """
+    v = _Validator()
+    config = v.config(d)
+    if v.errors:
+        raise ConfigErrors(v.errors)
+    assert config is not None
+    return config
+
+
+# -- validation -----------------------------------------------------------------
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+BGP_KEYS = (
+    "local_as",
+    "router_id",
+    "listen_addresses",
+    "listen_port",
+    "hold_time",
+    "connect_retry_time",
+    "idle_hold_time",
+    "max_idle_hold_time",
+    "cluster_id",
+)
+NEIGHBOR_KEYS = tuple(f.name for f in attrs.fields(NeighborConfig))
+MAX_PREFIX_KEYS = tuple(f.name for f in attrs.fields(MaxPrefix))
+TOP_KEYS = ("bgp", "neighbors")
+
+# Settings a neighbor inherits from [bgp] when it does not set them.
+_INHERITED = ("local_as", "hold_time", "connect_retry_time", "idle_hold_time", "max_idle_hold_time")
+
+
+class _Invalid:
+    """Marks a value that failed validation (already reported)."""
+
+    def __repr__(self) -> str:
+        return "<invalid>"
+
+
+INVALID: Any = _Invalid()
+_REQUIRED: Any = object()
+
+
+def _join(path: str, name: str) -> str:
+    if not _BARE_KEY.fullmatch(name):
+        name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"{path}.{name}" if path else name
+
+
+def _describe(value: object) -> str:
+    """Name a TOML value's type and show it, for 'got ...' in messages."""
+    if isinstance(value, bool):
+        return f"a boolean ({'true' if value else 'false'})"
+    if isinstance(value, int):
+        return f"an integer ({value})"
+    if isinstance(value, float):
+        return f"a float ({value!r})"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"a string ({shown!r})"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, datetime.datetime):
+        return "a date-time"
+    if isinstance(value, datetime.date):
+        return "a date"
+    if isinstance(value, datetime.time):
+        return "a time"
+    return f"a {type(value).__name__}"
+
+
+def _int_range(lo: int, hi: int | None = None) -> tuple[str, Callable[[int], bool]]:
+    if hi is None:
+        return f"an integer >= {lo}", lambda n: n >= lo
+    return f"an integer from {lo} to {hi}", lambda n: lo <= n <= hi
+
+
+_HOLD_TIME = ("0 or an integer from 3 to 65535", lambda n: n == 0 or 3 <= n <= 65535)
+
+
+def _check_as(n: int) -> str | None:
+    if not 1 <= n <= MAX_AS:
+        return f"must be an AS number from 1 to {MAX_AS}, got {n}"
+    if n == AS_TRANS:
+        return f"{AS_TRANS} is AS_TRANS (RFC 6793), a placeholder, not a real AS"
+    return None
+
+
+def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | str:
+    """The address, or the reason it is not one."""
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return f"must be an IPv4 or IPv6 address, got {_describe(text)}"
+
+
+def _quiet_address(item: object) -> str | None:
+    """A neighbor table's normalised address, or None when it has none (no report)."""
+    if not isinstance(item, Mapping) or not isinstance(item.get("address"), str):
+        return None
+    try:
+        return str(ipaddress.ip_address(item["address"]))
+    except ValueError:
+        return None
+
+
+class _Validator:
+    """Walks the parsed document, collecting every error instead of stopping."""
+
+    def __init__(self) -> None:
+        self.errors: list[ConfigError] = []
+
+    def error(self, key: str, reason: str) -> Any:
+        self.errors.append(ConfigError(key, reason))
+        return INVALID
+
+    # -- generic checks --
+
+    def table(self, value: object, path: str, valid: tuple[str, ...]) -> dict[str, Any] | None:
+        """Check ``value`` is a table with only ``valid`` keys; report each unknown key."""
+        if not isinstance(value, Mapping):
+            self.error(path, f"must be a table, got {_describe(value)}")
+            return None
+        for name in value:
+            if name not in valid:
+                hint = difflib.get_close_matches(str(name), valid, n=1)
+                maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
+                self.error(
+                    _join(path, str(name)),
+                    f"unknown key{maybe}; valid keys are: {', '.join(valid)}",
+                )
+        return dict(value)
+
+    def integer(
+        self,
+        tbl: Mapping[str, Any],
+        path: str,
+        name: str,
+        rule: tuple[str, Callable[[int], bool]],
+        default: Any = _REQUIRED,
+    ) -> Any:
+        key = _join(path, name)
+        if name not in tbl:
+            return self.error(key, "required key is missing") if default is _REQUIRED else default
+        value = tbl[name]
+        text, ok = rule
+        # bool is an int subclass in Python, but TOML `true` is not a number.
+        if not isinstance(value, int) or isinstance(value, bool):
+            return self.error(key, f"must be {text}, got {_describe(value)}")
+        if not ok(value):
+            return self.error(key, f"must be {text}, got {value}")
+        return value
+
+    def as_number(self, tbl: Mapping[str, Any], path: str, name: str, default: Any = _REQUIRED) -> Any:
+        value = self.integer(tbl, path, name, _int_range(1, MAX_AS), default)
+        if isinstance(value, int) and (reason := _check_as(value)):
+            return self.error(_join(path, name), reason)
+        return value
+
+    def boolean(self, tbl: Mapping[str, Any], path: str, name: str, default: bool) -> Any:
+        if name not in tbl:
+            return default
+        value = tbl[name]
+        if not isinstance(value, bool):
+            return self.error(_join(path, name), f"must be true or false, got {_describe(value)}")
+        return value
+
+    def string(self, tbl: Mapping[str, Any], path: str, name: str, default: Any = _REQUIRED) -> Any:
+        key = _join(path, name)
+        if name not in tbl:
+            return self.error(key, "required key is missing") if default is _REQUIRED else default
+        value = tbl[name]
+        if not isinstance(value, str):
+            return self.error(key, f"must be a string, got {_describe(value)}")
+        return value
+
+    def choice(
+        self, tbl: Mapping[str, Any], path: str, name: str, choices: tuple[str, ...], default: Any
+    ) -> Any:
+        value = self.string(tbl, path, name, default)
+        if isinstance(value, str) and value not in choices:
+            return self.error(_join(path, name), f"must be one of {', '.join(choices)}; got {value!r}")
+        return value
+
+    def string_list(self, tbl: Mapping[str, Any], path: str, name: str, default: Any) -> Any:
+        """A list of strings; reports each non-string item by index."""
+        key = _join(path, name)
+        if name not in tbl:
+            return default
+        value = tbl[name]
+        if not isinstance(value, list):
+            return self.error(key, f"must be an array of strings, got {_describe(value)}")
+        good = True
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                self.error(f"{key}[{i}]", f"must be a string, got {_describe(item)}")
+                good = False
+        return list(value) if good else INVALID
+
+    def router_id(self, tbl: Mapping[str, Any], path: str, name: str, default: Any) -> Any:
+        value = self.string(tbl, path, name, default)
+        if not isinstance(value, str):
+            return value
+        try:
+            ip = ipaddress.IPv4Address(value)
+        except ValueError:
+            return self.error(_join(path, name), f"must be an IPv4 dotted quad, got {_describe(value)}")
+        if int(ip) == 0:
+            return self.error(_join(path, name), "must not be 0.0.0.0: the identifier is non-zero")
+        return str(ip)
+
+    # -- the document --
+
+    def config(self, d: object) -> Config | None:
+        if not isinstance(d, Mapping):
+            self.error("<document>", f"must be a table, got {_describe(d)}")
+            return None
+        top = self.table(d, "", TOP_KEYS)
+        if top is None:
+            return None
+        if "bgp" not in top:
+            self.error("bgp", "required table [bgp] is missing")
+            bgp = None
+        else:
+            bgp = self.bgp(top["bgp"])
+        neighbors = self.neighbors(top.get("neighbors", []), bgp)
+        if bgp is None or neighbors is None or self.errors:
+            return None
+        return Config(bgp=bgp, neighbors=neighbors)
+
+    def bgp(self, value: object) -> BgpConfig | None:
+        path = "bgp"
+        tbl = self.table(value, path, BGP_KEYS)
+        if tbl is None:
+            return None
+        n_errors = len(self.errors)
+        local_as = self.as_number(tbl, path, "local_as")
+        router_id = self.router_id(tbl, path, "router_id", _REQUIRED)
+        listen = self.listen_addresses(tbl, path)
+        listen_port = self.integer(tbl, path, "listen_port", _int_range(0, 65535), 179)
+        hold_time = self.integer(tbl, path, "hold_time", _HOLD_TIME, 90)
+        connect_retry = self.integer(tbl, path, "connect_retry_time", _int_range(1), 120)
+        idle_hold = self.integer(tbl, path, "idle_hold_time", _int_range(0), 5)
+        max_idle = self.integer(tbl, path, "max_idle_hold_time", _int_range(0), 300)
+        if isinstance(idle_hold, int) and isinstance(max_idle, int) and max_idle < idle_hold:
+            self.error(
+                "bgp.max_idle_hold_time",
+                f"must be >= idle_hold_time ({idle_hold}), got {max_idle}",
+            )
+        cluster_id = self.router_id(tbl, path, "cluster_id", None)
+        if len(self.errors) > n_errors:
+            return None
+        return BgpConfig(
+            local_as=local_as,
+            router_id=router_id,
+            listen_addresses=listen,
+            listen_port=listen_port,
+            hold_time=hold_time,
+            connect_retry_time=connect_retry,
+            idle_hold_time=idle_hold,
+            max_idle_hold_time=max_idle,
+            cluster_id=router_id if cluster_id is None else cluster_id,
+        )
+
+    def listen_addresses(self, tbl: Mapping[str, Any], path: str) -> Any:
+        key = _join(path, "listen_addresses")
+        items = self.string_list(tbl, path, "listen_addresses", ["0.0.0.0", "::"])
+        if items is INVALID:
+            return INVALID
+        result: list[str] = []
+        seen: dict[str, int] = {}
+        for i, text in enumerate(items):
+            ip = _parse_ip(text)
+            if isinstance(ip, str):
+                self.error(f"{key}[{i}]", ip)
+                continue
+            norm = str(ip)
+            if norm in seen:
+                self.error(f"{key}[{i}]", f"duplicate address {norm} (also {key}[{seen[norm]}])")
+                continue
+            seen[norm] = i
+            result.append(norm)
+        return tuple(result) if len(result) == len(items) else INVALID
+
+    def neighbors(self, value: object, bgp: BgpConfig | None) -> tuple[NeighborConfig, ...] | None:
+        if not isinstance(value, list):
+            self.error(
+                "neighbors",
+                f"must be an array of tables ([[neighbors]]), got {_describe(value)}",
+            )
+            return None
+        result: list[NeighborConfig] = []
+        seen: dict[str, int] = {}
+        ok = True
+        for i, item in enumerate(value):
+            path = f"neighbors[{i}]"
+            neighbor = self.neighbor(item, path, bgp)
+            if neighbor is None:
+                ok = False
+            else:
+                result.append(neighbor)
+            # Checked apart from the rest, so a duplicate is reported even when
+            # the neighbor has other errors too.  Invalid addresses were reported.
+            address = _quiet_address(item)
+            if address is None:
+                continue
+            if address in seen:
+                self.error(
+                    f"{path}.address",
+                    f"duplicate neighbor {address} (also neighbors[{seen[address]}].address)",
+                )
+                ok = False
+            else:
+                seen[address] = i
+        return tuple(result) if ok else None
+
+    def neighbor_address(self, tbl: Mapping[str, Any], path: str) -> Any:
+        key = _join(path, "address")
+        text = self.string(tbl, path, "address")
+        if text is INVALID:
+            return INVALID
+        ip = _parse_ip(text)
+        if isinstance(ip, str):
+            return self.error(key, ip)
+        if ip.is_unspecified or ip.is_multicast:
+            return self.error(key, f"must be a unicast host address, got {ip}")
+        if isinstance(ip, ipaddress.IPv6Address):
+            if ip.ipv4_mapped is not None:
+                return self.error(key, f"an IPv4-mapped address; write the IPv4 address {ip.ipv4_mapped}")
+            if ip.is_link_local and not ip.scope_id:
+                return self.error(key, f"link-local address needs a zone, like {ip}%eth0")
+        return ip
+
+    def neighbor(self, value: object, path: str, bgp: BgpConfig | None) -> NeighborConfig | None:
+        tbl = self.table(value, path, NEIGHBOR_KEYS)
+        if tbl is None:
+            return None
+        n_errors = len(self.errors)
+        # Without a valid [bgp] the inherited values are unknown (INVALID): still
+        # check what the neighbor sets itself, but build no record.
+        inherit = {name: getattr(bgp, name) if bgp is not None else INVALID for name in _INHERITED}
+
+        ip = self.neighbor_address(tbl, path)
+        remote_as = self.as_number(tbl, path, "remote_as")
+        local_as = self.as_number(tbl, path, "local_as", inherit["local_as"])
+        description = self.string(tbl, path, "description", None)
+        enabled = self.boolean(tbl, path, "enabled", True)
+        passive = self.boolean(tbl, path, "passive", False)
+        local_address = self.local_address(tbl, path, ip)
+        port = self.integer(tbl, path, "port", _int_range(1, 65535), 179)
+        hold_time = self.integer(tbl, path, "hold_time", _HOLD_TIME, inherit["hold_time"])
+        connect_retry = self.integer(
+            tbl, path, "connect_retry_time", _int_range(1), inherit["connect_retry_time"]
+        )
+        idle_hold = self.integer(tbl, path, "idle_hold_time", _int_range(0), inherit["idle_hold_time"])
+        max_idle = self.integer(tbl, path, "max_idle_hold_time", _int_range(0), inherit["max_idle_hold_time"])
+        if (
+            ("idle_hold_time" in tbl or "max_idle_hold_time" in tbl)
+            and isinstance(idle_hold, int)
+            and isinstance(max_idle, int)
+            and max_idle < idle_hold
+        ):
+            where = "" if "max_idle_hold_time" in tbl else " (from bgp.max_idle_hold_time)"
+            self.error(
+                f"{path}.max_idle_hold_time",
+                f"must be >= idle_hold_time ({idle_hold}), got {max_idle}{where}",
+            )
+        delay_open = self.integer(tbl, path, "delay_open_time", _int_range(0, MAX_DELAY_OPEN_TIME), 0)
+        families = self.families(tbl, path, ip)
+        md5 = self.md5_password(tbl, path)
+        ttl_security = self.integer(tbl, path, "ttl_security", _int_range(1, 254), None)
+        max_prefix = self.max_prefix(tbl, path, families)
+        ebgp: bool | None = None
+        if isinstance(remote_as, int) and isinstance(local_as, int):
+            ebgp = remote_as != local_as
+        import_policy = self.policy(tbl, path, "import_policy", ebgp)
+        export_policy = self.policy(tbl, path, "export_policy", ebgp)
+        rr_client = self.boolean(tbl, path, "route_reflector_client", False)
+        rs_client = self.boolean(tbl, path, "route_server_client", False)
+        next_hop_self = self.boolean(tbl, path, "next_hop_self", False)
+        role = self.choice(tbl, path, "role", ROLES, None)
+        strict_role = self.boolean(tbl, path, "strict_role", False)
+        add_path = self.choice(tbl, path, "add_path", ADD_PATH_MODES, "off")
+        graceful_restart = self.boolean(tbl, path, "graceful_restart", True)
+        gr_time = self.integer(tbl, path, "graceful_restart_time", _int_range(0, MAX_RESTART_TIME), 120)
+        extended_message = self.boolean(tbl, path, "extended_message", True)
+        route_refresh = self.boolean(tbl, path, "route_refresh", True)
+
+        # Cross-field rules that depend on iBGP vs eBGP.
+        if ebgp is not None:
+            if ebgp and rr_client is True:
+                self.error(
+                    f"{path}.route_reflector_client",
+                    f"route reflection is for iBGP only (RFC 4456); remote_as {remote_as} "
+                    f"differs from local_as {local_as}",
+                )
+            if not ebgp and rs_client is True:
+                self.error(
+                    f"{path}.route_server_client",
+                    f"a route server serves eBGP peers only (RFC 7947); remote_as "
+                    f"equals local_as ({local_as})",
+                )
+            if not ebgp and isinstance(role, str):
+                self.error(
+                    f"{path}.role",
+                    f"roles are for eBGP sessions only (RFC 9234); remote_as equals local_as ({local_as})",
+                )
+        if strict_role is True and role is None:
+            self.error(f"{path}.strict_role", "strict_role = true needs a role")
+
+        if len(self.errors) > n_errors or any(v is INVALID for v in inherit.values()):
+            return None
+        return NeighborConfig(
+            address=str(ip),
+            remote_as=remote_as,
+            local_as=local_as,
+            description=description,
+            enabled=enabled,
+            passive=passive,
+            local_address=local_address,
+            port=port,
+            hold_time=hold_time,
+            connect_retry_time=connect_retry,
+            idle_hold_time=idle_hold,
+            max_idle_hold_time=max_idle,
+            delay_open_time=delay_open,
+            families=families,
+            md5_password=md5,
+            ttl_security=ttl_security,
+            max_prefix=max_prefix,
+            import_policy=import_policy,
+            export_policy=export_policy,
+            route_reflector_client=rr_client,
+            route_server_client=rs_client,
+            next_hop_self=next_hop_self,
+            role=role,
+            strict_role=strict_role,
+            add_path=add_path,
+            graceful_restart=graceful_restart,
+            graceful_restart_time=gr_time,
+            extended_message=extended_message,
+            route_refresh=route_refresh,
+        )
+
+    def local_address(self, tbl: Mapping[str, Any], path: str, peer_ip: Any) -> Any:
+        text = self.string(tbl, path, "local_address", None)
+        if not isinstance(text, str):
+            return text
+        key = _join(path, "local_address")
+        ip = _parse_ip(text)
+        if isinstance(ip, str):
+            return self.error(key, ip)
+        if ip.is_unspecified or ip.is_multicast:
+            return self.error(key, f"must be a unicast host address, got {ip}")
+        if peer_ip is not INVALID and ip.version != peer_ip.version:
+            return self.error(
+                key,
+                f"must be an IPv{peer_ip.version} address like the neighbor address {peer_ip}, got {ip}",
+            )
+        return str(ip)
+
+    def families(self, tbl: Mapping[str, Any], path: str, peer_ip: Any) -> Any:
+        key = _join(path, "families")
+        if "families" not in tbl:
+            if peer_ip is INVALID:
+                return INVALID
+            return (IPV6_UNICAST_NAME,) if peer_ip.version == 6 else (IPV4_UNICAST_NAME,)
+        items = self.string_list(tbl, path, "families", INVALID)
+        if items is INVALID:
+            return INVALID
+        if not items:
+            return self.error(key, f"must list at least one of {', '.join(FAMILIES)}")
+        good = True
+        for i, name in enumerate(items):
+            if name not in FAMILIES:
+                self.error(f"{key}[{i}]", f"unknown family {name!r}; valid: {', '.join(FAMILIES)}")
+                good = False
+            elif name in items[:i]:
+                self.error(f"{key}[{i}]", f"duplicate family {name!r}")
+                good = False
+        # ipv6-unicast over an IPv4 session (and the reverse) is fine: RFC 4760
+        # carries any family over any transport.
+        return tuple(items) if good else INVALID
+
+    def md5_password(self, tbl: Mapping[str, Any], path: str) -> Any:
+        value = self.string(tbl, path, "md5_password", None)
+        if isinstance(value, str):
+            size = len(value.encode("utf-8"))
+            if not 1 <= size <= TCP_MD5SIG_MAXKEYLEN:
+                # Never echo the secret.
+                return self.error(
+                    _join(path, "md5_password"),
+                    f"must be 1 to {TCP_MD5SIG_MAXKEYLEN} bytes long, got {size} bytes",
+                )
+        return value
+
+    def max_prefix(self, tbl: Mapping[str, Any], path: str, families: Any) -> Any:
+        key = _join(path, "max_prefix")
+        if "max_prefix" not in tbl:
+            return ()
+        outer = self.table(tbl["max_prefix"], key, FAMILIES)
+        if outer is None:
+            return INVALID
+        result: list[tuple[str, MaxPrefix]] = []
+        good = True
+        for family, value in outer.items():
+            if family not in FAMILIES:
+                good = False  # reported by table() as an unknown key
+                continue
+            fpath = _join(key, family)
+            if families is not INVALID and family not in families:
+                self.error(
+                    fpath,
+                    f"family {family} is not in this neighbor's families ({', '.join(families)})",
+                )
+                good = False
+            inner = self.table(value, fpath, MAX_PREFIX_KEYS)
+            if inner is None:
+                good = False
+                continue
+            n_errors = len(self.errors)
+            limit = self.integer(inner, fpath, "limit", _int_range(1))
+            warning = self.integer(inner, fpath, "warning_percent", _int_range(1, 100), 90)
+            restart = self.integer(inner, fpath, "restart_time", _int_range(0), 0)
+            if len(self.errors) > n_errors:
+                good = False
+                continue
+            result.append((family, MaxPrefix(limit, warning, restart)))
+        return tuple(result) if good else INVALID
+
+    def policy(self, tbl: Mapping[str, Any], path: str, name: str, ebgp: bool | None) -> Any:
+        key = _join(path, name)
+        if name not in tbl:
+            if ebgp is None:
+                return INVALID
+            # RFC 8212: nothing in or out of an eBGP session without a policy.
+            return ("reject-all",) if ebgp else ("accept-all",)
+        items = self.string_list(tbl, path, name, INVALID)
+        if items is INVALID:
+            return INVALID
+        if not items:
+            return self.error(key, "must name at least one policy; leave the key out for the default")
+        good = True
+        for i, policy in enumerate(items):
+            if policy not in BUILTIN_POLICIES:
+                self.error(
+                    f"{key}[{i}]",
+                    f"unknown policy {policy!r}; defined policies: {', '.join(BUILTIN_POLICIES)}",
+                )
+                good = False
+        return tuple(items) if good else INVALID
