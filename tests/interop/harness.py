@@ -341,7 +341,7 @@ class Netns:
         """Start our own daemon in the foreground: ``twistd -n --pidfile= bgpd -c FILE``."""
         repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env = {"PYTHONPATH": repo + os.pathsep + os.environ.get("PYTHONPATH", "")}
-        return self.popen([python, "-m", "twisted", "-n", "--pidfile=", "bgpd", "-c",
+        return self.popen([python, "-m", "twisted.scripts.twistd", "-n", "--pidfile=", "bgpd", "-c",
                            config_path, *extra], log_name=log_name, env=env, cwd=repo)
 
     def capture(self, ifname: str, path: str, bpf: str = "tcp port 179") -> Process:

@@ -1,0 +1,806 @@
+"""One configured peer: its RFC 4271 state machine, timers and connections.
+
+The :class:`PeerFactory` is the controller of section 8: it keeps the session
+attributes, turns every input (a timer, a TCP event, a decoded message) into
+an :class:`~bgpd.session.fsm.Event`, asks the pure table in ``fsm.py`` what
+to do, and does it.  Its Protocols only frame bytes and report back.
+
+Also here: connection collision detection (RFC 4271 6.8), idle hold with
+exponential back-off for a flapping peer (8.1.1 DampPeerOscillations), timer
+jitter (section 10), max-prefix (RFC 4486 Cease subcode 1), administrative
+shutdown and reset with an RFC 9003 message, TCP-MD5 and GTSM transports.
+
+What the session learns goes to a :class:`SessionListener` (the service's
+bridge to the RIB); the session never imports the RIB.
+"""
+
+from __future__ import annotations
+
+import random as _random
+import socket
+import struct
+from typing import Any, Protocol
+
+from twisted.internet import tcp
+from twisted.internet.interfaces import IReactorTCP, IReactorTime
+from twisted.internet.protocol import ClientFactory
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from bgpd.config import NeighborConfig
+from bgpd.session import sockopts
+from bgpd.session.fsm import NO_FLAGS, Action, Event, Flags, State, fsm_error_subcode, step
+from bgpd.session.negotiation import LARGE_HOLD_TIME, SessionInfo, local_open, negotiate
+from bgpd.session.protocol import BGPProtocol
+from bgpd.wire.constants import FAMILIES_BY_NAME, FAMILY_NAMES, CeaseError, ErrorCode, OpenError
+from bgpd.wire.errors import NotificationError
+from bgpd.wire.message import Keepalive, Message
+from bgpd.wire.notification import Notification
+from bgpd.wire.open import Open
+from bgpd.wire.refresh import RouteRefresh
+from bgpd.wire.update import Update
+
+log = Logger()
+
+_A = Action
+_E = Event
+_S = State
+
+
+class SessionListener(Protocol):
+    """What the rest of bgpd hears from a session (implemented by the service)."""
+
+    def session_established(self, peer: PeerFactory, info: SessionInfo) -> None: ...
+
+    def session_down(self, peer: PeerFactory, reason: str, graceful: bool) -> None: ...
+
+    def update_received(self, peer: PeerFactory, update: Update) -> None: ...
+
+    def refresh_requested(self, peer: PeerFactory, refresh: RouteRefresh) -> None: ...
+
+    def state_changed(self, peer: PeerFactory, old: State, new: State, reason: str) -> None: ...
+
+
+class NullListener:
+    """A listener that ignores everything (tests, or a peer with no RIB yet)."""
+
+    def session_established(self, peer: PeerFactory, info: SessionInfo) -> None:
+        pass
+
+    def session_down(self, peer: PeerFactory, reason: str, graceful: bool) -> None:
+        pass
+
+    def update_received(self, peer: PeerFactory, update: Update) -> None:
+        pass
+
+    def refresh_requested(self, peer: PeerFactory, refresh: RouteRefresh) -> None:
+        pass
+
+    def state_changed(self, peer: PeerFactory, old: State, new: State, reason: str) -> None:
+        pass
+
+
+class _Client(tcp.Client):
+    """A TCP client whose socket is prepared (MD5, GTSM) before connect()."""
+
+    def __init__(self, host: str, port: int, bindAddress: Any, connector: Any, reactor: Any,
+                 setup: Any) -> None:
+        self._bgpd_setup = setup
+        super().__init__(host, port, bindAddress, connector, reactor)
+
+    def createInternetSocket(self) -> Any:
+        sock = super().createInternetSocket()
+        self._bgpd_setup(sock)
+        return sock
+
+
+class _Connector(tcp.Connector):
+    def __init__(self, host: str, port: int, factory: ClientFactory, timeout: float,
+                 bindAddress: Any, reactor: Any, setup: Any) -> None:
+        self._bgpd_setup = setup
+        super().__init__(host, port, factory, timeout, bindAddress, reactor)
+
+    def _makeTransport(self) -> _Client:
+        return _Client(self.host, self.port, self.bindAddress, self, self.reactor, self._bgpd_setup)
+
+
+class _Timer:
+    """A named one-shot timer on the injected clock; cancel/start are idempotent."""
+
+    __slots__ = ("clock", "call", "fire")
+
+    def __init__(self, clock: IReactorTime, fire: Any) -> None:
+        self.clock = clock
+        self.fire = fire
+        self.call = None
+
+    @property
+    def running(self) -> bool:
+        return self.call is not None and self.call.active()
+
+    def start(self, seconds: float) -> None:
+        self.stop()
+        self.call = self.clock.callLater(max(0.0, seconds), self._fired)
+
+    def stop(self) -> None:
+        if self.call is not None:
+            if self.call.active():
+                self.call.cancel()
+            self.call = None
+
+    def _fired(self) -> None:
+        self.call = None
+        self.fire()
+
+
+class PeerFactory(ClientFactory):
+    """The controller of one configured BGP peer."""
+
+    protocol = BGPProtocol
+    noisy = False
+
+    def __init__(
+        self,
+        config: NeighborConfig,
+        router_id: str,
+        listener: SessionListener | None = None,
+        reactor: Any = None,
+        random: Any = None,
+        route_server: bool = False,
+        hostname: str | None = None,
+    ) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as _reactor
+
+            reactor = _reactor
+        self.config = config
+        self.router_id = router_id
+        self.listener: SessionListener = listener or NullListener()
+        self.reactor = reactor
+        self.random = random or _random.random
+        self.route_server = route_server
+        self.local_open: Open = local_open(config, router_id, hostname)
+
+        self.state = _S.IDLE
+        self.protocol_: BGPProtocol | None = None  # the connection the FSM runs on
+        self.pending: BGPProtocol | None = None  # a second connection (collision, 6.8)
+        self.connector: Any = None
+        self.session_info: SessionInfo | None = None
+        self.enabled = config.enabled
+        self.connect_retry_counter = 0
+        self.idle_hold_time = float(config.idle_hold_time)
+        self.hold_time = 0
+        self._hold_value = 0.0
+        self._hold_base = 0.0
+        self._error: NotificationError | None = None
+        self._cease: Notification | None = None
+        self._down_reason = ""
+        self._graceful_down = False
+        self._restart_after: float | None = None
+        self._in_handle = False
+        self._queue: list[tuple[Event, Any]] = []
+
+        self.connect_retry_timer = _Timer(reactor, lambda: self.handle(_E.CONNECT_RETRY_TIMER_EXPIRES))
+        self.hold_timer = _Timer(reactor, self._hold_expired)
+        self.keepalive_timer = _Timer(reactor, lambda: self.handle(_E.KEEPALIVE_TIMER_EXPIRES))
+        self.delay_open_timer = _Timer(reactor, lambda: self.handle(_E.DELAY_OPEN_TIMER_EXPIRES))
+        self.idle_hold_timer = _Timer(reactor, lambda: self.handle(_E.IDLE_HOLD_TIMER_EXPIRES))
+        self.stable_timer = _Timer(reactor, self._stable)
+
+        # Counters for the API and monitoring.
+        self.established_transitions = 0
+        self.flaps = 0
+        self.last_state_change = self.reactor.seconds()
+        self.last_error = ""
+        self.last_notification_sent: Notification | None = None
+        self.last_notification_received: Notification | None = None
+        self.prefix_counts: dict[str, int] = {}
+        self._prefix_warned: set[str] = set()
+        self.updates_received = 0
+
+    # -- identity --------------------------------------------------------
+
+    @property
+    def address(self) -> str:
+        return self.config.address
+
+    @property
+    def protocol_instance(self) -> BGPProtocol | None:
+        return self.protocol_
+
+    def __repr__(self) -> str:
+        return f"<PeerFactory {self.config.address} AS{self.config.remote_as} {self.state.name}>"
+
+    # -- operator actions ----------------------------------------------------
+
+    def start(self) -> None:
+        """Start the peer (ManualStart, passive or not)."""
+        self.enabled = True
+        self._restart_after = None
+        if self.config.passive:
+            self.handle(_E.MANUAL_START_WITH_PASSIVE_TCP_ESTABLISHMENT)
+        else:
+            self.handle(_E.MANUAL_START)
+
+    def stop(self, message: str = "", subcode: int = CeaseError.ADMINISTRATIVE_SHUTDOWN) -> None:
+        """Administrative shutdown (RFC 4486 subcode 2, RFC 9003 message); stays down."""
+        self.enabled = False
+        self.idle_hold_timer.stop()
+        if subcode in (CeaseError.ADMINISTRATIVE_SHUTDOWN, CeaseError.ADMINISTRATIVE_RESET):
+            self._cease = Notification.shutdown(message, subcode == CeaseError.ADMINISTRATIVE_RESET)
+        else:
+            self._cease = Notification(ErrorCode.CEASE, subcode)
+        self._down_reason = f"administrative stop: {message}" if message else "administrative stop"
+        self.handle(_E.MANUAL_STOP)
+        self._cease = None
+
+    def reset(self, message: str = "") -> None:
+        """Administrative reset (Cease subcode 4) and start again at once."""
+        self.stop(message, CeaseError.ADMINISTRATIVE_RESET)
+        self.idle_hold_time = float(self.config.idle_hold_time)
+        self.start()
+
+    def deconfigure(self) -> None:
+        """The peer was removed from the config (Cease subcode 3)."""
+        self.stop("", CeaseError.PEER_DECONFIGURED)
+        self._close_pending()
+
+    # -- the state machine -----------------------------------------------
+
+    def flags(self) -> Flags:
+        return Flags(
+            delay_open=self.config.delay_open_time > 0,
+            delay_open_timer_running=self.delay_open_timer.running,
+            damp_peer_oscillations=True,
+            idle_hold_timer_running=self.idle_hold_timer.running,
+            passive=self.config.passive,
+            hold_time_zero=self.hold_time == 0 and self.session_info is not None,
+        )
+
+    def handle(self, event: Event, ctx: Any = None) -> None:
+        """Run one event through the table; events raised meanwhile are queued."""
+        if self._in_handle:
+            self._queue.append((event, ctx))
+            return
+        self._in_handle = True
+        try:
+            self._run(event, ctx)
+            while self._queue:
+                ev, c = self._queue.pop(0)
+                self._run(ev, c)
+        finally:
+            self._in_handle = False
+        if self.state is _S.IDLE and self.enabled and not self.idle_hold_timer.running:
+            self._schedule_restart()
+
+    def _run(self, event: Event, ctx: Any) -> None:
+        old = self.state
+        transition = step(old, event, self.flags() if event not in _NO_FLAG_EVENTS else NO_FLAGS)
+        established = False
+        for action in transition.actions:
+            if action is _A.SESSION_ESTABLISHED:
+                established = True
+                continue
+            self._do(action, old, ctx)
+        new = transition.next_state
+        if new is not old:
+            self.state = new
+            self.last_state_change = self.reactor.seconds()
+            reason = self._reason(event, ctx)
+            log.info("peer {peer} {old} -> {new}: {reason}", peer=self.config.address,
+                     old=old.name, new=new.name, reason=reason)
+            self.listener.state_changed(self, old, new, reason)
+        if established:
+            self._established()
+
+    def _reason(self, event: Event, ctx: Any) -> str:
+        if isinstance(ctx, NotificationError):
+            return f"{event.rfc_name}: {ctx}"
+        if isinstance(ctx, Notification):
+            return f"{event.rfc_name}: {ctx.describe()}"
+        if self._down_reason:
+            return f"{event.rfc_name}: {self._down_reason}"
+        return event.rfc_name
+
+    def _do(self, action: Action, old: State, ctx: Any) -> None:
+        proto = self.protocol_
+        if action is _A.INITIALIZE_RESOURCES or action is _A.COMPLETE_BGP_INITIALIZATION:
+            pass
+        elif action is _A.RELEASE_RESOURCES:
+            self.hold_timer.stop()
+            self.keepalive_timer.stop()
+            self.delay_open_timer.stop()
+            self.stable_timer.stop()
+        elif action is _A.START_CONNECT_RETRY_TIMER or action is _A.RESTART_CONNECT_RETRY_TIMER:
+            self.connect_retry_timer.start(self.config.connect_retry_time * self._jitter())
+        elif action is _A.STOP_CONNECT_RETRY_TIMER:
+            self.connect_retry_timer.stop()
+        elif action is _A.ZERO_CONNECT_RETRY_COUNTER:
+            self.connect_retry_counter = 0
+        elif action is _A.INCREMENT_CONNECT_RETRY_COUNTER:
+            self.connect_retry_counter += 1
+        elif action is _A.INITIATE_TCP_CONNECTION:
+            self._connect()
+        elif action is _A.LISTEN_FOR_CONNECTION:
+            pass  # the shared listener hands us connections in any state; we decide
+        elif action is _A.PROCESS_TCP_CONNECTION:
+            pass
+        elif action is _A.REJECT_TCP_CONNECTION:
+            if isinstance(ctx, BGPProtocol) and ctx is not self.protocol_:
+                ctx.close()
+        elif action is _A.DROP_TCP_CONNECTION:
+            self._drop_connection()
+        elif action is _A.TRACK_SECOND_CONNECTION:
+            pass  # see connection_made: the collision procedure keeps it
+        elif action is _A.SEND_OPEN:
+            if proto is not None:
+                proto.send(self.local_open)
+        elif action is _A.SEND_KEEPALIVE:
+            if proto is not None:
+                proto.send_keepalive()
+        elif action is _A.SEND_NOTIFICATION_CEASE:
+            self._notify(self._cease or Notification(ErrorCode.CEASE, 0))
+        elif action is _A.SEND_NOTIFICATION_HOLD_TIMER_EXPIRED:
+            self._notify(Notification(ErrorCode.HOLD_TIMER_EXPIRED, 0))
+        elif action is _A.SEND_NOTIFICATION_FSM_ERROR:
+            self._notify(Notification(ErrorCode.FSM, fsm_error_subcode(old)))
+        elif action is _A.SEND_NOTIFICATION_FROM_ERROR:
+            if isinstance(ctx, NotificationError):
+                self._notify(Notification.from_error(ctx))
+        elif action is _A.START_HOLD_TIMER_LARGE:
+            self._start_hold(LARGE_HOLD_TIME)
+        elif action is _A.START_HOLD_TIMER_NEGOTIATED:
+            if self.hold_time:
+                self._start_hold(self.hold_time)
+            else:
+                self.hold_timer.stop()
+        elif action is _A.RESTART_HOLD_TIMER:
+            self._hold_base = self.reactor.seconds()
+        elif action is _A.STOP_HOLD_TIMER:
+            self.hold_timer.stop()
+        elif action is _A.START_KEEPALIVE_TIMER or action is _A.RESTART_KEEPALIVE_TIMER:
+            if self.hold_time:
+                self.keepalive_timer.start(self.hold_time / 3.0 * self._jitter())
+        elif action is _A.STOP_KEEPALIVE_TIMER:
+            self.keepalive_timer.stop()
+        elif action is _A.START_DELAY_OPEN_TIMER:
+            self.delay_open_timer.start(self.config.delay_open_time)
+        elif action is _A.STOP_DELAY_OPEN_TIMER:
+            self.delay_open_timer.stop()
+        elif action is _A.START_IDLE_HOLD_TIMER:
+            self.idle_hold_timer.start(self._next_idle_hold())
+        elif action is _A.STOP_IDLE_HOLD_TIMER:
+            self.idle_hold_timer.stop()
+        elif action is _A.PEER_OSCILLATION_DAMPING:
+            self.flaps += 1
+            self.idle_hold_time = min(max(self.idle_hold_time * 2, 1.0),
+                                      float(self.config.max_idle_hold_time))
+        elif action is _A.PROCESS_OPEN:
+            self._process_open(ctx)
+        elif action is _A.PROCESS_UPDATE:
+            self._process_update(ctx)
+        elif action is _A.SESSION_DOWN:
+            self._session_down()
+        else:  # pragma: no cover - the table and this dispatcher are tested together
+            raise AssertionError(f"unhandled action {action}")
+
+    # -- actions ----------------------------------------------------------
+
+    def _jitter(self) -> float:
+        # RFC 4271 section 10: a random factor between 0.75 and 1.0.
+        return 0.75 + 0.25 * self.random()
+
+    def _next_idle_hold(self) -> float:
+        if self._restart_after is not None:
+            value = self._restart_after
+            self._restart_after = None
+            return value
+        return self.idle_hold_time
+
+    def _start_hold(self, seconds: float) -> None:
+        self._hold_value = float(seconds)
+        self._hold_base = self.reactor.seconds()
+        self.hold_timer.start(seconds)
+
+    def _hold_expired(self) -> None:
+        # The timer is not reset for every message received (that would cost a
+        # heap operation per UPDATE); RESTART_HOLD_TIMER records the time and
+        # the expiry checks it.
+        left = self._hold_base + self._hold_value - self.reactor.seconds()
+        if left > 0.001:
+            self.hold_timer.start(left)
+            return
+        self._down_reason = f"hold timer expired ({self._hold_value:g}s)"
+        self.handle(_E.HOLD_TIMER_EXPIRES)
+
+    def _notify(self, notification: Notification) -> None:
+        proto = self.protocol_
+        if proto is None:
+            return
+        self.last_notification_sent = notification
+        log.warn("peer {peer}: sending NOTIFICATION {n}", peer=self.config.address,
+                 n=notification.describe())
+        proto.notify_and_close(notification)
+
+    def _drop_connection(self) -> None:
+        proto = self.protocol_
+        self.protocol_ = None
+        self.session_info = None
+        self.hold_time = 0
+        if proto is not None:
+            proto.controller = None
+            proto.close()
+        if self.connector is not None:
+            connector = self.connector
+            self.connector = None
+            _stop_connecting(connector)
+
+    def _close_pending(self) -> None:
+        if self.pending is not None:
+            pending = self.pending
+            self.pending = None
+            pending.controller = None
+            pending.close()
+
+    def _connect(self) -> None:
+        if self.connector is not None or self.protocol_ is not None:
+            return
+        cfg = self.config
+        bind = (cfg.local_address, 0) if cfg.local_address else None
+        timeout = max(1.0, min(30.0, float(cfg.connect_retry_time)))
+        if cfg.md5_password or cfg.ttl_security:
+            connector = _Connector(cfg.address, cfg.port, self, timeout, bind, self.reactor,
+                                   self._prepare_socket)
+            self.connector = connector
+            connector.connect()
+        else:
+            self.connector = IReactorTCP(self.reactor).connectTCP(
+                cfg.address, cfg.port, self, timeout=timeout, bindAddress=bind)
+
+    def _prepare_socket(self, sock: Any) -> None:
+        cfg = self.config
+        if cfg.md5_password:
+            sockopts.set_md5(sock, cfg.address, cfg.md5_password)
+        if cfg.ttl_security:
+            sockopts.set_gtsm(sock, cfg.ttl_security)
+
+    def _process_open(self, ctx: Any) -> None:
+        info = ctx
+        proto = self.protocol_
+        if not isinstance(info, SessionInfo) or proto is None:
+            return
+        self.session_info = info
+        self.hold_time = info.hold_time
+        proto.session_info = info
+        proto.set_negotiated(info.negotiated)
+
+    def _process_update(self, update: Any) -> None:
+        if isinstance(update, Update):
+            self._deliver_update(update)
+
+    def _deliver_update(self, update: Update) -> None:
+        self.updates_received += 1
+        if update.problems:
+            for problem in update.problems:
+                log.warn("peer {peer}: UPDATE error handled per RFC 7606: {problem}",
+                         peer=self.config.address, problem=str(problem))
+        self.listener.update_received(self, update)
+
+    def _established(self) -> None:
+        info = self.session_info
+        self.established_transitions += 1
+        self.prefix_counts = {}
+        self._prefix_warned = set()
+        # Back-off is forgiven once the session has been stable for a while.
+        self.stable_timer.start(max(60.0, 3.0 * max(self.hold_time, 1)))
+        log.info("peer {peer} established: AS{asn} id {rid} hold {hold}s families {fams}",
+                 peer=self.config.address, asn=info.peer_asn, rid=info.peer_router_id,
+                 hold=info.hold_time,
+                 fams=",".join(FAMILY_NAMES.get(f, str(f)) for f in info.families))
+        self.listener.session_established(self, info)
+
+    def _stable(self) -> None:
+        self.idle_hold_time = float(self.config.idle_hold_time)
+
+    def _session_down(self) -> None:
+        reason = self._down_reason or "session closed"
+        graceful = self._graceful_down
+        self._graceful_down = False
+        self.listener.session_down(self, reason, graceful)
+
+    def _schedule_restart(self) -> None:
+        # Back in Idle while enabled: come back after IdleHoldTime (damped
+        # automatic start, RFC 4271 8.1.1 / Events 6 and 7).
+        if self.config.passive:
+            self.handle(_E.AUTOMATIC_START_WITH_DAMP_PEER_OSCILLATIONS_AND_PASSIVE_TCP_ESTABLISHMENT)
+        else:
+            self.handle(_E.AUTOMATIC_START_WITH_DAMP_PEER_OSCILLATIONS)
+
+    # -- transport events (from the connector, the listener, protocols) -----
+
+    def buildProtocol(self, addr: Any) -> BGPProtocol:
+        proto = BGPProtocol(self, outbound=True)
+        proto.factory = self
+        return proto
+
+    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
+        if connector is not self.connector:
+            return
+        self.connector = None
+        self.last_error = f"connect to {self.config.address} failed: {reason.getErrorMessage()}"
+        log.debug("peer {peer}: {error}", peer=self.config.address, error=self.last_error)
+        self._down_reason = self.last_error
+        self.handle(_E.TCP_CONNECTION_FAILS)
+
+    def clientConnectionLost(self, connector: Any, reason: Failure) -> None:
+        pass  # reported by the protocol's connectionLost
+
+    def connection_made(self, proto: BGPProtocol) -> None:
+        """A TCP connection is up, ours (outbound) or accepted by the listener."""
+        self._configure_transport(proto)
+        if proto.outbound:
+            if self.connector is None or self.protocol_ is not None:
+                # A connect we gave up on completed anyway.
+                proto.controller = None
+                proto.close()
+                return
+            self.connector = None
+            self.protocol_ = proto
+            self._down_reason = ""
+            self.handle(_E.TCP_CR_ACKED)
+            return
+        self._incoming(proto)
+
+    def _incoming(self, proto: BGPProtocol) -> None:
+        if not self.enabled or self.state is _S.IDLE:
+            log.info("peer {peer}: refusing connection in {state}", peer=self.config.address,
+                     state=self.state.name)
+            proto.controller = None
+            proto.close()
+            return
+        if self.state in (_S.CONNECT, _S.ACTIVE) and self.protocol_ is None:
+            if self.connector is not None:
+                # Take the peer's connection instead of ours still in progress.
+                connector = self.connector
+                self.connector = None
+                _stop_connecting(connector)
+            self.protocol_ = proto
+            self._down_reason = ""
+            self.handle(_E.TCP_CONNECTION_CONFIRMED)
+            return
+        if self.state is _S.ESTABLISHED or self.pending is not None:
+            # RFC 4271 6.8: a connection while Established is closed (Cease 7).
+            proto.controller = None
+            proto.notify_and_close(Notification(ErrorCode.CEASE,
+                                                CeaseError.CONNECTION_COLLISION_RESOLUTION))
+            return
+        # OpenSent / OpenConfirm (or Connect/Active with our connection up):
+        # keep both until the peer's OPEN tells us its identifier (6.8).
+        self.pending = proto
+        if self.config.delay_open_time == 0:
+            proto.send(self.local_open)
+
+    def _configure_transport(self, proto: BGPProtocol) -> None:
+        transport = proto.transport
+        handle = getattr(transport, "getHandle", None)
+        sock = handle() if handle is not None else None
+        if sock is None or not hasattr(sock, "setsockopt"):
+            return
+        try:
+            sockopts.set_nodelay(sock)
+            if self.config.ttl_security:
+                sockopts.set_gtsm(sock, self.config.ttl_security)
+        except OSError as e:
+            log.warn("peer {peer}: socket options: {error}", peer=self.config.address, error=e)
+
+    def bytes_received(self, proto: BGPProtocol) -> None:
+        proto.last_received = self.reactor.seconds()
+
+    def connection_lost(self, proto: BGPProtocol, reason: Failure | None) -> None:
+        if proto is self.pending:
+            self.pending = None
+            return
+        if proto is not self.protocol_:
+            return
+        self.protocol_ = None
+        why = reason.getErrorMessage() if reason is not None else "closed"
+        self._down_reason = self._down_reason or f"TCP connection lost: {why}"
+        if self.session_info is not None and self.session_info.graceful_restart is not None:
+            self._graceful_down = True  # RFC 4724: the peer may be restarting
+        self.handle(_E.TCP_CONNECTION_FAILS)
+
+    def protocol_error(self, proto: BGPProtocol, err: NotificationError, header: bool = False,
+                       msg_type: int | None = None) -> None:
+        """A message could not be framed or decoded: RFC 4271 section 6."""
+        self.last_error = str(err)
+        if proto is self.pending:
+            self.pending = None
+            proto.controller = None
+            proto.notify_and_close(Notification.from_error(err))
+            return
+        if proto is not self.protocol_:
+            return
+        log.warn("peer {peer}: {error}", peer=self.config.address, error=str(err))
+        self._down_reason = str(err)
+        if header:
+            self.handle(_E.BGP_HEADER_ERR, err)
+        elif msg_type == 1:
+            self.handle(_E.BGP_OPEN_MSG_ERR, err)
+        else:
+            self.handle(_E.UPDATE_MSG_ERR, err)
+
+    def message_received(self, proto: BGPProtocol, msg: Message) -> None:
+        if proto is self.pending:
+            self._pending_message(proto, msg)
+            return
+        if proto is not self.protocol_:
+            return
+        if isinstance(msg, Update):
+            if self.state is _S.ESTABLISHED:
+                # Fast path for (Established, UpdateMsg), identical to the
+                # table's row (checked in the tests): no step() per UPDATE.
+                self._hold_base = self.reactor.seconds()
+                self._deliver_update(msg)
+            else:
+                self.handle(_E.UPDATE_MSG, msg)
+        elif isinstance(msg, Keepalive):
+            self.handle(_E.KEEPALIVE_MSG)
+        elif isinstance(msg, Open):
+            self._open_received(proto, msg)
+        elif isinstance(msg, Notification):
+            self.last_notification_received = msg
+            self._down_reason = f"NOTIFICATION received: {msg.describe()}"
+            log.warn("peer {peer}: {reason}", peer=self.config.address, reason=self._down_reason)
+            self._graceful_down = False
+            if msg.code == ErrorCode.OPEN_MESSAGE and msg.subcode == OpenError.UNSUPPORTED_VERSION_NUMBER:
+                self.handle(_E.NOTIF_MSG_VER_ERR, msg)
+            else:
+                self.handle(_E.NOTIF_MSG, msg)
+        elif isinstance(msg, RouteRefresh):
+            self._refresh_received(msg)
+
+    def _open_received(self, proto: BGPProtocol, msg: Open) -> None:
+        if self.pending is not None and self._collision(proto, msg):
+            return
+        try:
+            info = negotiate(self.config, self.local_open, msg, self.router_id, self.route_server)
+        except NotificationError as err:
+            self.last_error = str(err)
+            self._down_reason = f"OPEN rejected: {err}"
+            self.handle(_E.BGP_OPEN_MSG_ERR, err)
+            return
+        proto.remote_open = msg
+        event = (_E.BGP_OPEN_WITH_DELAY_OPEN_TIMER_RUNNING if self.delay_open_timer.running
+                 else _E.BGP_OPEN)
+        self.handle(event, info)
+
+    def _pending_message(self, proto: BGPProtocol, msg: Message) -> None:
+        if isinstance(msg, Open):
+            if self._collision(proto, msg):
+                return
+            # Our connection won: the pending one was closed by _collision.
+            return
+        if isinstance(msg, Notification):
+            self.pending = None
+            proto.controller = None
+            proto.close()
+
+    def _collision(self, proto: BGPProtocol, msg: Open) -> bool:
+        """RFC 4271 6.8 with two connections: keep the one the higher identifier opened.
+
+        Returns True when the OPEN just received was consumed here (the
+        connection it came on was closed, or replaced ours and was processed).
+        """
+        local_id = struct.unpack("!I", _aton(self.router_id))[0]
+        remote_id = struct.unpack("!I", _aton(msg.bgp_id))[0]
+        pending = self.pending
+        main = self.protocol_
+        if pending is None or main is None:
+            return False
+        # The connection to keep is the one opened by the higher identifier.
+        keep_outbound = local_id > remote_id
+        keep = main if main.outbound == keep_outbound else pending
+        drop = pending if keep is main else main
+        cease = Notification(ErrorCode.CEASE, CeaseError.CONNECTION_COLLISION_RESOLUTION)
+        log.info("peer {peer}: connection collision, keeping the {kind} connection",
+                 peer=self.config.address, kind="outbound" if keep.outbound else "inbound")
+        self.pending = None
+        drop.controller = None
+        drop.notify_and_close(cease)
+        if keep is main:
+            if proto is main:
+                return False  # the OPEN came on the connection we keep: process it
+            return True
+        # Switch the FSM to the peer's connection: we sent our OPEN on it when
+        # it arrived, so it is in OpenSent; then take its OPEN if we have it.
+        self.protocol_ = pending
+        self.session_info = None
+        self.keepalive_timer.stop()
+        self.state = _S.OPEN_SENT
+        self._start_hold(LARGE_HOLD_TIME)
+        if proto is pending:
+            self._open_received(pending, msg)
+        return True
+
+    def _refresh_received(self, msg: RouteRefresh) -> None:
+        info = self.session_info
+        if self.state is not _S.ESTABLISHED or info is None:
+            return
+        if not info.route_refresh or (msg.afi, msg.safi) not in info.families:
+            log.info("peer {peer}: ignoring ROUTE-REFRESH for {afi}/{safi}",
+                     peer=self.config.address, afi=msg.afi, safi=msg.safi)
+            return
+        self._hold_base = self.reactor.seconds()
+        self.listener.refresh_requested(self, msg)
+
+    # -- used by the RIB bridge -------------------------------------------
+
+    def send(self, messages: list[bytes]) -> None:
+        """Already-packed UPDATE messages for this peer (Adj-RIB-Out)."""
+        proto = self.protocol_
+        if proto is not None and self.state is _S.ESTABLISHED:
+            proto.send_raw(messages)
+
+    def send_message(self, msg: Message) -> None:
+        proto = self.protocol_
+        if proto is not None and self.state is _S.ESTABLISHED:
+            proto.send(msg)
+
+    def request_refresh(self, family: str) -> bool:
+        """Ask the peer to send its routes again (RFC 2918); False if not negotiated."""
+        info = self.session_info
+        fam = FAMILIES_BY_NAME.get(family)
+        if info is None or not info.route_refresh or fam not in info.families:
+            return False
+        self.send_message(RouteRefresh(fam[0], fam[1], 0))
+        return True
+
+    def writable(self) -> bool:
+        proto = self.protocol_
+        return proto is not None and not proto.closing
+
+    def note_prefix_count(self, family: str, count: int) -> None:
+        """Max-prefix (RFC 4486): called with the prefixes now held from this peer."""
+        self.prefix_counts[family] = count
+        limit = self.config.max_prefix_for(family)
+        if limit is None or self.state is not _S.ESTABLISHED:
+            return
+        if count > limit.limit:
+            afi, safi = FAMILIES_BY_NAME[family]
+            data = struct.pack("!HBI", afi, safi, limit.limit)
+            self._cease = Notification(ErrorCode.CEASE, CeaseError.MAXIMUM_PREFIXES_REACHED, data)
+            self._down_reason = f"max-prefix {limit.limit} for {family} exceeded ({count})"
+            log.warn("peer {peer}: {reason}", peer=self.config.address, reason=self._down_reason)
+            if limit.restart_time:
+                self._restart_after = float(limit.restart_time)
+            else:
+                self.enabled = False
+                self.last_error = self._down_reason + "; stays down until reset"
+            self.handle(_E.AUTOMATIC_STOP)
+            self._cease = None
+        elif family not in self._prefix_warned and count * 100 >= limit.limit * limit.warning_percent:
+            self._prefix_warned.add(family)
+            log.warn("peer {peer}: {count} {family} prefixes is {pct}% of the limit {limit}",
+                     peer=self.config.address, count=count, family=family,
+                     pct=limit.warning_percent, limit=limit.limit)
+
+    def uptime(self) -> float:
+        return self.reactor.seconds() - self.last_state_change
+
+
+def _aton(address: str) -> bytes:
+    return socket.inet_aton(address)
+
+
+def _stop_connecting(connector: Any) -> None:
+    if getattr(connector, "state", "connecting") == "connecting":
+        try:
+            connector.stopConnecting()
+        except Exception:  # noqa: BLE001 - already connected or failed: nothing to stop
+            pass
+
+
+# Events whose transitions read no flags: skip building a Flags record.
+_NO_FLAG_EVENTS: frozenset[Event] = frozenset()
+
+__all__ = ["NullListener", "PeerFactory", "SessionListener"]

@@ -1,0 +1,146 @@
+"""One BGP connection: framing and decoding, nothing else (RFC 4271 4.1, 6.1).
+
+The Protocol turns bytes into messages and reports them to the controller it
+is given (the peer's Factory), as twisted.names' DNS protocol reports to its
+controller.  Which messages are acceptable, timers, and what to answer are
+the controller's business.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from bgpd.wire.attributes import AttributeCache
+from bgpd.wire.constants import MAX_MESSAGE_LEN, MsgType
+from bgpd.wire.errors import NotificationError
+from bgpd.wire.message import KEEPALIVE_BYTES, Framer, Message, decode_message, encode_message
+from bgpd.wire.negotiated import DEFAULT, Negotiated
+from bgpd.wire.notification import Notification
+
+if TYPE_CHECKING:
+    from bgpd.session.factory import PeerFactory
+
+log = Logger()
+SHARED_CACHE = AttributeCache()
+
+
+class BGPProtocol(Protocol):
+    """Frames a TCP stream into BGP messages for a :class:`PeerFactory`.
+
+    ``outbound`` is True for a connection we initiated (collision detection
+    needs to know, RFC 4271 6.8).
+    """
+
+    def __init__(self, controller: PeerFactory | None = None, outbound: bool = False,
+                 cache: AttributeCache = SHARED_CACHE) -> None:
+        self.controller = controller
+        self.outbound = outbound
+        self.framer = Framer(MAX_MESSAGE_LEN)
+        self.negotiated: Negotiated = DEFAULT
+        self.cache = cache
+        self.closing = False
+        self.last_received = 0.0
+        self.messages_in = 0
+        self.messages_out = 0
+        # Set by the controller: what this connection saw of the OPEN exchange.
+        self.remote_open = None
+        self.session_info = None
+
+    # -- Twisted ----------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        if self.controller is not None:
+            self.controller.connection_made(self)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.closing:
+            return
+        controller = self.controller
+        try:
+            frames = self.framer.feed(data)
+        except NotificationError as err:
+            controller.protocol_error(self, err, header=True)
+            return
+        if frames:
+            controller.bytes_received(self)
+        neg = self.negotiated
+        cache = self.cache
+        for msg_type, body in frames:
+            if self.closing:
+                return
+            self.messages_in += 1
+            try:
+                msg = decode_message(msg_type, body, neg, cache)
+            except NotificationError as err:
+                controller.protocol_error(self, err, header=False, msg_type=msg_type)
+                return
+            controller.message_received(self, msg)
+            neg = self.negotiated  # the OPEN exchange may have changed it
+
+    def connectionLost(self, reason: Failure = None) -> None:  # noqa: B008
+        self.closing = True
+        if self.controller is not None:
+            self.controller.connection_lost(self, reason)
+
+    # -- used by the controller --------------------------------------------
+
+    def set_negotiated(self, neg: Negotiated) -> None:
+        self.negotiated = neg
+        self.framer.max_len = neg.max_message_len
+
+    def send(self, msg: Message) -> None:
+        if self.closing or self.transport is None:
+            return
+        self.messages_out += 1
+        self.transport.write(encode_message(msg, self.negotiated))
+
+    def send_keepalive(self) -> None:
+        if self.closing or self.transport is None:
+            return
+        self.messages_out += 1
+        self.transport.write(KEEPALIVE_BYTES)
+
+    def send_raw(self, messages: list[bytes]) -> None:
+        """Already-framed messages (UPDATEs packed by the RIB)."""
+        if self.closing or self.transport is None:
+            return
+        self.messages_out += len(messages)
+        self.transport.writeSequence(messages)
+
+    def notify_and_close(self, notification: Notification) -> None:
+        """Send a NOTIFICATION, then close once it is written (RFC 4271 6)."""
+        if self.closing:
+            return
+        if self.transport is not None:
+            self.messages_out += 1
+            self.transport.write(encode_message(notification, self.negotiated))
+        self.close()
+
+    def close(self) -> None:
+        if self.closing:
+            return
+        self.closing = True
+        if self.transport is not None:
+            self.transport.loseConnection()
+
+    def abort(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.abortConnection()
+
+    @property
+    def peer_address(self) -> str | None:
+        if self.transport is None:
+            return None
+        return self.transport.getPeer().host
+
+    def __repr__(self) -> str:
+        kind = "out" if self.outbound else "in"
+        return f"<BGPProtocol {kind} {self.peer_address}>"
+
+
+__all__ = ["BGPProtocol", "MsgType"]

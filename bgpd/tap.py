@@ -1,0 +1,43 @@
+"""``twistd bgpd``: command-line options and the service tree.
+
+    twistd -n bgpd -c /etc/bgpd/config.toml
+    twistd -n bgpd -c config.toml --check     # validate and exit
+"""
+
+from __future__ import annotations
+
+import sys
+
+from twisted.application.service import IService
+from twisted.python import usage
+
+from bgpd.config import Config, ConfigError, load_config
+
+
+class Options(usage.Options):
+    synopsis = "[-c FILE] [--check]"
+    longdesc = "bgpd: a BGP-4 routing daemon. Reads a TOML config (see README.rst)."
+    optParameters = [
+        ["config", "c", "/etc/bgpd/config.toml", "Path to the TOML configuration file."],
+    ]
+    optFlags = [
+        ["check", None, "Validate the configuration, print the result and exit."],
+    ]
+
+    def postOptions(self) -> None:
+        try:
+            self.loaded: Config = load_config(self["config"])
+        except ConfigError as err:
+            # One clear message per problem, no usage text, no traceback.
+            sys.stderr.write(f"bgpd: {err}\n")
+            raise SystemExit(2) from None
+        if self["check"]:
+            n = len(self.loaded.neighbors)
+            sys.stdout.write(f"bgpd: {self['config']}: OK ({n} neighbor{'s' if n != 1 else ''})\n")
+            raise SystemExit(0)
+
+
+def makeService(options: Options) -> IService:
+    from bgpd.service import BgpdService
+
+    return BgpdService(options.loaded, config_path=options["config"])
