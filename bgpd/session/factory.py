@@ -5,10 +5,11 @@ attributes, turns every input (a timer, a TCP event, a decoded message) into
 an :class:`~bgpd.session.fsm.Event`, asks the pure table in ``fsm.py`` what
 to do, and does it.  Its Protocols only frame bytes and report back.
 
-Also here: connection collision detection (RFC 4271 6.8), idle hold with
-exponential back-off for a flapping peer (8.1.1 DampPeerOscillations), timer
-jitter (section 10), max-prefix (RFC 4486 Cease subcode 1), administrative
-shutdown and reset with an RFC 9003 message, TCP-MD5 and GTSM transports.
+Also here: connection collision detection (RFC 4271 6.8, RFC 6286 2.3),
+idle hold with exponential back-off for a flapping peer (8.1.1
+DampPeerOscillations), timer jitter (section 10), max-prefix (RFC 4486 Cease
+subcode 1), administrative shutdown and reset with an RFC 9003 message,
+TCP-MD5 and GTSM transports.  A passive peer never connects out.
 
 What the session learns goes to a :class:`SessionListener` (the service's
 bridge to the RIB); the session never imports the RIB.
@@ -177,6 +178,7 @@ class PeerFactory(ClientFactory):
         self._down_reason = ""
         self._graceful_down = False
         self._restart_after: float | None = None
+        self._damped = False
         self._in_handle = False
         self._queue: list[tuple[Event, Any]] = []
 
@@ -217,6 +219,7 @@ class PeerFactory(ClientFactory):
         """Start the peer (ManualStart, passive or not)."""
         self.enabled = True
         self._restart_after = None
+        self._down_reason = ""
         if self.config.passive:
             self.handle(_E.MANUAL_START_WITH_PASSIVE_TCP_ESTABLISHMENT)
         else:
@@ -238,6 +241,7 @@ class PeerFactory(ClientFactory):
         """Administrative reset (Cease subcode 4) and start again at once."""
         self.stop(message, CeaseError.ADMINISTRATIVE_RESET)
         self.idle_hold_time = float(self.config.idle_hold_time)
+        self._damped = False
         self.start()
 
     def deconfigure(self) -> None:
@@ -247,14 +251,20 @@ class PeerFactory(ClientFactory):
 
     # -- the state machine -----------------------------------------------
 
-    def flags(self) -> Flags:
+    def flags(self, ctx: Any = None) -> Flags:
+        """The session attributes and running state the table's guards read.
+
+        For a received OPEN (``ctx`` is its SessionInfo) the negotiated hold
+        time is the one that OPEN brings, not the previous connection's.
+        """
+        info = ctx if isinstance(ctx, SessionInfo) else self.session_info
         return Flags(
             delay_open=self.config.delay_open_time > 0,
             delay_open_timer_running=self.delay_open_timer.running,
             damp_peer_oscillations=True,
             idle_hold_timer_running=self.idle_hold_timer.running,
             passive=self.config.passive,
-            hold_time_zero=self.hold_time == 0 and self.session_info is not None,
+            hold_time_zero=info is not None and info.hold_time == 0,
         )
 
     def handle(self, event: Event, ctx: Any = None) -> None:
@@ -275,7 +285,7 @@ class PeerFactory(ClientFactory):
 
     def _run(self, event: Event, ctx: Any) -> None:
         old = self.state
-        transition = step(old, event, self.flags() if event not in _NO_FLAG_EVENTS else NO_FLAGS)
+        transition = step(old, event, self.flags(ctx) if event not in _NO_FLAG_EVENTS else NO_FLAGS)
         established = False
         for action in transition.actions:
             if action is _A.SESSION_ESTABLISHED:
@@ -290,6 +300,10 @@ class PeerFactory(ClientFactory):
             log.info("peer {peer} {old} -> {new}: {reason}", peer=self.config.address,
                      old=old.name, new=new.name, reason=reason)
             self.listener.state_changed(self, old, new, reason)
+            if new is _S.IDLE:
+                # Idle "refuses all incoming BGP connections": a second
+                # connection kept for collision detection goes too.
+                self._close_pending(self._cease)
         if established:
             self._established()
 
@@ -312,7 +326,10 @@ class PeerFactory(ClientFactory):
             self.delay_open_timer.stop()
             self.stable_timer.stop()
         elif action is _A.START_CONNECT_RETRY_TIMER or action is _A.RESTART_CONNECT_RETRY_TIMER:
-            self.connect_retry_timer.start(self.config.connect_retry_time * self._jitter())
+            # A passive peer never connects (README: "never connect to it"),
+            # so it needs no timer whose expiry (Event 9) would make it.
+            if not self.config.passive:
+                self.connect_retry_timer.start(self.config.connect_retry_time * self._jitter())
         elif action is _A.STOP_CONNECT_RETRY_TIMER:
             self.connect_retry_timer.stop()
         elif action is _A.ZERO_CONNECT_RETRY_COUNTER:
@@ -333,7 +350,9 @@ class PeerFactory(ClientFactory):
         elif action is _A.TRACK_SECOND_CONNECTION:
             pass  # see connection_made: the collision procedure keeps it
         elif action is _A.SEND_OPEN:
-            if proto is not None:
+            # Once per connection: a connection adopted after a collision may
+            # have carried our OPEN already.
+            if proto is not None and not proto.open_sent:
                 proto.send(self.local_open)
         elif action is _A.SEND_KEEPALIVE:
             if proto is not None:
@@ -372,9 +391,10 @@ class PeerFactory(ClientFactory):
         elif action is _A.STOP_IDLE_HOLD_TIMER:
             self.idle_hold_timer.stop()
         elif action is _A.PEER_OSCILLATION_DAMPING:
+            # The next damped restart waits the current IdleHoldTime, and
+            # doubles it for the one after (see _next_idle_hold).
             self.flaps += 1
-            self.idle_hold_time = min(max(self.idle_hold_time * 2, 1.0),
-                                      float(self.config.max_idle_hold_time))
+            self._damped = True
         elif action is _A.PROCESS_OPEN:
             self._process_open(ctx)
         elif action is _A.PROCESS_UPDATE:
@@ -395,7 +415,11 @@ class PeerFactory(ClientFactory):
             value = self._restart_after
             self._restart_after = None
             return value
-        return self.idle_hold_time
+        value = self.idle_hold_time
+        if self._damped:
+            self._damped = False
+            self.idle_hold_time = min(max(value * 2, 1.0), float(self.config.max_idle_hold_time))
+        return value
 
     def _start_hold(self, seconds: float) -> None:
         self._hold_value = float(seconds)
@@ -435,15 +459,18 @@ class PeerFactory(ClientFactory):
             self.connector = None
             _stop_connecting(connector)
 
-    def _close_pending(self) -> None:
+    def _close_pending(self, notification: Notification | None = None) -> None:
         if self.pending is not None:
             pending = self.pending
             self.pending = None
             pending.controller = None
-            pending.close()
+            if notification is not None:
+                pending.notify_and_close(notification)
+            else:
+                pending.close()
 
     def _connect(self) -> None:
-        if self.connector is not None or self.protocol_ is not None:
+        if self.connector is not None or self.protocol_ is not None or self.config.passive:
             return
         cfg = self.config
         bind = (cfg.local_address, 0) if cfg.local_address else None
@@ -493,6 +520,9 @@ class PeerFactory(ClientFactory):
         self._prefix_warned = set()
         # Back-off is forgiven once the session has been stable for a while.
         self.stable_timer.start(max(60.0, 3.0 * max(self.hold_time, 1)))
+        # RFC 4271 6.8: a connection colliding with an Established one is
+        # closed; the one still waiting for its OPEN can no longer win.
+        self._close_pending(_collision_cease())
         log.info("peer {peer} established: AS{asn} id {rid} hold {hold}s families {fams}",
                  peer=self.config.address, asn=info.peer_asn, rid=info.peer_router_id,
                  hold=info.hold_time,
@@ -501,6 +531,7 @@ class PeerFactory(ClientFactory):
 
     def _stable(self) -> None:
         self.idle_hold_time = float(self.config.idle_hold_time)
+        self._damped = False
 
     def _session_down(self) -> None:
         reason = self._down_reason or "session closed"
@@ -571,8 +602,7 @@ class PeerFactory(ClientFactory):
         if self.state is _S.ESTABLISHED or self.pending is not None:
             # RFC 4271 6.8: a connection while Established is closed (Cease 7).
             proto.controller = None
-            proto.notify_and_close(Notification(ErrorCode.CEASE,
-                                                CeaseError.CONNECTION_COLLISION_RESOLUTION))
+            proto.notify_and_close(_collision_cease())
             return
         # OpenSent / OpenConfirm (or Connect/Active with our connection up):
         # keep both until the peer's OPEN tells us its identifier (6.8).
@@ -605,9 +635,19 @@ class PeerFactory(ClientFactory):
         self.protocol_ = None
         why = reason.getErrorMessage() if reason is not None else "closed"
         self._down_reason = self._down_reason or f"TCP connection lost: {why}"
-        if self.session_info is not None and self.session_info.graceful_restart is not None:
+        if (self.state is _S.ESTABLISHED and self.session_info is not None
+                and self.session_info.graceful_restart is not None):
             self._graceful_down = True  # RFC 4724: the peer may be restarting
         self.handle(_E.TCP_CONNECTION_FAILS)
+        if (self.pending is not None and self.protocol_ is None
+                and self.state in (_S.CONNECT, _S.ACTIVE)):
+            # The second connection kept for collision detection is now the
+            # only one: carry on with it (our OPEN on it is not sent twice).
+            pending = self.pending
+            self.pending = None
+            self.protocol_ = pending
+            self._down_reason = ""
+            self.handle(_E.TCP_CONNECTION_CONFIRMED)
 
     def protocol_error(self, proto: BGPProtocol, err: NotificationError, header: bool = False,
                        msg_type: int | None = None) -> None:
@@ -622,7 +662,7 @@ class PeerFactory(ClientFactory):
             return
         log.warn("peer {peer}: {error}", peer=self.config.address, error=str(err))
         self._down_reason = str(err)
-        if header:
+        if header or err.code == ErrorCode.MESSAGE_HEADER:
             self.handle(_E.BGP_HEADER_ERR, err)
         elif msg_type == 1:
             self.handle(_E.BGP_OPEN_MSG_ERR, err)
@@ -691,33 +731,54 @@ class PeerFactory(ClientFactory):
         Returns True when the OPEN just received was consumed here (the
         connection it came on was closed, or replaced ours and was processed).
         """
-        local_id = struct.unpack("!I", _aton(self.router_id))[0]
-        remote_id = struct.unpack("!I", _aton(msg.bgp_id))[0]
         pending = self.pending
         main = self.protocol_
         if pending is None or main is None:
             return False
-        # The connection to keep is the one opened by the higher identifier.
-        keep_outbound = local_id > remote_id
+        if self.state is _S.ESTABLISHED:
+            # 6.8: a collision with an Established connection closes the new one.
+            self._close_pending(_collision_cease())
+            return proto is pending
+        local_id = struct.unpack("!I", _aton(self.router_id))[0]
+        remote_id = struct.unpack("!I", _aton(msg.bgp_id))[0]
+        if local_id != remote_id:
+            # The connection to keep is the one opened by the higher identifier.
+            keep_outbound = local_id > remote_id
+        else:
+            # RFC 6286 2.3: equal identifiers (eBGP): the larger AS's connection.
+            keep_outbound = self.config.local_as > msg.asn
         keep = main if main.outbound == keep_outbound else pending
         drop = pending if keep is main else main
-        cease = Notification(ErrorCode.CEASE, CeaseError.CONNECTION_COLLISION_RESOLUTION)
         log.info("peer {peer}: connection collision, keeping the {kind} connection",
                  peer=self.config.address, kind="outbound" if keep.outbound else "inbound")
         self.pending = None
         drop.controller = None
-        drop.notify_and_close(cease)
+        drop.notify_and_close(_collision_cease())
         if keep is main:
-            if proto is main:
-                return False  # the OPEN came on the connection we keep: process it
-            return True
-        # Switch the FSM to the peer's connection: we sent our OPEN on it when
-        # it arrived, so it is in OpenSent; then take its OPEN if we have it.
+            # The OPEN came on the connection we keep: process it; or on the
+            # one just closed: it is gone with it.
+            return proto is not main
+        # Switch the FSM to the peer's connection.  It is in OpenSent: our OPEN
+        # goes on it now unless it went when the connection arrived.  The
+        # timers of the dropped connection (DelayOpen, ConnectRetry,
+        # Keepalive) belong to it and stop.
         self.protocol_ = pending
         self.session_info = None
+        self.hold_time = 0
         self.keepalive_timer.stop()
+        self.delay_open_timer.stop()
+        self.connect_retry_timer.stop()
+        if not pending.open_sent:
+            pending.send(self.local_open)
+        old = self.state
         self.state = _S.OPEN_SENT
         self._start_hold(LARGE_HOLD_TIME)
+        if old is not _S.OPEN_SENT:
+            self.last_state_change = self.reactor.seconds()
+            reason = "connection collision: the peer's connection survives"
+            log.info("peer {peer} {old} -> {new}: {reason}", peer=self.config.address,
+                     old=old.name, new=self.state.name, reason=reason)
+            self.listener.state_changed(self, old, self.state, reason)
         if proto is pending:
             self._open_received(pending, msg)
         return True
@@ -786,6 +847,10 @@ class PeerFactory(ClientFactory):
 
     def uptime(self) -> float:
         return self.reactor.seconds() - self.last_state_change
+
+
+def _collision_cease() -> Notification:
+    return Notification(ErrorCode.CEASE, CeaseError.CONNECTION_COLLISION_RESOLUTION)
 
 
 def _aton(address: str) -> bytes:

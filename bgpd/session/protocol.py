@@ -43,6 +43,8 @@ class BGPProtocol(Protocol):
         self.negotiated: Negotiated = DEFAULT
         self.cache = cache
         self.closing = False
+        #: Our OPEN went out on this connection (it must not go twice).
+        self.open_sent = False
         self.last_received = 0.0
         self.messages_in = 0
         self.messages_out = 0
@@ -96,6 +98,8 @@ class BGPProtocol(Protocol):
         if self.closing or self.transport is None:
             return
         self.messages_out += 1
+        if msg.msg_type == MsgType.OPEN:
+            self.open_sent = True
         self.transport.write(encode_message(msg, self.negotiated))
 
     def send_keepalive(self) -> None:
