@@ -270,8 +270,10 @@ def pack_as_path(as_path: AsPath, four: bool = True) -> bytes:
     """Encode AS_PATH segments with 4- or 2-octet ASNs (AS_TRANS for large ones)."""
     out = []
     for seg_type, asns in as_path:
-        # A segment holds at most 255 ASNs: split longer ones.
-        for i in range(0, max(len(asns), 1), 255):
+        # A segment holds at most 255 ASNs: split longer ones.  An empty one
+        # (policy may strip every ASN of a segment) is left out: a zero-length
+        # segment is a malformed AS_PATH (RFC 7606 7.2).
+        for i in range(0, len(asns), 255):
             chunk = asns[i : i + 255]
             if four:
                 out.append(bytes((seg_type, len(chunk))) + struct.pack(f"!{len(chunk)}I", *chunk))

@@ -336,7 +336,10 @@ def _next_hop_strings(nh: bytes) -> tuple[str, str | None]:
 def _decode_mp_unreach(body: bytes, span: tuple, neg: Negotiated, problems: list) -> MPUnreach | None:
     flags, vs, ve = span
     if flags & 0xC0 != 0x80:
-        raise NotificationError(3, UpdateError.ATTRIBUTE_FLAGS_ERROR, body[vs - 3:ve],
+        # RFC 4271 6.3: the data is the whole attribute, header included
+        # (4 octets of it when the Extended Length bit is set).
+        hs = vs - (4 if flags & 0x10 else 3)
+        raise NotificationError(3, UpdateError.ATTRIBUTE_FLAGS_ERROR, body[hs:ve],
                                 "MP_UNREACH_NLRI flags")
     if ve - vs < 3:
         raise NotificationError(3, UpdateError.OPTIONAL_ATTRIBUTE_ERROR, b"",
@@ -363,7 +366,10 @@ def _decode_mp_unreach(body: bytes, span: tuple, neg: Negotiated, problems: list
 def _decode_mp_reach(body: bytes, span: tuple, neg: Negotiated, problems: list) -> tuple:
     flags, vs, ve = span
     if flags & 0xC0 != 0x80:
-        raise NotificationError(3, UpdateError.ATTRIBUTE_FLAGS_ERROR, body[vs - 3:ve],
+        # RFC 4271 6.3: the data is the whole attribute, header included
+        # (4 octets of it when the Extended Length bit is set).
+        hs = vs - (4 if flags & 0x10 else 3)
+        raise NotificationError(3, UpdateError.ATTRIBUTE_FLAGS_ERROR, body[hs:ve],
                                 "MP_REACH_NLRI flags")
     if ve - vs < 5:
         raise NotificationError(3, UpdateError.OPTIONAL_ATTRIBUTE_ERROR, b"",
@@ -635,7 +641,10 @@ class _Parsed:
                         unknown = []
                     elif any(u[1] == code for u in unknown):
                         raise _Dup
-                    unknown.append((flags | 0x20, code, body[vs:ve]))
+                    # Keep only the three meaningful flag bits: Extended Length
+                    # is re-chosen by the encoder from the value's size, and the
+                    # unused low bits MUST be sent as zero (RFC 4271 4.3).
+                    unknown.append(((flags | 0x20) & 0xE0, code, body[vs:ve]))
                 # unknown optional non-transitive: quietly ignored (RFC 4271 5)
             except _DupType:
                 problems.append(_problem(_DISCARD, code, UpdateError.MALFORMED_ATTRIBUTE_LIST,
