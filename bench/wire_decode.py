@@ -21,6 +21,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from bench.synthetic import scaled  # noqa: E402
+from bgpd.runtime import GC_THRESHOLDS, tune_gc  # noqa: E402
 from bgpd.wire.attributes import AttributeCache  # noqa: E402
 from bgpd.wire.message import Framer  # noqa: E402
 from bgpd.wire.negotiated import Negotiated  # noqa: E402
@@ -56,6 +57,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--scale", type=float, default=1.0)
     args = ap.parse_args()
+    tune_gc()  # what the daemon runs with
     t = time.perf_counter()
     v4, v6 = scaled(args.scale)
     gen_s = time.perf_counter() - t
@@ -89,7 +91,7 @@ def main() -> None:
         f"ipv6 decode: {n6 / dec6_s:,.0f} prefixes/s  ipv6 encode: {n6 / enc6_s:,.0f} prefixes/s  "
         f"updates/s: {upd4 / dec4_s:,.0f}  ipv4: {n4:,} prefixes in {upd4:,} UPDATEs "
         f"({len(stream4) / 1e6:.1f} MB)  ipv6: {n6:,} in {upd6:,} ({len(stream6) / 1e6:.1f} MB)  "
-        f"table generated in {gen_s:.1f}s  python {sys.version.split()[0]}"
+        f"table generated in {gen_s:.1f}s  gc thresholds {GC_THRESHOLDS}  python {sys.version.split()[0]}"
     )
 
 

@@ -18,6 +18,7 @@ from twisted.application.service import MultiService, Service
 from twisted.logger import Logger
 
 from bgpd.config import Config, ConfigError, NeighborConfig, load_config
+from bgpd.runtime import tune_gc
 from bgpd.session.factory import PeerFactory, SessionListener
 from bgpd.session.listener import BGPServerFactory, install_md5, listen, normalize_address
 from bgpd.wire.constants import CeaseError
@@ -238,6 +239,7 @@ class BgpdService(MultiService):
         self._old_sighup: Any = None
 
     def startService(self) -> None:
+        tune_gc()
         super().startService()
         if self.config_path is not None:
             try:
