@@ -1,0 +1,80 @@
+"""Route policy: the minimal interface the RIB calls (RFC 4271 section 9.1.1 / 9.1.3).
+
+A *policy* is a callable ``policy(peer, family, prefix, attributes)`` that
+returns the attributes to use (the same object, or a modified copy made with
+``PathAttributes.replace``) or ``None`` to reject the route.  ``peer`` is the
+:class:`bgpd.rib.route.PeerInfo` the route came from (import) or a member of
+the update group it goes to (export); ``family`` is ``(afi, safi)``;
+``prefix`` the canonical wire-form key (``bgpd.wire.nlri``).
+
+Policies are named; a neighbor's import or export setting is a list of names,
+composed with :func:`chain` (the first reject wins).  The two built-ins of
+RFC 8212's default live in :mod:`bgpd.policy.builtin`; the full match/action
+engine will register more names in the same registry shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from bgpd.wire.attributes import PathAttributes
+
+Policy = Callable[[Any, tuple[int, int], Any, PathAttributes], PathAttributes | None]
+
+__all__ = ["BUILTIN", "Chain", "Policy", "UnknownPolicy", "chain"]
+
+
+class UnknownPolicy(KeyError):
+    """A policy name that no registry knows."""
+
+
+class Chain:
+    """Several policies applied in order; the first ``None`` rejects the route.
+
+    ``accepts_all`` / ``rejects_all`` let the RIB skip the per-prefix calls
+    for the two trivial chains, which is what keeps a full table from an
+    ``accept-all`` peer cheap.
+    """
+
+    __slots__ = ("names", "policies", "accepts_all", "rejects_all")
+
+    def __init__(self, names: tuple[str, ...], policies: tuple[Policy, ...]) -> None:
+        self.names = names
+        self.policies = policies
+        trivial = [getattr(p, "trivial", None) for p in policies]
+        self.rejects_all = "reject" in trivial
+        # An empty chain accepts: the config layer resolves RFC 8212 defaults
+        # into explicit names, so "no names" only happens in tests.
+        self.accepts_all = not self.rejects_all and all(t == "accept" for t in trivial)
+
+    def __call__(
+        self, peer: Any, family: tuple[int, int], prefix: Any, attributes: PathAttributes
+    ) -> PathAttributes | None:
+        if self.rejects_all:
+            return None
+        for policy in self.policies:
+            attributes = policy(peer, family, prefix, attributes)
+            if attributes is None:
+                return None
+        return attributes
+
+    def __repr__(self) -> str:
+        return f"Chain({list(self.names)!r})"
+
+
+def chain(names: Iterable[str], registry: Mapping[str, Policy] | None = None) -> Chain:
+    """Compose the named policies (looked up in ``registry``, default :data:`BUILTIN`)."""
+    if registry is None:
+        registry = BUILTIN
+    names = tuple(names)
+    policies = []
+    for name in names:
+        try:
+            policies.append(registry[name])
+        except KeyError:
+            raise UnknownPolicy(name) from None
+    return Chain(names, tuple(policies))
+
+
+from bgpd.policy.builtin import BUILTIN  # noqa: E402  (builtin imports Policy from here)

@@ -1,0 +1,22 @@
+"""Adj-RIB-In, Loc-RIB, the decision process and Adj-RIB-Out (RFC 4271 sections 3.2 and 9).
+
+Knows no socket, session or reactor: time comes in as ``call_later``.
+"""
+
+from bgpd.rib.adjout import UpdateGroup
+from bgpd.rib.options import RibOptions
+from bgpd.rib.rib import Change, Rib, RibStats
+from bgpd.rib.route import LOCAL, Path, PeerInfo, make_path, peer_role
+
+__all__ = [
+    "LOCAL",
+    "Change",
+    "Path",
+    "PeerInfo",
+    "Rib",
+    "RibOptions",
+    "RibStats",
+    "UpdateGroup",
+    "make_path",
+    "peer_role",
+]

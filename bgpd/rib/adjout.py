@@ -1,0 +1,550 @@
+"""Export rules and Adj-RIB-Out per update group (RFC 4271 sections 5.1, 9.1.3, 9.2).
+
+Propagation rules applied to the best path (or every candidate, with ADD-PATH
+send, RFC 7911) before the export policy:
+
+- RFC 4271 5.1.2/5.1.3/5.1.4/5.1.5: to eBGP prepend the local AS, set NEXT_HOP
+  to our session address, strip LOCAL_PREF, and do not pass a MED learned from
+  another AS (a MED on a route we originate is kept); to iBGP send LOCAL_PREF
+  (the default when absent) and leave AS_PATH alone.
+- RFC 4271 9.2 / RFC 4456: nothing learned by iBGP goes to iBGP, except by
+  route reflection (client -> everyone, non-client -> clients only), which
+  sets ORIGINATOR_ID when absent and prepends our CLUSTER_ID to CLUSTER_LIST.
+- RFC 7947 (route server): to a route-server client AS_PATH, NEXT_HOP and MED
+  are passed on untouched.
+- RFC 1997 / RFC 3765 well-known communities: NO_ADVERTISE goes nowhere,
+  NO_EXPORT and NO_EXPORT_SUBCONFED not to eBGP, NO_PEER not to peers whose
+  RFC 9234 role is "peer".
+- RFC 9234 section 5 (egress): a route carrying OTC does not go to a
+  provider, peer or route server; to a customer, peer or RS client OTC is
+  added (our AS) when absent.
+- Split horizon: a route is never sent back to the peer it came from.
+
+Peers whose outbound view is the same (an *update group*: same family,
+export policy, session type, local AS and address, flags, negotiated 4-octet
+AS / ADD-PATH / message size, MRAI) share one Adj-RIB-Out and one set of
+encoded UPDATEs.  Changes are collected, and after the group's MRAI (RFC 4271
+9.2.1.1) grouped by resulting attributes and packed into as few UPDATEs as
+fit; a change undone before the batch goes out sends nothing.  After a new
+member's initial table, an End-of-RIB marker (RFC 4724 section 2) follows.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from bgpd.policy import Chain
+from bgpd.rib.route import LOCAL, Path, PeerInfo
+from bgpd.wire.attributes import PathAttributes
+from bgpd.wire.constants import AFI, Community, Role, SegmentType
+from bgpd.wire.negotiated import Negotiated
+from bgpd.wire.update import pack_end_of_rib, pack_reach, pack_withdraw
+
+if TYPE_CHECKING:
+    from bgpd.rib.rib import Rib
+
+__all__ = ["Member", "UpdateGroup", "group_key"]
+
+_NO_ADVERTISE = Community.NO_ADVERTISE
+_NO_EXPORT = Community.NO_EXPORT
+_NO_EXPORT_SUBCONFED = Community.NO_EXPORT_SUBCONFED
+_NO_PEER = Community.NO_PEER
+_OTC_BLOCKED = (Role.PROVIDER, Role.PEER, Role.RS)
+_OTC_ADDED = (Role.CUSTOMER, Role.PEER, Role.RS_CLIENT)
+_SEQ = int(SegmentType.AS_SEQUENCE)
+_MISSING = object()
+
+
+class Member:
+    """One peer in an update group."""
+
+    __slots__ = ("state", "sink", "dump", "dump_pos", "eor_pending", "eor_at")
+
+    def __init__(self, state: Any, sink: Any) -> None:
+        self.state = state
+        self.sink = sink
+        self.dump: list | None = None
+        self.dump_pos = 0
+        self.eor_pending = True
+        self.eor_at = 0
+
+    def writable(self) -> bool:
+        w = getattr(self.sink, "writable", None)
+        return True if w is None else bool(w())
+
+
+def _prepend(as_path: tuple, asn: int) -> tuple:
+    if as_path and as_path[0][0] == _SEQ and len(as_path[0][1]) < 255:
+        return ((_SEQ, (asn,) + as_path[0][1]),) + as_path[1:]
+    return ((_SEQ, (asn,)),) + as_path
+
+
+def _mapped(address: str | None) -> str | None:
+    if address is None:
+        return None
+    return address if ":" in address else "::ffff:" + address
+
+
+def group_key(
+    info: PeerInfo, family: tuple[int, int], neg: Negotiated, export_names: tuple[str, ...], mrai: float
+) -> tuple:
+    """Everything that makes two peers' outbound view of ``family`` differ."""
+    return (
+        family, export_names, info.ibgp, info.local_as, info.next_hop_self, info.route_server_client,
+        info.route_reflector_client, info.role, info.local_address, info.next_hop6, neg.as4,
+        family in neg.addpath_tx, neg.extended_message, mrai,
+    )
+
+
+class UpdateGroup:
+    """One shared Adj-RIB-Out for one family and the peers that receive it.
+
+    ``out`` maps each prefix to the Loc-RIB path whose export was sent (a
+    tuple of paths with ADD-PATH send), not to a copy of the exported
+    attributes: export is a deterministic function of the path (and prefix),
+    so the attributes are rebuilt per batch, shared by every prefix of the
+    path in it, and freed once the UPDATEs are packed.  That keeps the
+    Adj-RIB-Out at one dict entry per prefix.
+    """
+
+    def __init__(
+        self,
+        rib: Rib,
+        key: tuple,
+        family: tuple[int, int],
+        info: PeerInfo,
+        neg: Negotiated,
+        policy: Chain,
+        mrai: float,
+    ) -> None:
+        self.rib = rib
+        self.key = key
+        self.family = family
+        self.info = info
+        self.policy = policy
+        self.mrai = mrai
+        self.addpath = family in neg.addpath_tx
+        self.neg = Negotiated(
+            as4=neg.as4, ibgp=info.ibgp,
+            addpath_tx=frozenset({family}) if self.addpath else frozenset(),
+            extended_message=neg.extended_message,
+        )
+        self.members: list[Member] = []
+        self._states: set = set()
+        #: prefix -> path sent (or a tuple of paths with ADD-PATH send)
+        self.out: dict = {}
+        self.pending: list = []
+        self._pos = 0
+        #: path -> exported attributes (None: not exported), for one batch
+        self._batch: dict = {}
+        self._solo_skipped = False
+        self._handle: Any = None
+        self._ebgp = not info.ibgp
+        self._local_as = info.local_as
+        self._role = info.role
+        la = info.local_address
+        if family[0] == AFI.IPV6:
+            self._next_hop = la if la and ":" in la else info.next_hop6 or _mapped(la)
+        else:
+            self._next_hop = la if la and ":" not in la else None
+        self.sent_updates = 0
+
+    def __repr__(self) -> str:
+        names = [m.state.info.address for m in self.members]
+        return f"<UpdateGroup {self.family} {'ibgp' if not self._ebgp else 'ebgp'} {names}>"
+
+    # -- membership --------------------------------------------------------
+
+    def join(self, member: Member, loc: dict) -> None:
+        """Add a peer; it gets the current table, then End-of-RIB."""
+        new_group = not self.members and not self.out
+        self.members.append(member)
+        self._states.add(member.state)
+        if new_group:
+            if loc:
+                self.pending.extend(loc)
+        else:
+            if self.out:
+                member.dump = list(self.out)
+            if self._solo_skipped:
+                # The first member's own routes were never kept (split
+                # horizon); look at every prefix again for the newcomer.
+                self._solo_skipped = False
+                self.pending.extend(loc)
+        member.eor_at = len(self.pending)
+        self._schedule(0.0)
+
+    def leave(self, member: Member) -> None:
+        self.members.remove(member)
+        self._states.discard(member.state)
+        if not self.members:
+            self.cancel()
+
+    def resend(self, member: Member) -> None:
+        """Send the whole Adj-RIB-Out again (ROUTE-REFRESH, RFC 2918 section 4)."""
+        member.dump = list(self.out)
+        member.dump_pos = 0
+        member.eor_pending = True
+        member.eor_at = len(self.pending)
+        self._schedule(0.0)
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    # -- change intake ------------------------------------------------------
+
+    def changed(self, prefixes: list) -> None:
+        self.pending.extend(prefixes)
+        self._schedule(self.mrai)
+
+    def has_work(self) -> bool:
+        if self._pos < len(self.pending):
+            return True
+        return any(m.dump is not None or m.eor_pending for m in self.members)
+
+    def _schedule(self, delay: float) -> None:
+        if self._handle is None and self.members:
+            self._handle = self.rib._call_later(delay, self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        if not all(m.writable() for m in self.members):
+            # One slow peer holds the group back; look again shortly.
+            self._handle = self.rib._call_later(self.rib.options.backpressure_poll, self._fire)
+            return
+        self.flush(self.rib.options.chunk_size)
+        if self.has_work():
+            self._schedule(0.0)
+
+    # -- export -------------------------------------------------------------
+
+    def _phase1(self, path: Path) -> list | None:
+        """Path-level rules: communities, OTC, iBGP/RR, attribute stripping."""
+        a = path.attrs
+        src = path.owner.info
+        comms = a.communities
+        ebgp = self._ebgp
+        if comms:
+            if _NO_ADVERTISE in comms:
+                return None
+            if ebgp:
+                if _NO_EXPORT in comms or _NO_EXPORT_SUBCONFED in comms:
+                    return None
+                if _NO_PEER in comms and self._role == Role.PEER:
+                    return None
+        f = list(a.key())
+        if ebgp:
+            role = self._role
+            if role is not None:
+                if a.otc is not None:
+                    if role in _OTC_BLOCKED:
+                        return None
+                elif role in _OTC_ADDED:
+                    f[12] = self._local_as
+            if not self.info.route_server_client and src is not LOCAL:
+                f[3] = None  # RFC 4271 5.1.4: MED stays within the neighbouring AS
+            f[4] = None
+            f[10] = None
+            f[11] = ()
+        else:
+            if src is not LOCAL and src.ibgp:
+                if not (src.route_reflector_client or self.info.route_reflector_client):
+                    return None  # RFC 4271 9.2: no iBGP -> iBGP without reflection
+                f[10] = a.originator_id or src.router_id
+                f[11] = (self.rib.cluster_id,) + a.cluster_list
+            if f[4] is None:
+                f[4] = self.rib.options.default_local_pref
+        return f
+
+    def _phase2(self, f: list, src: PeerInfo) -> PathAttributes:
+        """Session-level rewriting: AS prepend and NEXT_HOP."""
+        if self._ebgp:
+            if not self.info.route_server_client:
+                f[1] = _prepend(f[1], self._local_as)
+                if self._next_hop is not None:
+                    f[2] = self._next_hop
+                    f[13] = None
+        else:
+            reflected = src is not LOCAL and src.ibgp
+            if (self.info.next_hop_self and not reflected) or f[2] is None:
+                if self._next_hop is not None:
+                    f[2] = self._next_hop
+                    f[13] = None
+        return PathAttributes(*f)
+
+    def export(self, path: Path, prefix: Any) -> PathAttributes | None:
+        """The attributes this group sends ``path`` with, or None when a rule or the policy stops it."""
+        policy = self.policy
+        batch = self._batch
+        if policy.accepts_all:
+            a = batch.get(path, _MISSING)
+            if a is _MISSING:
+                f = self._phase1(path)
+                a = batch[path] = None if f is None else self._phase2(f, path.owner.info)
+            return a
+        if policy.rejects_all:
+            return None
+        key = (path, 1)
+        pre = batch.get(key, _MISSING)
+        if pre is _MISSING:
+            f = self._phase1(path)
+            pre = batch[key] = None if f is None else PathAttributes(*f)
+        if pre is None:
+            return None
+        members = self.members
+        res = policy(members[0].state.info if members else self.info, self.family, prefix, pre)
+        if res is None:
+            return None
+        # Share one final attribute set per distinct policy outcome.
+        key = (path, res)
+        a = batch.get(key)
+        if a is None:
+            a = batch[key] = self._phase2(list(res.key()), path.owner.info)
+        return a
+
+    def _sendable(self, entry: Any, prefix: Any) -> Any:
+        """The path (or tuple of paths) to send for a Loc-RIB entry, or None."""
+        if entry is None:
+            return None
+        rib = self.rib
+        resolver = rib._resolver
+        if not self.addpath:
+            best = entry if entry.__class__ is Path else entry[0]
+            if resolver is not None and not rib.eligible(best):
+                return None
+            if len(self.members) == 1 and best.owner is self.members[0].state:
+                self._solo_skipped = True
+                return None
+            return best if self.export(best, prefix) is not None else None
+        cands = (entry,) if entry.__class__ is Path else entry
+        limit = rib.options.add_path_send_max or len(cands)
+        chosen = []
+        for p in cands:
+            if resolver is not None and not rib.eligible(p):
+                continue
+            if self.export(p, prefix) is not None:
+                chosen.append(p)
+                if len(chosen) >= limit:
+                    break
+        return tuple(chosen) or None
+
+    # -- output -------------------------------------------------------------
+
+    def flush(self, budget: int) -> int:
+        """Send up to ``budget`` prefixes' worth of changes; return how many were looked at."""
+        members = self.members
+        if not members:
+            self.pending = []
+            self._pos = 0
+            return 0
+        done = 0
+        try:
+            for m in members:
+                if m.dump is not None and done < budget:
+                    done += self._dump(m, budget - done)
+            if done < budget and self._pos < len(self.pending):
+                done += self._flush_pending(budget - done)
+        finally:
+            # Exported attributes live for one batch only.
+            self._batch = {}
+        end = self._pos >= len(self.pending)
+        for m in members:
+            if m.eor_pending and m.dump is None and self._pos >= m.eor_at:
+                m.eor_pending = False
+                m.sink.send([pack_end_of_rib(*self.family)])
+        if end:
+            self.pending = []
+            self._pos = 0
+            for m in members:
+                m.eor_at = 0
+        return done
+
+    def _dump(self, m: Member, budget: int) -> int:
+        keys = m.dump
+        start = m.dump_pos
+        chunk = keys[start:start + budget]
+        m.dump_pos = start + len(chunk)
+        if m.dump_pos >= len(keys):
+            m.dump = None
+            m.dump_pos = 0
+        out = self.out
+        st = m.state
+        buckets: dict = {}
+        export = self.export
+        for p in chunk:
+            sent = out.get(p)
+            if sent is None:
+                continue
+            if self.addpath:
+                for x in sent:
+                    if x.owner is not st:
+                        a = export(x, p)
+                        buckets.setdefault(id(a), (a, []))[1].append((x.owner.tx_path_id(x.path_id), p))
+            elif sent.owner is not st:
+                a = export(sent, p)
+                buckets.setdefault(id(a), (a, []))[1].append(p)
+        msgs: list = []
+        afi, safi = self.family
+        for a, prefixes in buckets.values():
+            msgs.extend(pack_reach(afi, safi, a, prefixes, self.neg))
+        if msgs:
+            self.sent_updates += len(msgs)
+            m.sink.send(msgs)
+        return len(chunk)
+
+    def _flush_pending(self, budget: int) -> int:
+        pos = self._pos
+        chunk = self.pending[pos:pos + budget]
+        self._pos = pos + len(chunk)
+        if self.policy.rejects_all:
+            return len(chunk)
+        loc_get = self.rib._loc.get(self.family, {}).get
+        out = self.out
+        out_get = out.get
+        states = self._states
+        # id(attrs) -> (attrs, prefixes) for what goes to every member;
+        # (attrs, target) -> prefixes and target -> withdrawals otherwise.
+        ann: dict = {}
+        odd: dict = {}
+        wd_all: list = []
+        wd: dict = {}
+        addpath = self.addpath
+        # The common case inlined: best path only, accept-all export policy,
+        # every next hop resolvable.
+        fast = not addpath and self.policy.accepts_all and self.rib._resolver is None
+        batch_get = self._batch.get
+        export = self.export
+        sendable = self._sendable
+        solo = self.members[0].state if len(self.members) == 1 else None
+        for p in chunk:
+            new_a = None
+            if fast:
+                entry = loc_get(p)
+                if entry is None:
+                    new = None
+                else:
+                    new = entry if entry.__class__ is Path else entry[0]
+                    if new.owner is solo:
+                        # Split horizon with a single member: nothing to keep.
+                        self._solo_skipped = True
+                        new = None
+                    else:
+                        new_a = batch_get(new, _MISSING)
+                        if new_a is _MISSING:
+                            new_a = export(new, p)
+                        if new_a is None:
+                            new = None
+            else:
+                new = sendable(loc_get(p), p)
+            old = out_get(p)
+            if new is old:
+                continue
+            if new is None:
+                del out[p]
+            else:
+                out[p] = new
+            if addpath:
+                self._diff_paths(p, old, new, odd, wd)
+                continue
+            if new is not None and new_a is None:
+                new_a = export(new, p)
+            old_a = export(old, p) if old is not None else None
+            if old_a is not None and new_a is not None and old.owner is new.owner and old_a == new_a:
+                continue
+            if (old is None or old.owner not in states) and (new is None or new.owner not in states):
+                if new is None:
+                    wd_all.append(p)
+                else:
+                    b = ann.get(id(new_a))
+                    if b is None:
+                        ann[id(new_a)] = (new_a, [p])
+                    else:
+                        b[1].append(p)
+                continue
+            # Split horizon: the source peer of the old or new route is a
+            # member, so its view differs from everyone else's.
+            for m in self.members:
+                st = m.state
+                cur = None if old is None or old.owner is st else old_a
+                want = None if new is None or new.owner is st else new_a
+                if cur is want or (cur is not None and want is not None and cur == want):
+                    continue
+                if want is None:
+                    wd.setdefault(m, []).append(p)
+                else:
+                    odd.setdefault((want, m), []).append(p)
+        sends = [(a, None, prefixes) for a, prefixes in ann.values()]
+        for key, prefixes in odd.items():
+            sends.append((key[0], key[1], prefixes))
+        withdraws = [(None, wd_all)] if wd_all else []
+        withdraws.extend(wd.items())
+        self._send(sends, withdraws)
+        return len(chunk)
+
+    def _diff_paths(self, p: Any, old: Any, new: Any, odd: dict, wd: dict) -> None:
+        # RFC 7911: each path is its own (path id, prefix) route, with a path
+        # id stable per source.  A path never goes to the member it came from.
+        states = self._states
+        export = self.export
+        before = {x.owner.tx_path_id(x.path_id): x for x in old} if old else {}
+        for x in new or ():
+            pid = x.owner.tx_path_id(x.path_id)
+            prev = before.pop(pid, None)
+            a = export(x, p)
+            if prev is x or (prev is not None and export(prev, p) == a):
+                continue
+            target = x.owner if x.owner in states else None
+            odd.setdefault((a, target), []).append((pid, p))
+        for pid, x in before.items():
+            target = x.owner if x.owner in states else None
+            wd.setdefault(target, []).append((pid, p))
+
+    def _send(self, sends: list, withdraws: list) -> None:
+        """Pack and send; a target is None (every member), a Member (only it)
+        or a peer state (every member but that peer: split horizon)."""
+        if not sends and not withdraws:
+            return
+        afi, safi = self.family
+        neg = self.neg
+        common: list = []
+        own: dict = {}
+        states_of = {m.state: m for m in self.members}
+
+        def add(target: Any, msgs: list) -> None:
+            if target is None:
+                common.extend(msgs)
+            elif isinstance(target, Member):
+                own.setdefault(target, []).extend(msgs)
+            else:
+                skip = states_of.get(target)
+                for m in self.members:
+                    if m is not skip:
+                        own.setdefault(m, []).extend(msgs)
+
+        for target, prefixes in withdraws:
+            add(target, pack_withdraw(afi, safi, prefixes, neg))
+        for attrs, target, prefixes in sends:
+            add(target, pack_reach(afi, safi, attrs, prefixes, neg))
+        for m in self.members:
+            msgs = common + own[m] if m in own else common
+            if msgs:
+                self.sent_updates += len(msgs)
+                m.sink.send(msgs)
+
+    def adj_rib_out(self, member: Member | None = None) -> dict:
+        """prefix (or (path id, prefix)) -> attributes as sent (to ``member``: split horizon applied)."""
+        st = member.state if member is not None else None
+        res = {}
+        try:
+            for p, sent in self.out.items():
+                if self.addpath:
+                    for x in sent:
+                        if x.owner is not st:
+                            res[(x.owner.tx_path_id(x.path_id), p)] = self.export(x, p)
+                elif sent.owner is not st:
+                    res[p] = self.export(sent, p)
+        finally:
+            self._batch = {}
+        return res

@@ -1,0 +1,744 @@
+"""Adj-RIB-In, Loc-RIB and the import side (RFC 4271 sections 3.2, 9.1, 9.1.1).
+
+``Rib.receive`` takes decoded UPDATEs; the work is queued and done in chunks
+of ``options.chunk_size`` prefixes per reactor turn (``call_later(0, ...)``),
+so a full table arriving at once never holds up keepalives.  Per UPDATE, and
+not per prefix, the ingress checks run once:
+
+- RFC 7606: an UPDATE marked treat-as-withdraw withdraws what it announces;
+- RFC 4271 9.1.2 / 9.3: AS_PATH loops (our AS, tolerating ``allowas_in``);
+- RFC 4456 section 8: ORIGINATOR_ID equal to our router id, or our
+  CLUSTER_ID in CLUSTER_LIST, on iBGP;
+- RFC 9234 section 5 (ingress): OTC from a customer or RS client, or from a
+  peer with another AS, is a leak; from a provider, peer or route server
+  OTC is added (the peer's AS) when absent;
+
+then the import policy (per prefix, unless it accepts or rejects all), the
+Adj-RIB-In of the peer, and the decision process (:mod:`bgpd.rib.decision`)
+for exactly the prefixes touched.  Loc-RIB changes go to the update groups
+(:mod:`bgpd.rib.adjout`) and to subscribers, in batches.
+
+Graceful restart, receiving speaker side (RFC 4724 section 4.2): when a peer
+that restarts goes down its routes stay, marked stale, until its End-of-RIB
+for the family or the restart timer, then those still stale are withdrawn.
+
+Memory: a prefix is one wire-form ``bytes`` key shared by every table; the
+Adj-RIB-In maps it to an interned path, the Loc-RIB to the same path object
+(or a tuple of candidates, best first, when there are several), and each
+update group's Adj-RIB-Out to one shared exported route.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import attrs
+
+from bgpd.policy import BUILTIN, Chain, Policy, chain
+from bgpd.rib import decision
+from bgpd.rib.adjout import Member, UpdateGroup, group_key
+from bgpd.rib.options import RibOptions
+from bgpd.rib.route import LOCAL, Path, PeerInfo
+from bgpd.wire.attributes import PathAttributes
+from bgpd.wire.constants import IPV4_UNICAST, Role
+from bgpd.wire.negotiated import Negotiated
+from bgpd.wire.update import Update
+
+__all__ = ["Rib", "RibOptions", "RibStats", "Change"]
+
+Family = tuple[int, int]
+#: (family, prefix, new best path or None)
+Change = tuple[Family, bytes, Path | None]
+
+_ANNOUNCE, _WITHDRAW, _EOR, _DROP, _STALE, _GR_MARK = range(6)
+_NONE = object()
+_LEAK_ALWAYS = (Role.CUSTOMER, Role.RS_CLIENT)
+_OTC_ADD = (Role.PROVIDER, Role.PEER, Role.RS)
+
+
+@attrs.define
+class RibStats:
+    """Counters for the API and monitoring (and the chunking tests)."""
+
+    turns: int = 0
+    largest_turn: int = 0
+    prefixes_in: int = 0
+    rejected: int = 0
+    loc_changes: int = 0
+
+
+class PeerState:
+    """Everything the RIB keeps about one neighbor, across its sessions."""
+
+    __slots__ = (
+        "info", "families", "neg", "sink", "import_policy", "export_names", "adj_in", "pre",
+        "intern", "intern_limit", "gen", "up", "addpath_rx", "stale_families", "stale_timer",
+        "tx_ids", "soft", "members", "mrai", "rejected",
+    )
+
+    def __init__(self, info: PeerInfo) -> None:
+        self.info = info
+        self.families: frozenset = frozenset()
+        self.neg: Negotiated | None = None
+        self.sink: Any = None
+        self.import_policy: Chain = chain(["accept-all"])
+        self.export_names: tuple[str, ...] = ()
+        self.adj_in: dict[Family, dict] = {}
+        self.pre: dict[Family, dict] | None = None
+        self.intern: dict = {}
+        self.intern_limit = 4096
+        self.gen = 0
+        self.up = False
+        self.addpath_rx: frozenset = frozenset()
+        self.stale_families: set = set()
+        self.stale_timer: Any = None
+        self.tx_ids: dict[int, int] = {}
+        self.soft = False
+        self.members: dict[Family, tuple[UpdateGroup, Member]] = {}
+        self.mrai: float | None = None
+        self.rejected = 0
+
+    def tx_path_id(self, rx_path_id: int) -> int:
+        """A path id for ADD-PATH send, stable per (this peer, its path id) (RFC 7911 3)."""
+        t = self.tx_ids.get(rx_path_id)
+        if t is None:
+            t = self.tx_ids[rx_path_id] = _next_tx_id()
+        return t
+
+    def __repr__(self) -> str:
+        return f"<PeerState {self.info.address}>"
+
+
+_tx_counter = [0]
+
+
+def _next_tx_id() -> int:
+    _tx_counter[0] += 1
+    return _tx_counter[0]
+
+
+class Rib:
+    """The routing information bases of one speaker, and what feeds them.
+
+    ``call_later(delay, fn) -> handle`` (``handle.cancel()``) is injected: the
+    service passes ``reactor.callLater``, tests ``task.Clock().callLater``.
+    """
+
+    def __init__(
+        self,
+        router_id: str,
+        local_as: int,
+        cluster_id: str | None = None,
+        options: RibOptions | None = None,
+        call_later: Callable[..., Any] | None = None,
+        policies: dict[str, Policy] | None = None,
+    ) -> None:
+        self.router_id = router_id
+        self.local_as = local_as
+        self.cluster_id = cluster_id or router_id
+        self.options = options or RibOptions()
+        self._resolver = self.options.resolver
+        if call_later is None:
+            raise TypeError("Rib needs call_later (reactor.callLater or Clock().callLater)")
+        self._call_later = call_later
+        self.policies: dict[str, Policy] = dict(BUILTIN if policies is None else policies)
+        self._loc: dict[Family, dict] = {}
+        self._peers: dict[str, PeerState] = {}
+        self._local = PeerState(LOCAL)
+        self._local.up = True
+        self._groups: dict[tuple, UpdateGroup] = {}
+        self._groups_by_family: dict[Family, list[UpdateGroup]] = {}
+        self._work: deque = deque()
+        self._handle: Any = None
+        self._subscribers: list[Callable[[list[Change]], None]] = []
+        self.stats = RibStats()
+
+    # -- session-facing API --------------------------------------------------
+
+    def add_peer(
+        self,
+        peer: PeerInfo,
+        families: Iterable[Family],
+        negotiated: Negotiated,
+        sink: Any,
+        import_policy: Iterable[str] = ("accept-all",),
+        export_policy: Iterable[str] = ("accept-all",),
+        soft_reconfiguration: bool = False,
+        mrai: float | None = None,
+    ) -> None:
+        """The session with ``peer`` is Established for ``families``.
+
+        ``sink.send(list_of_update_bytes)`` receives framed UPDATEs;
+        ``sink.writable()``, when present, pauses output while False
+        (call :meth:`resume` when it turns True).  Policy names are looked
+        up in ``self.policies`` (KeyError for an unknown one).
+        """
+        st = self._peers.get(peer.address)
+        if st is not None and st.up:
+            self.remove_peer(st.info, graceful=False)
+            st = None
+        if st is None:
+            st = self._peers[peer.address] = PeerState(peer)
+        st.info = peer
+        st.families = frozenset(families)
+        st.neg = negotiated
+        st.sink = sink
+        st.import_policy = chain(import_policy, self.policies)
+        st.export_names = tuple(export_policy)
+        export = chain(st.export_names, self.policies)
+        st.addpath_rx = negotiated.addpath_rx
+        st.soft = soft_reconfiguration
+        if soft_reconfiguration and st.pre is None:
+            st.pre = {}
+        st.mrai = mrai
+        st.up = True
+        for fam in st.families:
+            st.adj_in.setdefault(fam, {})
+            if st.pre is not None:
+                st.pre.setdefault(fam, {})
+        opts = self.options
+        for fam in st.families:
+            m = mrai if mrai is not None else (opts.mrai_ibgp if peer.ibgp else opts.mrai_ebgp)
+            key = group_key(peer, fam, negotiated, st.export_names, m)
+            g = self._groups.get(key)
+            if g is None:
+                g = self._groups[key] = UpdateGroup(self, key, fam, peer, negotiated, export, m)
+                self._groups_by_family.setdefault(fam, []).append(g)
+            member = Member(st, sink)
+            st.members[fam] = (g, member)
+            g.join(member, self._loc.get(fam, {}))
+
+    def remove_peer(self, peer: PeerInfo, graceful: bool = False, stale_time: float = 0.0) -> None:
+        """The session went down: withdraw its routes everywhere, or keep them stale.
+
+        ``graceful`` (RFC 4724 4.2): keep the routes, marked stale, until the
+        peer's End-of-RIB per family or ``stale_time`` seconds.
+        """
+        st = self._peers.get(peer.address)
+        if st is None:
+            return
+        self._leave_groups(st)
+        st.up = False
+        st.sink = None
+        if graceful and stale_time > 0:
+            self._queue([_GR_MARK, st, st.gen, None, None, None, 0])
+            if st.stale_timer is not None:
+                st.stale_timer.cancel()
+            st.stale_timer = self._call_later(stale_time, self._stale_expired, st)
+            return
+        self._drop_all(st)
+
+    def receive(self, peer: PeerInfo, update: Update) -> None:
+        """One decoded UPDATE from ``peer``; processed in chunks (see :meth:`drain`)."""
+        st = self._peers.get(peer.address)
+        if st is None or not st.up:
+            return
+        fams = st.families
+        gen = st.gen
+        eor = update.end_of_rib
+        if eor is not None:
+            if eor in fams:
+                self._queue([_EOR, st, gen, eor, None, None, 0])
+            return
+        taw = update.treat_as_withdraw
+        q = self._queue
+        if update.withdrawn and IPV4_UNICAST in fams:
+            q([_WITHDRAW, st, gen, IPV4_UNICAST, None, update.withdrawn, 0])
+        u = update.mp_unreach
+        if u is not None and u.withdrawn and (u.afi, u.safi) in fams:
+            q([_WITHDRAW, st, gen, (u.afi, u.safi), None, u.withdrawn, 0])
+        if update.nlri and IPV4_UNICAST in fams:
+            if taw or update.attributes is None:
+                q([_WITHDRAW, st, gen, IPV4_UNICAST, None, update.nlri, 0])
+            else:
+                q([_ANNOUNCE, st, gen, IPV4_UNICAST, update.attributes, update.nlri, 0])
+        r = update.mp_reach
+        if r is not None and r.nlri and (r.afi, r.safi) in fams:
+            fam = (r.afi, r.safi)
+            if taw or r.attributes is None:
+                q([_WITHDRAW, st, gen, fam, None, r.nlri, 0])
+            else:
+                q([_ANNOUNCE, st, gen, fam, r.attributes, r.nlri, 0])
+
+    def end_of_rib(self, peer: PeerInfo, family: Family) -> None:
+        """End-of-RIB from ``peer`` for ``family`` (RFC 4724 section 2)."""
+        st = self._peers.get(peer.address)
+        if st is not None and st.up:
+            self._queue([_EOR, st, st.gen, family, None, None, 0])
+
+    def resume(self, peer: PeerInfo) -> None:
+        """The peer's sink is writable again: let its update groups go on."""
+        st = self._peers.get(peer.address)
+        if st is None:
+            return
+        for g, _m in st.members.values():
+            if g._handle is not None:
+                g.cancel()
+            g._schedule(0.0)
+
+    def refresh_out(self, peer: PeerInfo, family: Family) -> None:
+        """Send ``peer`` its whole Adj-RIB-Out for ``family`` again (ROUTE-REFRESH)."""
+        st = self._peers.get(peer.address)
+        if st is not None and family in st.members:
+            g, m = st.members[family]
+            g.resend(m)
+
+    def reimport(self, peer: PeerInfo, import_policy: Iterable[str] | None = None) -> None:
+        """Run the import policy again over the pre-policy Adj-RIB-In (soft reconfiguration)."""
+        st = self._peers.get(peer.address)
+        if st is None or st.pre is None:
+            raise ValueError(f"soft reconfiguration is not enabled for {peer.address}")
+        if import_policy is not None:
+            st.import_policy = chain(import_policy, self.policies)
+        for fam, table in st.pre.items():
+            by_attrs: dict = {}
+            for key, path in table.items():
+                by_attrs.setdefault(path.attrs, []).append(key)
+            for a, keys in by_attrs.items():
+                self._queue([_ANNOUNCE, st, st.gen, fam, a, keys, 0])
+
+    # -- originated routes ----------------------------------------------------
+
+    def originate(self, family: Family, prefix: bytes, attributes: PathAttributes) -> None:
+        """Announce a route of our own (config static routes, the API)."""
+        self._local.adj_in.setdefault(family, {})
+        self._queue([_ANNOUNCE, self._local, 0, family, attributes, [prefix], 0])
+
+    def withdraw_originated(self, family: Family, prefix: bytes) -> None:
+        self._local.adj_in.setdefault(family, {})
+        self._queue([_WITHDRAW, self._local, 0, family, None, [prefix], 0])
+
+    # -- subscribers and queries --------------------------------------------
+
+    def subscribe(self, callback: Callable[[list[Change]], None]) -> Callable[[], None]:
+        """Call ``callback(changes)`` with each batch of best-path changes; returns unsubscribe."""
+        self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._subscribers:
+                self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def eligible(self, path: Path) -> bool:
+        r = self._resolver
+        return r is None or bool(r(path.attrs.next_hop))
+
+    def best(self, family: Family, prefix: bytes) -> Path | None:
+        entry = self._loc.get(family, {}).get(prefix)
+        if entry is None:
+            return None
+        b = entry if entry.__class__ is Path else entry[0]
+        return b if self.eligible(b) else None
+
+    def candidates(self, family: Family, prefix: bytes) -> tuple[Path, ...]:
+        """Every accepted path for ``prefix``, best first."""
+        entry = self._loc.get(family, {}).get(prefix)
+        if entry is None:
+            return ()
+        return (entry,) if entry.__class__ is Path else entry
+
+    def explain(self, family: Family, prefix: bytes) -> list[tuple[str, Path, Path]]:
+        """Which decision step made the best path beat each other candidate."""
+        return decision.explain(self.candidates(family, prefix), self.options)
+
+    def multipath(self, family: Family, prefix: bytes) -> list[Path]:
+        """The ECMP set for the kernel (just the best path unless ``max_paths`` > 1)."""
+        return decision.multipath(self.candidates(family, prefix), self.options)
+
+    def loc_rib(self, family: Family) -> Iterable[tuple[bytes, Path]]:
+        """(prefix, best path) for every prefix with an eligible best path."""
+        for p, entry in self._loc.get(family, {}).items():
+            b = entry if entry.__class__ is Path else entry[0]
+            if self.eligible(b):
+                yield p, b
+
+    def loc_rib_size(self, family: Family) -> int:
+        return len(self._loc.get(family, {}))
+
+    def adj_rib_in(self, peer: PeerInfo, family: Family, pre_policy: bool = False) -> dict:
+        """prefix (or (path id, prefix)) -> path, as accepted (or as received)."""
+        st = self._peers.get(peer.address)
+        if st is None:
+            return {}
+        tables = st.pre if pre_policy else st.adj_in
+        if tables is None:
+            raise ValueError(f"soft reconfiguration is not enabled for {peer.address}")
+        return tables.get(family, {})
+
+    def adj_rib_out(self, peer: PeerInfo, family: Family) -> dict:
+        """prefix -> attributes as sent to ``peer`` (after the current batch)."""
+        st = self._peers.get(peer.address)
+        if st is None or family not in st.members:
+            return {}
+        g, m = st.members[family]
+        return g.adj_rib_out(m)
+
+    def update_group(self, peer: PeerInfo, family: Family) -> UpdateGroup | None:
+        st = self._peers.get(peer.address)
+        if st is None or family not in st.members:
+            return None
+        return st.members[family][0]
+
+    def peers(self) -> list[PeerInfo]:
+        return [st.info for st in self._peers.values()]
+
+    def live_paths(self) -> int:
+        return sum(len(st.intern) for st in self._peers.values()) + len(self._local.intern)
+
+    # -- work queue ---------------------------------------------------------
+
+    def drain(self) -> None:
+        """Do all queued work now, ignoring MRAI and chunk pauses (tests, benchmarks)."""
+        budget = self.options.chunk_size
+        while True:
+            busy = False
+            if self._work:
+                self._process(budget)
+                busy = True
+            for groups in list(self._groups_by_family.values()):
+                for g in list(groups):
+                    if g.has_work():
+                        g.flush(budget)
+                        busy = True
+            if not busy:
+                break
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        for g in self._groups.values():
+            g.cancel()
+
+    def _queue(self, item: list) -> None:
+        self._work.append(item)
+        if self._handle is None:
+            self._handle = self._call_later(0, self._run)
+
+    def _run(self) -> None:
+        self._handle = None
+        self._process(self.options.chunk_size)
+        if self._work and self._handle is None:
+            self._handle = self._call_later(0, self._run)
+
+    def _process(self, budget: int) -> int:
+        work = self._work
+        changed: dict[Family, list] = {}
+        # (family, prefix) -> best path before this turn touched it (for subscribers)
+        first: dict | None = {} if self._subscribers else None
+        done = 0
+        while work and done < budget:
+            item = work[0]
+            kind, st, gen, fam = item[0], item[1], item[2], item[3]
+            if gen != st.gen and kind != _DROP:
+                work.popleft()  # queued by a session that is gone
+                continue
+            if kind == _ANNOUNCE or kind == _WITHDRAW or kind == _STALE:
+                keys = item[5]
+                pos = item[6]
+                n = min(len(keys) - pos, budget - done)
+                lst = changed.get(fam)
+                if lst is None:
+                    lst = changed[fam] = []
+                if kind == _ANNOUNCE:
+                    self._announce(st, fam, item[4], keys, pos, pos + n, lst, first)
+                elif kind == _WITHDRAW:
+                    self._withdraw(st, fam, keys, pos, pos + n, lst, first)
+                else:
+                    self._sweep_stale(st, fam, keys, pos, pos + n, lst, first)
+                done += n
+                if pos + n >= len(keys):
+                    work.popleft()
+                else:
+                    item[6] = pos + n
+            elif kind == _DROP:
+                table = item[5]
+                n = min(len(table), budget - done)
+                lst = changed.get(fam)
+                if lst is None:
+                    lst = changed[fam] = []
+                self._drop_some(st, fam, table, n, lst, first)
+                done += n
+                if not table:
+                    work.popleft()
+            elif kind == _EOR:
+                work.popleft()
+                done += 1
+                if fam in st.stale_families:
+                    st.stale_families.discard(fam)
+                    if not st.stale_families and st.stale_timer is not None:
+                        st.stale_timer.cancel()
+                        st.stale_timer = None
+                    # Next in line, before anything the peer sent after it.
+                    work.appendleft([_STALE, st, st.gen, fam, None, list(st.adj_in.get(fam, ())), 0])
+            elif kind == _GR_MARK:
+                work.popleft()
+                done += 1
+                for path in st.intern.values():
+                    path.stale = True
+                # New announcements must make fresh (not stale) paths.
+                st.intern.clear()
+                st.stale_families = {f for f, t in st.adj_in.items() if t}
+        self.stats.turns += 1
+        if done > self.stats.largest_turn:
+            self.stats.largest_turn = done
+        self._publish(changed, first)
+        return done
+
+    def _publish(self, changed: dict[Family, list], first: dict | None) -> None:
+        groups_by_family = self._groups_by_family
+        subs = self._subscribers
+        for fam, prefixes in changed.items():
+            if not prefixes:
+                continue
+            self.stats.loc_changes += len(prefixes)
+            for g in groups_by_family.get(fam, ()):
+                if g.members:
+                    g.changed(prefixes)
+            if subs and first is not None:
+                batch = []
+                for p in dict.fromkeys(prefixes):
+                    b = self.best(fam, p)
+                    if b is not first.get((fam, p), _NONE):
+                        batch.append((fam, p, b))
+                if batch:
+                    for cb in list(subs):
+                        cb(batch)
+
+    # -- import -------------------------------------------------------------
+
+    def _ingress(self, st: PeerState, a: PathAttributes) -> PathAttributes | None:
+        """Per-UPDATE checks; the attributes to use, or None to treat the routes as withdrawn."""
+        info = st.info
+        if info is LOCAL:
+            return a
+        las = info.local_as
+        n = 0
+        for _seg_type, asns in a.as_path:
+            if las in asns:
+                n += asns.count(las)
+            if self.local_as != las and self.local_as in asns:
+                n += asns.count(self.local_as)
+        if n > info.allowas_in:
+            return None
+        if info.ibgp:
+            if a.originator_id is not None and a.originator_id == self.router_id:
+                return None
+            if a.cluster_list and self.cluster_id in a.cluster_list:
+                return None
+        else:
+            role = info.role
+            if role is not None:
+                otc = a.otc
+                if otc is not None:
+                    if role in _LEAK_ALWAYS or (role == Role.PEER and otc != info.remote_as):
+                        return None
+                elif role in _OTC_ADD:
+                    a = a.replace(otc=info.remote_as)
+        return a
+
+    def _intern(self, st: PeerState, a: PathAttributes, pid: int) -> Path:
+        table = st.intern
+        path = Path(st, a, pid)
+        got = table.setdefault(a if pid == 0 else (pid, a), path)
+        if got is path and len(table) >= st.intern_limit:
+            self._sweep_intern(st)
+        return got
+
+    def _sweep_intern(self, st: PeerState) -> None:
+        getrefcount = sys.getrefcount
+        table = st.intern
+        # References: the dict value, the loop variable, getrefcount's argument.
+        dead = [k for k, v in table.items() if getrefcount(v) <= 3]
+        for k in dead:
+            del table[k]
+        st.intern_limit = max(4096, 2 * len(table))
+
+    def _announce(
+        self, st: PeerState, fam: Family, raw: PathAttributes, keys: list, start: int, end: int,
+        changed: list, first: dict | None,
+    ) -> None:
+        adj = st.adj_in.get(fam)
+        if adj is None:
+            return
+        self.stats.prefixes_in += end - start
+        if st.pre is not None:
+            pre = st.pre.setdefault(fam, {})
+            raw_path = Path(st, raw)
+            for k in keys[start:end]:
+                pre[k] = raw_path
+        a = self._ingress(st, raw)
+        policy = st.import_policy
+        if a is None or policy.rejects_all:
+            st.rejected += end - start
+            self.stats.rejected += end - start
+            self._withdraw(st, fam, keys, start, end, changed, first, keep_pre=True)
+            return
+        loc = self._loc.get(fam)
+        if loc is None:
+            loc = self._loc[fam] = {}
+        addpath = fam in st.addpath_rx and st is not self._local
+        if policy.accepts_all and not addpath and self._resolver is None:
+            # The full-table path: one interned path for the whole UPDATE.
+            path = self._intern(st, a, 0)
+            loc_get = loc.get
+            append = changed.append
+            for p in keys[start:end]:
+                adj[p] = path
+                cur = loc_get(p)
+                if cur is None:
+                    loc[p] = path
+                    append(p)
+                    if first is not None:
+                        first.setdefault((fam, p), None)
+                elif cur is path:
+                    continue
+                elif cur.__class__ is Path and cur.owner is st:
+                    loc[p] = path
+                    append(p)
+                    if first is not None:
+                        first.setdefault((fam, p), cur)
+                else:
+                    self._update(loc, p, st, 0, path, changed, first, fam)
+            return
+        info = st.info
+        accepts = policy.accepts_all
+        base: dict = {}
+        for k in keys[start:end]:
+            if addpath:
+                pid, p = k
+            else:
+                pid, p = 0, k
+            r = a if accepts else policy(info, fam, p, a)
+            if r is None:
+                st.rejected += 1
+                self.stats.rejected += 1
+                old = adj.pop(k, None)
+                if old is not None:
+                    self._update(loc, p, st, pid, None, changed, first, fam)
+                continue
+            bk = (id(r), pid)
+            path = base.get(bk)
+            if path is None or path.attrs is not r:
+                path = base[bk] = self._intern(st, r, pid)
+            adj[k] = path
+            self._update(loc, p, st, pid, path, changed, first, fam)
+
+    def _withdraw(
+        self, st: PeerState, fam: Family, keys: list, start: int, end: int, changed: list, first: dict | None,
+        keep_pre: bool = False,
+    ) -> None:
+        adj = st.adj_in.get(fam)
+        if adj is None:
+            return
+        if st.pre is not None and not keep_pre:
+            pre = st.pre.get(fam, {})
+            for k in keys[start:end]:
+                pre.pop(k, None)
+        loc = self._loc.get(fam)
+        if loc is None:
+            return
+        addpath = fam in st.addpath_rx and st is not self._local
+        pop = adj.pop
+        for k in keys[start:end]:
+            old = pop(k, None)
+            if old is None:
+                continue
+            p = k[1] if addpath else k
+            if loc.get(p) is old:
+                del loc[p]
+                changed.append(p)
+                if first is not None:
+                    first.setdefault((fam, p), old if self.eligible(old) else None)
+            else:
+                self._update(loc, p, st, old.path_id, None, changed, first, fam)
+
+    def _sweep_stale(
+        self, st: PeerState, fam: Family, keys: list, start: int, end: int, changed: list, first: dict | None,
+    ) -> None:
+        adj = st.adj_in.get(fam, {})
+        stale = [k for k in keys[start:end] if (p := adj.get(k)) is not None and p.stale]
+        if stale:
+            self._withdraw(st, fam, stale, 0, len(stale), changed, first)
+
+    def _drop_all(self, st: PeerState) -> None:
+        st.gen += 1
+        if st.stale_timer is not None:
+            st.stale_timer.cancel()
+            st.stale_timer = None
+        st.stale_families = set()
+        for fam, table in st.adj_in.items():
+            if table:
+                self._queue([_DROP, st, st.gen, fam, None, table, 0])
+        st.adj_in = {}
+        st.pre = None
+        st.intern = {}
+        st.intern_limit = 4096
+        if not st.up and self._peers.get(st.info.address) is st:
+            del self._peers[st.info.address]
+
+    def _drop_some(
+        self, st: PeerState, fam: Family, table: dict, n: int, changed: list, first: dict | None,
+    ) -> None:
+        loc = self._loc.get(fam)
+        if loc is None:
+            table.clear()
+            return
+        popitem = table.popitem
+        addpath = fam in st.addpath_rx
+        for _ in range(n):
+            k, old = popitem()
+            p = k[1] if addpath else k
+            if loc.get(p) is old:
+                del loc[p]
+                changed.append(p)
+                if first is not None:
+                    first.setdefault((fam, p), old if self.eligible(old) else None)
+            else:
+                self._update(loc, p, st, old.path_id, None, changed, first, fam)
+
+    def _stale_expired(self, st: PeerState) -> None:
+        st.stale_timer = None
+        fams = st.stale_families
+        st.stale_families = set()
+        for fam in fams:
+            self._queue([_STALE, st, st.gen, fam, None, list(st.adj_in.get(fam, ())), 0])
+
+    def _update(
+        self, loc: dict, p: bytes, st: PeerState, pid: int, path: Path | None, changed: list,
+        first: dict | None, fam: Family,
+    ) -> None:
+        """Replace ``st``'s candidate (path id ``pid``) for ``p`` and re-decide (RFC 4271 9.1.2)."""
+        cur = loc.get(p)
+        if cur is None:
+            cands: list = []
+        elif cur.__class__ is Path:
+            cands = [cur]
+        else:
+            cands = list(cur)
+        if first is not None and (fam, p) not in first:
+            ob = cands[0] if cands else None
+            first[(fam, p)] = ob if ob is not None and self.eligible(ob) else None
+        rest = [c for c in cands if not (c.owner is st and c.path_id == pid)]
+        if path is not None:
+            rest.append(path)
+        if not rest:
+            if cur is not None:
+                del loc[p]
+                changed.append(p)
+            return
+        if len(rest) == 1:
+            loc[p] = rest[0]
+        else:
+            loc[p] = tuple(decision.select(rest, self.options))
+        changed.append(p)
+
+    def _leave_groups(self, st: PeerState) -> None:
+        for fam, (g, m) in list(st.members.items()):
+            g.leave(m)
+            if not g.members:
+                del self._groups[g.key]
+                self._groups_by_family[fam].remove(g)
+        st.members = {}

@@ -1,0 +1,147 @@
+"""Peers and paths as the RIB keeps them (RFC 4271 section 3.2, 9).
+
+A *path* is one source (a peer, or this speaker for originated routes) plus
+one shared :class:`~bgpd.wire.attributes.PathAttributes` (plus the received
+ADD-PATH identifier, RFC 7911, and the graceful-restart stale mark, RFC 4724
+section 4.2).  Paths are interned per source, so the prefixes of one UPDATE,
+and every other prefix with the same attributes from that peer, share one
+object; the tables map prefix keys to paths, never one fat object per prefix.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import attrs
+
+from bgpd.wire.attributes import PathAttributes
+from bgpd.wire.constants import Role
+
+__all__ = ["LOCAL", "Path", "PeerInfo", "peer_role", "ROLE_NAMES"]
+
+ROLE_NAMES = {
+    "provider": Role.PROVIDER,
+    "rs": Role.RS,
+    "rs-client": Role.RS_CLIENT,
+    "customer": Role.CUSTOMER,
+    "peer": Role.PEER,
+}
+
+# RFC 9234 section 4.2: the role pairs that agree.
+_OPPOSITE = {
+    Role.PROVIDER: Role.CUSTOMER,
+    Role.CUSTOMER: Role.PROVIDER,
+    Role.RS: Role.RS_CLIENT,
+    Role.RS_CLIENT: Role.RS,
+    Role.PEER: Role.PEER,
+}
+
+
+def peer_role(local_role: str | int | None) -> int | None:
+    """The peer's role given ours (``NeighborConfig.role`` is *our* role towards it).
+
+    :class:`PeerInfo` keeps the peer's role, as RFC 9234 section 5 words its
+    rules ("received from a Customer"), so the service converts with this.
+    """
+    if local_role is None:
+        return None
+    if isinstance(local_role, str):
+        local_role = ROLE_NAMES[local_role]
+    return int(_OPPOSITE[Role(local_role)])
+
+
+def _ip_key(address: str) -> tuple[int, bytes]:
+    if ":" in address:
+        return (6, socket.inet_pton(socket.AF_INET6, address))
+    try:
+        return (4, socket.inet_aton(address))
+    except OSError:
+        return (0, address.encode())
+
+
+@attrs.frozen(slots=True, eq=False)
+class PeerInfo:
+    """What the RIB needs to know about one established session.
+
+    ``role`` is the RFC 9234 role of the *peer* (:class:`bgpd.wire.constants.Role`
+    value) or None; ``local_address`` is our address on the session, used as
+    NEXT_HOP towards eBGP peers and for next-hop-self; ``next_hop6`` our IPv6
+    address for IPv6 routes on an IPv4 session (IPv4-mapped when unknown).
+    """
+
+    address: str
+    remote_as: int
+    local_as: int
+    router_id: str
+    ibgp: bool = attrs.field()
+    route_reflector_client: bool = False
+    route_server_client: bool = False
+    next_hop_self: bool = False
+    role: int | None = None
+    local_address: str | None = None
+    next_hop6: str | None = None
+    allowas_in: int = 0
+    #: Sort keys for the last two decision steps, computed once.
+    router_id_int: int = attrs.field(init=False)
+    address_key: tuple = attrs.field(init=False)
+
+    @ibgp.default
+    def _ibgp(self) -> bool:
+        return self.remote_as == self.local_as
+
+    @router_id_int.default
+    def _rid(self) -> int:
+        return int.from_bytes(socket.inet_aton(self.router_id), "big")
+
+    @address_key.default
+    def _addr(self) -> tuple:
+        return _ip_key(self.address)
+
+    def __repr__(self) -> str:
+        kind = "ibgp" if self.ibgp else "ebgp"
+        return f"<PeerInfo {self.address} AS{self.remote_as} {kind}>"
+
+
+#: The source of routes this speaker originates (config static routes).
+LOCAL = PeerInfo(address="local", remote_as=0, local_as=0, router_id="0.0.0.0", ibgp=False)
+
+
+class Path:
+    """One source + one shared attribute set (+ add-path id, stale mark).
+
+    ``owner`` is the RIB's per-peer state (it outlives one session, which
+    graceful restart needs); ``peer`` the current :class:`PeerInfo`.
+    Identity hashing: the RIB interns paths, so ``is`` means "same route".
+    """
+
+    __slots__ = ("owner", "attrs", "path_id", "stale")
+
+    def __init__(self, owner: Any, attrs: PathAttributes, path_id: int = 0) -> None:
+        self.owner = owner
+        self.attrs = attrs
+        self.path_id = path_id
+        self.stale = False
+
+    @property
+    def peer(self) -> PeerInfo:
+        return self.owner.info
+
+    def __repr__(self) -> str:
+        extra = f" id={self.path_id}" if self.path_id else ""
+        stale = " stale" if self.stale else ""
+        return f"<Path from {self.owner.info.address}{extra}{stale} {self.attrs!r}>"
+
+
+class SimpleOwner:
+    """A stand-in owner for building paths outside a RIB (tests, the API)."""
+
+    __slots__ = ("info",)
+
+    def __init__(self, info: PeerInfo) -> None:
+        self.info = info
+
+
+def make_path(peer: PeerInfo, attributes: PathAttributes, path_id: int = 0) -> Path:
+    """A path from ``peer`` that is not in any RIB (for the decision functions)."""
+    return Path(SimpleOwner(peer), attributes, path_id)
