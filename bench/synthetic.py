@@ -27,14 +27,23 @@ def _lengths(rng: random.Random, table: list[tuple[int, float]], n: int) -> list
 
 
 def _prefixes(rng: random.Random, bits: int, table: list, n: int, start: int) -> list[bytes]:
+    # Random aligned networks in the unicast space, no duplicates; like the
+    # real table, some of them fall inside others (more-specifics).
     out = []
-    addr = start
+    seen = set()
     nbytes = bits // 8
+    span = (223 << 24) - start if bits == 32 else 1 << 125  # 1.0.0.0-222/8, 2000::/3
     for plen in _lengths(rng, table, n):
         size = 1 << (bits - plen)
-        addr = (addr + size - 1) // size * size  # align
-        out.append(make_prefix(addr.to_bytes(nbytes, "big"), plen))
-        addr += size * (1 + (rng.random() < 0.1))  # leave some holes
+        for _ in range(1000):
+            addr = (start + rng.randrange(span)) & ~(size - 1)
+            key = make_prefix(addr.to_bytes(nbytes, "big"), plen)
+            if key not in seen:
+                seen.add(key)
+                out.append(key)
+                break
+        else:
+            raise ValueError(f"cannot place {n} unique /{plen} prefixes")
     return out
 
 
@@ -87,7 +96,7 @@ def table(
     """Return (ipv4, ipv6) lists of (attributes, prefixes) groups."""
     rng = random.Random(seed)
     v4 = _prefixes(rng, 32, V4_LENGTHS, v4_prefixes, 1 << 24)
-    v6 = _prefixes(rng, 128, V6_LENGTHS, v6_prefixes, 0x2001_0DB8 << 96)
+    v6 = _prefixes(rng, 128, V6_LENGTHS, v6_prefixes, 0x2 << 124)
     out4 = []
     i = 0
     for size in _group_sizes(rng, v4_prefixes, v4_paths):
