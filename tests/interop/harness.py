@@ -340,8 +340,12 @@ class Netns:
                    python: str = "python3", log_name: str = "bgpd.log") -> Process:
         """Start our own daemon in the foreground: ``twistd -n --pidfile= bgpd -c FILE``."""
         repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        env = {"PYTHONPATH": repo + os.pathsep + os.environ.get("PYTHONPATH", "")}
-        return self.popen([python, "-m", "twisted.scripts.twistd", "-n", "--pidfile=", "bgpd", "-c",
+        env = {"PYTHONPATH": repo + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               "PYTHONUNBUFFERED": "1"}
+        # twisted.scripts.twistd has no __main__ guard, so ``-m`` would exit
+        # at once; call its run() the way the twistd script does.
+        boot = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
+        return self.popen([python, "-c", boot, "-n", "--pidfile=", "bgpd", "-c",
                            config_path, *extra], log_name=log_name, env=env, cwd=repo)
 
     def capture(self, ifname: str, path: str, bpf: str = "tcp port 179") -> Process:
