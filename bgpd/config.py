@@ -22,11 +22,21 @@ The limits come from the protocol:
 - RFC 4486 section 4: maximum-prefix limits (Cease subcode 1).
 - RFC 8212: with no policy configured, eBGP routes are neither accepted nor
   advertised; that default is resolved here into an explicit policy chain.
+- RFC 4271 section 9.1.2.2: the decision-process knobs (MED comparison,
+  default LOCAL_PREF) and multipath; section 9.2.1.1: MinRouteAdvertisementInterval.
+- RFC 4271 section 9.1.2.1 / common practice: allowas-in, soft reconfiguration.
+- RFC 2545 / RFC 5549: the next hop of the other family on a session.
+- Originated routes (``[[originate]]``): RFC 4271 section 5.1 attributes;
+  RFC 1997, RFC 8092, RFC 4360 / RFC 5668 communities, whose text notation is
+  `bgpd.wire.communities`.
 
 Records compare with ``==`` by value: on reload, a neighbor whose
 ``NeighborConfig`` differs from the running one has changed (every setting that
 is inherited from ``[bgp]`` is copied into the neighbor record, so a change there
 shows up in each affected neighbor).  ``Config.neighbor_changes`` does that diff.
+The one exception is ``mrai``: None there means "the [bgp] default for this
+session type" (`NeighborConfig.effective_mrai`), so a changed ``bgp.mrai_ebgp``
+or ``bgp.mrai_ibgp`` shows up in ``Config.bgp``, not per neighbor.
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ from __future__ import annotations
 import datetime
 import difflib
 import ipaddress
+import math
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
@@ -41,6 +52,7 @@ from typing import Any
 
 import attrs
 
+from bgpd.wire.communities import parse_community, parse_ext_community, parse_large_community
 from bgpd.wire.constants import AS_TRANS, FAMILY_NAMES, IPV4_UNICAST, IPV6_UNICAST
 
 __all__ = [
@@ -55,6 +67,8 @@ __all__ = [
     "MaxPrefix",
     "NeighborChanges",
     "NeighborConfig",
+    "ORIGINS",
+    "OriginateConfig",
     "config_from_dict",
     "load_config",
     "parse_config",
@@ -66,11 +80,15 @@ FAMILIES = (IPV4_UNICAST_NAME, IPV6_UNICAST_NAME)
 BUILTIN_POLICIES = ("accept-all", "reject-all")
 ROLES = ("provider", "customer", "rs", "rs-client", "peer")  # RFC 9234 section 4.1
 ADD_PATH_MODES = ("off", "receive", "send", "both")
+ORIGINS = ("igp", "egp", "incomplete")  # RFC 4271 section 5.1.1, in code order
 
 MAX_AS = 4294967295
 TCP_MD5SIG_MAXKEYLEN = 80  # linux/tcp.h
 MAX_RESTART_TIME = 4095  # RFC 4724 section 3: 12 bits
 MAX_DELAY_OPEN_TIME = 240
+MAX_U32 = 4294967295  # MED, LOCAL_PREF
+MAX_PATHS = 64
+MAX_ALLOWAS_IN = 10
 
 
 # -- errors -------------------------------------------------------------------
@@ -188,6 +206,11 @@ class NeighborConfig:
     graceful_restart_time: int = 120
     extended_message: bool = True
     route_refresh: bool = True
+    allowas_in: int = 0
+    soft_reconfiguration_inbound: bool = False
+    mrai: float | None = None
+    next_hop_ipv4: str | None = None
+    next_hop_ipv6: str | None = None
 
     @families.default
     def _default_families(self) -> tuple[str, ...]:
@@ -218,6 +241,12 @@ class NeighborConfig:
                 return limit
         return None
 
+    def effective_mrai(self, bgp: BgpConfig) -> float:
+        """This neighbor's MinRouteAdvertisementInterval: its own, else the [bgp] default."""
+        if self.mrai is not None:
+            return self.mrai
+        return bgp.mrai_ebgp if self.is_ebgp else bgp.mrai_ibgp
+
 
 @attrs.frozen
 class BgpConfig:
@@ -232,10 +261,54 @@ class BgpConfig:
     idle_hold_time: int = 5
     max_idle_hold_time: int = 300
     cluster_id: str = attrs.field()
+    always_compare_med: bool = False
+    deterministic_med: bool = False
+    max_paths: int = 1
+    multipath_relax: bool = False
+    default_local_pref: int = 100
+    mrai_ebgp: float = 0.5
+    mrai_ibgp: float = 0.0
 
     @cluster_id.default
     def _default_cluster_id(self) -> str:
         return self.router_id
+
+
+def _family_of_prefix(prefix: str) -> str:
+    return IPV6_UNICAST_NAME if ":" in prefix else IPV4_UNICAST_NAME
+
+
+def _large_tuple(value: Iterable[Iterable[int]]) -> tuple[tuple[int, int, int], ...]:
+    return tuple(tuple(v) for v in value)  # type: ignore[misc]
+
+
+def _bytes_tuple(value: Iterable[bytes]) -> tuple[bytes, ...]:
+    return tuple(bytes(v) for v in value)
+
+
+@attrs.frozen
+class OriginateConfig:
+    """One ``[[originate]]`` table: a route this speaker announces itself.
+
+    ``prefix`` is the normalised network text and ``family`` follows from it.
+    ``next_hop`` None means our own address on each session (next-hop-self).
+    Communities are stored as the wire carries them: 32-bit ints,
+    ``(global, local1, local2)`` triples and 8-octet ``bytes``.
+    """
+
+    prefix: str
+    family: str = attrs.field()
+    next_hop: str | None = None
+    origin: str = "igp"
+    med: int | None = None
+    local_pref: int | None = None
+    communities: tuple[int, ...] = attrs.field(default=(), converter=tuple)
+    large_communities: tuple[tuple[int, int, int], ...] = attrs.field(default=(), converter=_large_tuple)
+    ext_communities: tuple[bytes, ...] = attrs.field(default=(), converter=_bytes_tuple)
+
+    @family.default
+    def _default_family(self) -> str:
+        return _family_of_prefix(self.prefix)
 
 
 @attrs.frozen
@@ -264,6 +337,7 @@ class Config:
 
     bgp: BgpConfig
     neighbors: tuple[NeighborConfig, ...] = attrs.field(default=(), converter=tuple)
+    originate: tuple[OriginateConfig, ...] = attrs.field(default=(), converter=tuple)
     _by_address: dict[str, NeighborConfig] = attrs.field(init=False, repr=False, eq=False, hash=False)
 
     @_by_address.default
@@ -354,10 +428,19 @@ BGP_KEYS = (
     "idle_hold_time",
     "max_idle_hold_time",
     "cluster_id",
+    "always_compare_med",
+    "deterministic_med",
+    "max_paths",
+    "multipath_relax",
+    "default_local_pref",
+    "mrai_ebgp",
+    "mrai_ibgp",
 )
 NEIGHBOR_KEYS = tuple(f.name for f in attrs.fields(NeighborConfig))
 MAX_PREFIX_KEYS = tuple(f.name for f in attrs.fields(MaxPrefix))
-TOP_KEYS = ("bgp", "neighbors")
+# family is derived from the prefix, never written.
+ORIGINATE_KEYS = tuple(f.name for f in attrs.fields(OriginateConfig) if f.name != "family")
+TOP_KEYS = ("bgp", "neighbors", "originate")
 
 # Settings a neighbor inherits from [bgp] when it does not set them.
 _INHERITED = ("local_as", "hold_time", "connect_retry_time", "idle_hold_time", "max_idle_hold_time")
@@ -429,6 +512,30 @@ def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | str:
         return f"must be an IPv4 or IPv6 address, got {_describe(text)}"
 
 
+def _parse_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | str:
+    """The network, or the reason it is not one (host bits set, no length, ...)."""
+    example = "like 198.51.100.0/24 or 2001:db8:100::/48"
+    if "/" not in text:
+        return f"must be a network with its prefix length, {example}, got {_describe(text)}"
+    try:
+        return ipaddress.ip_network(text)
+    except ValueError:
+        pass
+    try:
+        loose = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return f"must be an IPv4 or IPv6 network, {example}, got {_describe(text)}"
+    return f"{text} has host bits set; the network is {loose}"
+
+
+def _quiet_prefix(item: object) -> str | None:
+    """An originate table's normalised prefix, or None when it has none (no report)."""
+    if not isinstance(item, Mapping) or not isinstance(item.get("prefix"), str):
+        return None
+    net = _parse_network(item["prefix"])
+    return None if isinstance(net, str) else str(net)
+
+
 def _quiet_address(item: object) -> str | None:
     """A neighbor table's normalised address, or None when it has none (no report)."""
     if not isinstance(item, Mapping) or not isinstance(item.get("address"), str):
@@ -485,6 +592,64 @@ class _Validator:
         if not ok(value):
             return self.error(key, f"must be {text}, got {value}")
         return value
+
+    def seconds(self, tbl: Mapping[str, Any], path: str, name: str, default: Any) -> Any:
+        """A duration: a TOML integer or float >= 0, stored as float."""
+        if name not in tbl:
+            return default
+        value = tbl[name]
+        text = "a number of seconds >= 0"
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return self.error(_join(path, name), f"must be {text}, got {_describe(value)}")
+        # TOML has inf and nan; neither is a usable timer.
+        if not math.isfinite(value) or value < 0:
+            return self.error(_join(path, name), f"must be {text}, got {value!r}")
+        return float(value)
+
+    def host_address(
+        self, tbl: Mapping[str, Any], path: str, name: str, version: int | None, like: str
+    ) -> Any:
+        """An optional unicast address, of IP ``version`` when that is known (``like`` says why)."""
+        text = self.string(tbl, path, name, None)
+        if not isinstance(text, str):
+            return text
+        key = _join(path, name)
+        ip = _parse_ip(text)
+        if isinstance(ip, str):
+            return self.error(key, ip)
+        if ip.is_unspecified or ip.is_multicast:
+            return self.error(key, f"must be a unicast host address, got {ip}")
+        if version is not None and ip.version != version:
+            return self.error(key, f"must be an IPv{version} address{like}, got {ip}")
+        if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id:
+            # A NEXT_HOP is carried as bare bytes; a zone cannot go on the wire.
+            return self.error(key, f"a next hop cannot carry a zone, got {ip}")
+        return str(ip)
+
+    def coded_list(self, tbl: Mapping[str, Any], path: str, name: str, parse: Callable[[str], Any]) -> Any:
+        """A list of strings, each turned into a value by ``parse`` (whose ValueError is the reason)."""
+        items = self.string_list(tbl, path, name, [])
+        if items is INVALID:
+            return INVALID
+        key = _join(path, name)
+        result: list[Any] = []
+        seen: dict[Any, int] = {}
+        good = True
+        for i, text in enumerate(items):
+            try:
+                value = parse(text)
+            except ValueError as e:
+                self.error(f"{key}[{i}]", str(e))
+                good = False
+                continue
+            if value in seen:
+                # "no-export" and "65535:65281" are the same community.
+                self.error(f"{key}[{i}]", f"duplicate of {name}[{seen[value]}] ({text!r})")
+                good = False
+                continue
+            seen[value] = i
+            result.append(value)
+        return tuple(result) if good else INVALID
 
     def as_number(self, tbl: Mapping[str, Any], path: str, name: str, default: Any = _REQUIRED) -> Any:
         value = self.integer(tbl, path, name, _int_range(1, MAX_AS), default)
@@ -559,9 +724,10 @@ class _Validator:
         else:
             bgp = self.bgp(top["bgp"])
         neighbors = self.neighbors(top.get("neighbors", []), bgp)
-        if bgp is None or neighbors is None or self.errors:
+        originate = self.originate_list(top.get("originate", []))
+        if bgp is None or neighbors is None or originate is None or self.errors:
             return None
-        return Config(bgp=bgp, neighbors=neighbors)
+        return Config(bgp=bgp, neighbors=neighbors, originate=originate)
 
     def bgp(self, value: object) -> BgpConfig | None:
         path = "bgp"
@@ -583,6 +749,14 @@ class _Validator:
                 f"must be >= idle_hold_time ({idle_hold}), got {max_idle}",
             )
         cluster_id = self.router_id(tbl, path, "cluster_id", None)
+        always_compare_med = self.boolean(tbl, path, "always_compare_med", False)
+        deterministic_med = self.boolean(tbl, path, "deterministic_med", False)
+        max_paths = self.integer(tbl, path, "max_paths", _int_range(1, MAX_PATHS), 1)
+        # Meaningless while max_paths is 1, but harmless: accepted as written.
+        multipath_relax = self.boolean(tbl, path, "multipath_relax", False)
+        default_local_pref = self.integer(tbl, path, "default_local_pref", _int_range(0, MAX_U32), 100)
+        mrai_ebgp = self.seconds(tbl, path, "mrai_ebgp", 0.5)
+        mrai_ibgp = self.seconds(tbl, path, "mrai_ibgp", 0.0)
         if len(self.errors) > n_errors:
             return None
         return BgpConfig(
@@ -595,6 +769,13 @@ class _Validator:
             idle_hold_time=idle_hold,
             max_idle_hold_time=max_idle,
             cluster_id=router_id if cluster_id is None else cluster_id,
+            always_compare_med=always_compare_med,
+            deterministic_med=deterministic_med,
+            max_paths=max_paths,
+            multipath_relax=multipath_relax,
+            default_local_pref=default_local_pref,
+            mrai_ebgp=mrai_ebgp,
+            mrai_ibgp=mrai_ibgp,
         )
 
     def listen_addresses(self, tbl: Mapping[str, Any], path: str) -> Any:
@@ -720,6 +901,11 @@ class _Validator:
         gr_time = self.integer(tbl, path, "graceful_restart_time", _int_range(0, MAX_RESTART_TIME), 120)
         extended_message = self.boolean(tbl, path, "extended_message", True)
         route_refresh = self.boolean(tbl, path, "route_refresh", True)
+        allowas_in = self.integer(tbl, path, "allowas_in", _int_range(0, MAX_ALLOWAS_IN), 0)
+        soft_reconfiguration = self.boolean(tbl, path, "soft_reconfiguration_inbound", False)
+        mrai = self.seconds(tbl, path, "mrai", None)
+        next_hop_ipv4 = self.host_address(tbl, path, "next_hop_ipv4", 4, "")
+        next_hop_ipv6 = self.host_address(tbl, path, "next_hop_ipv6", 6, "")
 
         # Cross-field rules that depend on iBGP vs eBGP.
         if ebgp is not None:
@@ -775,6 +961,11 @@ class _Validator:
             graceful_restart_time=gr_time,
             extended_message=extended_message,
             route_refresh=route_refresh,
+            allowas_in=allowas_in,
+            soft_reconfiguration_inbound=soft_reconfiguration,
+            mrai=mrai,
+            next_hop_ipv4=next_hop_ipv4,
+            next_hop_ipv6=next_hop_ipv6,
         )
 
     def local_address(self, tbl: Mapping[str, Any], path: str, peer_ip: Any) -> Any:
@@ -884,3 +1075,71 @@ class _Validator:
                 )
                 good = False
         return tuple(items) if good else INVALID
+
+    # -- [[originate]] --
+
+    def originate_list(self, value: object) -> tuple[OriginateConfig, ...] | None:
+        if not isinstance(value, list):
+            self.error(
+                "originate",
+                f"must be an array of tables ([[originate]]), got {_describe(value)}",
+            )
+            return None
+        result: list[OriginateConfig] = []
+        seen: dict[str, int] = {}
+        ok = True
+        for i, item in enumerate(value):
+            path = f"originate[{i}]"
+            route = self.originate(item, path)
+            if route is None:
+                ok = False
+            else:
+                result.append(route)
+            # As for neighbors: reported even when the table has other errors.
+            prefix = _quiet_prefix(item)
+            if prefix is None:
+                continue
+            if prefix in seen:
+                self.error(
+                    f"{path}.prefix",
+                    f"duplicate prefix {prefix} (also originate[{seen[prefix]}].prefix)",
+                )
+                ok = False
+            else:
+                seen[prefix] = i
+        return tuple(result) if ok else None
+
+    def originate(self, value: object, path: str) -> OriginateConfig | None:
+        tbl = self.table(value, path, ORIGINATE_KEYS)
+        if tbl is None:
+            return None
+        n_errors = len(self.errors)
+        net = self.string(tbl, path, "prefix")
+        if isinstance(net, str):
+            parsed = _parse_network(net)
+            net = self.error(_join(path, "prefix"), parsed) if isinstance(parsed, str) else parsed
+        if net is INVALID:
+            version, like = None, ""
+        else:
+            version, like = net.version, f" like the prefix {net}"
+        next_hop = self.host_address(tbl, path, "next_hop", version, like)
+        origin = self.choice(tbl, path, "origin", ORIGINS, "igp")
+        med = self.integer(tbl, path, "med", _int_range(0, MAX_U32), None)
+        local_pref = self.integer(tbl, path, "local_pref", _int_range(0, MAX_U32), None)
+        communities = self.coded_list(tbl, path, "communities", parse_community)
+        large = self.coded_list(tbl, path, "large_communities", parse_large_community)
+        ext = self.coded_list(tbl, path, "ext_communities", parse_ext_community)
+        if len(self.errors) > n_errors:
+            return None
+        prefix = str(net)
+        return OriginateConfig(
+            prefix=prefix,
+            family=_family_of_prefix(prefix),
+            next_hop=next_hop,
+            origin=origin,
+            med=med,
+            local_pref=local_pref,
+            communities=communities,
+            large_communities=large,
+            ext_communities=ext,
+        )

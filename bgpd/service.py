@@ -15,13 +15,26 @@ import signal
 from typing import Any
 
 from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from bgpd.config import Config, ConfigError, NeighborConfig, load_config
+from bgpd.rib import PeerInfo, Rib, RibOptions, peer_role
 from bgpd.runtime import tune_gc
 from bgpd.session.factory import PeerFactory, SessionListener
-from bgpd.session.listener import BGPServerFactory, install_md5, listen, normalize_address
-from bgpd.wire.constants import CeaseError
+from bgpd.session.listener import (
+    BGPServerFactory,
+    install_md5,
+    listen,
+    normalize_address,
+    set_listen_ttl,
+)
+from bgpd.session.negotiation import SessionInfo
+from bgpd.wire.attributes import PathAttributes
+from bgpd.wire.constants import FAMILIES_BY_NAME, CeaseError
+from bgpd.wire.nlri import prefix_from_str
+from bgpd.wire.refresh import RouteRefresh
+from bgpd.wire.update import Update
 
 log = Logger()
 
@@ -36,6 +49,21 @@ def _needs_reset(old: NeighborConfig, new: NeighborConfig) -> bool:
         if getattr(old, name.name) != getattr(new, name.name):
             return True
     return False
+
+
+def _wait_closed(reactor: Any, protos: list, timeout: float) -> Deferred:
+    """A Deferred that fires when every protocol's connection is gone, or at ``timeout``."""
+    d: Deferred = Deferred()
+    deadline = reactor.seconds() + timeout
+
+    def check() -> None:
+        if all(p.lost or p.transport is None for p in protos) or reactor.seconds() >= deadline:
+            d.callback(None)
+        else:
+            reactor.callLater(0.05, check)
+
+    check()
+    return d
 
 
 class SessionsService(Service):
@@ -71,12 +99,17 @@ class SessionsService(Service):
                 peer.start()
 
     def stopService(self) -> Any:
+        protos = [p for peer in self.peers.values()
+                  for p in (peer.protocol_instance, peer.pending) if p is not None]
         for peer in list(self.peers.values()):
             peer.stop("bgpd shutting down")
         for port in self.ports:
             port.stopListening()
         self.ports = []
-        return super().stopService()
+        super().stopService()
+        # Give the Cease NOTIFICATIONs time to be written before the reactor
+        # tears the sockets down (bounded: 2 seconds).
+        return _wait_closed(self.reactor, protos, 2.0)
 
     def _listen(self) -> None:
         bgp = self.config.bgp
@@ -90,6 +123,12 @@ class SessionsService(Service):
             log.info("listening for BGP on [{addr}]:{port}", addr=address,
                      port=port.getHost().port)
             self.ports.append(port)
+            if any(n.ttl_security for n in self.config.neighbors):
+                try:
+                    set_listen_ttl(port)
+                except OSError as e:
+                    log.error("cannot set TTL 255 on [{addr}] for GTSM: {error}", addr=address,
+                              error=e)
         self._install_md5()
 
     def _install_md5(self, removed: dict[str, None] | None = None) -> None:
@@ -187,37 +226,185 @@ class RoutingBridge:
     def state_changed(self, peer: PeerFactory, old: Any, new: Any, reason: str) -> None:
         pass
 
+    def output_resumed(self, peer: PeerFactory) -> None:
+        self.service.output_resumed(peer)
+
     def peer_config_changed(self, peer: PeerFactory, old: NeighborConfig, new: NeighborConfig) -> None:
         self.service.peer_config_changed(peer, old, new)
 
 
 class RibService(Service):
-    """Owns the RIB; the bridge feeds it from sessions."""
+    """Owns the RIB and originated routes; the bridge feeds it from sessions."""
 
     name = "rib"
 
     def __init__(self, config: Config, reactor: Any) -> None:
         self.config = config
         self.reactor = reactor
+        bgp = config.bgp
+        self.rib = Rib(bgp.router_id, bgp.local_as, bgp.cluster_id, _rib_options(config),
+                       call_later=reactor.callLater)
         self.bridge = RoutingBridge(self)
+        self.peers: dict[PeerFactory, PeerInfo] = {}
+        self._originated: dict[tuple[tuple[int, int], bytes], PathAttributes] = {}
+        self._dirty: set[PeerFactory] = set()
+        self._count_call: Any = None
 
-    def peer_up(self, peer: PeerFactory, info: Any) -> None:
-        pass
+    def startService(self) -> None:
+        super().startService()
+        self._sync_originated(self.config)
+
+    # -- sessions -------------------------------------------------------------
+
+    def peer_up(self, peer: PeerFactory, info: SessionInfo) -> None:
+        cfg = peer.config
+        proto = peer.protocol_instance
+        local = None
+        if proto is not None and proto.transport is not None:
+            try:
+                local = normalize_address(proto.transport.getHost().host)
+            except (ValueError, AttributeError):
+                local = None
+        local = local or cfg.local_address
+        if local is not None and ":" in local:
+            local_address, next_hop6 = cfg.next_hop_ipv4 or local, local
+        else:
+            local_address, next_hop6 = local, cfg.next_hop_ipv6
+        pi = PeerInfo(
+            address=normalize_address(cfg.address),
+            remote_as=info.peer_asn,
+            local_as=cfg.local_as,
+            router_id=info.peer_router_id,
+            route_reflector_client=cfg.route_reflector_client,
+            route_server_client=cfg.route_server_client,
+            next_hop_self=cfg.next_hop_self,
+            role=peer_role(cfg.role),
+            local_address=local_address,
+            next_hop6=next_hop6,
+            allowas_in=cfg.allowas_in,
+        )
+        self.peers[peer] = pi
+        if not pi.ibgp:
+            for direction, names in (("import", cfg.import_policy), ("export", cfg.export_policy)):
+                if tuple(names) == ("reject-all",):
+                    log.warn("peer {peer}: eBGP with {direction} policy reject-all: no routes "
+                             "{way} (RFC 8212; set {direction}_policy to change this)",
+                             peer=pi.address, direction=direction,
+                             way="accepted" if direction == "import" else "sent")
+        self.rib.add_peer(pi, info.families, info.negotiated, peer,
+                          import_policy=cfg.import_policy, export_policy=cfg.export_policy,
+                          soft_reconfiguration=cfg.soft_reconfiguration_inbound, mrai=cfg.mrai)
 
     def peer_down(self, peer: PeerFactory, reason: str, graceful: bool) -> None:
-        pass
+        pi = self.peers.pop(peer, None)
+        self._dirty.discard(peer)
+        if pi is None:
+            return
+        stale = 0.0
+        gr = peer.session_info.graceful_restart if peer.session_info is not None else None
+        if graceful and gr is not None:
+            stale = float(gr.restart_time)
+        if graceful and stale > 0:
+            log.info("peer {peer} down ({reason}); graceful restart: keeping its routes "
+                     "as stale for up to {t:g}s", peer=pi.address, reason=reason, t=stale)
+        self.rib.remove_peer(pi, graceful=graceful and stale > 0, stale_time=stale)
 
-    def update(self, peer: PeerFactory, update: Any) -> None:
-        pass
+    def update(self, peer: PeerFactory, update: Update) -> None:
+        pi = self.peers.get(peer)
+        if pi is None:
+            return
+        self.rib.receive(pi, update)
+        if peer.config.max_prefix:
+            self._dirty.add(peer)
+            if self._count_call is None:
+                self._count_call = self.reactor.callLater(0.2, self._count_prefixes)
 
-    def refresh(self, peer: PeerFactory, refresh: Any) -> None:
-        pass
+    def _count_prefixes(self) -> None:
+        self._count_call = None
+        dirty, self._dirty = self._dirty, set()
+        for peer in dirty:
+            pi = self.peers.get(peer)
+            if pi is None:
+                continue
+            for family, _limit in peer.config.max_prefix:
+                fam = FAMILIES_BY_NAME[family]
+                count = len(self.rib.adj_rib_in(pi, fam))
+                if peer.prefix_counts.get(family) != count:
+                    # The RIB works in chunks: look again until the count settles.
+                    self._dirty.add(peer)
+                peer.note_prefix_count(family, count)
+        if self._dirty and self._count_call is None:
+            self._count_call = self.reactor.callLater(0.2, self._count_prefixes)
+
+    def refresh(self, peer: PeerFactory, refresh: RouteRefresh) -> None:
+        pi = self.peers.get(peer)
+        if pi is None:
+            return
+        if refresh.subtype == 0:
+            log.info("peer {peer}: ROUTE-REFRESH for {afi}/{safi}: sending the table again",
+                     peer=pi.address, afi=refresh.afi, safi=refresh.safi)
+            self.rib.refresh_out(pi, (refresh.afi, refresh.safi))
+
+    def output_resumed(self, peer: PeerFactory) -> None:
+        pi = self.peers.get(peer)
+        if pi is not None:
+            self.rib.resume(pi)
 
     def peer_config_changed(self, peer: PeerFactory, old: NeighborConfig, new: NeighborConfig) -> None:
-        pass
+        pi = self.peers.get(peer)
+        if pi is None:
+            return
+        if old.import_policy != new.import_policy and new.soft_reconfiguration_inbound:
+            self.rib.reimport(pi, new.import_policy)
+        elif old.import_policy != new.import_policy:
+            if not peer.request_refresh_all():
+                log.warn("peer {peer}: import policy changed but the peer does not support "
+                         "route refresh and soft reconfiguration is off: reset the session "
+                         "to apply it", peer=pi.address)
+
+    # -- config ---------------------------------------------------------------
 
     def reload(self, config: Config) -> None:
         self.config = config
+        self._sync_originated(config)
+
+    def _sync_originated(self, config: Config) -> None:
+        wanted: dict[tuple[tuple[int, int], bytes], PathAttributes] = {}
+        for route in config.originate:
+            afi, key = prefix_from_str(route.prefix)
+            fam = FAMILIES_BY_NAME[route.family]
+            wanted[(fam, key)] = PathAttributes(
+                origin=_ORIGINS[route.origin],
+                as_path=(),
+                next_hop=route.next_hop,
+                med=route.med,
+                local_pref=route.local_pref,
+                communities=tuple(route.communities),
+                large_communities=tuple(route.large_communities),
+                ext_communities=tuple(route.ext_communities),
+            )
+        for (fam, key) in self._originated.keys() - wanted.keys():
+            self.rib.withdraw_originated(fam, key)
+        for (fam, key), attrs in wanted.items():
+            if self._originated.get((fam, key)) != attrs:
+                self.rib.originate(fam, key, attrs)
+        self._originated = wanted
+
+
+_ORIGINS = {"igp": 0, "egp": 1, "incomplete": 2}
+
+
+def _rib_options(config: Config) -> RibOptions:
+    bgp = config.bgp
+    return RibOptions(
+        default_local_pref=bgp.default_local_pref,
+        always_compare_med=bgp.always_compare_med,
+        deterministic_med=bgp.deterministic_med,
+        max_paths=bgp.max_paths,
+        multipath_relax=bgp.multipath_relax,
+        mrai_ebgp=bgp.mrai_ebgp,
+        mrai_ibgp=bgp.mrai_ibgp,
+    )
 
 
 class BgpdService(MultiService):

@@ -18,6 +18,7 @@ from bgpd.config import (
     MaxPrefix,
     NeighborChanges,
     NeighborConfig,
+    OriginateConfig,
     config_from_dict,
     load_config,
     parse_config,
@@ -200,6 +201,14 @@ class ExampleFileTests(SynchronousTestCase):
         self.assertEqual((n.address, n.remote_as, n.passive), ("127.0.0.2", 65001, True))
         self.assertEqual((n.import_policy, n.export_policy), (("accept-all",), ("accept-all",)))
         self.assertTrue(n.description)
+
+    def test_originates_a_route(self):
+        """It announces 198.51.100.0/24 with one community."""
+        (route,) = load_config(EXAMPLE_FILE).originate
+        self.assertEqual(
+            (route.prefix, route.family, route.next_hop), ("198.51.100.0/24", "ipv4-unicast", None)
+        )
+        self.assertEqual(route.communities, (65000 << 16 | 100,))
 
 
 class BgpTableTests(_Helpers):
@@ -897,3 +906,361 @@ class RecordTests(SynchronousTestCase):
         before = copy.deepcopy(d)
         config_from_dict(d)
         self.assertEqual(d, before)
+
+
+class BgpRibKeysTests(_Helpers):
+    """[bgp] keys of the decision process, multipath and update pacing."""
+
+    def test_defaults(self):
+        """Absent keys take the documented defaults, the timers as floats."""
+        bgp = config_from_dict(doc()).bgp
+        self.assertEqual((bgp.always_compare_med, bgp.deterministic_med), (False, False))
+        self.assertEqual((bgp.max_paths, bgp.multipath_relax), (1, False))
+        self.assertEqual(bgp.default_local_pref, 100)
+        self.assertEqual((bgp.mrai_ebgp, bgp.mrai_ibgp), (0.5, 0.0))
+        self.assertIsInstance(bgp.mrai_ibgp, float)
+        self.assertEqual(bgp, BgpConfig(local_as=65000, router_id="192.0.2.1"))
+
+    def test_every_key(self):
+        """Every new key is stored; integer seconds become floats."""
+        bgp = config_from_dict(
+            doc(
+                {
+                    "always_compare_med": True,
+                    "deterministic_med": True,
+                    "max_paths": 64,
+                    "multipath_relax": True,
+                    "default_local_pref": 4294967295,
+                    "mrai_ebgp": 30,
+                    "mrai_ibgp": 0.25,
+                }
+            )
+        ).bgp
+        self.assertEqual((bgp.always_compare_med, bgp.deterministic_med), (True, True))
+        self.assertEqual((bgp.max_paths, bgp.multipath_relax), (64, True))
+        self.assertEqual(bgp.default_local_pref, 4294967295)
+        self.assertEqual((bgp.mrai_ebgp, bgp.mrai_ibgp), (30.0, 0.25))
+        self.assertIsInstance(bgp.mrai_ebgp, float)
+
+    def test_boundaries(self):
+        """The low ends of the ranges are accepted; multipath_relax needs no max_paths."""
+        bgp = config_from_dict(
+            doc({"max_paths": 1, "default_local_pref": 0, "mrai_ebgp": 0, "multipath_relax": True})
+        ).bgp
+        self.assertEqual((bgp.max_paths, bgp.default_local_pref, bgp.mrai_ebgp), (1, 0, 0.0))
+        self.assertTrue(bgp.multipath_relax)
+
+    def test_bad_values(self):
+        """Each bad value is reported at its key with the reason."""
+        cases = [
+            ("always_compare_med", 1, "true or false, got an integer (1)"),
+            ("deterministic_med", "yes", "true or false, got a string"),
+            ("multipath_relax", 0, "true or false"),
+            ("max_paths", 0, "from 1 to 64, got 0"),
+            ("max_paths", 65, "got 65"),
+            ("max_paths", True, "got a boolean (true)"),
+            ("max_paths", 2.0, "got a float"),
+            ("default_local_pref", -1, "from 0 to 4294967295, got -1"),
+            ("default_local_pref", 4294967296, "got 4294967296"),
+            ("default_local_pref", False, "got a boolean (false)"),
+            ("mrai_ebgp", -0.5, "a number of seconds >= 0, got -0.5"),
+            ("mrai_ebgp", True, "got a boolean (true)"),
+            ("mrai_ebgp", "1", "got a string"),
+            ("mrai_ibgp", float("inf"), "got inf"),
+            ("mrai_ibgp", float("nan"), "got nan"),
+            ("mrai_ibgp", -1, "got -1"),
+            ("mrai_ibgp", [1], "got an array"),
+        ]
+        for name, value, fragment in cases:
+            errors = self.errors(doc({name: value}))
+            self.assertEqual(len(errors), 1, (name, value, errors))
+            self.assertEqual(errors[0][0], f"bgp.{name}", (name, value, errors))
+            self.assertIn(fragment, errors[0][1], (name, value))
+
+    def test_from_toml_text(self):
+        """TOML integers and floats are both accepted for the MRAI timers."""
+        bgp = parse_config(
+            '[bgp]\nlocal_as = 65000\nrouter_id = "192.0.2.1"\nmrai_ebgp = 5\nmrai_ibgp = 1.5\n'
+        ).bgp
+        self.assertEqual((bgp.mrai_ebgp, bgp.mrai_ibgp), (5.0, 1.5))
+
+
+class NeighborRibKeysTests(_Helpers):
+    """[[neighbors]] keys for allowas-in, soft reconfiguration, MRAI and next hops."""
+
+    def test_defaults(self):
+        """Absent keys take the documented defaults."""
+        n = self.one_neighbor()
+        self.assertEqual((n.allowas_in, n.soft_reconfiguration_inbound), (0, False))
+        self.assertIsNone(n.mrai)
+        self.assertEqual((n.next_hop_ipv4, n.next_hop_ipv6), (None, None))
+
+    def test_every_key(self):
+        """Every new key is stored, addresses normalised, mrai as a float."""
+        n = self.one_neighbor(
+            allowas_in=10,
+            soft_reconfiguration_inbound=True,
+            mrai=5,
+            next_hop_ipv4="198.51.100.1",
+            next_hop_ipv6="2001:DB8:0::1",
+        )
+        self.assertEqual((n.allowas_in, n.soft_reconfiguration_inbound), (10, True))
+        self.assertEqual(n.mrai, 5.0)
+        self.assertIsInstance(n.mrai, float)
+        self.assertEqual((n.next_hop_ipv4, n.next_hop_ipv6), ("198.51.100.1", "2001:db8::1"))
+
+    def test_effective_mrai(self):
+        """Without its own mrai a neighbor uses mrai_ebgp or mrai_ibgp by session type."""
+        config = config_from_dict(
+            doc(
+                {"mrai_ebgp": 2, "mrai_ibgp": 1},
+                {},
+                {"address": "192.0.2.3", "remote_as": 65000},
+                {"address": "192.0.2.4", "mrai": 0},
+            )
+        )
+        ebgp, ibgp, own = config.neighbors
+        self.assertEqual(ebgp.effective_mrai(config.bgp), 2.0)
+        self.assertEqual(ibgp.effective_mrai(config.bgp), 1.0)
+        self.assertEqual(own.effective_mrai(config.bgp), 0.0)
+
+    def test_bad_values(self):
+        """Each bad value is reported at its key with the reason."""
+        cases = [
+            ("allowas_in", -1, "from 0 to 10, got -1"),
+            ("allowas_in", 11, "got 11"),
+            ("allowas_in", True, "got a boolean (true)"),
+            ("soft_reconfiguration_inbound", 1, "true or false, got an integer (1)"),
+            ("mrai", -1, "a number of seconds >= 0, got -1"),
+            ("mrai", False, "got a boolean (false)"),
+            ("mrai", "0.5", "got a string"),
+            ("next_hop_ipv4", "2001:db8::1", "must be an IPv4 address, got 2001:db8::1"),
+            ("next_hop_ipv4", "nope", "IPv4 or IPv6 address"),
+            ("next_hop_ipv4", "0.0.0.0", "unicast host address"),
+            ("next_hop_ipv4", 1, "must be a string"),
+            ("next_hop_ipv6", "192.0.2.1", "must be an IPv6 address, got 192.0.2.1"),
+            ("next_hop_ipv6", "ff02::1", "unicast host address"),
+            ("next_hop_ipv6", "fe80::1%eth0", "cannot carry a zone"),
+        ]
+        for name, value, fragment in cases:
+            errors = self.errors(neighbor_doc(**{name: value}))
+            self.assertEqual(len(errors), 1, (name, value, errors))
+            self.assertEqual(errors[0][0], f"neighbors[0].{name}", (name, value, errors))
+            self.assertIn(fragment, errors[0][1], (name, value))
+
+    def test_next_hops_on_either_transport(self):
+        """Both next hops may be set whatever the session's family."""
+        n = self.one_neighbor(address="2001:db8::2", next_hop_ipv4="192.0.2.1", next_hop_ipv6="2001:db8::1")
+        self.assertEqual((n.next_hop_ipv4, n.next_hop_ipv6), ("192.0.2.1", "2001:db8::1"))
+
+    def test_change_is_a_neighbor_change(self):
+        """Changing a new neighbor key marks that neighbor changed on reload."""
+        old = config_from_dict(neighbor_doc())
+        new = config_from_dict(neighbor_doc(allowas_in=1))
+        self.assertEqual(old.neighbor_changes(new).changed, ("192.0.2.2",))
+
+
+def originate_doc(*routes: Any) -> dict[str, Any]:
+    """A minimal valid document with these [[originate]] tables."""
+    d = doc()
+    d["originate"] = list(routes)
+    return d
+
+
+class OriginateTests(_Helpers):
+    """[[originate]] tables: routes this speaker announces itself."""
+
+    def one_route(self, **keys: Any) -> OriginateConfig:
+        """The OriginateConfig built from ``keys``."""
+        (route,) = config_from_dict(originate_doc(keys)).originate
+        return route
+
+    def test_none(self):
+        """With no [[originate]] nothing is originated."""
+        self.assertEqual(config_from_dict(doc()).originate, ())
+
+    def test_defaults(self):
+        """Only prefix is needed; the family follows from it."""
+        route = self.one_route(prefix="198.51.100.0/24")
+        self.assertEqual(
+            route,
+            OriginateConfig(
+                prefix="198.51.100.0/24",
+                family="ipv4-unicast",
+                next_hop=None,
+                origin="igp",
+                med=None,
+                local_pref=None,
+                communities=(),
+                large_communities=(),
+                ext_communities=(),
+            ),
+        )
+        self.assertEqual(route, OriginateConfig(prefix="198.51.100.0/24"))
+
+    def test_every_key(self):
+        """Every key is stored: the prefix normalised, communities as on the wire."""
+        route = self.one_route(
+            prefix="2001:DB8:100:0::/48",
+            next_hop="2001:db8:0::1",
+            origin="incomplete",
+            med=4294967295,
+            local_pref=0,
+            communities=["65000:100", "No_Export", "graceful-shutdown"],
+            large_communities=["4200000000:1:2"],
+            ext_communities=["rt:65000:1", "ro:192.0.2.1:7", "rt:4200000000:3"],
+        )
+        self.assertEqual(
+            route,
+            OriginateConfig(
+                prefix="2001:db8:100::/48",
+                family="ipv6-unicast",
+                next_hop="2001:db8::1",
+                origin="incomplete",
+                med=4294967295,
+                local_pref=0,
+                communities=(65000 << 16 | 100, 0xFFFFFF01, 0xFFFF0000),
+                large_communities=((4200000000, 1, 2),),
+                ext_communities=(
+                    bytes.fromhex("0002fde800000001"),
+                    bytes.fromhex("0103c00002010007"),
+                    bytes.fromhex("0202fa56ea000003"),
+                ),
+            ),
+        )
+
+    def test_several(self):
+        """Routes keep their order; default route and host routes are fine."""
+        config = config_from_dict(
+            originate_doc(
+                {"prefix": "0.0.0.0/0", "origin": "egp"},
+                {"prefix": "192.0.2.1/32", "next_hop": "192.0.2.254"},
+                {"prefix": "::/0"},
+            )
+        )
+        self.assertEqual([r.prefix for r in config.originate], ["0.0.0.0/0", "192.0.2.1/32", "::/0"])
+        self.assertEqual(
+            [r.family for r in config.originate], ["ipv4-unicast", "ipv4-unicast", "ipv6-unicast"]
+        )
+        self.assertEqual(config.originate[0].origin, "egp")
+
+    def test_from_toml_text(self):
+        """The TOML form parses as the dict form does."""
+        config = parse_config(
+            '[bgp]\nlocal_as = 65000\nrouter_id = "192.0.2.1"\n\n'
+            '[[originate]]\nprefix = "198.51.100.0/24"\ncommunities = ["65000:100"]\n'
+        )
+        self.assertEqual(
+            config.originate, (OriginateConfig("198.51.100.0/24", communities=[65000 << 16 | 100]),)
+        )
+
+    def test_bad_values(self):
+        """Each bad value is reported at its key with the reason."""
+        ok = {"prefix": "198.51.100.0/24"}
+        cases = [
+            ({"prefix": "198.51.100.1/24"}, "prefix", "host bits set; the network is 198.51.100.0/24"),
+            ({"prefix": "2001:db8:100::1/48"}, "prefix", "the network is 2001:db8:100::/48"),
+            ({"prefix": "198.51.100.0"}, "prefix", "with its prefix length"),
+            ({"prefix": "198.51.100.0/33"}, "prefix", "IPv4 or IPv6 network"),
+            ({"prefix": "nope/8"}, "prefix", "IPv4 or IPv6 network"),
+            ({"prefix": 5}, "prefix", "must be a string, got an integer (5)"),
+            ({**ok, "next_hop": "2001:db8::1"}, "next_hop", "IPv4 address like the prefix 198.51.100.0/24"),
+            (
+                {"prefix": "2001:db8::/32", "next_hop": "192.0.2.1"},
+                "next_hop",
+                "IPv6 address like the prefix 2001:db8::/32, got 192.0.2.1",
+            ),
+            ({**ok, "next_hop": "0.0.0.0"}, "next_hop", "unicast host address"),
+            ({**ok, "next_hop": "x"}, "next_hop", "IPv4 or IPv6 address"),
+            ({**ok, "origin": "IGP"}, "origin", "one of igp, egp, incomplete"),
+            ({**ok, "origin": 0}, "origin", "must be a string"),
+            ({**ok, "med": -1}, "med", "from 0 to 4294967295, got -1"),
+            ({**ok, "med": 4294967296}, "med", "got 4294967296"),
+            ({**ok, "med": True}, "med", "got a boolean (true)"),
+            ({**ok, "local_pref": 1.5}, "local_pref", "got a float"),
+            ({**ok, "local_pref": False}, "local_pref", "got a boolean (false)"),
+            ({**ok, "communities": "65000:1"}, "communities", "array of strings"),
+            ({**ok, "communities": [65000]}, "communities[0]", "must be a string"),
+            ({**ok, "communities": ["1:2", "65536:1"]}, "communities[1]", "both parts must be 0 to 65535"),
+            ({**ok, "communities": ["no-exports"]}, "communities[0]", "bad community 'no-exports'"),
+            ({**ok, "communities": ["1:2:3"]}, "communities[0]", "ASN:VALUE"),
+            (
+                {**ok, "communities": ["no-export", "65535:65281"]},
+                "communities[1]",
+                "duplicate of communities[0]",
+            ),
+            ({**ok, "large_communities": ["1:2"]}, "large_communities[0]", "GLOBAL:LOCAL1:LOCAL2"),
+            ({**ok, "large_communities": ["1:2:4294967296"]}, "large_communities[0]", "0 to 4294967295"),
+            ({**ok, "large_communities": ["1:2:3", "1:2:3"]}, "large_communities[1]", "duplicate"),
+            ({**ok, "ext_communities": ["rt:1"]}, "ext_communities[0]", "bad extended community 'rt:1'"),
+            ({**ok, "ext_communities": ["soo:1:2"]}, "ext_communities[0]", "unknown kind"),
+            (
+                {**ok, "ext_communities": ["rt:4200000000:65536"]},
+                "ext_communities[0]",
+                "value must be 0 to 65535",
+            ),
+            ({**ok, "ext_communities": ["rt:1:2", "rt:1:2"]}, "ext_communities[1]", "duplicate"),
+            ({**ok, "family": "ipv4-unicast"}, "family", "unknown key"),
+            ({**ok, "community": []}, "community", "did you mean 'communities'?"),
+        ]
+        for table, key, fragment in cases:
+            errors = self.errors(originate_doc(table))
+            self.assertEqual(len(errors), 1, (table, errors))
+            self.assertEqual(errors[0][0], f"originate[0].{key}", (table, errors))
+            self.assertIn(fragment, errors[0][1], table)
+
+    def test_required(self):
+        """prefix is required."""
+        self.assert_one_error(originate_doc({}), "originate[0].prefix", "required key is missing")
+
+    def test_duplicate_prefix(self):
+        """The same prefix twice, in any spelling, names both tables."""
+        self.assert_one_error(
+            originate_doc(
+                {"prefix": "2001:db8:100::/48"}, {"prefix": "192.0.2.0/24"}, {"prefix": "2001:DB8:100:0::/48"}
+            ),
+            "originate[2].prefix",
+            "duplicate prefix 2001:db8:100::/48 (also originate[0].prefix)",
+        )
+
+    def test_duplicate_reported_alongside_other_errors(self):
+        """A duplicate is reported even when that table has another error."""
+        errors = self.errors(originate_doc({"prefix": "192.0.2.0/24"}, {"prefix": "192.0.2.0/24", "med": -1}))
+        self.assertEqual([key for key, _ in errors], ["originate[1].med", "originate[1].prefix"])
+
+    def test_not_array(self):
+        """[originate] instead of [[originate]] is an error."""
+        d = doc()
+        d["originate"] = {"prefix": "192.0.2.0/24"}
+        self.assert_one_error(d, "originate", "array of tables ([[originate]])")
+
+    def test_entry_not_table(self):
+        """Each originate entry must be a table."""
+        self.assert_one_error(originate_doc("192.0.2.0/24"), "originate[0]", "must be a table")
+
+    def test_checked_without_bgp(self):
+        """Originate errors are reported even when [bgp] is broken."""
+        d = originate_doc({"prefix": "192.0.2.1/24"})
+        d["bgp"]["local_as"] = 0
+        self.assertEqual([key for key, _ in self.errors(d)], ["bgp.local_as", "originate[0].prefix"])
+
+    def test_direct_construction(self):
+        """Records built directly derive the family and convert lists to tuples."""
+        route = OriginateConfig(
+            prefix="2001:db8::/32",
+            communities=[1],
+            large_communities=[[1, 2, 3]],
+            ext_communities=[bytearray(8)],
+        )
+        self.assertEqual(route.family, "ipv6-unicast")
+        self.assertEqual(route.communities, (1,))
+        self.assertEqual(route.large_communities, ((1, 2, 3),))
+        self.assertEqual(route.ext_communities, (bytes(8),))
+        hash(route)
+
+    def test_config_equality(self):
+        """Configs differing only in originated routes are not equal."""
+        a = config_from_dict(originate_doc({"prefix": "192.0.2.0/24"}))
+        b = config_from_dict(originate_doc({"prefix": "192.0.2.0/24", "med": 1}))
+        self.assertNotEqual(a, b)
+        self.assertEqual(a, config_from_dict(originate_doc({"prefix": "192.0.2.0/24"})))

@@ -816,9 +816,25 @@ class PeerFactory(ClientFactory):
         self.send_message(RouteRefresh(fam[0], fam[1], 0))
         return True
 
+    def request_refresh_all(self) -> bool:
+        """ROUTE-REFRESH for every negotiated family; False if the peer cannot do it."""
+        info = self.session_info
+        if info is None or not info.route_refresh:
+            return False
+        for afi, safi in info.families:
+            self.send_message(RouteRefresh(afi, safi, 0))
+        return True
+
     def writable(self) -> bool:
+        """False while the transport's send buffer is full (flow control for the RIB)."""
         proto = self.protocol_
-        return proto is not None and not proto.closing
+        return proto is not None and not proto.closing and not proto.paused
+
+    def output_resumed(self, proto: BGPProtocol) -> None:
+        if proto is self.protocol_ and self.state is _S.ESTABLISHED:
+            hook = getattr(self.listener, "output_resumed", None)
+            if hook is not None:
+                hook(self)
 
     def note_prefix_count(self, family: str, count: int) -> None:
         """Max-prefix (RFC 4486): called with the prefixes now held from this peer."""

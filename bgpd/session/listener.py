@@ -73,6 +73,17 @@ def listen(reactor: Any, factory: BGPServerFactory, address: str, port: int) -> 
     return p
 
 
+def set_listen_ttl(port: tcp.Port, ttl: int = 255) -> None:
+    """Send with TTL 255 from the listening socket (GTSM, RFC 5082).
+
+    The SYN-ACK of an accepted connection leaves before we see the new
+    socket, so a GTSM peer dialling us would drop it unless the listening
+    socket already sends with 255.  The minimum accepted TTL is set per peer
+    on the accepted socket.
+    """
+    sockopts.set_ttl(port.socket, ttl)
+
+
 def install_md5(port: tcp.Port, peers: dict[str, str | None]) -> None:
     """Install (or remove, with None) the TCP-MD5 key for each peer on a listening port."""
     sock = port.socket

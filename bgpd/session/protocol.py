@@ -55,8 +55,27 @@ class BGPProtocol(Protocol):
     # -- Twisted ----------------------------------------------------------
 
     def connectionMade(self) -> None:
+        # Streaming producer: the transport pauses us when its send buffer is
+        # full, so the RIB stops generating UPDATEs for a slow peer instead of
+        # queueing a whole table in memory.
+        self.paused = False
+        self.transport.registerProducer(self, True)
         if self.controller is not None:
             self.controller.connection_made(self)
+
+    # IPushProducer
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        if self.controller is not None:
+            hook = getattr(self.controller, "output_resumed", None)
+            if hook is not None:
+                hook(self)
+
+    def stopProducing(self) -> None:
+        self.paused = True
 
     def dataReceived(self, data: bytes) -> None:
         if self.closing:
@@ -85,6 +104,7 @@ class BGPProtocol(Protocol):
 
     def connectionLost(self, reason: Failure = None) -> None:  # noqa: B008
         self.closing = True
+        self.lost = True
         if self.controller is not None:
             self.controller.connection_lost(self, reason)
 
