@@ -38,6 +38,8 @@ def _prefixes(rng: random.Random, bits: int, table: list, n: int, start: int) ->
         for _ in range(1000):
             addr = (start + rng.randrange(span)) & ~(size - 1)
             key = make_prefix(addr.to_bytes(nbytes, "big"), plen)
+            if bits == 32 and _special4(addr, plen):
+                continue
             if key not in seen:
                 seen.add(key)
                 out.append(key)
@@ -45,6 +47,20 @@ def _prefixes(rng: random.Random, bits: int, table: list, n: int, start: int) ->
         else:
             raise ValueError(f"cannot place {n} unique /{plen} prefixes")
     return out
+
+
+# Special-purpose IPv4 space (RFC 6890) that real routers filter as bogons.
+_SPECIAL4 = [(0x00000000, 8), (0x0A000000, 8), (0x64400000, 10), (0x7F000000, 8), (0xA9FE0000, 16),
+             (0xAC100000, 12), (0xC0000000, 24), (0xC0000200, 24), (0xC0A80000, 16),
+             (0xC6120000, 15), (0xC6336400, 24), (0xCB007100, 24)]
+
+
+def _special4(addr: int, plen: int) -> bool:
+    for net, nlen in _SPECIAL4:
+        shift = 32 - min(nlen, plen)
+        if addr >> shift == net >> shift:
+            return True
+    return False
 
 
 def _group_sizes(rng: random.Random, n_prefixes: int, n_paths: int) -> list[int]:
