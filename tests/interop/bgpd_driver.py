@@ -117,17 +117,20 @@ class BgpdDriver:
     ``bgp`` holds extra ``[bgp]`` keys (``hold_time``, ``listen_port``,
     ``listen_addresses``...).  Short retry timers are the default here so a
     lab converges in seconds; pass them in ``bgp`` to override.
+    ``originate`` is a list of ``[[originate]]`` tables (key -> value, as in
+    the config file: ``{"prefix": "198.51.100.0/27", "med": 5}``).
     """
 
     name = "bgpd"
 
     def __init__(self, ns: Netns, local_as: int, router_id: str,
                  neighbors: Sequence[BgpdNeighbor] = (), log_name: str = "bgpd.log",
-                 **bgp: Any) -> None:
+                 originate: Sequence[Mapping[str, Any]] = (), **bgp: Any) -> None:
         self.ns = ns
         self.local_as = local_as
         self.router_id = check_peer_address(router_id)
         self.neighbors = list(neighbors)
+        self.originate = [dict(o) for o in originate]
         self.bgp = {"idle_hold_time": 1, "max_idle_hold_time": 4, "connect_retry_time": 2,
                     **bgp}
         self.dir = tempfile.mkdtemp(prefix="bgpd-", dir=ns.workdir)
@@ -142,7 +145,11 @@ class BgpdDriver:
     def config_text(self) -> str:
         head = {"local_as": self.local_as, "router_id": self.router_id, **self.bgp}
         lines = ["[bgp]"] + [f"{k} = {_toml_value(v)}" for k, v in head.items()] + [""]
-        return "\n".join(lines) + "\n".join(n.toml() for n in self.neighbors)
+        text = "\n".join(lines) + "\n".join(n.toml() for n in self.neighbors)
+        for o in self.originate:
+            text += "\n[[originate]]\n" + "".join(f"{k} = {_toml_value(v)}\n"
+                                                 for k, v in o.items())
+        return text
 
     def write_config(self) -> None:
         with open(self.config_path, "w") as f:

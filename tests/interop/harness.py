@@ -732,6 +732,8 @@ class Bird(Daemon):
 
     binary = "bird"
     name = "bird"
+    # What each BGP channel exports: "all", or "filter NAME" / "filter { ... }".
+    export_filter = "all"
 
     @property
     def sock(self) -> str:
@@ -811,7 +813,7 @@ class Bird(Daemon):
                 p.append("    direct;")
             p.extend("    " + x for x in n.extra)
             for fam in n.families:
-                ch = [f"    {fam} {{", "        import all;", "        export all;"]
+                ch = [f"    {fam} {{", "        import all;", f"        export {self.export_filter};"]
                 if n.add_path:
                     ch.append("        add paths on;")
                 if fam == "ipv6" and n.version == 4:
