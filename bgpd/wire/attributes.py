@@ -29,6 +29,8 @@ _U16 = struct.Struct("!H")
 # communities and cluster lists are the common case of "N integers".
 _UNPACK4 = [struct.Struct(f"!{n}I").unpack_from for n in range(256)]
 _UNPACK2 = [struct.Struct(f"!{n}H").unpack_from for n in range(256)]
+_PACK4 = [struct.Struct(f"!{n}I").pack for n in range(256)]
+_PACK2 = [struct.Struct(f"!{n}H").pack for n in range(256)]
 
 # (optional, transitive) bits each known attribute must carry (RFC 7606 3(c)).
 _WELL_KNOWN = 0x40
@@ -268,6 +270,12 @@ def _attr(flags: int, code: int, value: bytes) -> bytes:
 
 def pack_as_path(as_path: AsPath, four: bool = True) -> bytes:
     """Encode AS_PATH segments with 4- or 2-octet ASNs (AS_TRANS for large ones)."""
+    if four and len(as_path) == 1:
+        # The common case: one AS_SEQUENCE of fewer than 256 ASNs.
+        seg_type, asns = as_path[0]
+        n = len(asns)
+        if 0 < n < 256:
+            return bytes((seg_type, n)) + _PACK4[n](*asns)
     out = []
     for seg_type, asns in as_path:
         # A segment holds at most 255 ASNs: split longer ones.  An empty one
@@ -276,17 +284,17 @@ def pack_as_path(as_path: AsPath, four: bool = True) -> bytes:
         for i in range(0, len(asns), 255):
             chunk = asns[i : i + 255]
             if four:
-                out.append(bytes((seg_type, len(chunk))) + struct.pack(f"!{len(chunk)}I", *chunk))
+                out.append(bytes((seg_type, len(chunk))) + _PACK4[len(chunk)](*chunk))
             else:
                 small = [a if a <= 0xFFFF else AS_TRANS for a in chunk]
-                out.append(bytes((seg_type, len(chunk))) + struct.pack(f"!{len(chunk)}H", *small))
+                out.append(bytes((seg_type, len(chunk))) + _PACK2[len(chunk)](*small))
     return b"".join(out)
 
 
 def _pack_attributes(a: PathAttributes, as4: bool, with_next_hop: bool) -> bytes:
     out = [bytes((_WELL_KNOWN, AttrType.ORIGIN, 1, a.origin))]
     out.append(_attr(_WELL_KNOWN, AttrType.AS_PATH, pack_as_path(a.as_path, as4)))
-    need_as4 = not as4 and any(asn > 0xFFFF for asn in a.all_asns())
+    need_as4 = not as4 and any(asn > 0xFFFF for _, asns in a.as_path for asn in asns)
     if with_next_hop and a.next_hop is not None and ":" not in a.next_hop:
         out.append(bytes((_WELL_KNOWN, AttrType.NEXT_HOP, 4)) + _aton(a.next_hop))
     if a.med is not None:
@@ -307,7 +315,8 @@ def _pack_attributes(a: PathAttributes, as4: bool, with_next_hop: bool) -> bytes
         out.append(_attr(_OPT_TRANS, AttrType.AGGREGATOR, value))
     if a.communities:
         c = a.communities
-        out.append(_attr(_OPT_TRANS, AttrType.COMMUNITIES, struct.pack(f"!{len(c)}I", *c)))
+        value = _PACK4[len(c)](*c) if len(c) < 256 else struct.pack(f"!{len(c)}I", *c)
+        out.append(_attr(_OPT_TRANS, AttrType.COMMUNITIES, value))
     if a.originator_id is not None:
         out.append(bytes((_OPT_NON_TRANS, AttrType.ORIGINATOR_ID, 4)) + _aton(a.originator_id))
     if a.cluster_list:

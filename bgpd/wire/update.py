@@ -43,6 +43,8 @@ _ntop = socket.inet_ntop
 _pton = socket.inet_pton
 _AF6 = socket.AF_INET6
 _U32 = struct.Struct("!I")
+_U16 = struct.Struct("!H")
+_HDR = struct.Struct("!HB")
 _MAX_BITS = {1: 32, 2: 128}
 
 _ORIGIN = AttrType.ORIGIN
@@ -807,7 +809,11 @@ def pack_reach(
     if classic:
         attrs = attributes.pack(neg.as4, True)
         fixed = HEADER_LEN + 4 + len(attrs)
-        head_tail = b"\x00\x00" + struct.pack("!H", len(attrs)) + attrs
+        head_tail = b"\x00\x00" + _U16.pack(len(attrs)) + attrs
+        if not with_pid:
+            nlri = b"".join(prefixes)
+            if len(nlri) <= max_len - fixed:  # the common case: one message
+                return [MARKER + _HDR.pack(fixed + len(nlri), 2) + head_tail + nlri]
         for chunk in _chunks(prefixes, max_len - fixed, size_of):
             nlri = encode_path_prefixes(chunk) if with_pid else b"".join(chunk)
             messages.append(_header(fixed + len(nlri), MsgType.UPDATE) + head_tail + nlri)
