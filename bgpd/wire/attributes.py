@@ -344,20 +344,25 @@ def _pack_attributes(a: PathAttributes, as4: bool, with_next_hop: bool) -> bytes
 
 
 class AttributeCache:
-    """Interns decoded attribute sets by their raw bytes.
+    """Interns decoded attribute sets by their raw bytes, for a while.
 
     One table per decoding context (4-octet AS or not, iBGP or eBGP...),
-    because the same bytes decode differently across them.  Tables are plain
-    dicts (a weak-value dict costs more per UPDATE than the whole attribute
-    parse); entries that nothing else refers to any more are swept out when a
-    table has doubled since the last sweep, so the cost is amortised O(1).
+    because the same bytes decode differently across them.  A hit skips the
+    whole attribute parse and shares the object: that is what a peer
+    re-announcing or flapping its routes sends.  The table is bounded
+    (``max_entries`` per context): during a full-table load nearly every
+    UPDATE carries new attributes, and keeping every raw key would cost more
+    memory than the RIB's own per-peer interning (by value) saves.  When a
+    table is full, entries nothing else refers to are swept; if it is still
+    mostly full it starts over.  Plain dicts: a weak-value dict costs more per
+    UPDATE than the whole attribute parse.
     """
 
-    __slots__ = ("tables", "hits", "misses", "_limits")
+    __slots__ = ("tables", "hits", "misses", "max_entries")
 
-    def __init__(self) -> None:
+    def __init__(self, max_entries: int = 65536) -> None:
         self.tables: dict[tuple, dict] = {}
-        self._limits: dict[tuple, int] = {}
+        self.max_entries = max_entries
         self.hits = 0
         self.misses = 0
 
@@ -365,13 +370,14 @@ class AttributeCache:
         t = self.tables.get(context)
         if t is None:
             t = self.tables[context] = {}
-            self._limits[id(t)] = 4096
         return t
 
     def store(self, table: dict, key: object, value: PathAttributes) -> None:
         table[key] = value
-        if len(table) >= self._limits[id(table)]:
+        if len(table) >= self.max_entries:
             self.sweep(table)
+            if len(table) >= self.max_entries // 2:
+                table.clear()
 
     def sweep(self, table: dict | None = None) -> int:
         """Drop entries only the cache holds; return how many were dropped."""
@@ -383,7 +389,6 @@ class AttributeCache:
             for k in dead:
                 del t[k]
             dropped += len(dead)
-            self._limits[id(t)] = max(4096, 2 * len(t))
         return dropped
 
     def __len__(self) -> int:
