@@ -550,8 +550,9 @@ class Rib:
     def _sweep_intern(self, st: PeerState) -> None:
         getrefcount = sys.getrefcount
         table = st.intern
-        # References: the dict value, the loop variable, getrefcount's argument.
-        dead = [k for k, v in table.items() if getrefcount(v) <= 3]
+        # References: the dict value and getrefcount's argument.  (Iterating
+        # over items() would not do: the iterator keeps its last tuple.)
+        dead = [k for k in table if getrefcount(table[k]) <= 2]
         for k in dead:
             del table[k]
         st.intern_limit = max(4096, 2 * len(table))

@@ -384,8 +384,9 @@ class AttributeCache:
         dropped = 0
         getrefcount = sys.getrefcount
         for t in [table] if table is not None else list(self.tables.values()):
-            # References: the dict, the ``v`` loop variable, getrefcount's argument.
-            dead = [k for k, v in t.items() if getrefcount(v) <= 3]
+            # References: the dict and getrefcount's argument.  (Iterating
+            # over items() would not do: the iterator keeps its last tuple.)
+            dead = [k for k in t if getrefcount(t[k]) <= 2]
             for k in dead:
                 del t[k]
             dropped += len(dead)
