@@ -90,6 +90,9 @@ class Result:
     peak_kib: int = 0
     problem: str = ""
     limit: float = 0.0
+    #: bgpd only: sessions that left Established during the run (hold 9 s, so a
+    #: reactor blocked for more than a few seconds would show here).
+    drops: int | None = None
 
     def describe(self) -> str:
         if self.seconds is None:
@@ -101,6 +104,8 @@ class Result:
         if self.peak_kib:
             per = max(0, self.peak_kib - self.base_kib) * 1024 / self.total
             text += f" peak {self.peak_kib / 1024:,.0f} MiB {per:,.0f} B/pfx"
+        if self.drops is not None:
+            text += f" session drops {self.drops}"
         return text
 
 
@@ -232,6 +237,7 @@ class _Bgpd:
                 remote_as = {asn}
                 description = "bench {desc}"
                 passive = true
+                hold_time = 9
                 local_address = "{MID_IP}"
                 families = ["ipv4-unicast", "ipv6-unicast"]
                 import_policy = ["accept-all"]
@@ -362,6 +368,8 @@ def run_router(lab: Lab, name: str, feed_path: str, n4: int, n6: int, timeout: f
             return res
         _converge(lab, res, sink, feed_path, MID_IP, timeout, router.proc,
                   RssSampler(router.proc.pid))
+        if name == "bgpd":
+            res.drops = router.log().count("ESTABLISHED -> ")
         if res.seconds is None:
             log(f"{name}: router log tail:\n{router.log()[-1500:]}")
         return res

@@ -147,3 +147,44 @@ communities = ["65000:7"]
         self.assertTrue(svc.reload())
         rib.drain()
         self.assertEqual(rib.loc_rib_size((1, 1)), 0)
+
+
+class ShutdownTests(SynchronousTestCase):
+    def test_stop_waits_for_the_cease_to_be_written(self):
+        """stopService's Deferred fires only after the connection is closed (or 2 s)."""
+        from twisted.internet.testing import StringTransport
+
+        from bgpd.session.protocol import BGPProtocol
+
+        reactor = MemoryReactorClock()
+        svc = BgpdService(parse_config(render([{"address": "192.0.2.2"}])), None, reactor)
+        svc.startService()
+        peer = svc.sessions.peers["192.0.2.2"]
+        proto = BGPProtocol(peer, outbound=True)
+        peer.connector = object()  # the connect attempt this connection answers
+        proto.makeConnection(StringTransport())
+        d = svc.stopService()
+        self.assertNoResult(d)
+        self.assertTrue(proto.transport.disconnecting)
+        proto.connectionLost(None)
+        reactor.advance(0.1)
+        self.successResultOf(d)
+
+    def test_stop_gives_up_after_two_seconds(self):
+        """A connection that never closes does not hold shutdown for more than 2 s."""
+        from twisted.internet.testing import StringTransport
+
+        from bgpd.session.protocol import BGPProtocol
+
+        reactor = MemoryReactorClock()
+        svc = BgpdService(parse_config(render([{"address": "192.0.2.2"}])), None, reactor)
+        svc.startService()
+        peer = svc.sessions.peers["192.0.2.2"]
+        proto = BGPProtocol(peer, outbound=True)
+        peer.connector = object()
+        proto.makeConnection(StringTransport())
+        d = svc.stopService()
+        reactor.advance(1.0)
+        self.assertNoResult(d)
+        reactor.advance(1.1)
+        self.successResultOf(d)

@@ -43,6 +43,10 @@ class BGPProtocol(Protocol):
         self.negotiated: Negotiated = DEFAULT
         self.cache = cache
         self.closing = False
+        #: connectionLost has run (the service waits for it at shutdown).
+        self.lost = False
+        #: The transport's send buffer is full (IPushProducer).
+        self.paused = False
         #: Our OPEN went out on this connection (it must not go twice).
         self.open_sent = False
         self.last_received = 0.0
