@@ -92,11 +92,7 @@ class SessionsService(Service):
 
     def startService(self) -> None:
         super().startService()
-        self._listen()
-        for neighbor in self.config.neighbors:
-            peer = self.peers[normalize_address(neighbor.address)] = self._make_peer(neighbor)
-            if neighbor.enabled:
-                peer.start()
+        self._start_all()
 
     def stopService(self) -> Any:
         protos = [p for peer in self.peers.values()
@@ -150,7 +146,7 @@ class SessionsService(Service):
                 port.stopListening()
             self.ports = []
             self.config = new
-            self.startService_peers_only()
+            self._start_all()
             return
         if (old.bgp.listen_addresses, old.bgp.listen_port) != (new.bgp.listen_addresses,
                                                                new.bgp.listen_port):
@@ -191,7 +187,7 @@ class SessionsService(Service):
                     self.listener_config_changed(peer, before, neighbor)
         self._install_md5(removed)
 
-    def startService_peers_only(self) -> None:
+    def _start_all(self) -> None:
         self._listen()
         for neighbor in self.config.neighbors:
             peer = self.peers[normalize_address(neighbor.address)] = self._make_peer(neighbor)
@@ -365,7 +361,19 @@ class RibService(Service):
     # -- config ---------------------------------------------------------------
 
     def reload(self, config: Config) -> None:
+        old = self.config
         self.config = config
+        rib = self.rib
+        if (old.bgp.router_id, old.bgp.local_as, old.bgp.cluster_id) != (
+                config.bgp.router_id, config.bgp.local_as, config.bgp.cluster_id):
+            # Every session is reset for this (SessionsService.reload); the
+            # RIB takes the new identity before they come back.
+            rib.router_id = config.bgp.router_id
+            rib.local_as = config.bgp.local_as
+            rib.cluster_id = config.bgp.cluster_id
+        if _rib_options(old) != _rib_options(config):
+            log.warn("decision/MRAI options changed in [bgp]: they apply after a restart of "
+                     "bgpd; the running RIB keeps the old ones")
         self._sync_originated(config)
 
     def _sync_originated(self, config: Config) -> None:
