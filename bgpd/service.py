@@ -336,10 +336,24 @@ class RibService(Service):
         pi = self.peers.get(peer)
         if pi is None:
             return
+        family = (refresh.afi, refresh.safi)
+        info = peer.session_info
+        enhanced = info is not None and info.enhanced_route_refresh
         if refresh.subtype == 0:
             log.info("peer {peer}: ROUTE-REFRESH for {afi}/{safi}: sending the table again",
                      peer=pi.address, afi=refresh.afi, safi=refresh.safi)
-            self.rib.refresh_out(pi, (refresh.afi, refresh.safi))
+            self.rib.refresh_out(pi, family, enhanced)
+        elif not enhanced:
+            log.info("peer {peer}: ignoring BoRR/EoRR: enhanced route refresh not negotiated",
+                     peer=pi.address)
+        elif refresh.subtype == 1:
+            self.rib.begin_refresh(pi, family)
+        elif refresh.subtype == 2:
+            self.rib.end_refresh(pi, family)
+        else:
+            # RFC 7313 section 5: an unknown subtype is ignored.
+            log.info("peer {peer}: ignoring ROUTE-REFRESH subtype {sub}", peer=pi.address,
+                     sub=refresh.subtype)
 
     def output_resumed(self, peer: PeerFactory) -> None:
         pi = self.peers.get(peer)

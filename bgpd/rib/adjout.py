@@ -58,7 +58,7 @@ _MISSING = object()
 class Member:
     """One peer in an update group."""
 
-    __slots__ = ("state", "sink", "dump", "dump_pos", "eor_pending", "eor_at")
+    __slots__ = ("state", "sink", "dump", "dump_pos", "eor_pending", "eor_at", "eor_message")
 
     def __init__(self, state: Any, sink: Any) -> None:
         self.state = state
@@ -67,10 +67,17 @@ class Member:
         self.dump_pos = 0
         self.eor_pending = True
         self.eor_at = 0
+        #: What ends the current dump: End-of-RIB, or EoRR after an enhanced refresh.
+        self.eor_message: bytes | None = None
 
     def writable(self) -> bool:
         w = getattr(self.sink, "writable", None)
         return True if w is None else bool(w())
+
+
+def _refresh_bytes(afi: int, safi: int, subtype: int) -> bytes:
+    # A ROUTE-REFRESH message: BoRR (1) or EoRR (2), RFC 7313 section 3.
+    return b"\xff" * 16 + bytes((0, 23, 5)) + afi.to_bytes(2, "big") + bytes((subtype, safi))
 
 
 def _prepend(as_path: tuple, asn: int) -> tuple:
@@ -180,8 +187,15 @@ class UpdateGroup:
         if not self.members:
             self.cancel()
 
-    def resend(self, member: Member) -> None:
-        """Send the whole Adj-RIB-Out again (ROUTE-REFRESH, RFC 2918 section 4)."""
+    def resend(self, member: Member, enhanced: bool = False) -> None:
+        """Send the whole Adj-RIB-Out again (ROUTE-REFRESH, RFC 2918 section 4).
+
+        ``enhanced``: frame it with BoRR / EoRR (RFC 7313 section 4).
+        """
+        if enhanced:
+            afi, safi = self.family
+            member.sink.send([_refresh_bytes(afi, safi, 1)])
+            member.eor_message = _refresh_bytes(afi, safi, 2)
         member.dump = list(self.out)
         member.dump_pos = 0
         member.eor_pending = True
@@ -353,7 +367,9 @@ class UpdateGroup:
         for m in members:
             if m.eor_pending and m.dump is None and self._pos >= m.eor_at:
                 m.eor_pending = False
-                m.sink.send([pack_end_of_rib(*self.family)])
+                end = m.eor_message or pack_end_of_rib(*self.family)
+                m.eor_message = None
+                m.sink.send([end])
         if end:
             self.pending = []
             self._pos = 0

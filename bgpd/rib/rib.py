@@ -53,7 +53,7 @@ Family = tuple[int, int]
 #: (family, prefix, new best path or None)
 Change = tuple[Family, bytes, Path | None]
 
-_ANNOUNCE, _WITHDRAW, _EOR, _DROP, _STALE, _GR_MARK = range(6)
+_ANNOUNCE, _WITHDRAW, _EOR, _DROP, _STALE, _GR_MARK, _RR_BEGIN, _RR_END = range(8)
 _NONE = object()
 _LEAK_ALWAYS = (Role.CUSTOMER, Role.RS_CLIENT)
 _OTC_ADD = (Role.PROVIDER, Role.PEER, Role.RS)
@@ -279,12 +279,28 @@ class Rib:
                 g.cancel()
             g._schedule(0.0)
 
-    def refresh_out(self, peer: PeerInfo, family: Family) -> None:
-        """Send ``peer`` its whole Adj-RIB-Out for ``family`` again (ROUTE-REFRESH)."""
+    def refresh_out(self, peer: PeerInfo, family: Family, enhanced: bool = False) -> None:
+        """Send ``peer`` its whole Adj-RIB-Out for ``family`` again (ROUTE-REFRESH).
+
+        ``enhanced`` (RFC 7313): the re-advertisement is framed by BoRR and
+        EoRR instead of ending with End-of-RIB.
+        """
         st = self._peers.get(peer.address)
         if st is not None and family in st.members:
             g, m = st.members[family]
-            g.resend(m)
+            g.resend(m, enhanced)
+
+    def begin_refresh(self, peer: PeerInfo, family: Family) -> None:
+        """BoRR from ``peer`` (RFC 7313 section 4): its routes of ``family`` become stale."""
+        st = self._peers.get(peer.address)
+        if st is not None and st.up and family in st.families:
+            self._queue([_RR_BEGIN, st, st.gen, family, None, None, 0])
+
+    def end_refresh(self, peer: PeerInfo, family: Family) -> None:
+        """EoRR from ``peer``: routes of ``family`` it did not re-advertise are withdrawn."""
+        st = self._peers.get(peer.address)
+        if st is not None and st.up and family in st.families:
+            self._queue([_RR_END, st, st.gen, family, None, None, 0])
 
     def reimport(self, peer: PeerInfo, import_policy: Iterable[str] | None = None) -> None:
         """Run the import policy again over the pre-policy Adj-RIB-In (soft reconfiguration)."""
@@ -473,6 +489,19 @@ class Rib:
                         st.stale_timer = None
                     # Next in line, before anything the peer sent after it.
                     work.appendleft([_STALE, st, st.gen, fam, None, list(st.adj_in.get(fam, ())), 0])
+            elif kind == _RR_BEGIN:
+                work.popleft()
+                table = st.adj_in.get(fam, {})
+                done += 1 + len(table) // 64
+                for path in table.values():
+                    path.stale = True
+                # Re-advertised routes must make fresh paths, not find the stale ones.
+                st.intern = {k: v for k, v in st.intern.items() if not v.stale}
+            elif kind == _RR_END:
+                work.popleft()
+                done += 1
+                # Next in line, before anything the peer sent after it.
+                work.appendleft([_STALE, st, st.gen, fam, None, list(st.adj_in.get(fam, ())), 0])
             elif kind == _GR_MARK:
                 work.popleft()
                 done += 1
