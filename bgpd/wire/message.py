@@ -58,10 +58,13 @@ class Framer:
     messages are negotiated; OPEN and KEEPALIVE stay bound by 4096 / 19.
     """
 
-    __slots__ = ("_buf", "max_len")
+    __slots__ = ("_buf", "_need", "max_len")
 
     def __init__(self, max_len: int = MAX_MESSAGE_LEN) -> None:
         self._buf = bytearray()
+        # Bytes the buffer must hold before another message can be cut: the
+        # header, or the whole of the message whose header was checked.
+        self._need = HEADER_LEN
         self.max_len = max_len
 
     def __len__(self) -> int:
@@ -74,23 +77,53 @@ class Framer:
         length or type; the caller must then close the session.
         """
         buf = self._buf
-        buf += data
+        if buf:
+            buf += data
+            if len(buf) < self._need:
+                return []  # a message cut by TCP: nothing new to look at
+            data = bytes(buf)
+            buf.clear()
+        elif type(data) is not bytes:
+            data = bytes(data)
+        # Work on immutable bytes: a body is then one slice, not a bytearray
+        # slice copied again into bytes.
         out = []
         pos = 0
-        n = len(buf)
+        n = len(data)
         max_len = self.max_len
-        while n - pos >= HEADER_LEN:
-            if buf[pos:pos + 16] != MARKER:
-                raise NotificationError(1, HeaderError.CONNECTION_NOT_SYNCHRONIZED, b"",
-                                        "marker is not all ones")
-            length, msg_type = _HDR.unpack_from(buf, pos + 16)
-            _check_header(length, msg_type, max_len)
-            if n - pos < length:
-                break
-            out.append((msg_type, bytes(buf[pos + HEADER_LEN:pos + length])))
-            pos += length
-        if pos:
-            del buf[:pos]
+        need = HEADER_LEN
+        last = n - HEADER_LEN  # the last offset a whole header can start at
+        marker = MARKER
+        startswith = data.startswith
+        try:
+            while pos <= last:
+                if not startswith(marker, pos):
+                    raise NotificationError(1, HeaderError.CONNECTION_NOT_SYNCHRONIZED, b"",
+                                            "marker is not all ones")
+                length = (data[pos + 16] << 8) | data[pos + 17]
+                msg_type = data[pos + 18]
+                # The common types are checked inline; anything unusual gets
+                # the full RFC 4271 6.1 treatment.
+                if msg_type == 2:
+                    if length < 23 or length > max_len:
+                        _check_header(length, msg_type, max_len)
+                elif msg_type != 4 or length != 19:
+                    _check_header(length, msg_type, max_len)
+                end = pos + length
+                if end > n:
+                    need = length
+                    break
+                out.append((msg_type, data[pos + 19:end]))
+                pos = end
+        except NotificationError:
+            # Keep what was not consumed, as before the call: the session is
+            # going down, but the framer stays consistent.
+            buf += data
+            self._need = 0  # look again next time, as a fresh header would be
+            raise
+        if pos < n:
+            buf += data[pos:] if pos else data
+            self._need = need
         return out
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bgpd.wire.constants import (
+    AFI,
     IPV4_UNICAST,
     IPV6_UNICAST,
     MAX_EXTENDED_MESSAGE_LEN,
@@ -17,6 +18,7 @@ from bgpd.wire.constants import (
 )
 
 Family = tuple[int, int]
+_MAX_BITS = {AFI.IPV4: 32, AFI.IPV6: 128}
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,24 @@ class Negotiated:
     extended_message: bool = False
     #: (afi, safi, next-hop afi) accepted/sent per RFC 8950
     ext_nexthop: frozenset[tuple[int, int, int]] = frozenset()
+    # Derived once here rather than on every UPDATE decoded (not part of the
+    # value: left out of init, equality, hash and repr).
+    _context: tuple[bool, bool, int, bool] = field(init=False, compare=False, repr=False)
+    _v4_addpath_rx: bool = field(init=False, compare=False, repr=False)
+    #: ``afi << 8 | safi`` of each negotiated IPv4/IPv6 family ->
+    #: ``(max prefix bits, add-path received)``, for the MP attribute decoders
+    _mp_rx: dict[int, tuple[int, bool]] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        setattr_ = object.__setattr__  # the class is frozen
+        setattr_(self, "_context", (self.as4, self.ibgp,
+                                    self.peer_as if self.enforce_first_as else 0,
+                                    self.enforce_first_as))
+        setattr_(self, "_v4_addpath_rx", IPV4_UNICAST in self.addpath_rx)
+        setattr_(self, "_mp_rx", {
+            (afi << 8) | safi: (_MAX_BITS[afi], (afi, safi) in self.addpath_rx)
+            for afi, safi in self.families if afi in _MAX_BITS
+        })
 
     @property
     def max_message_len(self) -> int:
@@ -42,8 +62,7 @@ class Negotiated:
     @property
     def cache_context(self) -> tuple[bool, bool, int, bool]:
         """Everything that changes how the same attribute bytes decode."""
-        return (self.as4, self.ibgp, self.peer_as if self.enforce_first_as else 0,
-                self.enforce_first_as)
+        return self._context
 
 
 DEFAULT = Negotiated()

@@ -22,6 +22,10 @@ MAX_BITS = {AFI.IPV4: 32, AFI.IPV6: 128}
 ADDR_LEN = {AFI.IPV4: 4, AFI.IPV6: 16}
 _INET = {AFI.IPV4: socket.AF_INET, AFI.IPV6: socket.AF_INET6}
 _MASK = [0] + [(0xFF << (8 - r)) & 0xFF for r in range(1, 8)]
+# Octets a prefix of each length takes, its length octet included, and the
+# host bits of the last octet for each length modulo 8.
+_STEP = [1 + ((plen + 7) >> 3) for plen in range(256)]
+_HOST = [0] + [0xFF >> r for r in range(1, 8)]
 _unpack_path_id = struct.Struct("!I").unpack_from
 
 Prefix = bytes
@@ -39,19 +43,23 @@ def decode_prefixes(data: bytes, max_bits: int = 32) -> list[bytes]:
     longer than the family allows or one that overruns the field: RFC 7606
     section 5.3 says NLRI that cannot be parsed reset the session.
     """
+    return decode_prefix_span(data, 0, len(data), max_bits)
+
+
+def decode_prefix_span(data: bytes, i: int, n: int, max_bits: int = 32) -> list[bytes]:
+    """:func:`decode_prefixes` over ``data[i:n]``, without copying the field out first."""
     out = []
     append = out.append
-    i = 0
-    n = len(data)
+    step = _STEP
     while i < n:
         plen = data[i]
         if plen > max_bits:
             raise _bad_network(f"prefix length {plen} > {max_bits}")
-        j = i + 1 + ((plen + 7) >> 3)
+        j = i + step[plen]
         if j > n:
             raise _bad_network(f"prefix /{plen} overruns the NLRI field")
         rem = plen & 7
-        if rem and data[j - 1] & ~_MASK[rem] & 0xFF:
+        if rem and data[j - 1] & _HOST[rem]:
             # Trailing bits are irrelevant (RFC 4271 4.3): clear them so that
             # equal prefixes are equal keys.
             append(data[i : j - 1] + bytes((data[j - 1] & _MASK[rem],)))
