@@ -147,6 +147,9 @@ class UpdateGroup:
         self._solo_skipped = False
         self._handle: Any = None
         self._ebgp = not info.ibgp
+        # The common eBGP export (not to a route-server client) builds the
+        # exported attributes in one step: see _export_ebgp.
+        self._plain_ebgp = not info.ibgp and not info.route_server_client
         self._local_as = info.local_as
         self._role = info.role
         la = info.local_address
@@ -288,6 +291,38 @@ class UpdateGroup:
                     f[13] = None
         return PathAttributes(*f)
 
+    def _export_ebgp(self, path: Path) -> PathAttributes | None:
+        """_phase1 then _phase2 for eBGP to a peer that is not a route-server
+        client, without the intermediate field list: the full-table case."""
+        a = path.attrs
+        comms = a.communities
+        role = self._role
+        if comms and (
+            _NO_ADVERTISE in comms or _NO_EXPORT in comms or _NO_EXPORT_SUBCONFED in comms
+            or (_NO_PEER in comms and role == Role.PEER)
+        ):
+            return None
+        otc = a.otc
+        if role is not None:
+            if otc is not None:
+                if role in _OTC_BLOCKED:
+                    return None
+            elif role in _OTC_ADDED:
+                otc = self._local_as
+        nh = self._next_hop
+        if nh is None:
+            nh = a.next_hop
+            ll = a.next_hop_ll
+        else:
+            ll = None
+        return PathAttributes(
+            a.origin, _prepend(a.as_path, self._local_as), nh,
+            # RFC 4271 5.1.4: MED stays within the neighbouring AS
+            a.med if path.owner.info is LOCAL else None,
+            None, comms, a.large_communities, a.ext_communities, a.atomic_aggregate, a.aggregator,
+            None, (), otc, ll, a.unknown,
+        )
+
     def export(self, path: Path, prefix: Any) -> PathAttributes | None:
         """The attributes this group sends ``path`` with, or None when a rule or the policy stops it."""
         policy = self.policy
@@ -295,8 +330,11 @@ class UpdateGroup:
         if policy.accepts_all:
             a = batch.get(path, _MISSING)
             if a is _MISSING:
-                f = self._phase1(path)
-                a = batch[path] = None if f is None else self._phase2(f, path.owner.info)
+                if self._plain_ebgp:
+                    a = batch[path] = self._export_ebgp(path)
+                else:
+                    f = self._phase1(path)
+                    a = batch[path] = None if f is None else self._phase2(f, path.owner.info)
             return a
         if policy.rejects_all:
             return None
@@ -417,80 +455,36 @@ class UpdateGroup:
         if self.policy.rejects_all:
             return len(chunk)
         loc_get = self.rib._loc.get(self.family, {}).get
-        out = self.out
-        out_get = out.get
-        states = self._states
         # id(attrs) -> (attrs, prefixes) for what goes to every member;
         # (attrs, target) -> prefixes and target -> withdrawals otherwise.
         ann: dict = {}
         odd: dict = {}
         wd_all: list = []
         wd: dict = {}
-        addpath = self.addpath
-        # The common case inlined: best path only, accept-all export policy,
-        # every next hop resolvable.
-        fast = not addpath and self.policy.accepts_all and self.rib._resolver is None
-        batch_get = self._batch.get
-        export = self.export
-        sendable = self._sendable
-        solo = self.members[0].state if len(self.members) == 1 else None
-        for p in chunk:
-            new_a = None
-            if fast:
-                entry = loc_get(p)
-                if entry is None:
-                    new = None
-                else:
-                    new = entry if entry.__class__ is Path else entry[0]
-                    if new.owner is solo:
-                        # Split horizon with a single member: nothing to keep.
-                        self._solo_skipped = True
-                        new = None
-                    else:
-                        new_a = batch_get(new, _MISSING)
-                        if new_a is _MISSING:
-                            new_a = export(new, p)
-                        if new_a is None:
-                            new = None
-            else:
+        if not self.addpath and self.policy.accepts_all and self.rib._resolver is None:
+            self._changes_fast(chunk, loc_get, ann, odd, wd_all, wd)
+        else:
+            out = self.out
+            out_get = out.get
+            addpath = self.addpath
+            export = self.export
+            sendable = self._sendable
+            for p in chunk:
                 new = sendable(loc_get(p), p)
-            old = out_get(p)
-            if new is old:
-                continue
-            if new is None:
-                del out[p]
-            else:
-                out[p] = new
-            if addpath:
-                self._diff_paths(p, old, new, odd, wd)
-                continue
-            if new is not None and new_a is None:
-                new_a = export(new, p)
-            old_a = export(old, p) if old is not None else None
-            if old_a is not None and new_a is not None and old.owner is new.owner and old_a == new_a:
-                continue
-            if (old is None or old.owner not in states) and (new is None or new.owner not in states):
-                if new is None:
-                    wd_all.append(p)
-                else:
-                    b = ann.get(id(new_a))
-                    if b is None:
-                        ann[id(new_a)] = (new_a, [p])
-                    else:
-                        b[1].append(p)
-                continue
-            # Split horizon: the source peer of the old or new route is a
-            # member, so its view differs from everyone else's.
-            for m in self.members:
-                st = m.state
-                cur = None if old is None or old.owner is st else old_a
-                want = None if new is None or new.owner is st else new_a
-                if cur is want or (cur is not None and want is not None and cur == want):
+                old = out_get(p)
+                if new is old:
                     continue
-                if want is None:
-                    wd.setdefault(m, []).append(p)
+                if new is None:
+                    del out[p]
                 else:
-                    odd.setdefault((want, m), []).append(p)
+                    out[p] = new
+                if addpath:
+                    self._diff_paths(p, old, new, odd, wd)
+                    continue
+                self._change(
+                    p, old, new, None if old is None else export(old, p),
+                    None if new is None else export(new, p), ann, odd, wd_all, wd,
+                )
         sends = [(a, None, prefixes) for a, prefixes in ann.values()]
         for key, prefixes in odd.items():
             sends.append((key[0], key[1], prefixes))
@@ -498,6 +492,111 @@ class UpdateGroup:
         withdraws.extend(wd.items())
         self._send(sends, withdraws)
         return len(chunk)
+
+    def _changes_fast(
+        self, chunk: list, loc_get: Any, ann: dict, odd: dict, wd_all: list, wd: dict,
+    ) -> None:
+        # The common case of _flush_pending, inlined: best path only,
+        # accept-all export policy, every next hop resolvable.  Most prefixes
+        # of a table load are new and from a non-member: one append each.
+        out = self.out
+        out_get = out.get
+        states = self._states
+        batch = self._batch
+        batch_get = batch.get
+        export = self.export
+        export_ebgp = self._export_ebgp if self._plain_ebgp else None
+        solo = self.members[0].state if len(self.members) == 1 else None
+        ann_get = ann.get
+        # The path last announced to every member, and its prefix list's
+        # append: the prefixes of one UPDATE usually come one after another.
+        last = None
+        last_append: Any = None
+        for p in chunk:
+            entry = loc_get(p)
+            if entry is None:
+                old = out_get(p)
+                if old is None:
+                    continue
+                new = new_a = None
+            else:
+                new = entry if entry.__class__ is Path else entry[0]
+                if new.owner is solo:
+                    # Split horizon with a single member: nothing to keep.
+                    self._solo_skipped = True
+                    old = out_get(p)
+                    if old is None:
+                        continue
+                    new = new_a = None
+                elif new is (old := out_get(p)):
+                    # Export is a function of the path: nothing changed.
+                    continue
+                elif new is last and old is None:
+                    out[p] = new
+                    last_append(p)
+                    continue
+                else:
+                    new_a = batch_get(new, _MISSING)
+                    if new_a is _MISSING:
+                        if export_ebgp is not None:
+                            new_a = batch[new] = export_ebgp(new)
+                        else:
+                            new_a = export(new, p)
+                    if new_a is None:
+                        if old is None:
+                            continue
+                        new = None
+            if new is None:
+                del out[p]
+            else:
+                out[p] = new
+                if old is None and new.owner not in states:
+                    b = ann_get(id(new_a))
+                    if b is None:
+                        b = ann[id(new_a)] = (new_a, [p])
+                    else:
+                        b[1].append(p)
+                    last = new
+                    last_append = b[1].append
+                    continue
+            if old is None:
+                old_a = None
+            else:
+                old_a = batch_get(old, _MISSING)
+                if old_a is _MISSING:
+                    old_a = export(old, p)
+            self._change(p, old, new, old_a, new_a, ann, odd, wd_all, wd)
+
+    def _change(
+        self, p: Any, old: Any, new: Any, old_a: Any, new_a: Any,
+        ann: dict, odd: dict, wd_all: list, wd: dict,
+    ) -> None:
+        """Sort one prefix whose sent path changed from ``old`` to ``new`` (one of them may be None)."""
+        if old_a is not None and new_a is not None and old.owner is new.owner and old_a == new_a:
+            return
+        states = self._states
+        if (old is None or old.owner not in states) and (new is None or new.owner not in states):
+            if new is None:
+                wd_all.append(p)
+            else:
+                b = ann.get(id(new_a))
+                if b is None:
+                    ann[id(new_a)] = (new_a, [p])
+                else:
+                    b[1].append(p)
+            return
+        # Split horizon: the source peer of the old or new route is a
+        # member, so its view differs from everyone else's.
+        for m in self.members:
+            st = m.state
+            cur = None if old is None or old.owner is st else old_a
+            want = None if new is None or new.owner is st else new_a
+            if cur is want or (cur is not None and want is not None and cur == want):
+                continue
+            if want is None:
+                wd.setdefault(m, []).append(p)
+            else:
+                odd.setdefault((want, m), []).append(p)
 
     def _diff_paths(self, p: Any, old: Any, new: Any, odd: dict, wd: dict) -> None:
         # RFC 7911: each path is its own (path id, prefix) route, with a path
@@ -542,7 +641,10 @@ class UpdateGroup:
         for target, prefixes in withdraws:
             add(target, pack_withdraw(afi, safi, prefixes, neg))
         for attrs, target, prefixes in sends:
-            add(target, pack_reach(afi, safi, attrs, prefixes, neg))
+            if target is None:  # the common case, one UPDATE per attribute set
+                common += pack_reach(afi, safi, attrs, prefixes, neg)
+            else:
+                add(target, pack_reach(afi, safi, attrs, prefixes, neg))
         for m in self.members:
             msgs = common + own[m] if m in own else common
             if msgs:

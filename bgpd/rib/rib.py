@@ -445,28 +445,30 @@ class Rib:
         # (family, prefix) -> best path before this turn touched it (for subscribers)
         first: dict | None = {} if self._subscribers else None
         done = 0
+        announce = self._announce
+        popleft = work.popleft
         while work and done < budget:
             item = work[0]
-            kind, st, gen, fam = item[0], item[1], item[2], item[3]
+            kind, st, gen, fam, a, keys, pos = item
             if gen != st.gen and kind != _DROP:
-                work.popleft()  # queued by a session that is gone
+                popleft()  # queued by a session that is gone
                 continue
             if kind == _ANNOUNCE or kind == _WITHDRAW or kind == _STALE:
-                keys = item[5]
-                pos = item[6]
-                n = min(len(keys) - pos, budget - done)
+                left = len(keys) - pos
+                room = budget - done
+                n = left if left <= room else room
                 lst = changed.get(fam)
                 if lst is None:
                     lst = changed[fam] = []
                 if kind == _ANNOUNCE:
-                    self._announce(st, fam, item[4], keys, pos, pos + n, lst, first)
+                    announce(st, fam, a, keys, pos, pos + n, lst, first)
                 elif kind == _WITHDRAW:
                     self._withdraw(st, fam, keys, pos, pos + n, lst, first)
                 else:
                     self._sweep_stale(st, fam, keys, pos, pos + n, lst, first)
                 done += n
-                if pos + n >= len(keys):
-                    work.popleft()
+                if n == left:
+                    popleft()
                 else:
                     item[6] = pos + n
             elif kind == _DROP:
@@ -611,8 +613,15 @@ class Rib:
             loc = self._loc[fam] = {}
         addpath = fam in st.addpath_rx and st is not self._local
         if policy.accepts_all and not addpath and self._resolver is None:
-            # The full-table path: one interned path for the whole UPDATE.
-            path = self._intern(st, a, 0)
+            # The full-table path: one interned path for the whole UPDATE
+            # (_intern, inlined).
+            table = st.intern
+            path = Path(st, a, 0)
+            got = table.setdefault(a, path)
+            if got is not path:
+                path = got
+            elif len(table) >= st.intern_limit:
+                self._sweep_intern(st)
             loc_get = loc.get
             append = changed.append
             for p in keys[start:end]:

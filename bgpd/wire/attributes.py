@@ -175,9 +175,15 @@ class PathAttributes:
         return self.key() == other.key()
 
     def __hash__(self) -> int:
+        # The fields that tell paths apart in practice, not all fifteen:
+        # interning hashes every new attribute set once, and equal sets
+        # still have equal hashes (__eq__ compares every field).
         h = self._hash
         if h is None:
-            h = self._hash = hash(self.key())
+            h = self._hash = hash((
+                self.as_path, self.communities, self.next_hop, self.med, self.local_pref,
+                self.large_communities,
+            ))
         return h
 
     def __repr__(self) -> str:
@@ -291,18 +297,45 @@ def pack_as_path(as_path: AsPath, four: bool = True) -> bytes:
     return b"".join(out)
 
 
+# Encoders for the common shapes, header included, so that one attribute is
+# one struct call: (flags, type, length, value...).  A 1-octet length holds
+# up to 63 four-octet values (an AS_PATH segment also has its 2-octet head).
+_ORIGIN_ATTR = {o: bytes((_WELL_KNOWN, AttrType.ORIGIN, 1, o)) for o in range(3)}
+_NEXT_HOP_HEAD = bytes((_WELL_KNOWN, AttrType.NEXT_HOP, 4))
+_ATOMIC_ATTR = bytes((_WELL_KNOWN, AttrType.ATOMIC_AGGREGATE, 0))
+_PACK_U32_ATTR = struct.Struct("!BBBI").pack
+_PACK_ATTR4 = [struct.Struct(f"!BBB{n}I").pack for n in range(64)]
+_PACK_SEG_ATTR = [struct.Struct(f"!BBBBB{n}I").pack for n in range(64)]
+_AS_PATH_CODE = int(AttrType.AS_PATH)
+_MED_CODE = int(AttrType.MULTI_EXIT_DISC)
+_LOCAL_PREF_CODE = int(AttrType.LOCAL_PREF)
+_COMMUNITIES_CODE = int(AttrType.COMMUNITIES)
+_LARGE_CODE = int(AttrType.LARGE_COMMUNITIES)
+_OTC_CODE = int(AttrType.OTC)
+
+
 def _pack_attributes(a: PathAttributes, as4: bool, with_next_hop: bool) -> bytes:
-    out = [bytes((_WELL_KNOWN, AttrType.ORIGIN, 1, a.origin))]
-    out.append(_attr(_WELL_KNOWN, AttrType.AS_PATH, pack_as_path(a.as_path, as4)))
-    need_as4 = not as4 and any(asn > 0xFFFF for _, asns in a.as_path for asn in asns)
-    if with_next_hop and a.next_hop is not None and ":" not in a.next_hop:
-        out.append(bytes((_WELL_KNOWN, AttrType.NEXT_HOP, 4)) + _aton(a.next_hop))
+    origin = _ORIGIN_ATTR.get(a.origin)
+    if origin is None:
+        origin = bytes((_WELL_KNOWN, AttrType.ORIGIN, 1, a.origin))
+    as_path = a.as_path
+    if as4 and len(as_path) == 1 and 0 < len(as_path[0][1]) < 64:
+        # The common case: one short segment, header and all in one pack.
+        seg_type, asns = as_path[0]
+        n = len(asns)
+        out = [origin, _PACK_SEG_ATTR[n](_WELL_KNOWN, _AS_PATH_CODE, 2 + 4 * n, seg_type, n, *asns)]
+    else:
+        out = [origin, _attr(_WELL_KNOWN, _AS_PATH_CODE, pack_as_path(as_path, as4))]
+    need_as4 = not as4 and any(asn > 0xFFFF for _, asns in as_path for asn in asns)
+    nh = a.next_hop
+    if with_next_hop and nh is not None and ":" not in nh:
+        out.append(_NEXT_HOP_HEAD + _aton(nh))
     if a.med is not None:
-        out.append(bytes((_OPT_NON_TRANS, AttrType.MULTI_EXIT_DISC, 4)) + _U32.pack(a.med))
+        out.append(_PACK_U32_ATTR(_OPT_NON_TRANS, _MED_CODE, 4, a.med))
     if a.local_pref is not None:
-        out.append(bytes((_WELL_KNOWN, AttrType.LOCAL_PREF, 4)) + _U32.pack(a.local_pref))
+        out.append(_PACK_U32_ATTR(_WELL_KNOWN, _LOCAL_PREF_CODE, 4, a.local_pref))
     if a.atomic_aggregate:
-        out.append(bytes((_WELL_KNOWN, AttrType.ATOMIC_AGGREGATE, 0)))
+        out.append(_ATOMIC_ATTR)
     agg_as4 = None
     if a.aggregator is not None:
         asn, ip = a.aggregator
@@ -313,10 +346,14 @@ def _pack_attributes(a: PathAttributes, as4: bool, with_next_hop: bool) -> bytes
             if asn > 0xFFFF:
                 agg_as4 = _U32.pack(asn) + _aton(ip)
         out.append(_attr(_OPT_TRANS, AttrType.AGGREGATOR, value))
-    if a.communities:
-        c = a.communities
-        value = _PACK4[len(c)](*c) if len(c) < 256 else struct.pack(f"!{len(c)}I", *c)
-        out.append(_attr(_OPT_TRANS, AttrType.COMMUNITIES, value))
+    c = a.communities
+    if c:
+        n = len(c)
+        if n < 64:
+            out.append(_PACK_ATTR4[n](_OPT_TRANS, _COMMUNITIES_CODE, 4 * n, *c))
+        else:
+            value = _PACK4[n](*c) if n < 256 else struct.pack(f"!{n}I", *c)
+            out.append(_attr(_OPT_TRANS, _COMMUNITIES_CODE, value))
     if a.originator_id is not None:
         out.append(bytes((_OPT_NON_TRANS, AttrType.ORIGINATOR_ID, 4)) + _aton(a.originator_id))
     if a.cluster_list:
@@ -333,11 +370,17 @@ def _pack_attributes(a: PathAttributes, as4: bool, with_next_hop: bool) -> bytes
         out.append(_attr(_OPT_TRANS, AttrType.AS4_PATH, pack_as_path(path4, True)))
     if agg_as4 is not None:
         out.append(_attr(_OPT_TRANS, AttrType.AS4_AGGREGATOR, agg_as4))
-    if a.large_communities:
-        value = b"".join(struct.pack("!III", *lc) for lc in a.large_communities)
-        out.append(_attr(_OPT_TRANS, AttrType.LARGE_COMMUNITIES, value))
+    lcs = a.large_communities
+    if lcs:
+        flat = [x for lc in lcs for x in lc]
+        n = len(flat)
+        if n < 64:
+            out.append(_PACK_ATTR4[n](_OPT_TRANS, _LARGE_CODE, 4 * n, *flat))
+        else:
+            value = _PACK4[n](*flat) if n < 256 else struct.pack(f"!{n}I", *flat)
+            out.append(_attr(_OPT_TRANS, _LARGE_CODE, value))
     if a.otc is not None:
-        out.append(bytes((_OPT_TRANS, AttrType.OTC, 4)) + _U32.pack(a.otc))
+        out.append(_PACK_U32_ATTR(_OPT_TRANS, _OTC_CODE, 4, a.otc))
     for flags, code, value in a.unknown:
         out.append(_attr(flags, code, value))
     return b"".join(out)

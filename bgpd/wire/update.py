@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bgpd.wire.attributes import (
+    _UNPACK4,
     AttributeCache,
     PathAttributes,
     _Malformed,
@@ -36,7 +37,11 @@ from bgpd.wire.constants import (
 )
 from bgpd.wire.errors import NotificationError, Outcome, Problem
 from bgpd.wire.negotiated import DEFAULT, Negotiated
-from bgpd.wire.nlri import decode_path_prefixes, decode_prefixes, encode_path_prefixes
+from bgpd.wire.nlri import (
+    decode_path_prefixes,
+    decode_prefix_span,
+    encode_path_prefixes,
+)
 
 _ntoa = socket.inet_ntoa
 _ntop = socket.inet_ntop
@@ -45,7 +50,6 @@ _AF6 = socket.AF_INET6
 _U32 = struct.Struct("!I")
 _U16 = struct.Struct("!H")
 _HDR = struct.Struct("!HB")
-_MAX_BITS = {1: 32, 2: 128}
 
 _ORIGIN = AttrType.ORIGIN
 _AS_PATH = AttrType.AS_PATH
@@ -66,6 +70,14 @@ _LARGE = AttrType.LARGE_COMMUNITIES
 _OTC = AttrType.OTC
 
 _DEFAULT_CACHE = AttributeCache()
+_u32_at = _U32.unpack_from
+
+# Next-hop text by wire bytes: a session brings few distinct next hops, and
+# formatting an address costs more than a dict look-up.  Bounded: cleared
+# when full.
+_NH_CACHE_MAX = 4096
+_NH4: dict[bytes, str] = {}
+_NH_MP: dict[bytes, tuple[str, str | None]] = {}
 
 
 class MPReach:
@@ -237,15 +249,16 @@ def decode_update(
     if aend > n:
         raise NotificationError(3, UpdateError.MALFORMED_ATTRIBUTE_LIST, b"",
                                 f"total path attribute length {aend - astart} overruns the message")
-    v4_pid = IPV4_UNICAST in neg.addpath_rx
+    v4_pid = neg._v4_addpath_rx
     if wlen:
-        wd = body[2:astart - 2]
-        withdrawn = decode_path_prefixes(wd, 32) if v4_pid else decode_prefixes(wd, 32)
+        if v4_pid:
+            withdrawn = decode_path_prefixes(body[2:astart - 2], 32)
+        else:
+            withdrawn = decode_prefix_span(body, 2, astart - 2, 32)
     else:
         withdrawn = []
     if aend < n:
-        nb = body[aend:]
-        nlri = decode_path_prefixes(nb, 32) if v4_pid else decode_prefixes(nb, 32)
+        nlri = decode_path_prefixes(body[aend:], 32) if v4_pid else decode_prefix_span(body, aend, n, 32)
     else:
         nlri = []
     if aend == astart:
@@ -258,7 +271,10 @@ def decode_update(
 
     if cache is None:
         cache = _DEFAULT_CACHE
-    table = cache.table(neg.cache_context)
+    context = neg._context
+    table = cache.tables.get(context)
+    if table is None:
+        table = cache.table(context)
     raw = body[astart:aend]
     if nlri:
         # Fast path: the same attribute block seen before (no MP attributes in
@@ -268,66 +284,88 @@ def decode_update(
             cache.hits += 1
             return Update(withdrawn, base, nlri)
 
-    r = _Parsed(body, astart, aend, neg, bool(nlri))
-    problems = r.problems
+    has_v4 = bool(nlri)
+    (fields, problems, taw, pieces, mp_reach_span, mp_unreach_span, as4_path,
+     as4_agg) = _parse_attributes(body, astart, aend, neg, has_v4)
     mp_unreach = None
-    if r.mp_unreach_span is not None:
-        mp_unreach = _decode_mp_unreach(body, r.mp_unreach_span, neg, problems)
+    if mp_unreach_span is not None:
+        mp_unreach = _decode_mp_unreach(body, mp_unreach_span, neg, problems)
     mp_nlri = None
     mp_afi = mp_safi = 0
     mp_nh = b""
-    if r.mp_reach_span is not None:
-        mp_afi, mp_safi, mp_nh, mp_nlri = _decode_mp_reach(body, r.mp_reach_span, neg, problems)
+    if mp_reach_span is not None:
+        mp_afi, mp_safi, mp_nh, mp_nlri = _decode_mp_reach(body, mp_reach_span, neg, problems)
 
     if not nlri and not mp_nlri:
         # Nothing announced: the attributes mean nothing (RFC 7606 5.2 allows
         # an UPDATE with only MP_UNREACH and no other attributes).
-        return Update(withdrawn, None, nlri, None, mp_unreach, tuple(problems), r.taw)
+        return Update(withdrawn, None, nlri, None, mp_unreach,
+                      tuple(problems) if problems else (), taw)
 
-    taw = r.finish(bool(nlri))
+    if not taw and (fields[0] is None or fields[1] is None or (has_v4 and fields[2] is None)
+                    or as4_path or as4_agg or neg.enforce_first_as):
+        fields = _finish(fields, problems, as4_path, as4_agg, neg, has_v4)
+        taw = fields is None
     if taw:
         mp_reach = MPReach(mp_afi, mp_safi, None, mp_nlri) if mp_nlri else None
         return Update(withdrawn, None, nlri, mp_reach, mp_unreach, tuple(problems), True)
     clean = not problems
-    plain = r.plain
-    if not plain:
+    if pieces:
         # The intern key leaves the MP attributes out: their NLRI differ from
         # one UPDATE to the next while the other attributes repeat.
-        parts = []
-        pos = astart
-        for hs, ve in r.pieces:
-            parts.append(body[pos:hs])
-            pos = ve
-        parts.append(body[pos:aend])
-        raw = b"".join(parts)
-    fields = r.fields
+        if len(pieces) == 1:
+            hs, ve = pieces[0]
+            if hs == astart:
+                raw = body[ve:aend]
+            else:
+                raw = body[astart:hs] + body[ve:aend]
+        else:
+            parts = []
+            pos = astart
+            for hs, ve in pieces:
+                parts.append(body[pos:hs])
+                pos = ve
+            parts.append(body[pos:aend])
+            raw = b"".join(parts)
     base = None
     mp_reach = None
     if nlri:
-        base = table.get(raw) if not plain else None
+        base = table.get(raw) if pieces else None
         if base is None:
             base = PathAttributes(*fields)
             if clean:
-                cache.store(table, raw, base)
+                table[raw] = base
+                if len(table) >= cache.max_entries:
+                    cache.store(table, raw, base)
     if mp_nlri:
         key = (raw, mp_nh)
         mp_attrs = table.get(key)
         if mp_attrs is None:
             nh, ll = _next_hop_strings(mp_nh)
-            fields = list(fields)
-            fields[2] = nh
-            fields[13] = ll
-            mp_attrs = PathAttributes(*fields)
+            mp_attrs = PathAttributes(fields[0], fields[1], nh, *fields[3:13], ll, fields[14])
             if clean:
-                cache.store(table, key, mp_attrs)
+                table[key] = mp_attrs
+                if len(table) >= cache.max_entries:
+                    cache.store(table, key, mp_attrs)
         else:
             cache.hits += 1
         mp_reach = MPReach(mp_afi, mp_safi, mp_attrs, mp_nlri)
     cache.misses += 1
-    return Update(withdrawn, base, nlri, mp_reach, mp_unreach, tuple(problems), False)
+    return Update(withdrawn, base, nlri, mp_reach, mp_unreach,
+                  tuple(problems) if problems else (), False)
 
 
 def _next_hop_strings(nh: bytes) -> tuple[str, str | None]:
+    strings = _NH_MP.get(nh)
+    if strings is None:
+        strings = _next_hop_text(nh)
+        if len(_NH_MP) >= _NH_CACHE_MAX:
+            _NH_MP.clear()
+        _NH_MP[nh] = strings
+    return strings
+
+
+def _next_hop_text(nh: bytes) -> tuple[str, str | None]:
     if len(nh) == 4:
         return _ntoa(nh), None
     if len(nh) == 16:
@@ -348,17 +386,18 @@ def _decode_mp_unreach(body: bytes, span: tuple, neg: Negotiated, problems: list
                                 "MP_UNREACH_NLRI shorter than 3 octets")
     afi = (body[vs] << 8) | body[vs + 1]
     safi = body[vs + 2]
-    if (afi, safi) not in neg.families or afi not in _MAX_BITS:
+    rx = neg._mp_rx.get((afi << 8) | safi)
+    if rx is None:
         problems.append(_problem(Outcome.ATTRIBUTE_DISCARD, _MP_UNREACH,
                                  UpdateError.OPTIONAL_ATTRIBUTE_ERROR,
                                  f"MP_UNREACH_NLRI for family {afi}/{safi} not negotiated"))
         return None
-    data = body[vs + 3:ve]
+    max_bits, with_path_id = rx
     try:
-        if (afi, safi) in neg.addpath_rx:
-            wd = decode_path_prefixes(data, _MAX_BITS[afi])
+        if with_path_id:
+            wd = decode_path_prefixes(body[vs + 3:ve], max_bits)
         else:
-            wd = decode_prefixes(data, _MAX_BITS[afi])
+            wd = decode_prefix_span(body, vs + 3, ve, max_bits)
     except NotificationError as e:
         raise NotificationError(3, UpdateError.OPTIONAL_ATTRIBUTE_ERROR, b"",
                                 f"MP_UNREACH_NLRI: {e.reason}") from None
@@ -382,26 +421,23 @@ def _decode_mp_reach(body: bytes, span: tuple, neg: Negotiated, problems: list) 
     if vs + 5 + nhlen > ve:
         raise NotificationError(3, UpdateError.OPTIONAL_ATTRIBUTE_ERROR, b"",
                                 f"MP_REACH_NLRI next hop length {nhlen} overruns")
-    if (afi, safi) not in neg.families or afi not in _MAX_BITS:
+    rx = neg._mp_rx.get((afi << 8) | safi)
+    if rx is None:
         problems.append(_problem(Outcome.ATTRIBUTE_DISCARD, _MP_REACH,
                                  UpdateError.OPTIONAL_ATTRIBUTE_ERROR,
                                  f"MP_REACH_NLRI for family {afi}/{safi} not negotiated"))
         return 0, 0, b"", None
-    nh = body[vs + 4:vs + 4 + nhlen]
-    if afi == 2:
-        ok = nhlen in (16, 32)
-    else:
-        # RFC 8950: IPv4 NLRI may come with an IPv6 next hop.
-        ok = nhlen in (4, 16, 32)
-    if not ok:
+    # RFC 8950: IPv4 NLRI may come with an IPv6 next hop.
+    if not (nhlen == 16 or nhlen == 32 or (nhlen == 4 and afi == 1)):
         raise NotificationError(3, UpdateError.OPTIONAL_ATTRIBUTE_ERROR, b"",
                                 f"MP_REACH_NLRI next hop length {nhlen} for AFI {afi}")
-    data = body[vs + 5 + nhlen:ve]
+    nh = body[vs + 4:vs + 4 + nhlen]
+    max_bits, with_path_id = rx
     try:
-        if (afi, safi) in neg.addpath_rx:
-            prefixes = decode_path_prefixes(data, _MAX_BITS[afi])
+        if with_path_id:
+            prefixes = decode_path_prefixes(body[vs + 5 + nhlen:ve], max_bits)
         else:
-            prefixes = decode_prefixes(data, _MAX_BITS[afi])
+            prefixes = decode_prefix_span(body, vs + 5 + nhlen, ve, max_bits)
     except NotificationError as e:
         raise NotificationError(3, UpdateError.OPTIONAL_ATTRIBUTE_ERROR, b"",
                                 f"MP_REACH_NLRI: {e.reason}") from None
@@ -411,267 +447,270 @@ def _decode_mp_reach(body: bytes, span: tuple, neg: Negotiated, problems: list) 
 _DUP = "attribute {} repeated; later copy discarded"
 
 
-class _Parsed:
-    """One pass over the path attributes: headers, flags, values (RFC 7606)."""
+def _parse_attributes(body: bytes, i: int, aend: int, neg: Negotiated, has_v4: bool) -> tuple:
+    """One pass over the path attributes: headers, flags, values (RFC 7606).
 
-    __slots__ = ("fields", "problems", "taw", "plain", "pieces", "mp_reach_span",
-                 "mp_unreach_span", "_origin", "_as_path", "_next_hop", "_as4_path", "_as4_agg",
-                 "_neg")
-
-    def __init__(self, body: bytes, i: int, aend: int, neg: Negotiated, has_v4: bool) -> None:
-        origin = as_path = next_hop = med = local_pref = communities = large = ext = None
-        aggregator = originator = cluster = otc = as4_path = as4_agg = None
-        atomic = False
-        unknown = None
-        problems: list[Problem] = []
-        pieces = []
-        taw = False
-        mp_reach_span = mp_unreach_span = None
-        as4 = neg.as4
-        ibgp = neg.ibgp
-        while i < aend:
-            if i + 3 > aend:
+    Returns ``(fields, problems, taw, pieces, mp_reach_span, mp_unreach_span,
+    as4_path, as4_agg)``: ``fields`` in :class:`PathAttributes` order,
+    ``pieces`` the ``(start, end)`` of the MP attributes (left out of the
+    intern key), ``as4_path``/``as4_agg`` for :func:`_finish`.
+    """
+    origin = as_path = next_hop = med = local_pref = communities = large = ext = None
+    aggregator = originator = cluster = otc = as4_path = as4_agg = None
+    atomic = False
+    unknown = None
+    problems: list[Problem] = []
+    pieces = None
+    taw = False
+    mp_reach_span = mp_unreach_span = None
+    as4 = neg.as4
+    ibgp = neg.ibgp
+    while i < aend:
+        if i + 3 > aend:
+            taw = True
+            problems.append(_problem(Outcome.TREAT_AS_WITHDRAW, 0,
+                                     UpdateError.MALFORMED_ATTRIBUTE_LIST,
+                                     "attribute header overruns the attribute list"))
+            break
+        flags = body[i]
+        code = body[i + 1]
+        if flags & 0x10:
+            if i + 4 > aend:
                 taw = True
-                problems.append(_problem(Outcome.TREAT_AS_WITHDRAW, 0,
+                problems.append(_problem(Outcome.TREAT_AS_WITHDRAW, code,
                                          UpdateError.MALFORMED_ATTRIBUTE_LIST,
                                          "attribute header overruns the attribute list"))
                 break
-            flags = body[i]
-            code = body[i + 1]
-            if flags & 0x10:
-                if i + 4 > aend:
-                    taw = True
-                    problems.append(_problem(Outcome.TREAT_AS_WITHDRAW, code,
-                                             UpdateError.MALFORMED_ATTRIBUTE_LIST,
-                                             "attribute header overruns the attribute list"))
-                    break
-                vs = i + 4
-                ve = vs + ((body[i + 2] << 8) | body[i + 3])
-            else:
-                vs = i + 3
-                ve = vs + body[i + 2]
-            if ve > aend:
-                taw = True
-                problems.append(_problem(Outcome.TREAT_AS_WITHDRAW, code,
-                                         UpdateError.ATTRIBUTE_LENGTH_ERROR,
-                                         f"attribute {code} overruns the attribute list"))
-                break
-            hs = i
-            i = ve
-            if code == 14 or code == 15:
+            vs = i + 4
+            ve = vs + ((body[i + 2] << 8) | body[i + 3])
+        else:
+            vs = i + 3
+            ve = vs + body[i + 2]
+        if ve > aend:
+            taw = True
+            problems.append(_problem(Outcome.TREAT_AS_WITHDRAW, code,
+                                     UpdateError.ATTRIBUTE_LENGTH_ERROR,
+                                     f"attribute {code} overruns the attribute list"))
+            break
+        hs = i
+        i = ve
+        length = ve - vs
+        fl = flags & 0xC0
+        # Each branch: duplicate check (RFC 7606 3(g): keep the first),
+        # flags check (3(c)), length and value checks (section 7).  The
+        # branches run in order of how often the attributes are seen.
+        try:
+            if code == 1:  # ORIGIN
+                if origin is not None:
+                    raise _Dup
+                if fl != 0x40:
+                    raise _flags(code, flags)
+                if length != 1:
+                    raise _Malformed(_TAW, _LEN_ERR, f"ORIGIN length {length}")
+                origin = body[vs]
+                if origin > 2:
+                    raise _Malformed(_TAW, UpdateError.INVALID_ORIGIN_ATTRIBUTE,
+                                     f"ORIGIN value {origin}")
+            elif code == 2:  # AS_PATH
+                if as_path is not None:
+                    raise _Dup
+                as_path = ()
+                if fl != 0x40:
+                    raise _flags(code, flags)
+                if (as4 and length > 2 and body[vs] == 2
+                        and (length - 2) == (body[vs + 1] << 2)):
+                    # The common case: one AS_SEQUENCE of 4-octet ASNs.
+                    as_path = ((2, _UNPACK4[body[vs + 1]](body, vs + 2)),)
+                else:
+                    as_path = parse_as_path(body[vs:ve], as4)
+            elif code == 3:  # NEXT_HOP
+                if next_hop is not None:
+                    raise _Dup
+                next_hop = ""
+                if fl != 0x40:
+                    raise _flags(code, flags)
+                if length != 4:
+                    raise _Malformed(_TAW, _LEN_ERR, f"NEXT_HOP length {length}")
+                nh_raw = body[vs:ve]
+                next_hop = _NH4.get(nh_raw)
+                if next_hop is None:
+                    next_hop = _ntoa(nh_raw)
+                    if len(_NH4) >= _NH_CACHE_MAX:
+                        _NH4.clear()
+                    _NH4[nh_raw] = next_hop
+                if has_v4 and (body[vs] >= 224 or next_hop == "0.0.0.0"):
+                    raise _Malformed(_TAW, UpdateError.INVALID_NEXT_HOP_ATTRIBUTE,
+                                     f"NEXT_HOP {next_hop} is not a unicast address")
+            elif code == 8:  # COMMUNITIES
+                if communities is not None:
+                    raise _Dup
+                communities = ()
+                if fl != 0xC0:
+                    raise _flags(code, flags)
+                if not length or length & 3:
+                    raise _Malformed(_TAW, _LEN_ERR, f"COMMUNITIES length {length}")
+                communities = (_UNPACK4[length >> 2](body, vs) if length < 1024
+                               else _unpack_n(length >> 2, body, vs))
+            elif code == 14 or code == 15:
+                if pieces is None:
+                    pieces = []
                 if code == 14:
                     if mp_reach_span is not None:
                         raise NotificationError(3, UpdateError.MALFORMED_ATTRIBUTE_LIST, b"",
                                                 "MP_REACH_NLRI appears twice")
                     mp_reach_span = (flags, vs, ve)
-                    pieces.append((hs, ve))
                 else:
                     if mp_unreach_span is not None:
                         raise NotificationError(3, UpdateError.MALFORMED_ATTRIBUTE_LIST, b"",
                                                 "MP_UNREACH_NLRI appears twice")
                     mp_unreach_span = (flags, vs, ve)
-                    pieces.append((hs, ve))
-                continue
-            length = ve - vs
-            fl = flags & 0xC0
-            # Each branch: duplicate check (RFC 7606 3(g): keep the first),
-            # flags check (3(c)), length and value checks (section 7).
-            try:
-                if code == 1:  # ORIGIN
-                    if origin is not None:
-                        raise _Dup
-                    if fl != 0x40:
-                        raise _flags(code, flags)
-                    if length != 1:
-                        raise _Malformed(_TAW, _LEN_ERR, f"ORIGIN length {length}")
-                    origin = body[vs]
-                    if origin > 2:
-                        raise _Malformed(_TAW, UpdateError.INVALID_ORIGIN_ATTRIBUTE,
-                                         f"ORIGIN value {origin}")
-                elif code == 2:  # AS_PATH
-                    if as_path is not None:
-                        raise _Dup
-                    if fl != 0x40:
-                        as_path = ()
-                        raise _flags(code, flags)
-                    as_path = ()
-                    as_path = parse_as_path(body[vs:ve], as4)
-                elif code == 3:  # NEXT_HOP
-                    if next_hop is not None:
-                        raise _Dup
-                    next_hop = ""
-                    if fl != 0x40:
-                        raise _flags(code, flags)
-                    if length != 4:
-                        raise _Malformed(_TAW, _LEN_ERR, f"NEXT_HOP length {length}")
-                    next_hop = _ntoa(body[vs:ve])
-                    first = body[vs]
-                    if has_v4 and (first >= 224 or next_hop == "0.0.0.0"):
-                        raise _Malformed(_TAW, UpdateError.INVALID_NEXT_HOP_ATTRIBUTE,
-                                         f"NEXT_HOP {next_hop} is not a unicast address")
-                elif code == 8:  # COMMUNITIES
-                    if communities is not None:
-                        raise _Dup
-                    communities = ()
-                    if fl != 0xC0:
-                        raise _flags(code, flags)
-                    if not length or length & 3:
-                        raise _Malformed(_TAW, _LEN_ERR, f"COMMUNITIES length {length}")
-                    communities = _unpack_n(length >> 2, body, vs)
-                elif code == 4:  # MULTI_EXIT_DISC
-                    if med is not None:
-                        raise _Dup
-                    med = -1
-                    if fl != 0x80:
-                        raise _flags(code, flags)
-                    if length != 4:
-                        raise _Malformed(_TAW, _LEN_ERR, f"MULTI_EXIT_DISC length {length}")
-                    med = _U32.unpack_from(body, vs)[0]
-                elif code == 5:  # LOCAL_PREF
-                    if local_pref is not None:
-                        raise _Dup
-                    local_pref = -1
-                    if fl != 0x40:
-                        raise _flags(code, flags)
-                    if length != 4:
-                        raise _Malformed(_TAW, _LEN_ERR, f"LOCAL_PREF length {length}")
-                    # RFC 4271 5.1.5: from an external peer it is ignored.
-                    local_pref = _U32.unpack_from(body, vs)[0] if ibgp else -2
-                elif code == 32:  # LARGE_COMMUNITIES
-                    if large is not None:
-                        raise _Dup
-                    large = ()
-                    if fl != 0xC0:
-                        raise _flags(code, flags)
-                    if not length or length % 12:
-                        raise _Malformed(_TAW, _LEN_ERR, f"LARGE_COMMUNITIES length {length}")
-                    vals = _unpack_n(length >> 2, body, vs)
-                    large = tuple(zip(vals[0::3], vals[1::3], vals[2::3], strict=True))
-                elif code == 16:  # EXTENDED_COMMUNITIES
-                    if ext is not None:
-                        raise _Dup
-                    ext = ()
-                    if fl != 0xC0:
-                        raise _flags(code, flags)
-                    if not length or length & 7:
-                        raise _Malformed(_TAW, _LEN_ERR, f"EXTENDED_COMMUNITIES length {length}")
-                    ext = tuple(body[j:j + 8] for j in range(vs, ve, 8))
-                elif code == 6:  # ATOMIC_AGGREGATE
-                    if atomic:
-                        raise _Dup
-                    if fl != 0x40:
-                        raise _flags(code, flags)
-                    if length != 0:
-                        raise _Malformed(_DISCARD, _LEN_ERR, f"ATOMIC_AGGREGATE length {length}")
-                    atomic = True
-                elif code == 7:  # AGGREGATOR
-                    if aggregator is not None:
-                        raise _Dup
-                    aggregator = ()
-                    if fl != 0xC0:
-                        raise _flags(code, flags)
-                    if length != (8 if as4 else 6):
-                        raise _Malformed(_DISCARD, _LEN_ERR, f"AGGREGATOR length {length}")
-                    if as4:
-                        aggregator = (_U32.unpack_from(body, vs)[0], _ntoa(body[vs + 4:ve]))
-                    else:
-                        aggregator = ((body[vs] << 8) | body[vs + 1], _ntoa(body[vs + 2:ve]))
-                elif code == 9:  # ORIGINATOR_ID
-                    if originator is not None:
-                        raise _Dup
-                    originator = ""
-                    if fl != 0x80:
-                        raise _flags(code, flags)
-                    if length != 4:
-                        raise _Malformed(_TAW, _LEN_ERR, f"ORIGINATOR_ID length {length}")
-                    if not ibgp:
-                        raise _Malformed(_DISCARD, _OPT_ERR, "ORIGINATOR_ID from an external peer")
-                    originator = _ntoa(body[vs:ve])
-                elif code == 10:  # CLUSTER_LIST
-                    if cluster is not None:
-                        raise _Dup
-                    cluster = ()
-                    if fl != 0x80:
-                        raise _flags(code, flags)
-                    if not length or length & 3:
-                        raise _Malformed(_TAW, _LEN_ERR, f"CLUSTER_LIST length {length}")
-                    if not ibgp:
-                        raise _Malformed(_DISCARD, _OPT_ERR, "CLUSTER_LIST from an external peer")
-                    cluster = tuple(_ntoa(body[j:j + 4]) for j in range(vs, ve, 4))
-                elif code == 17:  # AS4_PATH
-                    if as4_path is not None:
-                        raise _Dup
-                    as4_path = ()
-                    if fl != 0xC0:
-                        raise _Malformed(_DISCARD, _FLAGS_ERR, f"flags 0x{flags:02x} for AS4_PATH")
-                    if as4:
-                        # RFC 6793 4.1: ignored from a 4-octet-AS speaker.
-                        raise _Malformed(_DISCARD, _OPT_ERR, "AS4_PATH from a 4-octet-AS speaker")
-                    try:
-                        as4_path = parse_as_path(body[vs:ve], True)
-                    except _Malformed as e:
-                        raise _Malformed(_DISCARD, e.subcode, "AS4_PATH: " + e.reason) from None
-                elif code == 18:  # AS4_AGGREGATOR
-                    if as4_agg is not None:
-                        raise _Dup
-                    as4_agg = ()
-                    if fl != 0xC0:
-                        raise _Malformed(_DISCARD, _FLAGS_ERR,
-                                         f"flags 0x{flags:02x} for AS4_AGGREGATOR")
-                    if as4:
-                        raise _Malformed(_DISCARD, _OPT_ERR,
-                                         "AS4_AGGREGATOR from a 4-octet-AS speaker")
-                    if length != 8:
-                        raise _Malformed(_DISCARD, _LEN_ERR, f"AS4_AGGREGATOR length {length}")
-                    as4_agg = (_U32.unpack_from(body, vs)[0], _ntoa(body[vs + 4:ve]))
-                elif code == 35:  # OTC
-                    if otc is not None:
-                        raise _Dup
-                    otc = -1
-                    if fl != 0xC0:
-                        raise _flags(code, flags)
-                    if length != 4:
-                        raise _Malformed(_TAW, _LEN_ERR, f"OTC length {length}")
-                    otc = _U32.unpack_from(body, vs)[0]
-                elif not flags & 0x80:
-                    # RFC 4271 6.3: an unrecognized well-known attribute.
-                    raise NotificationError(3, UpdateError.UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE,
-                                            body[hs:ve], f"unrecognized well-known attribute {code}")
-                elif flags & 0x40:
-                    # Unknown optional transitive: pass it on, marked Partial.
-                    if unknown is None:
-                        unknown = []
-                    elif any(u[1] == code for u in unknown):
-                        raise _Dup
-                    # Keep only the three meaningful flag bits: Extended Length
-                    # is re-chosen by the encoder from the value's size, and the
-                    # unused low bits MUST be sent as zero (RFC 4271 4.3).
-                    unknown.append(((flags | 0x20) & 0xE0, code, body[vs:ve]))
-                # unknown optional non-transitive: quietly ignored (RFC 4271 5)
-            except _DupType:
-                problems.append(_problem(_DISCARD, code, UpdateError.MALFORMED_ATTRIBUTE_LIST,
-                                         _DUP.format(code)))
-            except _Malformed as e:
-                problems.append(_problem(e.outcome, code, e.subcode, e.reason))
-                if e.outcome is _TAW:
-                    taw = True
-        self.problems = problems
-        self.taw = taw
-        self.pieces = pieces
-        self.plain = mp_reach_span is None and mp_unreach_span is None
-        self.mp_reach_span = mp_reach_span
-        self.mp_unreach_span = mp_unreach_span
-        self._origin = origin
-        self._as_path = as_path
-        self._next_hop = next_hop
-        self._as4_path = as4_path
-        self._as4_agg = as4_agg
-        self._neg = neg
-        # Placeholders used above for "seen but bad" become "absent".
+                pieces.append((hs, ve))
+            elif code == 4:  # MULTI_EXIT_DISC
+                if med is not None:
+                    raise _Dup
+                med = -1
+                if fl != 0x80:
+                    raise _flags(code, flags)
+                if length != 4:
+                    raise _Malformed(_TAW, _LEN_ERR, f"MULTI_EXIT_DISC length {length}")
+                med = _u32_at(body, vs)[0]
+            elif code == 5:  # LOCAL_PREF
+                if local_pref is not None:
+                    raise _Dup
+                local_pref = -1
+                if fl != 0x40:
+                    raise _flags(code, flags)
+                if length != 4:
+                    raise _Malformed(_TAW, _LEN_ERR, f"LOCAL_PREF length {length}")
+                # RFC 4271 5.1.5: from an external peer it is ignored.
+                local_pref = _u32_at(body, vs)[0] if ibgp else -2
+            elif code == 32:  # LARGE_COMMUNITIES
+                if large is not None:
+                    raise _Dup
+                large = ()
+                if fl != 0xC0:
+                    raise _flags(code, flags)
+                if not length or length % 12:
+                    raise _Malformed(_TAW, _LEN_ERR, f"LARGE_COMMUNITIES length {length}")
+                if length == 12:
+                    large = (_UNPACK4[3](body, vs),)
+                else:
+                    vals = iter(_unpack_n(length >> 2, body, vs))
+                    large = tuple(zip(vals, vals, vals, strict=True))
+            elif code == 16:  # EXTENDED_COMMUNITIES
+                if ext is not None:
+                    raise _Dup
+                ext = ()
+                if fl != 0xC0:
+                    raise _flags(code, flags)
+                if not length or length & 7:
+                    raise _Malformed(_TAW, _LEN_ERR, f"EXTENDED_COMMUNITIES length {length}")
+                ext = tuple(body[j:j + 8] for j in range(vs, ve, 8))
+            elif code == 6:  # ATOMIC_AGGREGATE
+                if atomic:
+                    raise _Dup
+                if fl != 0x40:
+                    raise _flags(code, flags)
+                if length != 0:
+                    raise _Malformed(_DISCARD, _LEN_ERR, f"ATOMIC_AGGREGATE length {length}")
+                atomic = True
+            elif code == 7:  # AGGREGATOR
+                if aggregator is not None:
+                    raise _Dup
+                aggregator = ()
+                if fl != 0xC0:
+                    raise _flags(code, flags)
+                if length != (8 if as4 else 6):
+                    raise _Malformed(_DISCARD, _LEN_ERR, f"AGGREGATOR length {length}")
+                if as4:
+                    aggregator = (_u32_at(body, vs)[0], _ntoa(body[vs + 4:ve]))
+                else:
+                    aggregator = ((body[vs] << 8) | body[vs + 1], _ntoa(body[vs + 2:ve]))
+            elif code == 9:  # ORIGINATOR_ID
+                if originator is not None:
+                    raise _Dup
+                originator = ""
+                if fl != 0x80:
+                    raise _flags(code, flags)
+                if length != 4:
+                    raise _Malformed(_TAW, _LEN_ERR, f"ORIGINATOR_ID length {length}")
+                if not ibgp:
+                    raise _Malformed(_DISCARD, _OPT_ERR, "ORIGINATOR_ID from an external peer")
+                originator = _ntoa(body[vs:ve])
+            elif code == 10:  # CLUSTER_LIST
+                if cluster is not None:
+                    raise _Dup
+                cluster = ()
+                if fl != 0x80:
+                    raise _flags(code, flags)
+                if not length or length & 3:
+                    raise _Malformed(_TAW, _LEN_ERR, f"CLUSTER_LIST length {length}")
+                if not ibgp:
+                    raise _Malformed(_DISCARD, _OPT_ERR, "CLUSTER_LIST from an external peer")
+                cluster = tuple(_ntoa(body[j:j + 4]) for j in range(vs, ve, 4))
+            elif code == 17:  # AS4_PATH
+                if as4_path is not None:
+                    raise _Dup
+                as4_path = ()
+                if fl != 0xC0:
+                    raise _Malformed(_DISCARD, _FLAGS_ERR, f"flags 0x{flags:02x} for AS4_PATH")
+                if as4:
+                    # RFC 6793 4.1: ignored from a 4-octet-AS speaker.
+                    raise _Malformed(_DISCARD, _OPT_ERR, "AS4_PATH from a 4-octet-AS speaker")
+                try:
+                    as4_path = parse_as_path(body[vs:ve], True)
+                except _Malformed as e:
+                    raise _Malformed(_DISCARD, e.subcode, "AS4_PATH: " + e.reason) from None
+            elif code == 18:  # AS4_AGGREGATOR
+                if as4_agg is not None:
+                    raise _Dup
+                as4_agg = ()
+                if fl != 0xC0:
+                    raise _Malformed(_DISCARD, _FLAGS_ERR,
+                                     f"flags 0x{flags:02x} for AS4_AGGREGATOR")
+                if as4:
+                    raise _Malformed(_DISCARD, _OPT_ERR,
+                                     "AS4_AGGREGATOR from a 4-octet-AS speaker")
+                if length != 8:
+                    raise _Malformed(_DISCARD, _LEN_ERR, f"AS4_AGGREGATOR length {length}")
+                as4_agg = (_u32_at(body, vs)[0], _ntoa(body[vs + 4:ve]))
+            elif code == 35:  # OTC
+                if otc is not None:
+                    raise _Dup
+                otc = -1
+                if fl != 0xC0:
+                    raise _flags(code, flags)
+                if length != 4:
+                    raise _Malformed(_TAW, _LEN_ERR, f"OTC length {length}")
+                otc = _u32_at(body, vs)[0]
+            elif not flags & 0x80:
+                # RFC 4271 6.3: an unrecognized well-known attribute.
+                raise NotificationError(3, UpdateError.UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE,
+                                        body[hs:ve], f"unrecognized well-known attribute {code}")
+            elif flags & 0x40:
+                # Unknown optional transitive: pass it on, marked Partial.
+                if unknown is None:
+                    unknown = []
+                elif any(u[1] == code for u in unknown):
+                    raise _Dup
+                # Keep only the three meaningful flag bits: Extended Length
+                # is re-chosen by the encoder from the value's size, and the
+                # unused low bits MUST be sent as zero (RFC 4271 4.3).
+                unknown.append(((flags | 0x20) & 0xE0, code, body[vs:ve]))
+            # unknown optional non-transitive: quietly ignored (RFC 4271 5)
+        except _DupType:
+            problems.append(_problem(_DISCARD, code, UpdateError.MALFORMED_ATTRIBUTE_LIST,
+                                     _DUP.format(code)))
+        except _Malformed as e:
+            problems.append(_problem(e.outcome, code, e.subcode, e.reason))
+            if e.outcome is _TAW:
+                taw = True
+    # Placeholders used above for "seen but bad" become "absent".  Each one
+    # is left behind only by a recorded problem, except LOCAL_PREF's -2
+    # (ignored from an external peer).
+    if problems:
         if med == -1:
             med = None
-        if local_pref is not None and local_pref < 0:
-            local_pref = None
         if otc == -1:
             otc = None
         if aggregator == ():
@@ -680,49 +719,45 @@ class _Parsed:
             originator = None
         if next_hop == "":
             next_hop = None
-        self.fields = (origin, as_path, next_hop, med, local_pref, communities or (), large or (),
-                       ext or (), atomic, aggregator, originator, cluster or (), otc, None,
-                       tuple(unknown) if unknown else ())
+    if local_pref is not None and local_pref < 0:
+        local_pref = None
+    fields = (origin, as_path, next_hop, med, local_pref, communities or (), large or (),
+              ext or (), atomic, aggregator, originator, cluster or (), otc, None,
+              tuple(unknown) if unknown else ())
+    return (fields, problems, taw, pieces, mp_reach_span, mp_unreach_span, as4_path, as4_agg)
 
-    def finish(self, has_v4: bool) -> bool:
-        """Mandatory-attribute checks and RFC 6793 merging; True means treat-as-withdraw."""
-        if self.taw:
-            return True
-        problems = self.problems
-        fields = self.fields
-        origin, as_path, next_hop = fields[0], fields[1], fields[2]
-        if origin is None or as_path is None or (has_v4 and next_hop is None):
-            missing = _ORIGIN if origin is None else _AS_PATH if as_path is None else _NEXT_HOP
-            problems.append(_problem(_TAW, missing, UpdateError.MISSING_WELL_KNOWN_ATTRIBUTE,
-                                     f"missing well-known attribute {AttrType(missing).name}"))
-            self.taw = True
-            return True
-        neg = self._neg
-        as4_path = self._as4_path
-        as4_agg = self._as4_agg
-        if not neg.as4 and (as4_path or as4_agg):
-            aggregator = fields[9]
-            # RFC 6793 4.2.3
-            if aggregator is not None and aggregator[0] != AS_TRANS:
-                as4_path = None
-            elif as4_agg:
-                aggregator = as4_agg
-            if as4_path:
-                as_path = merge_as4_path(as_path, as4_path)
-            f = list(fields)
-            f[1] = as_path
-            f[9] = aggregator
-            self.fields = fields = tuple(f)
-        if neg.enforce_first_as:
-            first = None
-            if as_path and as_path[0][0] == SegmentType.AS_SEQUENCE:
-                first = as_path[0][1][0]
-            if first != neg.peer_as:
-                problems.append(_problem(_TAW, _AS_PATH, UpdateError.MALFORMED_AS_PATH,
-                                         f"AS_PATH does not start with the peer's AS {neg.peer_as}"))
-                self.taw = True
-                return True
-        return False
+
+def _finish(fields: tuple, problems: list, as4_path: tuple | None, as4_agg: tuple | None,
+            neg: Negotiated, has_v4: bool) -> tuple | None:
+    """Mandatory-attribute checks and RFC 6793 merging; None means treat-as-withdraw."""
+    origin, as_path, next_hop = fields[0], fields[1], fields[2]
+    if origin is None or as_path is None or (has_v4 and next_hop is None):
+        missing = _ORIGIN if origin is None else _AS_PATH if as_path is None else _NEXT_HOP
+        problems.append(_problem(_TAW, missing, UpdateError.MISSING_WELL_KNOWN_ATTRIBUTE,
+                                 f"missing well-known attribute {AttrType(missing).name}"))
+        return None
+    if not neg.as4 and (as4_path or as4_agg):
+        aggregator = fields[9]
+        # RFC 6793 4.2.3
+        if aggregator is not None and aggregator[0] != AS_TRANS:
+            as4_path = None
+        elif as4_agg:
+            aggregator = as4_agg
+        if as4_path:
+            as_path = merge_as4_path(as_path, as4_path)
+        f = list(fields)
+        f[1] = as_path
+        f[9] = aggregator
+        fields = tuple(f)
+    if neg.enforce_first_as:
+        first = None
+        if as_path and as_path[0][0] == SegmentType.AS_SEQUENCE:
+            first = as_path[0][1][0]
+        if first != neg.peer_as:
+            problems.append(_problem(_TAW, _AS_PATH, UpdateError.MALFORMED_AS_PATH,
+                                     f"AS_PATH does not start with the peer's AS {neg.peer_as}"))
+            return None
+    return fields
 
 
 class _DupType(Exception):
@@ -760,6 +795,15 @@ def pack_end_of_rib(afi: int, safi: int) -> bytes:
     attr = _mp_attr(_MP_UNREACH, struct.pack("!HB", afi, safi))
     return _header(HEADER_LEN + 4 + len(attr), MsgType.UPDATE) + b"\x00\x00" + struct.pack(
         "!H", len(attr)) + attr
+
+
+# Everything before the path attributes, packed at once: marker, length,
+# type, withdrawn routes length (0), path attributes length; for MP_REACH
+# also its attribute header (extended length) and afi/safi/next-hop length.
+_REACH_HEAD = struct.Struct("!16sHBHH").pack
+_MP_REACH_HEAD = struct.Struct("!16sHBHHBBHHBB").pack
+_WITHDRAW_HEAD = struct.Struct("!16sHBH").pack
+_MP_UNREACH_HEAD = struct.Struct("!16sHBHHBBHHB").pack
 
 
 def _chunks(items: list, room: int, size_of: Callable[[Any], int]) -> list:
@@ -802,33 +846,45 @@ def pack_reach(
     """
     max_len = neg.max_message_len
     with_pid = (afi, safi) in neg.addpath_tx
-    size_of = _path_prefix_size if with_pid else _prefix_size
-    classic = (afi, safi) == IPV4_UNICAST and not (
-        attributes.next_hop is not None and ":" in attributes.next_hop)
-    messages = []
-    if classic:
+    nh_str = attributes.next_hop
+    if afi == 1 and safi == 1 and (nh_str is None or ":" not in nh_str):
         attrs = attributes.pack(neg.as4, True)
-        fixed = HEADER_LEN + 4 + len(attrs)
-        head_tail = b"\x00\x00" + _U16.pack(len(attrs)) + attrs
+        n_attrs = len(attrs)
+        fixed = HEADER_LEN + 4 + n_attrs
         if not with_pid:
             nlri = b"".join(prefixes)
             if len(nlri) <= max_len - fixed:  # the common case: one message
-                return [MARKER + _HDR.pack(fixed + len(nlri), 2) + head_tail + nlri]
-        for chunk in _chunks(prefixes, max_len - fixed, size_of):
+                return [_REACH_HEAD(MARKER, fixed + len(nlri), 2, 0, n_attrs) + attrs + nlri]
+        messages = []
+        for chunk in _chunks(prefixes, max_len - fixed, _path_prefix_size if with_pid else len):
             nlri = encode_path_prefixes(chunk) if with_pid else b"".join(chunk)
-            messages.append(_header(fixed + len(nlri), MsgType.UPDATE) + head_tail + nlri)
+            messages.append(_REACH_HEAD(MARKER, fixed + len(nlri), 2, 0, n_attrs) + attrs + nlri)
         return messages
     attrs = attributes.pack(neg.as4, False)
     nh = pack_next_hop(attributes, afi)
-    mp_fixed = 4 + 4 + len(nh) + 1  # attr header (ext len) + afi/safi/nhlen + nh + reserved
-    fixed = HEADER_LEN + 4 + mp_fixed + len(attrs)
-    mp_head = struct.pack("!HBB", afi, safi, len(nh)) + nh + b"\x00"
-    for chunk in _chunks(prefixes, max_len - fixed, size_of):
-        nlri = encode_path_prefixes(chunk) if with_pid else b"".join(chunk)
-        mp = _mp_attr(_MP_REACH, mp_head + nlri)
-        path = mp + attrs
-        messages.append(_header(HEADER_LEN + 4 + len(path), MsgType.UPDATE) + b"\x00\x00"
-                        + struct.pack("!H", len(path)) + path)
+    n_nh = len(nh)
+    nh_tail = nh + b"\x00"  # the reserved octet
+    # attr header (ext len) + afi/safi/nhlen + nh + reserved
+    mp_fixed = 4 + 4 + n_nh + 1
+    n_attrs = len(attrs)
+    fixed = HEADER_LEN + 4 + mp_fixed + n_attrs
+    if not with_pid:
+        nlri = b"".join(prefixes)
+        if len(nlri) <= max_len - fixed:  # one message
+            chunks: list = [nlri] if nlri else []
+        else:
+            chunks = [b"".join(c) for c in _chunks(prefixes, max_len - fixed, len)]
+    else:
+        chunks = [encode_path_prefixes(c) for c in _chunks(prefixes, max_len - fixed, _path_prefix_size)]
+    messages = []
+    for nlri in chunks:
+        n = len(nlri)
+        mp_len = 5 + n_nh + n
+        messages.append(b"".join((
+            _MP_REACH_HEAD(MARKER, fixed + n, 2, 0, mp_fixed + n + n_attrs, 0x90, _MP_REACH, mp_len,
+                           afi, safi, n_nh),
+            nh_tail, nlri, attrs,
+        )))
     return messages
 
 
@@ -836,18 +892,21 @@ def pack_withdraw(afi: int, safi: int, prefixes: list, neg: Negotiated = DEFAULT
     """Complete UPDATE messages withdrawing ``prefixes``, as many per message as fit."""
     max_len = neg.max_message_len
     with_pid = (afi, safi) in neg.addpath_tx
-    size_of = _path_prefix_size if with_pid else _prefix_size
-    messages = []
-    if (afi, safi) == IPV4_UNICAST:
-        for chunk in _chunks(prefixes, max_len - HEADER_LEN - 4, size_of):
-            wd = encode_path_prefixes(chunk) if with_pid else b"".join(chunk)
-            messages.append(_header(HEADER_LEN + 4 + len(wd), MsgType.UPDATE)
-                            + struct.pack("!H", len(wd)) + wd + b"\x00\x00")
-        return messages
-    fixed = HEADER_LEN + 4 + 4 + 3
-    for chunk in _chunks(prefixes, max_len - fixed, size_of):
-        wd = encode_path_prefixes(chunk) if with_pid else b"".join(chunk)
-        attr = _mp_attr(_MP_UNREACH, struct.pack("!HB", afi, safi) + wd)
-        messages.append(_header(HEADER_LEN + 4 + len(attr), MsgType.UPDATE) + b"\x00\x00"
-                        + struct.pack("!H", len(attr)) + attr)
-    return messages
+    v4 = afi == 1 and safi == 1
+    fixed = HEADER_LEN + 4 if v4 else HEADER_LEN + 4 + 4 + 3
+    if with_pid:
+        chunks = [encode_path_prefixes(c) for c in _chunks(prefixes, max_len - fixed, _path_prefix_size)]
+    else:
+        wd = b"".join(prefixes)
+        if len(wd) <= max_len - fixed:  # the common case: one message
+            chunks = [wd] if wd else []
+        else:
+            chunks = [b"".join(c) for c in _chunks(prefixes, max_len - fixed, len)]
+    if v4:
+        return [_WITHDRAW_HEAD(MARKER, fixed + len(wd), 2, len(wd)) + wd + b"\x00\x00" for wd in chunks]
+    return [
+        _MP_UNREACH_HEAD(
+            MARKER, fixed + len(wd), 2, 0, 7 + len(wd), 0x90, _MP_UNREACH, 3 + len(wd), afi, safi,
+        ) + wd
+        for wd in chunks
+    ]
