@@ -461,8 +461,11 @@ class UpdateGroup:
         odd: dict = {}
         wd_all: list = []
         wd: dict = {}
+        # (id(attrs), source state) -> (attrs, state, prefixes): for every member
+        # but the route's source (split horizon), packed once for all of them.
+        excl: dict = {}
         if not self.addpath and self.policy.accepts_all and self.rib._resolver is None:
-            self._changes_fast(chunk, loc_get, ann, odd, wd_all, wd)
+            self._changes_fast(chunk, loc_get, ann, odd, wd_all, wd, excl)
         else:
             out = self.out
             out_get = out.get
@@ -488,6 +491,7 @@ class UpdateGroup:
         sends = [(a, None, prefixes) for a, prefixes in ann.values()]
         for key, prefixes in odd.items():
             sends.append((key[0], key[1], prefixes))
+        sends.extend(excl.values())
         withdraws = [(None, wd_all)] if wd_all else []
         withdraws.extend(wd.items())
         self._send(sends, withdraws)
@@ -495,6 +499,7 @@ class UpdateGroup:
 
     def _changes_fast(
         self, chunk: list, loc_get: Any, ann: dict, odd: dict, wd_all: list, wd: dict,
+        excl: dict,
     ) -> None:
         # The common case of _flush_pending, inlined: best path only,
         # accept-all export policy, every next hop resolvable.  Most prefixes
@@ -550,14 +555,26 @@ class UpdateGroup:
                 del out[p]
             else:
                 out[p] = new
-                if old is None and new.owner not in states:
-                    b = ann_get(id(new_a))
-                    if b is None:
-                        b = ann[id(new_a)] = (new_a, [p])
+                if old is None:
+                    owner = new.owner
+                    if owner not in states:
+                        b = ann_get(id(new_a))
+                        if b is None:
+                            b = ann[id(new_a)] = (new_a, [p])
+                        else:
+                            b[1].append(p)
+                        last = new
+                        last_append = b[1].append
+                        continue
+                    # New route from a member: to everyone else in the group.
+                    key = (id(new_a), owner)
+                    e = excl.get(key)
+                    if e is None:
+                        e = excl[key] = (new_a, owner, [p])
                     else:
-                        b[1].append(p)
+                        e[2].append(p)
                     last = new
-                    last_append = b[1].append
+                    last_append = e[2].append
                     continue
             if old is None:
                 old_a = None
