@@ -73,7 +73,7 @@ class PathAttributes:
     Treat instances as immutable: use :meth:`replace` to derive a new one.
     """
 
-    __slots__ = (
+    _FIELDS = (
         "origin",
         "as_path",
         "next_hop",
@@ -89,9 +89,8 @@ class PathAttributes:
         "otc",
         "next_hop_ll",
         "unknown",
-        "_hash",
-        "_packed",
     )
+    __slots__ = _FIELDS + ("_hash", "_packed")
 
     def __init__(
         self,
@@ -129,23 +128,6 @@ class PathAttributes:
         self._hash = None
         self._packed = None
 
-    _FIELDS = (
-        "origin",
-        "as_path",
-        "next_hop",
-        "med",
-        "local_pref",
-        "communities",
-        "large_communities",
-        "ext_communities",
-        "atomic_aggregate",
-        "aggregator",
-        "originator_id",
-        "cluster_list",
-        "otc",
-        "next_hop_ll",
-        "unknown",
-    )
 
     def key(self) -> tuple:
         """Every field, in order: equal keys mean equal attribute sets."""
