@@ -740,6 +740,11 @@ class Rib:
 
     def _stale_expired(self, st: PeerState) -> None:
         st.stale_timer = None
+        if not st.up:
+            # Still down when the restart time ran out: every route it had is
+            # stale; drop them all and forget the peer (RFC 4724 4.2).
+            self._drop_all(st)
+            return
         fams = st.stale_families
         st.stale_families = set()
         for fam in fams:

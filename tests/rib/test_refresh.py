@@ -80,3 +80,20 @@ class RefreshOutTests(RibTestCase):
         self.rib.refresh_out(E2, IPV4, enhanced=True)
         self.settle()
         self.assertEqual(self.kinds(), [("refresh", 1), ("update", None), ("refresh", 2)])
+
+
+class GracefulRestartExpiryTests(RibTestCase):
+    def test_peer_still_down_is_forgotten(self):
+        """A peer still down when its restart time runs out loses its routes and its state."""
+        sink = self.add(E2)
+        self.add(E1)
+        self.rib.receive(E1, announce(attrs(), [P1, P2]))
+        self.settle()
+        self.rib.remove_peer(E1, graceful=True, stale_time=120)
+        self.settle()
+        self.assertTrue(self.rib.best(IPV4, P1).stale)
+        self.clock.advance(120)
+        self.settle()
+        self.assertIsNone(self.rib.best(IPV4, P1))
+        self.assertEqual(set(sink.routes()), set())
+        self.assertNotIn(E1, self.rib.peers())
