@@ -36,8 +36,10 @@ from typing import TYPE_CHECKING, Any
 from bgpd.policy import Chain
 from bgpd.rib.route import LOCAL, Path, PeerInfo
 from bgpd.wire.attributes import PathAttributes
-from bgpd.wire.constants import AFI, Community, Role, SegmentType
+from bgpd.wire.constants import AFI, Community, RefreshSubtype, Role, SegmentType
+from bgpd.wire.message import encode_message
 from bgpd.wire.negotiated import Negotiated
+from bgpd.wire.refresh import RouteRefresh
 from bgpd.wire.update import pack_end_of_rib, pack_reach, pack_withdraw
 
 if TYPE_CHECKING:
@@ -73,11 +75,6 @@ class Member:
     def writable(self) -> bool:
         w = getattr(self.sink, "writable", None)
         return True if w is None else bool(w())
-
-
-def _refresh_bytes(afi: int, safi: int, subtype: int) -> bytes:
-    # A ROUTE-REFRESH message: BoRR (1) or EoRR (2), RFC 7313 section 3.
-    return b"\xff" * 16 + bytes((0, 23, 5)) + afi.to_bytes(2, "big") + bytes((subtype, safi))
 
 
 def _prepend(as_path: tuple, asn: int) -> tuple:
@@ -197,8 +194,8 @@ class UpdateGroup:
         """
         if enhanced:
             afi, safi = self.family
-            member.sink.send([_refresh_bytes(afi, safi, 1)])
-            member.eor_message = _refresh_bytes(afi, safi, 2)
+            member.sink.send([encode_message(RouteRefresh(afi, safi, RefreshSubtype.BEGIN))])
+            member.eor_message = encode_message(RouteRefresh(afi, safi, RefreshSubtype.END))
         member.dump = list(self.out)
         member.dump_pos = 0
         member.eor_pending = True

@@ -685,14 +685,20 @@ class Rib:
             old = pop(k, None)
             if old is None:
                 continue
-            p = k[1] if addpath else k
-            if loc.get(p) is old:
-                del loc[p]
-                changed.append(p)
-                if first is not None:
-                    first.setdefault((fam, p), old if self.eligible(old) else None)
-            else:
-                self._update(loc, p, st, old.path_id, None, changed, first, fam)
+            self._unlink(loc, k[1] if addpath else k, st, old, changed, first, fam)
+
+    def _unlink(
+        self, loc: dict, p: bytes, st: PeerState, old: Path, changed: list, first: dict | None,
+        fam: Family,
+    ) -> None:
+        """``old`` (``st``'s path for ``p``) is gone: drop it from the Loc-RIB and re-decide."""
+        if loc.get(p) is old:
+            del loc[p]
+            changed.append(p)
+            if first is not None:
+                first.setdefault((fam, p), old if self.eligible(old) else None)
+        else:
+            self._update(loc, p, st, old.path_id, None, changed, first, fam)
 
     def _sweep_stale(
         self, st: PeerState, fam: Family, keys: list, start: int, end: int, changed: list, first: dict | None,
@@ -729,14 +735,7 @@ class Rib:
         addpath = fam in st.addpath_rx
         for _ in range(n):
             k, old = popitem()
-            p = k[1] if addpath else k
-            if loc.get(p) is old:
-                del loc[p]
-                changed.append(p)
-                if first is not None:
-                    first.setdefault((fam, p), old if self.eligible(old) else None)
-            else:
-                self._update(loc, p, st, old.path_id, None, changed, first, fam)
+            self._unlink(loc, k[1] if addpath else k, st, old, changed, first, fam)
 
     def _stale_expired(self, st: PeerState) -> None:
         st.stale_timer = None

@@ -296,6 +296,15 @@ _LARGE_CODE = int(AttrType.LARGE_COMMUNITIES)
 _OTC_CODE = int(AttrType.OTC)
 
 
+def _u32_list_attr(code: int, values: tuple | list) -> bytes:
+    """An optional transitive attribute holding 4-octet values (communities, large communities)."""
+    n = len(values)
+    if n < 64:  # header and values in one struct call
+        return _PACK_ATTR4[n](_OPT_TRANS, code, 4 * n, *values)
+    value = _PACK4[n](*values) if n < 256 else struct.pack(f"!{n}I", *values)
+    return _attr(_OPT_TRANS, code, value)
+
+
 def _pack_attributes(a: PathAttributes, as4: bool, with_next_hop: bool) -> bytes:
     origin = _ORIGIN_ATTR.get(a.origin)
     if origin is None:
@@ -328,14 +337,8 @@ def _pack_attributes(a: PathAttributes, as4: bool, with_next_hop: bool) -> bytes
             if asn > 0xFFFF:
                 agg_as4 = _U32.pack(asn) + _aton(ip)
         out.append(_attr(_OPT_TRANS, AttrType.AGGREGATOR, value))
-    c = a.communities
-    if c:
-        n = len(c)
-        if n < 64:
-            out.append(_PACK_ATTR4[n](_OPT_TRANS, _COMMUNITIES_CODE, 4 * n, *c))
-        else:
-            value = _PACK4[n](*c) if n < 256 else struct.pack(f"!{n}I", *c)
-            out.append(_attr(_OPT_TRANS, _COMMUNITIES_CODE, value))
+    if a.communities:
+        out.append(_u32_list_attr(_COMMUNITIES_CODE, a.communities))
     if a.originator_id is not None:
         out.append(bytes((_OPT_NON_TRANS, AttrType.ORIGINATOR_ID, 4)) + _aton(a.originator_id))
     if a.cluster_list:
@@ -352,15 +355,8 @@ def _pack_attributes(a: PathAttributes, as4: bool, with_next_hop: bool) -> bytes
         out.append(_attr(_OPT_TRANS, AttrType.AS4_PATH, pack_as_path(path4, True)))
     if agg_as4 is not None:
         out.append(_attr(_OPT_TRANS, AttrType.AS4_AGGREGATOR, agg_as4))
-    lcs = a.large_communities
-    if lcs:
-        flat = [x for lc in lcs for x in lc]
-        n = len(flat)
-        if n < 64:
-            out.append(_PACK_ATTR4[n](_OPT_TRANS, _LARGE_CODE, 4 * n, *flat))
-        else:
-            value = _PACK4[n](*flat) if n < 256 else struct.pack(f"!{n}I", *flat)
-            out.append(_attr(_OPT_TRANS, _LARGE_CODE, value))
+    if a.large_communities:
+        out.append(_u32_list_attr(_LARGE_CODE, [x for lc in a.large_communities for x in lc]))
     if a.otc is not None:
         out.append(_PACK_U32_ATTR(_OPT_TRANS, _OTC_CODE, 4, a.otc))
     for flags, code, value in a.unknown:

@@ -60,13 +60,17 @@ def decode_prefix_span(data: bytes, i: int, n: int, max_bits: int = 32) -> list[
             raise _bad_network(f"prefix /{plen} overruns the NLRI field")
         rem = plen & 7
         if rem and data[j - 1] & _HOST[rem]:
-            # Trailing bits are irrelevant (RFC 4271 4.3): clear them so that
-            # equal prefixes are equal keys.
-            append(data[i : j - 1] + bytes((data[j - 1] & _MASK[rem],)))
+            append(_cleared(data, i, j, rem))
         else:
             append(data[i:j])
         i = j
     return out
+
+
+def _cleared(data: bytes, i: int, j: int, rem: int) -> bytes:
+    # Trailing bits are irrelevant (RFC 4271 4.3): clear them so that equal
+    # prefixes are equal keys.  Rare, so out of the decode loops.
+    return data[i : j - 1] + bytes((data[j - 1] & _MASK[rem],))
 
 
 def decode_path_prefixes(data: bytes, max_bits: int = 32) -> list[tuple[int, bytes]]:
@@ -83,12 +87,12 @@ def decode_path_prefixes(data: bytes, max_bits: int = 32) -> list[tuple[int, byt
         plen = data[i]
         if plen > max_bits:
             raise _bad_network(f"prefix length {plen} > {max_bits}")
-        j = i + 1 + ((plen + 7) >> 3)
+        j = i + _STEP[plen]
         if j > n:
             raise _bad_network(f"prefix /{plen} overruns the NLRI field")
         rem = plen & 7
-        if rem and data[j - 1] & ~_MASK[rem] & 0xFF:
-            append((path_id, data[i : j - 1] + bytes((data[j - 1] & _MASK[rem],))))
+        if rem and data[j - 1] & _HOST[rem]:
+            append((path_id, _cleared(data, i, j, rem)))
         else:
             append((path_id, data[i:j]))
         i = j

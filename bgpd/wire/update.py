@@ -823,10 +823,6 @@ def _chunks(items: list, room: int, size_of: Callable[[Any], int]) -> list:
     return out
 
 
-def _prefix_size(key: bytes) -> int:
-    return len(key)
-
-
 def _path_prefix_size(item: tuple[int, bytes]) -> int:
     return 4 + len(item[1])
 
