@@ -31,7 +31,7 @@ from bgpd.session.listener import (
 )
 from bgpd.session.negotiation import SessionInfo
 from bgpd.wire.attributes import PathAttributes
-from bgpd.wire.constants import FAMILIES_BY_NAME, CeaseError
+from bgpd.wire.constants import FAMILIES_BY_NAME, CeaseError, RefreshSubtype
 from bgpd.wire.nlri import prefix_from_str
 from bgpd.wire.refresh import RouteRefresh
 from bgpd.wire.update import Update
@@ -339,16 +339,16 @@ class RibService(Service):
         family = (refresh.afi, refresh.safi)
         info = peer.session_info
         enhanced = info is not None and info.enhanced_route_refresh
-        if refresh.subtype == 0:
+        if refresh.subtype == RefreshSubtype.NORMAL:
             log.info("peer {peer}: ROUTE-REFRESH for {afi}/{safi}: sending the table again",
                      peer=pi.address, afi=refresh.afi, safi=refresh.safi)
             self.rib.refresh_out(pi, family, enhanced)
         elif not enhanced:
             log.info("peer {peer}: ignoring BoRR/EoRR: enhanced route refresh not negotiated",
                      peer=pi.address)
-        elif refresh.subtype == 1:
+        elif refresh.subtype == RefreshSubtype.BEGIN:
             self.rib.begin_refresh(pi, family)
-        elif refresh.subtype == 2:
+        elif refresh.subtype == RefreshSubtype.END:
             self.rib.end_refresh(pi, family)
         else:
             # RFC 7313 section 5: an unknown subtype is ignored.

@@ -618,7 +618,8 @@ class PeerFactory(ClientFactory):
             return
         try:
             sockopts.set_nodelay(sock)
-            if self.config.ttl_security:
+            # Outbound sockets got GTSM before connect() (_prepare_socket).
+            if self.config.ttl_security and not proto.outbound:
                 sockopts.set_gtsm(sock, self.config.ttl_security)
         except OSError as e:
             log.warn("peer {peer}: socket options: {error}", peer=self.config.address, error=e)
