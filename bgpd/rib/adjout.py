@@ -398,14 +398,15 @@ class UpdateGroup:
         finally:
             # Exported attributes live for one batch only.
             self._batch = {}
-        end = self._pos >= len(self.pending)
         for m in members:
             if m.eor_pending and m.dump is None and self._pos >= m.eor_at:
                 m.eor_pending = False
-                end = m.eor_message or pack_end_of_rib(*self.family)
+                marker = m.eor_message or pack_end_of_rib(*self.family)
                 m.eor_message = None
-                m.sink.send([end])
-        if end:
+                m.sink.send([marker])
+        # Only once every queued change went out may the queue be reset: a
+        # member's End-of-RIB can fall due while later changes still wait.
+        if self._pos >= len(self.pending):
             self.pending = []
             self._pos = 0
             for m in members:

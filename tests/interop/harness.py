@@ -39,6 +39,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import textwrap
 import time
@@ -337,15 +338,19 @@ class Netns:
         return proc
 
     def popen_bgpd(self, config_path: str, extra: Sequence[str] = (),
-                   python: str = "python3", log_name: str = "bgpd.log") -> Process:
-        """Start our own daemon in the foreground: ``twistd -n --pidfile= bgpd -c FILE``."""
+                   python: str | None = None, log_name: str = "bgpd.log") -> Process:
+        """Start our own daemon in the foreground: ``twistd -n --pidfile= bgpd -c FILE``.
+
+        ``python`` defaults to the interpreter running the tests (the venv's),
+        never a ``python3`` from PATH, which on a fresh machine has no Twisted.
+        """
         repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env = {"PYTHONPATH": repo + os.pathsep + os.environ.get("PYTHONPATH", ""),
                "PYTHONUNBUFFERED": "1"}
         # twisted.scripts.twistd has no __main__ guard, so ``-m`` would exit
         # at once; call its run() the way the twistd script does.
         boot = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
-        return self.popen([python, "-c", boot, "-n", "--pidfile=", "bgpd", "-c",
+        return self.popen([python or sys.executable, "-c", boot, "-n", "--pidfile=", "bgpd", "-c",
                            config_path, *extra], log_name=log_name, env=env, cwd=repo)
 
     def capture(self, ifname: str, path: str, bpf: str = "tcp port 179") -> Process:

@@ -388,3 +388,31 @@ class AddPathSendTests(RibTestCase):
         self.assertEqual(len(gone), 1)
         self.assertIn(gone[0][0], ids)
         self.assertEqual(len(self.rib.adj_rib_out(I1, IPV4)), 1)
+
+
+class InterleavedFeedTests(RibTestCase):
+    """Several peers of one update group sending the same table at once."""
+
+    options = RibOptions(mrai_ebgp=0.0, mrai_ibgp=0.0, chunk_size=50)
+
+    def test_end_of_rib_mid_batch_keeps_pending_changes(self):
+        """A member's End-of-RIB sent while changes are still queued must not drop them."""
+        link = "198.51.100.1"
+        receiver = make_peer("198.51.100.9", 65009, local_address=link)
+        feeders = [make_peer(f"198.51.100.{i}", 65000 + i, local_address=link) for i in (2, 3)]
+        keys = [pfx(f"10.{i // 256}.{i % 256}.0/24") for i in range(1000)]
+        # The second feeder's path wins (shorter AS_PATH), and it has more prefixes.
+        more = keys + [pfx(f"10.100.{i}.0/24") for i in range(200)]
+        sink = self.add(receiver)
+        self.add(feeders[0])
+        self.rib.receive(feeders[0], announce(attrs((65002, 65010), nh="198.51.100.2"), keys))
+        # The second feeder comes up while the first one's table is being sent.
+        for _ in range(8):
+            self.clock.advance(0)
+        self.add(feeders[1])
+        self.rib.receive(feeders[1], announce(attrs((65003,), nh="198.51.100.3"), more))
+        self.settle()
+        routes = sink.routes()
+        self.assertEqual(set(routes), set(more))
+        self.assertEqual({a.as_path for a in routes.values()}, {((SEQ, (65000, 65003)),)})
+        self.assertEqual(len(self.rib.adj_rib_out(receiver, IPV4)), len(more))
