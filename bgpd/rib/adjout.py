@@ -31,7 +31,7 @@ member's initial table, an End-of-RIB marker (RFC 4724 section 2) follows.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bgpd.policy import Chain
 from bgpd.rib.route import LOCAL, Path, PeerInfo
@@ -45,7 +45,21 @@ from bgpd.wire.update import pack_end_of_rib, pack_reach, pack_withdraw
 if TYPE_CHECKING:
     from bgpd.rib.rib import Rib
 
-__all__ = ["Member", "UpdateGroup", "group_key"]
+__all__ = ["Member", "Sink", "UpdateGroup", "group_key"]
+
+
+class Sink(Protocol):
+    """A peer's output, as the RIB sees it (``PeerFactory`` is one)."""
+
+    def send(self, messages: list[bytes]) -> None:
+        """Framed UPDATE (and ROUTE-REFRESH) messages for the peer, in order."""
+
+    def writable(self) -> bool:
+        """False while the peer does not keep up (its send buffer is full).
+
+        The RIB then skips it, and catches it up from the Adj-RIB-Out when
+        told that it is writable again (``Rib.resume``).
+        """
 
 _NO_ADVERTISE = Community.NO_ADVERTISE
 _NO_EXPORT = Community.NO_EXPORT
@@ -58,23 +72,35 @@ _MISSING = object()
 
 
 class Member:
-    """One peer in an update group."""
+    """One peer in an update group.
 
-    __slots__ = ("state", "sink", "dump", "dump_pos", "eor_pending", "eor_at", "eor_message")
+    ``peer`` is the RIB's state of that neighbor (the owner of the paths it
+    sent, for split horizon); ``sink`` its session's output.
+    """
 
-    def __init__(self, state: Any, sink: Any) -> None:
-        self.state = state
+    __slots__ = (
+        "peer", "sink", "dump", "dump_pos", "eor_pending", "eor_at", "eor_message", "behind",
+        "missed",
+    )
+
+    def __init__(self, peer: Any, sink: Sink) -> None:
+        self.peer = peer
         self.sink = sink
+        #: Prefixes still to send from ``out`` (initial table, refresh, catch-up).
         self.dump: list | None = None
         self.dump_pos = 0
         self.eor_pending = True
         self.eor_at = 0
         #: What ends the current dump: End-of-RIB, or EoRR after an enhanced refresh.
         self.eor_message: bytes | None = None
+        #: Skipped while its sink is not writable (the group goes on without it).
+        self.behind = False
+        #: prefix -> what ``out`` held for it when the member first missed a
+        #: change of it (behind), then while catching up: what it still has.
+        self.missed: dict | None = None
 
     def writable(self) -> bool:
-        w = getattr(self.sink, "writable", None)
-        return True if w is None else bool(w())
+        return bool(self.sink.writable())
 
 
 def _prepend(as_path: tuple, asn: int) -> tuple:
@@ -134,7 +160,7 @@ class UpdateGroup:
             extended_message=neg.extended_message,
         )
         self.members: list[Member] = []
-        self._states: set = set()
+        self._peers_in: set = set()
         #: prefix -> path sent (or a tuple of paths with ADD-PATH send)
         self.out: dict = {}
         self.pending: list = []
@@ -155,9 +181,11 @@ class UpdateGroup:
         else:
             self._next_hop = la if la and ":" not in la else None
         self.sent_updates = 0
+        #: How many members are behind (skipped until they are writable).
+        self._behind = 0
 
     def __repr__(self) -> str:
-        names = [m.state.info.address for m in self.members]
+        names = [m.peer.info.address for m in self.members]
         return f"<UpdateGroup {self.family} {'ibgp' if not self._ebgp else 'ebgp'} {names}>"
 
     # -- membership --------------------------------------------------------
@@ -166,7 +194,7 @@ class UpdateGroup:
         """Add a peer; it gets the current table, then End-of-RIB."""
         new_group = not self.members and not self.out
         self.members.append(member)
-        self._states.add(member.state)
+        self._peers_in.add(member.peer)
         if new_group:
             if loc:
                 self.pending.extend(loc)
@@ -183,9 +211,37 @@ class UpdateGroup:
 
     def leave(self, member: Member) -> None:
         self.members.remove(member)
-        self._states.discard(member.state)
+        self._peers_in.discard(member.peer)
+        if member.behind:
+            self._behind -= 1
         if not self.members:
             self.cancel()
+
+    def resume(self, member: Member) -> None:
+        """``member``'s sink is writable again: catch it up, and go on now."""
+        if member.behind and member.writable():
+            self._catch_up(member)
+        self.cancel()
+        self._schedule(0.0)
+
+    def _fall_behind(self, m: Member) -> None:
+        # Its view stays as it is; _flush_pending records, per prefix, what
+        # it had before each change it misses.
+        m.behind = True
+        m.missed = {} if m.missed is None else m.missed
+        self._behind += 1
+
+    def _catch_up(self, m: Member) -> None:
+        # Send it the current state of every prefix it missed (and the rest
+        # of a dump it was in): its view ends equal to ``out``.
+        m.behind = False
+        self._behind -= 1
+        rest = m.dump[m.dump_pos:] if m.dump is not None else []
+        keys = list(dict.fromkeys(rest + list(m.missed or ()))) if m.missed else rest
+        m.dump = keys or None
+        m.dump_pos = 0
+        if not keys:
+            m.missed = None
 
     def resend(self, member: Member, enhanced: bool = False) -> None:
         """Send the whole Adj-RIB-Out again (ROUTE-REFRESH, RFC 2918 section 4).
@@ -216,7 +272,7 @@ class UpdateGroup:
     def has_work(self) -> bool:
         if self._pos < len(self.pending):
             return True
-        return any(m.dump is not None or m.eor_pending for m in self.members)
+        return any((m.dump is not None or m.eor_pending) and not m.behind for m in self.members)
 
     def _schedule(self, delay: float) -> None:
         if self._handle is None and self.members:
@@ -224,10 +280,14 @@ class UpdateGroup:
 
     def _fire(self) -> None:
         self._handle = None
-        if not all(m.writable() for m in self.members):
-            # One slow peer holds the group back; look again shortly.
-            self._handle = self.rib._call_later(self.rib.options.backpressure_poll, self._fire)
-            return
+        for m in self.members:
+            if m.behind:
+                if m.writable():
+                    self._catch_up(m)
+            elif not m.writable():
+                # One slow peer must not hold the group back: the others go
+                # on, it is caught up from ``out`` when it resumes.
+                self._fall_behind(m)
         self.flush(self.rib.options.chunk_size)
         if self.has_work():
             self._schedule(0.0)
@@ -343,7 +403,7 @@ class UpdateGroup:
         if pre is None:
             return None
         members = self.members
-        res = policy(members[0].state.info if members else self.info, self.family, prefix, pre)
+        res = policy(members[0].peer.info if members else self.info, self.family, prefix, pre)
         if res is None:
             return None
         # Share one final attribute set per distinct policy outcome.
@@ -363,7 +423,7 @@ class UpdateGroup:
             best = entry if entry.__class__ is Path else entry[0]
             if resolver is not None and not rib.eligible(best):
                 return None
-            if len(self.members) == 1 and best.owner is self.members[0].state:
+            if len(self.members) == 1 and best.owner is self.members[0].peer:
                 self._solo_skipped = True
                 return None
             return best if self.export(best, prefix) is not None else None
@@ -391,7 +451,7 @@ class UpdateGroup:
         done = 0
         try:
             for m in members:
-                if m.dump is not None and done < budget:
+                if m.dump is not None and done < budget and not m.behind:
                     done += self._dump(m, budget - done)
             if done < budget and self._pos < len(self.pending):
                 done += self._flush_pending(budget - done)
@@ -399,7 +459,7 @@ class UpdateGroup:
             # Exported attributes live for one batch only.
             self._batch = {}
         for m in members:
-            if m.eor_pending and m.dump is None and self._pos >= m.eor_at:
+            if m.eor_pending and m.dump is None and self._pos >= m.eor_at and not m.behind:
                 m.eor_pending = False
                 marker = m.eor_message or pack_end_of_rib(*self.family)
                 m.eor_message = None
@@ -422,23 +482,37 @@ class UpdateGroup:
             m.dump = None
             m.dump_pos = 0
         out = self.out
-        st = m.state
+        st = m.peer
         buckets: dict = {}
         export = self.export
+        # Catching up (see _catch_up): what the member had, to withdraw what
+        # it must not keep.
+        missed = m.missed
+        if missed is not None and m.dump is None:
+            m.missed = None
+        withdrawn: list = []
         for p in chunk:
             sent = out.get(p)
-            if sent is None:
-                continue
+            had = missed.pop(p, None) if missed else None
             if self.addpath:
-                for x in sent:
+                now = set()
+                for x in sent or ():
                     if x.owner is not st:
                         a = export(x, p)
-                        buckets.setdefault(id(a), (a, []))[1].append((x.owner.tx_path_id(x.path_id), p))
-            elif sent.owner is not st:
+                        pid = x.owner.tx_path_id(x.path_id)
+                        now.add(pid)
+                        buckets.setdefault(id(a), (a, []))[1].append((pid, p))
+                for x in had or ():
+                    pid = x.owner.tx_path_id(x.path_id)
+                    if x.owner is not st and pid not in now:
+                        withdrawn.append((pid, p))
+            elif sent is not None and sent.owner is not st:
                 a = export(sent, p)
                 buckets.setdefault(id(a), (a, []))[1].append(p)
-        msgs: list = []
+            elif had is not None and had.owner is not st:
+                withdrawn.append(p)
         afi, safi = self.family
+        msgs: list = pack_withdraw(afi, safi, withdrawn, self.neg) if withdrawn else []
         for a, prefixes in buckets.values():
             msgs.extend(pack_reach(afi, safi, a, prefixes, self.neg))
         if msgs:
@@ -452,6 +526,13 @@ class UpdateGroup:
         self._pos = pos + len(chunk)
         if self.policy.rejects_all:
             return len(chunk)
+        if self._behind:
+            out_get = self.out.get
+            for m in self.members:
+                if m.behind:
+                    setdefault = m.missed.setdefault
+                    for p in chunk:
+                        setdefault(p, out_get(p))
         loc_get = self.rib._loc.get(self.family, {}).get
         # id(attrs) -> (attrs, prefixes) for what goes to every member;
         # (attrs, target) -> prefixes and target -> withdrawals otherwise.
@@ -504,12 +585,12 @@ class UpdateGroup:
         # of a table load are new and from a non-member: one append each.
         out = self.out
         out_get = out.get
-        states = self._states
+        states = self._peers_in
         batch = self._batch
         batch_get = batch.get
         export = self.export
         export_ebgp = self._export_ebgp if self._plain_ebgp else None
-        solo = self.members[0].state if len(self.members) == 1 else None
+        solo = self.members[0].peer if len(self.members) == 1 else None
         ann_get = ann.get
         # The path last announced to every member, and its prefix list's
         # append: the prefixes of one UPDATE usually come one after another.
@@ -589,7 +670,7 @@ class UpdateGroup:
         """Sort one prefix whose sent path changed from ``old`` to ``new`` (one of them may be None)."""
         if old_a is not None and new_a is not None and old.owner is new.owner and old_a == new_a:
             return
-        states = self._states
+        states = self._peers_in
         if (old is None or old.owner not in states) and (new is None or new.owner not in states):
             if new is None:
                 wd_all.append(p)
@@ -603,7 +684,9 @@ class UpdateGroup:
         # Split horizon: the source peer of the old or new route is a
         # member, so its view differs from everyone else's.
         for m in self.members:
-            st = m.state
+            if m.behind:
+                continue
+            st = m.peer
             cur = None if old is None or old.owner is st else old_a
             want = None if new is None or new.owner is st else new_a
             if cur is want or (cur is not None and want is not None and cur == want):
@@ -616,7 +699,7 @@ class UpdateGroup:
     def _diff_paths(self, p: Any, old: Any, new: Any, odd: dict, wd: dict) -> None:
         # RFC 7911: each path is its own (path id, prefix) route, with a path
         # id stable per source.  A path never goes to the member it came from.
-        states = self._states
+        states = self._peers_in
         export = self.export
         before = {x.owner.tx_path_id(x.path_id): x for x in old} if old else {}
         for x in new or ():
@@ -634,13 +717,13 @@ class UpdateGroup:
     def _send(self, sends: list, withdraws: list) -> None:
         """Pack and send; a target is None (every member), a Member (only it)
         or a peer state (every member but that peer: split horizon)."""
-        if not sends and not withdraws:
+        if (not sends and not withdraws) or self._behind == len(self.members):
             return
         afi, safi = self.family
         neg = self.neg
         common: list = []
         own: dict = {}
-        states_of = {m.state: m for m in self.members}
+        states_of = {m.peer: m for m in self.members}
 
         def add(target: Any, msgs: list) -> None:
             if target is None:
@@ -661,6 +744,8 @@ class UpdateGroup:
             else:
                 add(target, pack_reach(afi, safi, attrs, prefixes, neg))
         for m in self.members:
+            if m.behind:
+                continue
             msgs = common + own[m] if m in own else common
             if msgs:
                 self.sent_updates += len(msgs)
@@ -668,7 +753,7 @@ class UpdateGroup:
 
     def adj_rib_out(self, member: Member | None = None) -> dict:
         """prefix (or (path id, prefix)) -> attributes as sent (to ``member``: split horizon applied)."""
-        st = member.state if member is not None else None
+        st = member.peer if member is not None else None
         res = {}
         try:
             for p, sent in self.out.items():

@@ -41,7 +41,7 @@ from bgpd.policy import BUILTIN, Chain, Policy, chain
 from bgpd.rib import decision
 from bgpd.rib.adjout import Member, UpdateGroup, group_key
 from bgpd.rib.options import RibOptions
-from bgpd.rib.route import LOCAL, Path, PeerInfo
+from bgpd.rib.route import LOCAL, STALE_REFRESH, STALE_RESTART, Path, PeerInfo
 from bgpd.wire.attributes import PathAttributes
 from bgpd.wire.constants import IPV4_UNICAST, Role
 from bgpd.wire.negotiated import Negotiated
@@ -53,7 +53,8 @@ Family = tuple[int, int]
 #: (family, prefix, new best path or None)
 Change = tuple[Family, bytes, Path | None]
 
-_ANNOUNCE, _WITHDRAW, _EOR, _DROP, _STALE, _GR_MARK, _RR_BEGIN, _RR_END = range(8)
+(_ANNOUNCE, _WITHDRAW, _EOR, _DROP, _STALE, _GR_MARK, _RR_BEGIN, _RR_END, _REDECIDE,
+ _GR_FLUSH) = range(10)
 _NONE = object()
 _LEAK_ALWAYS = (Role.CUSTOMER, Role.RS_CLIENT)
 _OTC_ADD = (Role.PROVIDER, Role.PEER, Role.RS)
@@ -76,7 +77,7 @@ class PeerState:
     __slots__ = (
         "info", "families", "neg", "sink", "import_policy", "export_names", "adj_in", "pre",
         "intern", "intern_limit", "gen", "up", "addpath_rx", "stale_families", "stale_timer",
-        "tx_ids", "soft", "members", "mrai", "rejected",
+        "tx_ids", "soft", "members", "mrai", "rejected", "gr_pending",
     )
 
     def __init__(self, info: PeerInfo) -> None:
@@ -100,6 +101,8 @@ class PeerState:
         self.members: dict[Family, tuple[UpdateGroup, Member]] = {}
         self.mrai: float | None = None
         self.rejected = 0
+        #: Went down gracefully: its routes are (being) marked stale (RFC 4724 4.2).
+        self.gr_pending = False
 
     def tx_path_id(self, rx_path_id: int) -> int:
         """A path id for ADD-PATH send, stable per (this peer, its path id) (RFC 7911 3)."""
@@ -168,8 +171,15 @@ class Rib:
         export_policy: Iterable[str] = ("accept-all",),
         soft_reconfiguration: bool = False,
         mrai: float | None = None,
+        restarting: Iterable[Family] | None = None,
     ) -> None:
         """The session with ``peer`` is Established for ``families``.
+
+        ``restarting`` is what the new OPEN's graceful restart capability
+        says (RFC 4724 section 4.2): the families whose forwarding state the
+        peer kept (F bit set), or None when it sent no such capability.  The
+        stale routes of every other family are withdrawn at once; those of
+        the listed families stay until its End-of-RIB or the restart timer.
 
         ``sink.send(list_of_update_bytes)`` receives framed UPDATEs;
         ``sink.writable()``, when present, pauses output while False
@@ -195,6 +205,10 @@ class Rib:
             st.pre = {}
         st.mrai = mrai
         st.up = True
+        if st.gr_pending:
+            # After _GR_MARK (queued when it went down), so in queue order.
+            keep = frozenset() if restarting is None else frozenset(restarting) & st.families
+            self._queue([_GR_FLUSH, st, st.gen, None, keep, None, 0])
         for fam in st.families:
             st.adj_in.setdefault(fam, {})
             if st.pre is not None:
@@ -224,6 +238,7 @@ class Rib:
         st.up = False
         st.sink = None
         if graceful and stale_time > 0:
+            st.gr_pending = True
             self._queue([_GR_MARK, st, st.gen, None, None, None, 0])
             if st.stale_timer is not None:
                 st.stale_timer.cancel()
@@ -274,10 +289,8 @@ class Rib:
         st = self._peers.get(peer.address)
         if st is None:
             return
-        for g, _m in st.members.values():
-            if g._handle is not None:
-                g.cancel()
-            g._schedule(0.0)
+        for g, m in st.members.values():
+            g.resume(m)
 
     def refresh_out(self, peer: PeerInfo, family: Family, enhanced: bool = False) -> None:
         """Send ``peer`` its whole Adj-RIB-Out for ``family`` again (ROUTE-REFRESH).
@@ -496,7 +509,7 @@ class Rib:
                 table = st.adj_in.get(fam, {})
                 done += 1 + len(table) // 64
                 for path in table.values():
-                    path.stale = True
+                    path.stale = STALE_REFRESH
                 # Re-advertised routes must make fresh paths, not find the stale ones.
                 st.intern = {k: v for k, v in st.intern.items() if not v.stale}
             elif kind == _RR_END:
@@ -508,10 +521,41 @@ class Rib:
                 work.popleft()
                 done += 1
                 for path in st.intern.values():
-                    path.stale = True
+                    path.stale = STALE_RESTART
                 # New announcements must make fresh (not stale) paths.
                 st.intern.clear()
                 st.stale_families = {f for f, t in st.adj_in.items() if t}
+                # Stale paths lose to fresh ones: decide their prefixes again,
+                # next in line, before anything queued after the session went down.
+                for f in st.stale_families:
+                    work.appendleft([_REDECIDE, st, st.gen, f, None, list(st.adj_in[f]), 0])
+            elif kind == _REDECIDE:
+                left = len(keys) - pos
+                n = min(left, budget - done)
+                lst = changed.get(fam)
+                if lst is None:
+                    lst = changed[fam] = []
+                self._redecide(st, fam, keys, pos, pos + n, lst, first)
+                done += n
+                if n == left:
+                    popleft()
+                else:
+                    item[6] = pos + n
+            elif kind == _GR_FLUSH:
+                work.popleft()
+                done += 1
+                st.gr_pending = False
+                keep = a
+                # RFC 4724 4.2: the new OPEN did not keep the forwarding state
+                # of these families (F bit clear, family not listed, or no
+                # graceful restart capability at all): their stale routes go now.
+                flush = [f for f in st.stale_families if f not in keep]
+                for f in flush:
+                    st.stale_families.discard(f)
+                    work.appendleft([_STALE, st, st.gen, f, None, list(st.adj_in.get(f, ())), 0])
+                if not st.stale_families and st.stale_timer is not None:
+                    st.stale_timer.cancel()
+                    st.stale_timer = None
         self.stats.turns += 1
         if done > self.stats.largest_turn:
             self.stats.largest_turn = done
@@ -708,12 +752,36 @@ class Rib:
         if stale:
             self._withdraw(st, fam, stale, 0, len(stale), changed, first)
 
+    def _redecide(
+        self, st: PeerState, fam: Family, keys: list, start: int, end: int, changed: list, first: dict | None,
+    ) -> None:
+        """Run the decision again for ``st``'s prefixes (a path of it changed rank)."""
+        loc = self._loc.get(fam)
+        if loc is None:
+            return
+        addpath = fam in st.addpath_rx and st is not self._local
+        select = decision.select
+        options = self.options
+        for k in keys[start:end]:
+            p = k[1] if addpath else k
+            cur = loc.get(p)
+            if cur is None or cur.__class__ is Path:
+                continue
+            new = tuple(select(cur, options))
+            if new != cur:
+                if first is not None and (fam, p) not in first:
+                    ob = cur[0]
+                    first[(fam, p)] = ob if self.eligible(ob) else None
+                loc[p] = new
+                changed.append(p)
+
     def _drop_all(self, st: PeerState) -> None:
         st.gen += 1
         if st.stale_timer is not None:
             st.stale_timer.cancel()
             st.stale_timer = None
         st.stale_families = set()
+        st.gr_pending = False
         for fam, table in st.adj_in.items():
             if table:
                 self._queue([_DROP, st, st.gen, fam, None, table, 0])

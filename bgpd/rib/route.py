@@ -18,7 +18,14 @@ import attrs
 from bgpd.wire.attributes import PathAttributes
 from bgpd.wire.constants import Role
 
-__all__ = ["LOCAL", "Path", "PeerInfo", "peer_role", "ROLE_NAMES"]
+__all__ = ["LOCAL", "Path", "PeerInfo", "peer_role", "ROLE_NAMES", "STALE_REFRESH", "STALE_RESTART"]
+
+#: ``Path.stale`` values.  Not stale is 0.  Stale after a BoRR (RFC 7313
+#: section 4): kept as it was in the decision, the peer is re-sending it.
+STALE_REFRESH = 1
+#: Stale after the peer went down gracefully (RFC 4724 section 4.2): it
+#: loses to every fresh path in the decision process.
+STALE_RESTART = 2
 
 ROLE_NAMES = {
     "provider": Role.PROVIDER,
@@ -121,7 +128,8 @@ class Path:
         self.owner = owner
         self.attrs = attrs
         self.path_id = path_id
-        self.stale = False
+        #: 0, STALE_REFRESH or STALE_RESTART
+        self.stale = 0
 
     @property
     def peer(self) -> PeerInfo:

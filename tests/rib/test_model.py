@@ -1,0 +1,317 @@
+"""Model-based test of the RIB: seeded random interleavings against a reference model.
+
+Several peers (eBGP and iBGP; two sharing an update group, others alone; one
+with ADD-PATH send, RFC 7911) announce, withdraw, go down (gracefully or not,
+RFC 4724 section 4.2), come back, send End-of-RIB, ask for ROUTE-REFRESH
+(RFC 2918) and stop reading for a while, with MRAI > 0 (RFC 4271 9.2.1.1) and
+a small chunk size, time through ``task.Clock``.  After every step, once the
+RIB has settled, the Loc-RIB best path of every prefix, every peer's view
+(the UPDATEs its sink received, replayed) and its Adj-RIB-Out are compared
+with a reference model: the decision process on a dict, and the export rules
+of RFC 4271 5.1 / 9.2 for the cases generated here.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from bgpd.rib import Rib, RibOptions
+from bgpd.rib.testing import IPV4, FakeSink, make_peer, pfx
+from bgpd.wire.attributes import PathAttributes
+from bgpd.wire.negotiated import Negotiated
+from bgpd.wire.update import Update
+
+LOCAL_AS = 65000
+DEFAULT_LP = 100
+STALE_TIME = 1000.0
+#: Settling never waits for a call further away than this (the restart timer is).
+HORIZON = 5.0
+
+PREFIXES = [pfx(f"10.{i}.0.0/16") for i in range(10)]
+
+
+class ModelPeer:
+    """One neighbor as the model sees it, and its current session's sink."""
+
+    def __init__(self, name: str, info, addpath_tx: bool = False) -> None:
+        self.name = name
+        self.info = info
+        self.addpath_tx = addpath_tx
+        self.up = False
+        self.sink: FakeSink | None = None
+        self.paused = False
+        #: prefix -> (attributes, stale) as the RIB should hold it
+        self.adj_in: dict = {}
+
+    @property
+    def ibgp(self) -> bool:
+        return self.info.ibgp
+
+    def negotiated(self) -> Negotiated:
+        tx = frozenset({IPV4}) if self.addpath_tx else frozenset()
+        return Negotiated(ibgp=self.ibgp, peer_as=self.info.remote_as, addpath_tx=tx)
+
+    def view_neg(self) -> Negotiated:
+        rx = frozenset({IPV4}) if self.addpath_tx else frozenset()
+        return Negotiated(ibgp=True, addpath_rx=rx)
+
+
+def _peers() -> list[ModelPeer]:
+    return [
+        # E1 and E2: one update group (same local address, eBGP, same options).
+        ModelPeer("E1", make_peer("192.0.2.2", 65001, local_address="192.0.2.1")),
+        ModelPeer("E2", make_peer("192.0.2.3", 65002, local_address="192.0.2.1")),
+        # E3: another link, so another group.
+        ModelPeer("E3", make_peer("198.51.100.2", 65003, local_address="198.51.100.1")),
+        # I1 and I2: one iBGP group; I3 sends with ADD-PATH, its own group.
+        ModelPeer("I1", make_peer("192.0.2.10", LOCAL_AS, local_address="192.0.2.1")),
+        ModelPeer("I2", make_peer("192.0.2.11", LOCAL_AS, local_address="192.0.2.1")),
+        ModelPeer("I3", make_peer("192.0.2.12", LOCAL_AS, local_address="192.0.2.1"), addpath_tx=True),
+    ]
+
+
+def _rank(peer: ModelPeer, a: PathAttributes, stale: bool) -> tuple:
+    """The reference decision (RFC 4271 9.1.2) for the attributes generated here.
+
+    No MED, no ORIGINATOR_ID, one AS_SEQUENCE: a total order.  Stale paths
+    (RFC 4724 4.2) lose to fresh ones.
+    """
+    lp = a.local_pref if a.local_pref is not None else DEFAULT_LP
+    length = sum(len(s) for _t, s in a.as_path)
+    rid = int.from_bytes(socket.inet_aton(peer.info.router_id), "big")
+    return (stale, -lp, length, a.origin, peer.ibgp, rid, socket.inet_aton(peer.info.address))
+
+
+class Model:
+    """The reference: per-peer Adj-RIB-In dicts, decision by sorting, export rules."""
+
+    def __init__(self, peers: list[ModelPeer]) -> None:
+        self.peers = peers
+
+    def candidates(self, p: bytes) -> list[tuple[ModelPeer, PathAttributes, bool]]:
+        cands = [(mp, *mp.adj_in[p]) for mp in self.peers if p in mp.adj_in]
+        cands.sort(key=lambda c: _rank(*c))
+        return cands
+
+    def best(self, p: bytes):
+        cands = self.candidates(p)
+        return cands[0] if cands else None
+
+    def export(self, src: ModelPeer, a: PathAttributes, to: ModelPeer) -> PathAttributes | None:
+        if src is to:
+            return None  # split horizon
+        if to.ibgp:
+            if src.ibgp:
+                return None  # RFC 4271 9.2: no iBGP -> iBGP without reflection
+            return a.replace(local_pref=DEFAULT_LP if a.local_pref is None else a.local_pref)
+        seg = ((2, (LOCAL_AS,) + a.as_path[0][1]),) if a.as_path else ((2, (LOCAL_AS,)),)
+        return a.replace(as_path=seg, next_hop=to.info.local_address, med=None, local_pref=None)
+
+    def view(self, to: ModelPeer) -> dict:
+        """What ``to`` should hold: prefix -> attributes, or with ADD-PATH prefix -> sorted attributes."""
+        out: dict = {}
+        for p in PREFIXES:
+            if to.addpath_tx:
+                got = [self.export(src, a, to) for src, a, _s in self.candidates(p)]
+                got = sorted((x for x in got if x is not None), key=repr)
+                if got:
+                    out[p] = got
+                continue
+            b = self.best(p)
+            if b is None:
+                continue
+            x = self.export(b[0], b[1], to)
+            if x is not None:
+                out[p] = x
+        return out
+
+
+def _by_prefix(view: dict, addpath: bool) -> dict:
+    if not addpath:
+        return view
+    res: dict = {}
+    for (_pid, p), a in view.items():
+        res.setdefault(p, []).append(a)
+    return {p: sorted(v, key=repr) for p, v in res.items()}
+
+
+class Scenario:
+    """One seeded run: a Rib on a Clock, the peers, the model, and the step generator."""
+
+    def __init__(self, test: SynchronousTestCase, seed: int, options: RibOptions) -> None:
+        self.test = test
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.clock = Clock()
+        self.rib = Rib("192.0.2.1", LOCAL_AS, options=options, call_later=self.clock.callLater)
+        self.peers = _peers()
+        self.model = Model(self.peers)
+        self.log: list[str] = []
+
+    # -- steps ----------------------------------------------------------------
+
+    def attrs_for(self, mp: ModelPeer) -> PathAttributes:
+        rng = self.rng
+        if mp.ibgp:
+            path = tuple(rng.choice((64600, 64601, 64602)) for _ in range(rng.randint(1, 3)))
+            lp = rng.choice((None, 50, 200))
+        else:
+            path = (mp.info.remote_as,) + tuple(64700 + i for i in range(rng.randint(0, 2)))
+            lp = None
+        return PathAttributes(as_path=((2, path),), next_hop=mp.info.address, local_pref=lp)
+
+    def up(self, mp: ModelPeer) -> str:
+        mp.sink = FakeSink()
+        mp.paused = False
+        mp.up = True
+        # The new OPEN's graceful restart capability: forwarding state kept
+        # for IPv4, not kept, or no capability at all (RFC 4724 4.2).
+        restarting = self.rng.choice((frozenset({IPV4}), frozenset(), None))
+        self.rib.add_peer(mp.info, (IPV4,), mp.negotiated(), mp.sink, restarting=restarting)
+        if restarting is None or IPV4 not in restarting:
+            mp.adj_in = {p: v for p, v in mp.adj_in.items() if not v[1]}
+        return "kept" if restarting else "flushed"
+
+    def down(self, mp: ModelPeer, graceful: bool) -> None:
+        mp.up = False
+        mp.sink = None
+        self.rib.remove_peer(mp.info, graceful=graceful, stale_time=STALE_TIME)
+        if graceful:
+            mp.adj_in = {p: (a, True) for p, (a, _s) in mp.adj_in.items()}
+        else:
+            mp.adj_in = {}
+
+    def step(self) -> None:
+        rng = self.rng
+        mp = rng.choice(self.peers)
+        if not mp.up:
+            self.log.append(f"up {mp.name} stale {self.up(mp)}")
+            return
+        r = rng.random()
+        if r < 0.40:
+            keys = rng.sample(PREFIXES, rng.randint(1, 5))
+            a = self.attrs_for(mp)
+            self.log.append(f"announce {mp.name} {len(keys)} {a!r}")
+            self.rib.receive(mp.info, Update(attributes=a, nlri=keys))
+            for k in keys:
+                mp.adj_in[k] = (a, False)
+        elif r < 0.55:
+            keys = rng.sample(PREFIXES, rng.randint(1, 4))
+            self.log.append(f"withdraw {mp.name} {len(keys)}")
+            self.rib.receive(mp.info, Update(withdrawn=keys))
+            for k in keys:
+                mp.adj_in.pop(k, None)
+        elif r < 0.62:
+            graceful = rng.random() < 0.5
+            self.log.append(f"down {mp.name} graceful={graceful}")
+            self.down(mp, graceful)
+        elif r < 0.70:
+            self.log.append(f"end-of-rib {mp.name}")
+            self.rib.end_of_rib(mp.info, IPV4)
+            mp.adj_in = {p: v for p, v in mp.adj_in.items() if not v[1]}
+        elif r < 0.77:
+            self.log.append(f"route-refresh {mp.name}")
+            self.rib.refresh_out(mp.info, IPV4)
+        elif r < 0.87:
+            if mp.paused:
+                self.log.append(f"resume {mp.name}")
+                mp.paused = False
+                mp.sink.is_writable = True
+                self.rib.resume(mp.info)
+            else:
+                self.log.append(f"pause {mp.name}")
+                mp.paused = True
+                mp.sink.is_writable = False
+        else:
+            dt = rng.choice((0.0, 0.1, 0.3, 0.6))
+            self.log.append(f"advance {dt}")
+            self.clock.advance(dt)
+
+    # -- checks ---------------------------------------------------------------
+
+    def settle(self) -> None:
+        """Run the clock until nothing is due within HORIZON (bounded)."""
+        for _ in range(5000):
+            now = self.clock.seconds()
+            due = [c.getTime() for c in self.clock.getDelayedCalls() if c.getTime() <= now + HORIZON]
+            if not due:
+                return
+            self.clock.advance(max(0.0, min(due) - now))
+        self.fail("the RIB never settled")
+
+    def fail(self, what: str) -> None:
+        tail = "\n  ".join(self.log[-25:])
+        self.test.fail(f"seed {self.seed}, step {len(self.log)}: {what}\nlast steps:\n  {tail}")
+
+    def check(self) -> None:
+        rib = self.rib
+        model = self.model
+        for p in PREFIXES:
+            b = rib.best(IPV4, p)
+            want = model.best(p)
+            got = None if b is None else (b.peer.address, b.attrs, bool(b.stale))
+            exp = None if want is None else (want[0].info.address, want[1], want[2])
+            if got != exp:
+                self.fail(f"Loc-RIB best for {p!r}: {got} != model {exp}")
+        for mp in self.peers:
+            if not mp.up:
+                continue
+            want = model.view(mp)
+            out = _by_prefix(rib.adj_rib_out(mp.info, IPV4), mp.addpath_tx)
+            if out != want:
+                self.fail(f"Adj-RIB-Out of {mp.name}: {_diff(out, want)}")
+            if mp.paused:
+                continue
+            seen = _by_prefix(mp.sink.routes(IPV4, mp.view_neg()), mp.addpath_tx)
+            if seen != want:
+                self.fail(f"view of {mp.name} (replayed UPDATEs): {_diff(seen, want)}")
+
+    def run(self, steps: int) -> None:
+        for _ in range(steps):
+            self.step()
+            self.settle()
+            self.check()
+        # At the end every peer reads again and must converge exactly.
+        for mp in self.peers:
+            if mp.up and mp.paused:
+                self.log.append(f"resume {mp.name}")
+                mp.paused = False
+                mp.sink.is_writable = True
+                self.rib.resume(mp.info)
+        self.settle()
+        self.check()
+
+
+def _diff(got: dict, want: dict) -> str:
+    lines = []
+    for p in sorted(set(got) | set(want)):
+        if got.get(p) != want.get(p):
+            lines.append(f"{p!r}: got {got.get(p)!r} want {want.get(p)!r}")
+    return "; ".join(lines[:4])
+
+
+class RibModelTests(SynchronousTestCase):
+    """Random interleavings from several peers against the reference model."""
+
+    seeds = range(40)
+    steps = 60
+
+    def run_seeds(self, options: RibOptions) -> None:
+        for seed in self.seeds:
+            Scenario(self, seed, options).run(self.steps)
+
+    def test_mrai_small_chunks(self):
+        """MRAI on both kinds of group, chunks of 3 prefixes: RIB matches the model."""
+        self.run_seeds(RibOptions(mrai_ebgp=0.5, mrai_ibgp=0.2, chunk_size=3))
+
+    def test_no_mrai_one_prefix_chunks(self):
+        """MRAI 0 and one prefix per turn: RIB matches the model."""
+        self.run_seeds(RibOptions(mrai_ebgp=0.0, mrai_ibgp=0.0, chunk_size=1))
+
+    def test_large_chunks(self):
+        """Chunks larger than any batch (the full-table fast paths): RIB matches the model."""
+        self.run_seeds(RibOptions(mrai_ebgp=0.3, mrai_ibgp=0.0, chunk_size=2000))
