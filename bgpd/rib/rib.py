@@ -47,11 +47,15 @@ from bgpd.wire.constants import IPV4_UNICAST, Role
 from bgpd.wire.negotiated import Negotiated
 from bgpd.wire.update import Update
 
-__all__ = ["Rib", "RibOptions", "RibStats", "Change"]
+__all__ = ["Rib", "RibOptions", "RibStats", "Change", "PrefixCountCallback"]
 
 Family = tuple[int, int]
 #: (family, prefix, new best path or None)
 Change = tuple[Family, bytes, Path | None]
+#: ``callback(peer, family, count)``: the routes now accepted from ``peer`` in
+#: ``family`` (its Adj-RIB-In after import policy), once per processed batch
+#: that changed it (max-prefix, RFC 4486; the API; monitoring).
+PrefixCountCallback = Callable[[PeerInfo, Family, int], None]
 
 (_ANNOUNCE, _WITHDRAW, _EOR, _DROP, _STALE, _GR_MARK, _RR_BEGIN, _RR_END, _REDECIDE,
  _GR_FLUSH) = range(10)
@@ -77,7 +81,7 @@ class PeerState:
     __slots__ = (
         "info", "families", "neg", "sink", "import_policy", "export_names", "adj_in", "pre",
         "intern", "intern_limit", "gen", "up", "addpath_rx", "stale_families", "stale_timer",
-        "tx_ids", "soft", "members", "mrai", "rejected", "gr_pending",
+        "tx_ids", "soft", "members", "mrai", "rejected", "gr_pending", "counts",
     )
 
     def __init__(self, info: PeerInfo) -> None:
@@ -103,6 +107,8 @@ class PeerState:
         self.rejected = 0
         #: Went down gracefully: its routes are (being) marked stale (RFC 4724 4.2).
         self.gr_pending = False
+        #: family -> accepted prefixes last reported to the count watchers
+        self.counts: dict[Family, int] = {}
 
     def tx_path_id(self, rx_path_id: int) -> int:
         """A path id for ADD-PATH send, stable per (this peer, its path id) (RFC 7911 3)."""
@@ -157,6 +163,7 @@ class Rib:
         self._work: deque = deque()
         self._handle: Any = None
         self._subscribers: list[Callable[[list[Change]], None]] = []
+        self._count_watchers: list[PrefixCountCallback] = []
         self.stats = RibStats()
 
     # -- session-facing API --------------------------------------------------
@@ -205,6 +212,8 @@ class Rib:
             st.pre = {}
         st.mrai = mrai
         st.up = True
+        # A new session: report its counts afresh.
+        st.counts = {}
         if st.gr_pending:
             # After _GR_MARK (queued when it went down), so in queue order.
             keep = frozenset() if restarting is None else frozenset(restarting) & st.families
@@ -352,6 +361,20 @@ class Rib:
 
         return unsubscribe
 
+    def watch_prefix_counts(self, callback: PrefixCountCallback) -> Callable[[], None]:
+        """Call ``callback(peer, family, count)`` when a batch changed a peer's accepted count.
+
+        Counted as the batch goes (len() of the Adj-RIB-In once per queued
+        item touched), never polled.  Returns a function that unsubscribes.
+        """
+        self._count_watchers.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._count_watchers:
+                self._count_watchers.remove(callback)
+
+        return unsubscribe
+
     def eligible(self, path: Path) -> bool:
         r = self._resolver
         return r is None or bool(r(path.attrs.next_hop))
@@ -457,6 +480,8 @@ class Rib:
         changed: dict[Family, list] = {}
         # (family, prefix) -> best path before this turn touched it (for subscribers)
         first: dict | None = {} if self._subscribers else None
+        # (peer state, family) of every item looked at, for the count watchers.
+        touched: set | None = set() if self._count_watchers else None
         done = 0
         announce = self._announce
         popleft = work.popleft
@@ -466,6 +491,8 @@ class Rib:
             if gen != st.gen and kind != _DROP:
                 popleft()  # queued by a session that is gone
                 continue
+            if touched is not None and fam is not None:
+                touched.add((st, fam))
             if kind == _ANNOUNCE or kind == _WITHDRAW or kind == _STALE:
                 left = len(keys) - pos
                 room = budget - done
@@ -560,7 +587,19 @@ class Rib:
         if done > self.stats.largest_turn:
             self.stats.largest_turn = done
         self._publish(changed, first)
+        if touched:
+            self._report_counts(touched)
         return done
+
+    def _report_counts(self, touched: set) -> None:
+        for st, fam in touched:
+            if not st.up or st is self._local:
+                continue
+            n = len(st.adj_in.get(fam, ()))
+            if st.counts.get(fam) != n:
+                st.counts[fam] = n
+                for cb in list(self._count_watchers):
+                    cb(st.info, fam, n)
 
     def _publish(self, changed: dict[Family, list], first: dict | None) -> None:
         groups_by_family = self._groups_by_family
