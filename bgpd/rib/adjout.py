@@ -31,9 +31,11 @@ member's initial table, an End-of-RIB marker (RFC 4724 section 2) follows.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from bgpd.policy import Chain
+from bgpd.rib.options import RibOptions
 from bgpd.rib.route import LOCAL, Path, PeerInfo
 from bgpd.wire.attributes import PathAttributes
 from bgpd.wire.constants import AFI, Community, RefreshSubtype, Role, SegmentType
@@ -42,10 +44,26 @@ from bgpd.wire.negotiated import Negotiated
 from bgpd.wire.refresh import RouteRefresh
 from bgpd.wire.update import pack_end_of_rib, pack_reach, pack_withdraw
 
-if TYPE_CHECKING:
-    from bgpd.rib.rib import Rib
+__all__ = ["GroupHost", "Member", "Sink", "UpdateGroup", "group_key"]
 
-__all__ = ["Member", "Sink", "UpdateGroup", "group_key"]
+
+class GroupHost(Protocol):
+    """What an update group needs from the RIB that holds it (``Rib`` is one).
+
+    The RIB imports this module, never the other way round.
+    """
+
+    options: RibOptions
+    cluster_id: str
+
+    def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn`` after ``delay`` seconds; the result has ``cancel()``."""
+
+    def loc_table(self, family: tuple[int, int]) -> dict:
+        """The Loc-RIB of ``family``: prefix -> best path, or a tuple of candidates best first."""
+
+    def eligible(self, path: Path) -> bool:
+        """Whether the path's NEXT_HOP resolves (RFC 4271 9.1.2.1)."""
 
 
 class Sink(Protocol):
@@ -139,7 +157,7 @@ class UpdateGroup:
 
     def __init__(
         self,
-        rib: Rib,
+        rib: GroupHost,
         key: tuple,
         family: tuple[int, int],
         info: PeerInfo,
@@ -276,7 +294,7 @@ class UpdateGroup:
 
     def _schedule(self, delay: float) -> None:
         if self._handle is None and self.members:
-            self._handle = self.rib._call_later(delay, self._fire)
+            self._handle = self.rib.call_later(delay, self._fire)
 
     def _fire(self) -> None:
         self._handle = None
@@ -294,8 +312,9 @@ class UpdateGroup:
 
     # -- export -------------------------------------------------------------
 
-    def _phase1(self, path: Path) -> list | None:
-        """Path-level rules: communities, OTC, iBGP/RR, attribute stripping."""
+    def _path_rules(self, path: Path) -> dict | None:
+        """Path-level rules (communities, OTC, iBGP / reflection, what eBGP
+        does not carry): the attribute changes, or None when the path is not sent."""
         a = path.attrs
         src = path.owner.info
         comms = a.communities
@@ -308,7 +327,7 @@ class UpdateGroup:
                     return None
                 if _NO_PEER in comms and self._role == Role.PEER:
                     return None
-        f = list(a.key())
+        changes: dict = {}
         if ebgp:
             role = self._role
             if role is not None:
@@ -316,41 +335,42 @@ class UpdateGroup:
                     if role in _OTC_BLOCKED:
                         return None
                 elif role in _OTC_ADDED:
-                    f[12] = self._local_as
+                    changes["otc"] = self._local_as
             if not self.info.route_server_client and src is not LOCAL:
-                f[3] = None  # RFC 4271 5.1.4: MED stays within the neighbouring AS
-            f[4] = None
-            f[10] = None
-            f[11] = ()
+                changes["med"] = None  # RFC 4271 5.1.4: MED stays within the neighbouring AS
+            changes["local_pref"] = None
+            changes["originator_id"] = None
+            changes["cluster_list"] = ()
         else:
             if src is not LOCAL and src.ibgp:
                 if not (src.route_reflector_client or self.info.route_reflector_client):
                     return None  # RFC 4271 9.2: no iBGP -> iBGP without reflection
-                f[10] = a.originator_id or src.router_id
-                f[11] = (self.rib.cluster_id,) + a.cluster_list
-            if f[4] is None:
-                f[4] = self.rib.options.default_local_pref
-        return f
+                changes["originator_id"] = a.originator_id or src.router_id
+                changes["cluster_list"] = (self.rib.cluster_id,) + a.cluster_list
+            if a.local_pref is None:
+                changes["local_pref"] = self.rib.options.default_local_pref
+        return changes
 
-    def _phase2(self, f: list, src: PeerInfo) -> PathAttributes:
-        """Session-level rewriting: AS prepend and NEXT_HOP."""
+    def _session_rewrite(self, a: PathAttributes, src: PeerInfo) -> dict:
+        """Session-level rewriting of ``a`` (AS prepend, NEXT_HOP): the attribute changes."""
+        changes: dict = {}
+        nh = self._next_hop
         if self._ebgp:
             if not self.info.route_server_client:
-                f[1] = _prepend(f[1], self._local_as)
-                if self._next_hop is not None:
-                    f[2] = self._next_hop
-                    f[13] = None
+                changes["as_path"] = _prepend(a.as_path, self._local_as)
+                if nh is not None:
+                    changes["next_hop"] = nh
+                    changes["next_hop_ll"] = None
         else:
             reflected = src is not LOCAL and src.ibgp
-            if (self.info.next_hop_self and not reflected) or f[2] is None:
-                if self._next_hop is not None:
-                    f[2] = self._next_hop
-                    f[13] = None
-        return PathAttributes(*f)
+            if ((self.info.next_hop_self and not reflected) or a.next_hop is None) and nh is not None:
+                changes["next_hop"] = nh
+                changes["next_hop_ll"] = None
+        return changes
 
     def _export_ebgp(self, path: Path) -> PathAttributes | None:
-        """_phase1 then _phase2 for eBGP to a peer that is not a route-server
-        client, without the intermediate field list: the full-table case."""
+        """_path_rules then _session_rewrite for eBGP to a peer that is not a
+        route-server client, in one step: the full-table case."""
         a = path.attrs
         comms = a.communities
         role = self._role
@@ -390,16 +410,21 @@ class UpdateGroup:
                 if self._plain_ebgp:
                     a = batch[path] = self._export_ebgp(path)
                 else:
-                    f = self._phase1(path)
-                    a = batch[path] = None if f is None else self._phase2(f, path.owner.info)
+                    changes = self._path_rules(path)
+                    if changes is None:
+                        a = batch[path] = None
+                    else:
+                        a0 = path.attrs
+                        changes.update(self._session_rewrite(a0, path.owner.info))
+                        a = batch[path] = a0.replace(**changes)
             return a
         if policy.rejects_all:
             return None
         key = (path, 1)
         pre = batch.get(key, _MISSING)
         if pre is _MISSING:
-            f = self._phase1(path)
-            pre = batch[key] = None if f is None else PathAttributes(*f)
+            changes = self._path_rules(path)
+            pre = batch[key] = None if changes is None else path.attrs.replace(**changes)
         if pre is None:
             return None
         members = self.members
@@ -410,7 +435,7 @@ class UpdateGroup:
         key = (path, res)
         a = batch.get(key)
         if a is None:
-            a = batch[key] = self._phase2(list(res.key()), path.owner.info)
+            a = batch[key] = res.replace(**self._session_rewrite(res, path.owner.info))
         return a
 
     def _sendable(self, entry: Any, prefix: Any) -> Any:
@@ -418,7 +443,7 @@ class UpdateGroup:
         if entry is None:
             return None
         rib = self.rib
-        resolver = rib._resolver
+        resolver = rib.options.resolver
         if not self.addpath:
             best = entry if entry.__class__ is Path else entry[0]
             if resolver is not None and not rib.eligible(best):
@@ -533,7 +558,7 @@ class UpdateGroup:
                     setdefault = m.missed.setdefault
                     for p in chunk:
                         setdefault(p, out_get(p))
-        loc_get = self.rib._loc.get(self.family, {}).get
+        loc_get = self.rib.loc_table(self.family).get
         # id(attrs) -> (attrs, prefixes) for what goes to every member;
         # (attrs, target) -> prefixes and target -> withdrawals otherwise.
         ann: dict = {}
@@ -543,7 +568,7 @@ class UpdateGroup:
         # (id(attrs), source state) -> (attrs, state, prefixes): for every member
         # but the route's source (split horizon), packed once for all of them.
         excl: dict = {}
-        if not self.addpath and self.policy.accepts_all and self.rib._resolver is None:
+        if not self.addpath and self.policy.accepts_all and self.rib.options.resolver is None:
             self._changes_fast(chunk, loc_get, ann, odd, wd_all, wd, excl)
         else:
             out = self.out

@@ -39,7 +39,7 @@ import attrs
 
 from bgpd.policy import BUILTIN, Chain, Policy, chain
 from bgpd.rib import decision
-from bgpd.rib.adjout import Member, UpdateGroup, group_key
+from bgpd.rib.adjout import Member, Sink, UpdateGroup, group_key
 from bgpd.rib.options import RibOptions
 from bgpd.rib.route import LOCAL, STALE_REFRESH, STALE_RESTART, Path, PeerInfo
 from bgpd.wire.attributes import PathAttributes
@@ -60,6 +60,7 @@ PrefixCountCallback = Callable[[PeerInfo, Family, int], None]
 (_ANNOUNCE, _WITHDRAW, _EOR, _DROP, _STALE, _GR_MARK, _RR_BEGIN, _RR_END, _REDECIDE,
  _GR_FLUSH) = range(10)
 _NONE = object()
+_EMPTY: dict = {}
 _LEAK_ALWAYS = (Role.CUSTOMER, Role.RS_CLIENT)
 _OTC_ADD = (Role.PROVIDER, Role.PEER, Role.RS)
 
@@ -88,7 +89,7 @@ class PeerState:
         self.info = info
         self.families: frozenset = frozenset()
         self.neg: Negotiated | None = None
-        self.sink: Any = None
+        self.sink: Sink | None = None
         self.import_policy: Chain = chain(["accept-all"])
         self.export_names: tuple[str, ...] = ()
         self.adj_in: dict[Family, dict] = {}
@@ -152,7 +153,8 @@ class Rib:
         self._resolver = self.options.resolver
         if call_later is None:
             raise TypeError("Rib needs call_later (reactor.callLater or Clock().callLater)")
-        self._call_later = call_later
+        #: ``call_later(delay, fn, *args) -> handle``; update groups use it too.
+        self.call_later = call_later
         self.policies: dict[str, Policy] = dict(BUILTIN if policies is None else policies)
         self._loc: dict[Family, dict] = {}
         self._peers: dict[str, PeerState] = {}
@@ -173,7 +175,7 @@ class Rib:
         peer: PeerInfo,
         families: Iterable[Family],
         negotiated: Negotiated,
-        sink: Any,
+        sink: Sink,
         import_policy: Iterable[str] = ("accept-all",),
         export_policy: Iterable[str] = ("accept-all",),
         soft_reconfiguration: bool = False,
@@ -188,9 +190,10 @@ class Rib:
         stale routes of every other family are withdrawn at once; those of
         the listed families stay until its End-of-RIB or the restart timer.
 
-        ``sink.send(list_of_update_bytes)`` receives framed UPDATEs;
-        ``sink.writable()``, when present, pauses output while False
-        (call :meth:`resume` when it turns True).  Policy names are looked
+        ``sink`` (:class:`~bgpd.rib.adjout.Sink`) receives framed UPDATEs;
+        while its ``writable()`` is False the peer's update groups go on
+        without it, and :meth:`resume` (call it when it turns True) catches
+        it up from the Adj-RIB-Out.  Policy names are looked
         up in ``self.policies`` (KeyError for an unknown one).
         """
         st = self._peers.get(peer.address)
@@ -251,7 +254,7 @@ class Rib:
             self._queue([_GR_MARK, st, st.gen, None, None, None, 0])
             if st.stale_timer is not None:
                 st.stale_timer.cancel()
-            st.stale_timer = self._call_later(stale_time, self._stale_expired, st)
+            st.stale_timer = self.call_later(stale_time, self._stale_expired, st)
             return
         self._drop_all(st)
 
@@ -375,6 +378,13 @@ class Rib:
 
         return unsubscribe
 
+    def loc_table(self, family: Family) -> dict:
+        """The Loc-RIB of ``family``: prefix -> best path or tuple of candidates, best first.
+
+        Read only: what update groups read their changes from.
+        """
+        return self._loc.get(family, _EMPTY)
+
     def eligible(self, path: Path) -> bool:
         r = self._resolver
         return r is None or bool(r(path.attrs.next_hop))
@@ -467,13 +477,13 @@ class Rib:
     def _queue(self, item: list) -> None:
         self._work.append(item)
         if self._handle is None:
-            self._handle = self._call_later(0, self._run)
+            self._handle = self.call_later(0, self._run)
 
     def _run(self) -> None:
         self._handle = None
         self._process(self.options.chunk_size)
         if self._work and self._handle is None:
-            self._handle = self._call_later(0, self._run)
+            self._handle = self.call_later(0, self._run)
 
     def _process(self, budget: int) -> int:
         work = self._work

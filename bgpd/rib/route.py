@@ -11,7 +11,7 @@ object; the tables map prefix keys to paths, never one fat object per prefix.
 from __future__ import annotations
 
 import socket
-from typing import Any
+from typing import Protocol
 
 import attrs
 
@@ -114,6 +114,15 @@ class PeerInfo:
 LOCAL = PeerInfo(address="local", remote_as=0, local_as=0, router_id="0.0.0.0", ibgp=False)
 
 
+class PathOwner(Protocol):
+    """What a path's ``owner`` offers: the RIB's per-peer state is one."""
+
+    info: PeerInfo
+
+    def tx_path_id(self, rx_path_id: int) -> int:
+        """The ADD-PATH id this speaker sends the path with (RFC 7911 section 3)."""
+
+
 class Path:
     """One source + one shared attribute set (+ add-path id, stale mark).
 
@@ -124,7 +133,7 @@ class Path:
 
     __slots__ = ("owner", "attrs", "path_id", "stale")
 
-    def __init__(self, owner: Any, attrs: PathAttributes, path_id: int = 0) -> None:
+    def __init__(self, owner: PathOwner, attrs: PathAttributes, path_id: int = 0) -> None:
         self.owner = owner
         self.attrs = attrs
         self.path_id = path_id
@@ -148,6 +157,9 @@ class SimpleOwner:
 
     def __init__(self, info: PeerInfo) -> None:
         self.info = info
+
+    def tx_path_id(self, rx_path_id: int) -> int:
+        return rx_path_id
 
 
 def make_path(peer: PeerInfo, attributes: PathAttributes, path_id: int = 0) -> Path:
