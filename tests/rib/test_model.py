@@ -1,7 +1,8 @@
 """Model-based test of the RIB: seeded random interleavings against a reference model.
 
 Several peers (eBGP and iBGP; two sharing an update group, others alone; one
-with ADD-PATH send, RFC 7911) announce, withdraw, go down (gracefully or not,
+receiving with ADD-PATH and one sending with it, RFC 7911; a route reflector
+client, RFC 4456) and this speaker's own routes announce, withdraw, go down (gracefully or not,
 RFC 4724 section 4.2), come back, send End-of-RIB, ask for ROUTE-REFRESH
 (RFC 2918) and stop reading for a while, with MRAI > 0 (RFC 4271 9.2.1.1) and
 a small chunk size, time through ``task.Clock``.  After every step, once the
@@ -19,13 +20,14 @@ import socket
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from bgpd.rib import Rib, RibOptions
+from bgpd.rib import LOCAL, Rib, RibOptions
 from bgpd.rib.testing import IPV4, FakeSink, make_peer, pfx
 from bgpd.wire.attributes import PathAttributes
 from bgpd.wire.negotiated import Negotiated
 from bgpd.wire.update import Update
 
 LOCAL_AS = 65000
+ROUTER_ID = "192.0.2.1"
 DEFAULT_LP = 100
 STALE_TIME = 1000.0
 #: Settling never waits for a call further away than this (the restart timer is).
@@ -37,14 +39,16 @@ PREFIXES = [pfx(f"10.{i}.0.0/16") for i in range(10)]
 class ModelPeer:
     """One neighbor as the model sees it, and its current session's sink."""
 
-    def __init__(self, name: str, info, addpath_tx: bool = False) -> None:
+    def __init__(self, name: str, info, addpath_tx: bool = False, addpath_rx: bool = False) -> None:
         self.name = name
         self.info = info
         self.addpath_tx = addpath_tx
-        self.up = False
+        self.addpath_rx = addpath_rx
+        self.local = info is LOCAL
+        self.up = self.local
         self.sink: FakeSink | None = None
         self.paused = False
-        #: prefix -> (attributes, stale) as the RIB should hold it
+        #: (path id, prefix) -> (attributes, stale) as the RIB should hold it
         self.adj_in: dict = {}
 
     @property
@@ -53,7 +57,8 @@ class ModelPeer:
 
     def negotiated(self) -> Negotiated:
         tx = frozenset({IPV4}) if self.addpath_tx else frozenset()
-        return Negotiated(ibgp=self.ibgp, peer_as=self.info.remote_as, addpath_tx=tx)
+        rx = frozenset({IPV4}) if self.addpath_rx else frozenset()
+        return Negotiated(ibgp=self.ibgp, peer_as=self.info.remote_as, addpath_tx=tx, addpath_rx=rx)
 
     def view_neg(self) -> Negotiated:
         rx = frozenset({IPV4}) if self.addpath_tx else frozenset()
@@ -65,16 +70,21 @@ def _peers() -> list[ModelPeer]:
         # E1 and E2: one update group (same local address, eBGP, same options).
         ModelPeer("E1", make_peer("192.0.2.2", 65001, local_address="192.0.2.1")),
         ModelPeer("E2", make_peer("192.0.2.3", 65002, local_address="192.0.2.1")),
-        # E3: another link, so another group.
-        ModelPeer("E3", make_peer("198.51.100.2", 65003, local_address="198.51.100.1")),
-        # I1 and I2: one iBGP group; I3 sends with ADD-PATH, its own group.
+        # E3: another link, so another group; it sends us several paths (ADD-PATH).
+        ModelPeer("E3", make_peer("198.51.100.2", 65003, local_address="198.51.100.1"), addpath_rx=True),
+        # I1 and I2: one iBGP group; I3 gets every path (ADD-PATH), its own
+        # group; I4 is a route reflector client, its own group too.
         ModelPeer("I1", make_peer("192.0.2.10", LOCAL_AS, local_address="192.0.2.1")),
         ModelPeer("I2", make_peer("192.0.2.11", LOCAL_AS, local_address="192.0.2.1")),
         ModelPeer("I3", make_peer("192.0.2.12", LOCAL_AS, local_address="192.0.2.1"), addpath_tx=True),
+        ModelPeer("I4", make_peer("192.0.2.13", LOCAL_AS, local_address="192.0.2.1",
+                                  route_reflector_client=True)),
+        # This speaker's own routes (config, API).
+        ModelPeer("local", LOCAL),
     ]
 
 
-def _rank(peer: ModelPeer, a: PathAttributes, stale: bool) -> tuple:
+def _rank(peer: ModelPeer, pid: int, a: PathAttributes, stale: bool) -> tuple:
     """The reference decision (RFC 4271 9.1.2) for the attributes generated here.
 
     No MED, no ORIGINATOR_ID, one AS_SEQUENCE: a total order.  Stale paths
@@ -83,7 +93,8 @@ def _rank(peer: ModelPeer, a: PathAttributes, stale: bool) -> tuple:
     lp = a.local_pref if a.local_pref is not None else DEFAULT_LP
     length = sum(len(s) for _t, s in a.as_path)
     rid = int.from_bytes(socket.inet_aton(peer.info.router_id), "big")
-    return (stale, -lp, length, a.origin, peer.ibgp, rid, socket.inet_aton(peer.info.address))
+    addr = b"" if peer.local else socket.inet_aton(peer.info.address)
+    return (stale, -lp, not peer.local, length, a.origin, peer.ibgp, rid, addr, pid)
 
 
 class Model:
@@ -93,9 +104,9 @@ class Model:
         self.peers = peers
 
     def candidates(self, p: bytes) -> list[tuple[ModelPeer, PathAttributes, bool]]:
-        cands = [(mp, *mp.adj_in[p]) for mp in self.peers if p in mp.adj_in]
+        cands = [(mp, pid, *v) for mp in self.peers for (pid, q), v in mp.adj_in.items() if q == p]
         cands.sort(key=lambda c: _rank(*c))
-        return cands
+        return [(mp, a, stale) for mp, _pid, a, stale in cands]
 
     def best(self, p: bytes):
         cands = self.candidates(p)
@@ -105,9 +116,15 @@ class Model:
         if src is to:
             return None  # split horizon
         if to.ibgp:
-            if src.ibgp:
-                return None  # RFC 4271 9.2: no iBGP -> iBGP without reflection
-            return a.replace(local_pref=DEFAULT_LP if a.local_pref is None else a.local_pref)
+            lp = DEFAULT_LP if a.local_pref is None else a.local_pref
+            if src.ibgp and not src.local:
+                rr = src.info.route_reflector_client or to.info.route_reflector_client
+                if not rr:
+                    return None  # RFC 4271 9.2: no iBGP -> iBGP without reflection
+                # RFC 4456 8: reflected with ORIGINATOR_ID and our CLUSTER_ID.
+                return a.replace(local_pref=lp, originator_id=src.info.router_id,
+                                 cluster_list=(ROUTER_ID,))
+            return a.replace(local_pref=lp)
         seg = ((2, (LOCAL_AS,) + a.as_path[0][1]),) if a.as_path else ((2, (LOCAL_AS,)),)
         return a.replace(as_path=seg, next_hop=to.info.local_address, med=None, local_pref=None)
 
@@ -147,7 +164,7 @@ class Scenario:
         self.seed = seed
         self.rng = random.Random(seed)
         self.clock = Clock()
-        self.rib = Rib("192.0.2.1", LOCAL_AS, options=options, call_later=self.clock.callLater)
+        self.rib = Rib(ROUTER_ID, LOCAL_AS, options=options, call_later=self.clock.callLater)
         self.peers = _peers()
         self.model = Model(self.peers)
         self.log: list[str] = []
@@ -156,6 +173,8 @@ class Scenario:
 
     def attrs_for(self, mp: ModelPeer) -> PathAttributes:
         rng = self.rng
+        if mp.local:
+            return PathAttributes(as_path=(), next_hop=ROUTER_ID, local_pref=rng.choice((None, 50)))
         if mp.ibgp:
             path = tuple(rng.choice((64600, 64601, 64602)) for _ in range(rng.randint(1, 3)))
             lp = rng.choice((None, 50, 200))
@@ -181,28 +200,49 @@ class Scenario:
         mp.sink = None
         self.rib.remove_peer(mp.info, graceful=graceful, stale_time=STALE_TIME)
         if graceful:
-            mp.adj_in = {p: (a, True) for p, (a, _s) in mp.adj_in.items()}
+            mp.adj_in = {k: (a, True) for k, (a, _s) in mp.adj_in.items()}
         else:
             mp.adj_in = {}
+
+    def keys_for(self, mp: ModelPeer, prefixes: list) -> list:
+        """Model keys; with ADD-PATH receive a path id (1 or 2) for each."""
+        pid = self.rng.choice((1, 2)) if mp.addpath_rx else 0
+        return [(pid, p) for p in prefixes]
+
+    def local_step(self, mp: ModelPeer) -> None:
+        p = self.rng.choice(PREFIXES)
+        if self.rng.random() < 0.6:
+            a = self.attrs_for(mp)
+            self.log.append(f"originate {p!r} {a!r}")
+            self.rib.originate(IPV4, p, a)
+            mp.adj_in[(0, p)] = (a, False)
+        else:
+            self.log.append(f"withdraw originated {p!r}")
+            self.rib.withdraw_originated(IPV4, p)
+            mp.adj_in.pop((0, p), None)
 
     def step(self) -> None:
         rng = self.rng
         mp = rng.choice(self.peers)
+        if mp.local:
+            self.local_step(mp)
+            return
         if not mp.up:
             self.log.append(f"up {mp.name} stale {self.up(mp)}")
             return
         r = rng.random()
         if r < 0.40:
-            keys = rng.sample(PREFIXES, rng.randint(1, 5))
+            keys = self.keys_for(mp, rng.sample(PREFIXES, rng.randint(1, 5)))
             a = self.attrs_for(mp)
-            self.log.append(f"announce {mp.name} {len(keys)} {a!r}")
-            self.rib.receive(mp.info, Update(attributes=a, nlri=keys))
+            self.log.append(f"announce {mp.name} {keys} {a!r}")
+            nlri = keys if mp.addpath_rx else [p for _pid, p in keys]
+            self.rib.receive(mp.info, Update(attributes=a, nlri=nlri))
             for k in keys:
                 mp.adj_in[k] = (a, False)
         elif r < 0.55:
-            keys = rng.sample(PREFIXES, rng.randint(1, 4))
-            self.log.append(f"withdraw {mp.name} {len(keys)}")
-            self.rib.receive(mp.info, Update(withdrawn=keys))
+            keys = self.keys_for(mp, rng.sample(PREFIXES, rng.randint(1, 4)))
+            self.log.append(f"withdraw {mp.name} {keys}")
+            self.rib.receive(mp.info, Update(withdrawn=keys if mp.addpath_rx else [p for _pid, p in keys]))
             for k in keys:
                 mp.adj_in.pop(k, None)
         elif r < 0.62:
@@ -253,12 +293,14 @@ class Scenario:
         for p in PREFIXES:
             b = rib.best(IPV4, p)
             want = model.best(p)
+            if want is not None and want[0].local:
+                want = (LOCAL_MODEL, want[1], want[2])
             got = None if b is None else (b.peer.address, b.attrs, bool(b.stale))
             exp = None if want is None else (want[0].info.address, want[1], want[2])
             if got != exp:
                 self.fail(f"Loc-RIB best for {p!r}: {got} != model {exp}")
         for mp in self.peers:
-            if not mp.up:
+            if not mp.up or mp.local:
                 continue
             want = model.view(mp)
             out = _by_prefix(rib.adj_rib_out(mp.info, IPV4), mp.addpath_tx)
@@ -277,13 +319,24 @@ class Scenario:
             self.check()
         # At the end every peer reads again and must converge exactly.
         for mp in self.peers:
-            if mp.up and mp.paused:
+            if mp.up and mp.paused and not mp.local:
                 self.log.append(f"resume {mp.name}")
                 mp.paused = False
                 mp.sink.is_writable = True
                 self.rib.resume(mp.info)
         self.settle()
         self.check()
+
+
+class _LocalInfo:
+    address = "local"
+
+
+class _LocalModel:
+    info = _LocalInfo()
+
+
+LOCAL_MODEL = _LocalModel()
 
 
 def _diff(got: dict, want: dict) -> str:
