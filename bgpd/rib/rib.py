@@ -83,6 +83,7 @@ class PeerState:
         "info", "families", "neg", "sink", "import_policy", "export_names", "adj_in", "pre",
         "intern", "intern_limit", "gen", "up", "addpath_rx", "stale_families", "stale_timer",
         "tx_ids", "soft", "members", "mrai", "rejected", "gr_pending", "counts",
+        "refresh_stale",
     )
 
     def __init__(self, info: PeerInfo) -> None:
@@ -110,6 +111,8 @@ class PeerState:
         self.gr_pending = False
         #: family -> accepted prefixes last reported to the count watchers
         self.counts: dict[Family, int] = {}
+        #: Paths made stale by a BoRR (no longer in ``intern``), until EoRR.
+        self.refresh_stale: list[Path] = []
 
     def tx_path_id(self, rx_path_id: int) -> int:
         """A path id for ADD-PATH send, stable per (this peer, its path id) (RFC 7911 3)."""
@@ -546,12 +549,16 @@ class Rib:
                 table = st.adj_in.get(fam, {})
                 done += 1 + len(table) // 64
                 for path in table.values():
-                    path.stale = STALE_REFRESH
-                # Re-advertised routes must make fresh paths, not find the stale ones.
+                    if not path.stale:  # a restart-stale path stays one
+                        path.stale = STALE_REFRESH
+                # Re-advertised routes must make fresh paths, not find the
+                # stale ones; a graceful restart before EoRR still finds them.
+                st.refresh_stale.extend(v for v in st.intern.values() if v.stale)
                 st.intern = {k: v for k, v in st.intern.items() if not v.stale}
             elif kind == _RR_END:
                 work.popleft()
                 done += 1
+                st.refresh_stale = []
                 # Next in line, before anything the peer sent after it.
                 work.appendleft([_STALE, st, st.gen, fam, None, list(st.adj_in.get(fam, ())), 0])
             elif kind == _GR_MARK:
@@ -559,6 +566,10 @@ class Rib:
                 done += 1
                 for path in st.intern.values():
                     path.stale = STALE_RESTART
+                for path in st.refresh_stale:
+                    if path.stale:
+                        path.stale = STALE_RESTART
+                st.refresh_stale = []
                 # New announcements must make fresh (not stale) paths.
                 st.intern.clear()
                 st.stale_families = {f for f, t in st.adj_in.items() if t}
@@ -837,6 +848,7 @@ class Rib:
         st.adj_in = {}
         st.pre = None
         st.intern = {}
+        st.refresh_stale = []
         st.intern_limit = 4096
         if not st.up and self._peers.get(st.info.address) is st:
             del self._peers[st.info.address]

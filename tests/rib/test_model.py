@@ -3,7 +3,7 @@
 Several peers (eBGP and iBGP; two sharing an update group, others alone; one
 receiving with ADD-PATH and one sending with it, RFC 7911; a route reflector
 client, RFC 4456) and this speaker's own routes announce, withdraw, go down (gracefully or not,
-RFC 4724 section 4.2), come back, send End-of-RIB, ask for ROUTE-REFRESH
+RFC 4724 section 4.2), come back, send End-of-RIB, BoRR and EoRR (RFC 7313), ask for ROUTE-REFRESH
 (RFC 2918) and stop reading for a while, with MRAI > 0 (RFC 4271 9.2.1.1) and
 a small chunk size, time through ``task.Clock``.  After every step, once the
 RIB has settled, the Loc-RIB best path of every prefix, every peer's view
@@ -30,6 +30,7 @@ LOCAL_AS = 65000
 ROUTER_ID = "192.0.2.1"
 DEFAULT_LP = 100
 STALE_TIME = 1000.0
+REFRESH, RESTART = 1, 2
 #: Settling never waits for a call further away than this (the restart timer is).
 HORIZON = 5.0
 
@@ -48,8 +49,11 @@ class ModelPeer:
         self.up = self.local
         self.sink: FakeSink | None = None
         self.paused = False
-        #: (path id, prefix) -> (attributes, stale) as the RIB should hold it
+        #: (path id, prefix) -> (attributes, stale) as the RIB should hold it;
+        #: stale is 0, REFRESH (after BoRR) or RESTART (graceful restart)
         self.adj_in: dict = {}
+        #: Went down gracefully with routes: its End-of-RIB sweeps the stale ones.
+        self.gr_stale = False
 
     @property
     def ibgp(self) -> bool:
@@ -94,7 +98,7 @@ def _rank(peer: ModelPeer, pid: int, a: PathAttributes, stale: bool) -> tuple:
     length = sum(len(s) for _t, s in a.as_path)
     rid = int.from_bytes(socket.inet_aton(peer.info.router_id), "big")
     addr = b"" if peer.local else socket.inet_aton(peer.info.address)
-    return (stale, -lp, not peer.local, length, a.origin, peer.ibgp, rid, addr, pid)
+    return (stale == RESTART, -lp, not peer.local, length, a.origin, peer.ibgp, rid, addr, pid)
 
 
 class Model:
@@ -191,8 +195,9 @@ class Scenario:
         # for IPv4, not kept, or no capability at all (RFC 4724 4.2).
         restarting = self.rng.choice((frozenset({IPV4}), frozenset(), None))
         self.rib.add_peer(mp.info, (IPV4,), mp.negotiated(), mp.sink, restarting=restarting)
-        if restarting is None or IPV4 not in restarting:
+        if mp.gr_stale and (restarting is None or IPV4 not in restarting):
             mp.adj_in = {p: v for p, v in mp.adj_in.items() if not v[1]}
+            mp.gr_stale = False
         return "kept" if restarting else "flushed"
 
     def down(self, mp: ModelPeer, graceful: bool) -> None:
@@ -200,9 +205,11 @@ class Scenario:
         mp.sink = None
         self.rib.remove_peer(mp.info, graceful=graceful, stale_time=STALE_TIME)
         if graceful:
-            mp.adj_in = {k: (a, True) for k, (a, _s) in mp.adj_in.items()}
+            mp.adj_in = {k: (a, RESTART) for k, (a, _s) in mp.adj_in.items()}
+            mp.gr_stale = bool(mp.adj_in)
         else:
             mp.adj_in = {}
+            mp.gr_stale = False
 
     def keys_for(self, mp: ModelPeer, prefixes: list) -> list:
         """Model keys; with ADD-PATH receive a path id (1 or 2) for each."""
@@ -249,9 +256,19 @@ class Scenario:
             graceful = rng.random() < 0.5
             self.log.append(f"down {mp.name} graceful={graceful}")
             self.down(mp, graceful)
-        elif r < 0.70:
+        elif r < 0.72:
             self.log.append(f"end-of-rib {mp.name}")
             self.rib.end_of_rib(mp.info, IPV4)
+            if mp.gr_stale:
+                mp.adj_in = {p: v for p, v in mp.adj_in.items() if not v[1]}
+                mp.gr_stale = False
+        elif r < 0.735:
+            self.log.append(f"BoRR {mp.name}")
+            self.rib.begin_refresh(mp.info, IPV4)
+            mp.adj_in = {p: (a, s or REFRESH) for p, (a, s) in mp.adj_in.items()}
+        elif r < 0.75:
+            self.log.append(f"EoRR {mp.name}")
+            self.rib.end_refresh(mp.info, IPV4)
             mp.adj_in = {p: v for p, v in mp.adj_in.items() if not v[1]}
         elif r < 0.77:
             self.log.append(f"route-refresh {mp.name}")
@@ -296,7 +313,7 @@ class Scenario:
             if want is not None and want[0].local:
                 want = (LOCAL_MODEL, want[1], want[2])
             got = None if b is None else (b.peer.address, b.attrs, bool(b.stale))
-            exp = None if want is None else (want[0].info.address, want[1], want[2])
+            exp = None if want is None else (want[0].info.address, want[1], bool(want[2]))
             if got != exp:
                 self.fail(f"Loc-RIB best for {p!r}: {got} != model {exp}")
         for mp in self.peers:
