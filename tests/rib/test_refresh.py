@@ -119,6 +119,8 @@ class RefreshThenRestartTests(RibTestCase):
         self.settle()
         self.add(E1, restarting=frozenset({IPV4}))
         self.rib.begin_refresh(E1, IPV4)
+        # The other peer's route changes: the prefix is decided again.
+        self.rib.receive(self.other, announce(attrs((65003, 1, 3), nh="198.51.100.3"), [P1]))
         self.settle()
         self.assertEqual(self.rib.best(IPV4, P1).peer, self.other)
 
