@@ -271,6 +271,9 @@ class UpdateGroup:
             member.sink.send([encode_message(RouteRefresh(afi, safi, RefreshSubtype.BEGIN))])
             member.eor_message = encode_message(RouteRefresh(afi, safi, RefreshSubtype.END))
         member.dump = list(self.out)
+        if member.missed and not member.behind:
+            # Mid catch-up: the withdrawals it is still owed are not in ``out``.
+            member.dump = list(dict.fromkeys(member.dump + list(member.missed)))
         member.dump_pos = 0
         member.eor_pending = True
         member.eor_at = len(self.pending)

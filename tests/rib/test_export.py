@@ -473,3 +473,25 @@ class SlowMemberTests(RibTestCase):
         self.assertEqual(self.slow.routes(), self.fast.routes())
         self.assertEqual(set(self.slow.routes()), want)
         self.assertEqual(self.slow.routes(), self.rib.adj_rib_out(self.slow_peer, IPV4))
+
+    def test_route_refresh_while_paused(self):
+        """A ROUTE-REFRESH from a paused member still withdraws, on resume, what went while it was paused."""
+        want = self.pause_and_change()
+        self.rib.refresh_out(self.slow_peer, IPV4)
+        self.slow.is_writable = True
+        self.rib.resume(self.slow_peer)
+        self.settle()
+        self.assertEqual(set(self.slow.routes()), want)
+        self.assertEqual(self.slow.routes(), self.fast.routes())
+
+    def test_route_refresh_while_catching_up(self):
+        """A ROUTE-REFRESH in the middle of a catch-up keeps the withdrawals still owed."""
+        want = self.pause_and_change()
+        self.slow.is_writable = True
+        self.rib.resume(self.slow_peer)
+        # One chunk of the catch-up (Clock.advance(0) would run every turn).
+        self.rib.update_group(self.slow_peer, IPV4).flush(40)
+        self.rib.refresh_out(self.slow_peer, IPV4)
+        self.settle()
+        self.assertEqual(set(self.slow.routes()), want)
+        self.assertEqual(self.slow.routes(), self.fast.routes())
