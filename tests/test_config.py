@@ -684,6 +684,22 @@ class DuplicateNeighborTests(_Helpers):
             "duplicate neighbor 2001:db8::2",
         )
 
+    def test_link_local_on_two_links(self):
+        """fe80::2 on eth0 and on eth1 are two neighbors, each found by its zone."""
+        c = config_from_dict(doc(None, {"address": "fe80::2%eth0"}, {"address": "fe80::2%eth1",
+                                                                       "remote_as": 65003}))
+        self.assertEqual([n.address for n in c.neighbors], ["fe80::2%eth0", "fe80::2%eth1"])
+        self.assertEqual(c.neighbor("FE80::2%eth1").remote_as, 65003)
+        self.assertIsNone(c.neighbor("fe80::2"))
+
+    def test_global_zone_is_dropped(self):
+        """A zone on a global address is no part of it: 2001:db8::2%eth0 duplicates 2001:db8::2."""
+        self.assert_one_error(
+            doc(None, {"address": "2001:db8::2"}, {"address": "2001:db8::2%eth0"}),
+            "neighbors[1].address",
+            "duplicate neighbor 2001:db8::2",
+        )
+
     def test_reported_alongside_other_errors(self):
         """A duplicate is reported even when that neighbor has another error."""
         errors = self.errors(doc(None, {}, {"hold_time": 1}))

@@ -53,7 +53,9 @@ def peer_role(local_role: str | int | None) -> int | None:
 
 def _ip_key(address: str) -> tuple[int, bytes]:
     if ":" in address:
-        return (6, socket.inet_pton(socket.AF_INET6, address))
+        # A link-local peer is known with its zone (bgpd.wire.address); the
+        # last decision step compares the address alone (RFC 4271 9.1.2.2 g).
+        return (6, socket.inet_pton(socket.AF_INET6, address.partition("%")[0]))
     try:
         return (4, socket.inet_aton(address))
     except OSError:

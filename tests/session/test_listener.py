@@ -39,8 +39,8 @@ class NormalizeTests(SynchronousTestCase):
         self.assertEqual(normalize_address("::ffff:192.0.2.2"), "192.0.2.2")
 
     def test_scope(self):
-        """A scope id is dropped."""
-        self.assertEqual(normalize_address("fe80::1%eth0"), "fe80::1")
+        """A link-local address keeps its zone: it names the link (RFC 4007)."""
+        self.assertEqual(normalize_address("fe80::1%eth0"), "fe80::1%eth0")
 
     def test_invalid(self):
         """Not an address: ValueError."""
@@ -79,6 +79,11 @@ class ServerFactoryTests(SynchronousTestCase):
         proto = self.factory.buildProtocol(IPv6Address("TCP", "::ffff:" + PEER_ADDR, 40000))
         self.assertEqual(self.looked_up, [PEER_ADDR])
         self.assertIs(proto.controller, self.harness.peer)
+
+    def test_link_local_zone_kept(self):
+        """A link-local source is looked up with its zone, so each interface finds its own peer."""
+        self.factory.buildProtocol(IPv6Address("TCP", "FE80::2%eth1", 40000))
+        self.assertEqual(self.looked_up, ["fe80::2%eth1"])
 
     def test_unparsable_host(self):
         """A host that is not an address is looked up as it is, and refused."""
