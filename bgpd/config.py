@@ -54,7 +54,14 @@ import attrs
 
 from bgpd.wire.address import normalize_address
 from bgpd.wire.communities import parse_community, parse_ext_community, parse_large_community
-from bgpd.wire.constants import AS_TRANS, FAMILY_NAMES, IPV4_UNICAST, IPV6_UNICAST
+from bgpd.wire.constants import (
+    AS_TRANS,
+    FAMILY_NAMES,
+    IPV4_UNICAST,
+    IPV6_UNICAST,
+    ORIGIN_NAMES,
+    ROLE_NAMES,
+)
 
 __all__ = [
     "ADD_PATH_MODES",
@@ -80,9 +87,9 @@ IPV4_UNICAST_NAME = FAMILY_NAMES[IPV4_UNICAST]
 IPV6_UNICAST_NAME = FAMILY_NAMES[IPV6_UNICAST]
 FAMILIES = (IPV4_UNICAST_NAME, IPV6_UNICAST_NAME)
 BUILTIN_POLICIES = ("accept-all", "reject-all")
-ROLES = ("provider", "customer", "rs", "rs-client", "peer")  # RFC 9234 section 4.1
+ROLES = tuple(ROLE_NAMES)  # RFC 9234 section 4.1
 ADD_PATH_MODES = ("off", "receive", "send", "both")
-ORIGINS = ("igp", "egp", "incomplete")  # RFC 4271 section 5.1.1, in code order
+ORIGINS = tuple(ORIGIN_NAMES)  # RFC 4271 section 5.1.1, in code order
 
 MAX_AS = 4294967295
 TCP_MD5SIG_MAXKEYLEN = 80  # linux/tcp.h

@@ -26,7 +26,7 @@ from bgpd.session.listener import BGPServerFactory, install_md5, listen, set_lis
 from bgpd.session.negotiation import SessionInfo
 from bgpd.wire.address import normalize_address
 from bgpd.wire.attributes import PathAttributes
-from bgpd.wire.constants import FAMILIES_BY_NAME, CeaseError, RefreshSubtype
+from bgpd.wire.constants import FAMILIES_BY_NAME, ORIGIN_NAMES, CeaseError, RefreshSubtype
 from bgpd.wire.nlri import prefix_from_str
 from bgpd.wire.refresh import RouteRefresh
 from bgpd.wire.update import Update
@@ -381,7 +381,7 @@ class RibService(Service):
             afi, key = prefix_from_str(route.prefix)
             fam = FAMILIES_BY_NAME[route.family]
             wanted[(fam, key)] = PathAttributes(
-                origin=_ORIGINS[route.origin],
+                origin=int(ORIGIN_NAMES[route.origin]),
                 as_path=(),
                 next_hop=route.next_hop,
                 med=route.med,
@@ -398,7 +398,6 @@ class RibService(Service):
         self._originated = wanted
 
 
-_ORIGINS = {"igp": 0, "egp": 1, "incomplete": 2}
 
 
 def _rib_options(config: Config) -> RibOptions:

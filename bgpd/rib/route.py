@@ -16,26 +16,9 @@ from typing import Any
 import attrs
 
 from bgpd.wire.attributes import PathAttributes
-from bgpd.wire.constants import Role
+from bgpd.wire.constants import ROLE_NAMES, ROLE_OPPOSITE, Role
 
 __all__ = ["LOCAL", "Path", "PeerInfo", "peer_role", "ROLE_NAMES"]
-
-ROLE_NAMES = {
-    "provider": Role.PROVIDER,
-    "rs": Role.RS,
-    "rs-client": Role.RS_CLIENT,
-    "customer": Role.CUSTOMER,
-    "peer": Role.PEER,
-}
-
-# RFC 9234 section 4.2: the role pairs that agree.
-_OPPOSITE = {
-    Role.PROVIDER: Role.CUSTOMER,
-    Role.CUSTOMER: Role.PROVIDER,
-    Role.RS: Role.RS_CLIENT,
-    Role.RS_CLIENT: Role.RS,
-    Role.PEER: Role.PEER,
-}
 
 
 def peer_role(local_role: str | int | None) -> int | None:
@@ -48,7 +31,7 @@ def peer_role(local_role: str | int | None) -> int | None:
         return None
     if isinstance(local_role, str):
         local_role = ROLE_NAMES[local_role]
-    return int(_OPPOSITE[Role(local_role)])
+    return int(ROLE_OPPOSITE[Role(local_role)])
 
 
 def _ip_key(address: str) -> tuple[int, bytes]:
