@@ -357,7 +357,7 @@ class Config:
 
     @_by_address.default
     def _index(self) -> dict[str, NeighborConfig]:
-        return {normalize_address(n.address): n for n in self.neighbors}
+        return {_lookup_address(n.address) or n.address: n for n in self.neighbors}
 
     def neighbor(self, address: str) -> NeighborConfig | None:
         """The neighbor configured at ``address`` (any spelling of it), or None.

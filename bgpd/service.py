@@ -33,6 +33,7 @@ from bgpd.wire.update import Update
 
 log = Logger()
 
+
 def _wait_closed(reactor: Any, protos: list, timeout: float) -> Deferred:
     """A Deferred that fires when every protocol's connection is gone, or at ``timeout``."""
     d: Deferred = Deferred()
@@ -396,8 +397,6 @@ class RibService(Service):
             if self._originated.get((fam, key)) != attrs:
                 self.rib.originate(fam, key, attrs)
         self._originated = wanted
-
-
 
 
 def _rib_options(config: Config) -> RibOptions:
