@@ -7,7 +7,8 @@ RFC 4724 section 4.2), come back, send End-of-RIB, BoRR and EoRR (RFC 7313), ask
 (RFC 2918) and stop reading for a while, with MRAI > 0 (RFC 4271 9.2.1.1) and
 a small chunk size, time through ``task.Clock``.  After every step, once the
 RIB has settled, the Loc-RIB best path of every prefix, every peer's view
-(the UPDATEs its sink received, replayed) and its Adj-RIB-Out are compared
+(the UPDATEs its sink received, replayed), its Adj-RIB-Out and its
+accepted-prefix count as last reported (max-prefix) are compared
 with a reference model: the decision process on a dict, and the export rules
 of RFC 4271 5.1 / 9.2 for the cases generated here.
 """
@@ -172,6 +173,13 @@ class Scenario:
         self.peers = _peers()
         self.model = Model(self.peers)
         self.log: list[str] = []
+        #: address -> accepted count last reported by the RIB (max-prefix)
+        self.counts: dict[str, int] = {}
+        self.rib.watch_prefix_counts(self.count_reported)
+
+    def count_reported(self, info, family, count: int) -> None:
+        self.test.assertEqual(family, IPV4)
+        self.counts[info.address] = count
 
     # -- steps ----------------------------------------------------------------
 
@@ -188,6 +196,7 @@ class Scenario:
         return PathAttributes(as_path=((2, path),), next_hop=mp.info.address, local_pref=lp)
 
     def up(self, mp: ModelPeer) -> str:
+        self.counts.pop(mp.info.address, None)
         mp.sink = FakeSink()
         mp.paused = False
         mp.up = True
@@ -319,6 +328,9 @@ class Scenario:
         for mp in self.peers:
             if not mp.up or mp.local:
                 continue
+            count = self.counts.get(mp.info.address)
+            if count is not None and count != len(mp.adj_in):
+                self.fail(f"prefix count of {mp.name}: reported {count}, holds {len(mp.adj_in)}")
             want = model.view(mp)
             out = _by_prefix(rib.adj_rib_out(mp.info, IPV4), mp.addpath_tx)
             if out != want:
