@@ -6,8 +6,10 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from bgpd.config import parse_config
+from bgpd.rib import Sink
 from bgpd.rib.testing import IPV4, announce, pfx, withdraw
 from bgpd.service import RibService
+from bgpd.session.factory import PeerFactory
 from bgpd.session.negotiation import SessionInfo
 from bgpd.wire.attributes import PathAttributes
 from bgpd.wire.capabilities import GracefulRestart
@@ -94,3 +96,9 @@ class RibServiceTests(SynchronousTestCase):
         self.assertEqual(seen["restarting"], frozenset({IPV4}))
         self.svc.peer_up(self.peer, session_info(None))
         self.assertIsNone(seen["restarting"])
+
+    def test_peer_factory_is_a_sink(self):
+        """The RIB's declared output interface is what a PeerFactory offers."""
+        factory = PeerFactory(self.peer.config, "192.0.2.1", reactor=self.reactor)
+        self.assertIsInstance(factory, Sink)
+        self.assertFalse(factory.writable())

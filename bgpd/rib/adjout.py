@@ -32,7 +32,7 @@ member's initial table, an End-of-RIB marker (RFC 4724 section 2) follows.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from bgpd.policy import Chain
 from bgpd.rib.options import RibOptions
@@ -66,6 +66,7 @@ class GroupHost(Protocol):
         """Whether the path's NEXT_HOP resolves (RFC 4271 9.1.2.1)."""
 
 
+@runtime_checkable
 class Sink(Protocol):
     """A peer's output, as the RIB sees it (``PeerFactory`` is one)."""
 
