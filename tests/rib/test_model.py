@@ -55,6 +55,8 @@ class ModelPeer:
         self.adj_in: dict = {}
         #: Went down gracefully with routes: its End-of-RIB sweeps the stale ones.
         self.gr_stale = False
+        #: When its restart timer (RFC 4724 4.2) runs out, or None.
+        self.deadline: float | None = None
 
     @property
     def ibgp(self) -> bool:
@@ -207,6 +209,8 @@ class Scenario:
         if mp.gr_stale and (restarting is None or IPV4 not in restarting):
             mp.adj_in = {p: v for p, v in mp.adj_in.items() if not v[1]}
             mp.gr_stale = False
+        if not mp.gr_stale:
+            mp.deadline = None  # nothing stale left: the restart timer stops
         return "kept" if restarting else "flushed"
 
     def down(self, mp: ModelPeer, graceful: bool) -> None:
@@ -216,8 +220,23 @@ class Scenario:
         if graceful:
             mp.adj_in = {k: (a, RESTART) for k, (a, _s) in mp.adj_in.items()}
             mp.gr_stale = bool(mp.adj_in)
+            mp.deadline = self.clock.seconds() + STALE_TIME
         else:
             mp.adj_in = {}
+            mp.gr_stale = False
+            mp.deadline = None
+
+    def expire_due(self) -> None:
+        """Apply every restart timer that has run out (RFC 4724 4.2)."""
+        now = self.clock.seconds()
+        for mp in self.peers:
+            if mp.deadline is None or mp.deadline > now:
+                continue
+            mp.deadline = None
+            if not mp.up:
+                mp.adj_in = {}  # still away: everything it had goes
+            elif mp.gr_stale:
+                mp.adj_in = {p: v for p, v in mp.adj_in.items() if not v[1]}
             mp.gr_stale = False
 
     def keys_for(self, mp: ModelPeer, prefixes: list) -> list:
@@ -271,6 +290,7 @@ class Scenario:
             if mp.gr_stale:
                 mp.adj_in = {p: v for p, v in mp.adj_in.items() if not v[1]}
                 mp.gr_stale = False
+                mp.deadline = None
         elif r < 0.735:
             self.log.append(f"BoRR {mp.name}")
             self.rib.begin_refresh(mp.info, IPV4)
@@ -292,10 +312,15 @@ class Scenario:
                 self.log.append(f"pause {mp.name}")
                 mp.paused = True
                 mp.sink.is_writable = False
-        else:
+        elif r < 0.97:
             dt = rng.choice((0.0, 0.1, 0.3, 0.6))
             self.log.append(f"advance {dt}")
             self.clock.advance(dt)
+        else:
+            deadlines = [m.deadline for m in self.peers if m.deadline is not None]
+            if deadlines:
+                self.log.append("advance to the first restart timer")
+                self.clock.advance(min(deadlines) - self.clock.seconds())
 
     # -- checks ---------------------------------------------------------------
 
@@ -345,6 +370,7 @@ class Scenario:
         for _ in range(steps):
             self.step()
             self.settle()
+            self.expire_due()
             self.check()
         # At the end every peer reads again and must converge exactly.
         for mp in self.peers:
