@@ -9,8 +9,9 @@ the update group it goes to (export); ``family`` is ``(afi, safi)``;
 
 Policies are named; a neighbor's import or export setting is a list of names,
 composed with :func:`chain` (the first reject wins).  The two built-ins of
-RFC 8212's default live in :mod:`bgpd.policy.builtin`; the full match/action
-engine will register more names in the same registry shape.
+RFC 8212's default live in :mod:`bgpd.policy.builtin`; the configured ones
+are compiled by :mod:`bgpd.policy.engine` (:func:`registry` merges both), and
+:mod:`bgpd.policy.explain` explains a chain and rehearses a change.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from bgpd.wire.attributes import PathAttributes
 
 Policy = Callable[[Any, tuple[int, int], Any, PathAttributes], PathAttributes | None]
 
-__all__ = ["BUILTIN", "Chain", "Policy", "UnknownPolicy", "chain"]
+__all__ = ["BUILTIN", "Chain", "Policy", "UnknownPolicy", "chain", "registry"]
 
 
 class UnknownPolicy(KeyError):
@@ -59,6 +60,11 @@ class Chain:
                 return None
         return attributes
 
+    @property
+    def depends_on_peer(self) -> bool:
+        """True when some policy's result can differ between peers (update groups must split)."""
+        return any(getattr(p, "depends_on_peer", False) for p in self.policies)
+
     def __repr__(self) -> str:
         return f"Chain({list(self.names)!r})"
 
@@ -78,3 +84,10 @@ def chain(names: Iterable[str], registry: Mapping[str, Policy] | None = None) ->
 
 
 from bgpd.policy.builtin import BUILTIN  # noqa: E402  (builtin imports Policy from here)
+
+
+def registry(sets: Any, policies: Any, rpki: Any = None) -> dict[str, Policy]:
+    """The built-ins plus every configured policy (``Config.sets``, ``Config.policies``), compiled."""
+    from bgpd.policy.engine import compile_policies
+
+    return {**BUILTIN, **compile_policies(sets, policies, rpki)}
