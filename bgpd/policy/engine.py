@@ -61,7 +61,6 @@ RpkiValidator = Callable[[tuple[int, int], bytes, PathAttributes], str]
 PEER_CONDITIONS = frozenset({"peer_address", "neighbor_set", "peer_as", "route_type", "first_as_is_peer"})
 FAMILY_CONDITIONS = frozenset({"family", "next_hop_set"})
 PREFIX_CONDITIONS = frozenset({"prefix_set", "prefix_length", "rpki"})
-PEER_ACTIONS = frozenset({"prepend", "next_hop"})  # own AS, next-hop-self
 
 _MISS: Any = object()
 _CACHE_MAX = 1 << 18  # distinct attribute objects of a full table: about 400,000
@@ -476,11 +475,15 @@ class CompiledPolicy:
         self.terms = [CompiledTerm(t, compiled_sets, rpki) for t in definition.terms]
         self.default_accept = definition.default == "accept"
         conds = {k for t in definition.terms for k, _ in t.conditions}
-        acts = {k for t in definition.terms for k, _ in t.actions}
+        # Only our own AS (prepend N) and our own address (next-hop-self) read the session.
+        session_actions = {
+            k for t in definition.terms for k, v in t.actions
+            if (k == "prepend" and v[0] is None) or (k == "next_hop" and v == "self")
+        }
         self.depends_on_prefix = bool(conds & PREFIX_CONDITIONS)
-        self.depends_on_peer = bool(conds & PEER_CONDITIONS) or bool(acts & PEER_ACTIONS)
-        self.depends_on_family = self.depends_on_prefix or bool(conds & FAMILY_CONDITIONS) or (
-            "next_hop" in acts
+        self.depends_on_peer = bool(conds & PEER_CONDITIONS) or bool(session_actions)
+        self.depends_on_family = (
+            self.depends_on_prefix or bool(conds & FAMILY_CONDITIONS) or "next_hop" in session_actions
         )
         # When the result reads the peer or family, they are part of every cache key.
         self._context = self.depends_on_peer or self.depends_on_family
