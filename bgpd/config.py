@@ -1365,10 +1365,10 @@ def _policy_sets(v: _Validator, value: object) -> PolicySets:
 
 
 def _one_set(v: _Validator, kind: str, name: str, body: object, path: str) -> Any:
+    n_errors = len(v.errors)
     tbl = v.table(body, path, _SET_KEYS[kind])
     if tbl is None:
         return None
-    n_errors = len(v.errors)
     if kind == "prefix":
         entries = _prefix_entries(v, tbl, path, "prefixes", ranges=True)
         result: Any = PrefixSet(name, entries or ())
@@ -1378,8 +1378,7 @@ def _one_set(v: _Validator, kind: str, name: str, body: object, path: str) -> An
     elif kind == "as_path":
         result = _as_path_set(v, tbl, path, name)
     else:
-        members = _community_members(v, tbl, path, kind)
-        result = CommunitySet(name, kind, members or ())
+        result = CommunitySet(name, kind, _community_members(v, tbl, path, kind))
     if len(v.errors) > n_errors:
         return None
     empty = not (result.n_members if kind == "as_path" else (getattr(result, "entries", None) or
@@ -1534,8 +1533,20 @@ def _community_pattern(kind: str, text: str) -> Any:
     return tuple(out)
 
 
-def _community_members(v: _Validator, tbl: Mapping[str, Any], path: str, kind: str) -> Any:
-    return v.coded_list(tbl, path, "members", lambda text: _community_pattern(kind, text))
+def _community_members(v: _Validator, tbl: Mapping[str, Any], path: str, kind: str) -> tuple:
+    # Not coded_list: a set may list one value twice ("65535:666" and its name
+    # "blackhole", as the example does); membership is what counts.
+    items = v.string_list(tbl, path, "members", [])
+    if items is INVALID:
+        return ()
+    key = _join(path, "members")
+    out: dict[Any, None] = {}
+    for i, text in enumerate(items):
+        try:
+            out[_community_pattern(kind, text)] = None
+        except ValueError as e:
+            v.error(f"{key}[{i}]", str(e))
+    return tuple(out)
 
 
 def _set_ref(v: _Validator, value: object, key: str, kind: str, sets: PolicySets) -> Any:
