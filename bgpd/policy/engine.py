@@ -150,17 +150,17 @@ def _prefix_matcher(ps: Any) -> Callable[[int, bytes], bool]:
             mask |= 1 << n
         index[e.key] = mask
 
+    by_afi = {afi: index.covered_with_length for afi, index in indexes.items()}
+    never = _never
+
     def match(afi: int, key: bytes) -> bool:
-        index = indexes.get(afi)
-        if index is None:
-            return False
-        plen = key[0]
-        for mask in index.covering_values(key):
-            if mask >> plen & 1:
-                return True
-        return False
+        return by_afi.get(afi, never)(key)
 
     return match
+
+
+def _never(key: bytes) -> bool:
+    return False
 
 
 def _address_matcher(s: AddressSet) -> Callable[[str | None], bool]:
@@ -427,7 +427,7 @@ def _action(key: str, value: Any, sets: _Sets) -> Action:
 class CompiledTerm:
     """One term: its conditions split by what they read, its actions, its result."""
 
-    __slots__ = ("name", "term", "attr_conds", "prefix_conds", "actions", "result")
+    __slots__ = ("name", "term", "attr_conds", "prefix_conds", "prefix_test", "actions", "result")
 
     def __init__(self, term: Term, sets: _Sets, rpki: RpkiValidator | None) -> None:
         self.name = term.name
@@ -439,6 +439,13 @@ class CompiledTerm:
             target.append((key, _condition(key, value, sets, rpki)))
         self.actions = [(key, _action(key, value, sets)) for key, value in term.actions]
         self.result = term.result
+        # One callable for the prefix conditions (the common case is one: no loop then).
+        if not self.prefix_conds:
+            self.prefix_test = None
+        elif len(self.prefix_conds) == 1:
+            self.prefix_test = self.prefix_conds[0][1]
+        else:
+            self.prefix_test = self.prefix_match
 
     def attr_match(self, peer: Any, family: tuple[int, int], attrs: PathAttributes) -> bool:
         for _key, cond in self.attr_conds:
@@ -542,7 +549,8 @@ class CompiledPolicy:
                 if i < start:
                     continue
                 term = terms[i]
-                if term.prefix_conds and not term.prefix_match(peer, family, prefix, attrs):
+                test = term.prefix_test
+                if test is not None and not test(peer, family, prefix, attrs):
                     continue
                 if term.result == "reject":
                     return None

@@ -146,6 +146,25 @@ class PrefixIndex:
                 out.append(value)
         return out
 
+    def covered_with_length(self, key: bytes) -> bool:
+        """True when a stored prefix covers ``key`` and its value, a bitmask, has bit ``key[0]`` set.
+
+        The shape of prefix lists (``10.0.0.0/8 le 24``: bits 8 to 24) and of
+        RPKI's maxLength (RFC 6811 section 2: bits up to maxLength): one walk,
+        no list built, no call per hit.
+        """
+        plen = key[0]
+        width = (plen + 7) & ~7
+        x = int.from_bytes(key[1:], "big")
+        by_len = self._by_len
+        for length in self._lengths:
+            if length > plen:
+                return False
+            mask = by_len[length].get(x >> (width - length))
+            if mask is not None and mask >> plen & 1:
+                return True
+        return False
+
     def longest_match(self, key: bytes) -> tuple[bytes, Any] | None:
         """The most specific stored prefix that contains ``key``, with its value, or None."""
         plen = key[0]

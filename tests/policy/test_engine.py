@@ -486,8 +486,8 @@ class CacheTests(SynchronousTestCase):
         p = one_term('prefix_set = "nets"', sets=PREFIXES)
         self.assertTrue(p.depends_on_prefix)
         calls = []
-        name, cond = p.terms[0].prefix_conds[0]
-        p.terms[0].prefix_conds[0] = (name, lambda *a: calls.append(a[2]) or cond(*a))
+        cond = p.terms[0].prefix_test
+        p.terms[0].prefix_test = lambda *a: calls.append(a[2]) or cond(*a)
         self.assertIsNotNone(run(p, "10.0.0.0/24"))
         self.assertIsNone(run(p, "8.8.8.0/24"))
         self.assertIsNotNone(run(p, "10.0.0.0/24"))
