@@ -62,7 +62,8 @@ def build_chain(entries: list[str]):
     with open(os.path.join(ROOT, "examples", "ixp-route-server.toml"), encoding="utf-8") as f:
         text = f.read()
     listed = ", ".join(f'"{e}"' for e in entries)
-    text, n = re.subn(r'(\[sets\.prefix\.as3333-irr\][^\n]*\nprefixes = )\[[^\]]*\]', rf"\g<1>[{listed}]", text)
+    pattern = r"(\[sets\.prefix\.as3333-irr\][^\n]*\nprefixes = )\[[^\]]*\]"
+    text, n = re.subn(pattern, rf"\g<1>[{listed}]", text)
     assert n == 1, "examples/ixp-route-server.toml changed shape"
     config = parse_config(text)
     neighbor = config.neighbors[0]
@@ -72,7 +73,7 @@ def build_chain(entries: list[str]):
 def run(scale: float) -> dict:
     tune_gc()
     v4, v6 = scaled(scale, first_as=PEER_AS)
-    entries = registered_set(v4, v6, max(10, int(SET_SIZE * min(1.0, scale * 50))) if scale < 0.02 else SET_SIZE)
+    entries = registered_set(v4, v6, SET_SIZE)
     policy, config = build_chain(entries)
     peer = PeerInfo(address="198.51.100.2", remote_as=PEER_AS, local_as=config.bgp.local_as,
                     router_id="198.51.100.2")

@@ -427,7 +427,10 @@ def _action(key: str, value: Any, sets: _Sets) -> Action:
 class CompiledTerm:
     """One term: its conditions split by what they read, its actions, its result."""
 
-    __slots__ = ("name", "term", "attr_conds", "prefix_conds", "prefix_test", "actions", "result")
+    __slots__ = (
+        "name", "term", "attr_conds", "prefix_conds", "prefix_test", "actions", "result",
+        "set_mask", "set_want",
+    )
 
     def __init__(self, term: Term, sets: _Sets, rpki: RpkiValidator | None) -> None:
         self.name = term.name
@@ -439,13 +442,21 @@ class CompiledTerm:
             target.append((key, _condition(key, value, sets, rpki)))
         self.actions = [(key, _action(key, value, sets)) for key, value in term.actions]
         self.result = term.result
-        # One callable for the prefix conditions (the common case is one: no loop then).
-        if not self.prefix_conds:
+        # CompiledPolicy turns prefix_set conditions into bits of its one
+        # per-route classification (set_mask / set_want); prefix_test is the rest.
+        self.set_mask = self.set_want = 0
+        self.use_prefix_test(self.prefix_conds)
+
+    def use_prefix_test(self, conds: list[tuple[str, Cond]]) -> None:
+        """One callable for ``conds`` (the common case is one: no loop then)."""
+        if not conds:
             self.prefix_test = None
-        elif len(self.prefix_conds) == 1:
-            self.prefix_test = self.prefix_conds[0][1]
+        elif len(conds) == 1:
+            self.prefix_test = conds[0][1]
         else:
-            self.prefix_test = self.prefix_match
+            def test(peer: Any, family: tuple[int, int], prefix: bytes, attrs: PathAttributes) -> bool:
+                return all(cond(peer, family, prefix, attrs) for _key, cond in conds)
+            self.prefix_test = test
 
     def attr_match(self, peer: Any, family: tuple[int, int], attrs: PathAttributes) -> bool:
         for _key, cond in self.attr_conds:
@@ -480,6 +491,7 @@ class CompiledPolicy:
         self.name = definition.name
         self.definition = definition
         self.terms = [CompiledTerm(t, compiled_sets, rpki) for t in definition.terms]
+        self._classify_index = self._prefix_classes(compiled_sets)
         self.default_accept = definition.default == "accept"
         conds = {k for t in definition.terms for k, _ in t.conditions}
         # Only our own AS (prepend N) and our own address (next-hop-self) read the session.
@@ -500,6 +512,45 @@ class CompiledPolicy:
 
     def __repr__(self) -> str:
         return f"<CompiledPolicy {self.name} terms={len(self.terms)}>"
+
+    def _prefix_classes(self, sets: _Sets) -> dict[int, PrefixIndex]:
+        # Every prefix set of the policy in one index per AFI: one walk per
+        # route says which sets the prefix is in (a bit each), and each
+        # prefix_set condition is then a mask test instead of its own walk.
+        bits: dict[str, int] = {}
+        for term in self.terms:
+            for key, value in term.term.conditions:
+                if key == "prefix_set" and value.name not in bits:
+                    bits[value.name] = 1 << len(bits)
+        indexes: dict[int, PrefixIndex] = {}
+        masks: dict[tuple[int, bytes, int], int] = {}
+        for name, bit in bits.items():
+            for e in sets.sets.lookup("prefix", name).entries:
+                lengths = masks.get((e.afi, e.key, bit), 0)
+                for n in range(e.ge, e.le + 1):
+                    lengths |= 1 << n
+                masks[(e.afi, e.key, bit)] = lengths
+        for (afi, key, bit), lengths in masks.items():
+            index = indexes.setdefault(afi, PrefixIndex())
+            per_length = list(index.get(key, (0,) * (129 if afi == 2 else 33)))
+            for n in range(len(per_length)):
+                if lengths >> n & 1:
+                    per_length[n] |= bit
+            index[key] = tuple(per_length)
+        for term in self.terms:
+            mask = want = 0
+            for key, value in term.term.conditions:
+                if key == "prefix_set":
+                    mask |= bits[value.name]
+                    if value.mode != "invert":
+                        want |= bits[value.name]
+            term.set_mask, term.set_want = mask, want
+            term.use_prefix_test([(k, c) for k, c in term.prefix_conds if k != "prefix_set"])
+        return indexes
+
+    def _classify(self, afi: int, prefix: bytes) -> int:
+        index = self._classify_index.get(afi)
+        return 0 if index is None else index.classify(prefix)
 
     def clear_cache(self) -> None:
         """Forget cached results (the RPKI hook calls this when validation states change)."""
@@ -537,18 +588,25 @@ class CompiledPolicy:
         terms = self.terms
         context = self._context
         start = 0
+        classes = -1  # which prefix sets the prefix is in; computed when first needed
         while True:
             ckey = (attrs, peer, family) if context else attrs
             candidates = self._candidates.get(ckey)
             if candidates is None:
                 candidates = tuple(
-                    i for i, t in enumerate(terms) if t.attr_match(peer, family, attrs)
+                    i for i, t in enumerate(terms) if not t.attr_conds or t.attr_match(peer, family, attrs)
                 )
                 self._candidates.put(ckey, candidates)
             for i in candidates:
                 if i < start:
                     continue
                 term = terms[i]
+                mask = term.set_mask
+                if mask:
+                    if classes < 0:
+                        classes = self._classify(family[0], prefix)
+                    if classes & mask != term.set_want:
+                        continue
                 test = term.prefix_test
                 if test is not None and not test(peer, family, prefix, attrs):
                     continue

@@ -165,6 +165,27 @@ class PrefixIndex:
                 return True
         return False
 
+    def classify(self, key: bytes) -> int:
+        """OR of ``value[key[0]]`` over the covering prefixes, for values indexed by length.
+
+        For several prefix lists in one index: each stored value is a tuple
+        giving, per prefix length, a bitmask of the lists that accept a
+        prefix of that length inside it; the result says which lists match
+        ``key``, in one walk.
+        """
+        plen = key[0]
+        width = (plen + 7) & ~7
+        x = int.from_bytes(key[1:], "big")
+        by_len = self._by_len
+        found = 0
+        for length in self._lengths:
+            if length > plen:
+                break
+            value = by_len[length].get(x >> (width - length))
+            if value is not None:
+                found |= value[plen]
+        return found
+
     def longest_match(self, key: bytes) -> tuple[bytes, Any] | None:
         """The most specific stored prefix that contains ``key``, with its value, or None."""
         plen = key[0]

@@ -78,3 +78,17 @@ class PrefixIndexTests(SynchronousTestCase):
             probe = key(f"{addr >> 24}.{addr >> 16 & 255}.{addr >> 8 & 255}.{addr & 255}/{plen}")
             want = sorted({e for e in entries if prefix_contains(e, probe)})
             self.assertEqual(sorted(ix.covering_values(probe)), want)
+
+    def test_length_masks(self):
+        """covered_with_length and classify read per-length answers from the covering values."""
+        ix = PrefixIndex()
+        ix[key("10.0.0.0/8")] = sum(1 << n for n in range(8, 25))
+        self.assertTrue(ix.covered_with_length(key("10.1.0.0/24")))
+        self.assertFalse(ix.covered_with_length(key("10.1.0.0/25")))
+        self.assertFalse(ix.covered_with_length(key("11.0.0.0/24")))
+        cls = PrefixIndex()
+        cls[key("10.0.0.0/8")] = tuple(1 if n == 24 else 0 for n in range(33))
+        cls[key("10.1.0.0/16")] = tuple(2 for _ in range(33))
+        self.assertEqual(cls.classify(key("10.1.2.0/24")), 3)
+        self.assertEqual(cls.classify(key("10.2.2.0/24")), 1)
+        self.assertEqual(cls.classify(key("10.1.2.0/25")), 2)
