@@ -63,7 +63,11 @@ FAMILY_CONDITIONS = frozenset({"family", "next_hop_set"})
 PREFIX_CONDITIONS = frozenset({"prefix_set", "prefix_length", "rpki"})
 
 _MISS: Any = object()
-_CACHE_MAX = 1 << 18  # distinct attribute objects of a full table: about 400,000
+# The reuse the caches serve is local (the prefixes of one UPDATE, a peer's
+# burst of UPDATEs with one attribute set), so a bound well under a full
+# table's ~400,000 attribute sets keeps them small (tens of bytes an entry)
+# without losing hits; a full cache is emptied, not aged.
+_CACHE_MAX = 1 << 16
 _AS_SEQUENCE = int(SegmentType.AS_SEQUENCE)
 _AS_SET = int(SegmentType.AS_SET)
 _U32 = 0xFFFFFFFF
@@ -492,6 +496,8 @@ class CompiledPolicy:
         self.definition = definition
         self.terms = [CompiledTerm(t, compiled_sets, rpki) for t in definition.terms]
         self._classify_index = self._prefix_classes(compiled_sets)
+        self._attr_tests = [(i, tuple(c for _k, c in t.attr_conds)) for i, t in enumerate(self.terms)]
+        self._candidate_tuples: dict[tuple[int, ...], tuple[int, ...]] = {}
         self.default_accept = definition.default == "accept"
         conds = {k for t in definition.terms for k, _ in t.conditions}
         # Only our own AS (prepend N) and our own address (next-hop-self) read the session.
@@ -548,6 +554,18 @@ class CompiledPolicy:
             term.use_prefix_test([(k, c) for k, c in term.prefix_conds if k != "prefix_set"])
         return indexes
 
+    def _find_candidates(self, peer: Any, family: tuple[int, int], attrs: PathAttributes) -> tuple[int, ...]:
+        out = []
+        for i, conds in self._attr_tests:
+            for cond in conds:
+                if not cond(peer, family, b"", attrs):
+                    break
+            else:
+                out.append(i)
+        found = tuple(out)
+        # Few distinct answers exist: keep one tuple of each.
+        return self._candidate_tuples.setdefault(found, found)
+
     def _classify(self, afi: int, prefix: bytes) -> int:
         index = self._classify_index.get(afi)
         return 0 if index is None else index.classify(prefix)
@@ -593,9 +611,7 @@ class CompiledPolicy:
             ckey = (attrs, peer, family) if context else attrs
             candidates = self._candidates.get(ckey)
             if candidates is None:
-                candidates = tuple(
-                    i for i, t in enumerate(terms) if not t.attr_conds or t.attr_match(peer, family, attrs)
-                )
+                candidates = self._find_candidates(peer, family, attrs)
                 self._candidates.put(ckey, candidates)
             for i in candidates:
                 if i < start:
