@@ -60,6 +60,33 @@ class Chain:
                 return None
         return attributes
 
+    def many(
+        self, peer: Any, family: tuple[int, int], prefixes: list[Any], attributes: PathAttributes
+    ) -> list[PathAttributes | None]:
+        """The chain's results for several prefixes sharing one attribute object (one UPDATE).
+
+        The same answers as a call per prefix; policies with a ``many`` method
+        (compiled ones) see the prefixes together, grouped by their attributes.
+        """
+        n = len(prefixes)
+        if self.rejects_all:
+            return [None] * n
+        results: list[PathAttributes | None] = [attributes] * n
+        for policy in self.policies:
+            many = getattr(policy, "many", None)
+            groups: dict[int, tuple[PathAttributes, list[int]]] = {}
+            for i, a in enumerate(results):
+                if a is not None:
+                    groups.setdefault(id(a), (a, []))[1].append(i)
+            for a, idx in groups.values():
+                if many is not None:
+                    outs = many(peer, family, [prefixes[i] for i in idx], a)
+                else:
+                    outs = [policy(peer, family, prefixes[i], a) for i in idx]
+                for i, out in zip(idx, outs, strict=True):
+                    results[i] = out
+        return results
+
     @property
     def depends_on_peer(self) -> bool:
         """True when some policy's result can differ between peers (update groups must split)."""

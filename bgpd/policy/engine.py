@@ -167,6 +167,10 @@ def _never(key: bytes) -> bool:
     return False
 
 
+def _zero(key: bytes) -> int:
+    return 0
+
+
 def _address_matcher(s: AddressSet) -> Callable[[str | None], bool]:
     indexes: dict[int, PrefixIndex] = {}
     for e in s.entries:
@@ -498,6 +502,8 @@ class CompiledPolicy:
         self._classify_index = self._prefix_classes(compiled_sets)
         self._attr_tests = [(i, tuple(c for _k, c in t.attr_conds)) for i, t in enumerate(self.terms)]
         self._candidate_tuples: dict[tuple[int, ...], tuple[int, ...]] = {}
+        # Prefix sets are the only prefix conditions: many() can group prefixes by set membership.
+        self._only_sets = all(t.prefix_test is None for t in self.terms)
         self.default_accept = definition.default == "accept"
         conds = {k for t in definition.terms for k, _ in t.conditions}
         # Only our own AS (prepend N) and our own address (next-hop-self) read the session.
@@ -600,13 +606,42 @@ class CompiledPolicy:
                     return None
         return attrs if self.default_accept else None
 
+    def many(
+        self, peer: Any, family: tuple[int, int], prefixes: list[bytes], attrs: PathAttributes
+    ) -> list[PathAttributes | None]:
+        """The results for several prefixes that share one attribute object (one UPDATE).
+
+        Same answers as one call per prefix, cheaper: the attribute part is
+        looked at once, and when the only prefix conditions are prefix sets
+        the outcome is a function of which sets a prefix is in, so each
+        prefix costs one index walk.
+        """
+        if not prefixes:
+            return []
+        if not self.depends_on_prefix:
+            return [self(peer, family, prefixes[0], attrs)] * len(prefixes)
+        if not self._only_sets:
+            run = self._run_split
+            return [run(peer, family, k, attrs) for k in prefixes]
+        index = self._classify_index.get(family[0])
+        classify = index.classify if index is not None else _zero
+        by_class: dict[int, PathAttributes | None] = {}
+        out = []
+        for k in prefixes:
+            c = classify(k)
+            r = by_class.get(c, _MISS)
+            if r is _MISS:
+                r = by_class[c] = self._run_split(peer, family, k, attrs, c)
+            out.append(r)
+        return out
+
     def _run_split(
-        self, peer: Any, family: tuple[int, int], prefix: bytes, attrs: PathAttributes
+        self, peer: Any, family: tuple[int, int], prefix: bytes, attrs: PathAttributes, classes: int = -1
     ) -> PathAttributes | None:
+        # classes: which prefix sets the prefix is in (a bit each); -1 until first needed.
         terms = self.terms
         context = self._context
         start = 0
-        classes = -1  # which prefix sets the prefix is in; computed when first needed
         while True:
             ckey = (attrs, peer, family) if context else attrs
             candidates = self._candidates.get(ckey)

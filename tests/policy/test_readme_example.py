@@ -79,3 +79,43 @@ class ReadmeExampleTests(SynchronousTestCase):
         self.assertIsNone(self.route("193.0.4.0/24", GOOD.replace(as_path=((2, (174, 15169)),))))
         self.assertIsNone(self.route("8.8.8.0/24"))
         self.assertIsNone(self.route("193.0.4.0/24", GOOD.replace(as_path=((2, (3333, 3356, 15169)),))))
+
+
+class ManyTests(SynchronousTestCase):
+    """Chain.many / CompiledPolicy.many give the per-prefix answers, for a whole UPDATE at once."""
+
+    PREFIXES = ["193.0.4.0/24", "193.0.0.0/25", "10.0.0.0/8", "8.8.8.0/24", "193.0.1.0/24", "0.0.0.0/0"]
+    PREFIXES6 = ["2001:67c:2e8::/48", "2001:db8::/32", "2001:67c:2e8::/49", "2a00::/16"]
+
+    def check(self, c):
+        for attrs in (
+            GOOD,
+            GOOD.replace(as_path=((2, (3333, 64512)),)),
+            GOOD.replace(as_path=((2, (1, 2)),)),
+        ):
+            for prefixes, fam in ((self.PREFIXES, (1, 1)), (self.PREFIXES6, (2, 1))):
+                keys = [key(p) for p in prefixes]
+                want = [c(PEER, fam, k, attrs) for k in keys]
+                self.assertEqual(c.many(PEER, fam, keys, attrs), want)
+
+    def test_readme_chain(self):
+        """The README's IXP chain, alone and between built-ins."""
+        config = parse_config(readme_example())
+        reg = registry(config.sets, config.policies)
+        self.check(chain(["ixp-in"], reg))
+        self.check(chain(["accept-all", "ixp-in", "accept-all"], reg))
+        self.assertEqual(chain(["reject-all"], reg).many(PEER, (1, 1), [key("8.8.8.0/24")], GOOD), [None])
+
+    def test_other_prefix_conditions(self):
+        """A prefix_length condition next to the sets: still the per-prefix answers."""
+        text = readme_example().replace(
+            'name = "long-paths"\nmatch = { as_path_length = { ge = 51 } }',
+            'name = "long-paths"\nmatch = { prefix_length = { ge = 24 }, med = 7 }',
+        )
+        config = parse_config(text)
+        c = chain(["ixp-in"], registry(config.sets, config.policies))
+        self.assertTrue(c.policies[0].depends_on_prefix)
+        self.check(c)
+        for attrs in (GOOD.replace(med=7),):
+            keys = [key(p) for p in self.PREFIXES]
+            self.assertEqual(c.many(PEER, (1, 1), keys, attrs), [c(PEER, (1, 1), k, attrs) for k in keys])
