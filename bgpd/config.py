@@ -561,6 +561,7 @@ class _Validator:
         self.errors: list[ConfigError] = []
         # Names neighbors and [bgp] may use, besides the built-ins ([policies]).
         self.policy_names: tuple[str, ...] = ()
+        self.broken_sets: set[tuple[str, str]] = set()  # (kind, name): reported once, at the set
 
     def error(self, key: str, reason: str) -> Any:
         self.errors.append(ConfigError(key, reason))
@@ -1360,6 +1361,8 @@ def _policy_sets(v: _Validator, value: object) -> PolicySets:
             built = _one_set(v, kind, name, body, _join(path, name))
             if built is not None:
                 items.append((name, built))
+            else:
+                v.broken_sets.add((kind, name))
         found[kind] = sorted(items, key=lambda pair: pair[0])
     return PolicySets(**{k: tuple(items) for k, items in found.items()})
 
@@ -1563,6 +1566,8 @@ def _set_ref(v: _Validator, value: object, key: str, kind: str, sets: PolicySets
         if mode == "all" and kind in ("prefix", "next_hop", "neighbor"):
             return v.error(_join(key, "match"), f"a {kind} set matches any or invert, not all")
     defined = [n for n, _ in getattr(sets, kind)]
+    if (kind, name) in v.broken_sets:
+        return INVALID  # its own error was reported
     if name not in defined:
         listed = ", ".join(defined) if defined else "none"
         return v.error(key, f"unknown {kind} set {name!r}; defined {kind} sets: {listed}")

@@ -303,6 +303,14 @@ class ErrorTests(SynchronousTestCase):
         errs = errors('[policies.p]\ndefault = "maybe"\n' + NEIGHBOR + 'import_policy = ["p"]\n')
         self.assertEqual([k for k, _ in errs], ["policies.p.default"])
 
+    def test_broken_set_no_second_error(self):
+        """A term naming a set that has its own error gets no second error."""
+        errs = errors(
+            '[sets.prefix.b]\nprefixes = ["x"]\n[policies.p]\n[[policies.p.terms]]\n'
+            'match = { prefix_set = "b" }\naction = "accept"\n'
+        )
+        self.assertEqual([k for k, _ in errs], ["sets.prefix.b.prefixes[0]"])
+
     def test_all_errors_together(self):
         """Several mistakes are all reported, in document order."""
         errs = errors(
