@@ -1295,7 +1295,7 @@ class PolicyDef:
 
 #
 # Module-level functions over the validator, so that this part stays apart from
-# the rest.  The records are bgpd.policy.model's; values are stored in wire form.
+# the rest.  Values are stored in wire form.
 
 SET_KINDS = ("prefix", "as_path", "community", "large_community", "ext_community", "next_hop", "neighbor")
 _SET_KEYS = {

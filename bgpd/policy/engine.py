@@ -1,4 +1,4 @@
-"""The policy compiler: :mod:`bgpd.policy.model` records -> plain callables.
+"""The policy compiler: the policy records of `bgpd.config` -> plain callables.
 
 RFC 4271 section 9.1.1 (import: Adj-RIB-In -> Loc-RIB) and 9.1.3 (export:
 Loc-RIB -> Adj-RIB-Out) leave the policy to the operator; this module turns
