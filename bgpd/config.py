@@ -56,6 +56,7 @@ from bgpd.wire.address import normalize_address
 from bgpd.wire.communities import parse_community, parse_ext_community, parse_large_community
 from bgpd.wire.constants import (
     AS_TRANS,
+    FAMILIES_BY_NAME,
     FAMILY_NAMES,
     IPV4_UNICAST,
     IPV6_UNICAST,
@@ -78,6 +79,8 @@ __all__ = [
     "NeighborConfig",
     "ORIGINS",
     "OriginateConfig",
+    "PolicyDef",
+    "PolicySets",
     "config_from_dict",
     "load_config",
     "parse_config",
@@ -277,6 +280,8 @@ class BgpConfig:
     default_local_pref: int = 100
     mrai_ebgp: float = 0.5
     mrai_ibgp: float = 0.0
+    #: Policies applied to every neighbor's routes before its own import_policy.
+    import_policy: tuple[str, ...] = attrs.field(default=(), converter=tuple)
 
     @cluster_id.default
     def _default_cluster_id(self) -> str:
@@ -353,6 +358,9 @@ class Config:
     bgp: BgpConfig
     neighbors: tuple[NeighborConfig, ...] = attrs.field(default=(), converter=tuple)
     originate: tuple[OriginateConfig, ...] = attrs.field(default=(), converter=tuple)
+    #: ``[sets]`` and ``[policies]`` (``((name, PolicyDef), ...)`` in file order).
+    sets: PolicySets = attrs.field(factory=lambda: PolicySets())
+    policies: tuple[tuple[str, PolicyDef], ...] = attrs.field(default=(), converter=tuple)
     _by_address: dict[str, NeighborConfig] = attrs.field(init=False, repr=False, eq=False, hash=False)
 
     @_by_address.default
@@ -460,12 +468,13 @@ BGP_KEYS = (
     "default_local_pref",
     "mrai_ebgp",
     "mrai_ibgp",
+    "import_policy",
 )
 NEIGHBOR_KEYS = tuple(f.name for f in attrs.fields(NeighborConfig))
 MAX_PREFIX_KEYS = tuple(f.name for f in attrs.fields(MaxPrefix))
 # family is derived from the prefix, never written.
 ORIGINATE_KEYS = tuple(f.name for f in attrs.fields(OriginateConfig) if f.name != "family")
-TOP_KEYS = ("bgp", "neighbors", "originate")
+TOP_KEYS = ("bgp", "neighbors", "originate", "sets", "policies")
 
 # Settings a neighbor inherits from [bgp] when it does not set them.
 _INHERITED = ("local_as", "hold_time", "connect_retry_time", "idle_hold_time", "max_idle_hold_time")
@@ -573,6 +582,9 @@ class _Validator:
 
     def __init__(self) -> None:
         self.errors: list[ConfigError] = []
+        # Names neighbors and [bgp] may use, besides the built-ins ([policies]).
+        self.policy_names: tuple[str, ...] = ()
+        self.broken_sets: set[tuple[str, str]] = set()  # (kind, name): reported once, at the set
 
     def error(self, key: str, reason: str) -> Any:
         self.errors.append(ConfigError(key, reason))
@@ -740,6 +752,8 @@ class _Validator:
         top = self.table(d, "", TOP_KEYS)
         if top is None:
             return None
+        # First, so that [bgp] and the neighbors can name the policies.
+        sets, policies = _policy_section(self, top)
         if "bgp" not in top:
             self.error("bgp", "required table [bgp] is missing")
             bgp = None
@@ -749,7 +763,7 @@ class _Validator:
         originate = self.originate_list(top.get("originate", []))
         if bgp is None or neighbors is None or originate is None or self.errors:
             return None
-        return Config(bgp=bgp, neighbors=neighbors, originate=originate)
+        return Config(bgp=bgp, neighbors=neighbors, originate=originate, sets=sets, policies=policies)
 
     def bgp(self, value: object) -> BgpConfig | None:
         path = "bgp"
@@ -779,6 +793,7 @@ class _Validator:
         default_local_pref = self.integer(tbl, path, "default_local_pref", _int_range(0, MAX_U32), 100)
         mrai_ebgp = self.seconds(tbl, path, "mrai_ebgp", 0.5)
         mrai_ibgp = self.seconds(tbl, path, "mrai_ibgp", 0.0)
+        import_policy = _global_import_policy(self, tbl, path)
         if len(self.errors) > n_errors:
             return None
         return BgpConfig(
@@ -798,6 +813,7 @@ class _Validator:
             default_local_pref=default_local_pref,
             mrai_ebgp=mrai_ebgp,
             mrai_ibgp=mrai_ibgp,
+            import_policy=import_policy,
         )
 
     def listen_addresses(self, tbl: Mapping[str, Any], path: str) -> Any:
@@ -1090,10 +1106,11 @@ class _Validator:
             return self.error(key, "must name at least one policy; leave the key out for the default")
         good = True
         for i, policy in enumerate(items):
-            if policy not in BUILTIN_POLICIES:
+            if policy not in BUILTIN_POLICIES and policy not in self.policy_names:
                 self.error(
                     f"{key}[{i}]",
-                    f"unknown policy {policy!r}; defined policies: {', '.join(BUILTIN_POLICIES)}",
+                    f"unknown policy {policy!r}; defined policies: "
+                    f"{', '.join(BUILTIN_POLICIES + self.policy_names)}",
                 )
                 good = False
         return tuple(items) if good else INVALID
@@ -1165,3 +1182,634 @@ class _Validator:
             large_communities=large,
             ext_communities=ext,
         )
+
+
+# -- [sets] and [policies] (route policy, RFC 4271 section 9.1.1 / 9.1.3) ----------
+#
+# The records are frozen and compare by value, so a reload can tell which
+# policies changed; bgpd.policy.engine compiles them (it reads them by
+# attribute only: bgpd.policy may not import the config layer, which the
+# session layer imports).  Values are in wire form: prefixes as PrefixEntry
+# with bgpd.wire.nlri keys, communities as 32-bit ints (RFC 1997),
+# (global, local1, local2) (RFC 8092) and 8 octets (RFC 4360); a wildcard
+# part of a community pattern is None.
+
+
+@attrs.frozen
+class Range:
+    """An integer range; ``None`` is open on that side (``eq`` is ``ge == le``)."""
+
+    ge: int | None = None
+    le: int | None = None
+
+    def __contains__(self, value: object) -> bool:
+        if not isinstance(value, int):
+            return False
+        return (self.ge is None or value >= self.ge) and (self.le is None or value <= self.le)
+
+
+@attrs.frozen
+class PrefixEntry:
+    """``key`` (of family ``afi``) and every more-specific of length ``ge`` to ``le``."""
+
+    afi: int
+    key: bytes
+    ge: int
+    le: int
+
+
+@attrs.frozen
+class PrefixSet:
+    name: str
+    entries: tuple[PrefixEntry, ...] = attrs.field(converter=tuple)
+
+
+@attrs.frozen
+class AsPathSet:
+    """AS path members; the set matches a path when any member does."""
+
+    name: str
+    regex: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    origin_as: tuple[int, ...] = attrs.field(default=(), converter=tuple)
+    neighbor_as: tuple[int, ...] = attrs.field(default=(), converter=tuple)
+    contains_as: tuple[int, ...] = attrs.field(default=(), converter=tuple)
+    length: Range | None = None
+    as_set: bool = False
+
+    @property
+    def n_members(self) -> int:
+        return (
+            len(self.regex) + len(self.origin_as) + len(self.neighbor_as) + len(self.contains_as)
+            + (self.length is not None) + self.as_set
+        )
+
+
+@attrs.frozen
+class CommunitySet:
+    """``kind`` is ``community``, ``large_community`` or ``ext_community``.
+
+    ``members`` are exact values or patterns: a standard pattern is
+    ``(high, low)``, a large one ``(g, l1, l2)`` (``None`` parts match any),
+    an extended pattern ``(leading octets,)``: the octets before a ``*`` value.
+    """
+
+    name: str
+    kind: str
+    members: tuple = attrs.field(converter=tuple)
+
+
+@attrs.frozen
+class AddressSet:
+    """Next-hop or neighbor addresses: ``(afi, key)`` prefixes (a host is a /32 or /128)."""
+
+    name: str
+    kind: str  # "next_hop" or "neighbor"
+    entries: tuple[PrefixEntry, ...] = attrs.field(converter=tuple)
+
+
+@attrs.frozen
+class SetRef:
+    """A condition on a named set, with GoBGP's match options."""
+
+    name: str
+    mode: str = "any"
+
+
+@attrs.frozen
+class PolicySets:
+    """Every ``[sets.KIND.NAME]``, as ``((name, set), ...)`` per kind, sorted by name."""
+
+    prefix: tuple[tuple[str, PrefixSet], ...] = ()
+    as_path: tuple[tuple[str, AsPathSet], ...] = ()
+    community: tuple[tuple[str, CommunitySet], ...] = ()
+    large_community: tuple[tuple[str, CommunitySet], ...] = ()
+    ext_community: tuple[tuple[str, CommunitySet], ...] = ()
+    next_hop: tuple[tuple[str, AddressSet], ...] = ()
+    neighbor: tuple[tuple[str, AddressSet], ...] = ()
+
+    def lookup(self, kind: str, name: str) -> object | None:
+        for n, s in getattr(self, kind):
+            if n == name:
+                return s
+        return None
+
+
+@attrs.frozen
+class Term:
+    """Conditions (all must hold) and actions (applied in order), then ``result``.
+
+    ``conditions`` and ``actions`` are ``((key, value), ...)`` in the order
+    written; the keys are those of the README's ``match`` / ``action`` tables.
+    """
+
+    name: str
+    conditions: tuple[tuple[str, object], ...] = ()
+    actions: tuple[tuple[str, object], ...] = ()
+    result: str = "continue"
+
+
+@attrs.frozen
+class PolicyDef:
+    """One ``[policies.NAME]``: terms in order and the ``default`` when none decides."""
+
+    name: str
+    terms: tuple[Term, ...] = attrs.field(default=(), converter=tuple)
+    default: str = "reject"
+
+#
+# Module-level functions over the validator, so that this part stays apart from
+# the rest.  Values are stored in wire form.
+
+SET_KINDS = ("prefix", "as_path", "community", "large_community", "ext_community", "next_hop", "neighbor")
+_SET_KEYS = {
+    "prefix": ("prefixes",),
+    "as_path": ("regex", "origin_as", "neighbor_as", "contains_as", "length", "as_set"),
+    "community": ("members",),
+    "large_community": ("members",),
+    "ext_community": ("members",),
+    "next_hop": ("prefixes",),
+    "neighbor": ("addresses",),
+}
+POLICY_KEYS = ("default", "terms")
+TERM_KEYS = ("name", "match", "action")
+ROUTE_TYPES = ("ebgp", "ibgp", "local")
+RPKI_STATES = ("valid", "invalid", "not-found")  # RFC 6811 section 2
+# match key -> the set kind it names
+_SET_CONDITIONS = {
+    "prefix_set": "prefix",
+    "as_path_set": "as_path",
+    "community_set": "community",
+    "large_community_set": "large_community",
+    "ext_community_set": "ext_community",
+    "next_hop_set": "next_hop",
+    "neighbor_set": "neighbor",
+}
+_RANGE_CONDITIONS = ("med", "local_pref", "prefix_length", "as_path_length")
+MATCH_KEYS = tuple(_SET_CONDITIONS) + _RANGE_CONDITIONS + (
+    "family", "peer_address", "peer_as", "route_type", "origin", "first_as_is_peer", "rpki",
+)
+_COMMUNITY_ACTIONS = {
+    "communities": ("community", parse_community),
+    "large_communities": ("large_community", parse_large_community),
+    "ext_communities": ("ext_community", parse_ext_community),
+}
+ACTION_KEYS = ("accept", "reject", "continue") + tuple(
+    f"{verb}{field}" for field in _COMMUNITY_ACTIONS for verb in ("", "add_", "remove_", "clear_")
+) + ("local_pref", "med", "med_add", "med_subtract", "prepend", "next_hop", "origin")
+_PREFIX_RANGE = re.compile(r"(\S+)(?:\s+ge\s+([0-9]{1,3}))?(?:\s+le\s+([0-9]{1,3}))?")
+_MAX_PREPEND = 32
+
+
+def _policy_section(v: _Validator, top: Mapping[str, Any]) -> tuple[PolicySets, tuple]:
+    """Validate ``[sets]`` and ``[policies]``; record the policy names for later checks."""
+    sets = _policy_sets(v, top.get("sets", {}))
+    policies = _policies(v, top.get("policies", {}), sets)
+    return sets, policies
+
+
+def _policy_sets(v: _Validator, value: object) -> PolicySets:
+    tbl = v.table(value, "sets", SET_KINDS)
+    if tbl is None:
+        return PolicySets()
+    found: dict[str, list] = {}
+    for kind in SET_KINDS:
+        if kind not in tbl:
+            continue
+        path = _join("sets", kind)
+        named = v.table(tbl[kind], path, tuple(tbl[kind]) if isinstance(tbl[kind], Mapping) else ())
+        if named is None:
+            continue
+        items = []
+        for name, body in named.items():
+            built = _one_set(v, kind, name, body, _join(path, name))
+            if built is not None:
+                items.append((name, built))
+            else:
+                v.broken_sets.add((kind, name))
+        found[kind] = sorted(items, key=lambda pair: pair[0])
+    return PolicySets(**{k: tuple(items) for k, items in found.items()})
+
+
+def _one_set(v: _Validator, kind: str, name: str, body: object, path: str) -> Any:
+    n_errors = len(v.errors)
+    tbl = v.table(body, path, _SET_KEYS[kind])
+    if tbl is None:
+        return None
+    if kind == "prefix":
+        entries = _prefix_entries(v, tbl, path, "prefixes", ranges=True)
+        result: Any = PrefixSet(name, entries or ())
+    elif kind in ("next_hop", "neighbor"):
+        entries = _prefix_entries(v, tbl, path, _SET_KEYS[kind][0], ranges=False)
+        result = AddressSet(name, kind, entries or ())
+    elif kind == "as_path":
+        result = _as_path_set(v, tbl, path, name)
+    else:
+        result = CommunitySet(name, kind, _community_members(v, tbl, path, kind))
+    if len(v.errors) > n_errors:
+        return None
+    empty = not (result.n_members if kind == "as_path" else (getattr(result, "entries", None) or
+                                                            getattr(result, "members", None)))
+    if empty:
+        v.error(path, f"a {kind} set needs at least one member; valid keys are: {', '.join(_SET_KEYS[kind])}")
+        return None
+    return result
+
+
+def _prefix_entries(v: _Validator, tbl: Mapping[str, Any], path: str, name: str, ranges: bool) -> Any:
+    items = v.string_list(tbl, path, name, [])
+    if items is INVALID:
+        return None
+    key = _join(path, name)
+    out = []
+    for i, text in enumerate(items):
+        m = _PREFIX_RANGE.fullmatch(text.strip()) if ranges else None
+        net_text = m.group(1) if m else text
+        if not ranges and "/" not in net_text:
+            # A bare address is a host: the /32 or /128 containing just it.
+            ip = _parse_ip(net_text)
+            if isinstance(ip, str):
+                v.error(f"{key}[{i}]", ip)
+                continue
+            net_text = f"{ip}/{ip.max_prefixlen}"
+        if ranges and m is None:
+            v.error(f"{key}[{i}]", f"must be PREFIX [ge N] [le N], like \"10.0.0.0/8 le 32\", got {text!r}")
+            continue
+        net = _parse_network(net_text)
+        if isinstance(net, str):
+            v.error(f"{key}[{i}]", net)
+            continue
+        plen, top = net.prefixlen, net.max_prefixlen
+        ge = int(m.group(2)) if m and m.group(2) else None
+        le = int(m.group(3)) if m and m.group(3) else None
+        if ge is None and le is None:
+            lo, hi = plen, plen
+        else:
+            lo = plen if ge is None else ge
+            hi = top if le is None else le
+        if not plen <= lo <= hi <= top:
+            v.error(
+                f"{key}[{i}]",
+                f"lengths must satisfy {plen} <= ge <= le <= {top} for {net}, got ge {lo} le {hi}",
+            )
+            continue
+        afi = 1 if net.version == 4 else 2
+        nbytes = (plen + 7) >> 3
+        wire = bytes((plen,)) + net.network_address.packed[:nbytes]
+        out.append(PrefixEntry(afi, wire, lo, hi))
+    return tuple(out)
+
+
+def _asn_list(v: _Validator, tbl: Mapping[str, Any], path: str, name: str) -> Any:
+    if name not in tbl:
+        return ()
+    value = tbl[name]
+    values = value if isinstance(value, list) else [value]
+    key = _join(path, name)
+    out = []
+    for i, n in enumerate(values):
+        where = f"{key}[{i}]" if isinstance(value, list) else key
+        if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= MAX_AS:
+            v.error(where, f"must be an AS number from 0 to {MAX_AS}, got {_describe(n)}")
+            continue
+        out.append(n)
+    return tuple(out) if len(out) == len(values) else INVALID
+
+
+def _range(v: _Validator, tbl: Mapping[str, Any], path: str, name: str, hi: int) -> Any:
+    """An integer (exact) or a table of ``eq`` / ``ge`` / ``le``."""
+    key = _join(path, name)
+    value = tbl[name]
+    rule = _int_range(0, hi)
+    if isinstance(value, int) and not isinstance(value, bool):
+        n = v.integer(tbl, path, name, rule)
+        return INVALID if n is INVALID else Range(n, n)
+    inner = v.table(value, key, ("eq", "ge", "le"))
+    if inner is None:
+        return INVALID
+    if not inner:
+        return v.error(key, "needs eq, ge or le")
+    n_errors = len(v.errors)
+    eq = v.integer(inner, key, "eq", rule, None)
+    ge = v.integer(inner, key, "ge", rule, None)
+    le = v.integer(inner, key, "le", rule, None)
+    if len(v.errors) > n_errors:
+        return INVALID
+    if eq is not None:
+        if ge is not None or le is not None:
+            return v.error(key, "eq cannot be combined with ge or le")
+        return Range(eq, eq)
+    if ge is not None and le is not None and ge > le:
+        return v.error(key, f"ge ({ge}) must not be greater than le ({le})")
+    return Range(ge, le)
+
+
+def _as_path_set(v: _Validator, tbl: Mapping[str, Any], path: str, name: str) -> AsPathSet:
+    regexes = v.string_list(tbl, path, "regex", [])
+    good = []
+    if regexes is not INVALID:
+        for i, text in enumerate(regexes):
+            try:
+                re.compile(text)
+            except re.error as e:
+                v.error(f"{_join(path, 'regex')}[{i}]", f"bad regular expression {text!r}: {e}")
+                continue
+            good.append(text)
+    origin = _asn_list(v, tbl, path, "origin_as")
+    neighbor = _asn_list(v, tbl, path, "neighbor_as")
+    contains = _asn_list(v, tbl, path, "contains_as")
+    length = _range(v, tbl, path, "length", 1000) if "length" in tbl else None
+    as_set = v.boolean(tbl, path, "as_set", False)
+    return AsPathSet(
+        name,
+        regex=good,
+        origin_as=origin if origin is not INVALID else (),
+        neighbor_as=neighbor if neighbor is not INVALID else (),
+        contains_as=contains if contains is not INVALID else (),
+        length=None if length is INVALID else length,
+        as_set=as_set is True,
+    )
+
+
+def _community_pattern(kind: str, text: str) -> Any:
+    """A member: an exact value (the wire form), or a pattern with ``*`` parts (ValueError if bad)."""
+    if "*" not in text:
+        return {"community": parse_community, "large_community": parse_large_community,
+                "ext_community": parse_ext_community}[kind](text)
+    parts = text.split(":")
+    if kind == "ext_community":
+        if len(parts) != 3 or parts[2] != "*" or "*" in parts[0] + parts[1]:
+            raise ValueError(
+                f"bad extended community pattern {text!r}: only the value may be *, as rt:65000:*"
+            )
+        exact = parse_ext_community(f"{parts[0]}:{parts[1]}:0")
+        # The value is the last 4 octets after a 2-octet AS, else the last 2.
+        return (exact[:4] if exact[0] == 0x00 else exact[:6],)
+    want, limit = (2, 0xFFFF) if kind == "community" else (3, MAX_U32)
+    what = "ASN:VALUE" if kind == "community" else "GLOBAL:LOCAL1:LOCAL2"
+    if len(parts) != want:
+        raise ValueError(f"bad pattern {text!r}: expected {what}, each a number or *")
+    out = []
+    for part in parts:
+        if part == "*":
+            out.append(None)
+        elif re.fullmatch(r"[0-9]{1,10}", part) and int(part) <= limit:
+            out.append(int(part))
+        else:
+            raise ValueError(f"bad pattern {text!r}: each part must be * or a number from 0 to {limit}")
+    return tuple(out)
+
+
+def _community_members(v: _Validator, tbl: Mapping[str, Any], path: str, kind: str) -> tuple:
+    # Not coded_list: a set may list one value twice ("65535:666" and its name
+    # "blackhole", as the issue's example does); membership is what counts.
+    items = v.string_list(tbl, path, "members", [])
+    if items is INVALID:
+        return ()
+    key = _join(path, "members")
+    out: dict[Any, None] = {}
+    for i, text in enumerate(items):
+        try:
+            out[_community_pattern(kind, text)] = None
+        except ValueError as e:
+            v.error(f"{key}[{i}]", str(e))
+    return tuple(out)
+
+
+def _set_ref(v: _Validator, value: object, key: str, kind: str, sets: PolicySets) -> Any:
+    if isinstance(value, str):
+        name, mode = value, "any"
+    else:
+        inner = v.table(value, key, ("set", "match"))
+        if inner is None:
+            return INVALID
+        name = v.string(inner, key, "set")
+        mode = v.choice(inner, key, "match", ("any", "all", "invert"), "any")
+        if name is INVALID or mode is INVALID:
+            return INVALID
+        if mode == "all" and kind in ("prefix", "next_hop", "neighbor"):
+            return v.error(_join(key, "match"), f"a {kind} set matches any or invert, not all")
+    defined = [n for n, _ in getattr(sets, kind)]
+    if (kind, name) in v.broken_sets:
+        return INVALID  # its own error was reported
+    if name not in defined:
+        listed = ", ".join(defined) if defined else "none"
+        return v.error(key, f"unknown {kind} set {name!r}; defined {kind} sets: {listed}")
+    return SetRef(name, mode)
+
+
+def _choices(v: _Validator, value: object, key: str, choices: tuple[str, ...]) -> Any:
+    values = value if isinstance(value, list) else [value]
+    good = True
+    for i, item in enumerate(values):
+        where = f"{key}[{i}]" if isinstance(value, list) else key
+        if item not in choices:
+            v.error(where, f"must be one of {', '.join(choices)}; got {_describe(item)}")
+            good = False
+    if not values:
+        return v.error(key, f"must list at least one of {', '.join(choices)}")
+    return tuple(values) if good else INVALID
+
+
+def _condition_value(v: _Validator, name: str, tbl: Mapping[str, Any], path: str, sets: PolicySets) -> Any:
+    key = _join(path, name)
+    value = tbl[name]
+    if name in _SET_CONDITIONS:
+        return _set_ref(v, value, key, _SET_CONDITIONS[name], sets)
+    if name in _RANGE_CONDITIONS:
+        hi = {"prefix_length": 128, "as_path_length": 1000}.get(name, MAX_U32)
+        return _range(v, tbl, path, name, hi)
+    if name == "family":
+        names = _choices(v, value, key, FAMILIES)
+        return INVALID if names is INVALID else tuple(FAMILIES_BY_NAME[n] for n in names)
+    if name == "route_type":
+        return _choices(v, value, key, ROUTE_TYPES)
+    if name == "rpki":
+        return _choices(v, value, key, RPKI_STATES)
+    if name == "origin":
+        names = _choices(v, value, key, ORIGINS)
+        return INVALID if names is INVALID else tuple(ORIGINS.index(n) for n in names)
+    if name == "peer_as":
+        return _asn_list(v, tbl, path, name)
+    if name == "first_as_is_peer":
+        return v.boolean(tbl, path, name, False)
+    if name == "peer_address":
+        values = value if isinstance(value, list) else [value]
+        out = []
+        for i, text in enumerate(values):
+            where = f"{key}[{i}]" if isinstance(value, list) else key
+            ip = _parse_ip(text) if isinstance(text, str) else f"must be an address, got {_describe(text)}"
+            if isinstance(ip, str):
+                v.error(where, ip)
+                continue
+            out.append(str(ip))
+        return tuple(out) if len(out) == len(values) and out else INVALID
+    raise AssertionError(name)
+
+
+def _actions(v: _Validator, value: object, path: str, sets: PolicySets) -> tuple[tuple, str] | None:
+    if isinstance(value, str):
+        if value not in ("accept", "reject", "continue"):
+            v.error(path, f"must be accept, reject, continue or a table of actions; got {value!r}")
+            return None
+        return (), value
+    tbl = v.table(value, path, ACTION_KEYS)
+    if tbl is None:
+        return None
+    n_errors = len(v.errors)
+    result = "continue"
+    decided = []
+    actions: list[tuple[str, object]] = []
+    # In the order written: several actions apply in that order (TOML tables keep it).
+    for name in tbl:
+        if name not in ACTION_KEYS:
+            continue
+        key = _join(path, name)
+        if name in ("accept", "reject", "continue"):
+            if v.boolean(tbl, path, name, False) is not True:
+                if tbl[name] is False:
+                    v.error(key, "write only the one that applies, as true")
+                continue
+            decided.append(name)
+            result = name
+            continue
+        base = name.split("_", 1)[1] if name.startswith(("add_", "remove_", "clear_")) else name
+        if base in _COMMUNITY_ACTIONS:
+            kind, parse = _COMMUNITY_ACTIONS[base]
+            if name.startswith("remove_"):
+                ref = _set_ref(v, tbl[name], key, kind, sets)
+                if isinstance(ref, SetRef):
+                    actions.append((name, ref.name))
+            elif name.startswith("clear_"):
+                if v.boolean(tbl, path, name, False) is not True:
+                    v.error(key, "must be true (leave it out to keep them)")
+                else:
+                    actions.append((name, True))
+            else:
+                values = v.coded_list(tbl, path, name, parse)
+                if values is not INVALID:
+                    actions.append((name, values))
+        elif name in ("local_pref", "med", "med_add", "med_subtract"):
+            n = v.integer(tbl, path, name, _int_range(0, MAX_U32))
+            if n is not INVALID:
+                actions.append((name, n))
+        elif name == "origin":
+            origin = v.choice(tbl, path, name, ORIGINS, None)
+            if isinstance(origin, str):
+                actions.append((name, ORIGINS.index(origin)))
+        elif name == "next_hop":
+            text = v.string(tbl, path, name)
+            if text == "self":
+                actions.append((name, "self"))
+            elif isinstance(text, str):
+                nh = v.host_address(tbl, path, name, None, "")
+                if isinstance(nh, str):
+                    actions.append((name, nh))
+        elif name == "prepend":
+            item = tbl[name]
+            if isinstance(item, Mapping):
+                inner = v.table(item, key, ("as", "count"))
+                if inner is None:
+                    continue
+                asn = v.as_number(inner, key, "as", None)
+                count = v.integer(inner, key, "count", _int_range(1, _MAX_PREPEND), 1)
+                if asn is not INVALID and count is not INVALID:
+                    actions.append((name, (asn, count)))
+            else:
+                count = v.integer(tbl, path, name, (f"an integer from 1 to {_MAX_PREPEND} (own AS) "
+                                                    "or a table {as, count}",
+                                                    lambda n: 1 <= n <= _MAX_PREPEND))
+                if count is not INVALID:
+                    actions.append((name, (None, count)))
+    if len(decided) > 1:
+        v.error(path, f"only one of accept, reject, continue; got {', '.join(decided)}")
+    if len(v.errors) > n_errors:
+        return None
+    return tuple(actions), result
+
+
+def _term(v: _Validator, value: object, path: str, index: int, sets: PolicySets) -> Term | None:
+    tbl = v.table(value, path, TERM_KEYS)
+    if tbl is None:
+        return None
+    n_errors = len(v.errors)
+    name = v.string(tbl, path, "name", f"term-{index}")
+    conditions = []
+    if "match" in tbl:
+        mpath = _join(path, "match")
+        match = v.table(tbl["match"], mpath, MATCH_KEYS)
+        if match is not None:
+            for cond in match:
+                if cond in MATCH_KEYS:
+                    cv = _condition_value(v, cond, match, mpath, sets)
+                    if cv is not INVALID:
+                        conditions.append((cond, cv))
+    if "action" not in tbl:
+        v.error(_join(path, "action"), "required key is missing (accept, reject, continue or a table)")
+        return None
+    acts = _actions(v, tbl["action"], _join(path, "action"), sets)
+    if acts is None or len(v.errors) > n_errors:
+        return None
+    return Term(name=name, conditions=tuple(conditions), actions=acts[0], result=acts[1])
+
+
+def _policies(v: _Validator, value: object, sets: PolicySets) -> tuple:
+    tbl = v.table(value, "policies", tuple(value) if isinstance(value, Mapping) else ())
+    if tbl is None:
+        return ()
+    out = []
+    for name, body in tbl.items():
+        path = _join("policies", name)
+        if name in BUILTIN_POLICIES:
+            v.error(path, f"{name} is a built-in policy; choose another name")
+            continue
+        # Named even when broken, so neighbors that use it get no second error.
+        v.policy_names = v.policy_names + (name,)
+        ptbl = v.table(body, path, POLICY_KEYS)
+        if ptbl is None:
+            continue
+        n_errors = len(v.errors)
+        default = v.choice(ptbl, path, "default", ("accept", "reject"), "reject")
+        terms = []
+        raw = ptbl.get("terms", [])
+        tpath = _join(path, "terms")
+        if not isinstance(raw, list):
+            v.error(tpath, f"must be an array of tables ([[{tpath}]]), got {_describe(raw)}")
+            continue
+        seen: dict[str, int] = {}
+        for i, item in enumerate(raw):
+            term = _term(v, item, f"{tpath}[{i}]", i, sets)
+            if term is None:
+                continue
+            if term.name in seen:
+                v.error(f"{tpath}[{i}].name", f"duplicate term {term.name!r} (also terms[{seen[term.name]}])")
+                continue
+            seen[term.name] = i
+            terms.append(term)
+        if len(v.errors) == n_errors:
+            out.append((name, PolicyDef(name=name, terms=tuple(terms), default=default)))
+    return tuple(out)
+
+
+def _global_import_policy(v: _Validator, tbl: Mapping[str, Any], path: str) -> Any:
+    """``[bgp] import_policy``: like a neighbor's, but empty means none, and no RFC 8212 default."""
+    if "import_policy" not in tbl:
+        return ()
+    items = v.string_list(tbl, path, "import_policy", INVALID)
+    if items is INVALID:
+        return INVALID
+    key = _join(path, "import_policy")
+    good = True
+    for i, policy in enumerate(items):
+        if policy not in BUILTIN_POLICIES and policy not in v.policy_names:
+            v.error(
+                f"{key}[{i}]",
+                f"unknown policy {policy!r}; defined policies: "
+                f"{', '.join(BUILTIN_POLICIES + v.policy_names)}",
+            )
+            good = False
+    return tuple(items) if good else INVALID
+
+
+def import_chain_names(bgp: BgpConfig, neighbor: NeighborConfig) -> tuple[str, ...]:
+    """The import chain of ``neighbor``: ``[bgp] import_policy`` first, then its own."""
+    return tuple(bgp.import_policy) + tuple(neighbor.import_policy)

@@ -9,8 +9,9 @@ the update group it goes to (export); ``family`` is ``(afi, safi)``;
 
 Policies are named; a neighbor's import or export setting is a list of names,
 composed with :func:`chain` (the first reject wins).  The two built-ins of
-RFC 8212's default live in :mod:`bgpd.policy.builtin`; the full match/action
-engine will register more names in the same registry shape.
+RFC 8212's default live in :mod:`bgpd.policy.builtin`; the configured ones
+are compiled by :mod:`bgpd.policy.engine` (:func:`registry` merges both), and
+:mod:`bgpd.policy.explain` explains a chain and rehearses a change.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from bgpd.wire.attributes import PathAttributes
 
 Policy = Callable[[Any, tuple[int, int], Any, PathAttributes], PathAttributes | None]
 
-__all__ = ["BUILTIN", "Chain", "Policy", "UnknownPolicy", "chain"]
+__all__ = ["BUILTIN", "Chain", "Policy", "UnknownPolicy", "chain", "registry"]
 
 
 class UnknownPolicy(KeyError):
@@ -59,6 +60,38 @@ class Chain:
                 return None
         return attributes
 
+    def many(
+        self, peer: Any, family: tuple[int, int], prefixes: list[Any], attributes: PathAttributes
+    ) -> list[PathAttributes | None]:
+        """The chain's results for several prefixes sharing one attribute object (one UPDATE).
+
+        The same answers as a call per prefix; policies with a ``many`` method
+        (compiled ones) see the prefixes together, grouped by their attributes.
+        """
+        n = len(prefixes)
+        if self.rejects_all:
+            return [None] * n
+        results: list[PathAttributes | None] = [attributes] * n
+        for policy in self.policies:
+            many = getattr(policy, "many", None)
+            groups: dict[int, tuple[PathAttributes, list[int]]] = {}
+            for i, a in enumerate(results):
+                if a is not None:
+                    groups.setdefault(id(a), (a, []))[1].append(i)
+            for a, idx in groups.values():
+                if many is not None:
+                    outs = many(peer, family, [prefixes[i] for i in idx], a)
+                else:
+                    outs = [policy(peer, family, prefixes[i], a) for i in idx]
+                for i, out in zip(idx, outs, strict=True):
+                    results[i] = out
+        return results
+
+    @property
+    def depends_on_peer(self) -> bool:
+        """True when some policy's result can differ between peers (update groups must split)."""
+        return any(getattr(p, "depends_on_peer", False) for p in self.policies)
+
     def __repr__(self) -> str:
         return f"Chain({list(self.names)!r})"
 
@@ -78,3 +111,10 @@ def chain(names: Iterable[str], registry: Mapping[str, Policy] | None = None) ->
 
 
 from bgpd.policy.builtin import BUILTIN  # noqa: E402  (builtin imports Policy from here)
+
+
+def registry(sets: Any, policies: Any, rpki: Any = None) -> dict[str, Policy]:
+    """The built-ins plus every configured policy (``Config.sets``, ``Config.policies``), compiled."""
+    from bgpd.policy.engine import compile_policies
+
+    return {**BUILTIN, **compile_policies(sets, policies, rpki)}
