@@ -135,14 +135,32 @@ def _mapped(address: str | None) -> str | None:
 
 
 def group_key(
-    info: PeerInfo, family: tuple[int, int], neg: Negotiated, export_names: tuple[str, ...], mrai: float
+    info: PeerInfo, family: tuple[int, int], neg: Negotiated, export_names: tuple[str, ...], mrai: float,
+    per_peer: bool = False,
 ) -> tuple:
-    """Everything that makes two peers' outbound view of ``family`` differ."""
+    """Everything that makes two peers' outbound view of ``family`` differ.
+
+    ``per_peer``: the export chain reads the peer (``Chain.depends_on_peer``:
+    its address, AS, ...), so its result differs from peer to peer and every
+    peer gets a group of its own; the group's policy is then always called
+    with the one peer it is for.
+    """
     return (
         family, export_names, info.ibgp, info.local_as, info.next_hop_self, info.route_server_client,
         info.route_reflector_client, info.role, info.local_address, info.next_hop6, neg.as4,
-        family in neg.addpath_tx, neg.extended_message, mrai,
+        family in neg.addpath_tx, neg.extended_message, mrai, info.address if per_peer else None,
     )
+
+
+def _valid_next_hop(next_hop: str | None, family: tuple[int, int]) -> bool:
+    """Whether a NEXT_HOP an export policy set can be sent for ``family``.
+
+    IPv4 unicast carries an IPv4 NEXT_HOP (RFC 4271 5.1.3), IPv6 unicast an
+    IPv6 one in MP_REACH_NLRI (RFC 4760, RFC 2545).
+    """
+    if not next_hop:
+        return False
+    return (":" in next_hop) == (family[0] == AFI.IPV6)
 
 
 class UpdateGroup:
@@ -150,10 +168,17 @@ class UpdateGroup:
 
     ``out`` maps each prefix to the Loc-RIB path whose export was sent (a
     tuple of paths with ADD-PATH send), not to a copy of the exported
-    attributes: export is a deterministic function of the path (and prefix),
-    so the attributes are rebuilt per batch, shared by every prefix of the
-    path in it, and freed once the UPDATEs are packed.  That keeps the
-    Adj-RIB-Out at one dict entry per prefix.
+    attributes: export is a deterministic function of the path, the prefix
+    and the export chain, so the attributes are rebuilt per batch, shared by
+    every prefix of the path in it, and freed once the UPDATEs are packed.
+    That keeps the Adj-RIB-Out at one dict entry per prefix.
+
+    What was sent for a prefix is therefore (``out[prefix]``, the chain it
+    was exported with).  The chain changes only in :meth:`replace_policy`,
+    which records the old chain for every prefix of ``out`` in ``_redo``
+    until the recompute pass has compared its old and new export: only the
+    differences are sent, and ``_redo`` (the only extra memory) is empty
+    again once the pass is done.
     """
 
     def __init__(
@@ -188,6 +213,11 @@ class UpdateGroup:
         self._batch: dict = {}
         self._solo_skipped = False
         self._handle: Any = None
+        #: prefix -> the export chain its ``out`` entry was sent with, while a
+        #: policy change is being applied (empty otherwise); see replace_policy.
+        self._redo: dict = {}
+        #: chain -> its per-batch export cache, for the chains in ``_redo``
+        self._old_batches: dict = {}
         self._ebgp = not info.ibgp
         # The common eBGP export (not to a route-server client) builds the
         # exported attributes in one step: see _export_ebgp.
@@ -285,6 +315,52 @@ class UpdateGroup:
             self._handle.cancel()
             self._handle = None
 
+    # -- policy changes -------------------------------------------------------
+
+    def replace_policy(self, policy: Chain) -> None:
+        """Export with ``policy`` from now on; send each member only what changes.
+
+        Every Loc-RIB prefix is looked at again (in chunks, like any change):
+        a prefix sent before is compared as exported with the chain it was
+        sent with and as exported with ``policy``; identical results send
+        nothing, so sessions see exactly the difference (RFC 4271 9.1.3).
+        """
+        old = self.policy
+        self.policy = policy
+        if self.out:
+            redo = dict.fromkeys(self.out, old)
+            # Prefixes still owed from an earlier change keep the chain they were sent with.
+            redo.update(self._redo)
+            self._redo = redo
+        loc = self.rib.loc_table(self.family)
+        self.pending.extend(loc)
+        # Sent prefixes the Loc-RIB no longer has are already queued (their
+        # withdrawal), unless they are the first member's own: queue them too.
+        self.pending.extend(p for p in self._redo if p not in loc)
+        self._schedule(0.0)
+
+    def split(self, members: list[Member], key: tuple) -> UpdateGroup:
+        """Move ``members`` to a new group with this group's state (``out``, chain, queue).
+
+        Their view stays what this group sent them; the caller then changes
+        the new group's chain (:meth:`replace_policy`), which sends them the
+        difference.
+        """
+        first = members[0].peer.info
+        g = UpdateGroup(self.rib, key, self.family, first, self.neg, self.policy, self.mrai)
+        g.out = dict(self.out)
+        g._redo = dict(self._redo)
+        g.pending = self.pending[self._pos:]
+        for m in members:
+            self.leave(m)
+            g.members.append(m)
+            g._peers_in.add(m.peer)
+            if m.behind:
+                g._behind += 1
+            m.eor_at = max(0, m.eor_at - self._pos)
+        g._schedule(0.0)
+        return g
+
     # -- change intake ------------------------------------------------------
 
     def changed(self, prefixes: list) -> None:
@@ -355,10 +431,13 @@ class UpdateGroup:
                 changes["local_pref"] = self.rib.options.default_local_pref
         return changes
 
-    def _session_rewrite(self, a: PathAttributes, src: PeerInfo) -> dict:
-        """Session-level rewriting of ``a`` (AS prepend, NEXT_HOP): the attribute changes."""
+    def _session_rewrite(self, a: PathAttributes, src: PeerInfo, keep_next_hop: bool = False) -> dict:
+        """Session-level rewriting of ``a`` (AS prepend, NEXT_HOP): the attribute changes.
+
+        ``keep_next_hop``: the export policy set the NEXT_HOP; it stays.
+        """
         changes: dict = {}
-        nh = self._next_hop
+        nh = None if keep_next_hop else self._next_hop
         if self._ebgp:
             if not self.info.route_server_client:
                 changes["as_path"] = _prepend(a.as_path, self._local_as)
@@ -406,8 +485,18 @@ class UpdateGroup:
 
     def export(self, path: Path, prefix: Any) -> PathAttributes | None:
         """The attributes this group sends ``path`` with, or None when a rule or the policy stops it."""
-        policy = self.policy
-        batch = self._batch
+        return self._export_with(self.policy, self._batch, path, prefix)
+
+    def _export_sent(self, policy: Chain | None, path: Path, prefix: Any) -> PathAttributes | None:
+        """What was sent for ``path`` when it went out with ``policy`` (None: the current chain)."""
+        if policy is None or policy is self.policy:
+            return self._export_with(self.policy, self._batch, path, prefix)
+        batch = self._old_batches.get(policy)
+        if batch is None:
+            batch = self._old_batches[policy] = {}
+        return self._export_with(policy, batch, path, prefix)
+
+    def _export_with(self, policy: Chain, batch: dict, path: Path, prefix: Any) -> PathAttributes | None:
         if policy.accepts_all:
             a = batch.get(path, _MISSING)
             if a is _MISSING:
@@ -439,7 +528,10 @@ class UpdateGroup:
         key = (path, res)
         a = batch.get(key)
         if a is None:
-            a = batch[key] = res.replace(**self._session_rewrite(res, path.owner.info))
+            # A NEXT_HOP the policy set wins over the session's (next-hop-self,
+            # eBGP's own address) when the family can carry it.
+            keep = res.next_hop != pre.next_hop and _valid_next_hop(res.next_hop, self.family)
+            a = batch[key] = res.replace(**self._session_rewrite(res, path.owner.info, keep))
         return a
 
     def _sendable(self, entry: Any, prefix: Any) -> Any:
@@ -487,6 +579,8 @@ class UpdateGroup:
         finally:
             # Exported attributes live for one batch only.
             self._batch = {}
+            if self._old_batches:
+                self._old_batches = {}
         for m in members:
             if m.eor_pending and m.dump is None and self._pos >= m.eor_at and not m.behind:
                 m.eor_pending = False
@@ -553,7 +647,8 @@ class UpdateGroup:
         pos = self._pos
         chunk = self.pending[pos:pos + budget]
         self._pos = pos + len(chunk)
-        if self.policy.rejects_all:
+        redo = self._redo
+        if self.policy.rejects_all and not redo:
             return len(chunk)
         if self._behind:
             out_get = self.out.get
@@ -572,28 +667,31 @@ class UpdateGroup:
         # (id(attrs), source state) -> (attrs, state, prefixes): for every member
         # but the route's source (split horizon), packed once for all of them.
         excl: dict = {}
-        if not self.addpath and self.policy.accepts_all and self.rib.options.resolver is None:
+        if not self.addpath and self.policy.accepts_all and self.rib.options.resolver is None and not redo:
             self._changes_fast(chunk, loc_get, ann, odd, wd_all, wd, excl)
         else:
             out = self.out
             out_get = out.get
             addpath = self.addpath
             export = self.export
+            sent = self._export_sent
             sendable = self._sendable
             for p in chunk:
                 new = sendable(loc_get(p), p)
                 old = out_get(p)
-                if new is old:
+                # The chain ``old`` went out with, when a policy change made it differ.
+                was = redo.pop(p, None) if redo else None
+                if new is old and (was is None or new is None):
                     continue
                 if new is None:
                     del out[p]
                 else:
                     out[p] = new
                 if addpath:
-                    self._diff_paths(p, old, new, odd, wd)
+                    self._diff_paths(p, old, new, odd, wd, was)
                     continue
                 self._change(
-                    p, old, new, None if old is None else export(old, p),
+                    p, old, new, None if old is None else sent(was, old, p),
                     None if new is None else export(new, p), ann, odd, wd_all, wd,
                 )
         sends = [(a, None, prefixes) for a, prefixes in ann.values()]
@@ -725,9 +823,10 @@ class UpdateGroup:
             else:
                 odd.setdefault((want, m), []).append(p)
 
-    def _diff_paths(self, p: Any, old: Any, new: Any, odd: dict, wd: dict) -> None:
+    def _diff_paths(self, p: Any, old: Any, new: Any, odd: dict, wd: dict, was: Chain | None = None) -> None:
         # RFC 7911: each path is its own (path id, prefix) route, with a path
         # id stable per source.  A path never goes to the member it came from.
+        # ``was``: the chain ``old`` was sent with, after a policy change.
         states = self._peers_in
         export = self.export
         before = {x.owner.tx_path_id(x.path_id): x for x in old} if old else {}
@@ -735,7 +834,7 @@ class UpdateGroup:
             pid = x.owner.tx_path_id(x.path_id)
             prev = before.pop(pid, None)
             a = export(x, p)
-            if prev is x or (prev is not None and export(prev, p) == a):
+            if (prev is x and was is None) or (prev is not None and self._export_sent(was, prev, p) == a):
                 continue
             target = x.owner if x.owner in states else None
             odd.setdefault((a, target), []).append((pid, p))
@@ -784,14 +883,18 @@ class UpdateGroup:
         """prefix (or (path id, prefix)) -> attributes as sent (to ``member``: split horizon applied)."""
         st = member.peer if member is not None else None
         res = {}
+        redo_get = self._redo.get
+        export = self._export_sent
         try:
             for p, sent in self.out.items():
+                was = redo_get(p)
                 if self.addpath:
                     for x in sent:
                         if x.owner is not st:
-                            res[(x.owner.tx_path_id(x.path_id), p)] = self.export(x, p)
+                            res[(x.owner.tx_path_id(x.path_id), p)] = export(was, x, p)
                 elif sent.owner is not st:
-                    res[p] = self.export(sent, p)
+                    res[p] = export(was, sent, p)
         finally:
             self._batch = {}
+            self._old_batches = {}
         return res

@@ -80,7 +80,7 @@ class PeerState:
     """Everything the RIB keeps about one neighbor, across its sessions."""
 
     __slots__ = (
-        "info", "families", "neg", "sink", "import_policy", "export_names", "adj_in", "pre",
+        "info", "families", "neg", "sink", "import_policy", "export_policy", "adj_in", "pre",
         "intern", "intern_limit", "gen", "up", "addpath_rx", "stale_families", "stale_timer",
         "tx_ids", "soft", "members", "mrai", "rejected", "gr_pending", "counts",
         "refresh_stale",
@@ -91,8 +91,10 @@ class PeerState:
         self.families: frozenset = frozenset()
         self.neg: Negotiated | None = None
         self.sink: Sink | None = None
+        #: The chains, resolved at session up and replaced by set_import_policy /
+        #: set_export_policies (a config reload) without a session reset.
         self.import_policy: Chain = chain(["accept-all"])
-        self.export_names: tuple[str, ...] = ()
+        self.export_policy: Chain = chain(["accept-all"])
         self.adj_in: dict[Family, dict] = {}
         self.pre: dict[Family, dict] | None = None
         self.intern: dict = {}
@@ -113,6 +115,10 @@ class PeerState:
         self.counts: dict[Family, int] = {}
         #: Paths made stale by a BoRR (no longer in ``intern``), until EoRR.
         self.refresh_stale: list[Path] = []
+
+    @property
+    def export_names(self) -> tuple[str, ...]:
+        return self.export_policy.names
 
     def tx_path_id(self, rx_path_id: int) -> int:
         """A path id for ADD-PATH send, stable per (this peer, its path id) (RFC 7911 3)."""
@@ -210,8 +216,7 @@ class Rib:
         st.neg = negotiated
         st.sink = sink
         st.import_policy = chain(import_policy, self.policies)
-        st.export_names = tuple(export_policy)
-        export = chain(st.export_names, self.policies)
+        export = st.export_policy = chain(export_policy, self.policies)
         st.addpath_rx = negotiated.addpath_rx
         st.soft = soft_reconfiguration
         if soft_reconfiguration and st.pre is None:
@@ -228,10 +233,8 @@ class Rib:
             st.adj_in.setdefault(fam, {})
             if st.pre is not None:
                 st.pre.setdefault(fam, {})
-        opts = self.options
         for fam in st.families:
-            m = mrai if mrai is not None else (opts.mrai_ibgp if peer.ibgp else opts.mrai_ebgp)
-            key = group_key(peer, fam, negotiated, st.export_names, m)
+            key, m = self._group_key(st, fam, export)
             g = self._groups.get(key)
             if g is None:
                 g = self._groups[key] = UpdateGroup(self, key, fam, peer, negotiated, export, m)
@@ -239,6 +242,13 @@ class Rib:
             member = Member(st, sink)
             st.members[fam] = (g, member)
             g.join(member, self._loc.get(fam, {}))
+
+    def _group_key(self, st: PeerState, fam: Family, export: Chain) -> tuple[tuple, float]:
+        """The update group key of ``st`` for ``fam`` with ``export``, and its MRAI."""
+        opts = self.options
+        m = st.mrai if st.mrai is not None else (opts.mrai_ibgp if st.info.ibgp else opts.mrai_ebgp)
+        assert st.neg is not None
+        return group_key(st.info, fam, st.neg, export.names, m, export.depends_on_peer), m
 
     def remove_peer(self, peer: PeerInfo, graceful: bool = False, stale_time: float = 0.0) -> None:
         """The session went down: withdraw its routes everywhere, or keep them stale.
@@ -330,8 +340,84 @@ class Rib:
         if st is not None and st.up and family in st.families:
             self._queue([_RR_END, st, st.gen, family, None, None, 0])
 
+    # -- policy changes (config reload, the API) ------------------------------
+
+    def set_policies(self, policies: dict[str, Policy]) -> None:
+        """The registry that policy names resolve in from now on (sessions coming up, changes).
+
+        Chains already held are not touched: :meth:`set_import_policy`,
+        :meth:`reimport` and :meth:`set_export_policies` swap them.
+        """
+        self.policies = dict(policies)
+
+    def set_import_policy(self, peer: PeerInfo, import_policy: Iterable[str]) -> Chain:
+        """Replace ``peer``'s import chain; routes processed from now on go through it.
+
+        The routes already accepted stay as they are: :meth:`reimport` runs
+        the new chain over the kept pre-policy Adj-RIB-In, or the caller asks
+        the peer for a ROUTE-REFRESH (RFC 2918), whose routes meet this chain.
+        KeyError (``UnknownPolicy``) for an unknown name, before anything changes.
+        """
+        st = self._peers.get(peer.address)
+        new = chain(import_policy, self.policies)
+        if st is not None:
+            st.import_policy = new
+        return new
+
+    def set_export_policies(self, changes: dict[str, Iterable[str]]) -> None:
+        """Replace the export chains of the peers at these addresses, without a session reset.
+
+        Each update group recomputes its Adj-RIB-Out with the new chain and
+        sends only the differences (:meth:`UpdateGroup.replace_policy`).  A
+        group whose members now want different chains (or a chain that reads
+        the peer, ``depends_on_peer``) is split: the members that move take a
+        copy of what was sent to them and get the difference from there.
+        Every name is resolved before anything changes (KeyError for an
+        unknown one).
+        """
+        chains: dict[PeerState, Chain] = {}
+        for address, names in changes.items():
+            ch = chain(names, self.policies)
+            st = self._peers.get(address)
+            if st is not None:
+                chains[st] = ch
+        for st, ch in chains.items():
+            st.export_policy = ch
+        for groups in list(self._groups_by_family.values()):
+            for g in list(groups):
+                if any(m.peer in chains for m in g.members):
+                    self._regroup(g, chains)
+
+    def _regroup(self, g: UpdateGroup, chains: dict[PeerState, Chain]) -> None:
+        parts: dict[tuple, list[Member]] = {}
+        for m in g.members:
+            key, _mrai = self._group_key(m.peer, g.family, chains.get(m.peer, g.policy))
+            parts.setdefault(key, []).append(m)
+        # The members whose key is unchanged stay (nothing to copy); else the most.
+        stay = g.key if g.key in parts else max(parts, key=lambda k: len(parts[k]))
+        for key, members in parts.items():
+            if key == stay:
+                continue
+            ng = g.split(members, key)
+            self._groups.setdefault(key, ng)
+            self._groups_by_family[g.family].append(ng)
+            for m in members:
+                m.peer.members[g.family] = (ng, m)
+            ng.replace_policy(chains[members[0].peer])
+        if stay != g.key:
+            if self._groups.get(g.key) is g:
+                del self._groups[g.key]
+            g.key = stay
+            self._groups.setdefault(stay, g)
+        new = chains.get(parts[stay][0].peer)
+        if new is not None and new is not g.policy:
+            g.replace_policy(new)
+
     def reimport(self, peer: PeerInfo, import_policy: Iterable[str] | None = None) -> None:
-        """Run the import policy again over the pre-policy Adj-RIB-In (soft reconfiguration)."""
+        """Run the import policy again over the pre-policy Adj-RIB-In (soft reconfiguration).
+
+        ``import_policy``: the new chain's names (see :meth:`set_import_policy`).
+        """
         st = self._peers.get(peer.address)
         if st is None or st.pre is None:
             raise ValueError(f"soft reconfiguration is not enabled for {peer.address}")
@@ -474,8 +560,9 @@ class Rib:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
-        for g in self._groups.values():
-            g.cancel()
+        for groups in self._groups_by_family.values():
+            for g in groups:
+                g.cancel()
 
     def _queue(self, item: list) -> None:
         self._work.append(item)
@@ -749,12 +836,21 @@ class Rib:
         info = st.info
         accepts = policy.accepts_all
         base: dict = {}
-        for k in keys[start:end]:
+        chunk = keys[start:end]
+        if accepts:
+            results: Any = None
+        elif addpath:
+            results = [policy(info, fam, k[1], a) for k in chunk]
+        else:
+            # The prefixes of one UPDATE share ``a``: the chain looks at the
+            # attributes once, and at each prefix only where a term must.
+            results = policy.many(info, fam, chunk, a)
+        for i, k in enumerate(chunk):
             if addpath:
                 pid, p = k
             else:
                 pid, p = 0, k
-            r = a if accepts else policy(info, fam, p, a)
+            r = a if accepts else results[i]
             if r is None:
                 st.rejected += 1
                 self.stats.rejected += 1
@@ -911,6 +1007,9 @@ class Rib:
         for fam, (g, m) in list(st.members.items()):
             g.leave(m)
             if not g.members:
-                del self._groups[g.key]
+                # A group split off by a policy change may share its key
+                # with another group, which then holds the key's entry.
+                if self._groups.get(g.key) is g:
+                    del self._groups[g.key]
                 self._groups_by_family[fam].remove(g)
         st.members = {}
