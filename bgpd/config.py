@@ -1813,3 +1813,26 @@ def _global_import_policy(v: _Validator, tbl: Mapping[str, Any], path: str) -> A
 def import_chain_names(bgp: BgpConfig, neighbor: NeighborConfig) -> tuple[str, ...]:
     """The import chain of ``neighbor``: ``[bgp] import_policy`` first, then its own."""
     return tuple(bgp.import_policy) + tuple(neighbor.import_policy)
+
+
+def policy_inputs(config: Config, name: str) -> tuple:
+    """What policy ``name`` behaves by: its definition and every set it names.
+
+    Two configs give a policy the same result for every route exactly when
+    these are equal, so a reload recompiles, and re-applies, only the
+    policies whose inputs changed.  A built-in is its name.
+    """
+    definition = dict(config.policies).get(name)
+    if definition is None:
+        return (name,)
+    used = []
+    for term in definition.terms:
+        for key, value in term.conditions:
+            kind = _SET_CONDITIONS.get(key)
+            if kind is not None:
+                used.append((kind, value.name, config.sets.lookup(kind, value.name)))
+        for key, value in term.actions:
+            if key.startswith("remove_"):
+                kind = _COMMUNITY_ACTIONS[key[len("remove_"):]][0]
+                used.append((kind, value, config.sets.lookup(kind, value)))
+    return (name, definition, tuple(used))

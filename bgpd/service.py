@@ -7,6 +7,14 @@
 SIGHUP reloads the config file: added peers start, removed peers stop with
 Cease "peer de-configured", changed peers reset only when the change needs a
 new session; a bad file is refused and the running config kept.
+
+Route policy (RFC 4271 9.1.1 / 9.1.3) changes apply without a reset: the
+candidate's policies are compiled first (a failure refuses the reload), then
+every up peer whose import or export chain now behaves differently gets the
+new chain.  Import: the kept pre-policy Adj-RIB-In is run again (soft
+reconfiguration), or the peer is sent ROUTE-REFRESH (RFC 2918) and what it
+re-sends meets the new chain.  Export: each update group recomputes its
+Adj-RIB-Out and sends only the differences.
 """
 
 from __future__ import annotations
@@ -18,7 +26,16 @@ from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from bgpd.config import Config, ConfigError, NeighborConfig, load_config
+from bgpd.config import (
+    Config,
+    ConfigError,
+    NeighborConfig,
+    import_chain_names,
+    load_config,
+    policy_inputs,
+)
+from bgpd.policy import BUILTIN, Policy
+from bgpd.policy.engine import compile_policies
 from bgpd.rib import PeerInfo, Rib, RibOptions, peer_role
 from bgpd.runtime import tune_gc
 from bgpd.session.factory import PeerFactory, SessionListener
@@ -223,8 +240,12 @@ class RibService(Service):
         self.config = config
         self.reactor = reactor
         bgp = config.bgp
+        #: name -> compiled policy (the built-ins too), and what each was compiled from
+        self.policies: dict[str, Policy] = {}
+        self._policy_inputs: dict[str, tuple] = {}
+        self.policies, self._policy_inputs = self.prepare(config)
         self.rib = Rib(bgp.router_id, bgp.local_as, bgp.cluster_id, _rib_options(config),
-                       call_later=reactor.callLater)
+                       call_later=reactor.callLater, policies=self.policies)
         self.bridge = RoutingBridge(self)
         self.peers: dict[PeerFactory, PeerInfo] = {}
         self._originated: dict[tuple[tuple[int, int], bytes], PathAttributes] = {}
@@ -283,7 +304,8 @@ class RibService(Service):
         restarting = None if gr is None else frozenset(
             (afi, safi) for afi, safi, flags in gr.families if flags & gr.FORWARDING_STATE)
         self.rib.add_peer(pi, info.families, info.negotiated, peer,
-                          import_policy=cfg.import_policy, export_policy=cfg.export_policy,
+                          import_policy=import_chain_names(self.config.bgp, cfg),
+                          export_policy=cfg.export_policy,
                           soft_reconfiguration=cfg.soft_reconfiguration_inbound, mrai=cfg.mrai,
                           restarting=restarting)
 
@@ -342,21 +364,74 @@ class RibService(Service):
             self.rib.resume(pi)
 
     def peer_config_changed(self, peer: PeerFactory, old: NeighborConfig, new: NeighborConfig) -> None:
-        pi = self.peers.get(peer)
-        if pi is None:
+        """A neighbor changed without a reset: nothing left to do here.
+
+        Its policy chains were compared and applied by :meth:`reload`, which
+        runs first and also sees changes of ``[bgp] import_policy``, of
+        ``[policies]`` and ``[sets]`` that leave the neighbor itself unchanged.
+        """
+
+    # -- policy ---------------------------------------------------------------
+
+    def prepare(self, config: Config) -> tuple[dict[str, Policy], dict[str, tuple]]:
+        """Compile ``config``'s policies: the registry and each policy's inputs.
+
+        A policy whose definition and sets did not change keeps its compiled
+        object (and its caches, and the update groups of the peers using it).
+        Raises whatever the compiler raises; nothing running is touched.
+        """
+        inputs = {name: policy_inputs(config, name) for name, _ in config.policies}
+        keep = {n: self.policies[n] for n, i in inputs.items()
+                if n in self.policies and self._policy_inputs.get(n) == i}
+        fresh = compile_policies(config.sets, [d for n, d in config.policies if n not in keep])
+        return {**BUILTIN, **keep, **fresh}, inputs
+
+    def _apply_policies(self, old: Config, new: Config) -> None:
+        """Give every up peer whose chains now behave differently the new ones (no reset)."""
+        changes = old.neighbor_changes(new)
+        going = set(changes.removed) | set(changes.reset)
+        exports: dict[str, tuple[str, ...]] = {}
+        for peer, pi in list(self.peers.items()):
+            before, after = old.neighbor(pi.address), new.neighbor(pi.address)
+            if before is None or after is None or normalize_address(after.address) in going:
+                continue  # it goes down (and comes back with the new config)
+            imp_old, imp_new = import_chain_names(old.bgp, before), import_chain_names(new.bgp, after)
+            if _chain_inputs(old, imp_old) != _chain_inputs(new, imp_new):
+                self._change_import(peer, pi, after, imp_new)
+            if _chain_inputs(old, before.export_policy) != _chain_inputs(new, after.export_policy):
+                log.info("peer {peer}: export policy changed ({names}): sending the differences",
+                         peer=pi.address, names=", ".join(after.export_policy))
+                exports[pi.address] = after.export_policy
+        if exports:
+            self.rib.set_export_policies(exports)
+
+    def _change_import(self, peer: PeerFactory, pi: PeerInfo, cfg: NeighborConfig,
+                       names: tuple[str, ...]) -> None:
+        if cfg.soft_reconfiguration_inbound:
+            log.info("peer {peer}: import policy changed ({names}): re-running it over the "
+                     "kept Adj-RIB-In (soft reconfiguration)", peer=pi.address, names=", ".join(names))
+            self.rib.reimport(pi, names)
             return
-        if old.import_policy != new.import_policy and new.soft_reconfiguration_inbound:
-            self.rib.reimport(pi, new.import_policy)
-        elif old.import_policy != new.import_policy:
-            if not peer.request_refresh_all():
-                log.warn("peer {peer}: import policy changed but the peer does not support "
-                         "route refresh and soft reconfiguration is off: reset the session "
-                         "to apply it", peer=pi.address)
+        # Routes processed from now on, the refreshed ones first among them,
+        # go through the new chain.
+        self.rib.set_import_policy(pi, names)
+        if peer.request_refresh_all():
+            log.info("peer {peer}: import policy changed ({names}): sent ROUTE-REFRESH",
+                     peer=pi.address, names=", ".join(names))
+        else:
+            log.warn("peer {peer}: import policy changed but the peer does not support "
+                     "route refresh and soft reconfiguration is off: the new policy applies "
+                     "to the routes it sends from now on; reset the session to apply it to "
+                     "the others", peer=pi.address)
 
     # -- config ---------------------------------------------------------------
 
-    def reload(self, config: Config) -> None:
+    def reload(self, config: Config,
+               prepared: tuple[dict[str, Policy], dict[str, tuple]] | None = None) -> None:
+        """Take ``config`` over (``prepared``: what :meth:`prepare` returned for it)."""
         old = self.config
+        if prepared is None:
+            prepared = self.prepare(config)
         self.config = config
         rib = self.rib
         if (old.bgp.router_id, old.bgp.local_as, old.bgp.cluster_id) != (
@@ -369,6 +444,10 @@ class RibService(Service):
         if _rib_options(old) != _rib_options(config):
             log.warn("decision/MRAI options changed in [bgp]: they apply after a restart of "
                      "bgpd; the running RIB keeps the old ones")
+        self.policies, self._policy_inputs = prepared
+        rib.set_policies(self.policies)
+        if (old.bgp.router_id, old.bgp.local_as) == (config.bgp.router_id, config.bgp.local_as):
+            self._apply_policies(old, config)
         self._sync_originated(config)
 
     def _sync_originated(self, config: Config) -> None:
@@ -392,6 +471,11 @@ class RibService(Service):
             if self._originated.get((fam, key)) != attrs:
                 self.rib.originate(fam, key, attrs)
         self._originated = wanted
+
+
+def _chain_inputs(config: Config, names: tuple[str, ...]) -> tuple:
+    """What a chain of policy names behaves by in ``config`` (see ``policy_inputs``)."""
+    return tuple(policy_inputs(config, name) for name in names)
 
 
 def _rib_options(config: Config) -> RibOptions:
@@ -448,8 +532,16 @@ class BgpdService(MultiService):
         except ConfigError as err:
             log.error("config reload refused, keeping the running config:\n{err}", err=str(err))
             return False
+        try:
+            # Compiled before anything changes: a policy that does not
+            # compile leaves the running one in place.
+            prepared = self.rib_service.prepare(new)
+        except Exception as err:  # noqa: BLE001 - any compiler failure refuses the file
+            log.error("config reload refused, keeping the running config: policies: {err}",
+                      err=str(err))
+            return False
         log.info("reloading config from {path}", path=self.config_path)
         self.config = new
-        self.rib_service.reload(new)
+        self.rib_service.reload(new, prepared)
         self.sessions.reload(new)
         return True
