@@ -538,9 +538,15 @@ class AddPathTests(_LabCase):
             poll(two, ROUTE_TIMEOUT, 0.25, f"GoBGP to hold both paths of {SHARED}")
         except AssertionError as e:
             self.fail_with_log([f"{e}; GoBGP has {gobgp_paths(self.gobgp).get(SHARED)}"])
-        # FRR did not negotiate add-path: it gets one path, BIRD's (not its own back).
-        r = self.frr.wait_route(SHARED, ROUTE_TIMEOUT)
-        self.assertEqual(r.as_path, (BGPD_AS, BIRD_AS), r)
+        # FRR did not negotiate add-path: from bgpd it gets one path, BIRD's
+        # (its own is never sent back to it).
+        def from_bgpd() -> list[tuple[int, ...]] | None:
+            detail = self.frr.vtysh_json(f"show bgp ipv4 unicast {SHARED} json")
+            got = [harness._frr_route(SHARED, p).as_path for p in detail.get("paths", [])
+                   if p.get("peer", {}).get("peerId") == self.lab["bgpd"].ipv4]
+            return got or None
+        got = poll(from_bgpd, ROUTE_TIMEOUT, 0.25, f"FRR to get {SHARED} from bgpd")
+        self.assertEqual(got, [(BGPD_AS, BIRD_AS)])
         self.assert_clean_log()
 
     def test_paths_from_addpath_sender_kept_apart(self):
