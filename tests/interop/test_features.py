@@ -7,7 +7,8 @@ from the bytes on the segment (tcpdump on the lab's bridge, decoded by
 ``capture_golden``'s small independent decoder).  Checked:
 
 * RFC 2918 / RFC 7313 route refresh: ``birdc reload in`` makes BIRD send
-  ROUTE-REFRESH; bgpd sends its Adj-RIB-Out again and nothing is lost.
+  ROUTE-REFRESH; bgpd sends its Adj-RIB-Out again between BoRR and EoRR
+  and nothing is lost.
   bgpd itself asks FRR for a refresh when a SIGHUP changes the import
   policy (soft reconfiguration off).
 * RFC 4486 max-prefix: a peer that sends more than ``max_prefix`` allows
@@ -20,10 +21,11 @@ from the bytes on the segment (tcpdump on the lab's bridge, decoded by
   add-path receiver (GoBGP) as two paths; two paths from an add-path sender
   (GoBGP, path ids 1 and 2) are both kept and sent on (to BIRD), and
   withdrawing one leaves the other.
-* RFC 6793 with a 2-octet-only peer (BIRD ``enable as4 off``) and bgpd in a
-  4-octet AS: bgpd's OPEN and UPDATEs carry AS_TRANS with AS4_PATH (section
-  4.2.2), and a path from BIRD holding AS_TRANS + AS4_PATH reaches a 4-octet
-  peer (GoBGP) rebuilt (section 4.2.3).
+* RFC 6793 with a 2-octet-only peer (BIRD ``enable as4 off``) and routes
+  carrying 4-octet ASNs: bgpd's UPDATEs to BIRD carry AS_TRANS with
+  AS4_PATH (section 4.2.2), and a path from BIRD holding AS_TRANS +
+  AS4_PATH reaches a 4-octet peer (GoBGP) rebuilt (section 4.2.3).  (bgpd
+  in a 4-octet AS cannot peer with BIRD so configured: see the class.)
 * RFC 4456 route reflection: a route from one iBGP client (BIRD or FRR)
   reaches the other with ORIGINATOR_ID = the first client's router id and
   CLUSTER_LIST = [bgpd's cluster id].
@@ -301,11 +303,25 @@ class RouteRefreshTests(_LabCase):
                     _, desc = cg.decode_update(m, True, set())
                     sent |= set(re.findall(r"198\.51\.100\.\d+/28", desc))
             return sent
+        def framed(msgs: list[bytes]) -> bool:
+            # Both sides announced Enhanced Route Refresh (checked below), so
+            # the re-sent routes come between BoRR (subtype 1) and EoRR
+            # (subtype 2) for IPv4 unicast (RFC 7313 section 4).
+            subtypes = [(i, m[21]) for i, m in enumerate(msgs)
+                        if m[18] == 5 and m[19:21] == b"\x00\x01" and m[22] == 1]
+            borr = next((i for i, st in subtypes if st == 1), None)
+            eorr = next((i for i, st in subtypes if st == 2 and borr is not None and i > borr),
+                        None)
+            return borr is not None and eorr is not None and want <= resent(msgs[borr:eorr])
         try:
-            _wait_messages(pcap, b, lab["bird"].ipv4, lambda ms: want <= resent(ms),
-                           "bgpd's UPDATEs for all its routes in the capture")
+            _wait_messages(pcap, b, lab["bird"].ipv4, framed,
+                           "bgpd's BoRR, UPDATEs for all its routes, EoRR in the capture")
         finally:
             cap.stop()
+        info = bird.protocol_info(b)
+        local, _, neighbor = info.partition("Neighbor capabilities")
+        self.assertIn("Enhanced refresh", local)
+        self.assertIn("Enhanced refresh", neighbor.split("Session:")[0])
         # The session was not reset for it.
         self.assertEqual(self.bgpd.established_count(lab["bird"].ipv4), 1)
         self.assertEqual(bird.session_state(b), "established")
@@ -422,7 +438,7 @@ class MaxPrefixTests(_LabCase):
         self._cease_then_back(self.lab["bird"].ipv4, bird_saw)
 
     def test_listening_bgpd_refuses_until_restart_time(self):
-        """FRR (dials bgpd every 2 s): Cease 6/1 shown by FRR; bgpd accepts it again only after restart_time."""
+        """FRR (dials bgpd every 2 s): Cease 6/1 shown by FRR; bgpd accepts it only after restart_time."""
         b = self.lab["bgpd"].ipv4
 
         def frr_saw() -> bool:
@@ -528,7 +544,7 @@ class AddPathTests(_LabCase):
                         "aspath", str(origin_as), "nexthop", cls.lab["gobgp"].ipv4)
 
     def test_two_sources_reach_addpath_receiver_as_two_paths(self):
-        """SHARED from BIRD and from FRR reaches GoBGP (add-path) as two paths: [65000 65001], [65000 65002]."""
+        """SHARED from BIRD and from FRR reaches GoBGP (add-path) as two paths, [65000 65001/65002]."""
         want = {(BGPD_AS, BIRD_AS), (BGPD_AS, FRR_AS)}
 
         def two() -> set | None:
@@ -692,7 +708,7 @@ class RouteReflectorTests(_LabCase):
             cls.bgpd.wait_established(lab[n].ipv4, ESTABLISH_TIMEOUT)
 
     def test_bird_route_reflected_to_frr(self):
-        """BIRD's route at FRR: ORIGINATOR_ID 192.0.2.2, CLUSTER_LIST [cluster id], next hop and LOCAL_PREF kept."""
+        """BIRD's route at FRR: ORIGINATOR_ID 192.0.2.2, CLUSTER_LIST [cluster id], NEXT_HOP kept."""
         lab = self.lab
         r = self.frr.wait_route(RR_FROM_BIRD, ROUTE_TIMEOUT)
         raw = r.raw
@@ -712,7 +728,7 @@ class RouteReflectorTests(_LabCase):
         self.assert_clean_log()
 
     def test_frr_route_reflected_to_bird(self):
-        """FRR's route at BIRD: ORIGINATOR_ID 192.0.2.3, CLUSTER_LIST [cluster id], next hop and LOCAL_PREF kept."""
+        """FRR's route at BIRD: ORIGINATOR_ID 192.0.2.3, CLUSTER_LIST [cluster id], NEXT_HOP kept."""
         lab = self.lab
         r = self.bird.wait_route(RR_FROM_FRR, ROUTE_TIMEOUT)
         raw = r.raw
