@@ -24,8 +24,9 @@ from the bytes on the segment (tcpdump on the lab's bridge, decoded by
 * RFC 6793 with a 2-octet-only peer (BIRD ``enable as4 off``) and routes
   carrying 4-octet ASNs: bgpd's UPDATEs to BIRD carry AS_TRANS with
   AS4_PATH (section 4.2.2), and a path from BIRD holding AS_TRANS +
-  AS4_PATH reaches a 4-octet peer (GoBGP) rebuilt (section 4.2.3).  (bgpd
-  in a 4-octet AS cannot peer with BIRD so configured: see the class.)
+  AS4_PATH reaches a 4-octet peer (GoBGP) rebuilt (section 4.2.3).  The
+  same with bgpd in a 4-octet AS and ExaBGP (``asn4 disable``): its OPEN
+  says AS_TRANS; BIRD so configured cannot peer with a 4-octet AS.
 * RFC 4456 route reflection: a route from one iBGP client (BIRD or FRR)
   reaches the other with ORIGINATOR_ID = the first client's router id and
   CLUSTER_LIST = [bgpd's cluster id].
@@ -184,6 +185,15 @@ def _wait_messages(pcap: str, src: str, dst: str, pred: Any, what: str,
         msgs = _messages(pcap, src, dst)
         return msgs if pred(msgs) else None
     return poll(check, timeout, 0.25, what)
+
+
+def _updates(pcap: str, src: str, dst: str, prefix: str, asn4: bool) -> list[str]:
+    """Decoded UPDATEs ``src`` sent ``dst`` that carry ``prefix`` (polled from the capture)."""
+    def found(msgs: list[bytes]) -> bool:
+        return any(m[18] == 2 and prefix in cg.decode_update(m, asn4, set())[1] for m in msgs)
+    msgs = _wait_messages(pcap, src, dst, found, f"an UPDATE {src} -> {dst} for {prefix}")
+    return [d for m in msgs if m[18] == 2
+            for d in [cg.decode_update(m, asn4, set())[1]] if prefix in d]
 
 
 # --------------------------------------------------------------------------
@@ -630,15 +640,6 @@ class TwoOctetPeerTests(_LabCase):
         for n in ("bird", "gobgp"):
             cls.bgpd.wait_established(lab[n].ipv4, ESTABLISH_TIMEOUT)
 
-    def _updates(self, src: str, dst: str, prefix: str, asn4: bool) -> list[str]:
-        """Decoded UPDATEs ``src`` sent ``dst`` that carry ``prefix`` (polled from the capture)."""
-        def found(msgs: list[bytes]) -> bool:
-            return any(m[18] == 2 and prefix in cg.decode_update(m, asn4, set())[1]
-                       for m in msgs)
-        msgs = _wait_messages(self.pcap, src, dst, found, f"an UPDATE {src} -> {dst} for {prefix}")
-        return [d for m in msgs if m[18] == 2
-                for d in [cg.decode_update(m, asn4, set())[1]] if prefix in d]
-
     def test_bird_session_is_two_octet(self):
         """BIRD's OPEN has no 4-octet AS capability, so the session carries 2-octet AS_PATHs."""
         lab = self.lab
@@ -654,7 +655,7 @@ class TwoOctetPeerTests(_LabCase):
         r = self.bird.wait_route(AS4_FROM_GOBGP, ROUTE_TIMEOUT)
         # BIRD merges AS4_PATH into the path it shows (RFC 6793 4.2.3).
         self.assertEqual(r.as_path, (BGPD_AS, GOBGP_AS), r.raw)
-        upd = self._updates(lab["bgpd"].ipv4, lab["bird"].ipv4, AS4_FROM_GOBGP, False)[-1]
+        upd = _updates(self.pcap, lab["bgpd"].ipv4, lab["bird"].ipv4, AS4_FROM_GOBGP, False)[-1]
         self.assertIn(f"as_path=[{BGPD_AS} {AS_TRANS}]", upd)
         self.assertIn(f"as4_path=[{BGPD_AS} {GOBGP_AS}]", upd)
         self.assert_clean_log()
@@ -665,12 +666,79 @@ class TwoOctetPeerTests(_LabCase):
         r = self.gobgp.wait_route(AS4_FROM_BIRD, ROUTE_TIMEOUT)
         self.assertEqual(r.as_path, (BGPD_AS, BIRD_AS, FAR_AS4), r.raw)
         # What BIRD sent really was the 2-octet form (else this proves nothing).
-        upd = self._updates(lab["bird"].ipv4, lab["bgpd"].ipv4, AS4_FROM_BIRD, False)[-1]
+        upd = _updates(self.pcap, lab["bird"].ipv4, lab["bgpd"].ipv4, AS4_FROM_BIRD, False)[-1]
         self.assertIn(f"as_path=[{BIRD_AS} {AS_TRANS}]", upd)
         self.assertIn(f"as4_path=[{BIRD_AS} {FAR_AS4}]", upd)
         # And on to GoBGP in 4-octet form, with no AS4_PATH (RFC 6793 section 4.1).
-        upd = self._updates(lab["bgpd"].ipv4, lab["gobgp"].ipv4, AS4_FROM_BIRD, True)[-1]
+        upd = _updates(self.pcap, lab["bgpd"].ipv4, lab["gobgp"].ipv4, AS4_FROM_BIRD, True)[-1]
         self.assertIn(f"as_path=[{BGPD_AS} {BIRD_AS} {FAR_AS4}]", upd)
+        self.assertNotIn("as4_path", upd)
+        self.assert_clean_log()
+
+
+BGPD_AS4 = 4200000000
+EXABGP_AS = 65010
+GOBGP2_AS = 65020
+AS4L_FROM_GOBGP = "198.51.100.160/28"
+AS4L_FROM_EXABGP = "198.51.100.176/28"
+
+
+class FourOctetLocalAsTests(_LabCase):
+    """bgpd in AS4200000000 between ExaBGP (AS65010, ``asn4 disable``) and GoBGP (AS65020).
+
+    ExaBGP without the capability knows bgpd as AS_TRANS (RFC 6793 section
+    4.2.1) and only dials out, so bgpd listens for it.
+    """
+
+    @classmethod
+    def _build(cls) -> None:
+        cls.lab = lab = Lab(["bgpd", "exabgp", "gobgp"]).open()
+        b, e, g = lab["bgpd"], lab["exabgp"], lab["gobgp"]
+        cls.pcap = os.path.join(b.ns.workdir, "as4-local.pcap")
+        cls.cap = lab.capture(cls.pcap)
+        cls.gobgp = GoBGP(g.ns, GOBGP2_AS, g.router_id,
+                          [Neighbor(b.ipv4, BGPD_AS4, passive=True)],
+                          routes={AS4L_FROM_GOBGP: {}})
+        cls.exabgp = harness.ExaBGP(
+            e.ns, EXABGP_AS, e.router_id,
+            [Neighbor(b.ipv4, AS_TRANS, local_address=e.ipv4,
+                      extra=("capability { asn4 disable; }",))],
+            routes={AS4L_FROM_EXABGP: {"as_path": [FAR_AS4]}})
+        cls.bgpd = BgpdDriver(b.ns, BGPD_AS4, b.router_id, [
+            BgpdNeighbor(e.ipv4, EXABGP_AS, families=V4, passive=True),
+            BgpdNeighbor(g.ipv4, GOBGP2_AS, families=V4)], mrai_ebgp=0)
+        cls.gobgp.start()
+        cls.bgpd.start()
+        cls.exabgp.start()
+        for n in ("exabgp", "gobgp"):
+            cls.bgpd.wait_established(lab[n].ipv4, ESTABLISH_TIMEOUT)
+
+    def test_open_and_updates_carry_as_trans(self):
+        """To ExaBGP: OPEN My AS 23456 + capability 4200000000; AS_PATH [23456 65020] + AS4_PATH."""
+        lab = self.lab
+        b, e = lab["bgpd"].ipv4, lab["exabgp"].ipv4
+        msgs = _wait_messages(self.pcap, b, e, lambda ms: any(m[18] == 1 for m in ms),
+                              "bgpd's OPEN to ExaBGP")
+        text, info = cg.decode_open(next(m for m in msgs if m[18] == 1))
+        self.assertIn(f"my_as={AS_TRANS} (AS_TRANS) as4={BGPD_AS4}", text)
+        r = self.exabgp.wait_route(AS4L_FROM_GOBGP, ROUTE_TIMEOUT)
+        # ExaBGP shows the path rebuilt from AS4_PATH (RFC 6793 4.2.3).
+        self.assertEqual(r.as_path, (BGPD_AS4, GOBGP2_AS), r.raw)
+        upd = _updates(self.pcap, b, e, AS4L_FROM_GOBGP, False)[-1]
+        self.assertIn(f"as_path=[{AS_TRANS} {GOBGP2_AS}]", upd)
+        self.assertIn(f"as4_path=[{BGPD_AS4} {GOBGP2_AS}]", upd)
+        self.assert_clean_log()
+
+    def test_path_from_exabgp_rebuilt_for_four_octet_peer(self):
+        """ExaBGP's [65010 23456] + AS4_PATH [65010 4200000005] reaches GoBGP rebuilt, bgpd's AS first."""
+        lab = self.lab
+        r = self.gobgp.wait_route(AS4L_FROM_EXABGP, ROUTE_TIMEOUT)
+        self.assertEqual(r.as_path, (BGPD_AS4, EXABGP_AS, FAR_AS4), r.raw)
+        upd = _updates(self.pcap, lab["exabgp"].ipv4, lab["bgpd"].ipv4, AS4L_FROM_EXABGP, False)[-1]
+        self.assertIn(f"as_path=[{EXABGP_AS} {AS_TRANS}]", upd)
+        self.assertIn(f"as4_path=[{EXABGP_AS} {FAR_AS4}]", upd)
+        upd = _updates(self.pcap, lab["bgpd"].ipv4, lab["gobgp"].ipv4, AS4L_FROM_EXABGP, True)[-1]
+        self.assertIn(f"as_path=[{BGPD_AS4} {EXABGP_AS} {FAR_AS4}]", upd)
         self.assertNotIn("as4_path", upd)
         self.assert_clean_log()
 
@@ -815,5 +883,5 @@ class Ipv6OverIpv4Tests(_LabCase):
         self.assert_clean_log()
 
 
-__all__ = ["AddPathTests", "Ipv6OverIpv4Tests", "MaxPrefixTests", "RouteRefreshTests",
-           "RouteReflectorTests", "SighupTests", "TwoOctetPeerTests"]
+__all__ = ["AddPathTests", "FourOctetLocalAsTests", "Ipv6OverIpv4Tests", "MaxPrefixTests",
+           "RouteRefreshTests", "RouteReflectorTests", "SighupTests", "TwoOctetPeerTests"]
