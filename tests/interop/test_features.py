@@ -344,22 +344,25 @@ class RouteRefreshTests(_LabCase):
         self.assertEqual(_watch_absent(lambda: set(FRR_REFRESH_ROUTES) & set(self.bird.routes())),
                          [], "FRR's routes went through a reject-all import policy")
 
-        def refreshes() -> int:
-            stats = frr_neighbor(frr, b).get("messageStats", {})
-            return int(stats.get("routeRefreshRecv", 0))
-        before = refreshes()
+        def stat(key: str) -> int:
+            return int(frr_neighbor(frr, b).get("messageStats", {}).get(key, 0))
+        refreshes, updates = stat("routeRefreshRecv"), stat("updatesSent")
         self.frr_nbr.keys["import_policy"] = ["accept-all"]
         try:
             self.sighup()
-            poll(lambda: refreshes() > before, ROUTE_TIMEOUT, 0.25,
+            poll(lambda: stat("routeRefreshRecv") > refreshes, ROUTE_TIMEOUT, 0.25,
                  "FRR to count a ROUTE-REFRESH from bgpd")
-            # FRR answered it; the routes now pass the new policy.
+            # FRR answered it with its routes again (its UPDATEs and End-of-RIB) ...
+            poll(lambda: stat("updatesSent") > updates, ROUTE_TIMEOUT, 0.25,
+                 f"FRR to send its routes again (updatesSent was {updates})")
+            # ... and now they pass the new policy and go on to BIRD.
             problems = []
             for prefix in FRR_REFRESH_ROUTES:
                 try:
                     r = self.bird.wait_route(prefix, ROUTE_TIMEOUT)
                 except AssertionError as e:
-                    problems.append(f"after the refresh: {e}")
+                    problems.append(f"bgpd asked, FRR re-sent, yet the new import policy "
+                                    f"was not applied to the re-sent routes: {e}")
                     continue
                 if r.as_path != (BGPD_AS, FRR_AS):
                     problems.append(f"{prefix}: AS_PATH {r.as_path}")
