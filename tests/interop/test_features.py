@@ -8,9 +8,10 @@ from the bytes on the segment (tcpdump on the lab's bridge, decoded by
 
 * RFC 2918 / RFC 7313 route refresh: ``birdc reload in`` makes BIRD send
   ROUTE-REFRESH; bgpd sends its Adj-RIB-Out again between BoRR and EoRR
-  and nothing is lost.
+  and nothing is lost; the same for FRR's ``clear bgp ... soft in``.
   bgpd itself asks FRR for a refresh when a SIGHUP changes the import
-  policy (soft reconfiguration off).
+  policy (soft reconfiguration off), and must then apply the new policy
+  to what FRR re-sends.
 * RFC 4486 max-prefix: a peer that sends more than ``max_prefix`` allows
   gets Cease / Maximum Number of Prefixes Reached (6/1); the session comes
   back only after ``restart_time``, with bgpd dialling (BIRD) and with bgpd
@@ -335,6 +336,27 @@ class RouteRefreshTests(_LabCase):
         # The session was not reset for it.
         self.assertEqual(self.bgpd.established_count(lab["bird"].ipv4), 1)
         self.assertEqual(bird.session_state(b), "established")
+        self.assert_clean_log()
+
+    def test_frr_soft_in_refresh(self):
+        """FRR `clear bgp ... soft in`: ROUTE-REFRESH to bgpd, bgpd's routes re-sent, session kept."""
+        lab, frr = self.lab, self.frr
+        b = lab["bgpd"].ipv4
+        want = {o["prefix"] for o in REFRESH_ORIGINATE}
+        poll(lambda: want <= set(frr.routes()), ROUTE_TIMEOUT, 0.25, "FRR to hold bgpd's routes")
+
+        def stat(key: str) -> int:
+            return int(frr_neighbor(frr, b).get("messageStats", {}).get(key, 0))
+        sent, received = stat("routeRefreshSent"), stat("updatesRecv")
+        frr.vtysh(f"clear bgp ipv4 unicast {b} soft in")
+        poll(lambda: stat("routeRefreshSent") > sent, ROUTE_TIMEOUT, 0.25,
+             "FRR to send a ROUTE-REFRESH")
+        self.bgpd.wait_log(rf"peer {re.escape(lab['frr'].ipv4)}: ROUTE-REFRESH for 1/1")
+        poll(lambda: stat("updatesRecv") > received, ROUTE_TIMEOUT, 0.25,
+             f"FRR to receive bgpd's routes again (updatesRecv was {received})")
+        self.assertTrue(want <= set(frr.routes()), frr.routes())
+        self.assertEqual(self.bgpd.established_count(lab["frr"].ipv4), 1)
+        self.assertEqual(frr.session_state(b), "established")
         self.assert_clean_log()
 
     def test_bgpd_requests_refresh_on_import_policy_change(self):
