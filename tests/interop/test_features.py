@@ -130,6 +130,7 @@ def bird_import_received(bird: Bird, peer: str) -> int:
 
 
 def frr_neighbor(frr: Frr, peer: str) -> dict[str, Any]:
+    """FRR's ``show bgp neighbors PEER json`` for one peer (counters, last NOTIFICATION)."""
     data = frr.vtysh_json(f"show bgp neighbors {peer} json")
     return data.get(peer) or next(iter(data.values()), {})
 
@@ -146,6 +147,7 @@ def gobgp_paths(gobgp: GoBGP, family: str = "ipv4") -> dict[str, list[dict[str, 
 
 
 def gobgp_as_path(path: dict[str, Any]) -> tuple[int, ...]:
+    """The AS numbers of one GoBGP JSON path's AS_PATH, segments joined."""
     for a in path.get("attrs", []):
         if a.get("type") == 2:
             return tuple(x for s in a.get("as_paths", []) for x in s.get("asns", []))
