@@ -115,8 +115,23 @@ class BGPProtocol(Protocol):
     # -- used by the controller --------------------------------------------
 
     def set_negotiated(self, neg: Negotiated) -> None:
+        if not neg.local_addresses:
+            # Our address on this connection: a next hop equal to it is
+            # semantically incorrect (RFC 4271 6.3), so the decoder must know it.
+            local = self._local_address()
+            if local is not None:
+                neg = neg.with_local_addresses(frozenset({local}))
         self.negotiated = neg
         self.framer.max_len = neg.max_message_len
+
+    def _local_address(self) -> str | None:
+        # Imported here: the listener module imports this one.
+        from bgpd.session.listener import normalize_address
+
+        try:
+            return normalize_address(self.transport.getHost().host)
+        except (AttributeError, ValueError):
+            return None  # no transport, or not an IP one (tests, UNIX sockets)
 
     def send(self, msg: Message) -> None:
         if self.closing or self.transport is None:

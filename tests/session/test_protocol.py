@@ -168,6 +168,13 @@ class ProtocolTests(SynchronousTestCase):
         proto.set_negotiated(Negotiated(extended_message=True))
         self.assertEqual(proto.framer.max_len, 65535)
 
+    def test_set_negotiated_local_address(self):
+        """The connection's own address reaches the decoder: a NEXT_HOP equal to it is refused."""
+        proto, transport, _controller = connected()
+        proto.set_negotiated(Negotiated())
+        self.assertEqual(proto.negotiated.local_addresses,
+                         frozenset({transport.getHost().host}))
+
     def test_connection_lost(self):
         """connectionLost is reported and marks the protocol closing."""
         proto, _transport, controller = connected()
