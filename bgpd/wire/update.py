@@ -455,7 +455,11 @@ def _decode_mp_reach(body: bytes, span: tuple, neg: Negotiated, problems: list) 
     except NotificationError as e:
         raise NotificationError(3, UpdateError.OPTIONAL_ATTRIBUTE_ERROR, b"",
                                 f"MP_REACH_NLRI: {e.reason}") from None
-    bad = _mp_next_hop_error(nh, neg) if prefixes else None
+    if not prefixes or (nhlen != 4 and nh[0] & 0xE0 == 0x20
+                        and (nh if nhlen == 16 else nh[:16]) not in neg._local_raw):
+        # The common case: a global unicast IPv6 next hop (2000::/3), not ours.
+        return afi, safi, nh, prefixes, False
+    bad = _mp_next_hop_error(nh, neg)
     if bad is not None:
         # A next hop that cannot be used is semantically incorrect (RFC 4271
         # 6.3, RFC 4760 3, RFC 2545 3): logged, routes ignored, no NOTIFICATION.
