@@ -97,6 +97,7 @@ def group_key(
         family, export_names, info.ibgp, info.local_as, info.next_hop_self, info.route_server_client,
         info.route_reflector_client, info.role, info.local_address, info.next_hop6, neg.as4,
         family in neg.addpath_tx, neg.extended_message, mrai,
+        (family[0], family[1], AFI.IPV6) in neg.ext_nexthop,
     )
 
 
@@ -152,6 +153,9 @@ class UpdateGroup:
         la = info.local_address
         if family[0] == AFI.IPV6:
             self._next_hop = la if la and ":" in la else info.next_hop6 or _mapped(la)
+        elif la and ":" in la and (family[0], family[1], AFI.IPV6) in neg.ext_nexthop:
+            # RFC 8950: IPv4 routes with our IPv6 address, in MP_REACH_NLRI.
+            self._next_hop = la
         else:
             self._next_hop = la if la and ":" not in la else None
         self.sent_updates = 0

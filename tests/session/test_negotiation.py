@@ -2,7 +2,7 @@
 
 RFC 4271 4.2 and 6.2 (OPEN Message Error subcodes), RFC 5492 (capabilities,
 Unsupported Capability), RFC 6793 (4-octet AS, AS_TRANS), RFC 4760
-(families), RFC 7911 (add-path), RFC 8654, RFC 4724, RFC 9234 (roles),
+(families), RFC 7911 (add-path), RFC 8654, RFC 8950, RFC 4724, RFC 9234 (roles),
 RFC 6286 (BGP identifier).  Every error path is also run through a
 PeerFactory in OpenSent, checking the exact NOTIFICATION bytes it sends.
 """
@@ -21,6 +21,7 @@ from bgpd.wire.capabilities import (
     BgpRole,
     EnhancedRouteRefresh,
     ExtendedMessage,
+    ExtendedNextHop,
     FourOctetAS,
     GracefulRestart,
     Multiprotocol,
@@ -179,6 +180,29 @@ class NegotiateTests(SynchronousTestCase):
         self.assertFalse(self.agree(peer_open(caps=caps), extended_message=False)
                          .negotiated.extended_message)
         self.assertFalse(self.agree(peer_open()).negotiated.extended_message)
+
+    def test_extended_next_hop_both_sides(self):
+        """RFC 8950: IPv4 unicast with IPv6 next hops only when both sides offer the triple."""
+        caps = (Multiprotocol(1, 1), Multiprotocol(2, 1), ExtendedNextHop(((1, 1, 2),)))
+        fams = ("ipv4-unicast", "ipv6-unicast")
+        on = self.agree(peer_open(caps=caps), families=fams, extended_next_hop=True)
+        self.assertEqual(on.negotiated.ext_nexthop, frozenset({(1, 1, 2)}))
+        self.assertTrue(on.negotiated._v4_nh6)
+        # Not configured here, or not offered there, or another triple: off.
+        self.assertEqual(self.agree(peer_open(caps=caps), families=fams).negotiated.ext_nexthop,
+                         frozenset())
+        self.assertEqual(self.agree(peer_open(caps=caps[:2]), families=fams,
+                                    extended_next_hop=True).negotiated.ext_nexthop, frozenset())
+        other = caps[:2] + (ExtendedNextHop(((1, 128, 2),)),)
+        self.assertEqual(self.agree(peer_open(caps=other), families=fams,
+                                    extended_next_hop=True).negotiated.ext_nexthop, frozenset())
+
+    def test_extended_next_hop_in_open(self):
+        """extended_next_hop = true puts the (1, 1, 2) triple in our OPEN; false leaves it out."""
+        on = local_open(neighbor(extended_next_hop=True, families=("ipv4-unicast", "ipv6-unicast")),
+                        LOCAL_ID, hostname="r1")
+        self.assertEqual(on.find(ExtendedNextHop), [ExtendedNextHop(((1, 1, 2),))])
+        self.assertEqual(local_open(neighbor(), LOCAL_ID, hostname="r1").find(ExtendedNextHop), [])
 
     def test_route_refresh(self):
         """Route refresh with either capability from the peer; enhanced needs both."""
