@@ -763,6 +763,20 @@ def _parse_attributes(body: bytes, i: int, aend: int, neg: Negotiated, has_v4: b
                 if length != 4:
                     raise _Malformed(_TAW, _LEN_ERR, f"OTC length {length}")
                 otc = _u32_at(body, vs)[0]
+            elif code == 25:  # IPv6 Address Specific Extended Community (RFC 5701)
+                if fl != 0xC0:
+                    raise _flags(code, flags)
+                if not length or length % 20:
+                    # RFC 7606 7.14
+                    raise _Malformed(_TAW, _LEN_ERR,
+                                     f"IPV6_EXTENDED_COMMUNITIES length {length}")
+                # bgpd does not act on it: passed on as received, a
+                # recognized attribute (so Partial is not set).
+                if unknown is None:
+                    unknown = []
+                elif any(u[1] == code for u in unknown):
+                    raise _Dup
+                unknown.append((flags & 0xE0, code, body[vs:ve]))
             elif not flags & 0x80:
                 # RFC 4271 6.3: an unrecognized well-known attribute.
                 raise NotificationError(3, UpdateError.UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE,
