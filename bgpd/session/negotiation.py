@@ -167,12 +167,13 @@ def negotiate(
     addpath_tx = frozenset(f for f in families if local_ap.get(f, 0) & AddPath.SEND
                            and remote_ap.get(f, 0) & AddPath.RECEIVE)
     extended = local.has(ExtendedMessage) and remote.has(ExtendedMessage)
-    # RFC 8950 section 4: used in a direction only when the receiver offered
-    # the triple; bgpd uses it only when both did, as BIRD does, and only for
-    # a family the session carries.
-    local_nh = {t for c in local.find(ExtendedNextHop) for t in c.entries}
+    # RFC 8950 section 4: a triple is used in a direction when its receiver
+    # advertised it: we accept what we advertised, and send what the peer
+    # advertised, if we advertised it too (the operator turned it on).  Only
+    # for a family the session carries.
+    local_nh = {t for c in local.find(ExtendedNextHop) for t in c.entries
+                if (t[0], t[1]) in families}
     remote_nh = {t for c in remote.find(ExtendedNextHop) for t in c.entries}
-    ext_nexthop = frozenset(t for t in local_nh & remote_nh if (t[0], t[1]) in families)
     neg = Negotiated(
         as4=remote_as4,
         ibgp=ibgp,
@@ -182,7 +183,8 @@ def negotiate(
         addpath_rx=addpath_rx,
         addpath_tx=addpath_tx,
         extended_message=extended,
-        ext_nexthop=ext_nexthop,
+        ext_nexthop=frozenset(local_nh & remote_nh),
+        ext_nexthop_rx=frozenset(local_nh),
     )
     gr = remote.find(GracefulRestart)
     llgr = remote.find(LongLivedGracefulRestart)

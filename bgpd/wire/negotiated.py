@@ -35,8 +35,11 @@ class Negotiated:
     #: families in which we send path identifiers
     addpath_tx: frozenset[Family] = frozenset()
     extended_message: bool = False
-    #: (afi, safi, next-hop afi) accepted/sent per RFC 8950
+    #: RFC 8950 (afi, safi, next-hop afi) we may send: the peer advertised
+    #: it (section 4) and so did we (it is configured)
     ext_nexthop: frozenset[tuple[int, int, int]] = frozenset()
+    #: RFC 8950 (afi, safi, next-hop afi) we accept: the ones we advertised
+    ext_nexthop_rx: frozenset[tuple[int, int, int]] = frozenset()
     #: our own address(es) on the session, as text: a next hop equal to one
     #: is semantically incorrect (RFC 4271 5.1.3 and 6.3).  A property of the
     #: connection, not of what the OPENs agreed: left out of equality.
@@ -66,7 +69,7 @@ class Negotiated:
             for afi, safi in self.families if afi in _MAX_BITS
         })
         setattr_(self, "_local_raw", frozenset(_pack(a) for a in self.local_addresses))
-        setattr_(self, "_v4_nh6", (AFI.IPV4, 1, AFI.IPV6) in self.ext_nexthop)
+        setattr_(self, "_v4_nh6", (AFI.IPV4, 1, AFI.IPV6) in self.ext_nexthop_rx)
         setattr_(self, "_on_link", any(a.lower().startswith("fe80:") for a in self.local_addresses))
 
     def with_local_addresses(self, addresses: frozenset[str]) -> Negotiated:

@@ -27,7 +27,7 @@ class ExtendedNextHopSendTests(RibTestCase):
     def test_ipv4_route_with_our_ipv6_next_hop(self):
         """Negotiated: the IPv4 route goes in MP_REACH_NLRI (AFI 1) with our IPv6 address."""
         sink = self.send_v4_route(EXT_NH)
-        got = [u for u in sink.updates(Negotiated(ibgp=True, ext_nexthop=EXT_NH))
+        got = [u for u in sink.updates(Negotiated(ibgp=True, ext_nexthop_rx=EXT_NH))
                if u.mp_reach is not None and u.mp_reach.afi == 1]
         self.assertEqual(len(got), 1)
         self.assertEqual(got[0].mp_reach.nlri, [P1])

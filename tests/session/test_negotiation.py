@@ -181,21 +181,30 @@ class NegotiateTests(SynchronousTestCase):
                          .negotiated.extended_message)
         self.assertFalse(self.agree(peer_open()).negotiated.extended_message)
 
-    def test_extended_next_hop_both_sides(self):
-        """RFC 8950: IPv4 unicast with IPv6 next hops only when both sides offer the triple."""
+    def test_extended_next_hop_directions(self):
+        """RFC 8950 section 4: we accept what we advertised, and send only what the peer did too."""
         caps = (Multiprotocol(1, 1), Multiprotocol(2, 1), ExtendedNextHop(((1, 1, 2),)))
         fams = ("ipv4-unicast", "ipv6-unicast")
-        on = self.agree(peer_open(caps=caps), families=fams, extended_next_hop=True)
-        self.assertEqual(on.negotiated.ext_nexthop, frozenset({(1, 1, 2)}))
-        self.assertTrue(on.negotiated._v4_nh6)
-        # Not configured here, or not offered there, or another triple: off.
-        self.assertEqual(self.agree(peer_open(caps=caps), families=fams).negotiated.ext_nexthop,
-                         frozenset())
-        self.assertEqual(self.agree(peer_open(caps=caps[:2]), families=fams,
-                                    extended_next_hop=True).negotiated.ext_nexthop, frozenset())
+        both = self.agree(peer_open(caps=caps), families=fams, extended_next_hop=True).negotiated
+        self.assertEqual((both.ext_nexthop, both.ext_nexthop_rx),
+                         (frozenset({(1, 1, 2)}), frozenset({(1, 1, 2)})))
+        self.assertTrue(both._v4_nh6)
+        # Configured here, not advertised there: we accept, we do not send.
+        ours = self.agree(peer_open(caps=caps[:2]), families=fams, extended_next_hop=True).negotiated
+        self.assertEqual((ours.ext_nexthop, ours.ext_nexthop_rx), (frozenset(), frozenset({(1, 1, 2)})))
+        self.assertTrue(ours._v4_nh6)
+        # Not configured here: neither, whatever the peer advertised.
+        off = self.agree(peer_open(caps=caps), families=fams).negotiated
+        self.assertEqual((off.ext_nexthop, off.ext_nexthop_rx), (frozenset(), frozenset()))
+        self.assertFalse(off._v4_nh6)
+        # The peer advertised another triple only: we do not send.
         other = caps[:2] + (ExtendedNextHop(((1, 128, 2),)),)
         self.assertEqual(self.agree(peer_open(caps=other), families=fams,
                                     extended_next_hop=True).negotiated.ext_nexthop, frozenset())
+        # IPv4 unicast not negotiated: not for it either way.
+        v6 = self.agree(peer_open(caps=(Multiprotocol(2, 1), caps[2])), families=fams,
+                        extended_next_hop=True).negotiated
+        self.assertEqual((v6.ext_nexthop, v6.ext_nexthop_rx), (frozenset(), frozenset()))
 
     def test_extended_next_hop_in_open(self):
         """extended_next_hop = true puts the (1, 1, 2) triple in our OPEN; false leaves it out."""

@@ -51,7 +51,7 @@ DISCARD = Outcome.ATTRIBUTE_DISCARD
 EBGP = Negotiated()
 IBGP = Negotiated(ibgp=True)
 AS2 = Negotiated(as4=False)
-EXT_NH = Negotiated(ext_nexthop=frozenset({(1, 1, 2)}))
+EXT_NH = Negotiated(ext_nexthop_rx=frozenset({(1, 1, 2)}))
 MINE = Negotiated(local_addresses=frozenset({"192.0.2.1", "2001:db8::1"}))
 ON_LINK = Negotiated(local_addresses=frozenset({"fe80::2"}))
 V4_ONLY = Negotiated(families=frozenset({IPV4_UNICAST}))

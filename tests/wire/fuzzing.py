@@ -49,7 +49,7 @@ CONTEXTS: list[Negotiated] = [
     Negotiated(as4=False, ibgp=True, addpath_rx=frozenset({IPV4_UNICAST})),
     Negotiated(peer_as=65001, enforce_first_as=True),
     # RFC 8950 negotiated, and a session that knows its own addresses (RFC 4271 6.3)
-    Negotiated(ibgp=True, ext_nexthop=frozenset({(1, 1, 2)}),
+    Negotiated(ibgp=True, ext_nexthop_rx=frozenset({(1, 1, 2)}),
                local_addresses=frozenset({"192.0.2.1", "2001:db8::1"})),
 ]
 #: RFC 8950 for IPv4 unicast
@@ -116,7 +116,7 @@ def seed_cases() -> list[tuple[bytes, Negotiated]]:
     ibgp_as2 = Negotiated(as4=False, ibgp=True)
     addpath_rx = Negotiated(addpath_rx=BOTH)
     ibgp_addpath = Negotiated(ibgp=True, addpath_rx=BOTH)
-    ibgp_ext_nh = Negotiated(ibgp=True, ext_nexthop=EXT_NH)
+    ibgp_ext_nh = Negotiated(ibgp=True, ext_nexthop_rx=EXT_NH)
     out: list[tuple[bytes, Negotiated]] = [
         (encode_message(Open.make(65001, 90, "192.0.2.1", all_caps)), plain_rx),
         (encode_message(Open.make(4200000001, 3, "192.0.2.2", all_caps + many)), plain_rx),  # RFC 9072

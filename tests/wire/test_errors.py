@@ -65,7 +65,7 @@ LL6 = socket.inet_pton(socket.AF_INET6, "fe80::1")
 #: a session over link-local addresses: the peer is on our link (RFC 2545 3)
 ON_LINK = Negotiated(local_addresses=frozenset({"fe80::2"}))
 #: RFC 8950 negotiated for IPv4 unicast
-EXT_NH = Negotiated(ext_nexthop=frozenset({(1, 1, 2)}))
+EXT_NH = Negotiated(ext_nexthop_rx=frozenset({(1, 1, 2)}))
 
 # (name, UPDATE body, session, expected)
 # expected: ("reset", code, subcode, data)
@@ -271,7 +271,7 @@ UPDATE_CASES = [
       == (1, "2001:db8::1", [NLRI]))),
     ("MP_REACH IPv4 multicast NLRI, IPv6 next hop, negotiated for unicast only", update(
         ORIGIN + AS_PATH + mp_reach(1, 2, NH6, NLRI), b""),
-     Negotiated(families=frozenset({IPV4_UNICAST, (1, 2)}), ext_nexthop=frozenset({(1, 1, 2)})),
+     Negotiated(families=frozenset({IPV4_UNICAST, (1, 2)}), ext_nexthop_rx=frozenset({(1, 1, 2)})),
      ("reset", 3, 9, b"")),
     # unknown optional non-transitive: quietly dropped; optional transitive: kept, Partial
     ("unknown optional non-transitive", update(MANDATORY + attr(0x80, 99, b"x")), EBGP,

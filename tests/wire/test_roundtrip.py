@@ -159,7 +159,7 @@ def sessions(draw):
     ibgp = draw(st.booleans())
     addpath = draw(st.sampled_from(ADDPATH_CHOICES))
     tx = Negotiated(ibgp=ibgp, addpath_tx=addpath, ext_nexthop=EXT_NH)
-    rx = Negotiated(ibgp=ibgp, addpath_rx=addpath, ext_nexthop=EXT_NH)
+    rx = Negotiated(ibgp=ibgp, addpath_rx=addpath, ext_nexthop_rx=EXT_NH)
     return tx, rx
 
 
@@ -407,7 +407,7 @@ def bulk_cases(draw):
     fam = (afi, 1)
     tx = Negotiated(as4=as4, extended_message=extended, ext_nexthop=EXT_NH,
                     addpath_tx=frozenset({fam}) if addpath else frozenset())
-    rx = Negotiated(as4=as4, extended_message=extended, ext_nexthop=EXT_NH,
+    rx = Negotiated(as4=as4, extended_message=extended, ext_nexthop_rx=EXT_NH,
                     addpath_rx=frozenset({fam}) if addpath else frozenset())
     attrs = draw(path_attributes(asn=asn4 if as4 else asn2, confed_asn=asn4 if as4 else asn2,
                                  aggregator_asn=asn4 if as4 else asn2))
