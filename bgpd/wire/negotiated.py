@@ -2,7 +2,9 @@
 
 Passed to every decode/encode call that depends on the session: 4-octet AS
 (RFC 6793), add-path per family and direction (RFC 7911), extended messages
-(RFC 8654), extended next hop (RFC 8950), and whether the peer is internal.
+(RFC 8654), extended next hop per direction (RFC 8950 section 4), whether
+the peer is internal, and our own address on the connection (a next hop equal
+to it is semantically incorrect, RFC 4271 section 6.3).
 """
 
 from __future__ import annotations
