@@ -14,6 +14,7 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from bgpd.wire.address import normalize_address
 from bgpd.wire.attributes import AttributeCache
 from bgpd.wire.constants import MAX_MESSAGE_LEN, MsgType
 from bgpd.wire.errors import NotificationError
@@ -125,11 +126,9 @@ class BGPProtocol(Protocol):
         self.framer.max_len = neg.max_message_len
 
     def _local_address(self) -> str | None:
-        # Imported here: the listener module imports this one.
-        from bgpd.session.listener import normalize_address
-
         try:
-            return normalize_address(self.transport.getHost().host)
+            # Without the zone: it is compared with next hops from the wire.
+            return normalize_address(self.transport.getHost().host, keep_zone=False)
         except (AttributeError, ValueError):
             return None  # no transport, or not an IP one (tests, UNIX sockets)
 
