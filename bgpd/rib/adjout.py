@@ -148,19 +148,23 @@ def group_key(
     return (
         family, export_names, info.ibgp, info.local_as, info.next_hop_self, info.route_server_client,
         info.route_reflector_client, info.role, info.local_address, info.next_hop6, neg.as4,
-        family in neg.addpath_tx, neg.extended_message, mrai, info.address if per_peer else None,
+        family in neg.addpath_tx, neg.extended_message, mrai,
+        (family[0], family[1], AFI.IPV6) in neg.ext_nexthop, info.address if per_peer else None,
     )
 
 
-def _valid_next_hop(next_hop: str | None, family: tuple[int, int]) -> bool:
+def _valid_next_hop(next_hop: str | None, family: tuple[int, int], ext_nexthop: bool) -> bool:
     """Whether a NEXT_HOP an export policy set can be sent for ``family``.
 
-    IPv4 unicast carries an IPv4 NEXT_HOP (RFC 4271 5.1.3), IPv6 unicast an
-    IPv6 one in MP_REACH_NLRI (RFC 4760, RFC 2545).
+    IPv4 unicast carries an IPv4 NEXT_HOP (RFC 4271 5.1.3), or an IPv6 one
+    when the session negotiated it (``ext_nexthop``, RFC 8950); IPv6 unicast
+    an IPv6 one in MP_REACH_NLRI (RFC 4760, RFC 2545).
     """
     if not next_hop:
         return False
-    return (":" in next_hop) == (family[0] == AFI.IPV6)
+    if ":" in next_hop:
+        return family[0] == AFI.IPV6 or ext_nexthop
+    return family[0] != AFI.IPV6
 
 
 class UpdateGroup:
@@ -198,6 +202,9 @@ class UpdateGroup:
         self.policy = policy
         self.mrai = mrai
         self.addpath = family in neg.addpath_tx
+        #: What the first member negotiated (a group split off starts from it).
+        self._negotiated = neg
+        self._ext_nexthop = (family[0], family[1], AFI.IPV6) in neg.ext_nexthop
         self.neg = Negotiated(
             as4=neg.as4, ibgp=info.ibgp,
             addpath_tx=frozenset({family}) if self.addpath else frozenset(),
@@ -227,6 +234,9 @@ class UpdateGroup:
         la = info.local_address
         if family[0] == AFI.IPV6:
             self._next_hop = la if la and ":" in la else info.next_hop6 or _mapped(la)
+        elif la and ":" in la and self._ext_nexthop:
+            # RFC 8950: IPv4 routes with our IPv6 address, in MP_REACH_NLRI.
+            self._next_hop = la
         else:
             self._next_hop = la if la and ":" not in la else None
         self.sent_updates = 0
@@ -347,7 +357,7 @@ class UpdateGroup:
         difference.
         """
         first = members[0].peer.info
-        g = UpdateGroup(self.rib, key, self.family, first, self.neg, self.policy, self.mrai)
+        g = UpdateGroup(self.rib, key, self.family, first, self._negotiated, self.policy, self.mrai)
         g.out = dict(self.out)
         g._redo = dict(self._redo)
         g.pending = self.pending[self._pos:]
@@ -530,7 +540,8 @@ class UpdateGroup:
         if a is None:
             # A NEXT_HOP the policy set wins over the session's (next-hop-self,
             # eBGP's own address) when the family can carry it.
-            keep = res.next_hop != pre.next_hop and _valid_next_hop(res.next_hop, self.family)
+            keep = res.next_hop != pre.next_hop and _valid_next_hop(
+                res.next_hop, self.family, self._ext_nexthop)
             a = batch[key] = res.replace(**self._session_rewrite(res, path.owner.info, keep))
         return a
 
