@@ -233,6 +233,15 @@ class NextHopTests(PolicyRibCase):
         self.feed()
         self.assertEqual({a.next_hop for a in sink.routes().values()}, {"198.51.100.1"})
 
+    def test_ipv6_next_hop_for_ipv4_with_extended_next_hop(self):
+        """With RFC 8950 extended next hop negotiated, the policy's IPv6 NEXT_HOP is sent for IPv4."""
+        self.add(E1)
+        neg = Negotiated(peer_as=E2.remote_as, ext_nexthop=frozenset({(1, 1, 2)}))
+        sink = self.add(E2, neg=neg, export_policy=["nh6-on-v4"])
+        self.feed()
+        routes = sink.routes(IPV4, Negotiated(ibgp=True, ext_nexthop_rx=frozenset({(1, 1, 2)})))
+        self.assertEqual({a.next_hop for a in routes.values()}, {"2001:db8::99"})
+
     def test_ipv4_next_hop_on_ipv6_routes_falls_back(self):
         """For IPv6 unicast the policy's IPv4 NEXT_HOP is not used either."""
         e1 = make_peer("2001:db8::2", 65001, local_address="2001:db8::1")
