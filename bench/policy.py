@@ -12,6 +12,13 @@ cold caches; then once more with one ``Chain.many`` call per UPDATE.
 
     python3 bench/policy.py             # full table (~1.04M + 225k prefixes)
     python3 bench/policy.py --scale 0.02
+
+``--for-feed`` is what ``bench/rib_scale.py --policy ixp`` runs in a child
+process: it prints, as JSON, the filter's ``[sets]`` and ``[policies]`` for
+bench/bgp_feeder.py's table (registered set drawn from it, and registering
+every /24-or-shorter and /48-or-shorter prefix too, so that the whole-daemon
+run moves about as many routes as without the filter) and how many prefixes
+of each family that filter accepts.
 """
 
 from __future__ import annotations
@@ -59,16 +66,45 @@ def registered_set(v4: list, v6: list, size: int, seed: int = 1) -> list[str]:
     return list(out)
 
 
-def build_chain(entries: list[str]):
+def ixp_config_text(entries: list[str]) -> str:
+    """``examples/ixp-route-server.toml`` with its registered-prefix set replaced by ``entries``."""
     with open(os.path.join(ROOT, "examples", "ixp-route-server.toml"), encoding="utf-8") as f:
         text = f.read()
     listed = ", ".join(f'"{e}"' for e in entries)
     pattern = r"(\[sets\.prefix\.as3333-irr\][^\n]*\nprefixes = )\[[^\]]*\]"
     text, n = re.subn(pattern, rf"\g<1>[{listed}]", text)
     assert n == 1, "examples/ixp-route-server.toml changed shape"
-    config = parse_config(text)
+    return text
+
+
+def build_chain(entries: list[str]):
+    config = parse_config(ixp_config_text(entries))
     neighbor = config.neighbors[0]
     return chain(neighbor.import_policy, registry(config.sets, config.policies)), config
+
+
+def for_feed(scale: float, next_hop4: str, next_hop6: str, asn: int = PEER_AS) -> dict:
+    """The IXP filter for bench/bgp_feeder.py's table, and what of that table it accepts.
+
+    ``policies``: the ``[sets]`` and ``[policies]`` tables, to append to a
+    config whose neighbor names ``ixp-in``; ``v4`` / ``v6``: prefixes accepted.
+    """
+    from bench.bgp_feeder import internet_table
+
+    v4, v6 = internet_table(scale, next_hop4, next_hop6, asn)
+    entries = registered_set(v4, v6, SET_SIZE) + ["0.0.0.0/0 le 24", "::/0 le 48"]
+    text = ixp_config_text(entries)
+    policy, config = build_chain(entries)
+    peer = PeerInfo(address="198.51.100.2", remote_as=asn, local_as=config.bgp.local_as,
+                    router_id="198.51.100.2")
+    counts = {}
+    for name, family, groups in (("v4", (1, 1), v4), ("v6", (2, 1), v6)):
+        counts[name] = sum(
+            sum(1 for out in policy.many(peer, family, prefixes, attrs) if out is not None)
+            for attrs, prefixes in groups)
+    start = text.index("[sets.")
+    end = text.index("[[neighbors]]")
+    return {"policies": text[start:end], "set": len(entries), **counts}
 
 
 def run(scale: float) -> dict:
@@ -114,7 +150,17 @@ def run(scale: float) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--for-feed", action="store_true",
+                    help="print the filter and its accepted counts for bench/bgp_feeder.py's table (JSON)")
+    ap.add_argument("--next-hop4", default="192.0.2.1")
+    ap.add_argument("--next-hop6", default="2001:db8::1")
+    ap.add_argument("--asn", type=int, default=PEER_AS)
     args = ap.parse_args()
+    if args.for_feed:
+        import json
+
+        print(json.dumps(for_feed(args.scale, args.next_hop4, args.next_hop6, args.asn)))
+        return
     r = run(args.scale)
     rate = r["routes"] / r["seconds"] if r["seconds"] else 0.0
     base = r["routes"] / r["baseline"] if r["baseline"] else 0.0

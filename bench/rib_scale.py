@@ -31,6 +31,16 @@ Prints one line, e.g.::
     sudo python3 bench/rib_scale.py                       # full table, bgpd, bird, gobgp
     sudo python3 bench/rib_scale.py --scale 0.02 --routers bgpd   # CI smoke size
     sudo python3 bench/rib_scale.py --routers bird --with-frr
+    sudo python3 bench/rib_scale.py --routers bgpd --no-wire --policy ixp
+
+``--policy ixp`` (bgpd only) puts the README's IXP route-server import filter
+(``examples/ixp-route-server.toml``'s ``ixp-in``: 10 terms, a 5,000-entry
+registered-prefix set drawn from the table, an AS-path regex) on the feeder
+session; the registered set also covers every prefix up to /24 and /48, so
+nearly the whole table is accepted and the run moves as many routes as
+without it (``bench/policy.py --for-feed``).  The feeder is then AS3333: a
+private AS in every path would make the filter's bogon-ASN term reject all.
+The sink waits for exactly what the filter accepts.
 
 Needs root (network namespaces).  Exit status 0 when every router converged.
 """
@@ -194,9 +204,16 @@ def speaker(lab: Lab, node: str, module: str, args: list[str], log_name: str) ->
 # -- the routers in the middle --------------------------------------------------
 
 
+#: The feeder's AS; --policy ixp makes it a public one (see the module docstring).
+_feeder_as = [AS_FEEDER]
+#: --policy ixp: the [sets] / [policies] text for bgpd, else "".
+_bgpd_policy = [""]
+IXP_FEEDER_AS = 3333
+
+
 def _neighbors() -> list[Neighbor]:
     # Both sessions are opened by the bench speakers, so the router only listens.
-    return [Neighbor(FEEDER_IP, AS_FEEDER, local_address=MID_IP, passive=True,
+    return [Neighbor(FEEDER_IP, _feeder_as[0], local_address=MID_IP, passive=True,
                      families=("ipv4", "ipv6")),
             Neighbor(SINK_IP, AS_SINK, local_address=MID_IP, passive=True,
                      families=("ipv4", "ipv6"))]
@@ -230,7 +247,8 @@ class _Bgpd:
     def start(self) -> _Bgpd:
         conf = os.path.join(self.ns.workdir, "bgpd.toml")
         peers = ""
-        for addr, asn, desc in ((FEEDER_IP, AS_FEEDER, "feeder"), (SINK_IP, AS_SINK, "sink")):
+        for addr, asn, desc in ((FEEDER_IP, _feeder_as[0], "feeder"), (SINK_IP, AS_SINK, "sink")):
+            import_policy = '["ixp-in"]' if _bgpd_policy[0] and desc == "feeder" else '["accept-all"]'
             peers += textwrap.dedent(f"""
                 [[neighbors]]
                 address = "{addr}"
@@ -240,7 +258,7 @@ class _Bgpd:
                 hold_time = 9
                 local_address = "{MID_IP}"
                 families = ["ipv4-unicast", "ipv6-unicast"]
-                import_policy = ["accept-all"]
+                import_policy = {import_policy}
                 export_policy = ["accept-all"]
                 """)
         with open(conf, "w") as f:
@@ -250,7 +268,7 @@ class _Bgpd:
                 router_id = "{MID_IP}"
                 listen_addresses = ["{MID_IP}"]
                 listen_port = 179
-                """) + peers)
+                """) + peers + "\n" + _bgpd_policy[0])
         self.proc = self.ns.popen_bgpd(conf)
         return self
 
@@ -287,7 +305,7 @@ def _converge(lab: Lab, res: Result, sink: Process, feed_path: str, target: str,
         res.base_kib = sampler.read()[0]
         sampler.start()
     feeder = speaker(lab, "feeder", "bgp_feeder",
-                     ["send", "--feed", feed_path, "--connect", target, "--asn", str(AS_FEEDER),
+                     ["send", "--feed", feed_path, "--connect", target, "--asn", str(_feeder_as[0]),
                       "--router-id", FEEDER_IP], f"feeder-{res.name}.log")
     try:
         start = time.monotonic()
@@ -357,9 +375,12 @@ def run_router(lab: Lab, name: str, feed_path: str, n4: int, n6: int, timeout: f
     try:
         router = start_router(lab, name)
         assert router.proc is not None
+        # With the IXP filter the sink cannot check for the feed's exact
+        # prefixes (it holds what the filter accepted): it counts them.
+        exact = [] if _bgpd_policy[0] else ["--feed", feed_path]
         sink = speaker(lab, "sink", "bgp_sink",
                        ["--connect", MID_IP, "--asn", str(AS_SINK), "--router-id", SINK_IP,
-                        "--expect-v4", str(n4), "--expect-v6", str(n6), "--feed", feed_path,
+                        "--expect-v4", str(n4), "--expect-v6", str(n6), *exact,
                         "--connect-timeout", str(SESSION_TIMEOUT)], f"sink-{name}.log")
         up = wait_event(sink, ("established", "error"), SESSION_TIMEOUT + 5)
         if up is None or up.get("event") != "established":
@@ -387,11 +408,23 @@ def prepare_feed(scale: float, path: str) -> dict:
     """Encode the table in a child process (its memory is gone when it exits)."""
     r = subprocess.run([sys.executable, "-m", "bench.bgp_feeder", "prepare", "--scale", str(scale),
                         "--out", path, "--next-hop4", FEEDER_IP, "--next-hop6", FEEDER_IP6,
-                        "--asn", str(AS_FEEDER)],
+                        "--asn", str(_feeder_as[0])],
                        cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), capture_output=True,
                        text=True, timeout=1800, check=False)
     if r.returncode != 0:
         raise RuntimeError(f"preparing the feed failed: {r.stderr.strip()[-2000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def ixp_filter(scale: float) -> dict:
+    """The IXP filter for the feed and its accepted counts, from a child process (bench/policy.py)."""
+    r = subprocess.run([sys.executable, "-m", "bench.policy", "--for-feed", "--scale", str(scale),
+                        "--next-hop4", FEEDER_IP, "--next-hop6", FEEDER_IP6,
+                        "--asn", str(_feeder_as[0])],
+                       cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), capture_output=True,
+                       text=True, timeout=1800, check=False)
+    if r.returncode != 0:
+        raise RuntimeError(f"building the IXP filter failed: {r.stderr.strip()[-2000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
@@ -405,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=None,
                     help="seconds each router may take (default 600 at scale 1, at least 60)")
     ap.add_argument("--no-wire", action="store_true", help="skip the feeder->sink baseline")
+    ap.add_argument("--policy", choices=("none", "ixp"), default="none",
+                    help="ixp: the README's IXP import filter on bgpd's feeder session (bgpd only)")
     args = ap.parse_args(argv)
     routers = [r.strip() for r in args.routers.split(",") if r.strip()]
     if args.with_frr and "frr" not in routers:
@@ -414,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown router(s) {', '.join(unknown)}; choose from {', '.join(KNOWN_ROUTERS)}")
     if not 0 < args.scale <= 4:
         ap.error("--scale must be in (0, 4]")
+    if args.policy == "ixp" and routers != ["bgpd"]:
+        ap.error("--policy ixp configures bgpd only: use --routers bgpd")
     timeout = args.timeout if args.timeout is not None else max(60.0, 600.0 * args.scale)
     if os.geteuid() != 0:
         print("rib_scale: needs root (network namespaces)", file=sys.stderr)
@@ -427,11 +464,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         feed_path = os.path.join(tmp, "feed.bin")
         log(f"encoding the table at scale {args.scale} ...")
+        if args.policy == "ixp":
+            _feeder_as[0] = IXP_FEEDER_AS
         figures = prepare_feed(args.scale, feed_path)
         n4, n6 = figures["v4"], figures["v6"]
         log(f"{n4:,} v4 + {n6:,} v6 prefixes over {figures['v4_paths']:,} + "
             f"{figures['v6_paths']:,} paths, {figures['messages']:,} UPDATEs, "
             f"{figures['bytes'] / 1e6:.1f} MB")
+        # What the sink must end with through the router (all of it, or what the filter accepts).
+        want4, want6 = n4, n6
+        if args.policy == "ixp":
+            ixp = ixp_filter(args.scale)
+            _bgpd_policy[0] = ixp["policies"]
+            want4, want6 = ixp["v4"], ixp["v6"]
+            log(f"--policy ixp: the filter accepts {want4:,} v4 + {want6:,} v6 "
+                f"({ixp['set']:,}-entry registered set)")
         lab = Lab(["feeder", "mid", "sink"]).open()
         results: list[Result] = []
         wire = None if args.no_wire else run_wire(lab, feed_path, n4, n6, timeout)
@@ -439,7 +486,9 @@ def main(argv: list[str] | None = None) -> int:
             log(wire.describe())
         for name in routers:
             log(f"{name}: starting")
-            res = run_router(lab, name, feed_path, n4, n6, timeout)
+            res = run_router(lab, name, feed_path, want4, want6, timeout)
+            if args.policy == "ixp":
+                res.name = f"{name} with the IXP filter"
             log(res.describe())
             results.append(res)
         parts = [f"rib_scale: {n4 + n6:,} prefixes ({n4:,} v4 + {n6:,} v6)"]
