@@ -441,6 +441,11 @@ class UpdateGroup:
                 changes["local_pref"] = self.rib.options.default_local_pref
         return changes
 
+    def pre_policy(self, path: Path) -> PathAttributes | None:
+        """``path``'s attributes as the export policy sees them (after the path-level rules), or None."""
+        changes = self._path_rules(path)
+        return None if changes is None else path.attrs.replace(**changes)
+
     def _session_rewrite(self, a: PathAttributes, src: PeerInfo, keep_next_hop: bool = False) -> dict:
         """Session-level rewriting of ``a`` (AS prepend, NEXT_HOP): the attribute changes.
 

@@ -38,6 +38,8 @@ from typing import Any
 import attrs
 
 from bgpd.policy import BUILTIN, Chain, Policy, chain
+from bgpd.policy.explain import RehearsalResult
+from bgpd.policy.explain import rehearse as rehearse_chains
 from bgpd.rib import decision
 from bgpd.rib.adjout import Member, Sink, UpdateGroup, group_key
 from bgpd.rib.options import RibOptions
@@ -412,6 +414,48 @@ class Rib:
         new = chains.get(parts[stay][0].peer)
         if new is not None and new is not g.policy:
             g.replace_policy(new)
+
+    def rehearse(self, candidate: Callable[[PeerInfo, str], Chain]) -> dict[tuple[str, str], RehearsalResult]:
+        """What the chains ``candidate(peer, "import" | "export")`` would change; nothing is touched.
+
+        Keyed by ``(peer address, direction)`` (:func:`bgpd.policy.explain.rehearse`).
+        Import is rehearsed over the pre-policy Adj-RIB-In, which only
+        ``soft_reconfiguration_inbound`` keeps: without it the RIB no longer
+        has the routes as received (nor those rejected), the result says
+        ``complete=False`` and holds nothing, and applying such a change
+        falls back to ROUTE-REFRESH.  Export is rehearsed over the best paths
+        each peer's update group looks at, after the path-level rules.
+        """
+        peers = [st for st in self._peers.values() if st.up]
+
+        def current(peer: PeerInfo, direction: str) -> Chain:
+            st = self._peers[peer.address]
+            return st.import_policy if direction == "import" else st.export_policy
+
+        def routes() -> Iterable[tuple[PeerInfo, str, Family, bytes, PathAttributes]]:
+            for st in peers:
+                if st.pre is not None:
+                    addpath = st.addpath_rx
+                    for fam, table in st.pre.items():
+                        for k, path in table.items():
+                            yield st.info, "import", fam, k[1] if fam in addpath else k, path.attrs
+                for fam, (g, _m) in st.members.items():
+                    for p, entry in self._loc.get(fam, _EMPTY).items():
+                        best = entry if entry.__class__ is Path else entry[0]
+                        if best.owner is st or not self.eligible(best):
+                            continue
+                        a = g.pre_policy(best)
+                        if a is not None:
+                            yield st.info, "export", fam, p, a
+
+        result = rehearse_chains(current, candidate, routes(),
+                                 lambda peer, direction: direction == "import"
+                                 and self._peers[peer.address].pre is None)
+        for st in peers:
+            if st.pre is None:
+                result.setdefault((st.info.address, "import"),
+                                  RehearsalResult(peer=st.info.address, direction="import", complete=False))
+        return result
 
     def reimport(self, peer: PeerInfo, import_policy: Iterable[str] | None = None) -> None:
         """Run the import policy again over the pre-policy Adj-RIB-In (soft reconfiguration).

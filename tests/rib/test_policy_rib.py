@@ -7,7 +7,7 @@ change is what the new chain gives, and a peer hears only the difference.
 from __future__ import annotations
 
 from bgpd.config import parse_config
-from bgpd.policy import registry
+from bgpd.policy import chain, registry
 from bgpd.rib.testing import IPV4, IPV6, announce, make_peer, pfx
 from bgpd.wire.negotiated import Negotiated
 from tests.rib.support import E1, E2, RibTestCase, attrs
@@ -279,3 +279,48 @@ class ImportChangeTests(PolicyRibCase):
         self.assertIsNone(self.rib.best(IPV4, PREFIXES[0]))
         self.assertIsNotNone(self.rib.best(IPV4, PREFIXES[1]))
 
+
+
+class RehearseTests(PolicyRibCase):
+    def chains(self, imports: dict, exports: dict):
+        policies = self.rib.policies
+
+        def candidate(peer, direction):
+            # Every peer of these tests was added with accept-all both ways.
+            names = (imports if direction == "import" else exports).get(peer.address, ["accept-all"])
+            return chain(names, policies)
+
+        return candidate
+
+    def test_import_with_soft_reconfiguration_is_complete(self):
+        """With the pre-policy table kept, import rehearsal lists what would be rejected, changing nothing."""
+        self.add(E1, soft_reconfiguration=True)
+        self.add(E2)
+        self.feed()
+        result = self.rib.rehearse(self.chains({E1.address: ["drop-ten-zero"]}, {}))
+        r = result[(E1.address, "import")]
+        self.assertTrue(r.complete)
+        self.assertEqual(r.newly_rejected, ((IPV4, PREFIXES[0]),))
+        self.assertIsNotNone(self.rib.best(IPV4, PREFIXES[0]))
+
+    def test_import_without_soft_reconfiguration_says_so(self):
+        """Without soft reconfiguration the import result is marked incomplete (route refresh would tell)."""
+        self.add(E1)
+        self.feed()
+        r = self.rib.rehearse(self.chains({E1.address: ["drop-ten-zero"]}, {}))[(E1.address, "import")]
+        self.assertFalse(r.complete)
+        self.assertEqual(r.newly_rejected, ())
+
+    def test_export(self):
+        """An export rehearsal shows the changed MED and the rejected prefix for that peer only."""
+        self.add(E1)
+        sink = self.add(E2)
+        self.feed()
+        sink.clear()
+        result = self.rib.rehearse(self.chains({}, {E2.address: ["drop-ten-zero", "med-ten-one"]}))
+        r = result[(E2.address, "export")]
+        self.assertEqual(r.newly_rejected, ((IPV4, PREFIXES[0]),))
+        self.assertEqual([(c.prefix, c.diff) for c in r.changed], [(PREFIXES[1], (("med", None, 7),))])
+        # E1's own routes never go back to it (split horizon): nothing to rehearse there.
+        self.assertNotIn((E1.address, "export"), result)
+        self.assertEqual(sink.messages, [])
