@@ -71,6 +71,13 @@ class Chain:
         n = len(prefixes)
         if self.rejects_all:
             return [None] * n
+        if len(self.policies) == 1:
+            # The usual chain, one policy: no grouping needed.
+            policy = self.policies[0]
+            many = getattr(policy, "many", None)
+            if many is not None:
+                return many(peer, family, prefixes, attributes)
+            return [policy(peer, family, p, attributes) for p in prefixes]
         results: list[PathAttributes | None] = [attributes] * n
         for policy in self.policies:
             many = getattr(policy, "many", None)

@@ -394,16 +394,30 @@ def _action(key: str, value: Any, sets: _Sets) -> Action:
         if key == plural:
             new = tuple(value)
             return lambda p, f, a, field=field: a.replace(**{field: new})
+        # An action that changes nothing returns the same object: no copy,
+        # and the policy goes on with the attributes (and caches) it has.
         if key == "add_" + plural:
             added = tuple(value)
-            return lambda p, f, a, field=field: a.replace(**{field: _dedupe(getattr(a, field) + added)})
+
+            def add(p: Any, f: tuple[int, int], a: PathAttributes, field: str = field,
+                    added: tuple = added) -> PathAttributes:
+                have = getattr(a, field)
+                new = _dedupe(have + added)
+                return a if new == have else a.replace(**{field: new})
+            return add
         if key == "remove_" + plural:
             one_any, _ = sets.get(kind, value)
-            return lambda p, f, a, field=field, m=one_any: a.replace(
-                **{field: tuple(c for c in getattr(a, field) if not m(c))}
-            )
+
+            def remove(p: Any, f: tuple[int, int], a: PathAttributes, field: str = field,
+                       m: Callable[[Any], bool] = one_any) -> PathAttributes:
+                have = getattr(a, field)
+                if not have:
+                    return a
+                kept = tuple(c for c in have if not m(c))
+                return a if len(kept) == len(have) else a.replace(**{field: kept})
+            return remove
         if key == "clear_" + plural:
-            return lambda p, f, a, field=field: a.replace(**{field: ()})
+            return lambda p, f, a, field=field: a if not getattr(a, field) else a.replace(**{field: ()})
     if key == "local_pref":
         return lambda p, f, a: a.replace(local_pref=value)
     if key == "med":
@@ -500,6 +514,11 @@ class CompiledPolicy:
         self.definition = definition
         self.terms = [CompiledTerm(t, compiled_sets, rpki) for t in definition.terms]
         self._classify_index = self._prefix_classes(compiled_sets)
+        # One walk per route, probing only the lengths stored near it (IPv4
+        # by its first octet, IPv6 by its first 16 bits).
+        self._classifiers = {
+            afi: index.classifier(8 if afi == 1 else 16) for afi, index in self._classify_index.items()
+        }
         self._attr_tests = [(i, tuple(c for _k, c in t.attr_conds)) for i, t in enumerate(self.terms)]
         self._candidate_tuples: dict[tuple[int, ...], tuple[int, ...]] = {}
         # Prefix sets are the only prefix conditions: many() can group prefixes by set membership.
@@ -573,8 +592,8 @@ class CompiledPolicy:
         return self._candidate_tuples.setdefault(found, found)
 
     def _classify(self, afi: int, prefix: bytes) -> int:
-        index = self._classify_index.get(afi)
-        return 0 if index is None else index.classify(prefix)
+        classify = self._classifiers.get(afi)
+        return 0 if classify is None else classify(prefix)
 
     def clear_cache(self) -> None:
         """Forget cached results (the RPKI hook calls this when validation states change)."""
@@ -623,8 +642,7 @@ class CompiledPolicy:
         if not self._only_sets:
             run = self._run_split
             return [run(peer, family, k, attrs) for k in prefixes]
-        index = self._classify_index.get(family[0])
-        classify = index.classify if index is not None else _zero
+        classify = self._classifiers.get(family[0], _zero)
         by_class: dict[int, PathAttributes | None] = {}
         out = []
         for k in prefixes:

@@ -343,6 +343,16 @@ class ActionTests(SynchronousTestCase):
         )
         self.assertEqual(self.act("clear_large_communities = true", a).large_communities, ())
 
+    def test_no_change_no_copy(self):
+        """An add, remove or clear that changes nothing returns the very same attributes."""
+        a = ATTRS.replace(communities=(65537,), large_communities=())
+        sets = ('[sets.community.mine]\nmembers = ["65000:*"]\n'
+                '[sets.large_community.x]\nmembers = ["65000:*:*"]')
+        self.assertIs(self.act('add_communities = ["1:1"]', a), a)
+        self.assertIs(self.act('remove_communities = "mine"', a, sets=sets), a)
+        self.assertIs(self.act('remove_large_communities = "x"', a, sets=sets), a)
+        self.assertIs(self.act("clear_large_communities = true", a), a)
+
     def test_ext_communities(self):
         """Set, add, remove by set and clear extended communities."""
         from bgpd.wire.communities import parse_ext_community as ext

@@ -92,3 +92,20 @@ class PrefixIndexTests(SynchronousTestCase):
         self.assertEqual(cls.classify(key("10.1.2.0/24")), 3)
         self.assertEqual(cls.classify(key("10.2.2.0/24")), 1)
         self.assertEqual(cls.classify(key("10.1.2.0/25")), 2)
+
+    def test_classifier_agrees_with_classify(self):
+        """classifier() gives classify()'s answer for random IPv4 and IPv6 keys, probing fewer lengths."""
+        rng = random.Random(11)
+        for afi, bits, top in ((1, 32, 8), (2, 128, 16)):
+            ix = PrefixIndex()
+            for _ in range(400):
+                plen = rng.randrange(0, bits + 1)
+                n = rng.getrandbits(plen) if plen else 0
+                k = bytes((plen,)) + (n << ((-plen) % 8)).to_bytes((plen + 7) // 8, "big")
+                ix[k] = tuple(rng.getrandbits(4) for _ in range(bits + 1))
+            fast = ix.classifier(top)
+            for _ in range(2000):
+                plen = rng.randrange(0, bits + 1)
+                n = rng.getrandbits(plen) if plen else 0
+                k = bytes((plen,)) + (n << ((-plen) % 8)).to_bytes((plen + 7) // 8, "big")
+                self.assertEqual(fast(k), ix.classify(k), (afi, k))
