@@ -879,8 +879,42 @@ class Rib:
             return
         info = st.info
         accepts = policy.accepts_all
-        base: dict = {}
         chunk = keys[start:end]
+        if not accepts and not addpath and self._resolver is None:
+            # The full-table path above with a policy: the chain's answer per
+            # prefix (one many() call for the UPDATE), the Loc-RIB update inlined.
+            loc_get = loc.get
+            append = changed.append
+            last: Any = None
+            path = None
+            for p, r in zip(chunk, policy.many(info, fam, chunk, a), strict=True):
+                if r is None:
+                    st.rejected += 1
+                    self.stats.rejected += 1
+                    if adj.pop(p, None) is not None:
+                        self._update(loc, p, st, 0, None, changed, first, fam)
+                    continue
+                if r is not last:
+                    path = self._intern(st, r, 0)
+                    last = r
+                adj[p] = path
+                cur = loc_get(p)
+                if cur is None:
+                    loc[p] = path
+                    append(p)
+                    if first is not None:
+                        first.setdefault((fam, p), None)
+                elif cur is path:
+                    continue
+                elif cur.__class__ is Path and cur.owner is st:
+                    loc[p] = path
+                    append(p)
+                    if first is not None:
+                        first.setdefault((fam, p), cur)
+                else:
+                    self._update(loc, p, st, 0, path, changed, first, fam)
+            return
+        base: dict = {}
         if accepts:
             results: Any = None
         elif addpath:
