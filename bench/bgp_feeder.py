@@ -133,9 +133,15 @@ def _chunks(feed: bytes, target: int = 65536) -> deque:
     return out
 
 
-def send(sock: socket.socket, leftover: bytes, hold: int, feed: bytes, max_seconds: float) -> int:
-    """Write ``feed``, then keep the session up; return an exit status."""
-    queue = _chunks(feed)
+def send(sock: socket.socket, leftover: bytes, hold: int, feed: bytes, max_seconds: float,
+         go_file: str | None = None) -> int:
+    """Write ``feed``, then keep the session up; return an exit status.
+
+    With ``go_file`` nothing is written until that file exists, so several
+    feeders can start their tables at one moment.
+    """
+    chunks = _chunks(feed)
+    queue: deque = deque() if go_file else chunks
     keepalive_every = hold / 3 if hold else None
     sock.setblocking(False)
     cur: memoryview | None = None
@@ -151,13 +157,17 @@ def send(sock: socket.socket, leftover: bytes, hold: int, feed: bytes, max_secon
         if now >= deadline:
             emit("timeout", sent=sent)
             return 0
+        if go_file and os.path.exists(go_file):
+            go_file = None
+            queue = chunks
+            emit("go")
         if cur is None:
             if keepalive_every is not None and now - last_sent >= keepalive_every:
                 cur, cur_is_feed = memoryview(KEEPALIVE_BYTES), False
             elif queue:
                 cur, cur_is_feed = queue.popleft(), True
         want_write = [sock] if cur is not None else []
-        readable, writable, _ = select.select([sock], want_write, [], 0.5)
+        readable, writable, _ = select.select([sock], want_write, [], 0.02 if go_file else 0.5)
         if readable:
             try:
                 data = sock.recv(1 << 20)
@@ -225,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--connect-timeout", type=float, default=60.0)
     s.add_argument("--max-seconds", type=float, default=7200.0,
                    help="exit after this long even if never stopped")
+    s.add_argument("--go-file", help="once established, wait for this file to exist before sending")
     args = ap.parse_args(argv)
     if args.cmd == "prepare":
         figures = prepare(args.scale, args.out, args.next_hop4, args.next_hop6, args.asn)
@@ -237,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         with sock:
             peer, hold, leftover = handshake(sock, args.asn, args.router_id, args.hold_time)
             emit("established", peer_as=peer.asn, hold=hold)
-            return send(sock, leftover, hold, feed, args.max_seconds)
+            return send(sock, leftover, hold, feed, args.max_seconds, args.go_file)
     except (SessionError, OSError) as e:
         emit("error", reason=str(e))
         return 1
