@@ -134,14 +134,18 @@ def _chunks(feed: bytes, target: int = 65536) -> deque:
 
 
 def send(sock: socket.socket, leftover: bytes, hold: int, feed: bytes, max_seconds: float,
-         go_file: str | None = None) -> int:
+         go_file: str | None = None, pace: float = 0.0) -> int:
     """Write ``feed``, then keep the session up; return an exit status.
 
     With ``go_file`` nothing is written until that file exists, so several
-    feeders can start their tables at one moment.
+    feeders can start their tables at one moment.  With ``pace`` the table
+    is spread over at least that many seconds (chunk K of N not before
+    K/N of it), so a load lasts about as long on any machine.
     """
-    chunks = _chunks(feed)
+    chunks = _chunks(feed, 16384 if pace else 65536)
+    n_chunks = len(chunks)
     queue: deque = deque() if go_file else chunks
+    paced_from: float | None = None
     keepalive_every = hold / 3 if hold else None
     sock.setblocking(False)
     cur: memoryview | None = None
@@ -165,9 +169,13 @@ def send(sock: socket.socket, leftover: bytes, hold: int, feed: bytes, max_secon
             if keepalive_every is not None and now - last_sent >= keepalive_every:
                 cur, cur_is_feed = memoryview(KEEPALIVE_BYTES), False
             elif queue:
-                cur, cur_is_feed = queue.popleft(), True
+                if paced_from is None:
+                    paced_from = now
+                if not pace or now >= paced_from + pace * (n_chunks - len(queue)) / n_chunks:
+                    cur, cur_is_feed = queue.popleft(), True
         want_write = [sock] if cur is not None else []
-        readable, writable, _ = select.select([sock], want_write, [], 0.02 if go_file else 0.5)
+        waiting = go_file or (pace and queue and cur is None)
+        readable, writable, _ = select.select([sock], want_write, [], 0.01 if waiting else 0.5)
         if readable:
             try:
                 data = sock.recv(1 << 20)
@@ -236,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--max-seconds", type=float, default=7200.0,
                    help="exit after this long even if never stopped")
     s.add_argument("--go-file", help="once established, wait for this file to exist before sending")
+    s.add_argument("--pace", type=float, default=0.0, metavar="SECONDS",
+                   help="spread the table over at least this long (default: as fast as it goes)")
     args = ap.parse_args(argv)
     if args.cmd == "prepare":
         figures = prepare(args.scale, args.out, args.next_hop4, args.next_hop6, args.asn)
@@ -248,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         with sock:
             peer, hold, leftover = handshake(sock, args.asn, args.router_id, args.hold_time)
             emit("established", peer_as=peer.asn, hold=hold)
-            return send(sock, leftover, hold, feed, args.max_seconds, args.go_file)
+            return send(sock, leftover, hold, feed, args.max_seconds, args.go_file, args.pace)
     except (SessionError, OSError) as e:
         emit("error", reason=str(e))
         return 1

@@ -30,7 +30,13 @@ then the sink, which connects to it; once that session is Established the
 feeders are started together (``--stagger S``: feeder K S seconds after
 feeder K-1), each sending its table as soon as its own session is up, so
 later sessions come up while earlier tables are still being passed on
-(``--barrier``: none sends before all are Established).
+(``--barrier``: none sends before all are Established).  With
+``--sink-late S`` the sink connects only S seconds after every feeder has
+begun sending: its session comes up while the router is still passing the
+tables on (its initial table and End-of-RIB, RFC 4724 section 2, then go
+out while other changes are still queued).  ``--pace S`` spreads each
+feeder's table over at least S seconds, so that a late sink comes up in the
+middle of the load on a fast machine too.
 
 The time is from the first UPDATE byte any feeder wrote to the sink first
 holding every prefix of both families.  The run then goes on until every
@@ -360,17 +366,32 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _converge(lab: Lab, res: Result, sink: Process, feeders: list[Feeder], target: str,
+@dataclass(frozen=True)
+class Shape:
+    """How the feeders and the sink come up (see the module docstring)."""
+
+    #: Feeder K starts this many seconds after feeder K-1.
+    stagger: float = 0.0
+    #: No feeder sends before every feeder is Established.
+    barrier: bool = False
+    #: None: the sink is Established before any feeder connects; S: it
+    #: connects S seconds after every feeder has begun sending.
+    sink_delay: float | None = None
+    #: Each feeder spreads its table over at least this many seconds.
+    pace: float = 0.0
+
+
+def _converge(lab: Lab, res: Result, sinks: list[Process], feeders: list[Feeder], target: str,
               timeout: float, mid: Process | None = None,
               sampler: RssSampler | None = None,
-              drops: Callable[[], int] | None = None, stagger: float = 0.0,
-              barrier: bool = False) -> Result:
-    """Start the feeders towards ``target`` at once and wait until the sink has all, and stays so.
+              drops: Callable[[], int] | None = None, shape: Shape = Shape(),
+              make_sink: Callable[[], Process] | None = None) -> Result:
+    """Start the feeders towards ``target`` and wait until the sink has all, and stays so.
 
+    ``sinks`` holds the running sink, or is empty and ``make_sink`` starts it
+    (``shape.sink_delay``) and it is added there, for the caller to stop.
     ``drops`` counts the router's session drops so far; it is read before
-    the feeders are stopped, whose own ends are no drops.  Feeder K starts
-    ``stagger`` * (K - 1) seconds after the first; with ``barrier`` none
-    sends before all are Established.
+    the feeders are stopped, whose own ends are no drops.
     """
     if sampler is not None:
         res.base_kib = sampler.read()[0]
@@ -383,13 +404,15 @@ def _converge(lab: Lab, res: Result, sink: Process, feeders: list[Feeder], targe
         start = time.monotonic()
         deadline = start + timeout
         for i, f in enumerate(feeders):
-            if i and stagger:
-                time.sleep(stagger)
+            if i and shape.stagger:
+                time.sleep(shape.stagger)
             argv = ["send", "--feed", f.feed, "--connect", target, "--asn", str(f.asn),
-                    "--router-id", f.ip, "--connect-timeout", str(SESSION_TIMEOUT)]
-            procs.append(speaker(lab, f.node, "bgp_feeder", argv + (["--go-file", go] if barrier else []),
+                    "--router-id", f.ip, "--connect-timeout", str(SESSION_TIMEOUT),
+                    "--pace", str(shape.pace)]
+            procs.append(speaker(lab, f.node, "bgp_feeder",
+                                 argv + (["--go-file", go] if shape.barrier else []),
                                  f"feeder-{f.node}-{res.name}.log"))
-        if barrier:
+        if shape.barrier:
             # Every feeder Established before any of them sends.
             while time.monotonic() < deadline:
                 ups = [last_event(p, "established", "error", "closed", "notification") for p in procs]
@@ -405,15 +428,27 @@ def _converge(lab: Lab, res: Result, sink: Process, feeders: list[Feeder], targe
                 pass
         next_note = time.monotonic() + 30
         first_t: float | None = None
+        all_first: float | None = None
         done: dict | None = None
         quiet = 0
         next_tick = time.monotonic() + 1.0
         last_updates = -1
         last_cpu = cpu_seconds(mid.pid) if mid is not None else 0.0
         while time.monotonic() < deadline:
-            if first_t is None:
+            if all_first is None:
                 firsts = [e["t"] for e in (last_event(p, "first_update") for p in procs) if e]
                 first_t = min(firsts) if firsts else None
+                all_first = max(firsts) if len(firsts) == len(procs) else None
+            if not sinks:
+                # The late sink: its session comes up while the tables are
+                # still being passed on.
+                if (make_sink is not None and shape.sink_delay is not None and all_first is not None
+                        and time.monotonic() >= all_first + shape.sink_delay):
+                    sinks.append(make_sink())
+                else:
+                    time.sleep(0.02)
+                    continue
+            sink = sinks[0]
             if done is None:
                 done = last_event(sink, "complete")
             trouble = None
@@ -438,7 +473,7 @@ def _converge(lab: Lab, res: Result, sink: Process, feeders: list[Feeder], targe
                 cpu = cpu_seconds(mid.pid) if mid is not None else 0.0
                 sent_all = all(last_event(x, "sent") is not None for x in procs)
                 still = p.get("updates", 0) == last_updates and cpu - last_cpu < QUIET_CPU
-                quiet = quiet + 1 if sent_all and still else 0
+                quiet = quiet + 1 if sent_all and still and p else 0
                 last_updates, last_cpu = p.get("updates", 0), cpu
                 if quiet >= QUIET_SECONDS:
                     break
@@ -448,16 +483,19 @@ def _converge(lab: Lab, res: Result, sink: Process, feeders: list[Feeder], targe
                 log(f"{res.name}: {now - start:.0f} s, sink has "
                     f"{p.get('v4', 0):,} v4 + {p.get('v6', 0):,} v6")
             time.sleep(0.1)
+        if not sinks:
+            res.problem = res.problem or "the feeders never all began sending"
+            return res
         # What the sink holds at the end is what counts; ``complete`` only
         # dates the moment it first held everything.
         time.sleep(1.2)
-        p = last_event(sink, "progress") or {}
+        p = last_event(sinks[0], "progress") or {}
         res.got = p.get("v4", 0) + p.get("v6", 0)
         res.stale = p.get("stale", 0)
         if done is not None and first_t is not None and p.get("whole"):
             res.seconds = done["t"] - first_t
         elif not res.problem:
-            stray = last_event(sink, "stray")
+            stray = last_event(sinks[0], "stray")
             if quiet >= QUIET_SECONDS:
                 if res.stale and res.got == res.total:
                     res.problem = "settled on paths the router did not choose last"
@@ -487,7 +525,7 @@ def run_wire(lab: Lab, feeders: list[Feeder], n4: int, n6: int, timeout: float) 
         if wait_event(sink, ("listening", "error"), 30) is None:
             res.problem = "sink did not listen"
             return res
-        return _converge(lab, res, sink, feeders[:1], SINK_IP, timeout)
+        return _converge(lab, res, [sink], feeders[:1], SINK_IP, timeout)
     finally:
         sink.stop()
 
@@ -499,39 +537,44 @@ def stall_of(probe: Process, since: float, until: float) -> float | None:
 
 
 def run_router(lab: Lab, name: str, feeders: list[Feeder], n4: int, n6: int,
-               timeout: float, stagger: float = 0.0, barrier: bool = False) -> Result:
+               timeout: float, shape: Shape = Shape()) -> Result:
     """The whole workload through ``name``; everything started here is stopped here."""
     res = Result(name, n4 + n6, limit=timeout)
     router: Daemon | _Bgpd | None = None
-    sink: Process | None = None
+    sinks: list[Process] = []
     probe: Process | None = None
-    try:
-        router = start_router(lab, name, feeders)
-        assert router.proc is not None
-        # Every feeder's paths are alike but for the first AS (and next hop),
-        # so bgpd's tie-break is the lowest BGP Identifier (RFC 4271
-        # 9.1.2.2 (f)): feeder 1 for every prefix.  Other routers may prefer
-        # the oldest path (RFC 5004), so only their prefix count is checked.
-        via = ["--expect-via", str(feeders[0].asn)] if name == "bgpd" else []
-        sink = speaker(lab, "sink", "bgp_sink",
+    # Every feeder's paths are alike but for the first AS (and next hop),
+    # so bgpd's tie-break is the lowest BGP Identifier (RFC 4271
+    # 9.1.2.2 (f)): feeder 1 for every prefix.  Other routers may prefer
+    # the oldest path (RFC 5004), so only their prefix count is checked.
+    via = ["--expect-via", str(feeders[0].asn)] if name == "bgpd" else []
+
+    def make_sink() -> Process:
+        return speaker(lab, "sink", "bgp_sink",
                        ["--connect", MID_IP, "--asn", str(AS_SINK), "--router-id", SINK_IP,
                         "--expect-v4", str(n4), "--expect-v6", str(n6), "--feed", feeders[0].feed,
                         "--connect-timeout", str(SESSION_TIMEOUT), *via], f"sink-{name}.log")
-        up = wait_event(sink, ("established", "error"), SESSION_TIMEOUT + 5)
-        if up is None or up.get("event") != "established":
-            res.problem = "sink session did not come up" + (f": {up.get('reason')}" if up else "")
-            log(f"{name}: {res.problem}; router log tail:\n{router.log()[-2000:]}")
-            return res
+
+    try:
+        router = start_router(lab, name, feeders)
+        assert router.proc is not None
+        if shape.sink_delay is None:
+            sinks.append(make_sink())
+            up = wait_event(sinks[0], ("established", "error"), SESSION_TIMEOUT + 5)
+            if up is None or up.get("event") != "established":
+                res.problem = "sink session did not come up" + (f": {up.get('reason')}" if up else "")
+                log(f"{name}: {res.problem}; router log tail:\n{router.log()[-2000:]}")
+                return res
         if name == "bgpd":
             probe = speaker(lab, "probe", "stall_probe",
                             ["--connect", MID_IP, "--source", lab["probe"].ipv4],
                             f"probe-{name}.log")
         since = time.monotonic()
         bgpd_log = router.log
-        _converge(lab, res, sink, feeders, MID_IP, timeout, router.proc,
+        _converge(lab, res, sinks, feeders, MID_IP, timeout, router.proc,
                   RssSampler(router.proc.pid),
                   (lambda: bgpd_log().count("ESTABLISHED -> ")) if name == "bgpd" else None,
-                  stagger, barrier)
+                  shape, make_sink)
         if probe is not None:
             res.stall = stall_of(probe, since, time.monotonic())
         if res.seconds is None:
@@ -543,7 +586,7 @@ def run_router(lab: Lab, name: str, feeders: list[Feeder], n4: int, n6: int,
     finally:
         if probe is not None:
             probe.stop()
-        if sink is not None:
+        for sink in sinks:
             sink.stop()
         if router is not None:
             router.stop()
@@ -594,6 +637,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="start feeder K this many seconds after feeder K-1 (default 0)")
     ap.add_argument("--barrier", action="store_true",
                     help="no feeder sends before every feeder is Established")
+    ap.add_argument("--sink-late", type=float, default=None, metavar="SECONDS",
+                    help="start the sink this long after every feeder began sending "
+                         "(default: before the feeders)")
+    ap.add_argument("--pace", type=float, default=0.0, metavar="SECONDS",
+                    help="each feeder spreads its table over at least this long (default: no pacing)")
     ap.add_argument("--timeout", type=float, default=None,
                     help="seconds each router may take (default 600 at scale 1, at least 60)")
     ap.add_argument("--no-wire", action="store_true", help="skip the feeder->sink baseline")
@@ -608,8 +656,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--scale must be in (0, 4]")
     if not 1 <= args.feeders <= MAX_FEEDERS:
         ap.error(f"--feeders must be in 1-{MAX_FEEDERS}")
-    if not 0 <= args.stagger <= 600:
-        ap.error("--stagger must be in 0-600 seconds")
+    if not all(0 <= x <= 600 for x in (args.stagger, args.sink_late or 0, args.pace)):
+        ap.error("--stagger, --sink-late and --pace must be in 0-600 seconds")
     timeout = args.timeout if args.timeout is not None else max(60.0, 600.0 * args.scale)
     if os.geteuid() != 0:
         print("rib_scale: needs root (network namespaces)", file=sys.stderr)
@@ -635,7 +683,8 @@ def main(argv: list[str] | None = None) -> int:
             log(wire.describe())
         for name in routers:
             log(f"{name}: starting")
-            res = run_router(lab, name, feeders, n4, n6, timeout, args.stagger, args.barrier)
+            res = run_router(lab, name, feeders, n4, n6, timeout,
+                             Shape(args.stagger, args.barrier, args.sink_late, args.pace))
             log(res.describe())
             results.append(res)
         n = len(feeders)
