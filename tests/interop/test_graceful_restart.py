@@ -8,10 +8,11 @@ prefixes: KEEP (announced again unchanged after the restart), CHANGE
 restart).  bgpd advertises the Graceful Restart capability as helper (its
 default).
 
-BIRD is stopped with SIGKILL: its TCP connection to bgpd closes with no
-NOTIFICATION, which is how a restarting speaker's session ends (RFC 4724
-section 4.2).  It is started again with ``-R`` (graceful restart recovery)
-on the new configuration, so its OPEN carries the Restart State bit.
+BIRD is stopped with SIGKILL, or with ``birdc graceful restart``: either
+way its TCP connection to bgpd closes with no NOTIFICATION, which is how a
+restarting speaker's session ends (RFC 4724 section 4.2).  It is started
+again with ``-R`` (graceful restart recovery) on the new configuration, so
+its OPEN carries the Restart State bit.
 Checked:
 
 * Section 4.2, helper: while BIRD is down and until its End-of-RIB, its
@@ -147,8 +148,27 @@ class GracefulRestartBirdTests(SynchronousTestCase):
     def _gobgp_table(self) -> dict[str, harness.Route]:
         return self.gobgp.routes("ipv4")
 
-    def test_bird_restart_keeps_routes_then_flushes_stale(self):
-        """Through a graceful BIRD restart GoBGP never loses KEEP/CHANGE; DROP goes after BIRD's EoR."""
+    def test_bird_killed_keeps_routes_then_flushes_stale(self):
+        """BIRD killed and back with -R: GoBGP never loses KEEP/CHANGE; DROP goes after BIRD's EoR."""
+        self.check_restart(self.kill_bird)
+
+    def test_birdc_graceful_restart(self):
+        """``birdc graceful restart``, then back with -R: the same as after a kill."""
+        self.check_restart(self.birdc_graceful_restart)
+
+    def kill_bird(self) -> None:
+        assert self.bird.proc is not None
+        self.bird.proc.signal(signal.SIGKILL)
+        self.bird.proc.stop()
+
+    def birdc_graceful_restart(self) -> None:
+        # BIRD closes its sessions without a NOTIFICATION and exits.
+        out = self.bird.birdc("graceful", "restart")
+        assert self.bird.proc is not None
+        poll(lambda: not self.bird.proc.alive(), 15, 0.1, f"BIRD to exit after: {out.strip()}")
+        self.bird.proc.stop()
+
+    def check_restart(self, restart: Any) -> None:
         r, b, g = self.lab["bird"], self.lab["bgpd"], self.lab["gobgp"]
         poll(lambda: set(ROUTES_BEFORE) <= set(self._gobgp_table()), ROUTE_TIMEOUT, 0.25,
              "GoBGP to receive BIRD's three routes through bgpd")
@@ -157,9 +177,7 @@ class GracefulRestartBirdTests(SynchronousTestCase):
         # The restart: SIGKILL (no NOTIFICATION), then BIRD comes back in
         # graceful restart recovery on a configuration without DROP.
         restart_at = time.time()
-        assert self.bird.proc is not None
-        self.bird.proc.signal(signal.SIGKILL)
-        self.bird.proc.stop()
+        restart()
         missing: list[tuple[float, list[str]]] = []
 
         def watch(seconds: float, until: Any = None) -> Any:
