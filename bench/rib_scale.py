@@ -48,7 +48,9 @@ Identifier wins the tie, RFC 4271 9.1.2.2 (f)): a prefix held through
 another feeder is "stale", a best-path change bgpd never sent.  The middle
 router's VmRSS/VmHWM are read from /proc every 0.2 s; bytes per prefix =
 (peak RSS - RSS before the feeders connected) / prefixes.  For bgpd,
-"longest stall" is the probe's longest wait for bgpd's event loop.
+"longest stall" is the probe's longest wait for bgpd's event loop during
+the load, and in brackets after it, while bgpd drops the feeders' sessions
+(stopped at the end) and withdraws their routes.
 
 Prints one line, e.g.::
 
@@ -157,8 +159,12 @@ class Result:
     #: bgpd only: sessions that left Established during the run (hold 9 s, so a
     #: reactor blocked for more than a few seconds would show here).
     drops: int | None = None
-    #: bgpd only: the stall probe's longest wait, seconds (None: no sample).
+    #: bgpd only: the stall probe's longest wait, seconds (None: no sample),
+    #: during the load, and after it while bgpd dropped the feeders' sessions.
     stall: float | None = None
+    stall_leaving: float | None = None
+    #: Monotonic time the load was over (just before the feeders were stopped).
+    load_end: float = 0.0
     #: Prefixes the sink ended holding through another feeder than the best.
     stale: int = 0
 
@@ -168,6 +174,8 @@ class Result:
             text += f" session drops {self.drops}"
         if self.stall is not None:
             text += f" longest stall {self.stall:.2f}s"
+        if self.stall_leaving is not None:
+            text += f" ({self.stall_leaving:.2f}s as the feeders left)"
         return text
 
     def describe(self) -> str:
@@ -510,9 +518,22 @@ def _converge(lab: Lab, res: Result, sinks: list[Process], feeders: list[Feeder]
             res.peak_kib = sampler.peak_kib
         if drops is not None:
             res.drops = drops()
+        res.load_end = time.monotonic()
         for p in procs:
             p.stop()
     return res
+
+
+def wait_idle(pid: int, seconds: float = 2.0, limit: float = 120.0) -> None:
+    """Until ``pid`` has used (almost) no CPU for ``seconds`` in a row, at most ``limit``."""
+    deadline = time.monotonic() + limit
+    last = cpu_seconds(pid)
+    still = 0.0
+    while time.monotonic() < deadline and still < seconds:
+        time.sleep(0.5)
+        now = cpu_seconds(pid)
+        still = still + 0.5 if now - last < QUIET_CPU / 2 else 0.0
+        last = now
 
 
 def run_wire(lab: Lab, feeders: list[Feeder], n4: int, n6: int, timeout: float) -> Result:
@@ -576,7 +597,11 @@ def run_router(lab: Lab, name: str, feeders: list[Feeder], n4: int, n6: int,
                   (lambda: bgpd_log().count("ESTABLISHED -> ")) if name == "bgpd" else None,
                   shape, make_sink)
         if probe is not None:
-            res.stall = stall_of(probe, since, time.monotonic())
+            # The feeders' sessions end when they are stopped: bgpd then
+            # withdraws their routes everywhere, which is load of its own.
+            wait_idle(router.proc.pid)
+            res.stall = stall_of(probe, since, res.load_end)
+            res.stall_leaving = stall_of(probe, res.load_end, time.monotonic())
         if res.seconds is None:
             log(f"{name}: router log tail:\n{router.log()[-1500:]}")
         return res
