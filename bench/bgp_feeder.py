@@ -13,6 +13,9 @@ A minimal BGP-4 speaker (RFC 4271) for ``bench/rib_scale.py``, in two steps:
              file as fast as the socket takes it while reading (and
              discarding) what the peer sends and sending KEEPALIVEs between
              whole messages when due, so the session stays up until stopped.
+             ``--go-file F`` holds the table back until F exists (several
+             feeders starting at one moment); ``--pace S`` spreads it over
+             at least S seconds.
 
     python3 -m bench.bgp_feeder prepare --scale 1.0 --out /tmp/feed.bin
     python3 -m bench.bgp_feeder send --feed /tmp/feed.bin --connect 192.0.2.2 --asn 65001
