@@ -2,11 +2,12 @@
 
 Lab (``harness.Lab``, one segment): bgpd 192.0.2.1 AS 65000, BIRD 2
 192.0.2.2 AS 65001 with ``graceful restart on`` (the restarting speaker),
-GoBGP 192.0.2.3 AS 65003 receiving from bgpd.  BIRD announces three
-prefixes: KEEP (announced again unchanged after the restart), CHANGE
-(announced again with other communities) and DROP (not announced after the
-restart).  bgpd advertises the Graceful Restart capability as helper (its
-default).
+GoBGP 192.0.2.3 AS 65003 receiving from bgpd; IPv4 unicast over IPv4 and
+IPv6 unicast over IPv6 (2001:db8::1-3), one session each.  BIRD announces
+three prefixes per family: KEEP (announced again unchanged after the
+restart), CHANGE (announced again with other communities) and DROP (not
+announced after the restart).  bgpd advertises the Graceful Restart
+capability as helper (its default).
 
 BIRD is stopped with SIGKILL, or with ``birdc graceful restart``: either
 way its TCP connection to bgpd closes with no NOTIFICATION, which is how a
@@ -49,18 +50,21 @@ from tests.interop.capture_golden import (
 from tests.interop.harness import Bird, GoBGP, Lab, Neighbor, poll
 
 BGPD_AS, BIRD_AS, GOBGP_AS = 65000, 65001, 65003
-KEEP = "198.51.100.0/27"
-CHANGE = "198.51.100.32/27"
-DROP = "198.51.100.64/27"
-ROUTES_BEFORE: dict[str, dict[str, Any]] = {
-    KEEP: {"communities": ["65001:1"]},
-    CHANGE: {"communities": ["65001:2"]},
-    DROP: {"communities": ["65001:3"]},
+# Per family (one session each): the prefix announced again unchanged, the
+# one announced again with other communities, the one not announced again.
+PREFIXES = {
+    "ipv4": ("198.51.100.0/27", "198.51.100.32/27", "198.51.100.64/27"),
+    "ipv6": ("2001:db8:100::/48", "2001:db8:101::/48", "2001:db8:102::/48"),
 }
-ROUTES_AFTER: dict[str, dict[str, Any]] = {
-    KEEP: {"communities": ["65001:1"]},
-    CHANGE: {"communities": ["65001:22"]},
-}
+KEEPS = tuple(p[0] for p in PREFIXES.values())
+CHANGES = tuple(p[1] for p in PREFIXES.values())
+DROPS = tuple(p[2] for p in PREFIXES.values())
+ROUTES_BEFORE: dict[str, dict[str, Any]] = {}
+ROUTES_AFTER: dict[str, dict[str, Any]] = {}
+for _keep, _change, _drop in PREFIXES.values():
+    ROUTES_BEFORE.update({_keep: {"communities": ["65001:1"]}, _change: {"communities": ["65001:2"]},
+                          _drop: {"communities": ["65001:3"]}})
+    ROUTES_AFTER.update({_keep: {"communities": ["65001:1"]}, _change: {"communities": ["65001:22"]}})
 ESTABLISH_TIMEOUT = 40.0
 ROUTE_TIMEOUT = 25.0
 # How long BIRD stays down: long enough for bgpd to have acted on the loss.
@@ -94,7 +98,7 @@ def _bgp_messages(pcap: str, src: str, dst: str) -> list[tuple[float, bytes]]:
 
 
 def _withdrawn(m: bytes) -> set[str]:
-    """The IPv4 prefixes an UPDATE withdraws (RFC 4271 section 4.3)."""
+    """The prefixes an UPDATE withdraws (RFC 4271 section 4.3, MP_UNREACH_NLRI of RFC 4760)."""
     if m[18] != 2:
         return set()
     _kind, desc = decode_update(m, True, set())
@@ -124,29 +128,35 @@ class GracefulRestartBirdTests(SynchronousTestCase):
         self.capture = lab.capture(self.pcap)
         self.addCleanup(self.capture.stop)
         b, r, g = lab["bgpd"], lab["bird"], lab["gobgp"]
+        # IPv4 unicast over IPv4 and IPv6 unicast over IPv6: two GR sessions.
         self.bird = _RestartingBird(
             r.ns, BIRD_AS, r.router_id,
             [Neighbor(b.ipv4, BGPD_AS, local_address=r.ipv4, passive=True, graceful_restart=True,
+                      hold_time=9),
+             Neighbor(b.ipv6, BGPD_AS, local_address=r.ipv6, passive=True, graceful_restart=True,
                       hold_time=9)],
             routes=ROUTES_BEFORE,
             # Recovery waits for the peers' End-of-RIB; bound it anyway.
             extra_config="graceful restart wait 20;")
         self.bird.start()
         self.addCleanup(self.bird.stop)
-        self.gobgp = GoBGP(g.ns, GOBGP_AS, g.router_id, [Neighbor(b.ipv4, BGPD_AS, passive=True)])
+        self.gobgp = GoBGP(g.ns, GOBGP_AS, g.router_id, [Neighbor(b.ipv4, BGPD_AS, passive=True),
+                                                          Neighbor(b.ipv6, BGPD_AS, passive=True)])
         self.gobgp.start()
         self.addCleanup(self.gobgp.stop)
         self.bgpd = BgpdDriver(b.ns, BGPD_AS, b.router_id, [
             BgpdNeighbor(r.ipv4, BIRD_AS, families=("ipv4-unicast",), hold_time=9),
+            BgpdNeighbor(r.ipv6, BIRD_AS, families=("ipv6-unicast",), hold_time=9),
             BgpdNeighbor(g.ipv4, GOBGP_AS, families=("ipv4-unicast",)),
-        ], listen_addresses=[b.ipv4])
+            BgpdNeighbor(g.ipv6, GOBGP_AS, families=("ipv6-unicast",)),
+        ], listen_addresses=[b.ipv4, b.ipv6])
         self.bgpd.start()
         self.addCleanup(self.bgpd.stop)
-        for addr in (r.ipv4, g.ipv4):
+        for addr in (r.ipv4, r.ipv6, g.ipv4, g.ipv6):
             self.bgpd.wait_established(addr, ESTABLISH_TIMEOUT)
 
     def _gobgp_table(self) -> dict[str, harness.Route]:
-        return self.gobgp.routes("ipv4")
+        return {**self.gobgp.routes("ipv4"), **self.gobgp.routes("ipv6")}
 
     def test_bird_killed_keeps_routes_then_flushes_stale(self):
         """BIRD killed and back with -R: GoBGP never loses KEEP/CHANGE; DROP goes after BIRD's EoR."""
@@ -171,21 +181,23 @@ class GracefulRestartBirdTests(SynchronousTestCase):
     def check_restart(self, restart: Any) -> None:
         r, b, g = self.lab["bird"], self.lab["bgpd"], self.lab["gobgp"]
         poll(lambda: set(ROUTES_BEFORE) <= set(self._gobgp_table()), ROUTE_TIMEOUT, 0.25,
-             "GoBGP to receive BIRD's three routes through bgpd")
-        self.assertIn("65001:2", self._gobgp_table()[CHANGE].communities)
+             "GoBGP to receive BIRD's routes through bgpd")
+        for p in CHANGES:
+            self.assertIn("65001:2", self._gobgp_table()[p].communities)
 
-        # The restart: SIGKILL (no NOTIFICATION), then BIRD comes back in
-        # graceful restart recovery on a configuration without DROP.
+        # The restart, with no NOTIFICATION; BIRD comes back in graceful
+        # restart recovery on a configuration without the DROPs.
         restart_at = time.time()
         restart()
         missing: list[tuple[float, list[str]]] = []
+        kept = KEEPS + CHANGES
 
         def watch(seconds: float, until: Any = None) -> Any:
             # Bounded: at most seconds / 0.2 + 2 looks at GoBGP's table.
             deadline = time.monotonic() + seconds
             for _ in range(int(seconds / 0.2) + 2):
                 table = self._gobgp_table()
-                gone = [p for p in (KEEP, CHANGE) if p not in table]
+                gone = [p for p in kept if p not in table]
                 if gone:
                     missing.append((time.time() - restart_at, gone))
                 if until is not None and until(table):
@@ -197,35 +209,43 @@ class GracefulRestartBirdTests(SynchronousTestCase):
 
         watch(DOWN_SECONDS)
         self.assertEqual(missing, [], "routes withdrawn at GoBGP while BIRD was down")
-        self.assertIn(DROP, self._gobgp_table(), "the stale DROP must stay until BIRD's End-of-RIB")
+        table = self._gobgp_table()
+        self.assertEqual([p for p in DROPS if p not in table], [],
+                         "a stale DROP must stay until BIRD's End-of-RIB")
         self.assertIn("graceful restart: keeping its routes", self.bgpd.log())
 
         self.bird.announced = {p: dict(a) for p, a in ROUTES_AFTER.items()}
         self.bird.recovering = True
         self.bird.start()
         done = watch(ROUTE_TIMEOUT + ESTABLISH_TIMEOUT, lambda t: (
-            DROP not in t and CHANGE in t and "65001:22" in t[CHANGE].communities))
-        self.assertIsNotNone(done, f"after the restart GoBGP has {sorted(self._gobgp_table())}, "
-                                   f"CHANGE {self._gobgp_table().get(CHANGE)}; bgpd log:\n"
+            not set(DROPS) & set(t) and all(p in t and "65001:22" in t[p].communities
+                                            for p in CHANGES)))
+        table = self._gobgp_table()
+        self.assertIsNotNone(done, f"after the restart GoBGP has {sorted(table)}, CHANGEs "
+                                   f"{[table.get(p) for p in CHANGES]}; bgpd log:\n"
                                    f"{self.bgpd.log()[-3000:]}")
-        # Settle a moment, then nothing stale may be left and KEEP never went.
+        # Settle a moment, then nothing stale may be left and nothing kept went.
         watch(2.0)
         self.assertEqual(missing, [], "routes withdrawn at GoBGP during the restart")
-        self.assertEqual(set(self._gobgp_table()), {KEEP, CHANGE})
-        self.assertEqual(self.bird.session_state(b.ipv4), "established")
+        self.assertEqual(set(self._gobgp_table()), set(kept))
+        for addr in (b.ipv4, b.ipv6):
+            self.assertEqual(self.bird.session_state(addr), "established")
 
-        # The wire: what bgpd told GoBGP, and when BIRD's End-of-RIB came.
+        # The wire, per family: what bgpd told GoBGP, and when BIRD's End-of-RIB came.
         self.capture.stop()
-        to_gobgp = [(t, m) for t, m in _bgp_messages(self.pcap, b.ipv4, g.ipv4) if t >= restart_at]
-        withdrawals = [(t, _withdrawn(m)) for t, m in to_gobgp if _withdrawn(m)]
-        self.assertEqual([w for w in withdrawals if w[1] & {KEEP, CHANGE}], [],
-                         "bgpd withdrew a route BIRD was restarting with")
-        drop_wd = [t for t, w in withdrawals if DROP in w]
-        self.assertEqual(len(drop_wd), 1, withdrawals)
-        from_bird = [(t, m) for t, m in _bgp_messages(self.pcap, r.ipv4, b.ipv4) if t >= restart_at]
-        opens = [decode_open(m)[0] for _t, m in from_bird if m[18] == 1]
-        self.assertTrue(opens and "graceful-restart flags=R" in opens[0],
-                        f"the restarted BIRD's OPEN has no Restart State bit: {opens}")
-        eors = [t for t, m in from_bird if _is_eor(m)]
-        self.assertTrue(eors, "no End-of-RIB from the restarted BIRD in the capture")
-        self.assertGreaterEqual(drop_wd[0], eors[0], "DROP was withdrawn before BIRD's End-of-RIB")
+        for (keep, change, drop), src, mid, dst in (
+                (PREFIXES["ipv4"], r.ipv4, b.ipv4, g.ipv4), (PREFIXES["ipv6"], r.ipv6, b.ipv6, g.ipv6)):
+            to_gobgp = [(t, m) for t, m in _bgp_messages(self.pcap, mid, dst) if t >= restart_at]
+            withdrawals = [(t, _withdrawn(m)) for t, m in to_gobgp if _withdrawn(m)]
+            self.assertEqual([w for w in withdrawals if w[1] & {keep, change}], [],
+                             "bgpd withdrew a route BIRD was restarting with")
+            drop_wd = [t for t, w in withdrawals if drop in w]
+            self.assertEqual(len(drop_wd), 1, withdrawals)
+            from_bird = [(t, m) for t, m in _bgp_messages(self.pcap, src, mid) if t >= restart_at]
+            opens = [decode_open(m)[0] for _t, m in from_bird if m[18] == 1]
+            self.assertTrue(opens and "graceful-restart flags=R" in opens[0],
+                            f"the restarted BIRD's OPEN to {mid} has no Restart State bit: {opens}")
+            eors = [t for t, m in from_bird if _is_eor(m)]
+            self.assertTrue(eors, f"no End-of-RIB from the restarted BIRD to {mid} in the capture")
+            self.assertGreaterEqual(drop_wd[0], eors[0],
+                                    f"{drop} was withdrawn before BIRD's End-of-RIB")
