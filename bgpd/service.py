@@ -22,33 +22,16 @@ from bgpd.config import Config, ConfigError, NeighborConfig, load_config
 from bgpd.rib import PeerInfo, Rib, RibOptions, peer_role
 from bgpd.runtime import tune_gc
 from bgpd.session.factory import PeerFactory, SessionListener
-from bgpd.session.listener import (
-    BGPServerFactory,
-    install_md5,
-    listen,
-    normalize_address,
-    set_listen_ttl,
-)
+from bgpd.session.listener import BGPServerFactory, install_md5, listen, set_listen_ttl
 from bgpd.session.negotiation import SessionInfo
+from bgpd.wire.address import normalize_address
 from bgpd.wire.attributes import PathAttributes
-from bgpd.wire.constants import FAMILIES_BY_NAME, CeaseError, RefreshSubtype
+from bgpd.wire.constants import FAMILIES_BY_NAME, ORIGIN_NAMES, CeaseError, RefreshSubtype, family_name
 from bgpd.wire.nlri import prefix_from_str
 from bgpd.wire.refresh import RouteRefresh
 from bgpd.wire.update import Update
 
 log = Logger()
-
-# NeighborConfig fields that can change without resetting the session.
-_SOFT_FIELDS = frozenset({"description", "import_policy", "export_policy", "max_prefix"})
-
-
-def _needs_reset(old: NeighborConfig, new: NeighborConfig) -> bool:
-    for name in old.__attrs_attrs__:
-        if name.name in _SOFT_FIELDS:
-            continue
-        if getattr(old, name.name) != getattr(new, name.name):
-            return True
-    return False
 
 
 def _wait_closed(reactor: Any, protos: list, timeout: float) -> Deferred:
@@ -156,41 +139,43 @@ class SessionsService(Service):
             self.config = new
             self._listen()
         self.config = new
-        old_by = {normalize_address(n.address): n for n in old.neighbors}
-        new_by = {normalize_address(n.address): n for n in new.neighbors}
+        changes = old.neighbor_changes(new)
         removed = {}
-        for address in old_by.keys() - new_by.keys():
+        for address in changes.removed:
             peer = self.peers.pop(address, None)
             if peer is not None:
                 log.info("peer {peer} removed from the config", peer=address)
                 peer.deconfigure()
-            if old_by[address].md5_password:
+            if old.neighbor(address).md5_password:
                 removed[address] = None
-        for address, neighbor in new_by.items():
-            before = old_by.get(address)
+        for address in changes.changed:
+            before, neighbor = old.neighbor(address), new.neighbor(address)
             peer = self.peers.get(address)
-            if before is None or peer is None:
-                log.info("peer {peer} added", peer=address)
-                peer = self.peers[address] = self._make_peer(neighbor)
-                if neighbor.enabled:
-                    peer.start()
-            elif before != neighbor:
-                if _needs_reset(before, neighbor):
-                    log.info("peer {peer} changed: resetting the session", peer=address)
-                    peer.stop("configuration changed", CeaseError.OTHER_CONFIGURATION_CHANGE)
-                    peer = self.peers[address] = self._make_peer(neighbor)
-                    if neighbor.enabled:
-                        peer.start()
-                else:
-                    log.info("peer {peer} changed (no reset needed)", peer=address)
-                    peer.config = neighbor
-                    self.listener_config_changed(peer, before, neighbor)
+            if peer is None:
+                continue  # started below, like an added one
+            if address in changes.reset:
+                log.info("peer {peer} changed: resetting the session", peer=address)
+                peer.stop("configuration changed", CeaseError.OTHER_CONFIGURATION_CHANGE)
+                del self.peers[address]
+            else:
+                log.info("peer {peer} changed (no reset needed)", peer=address)
+                peer.config = neighbor
+                self.listener_config_changed(peer, before, neighbor)
+        self._start_missing()
         self._install_md5(removed)
 
     def _start_all(self) -> None:
         self._listen()
+        self._start_missing()
+
+    def _start_missing(self) -> None:
+        """Start a peer for every configured neighbor that has none (added, or reset)."""
         for neighbor in self.config.neighbors:
-            peer = self.peers[normalize_address(neighbor.address)] = self._make_peer(neighbor)
+            address = normalize_address(neighbor.address)
+            if address in self.peers:
+                continue
+            log.info("peer {peer} starting", peer=address)
+            peer = self.peers[address] = self._make_peer(neighbor)
             if neighbor.enabled:
                 peer.start()
 
@@ -243,8 +228,8 @@ class RibService(Service):
         self.bridge = RoutingBridge(self)
         self.peers: dict[PeerFactory, PeerInfo] = {}
         self._originated: dict[tuple[tuple[int, int], bytes], PathAttributes] = {}
-        self._dirty: set[PeerFactory] = set()
-        self._count_call: Any = None
+        self._factories: dict[PeerInfo, PeerFactory] = {}
+        self.rib.watch_prefix_counts(self._prefix_count)
 
     def startService(self) -> None:
         super().startService()
@@ -258,7 +243,8 @@ class RibService(Service):
         local = None
         if proto is not None and proto.transport is not None:
             try:
-                local = normalize_address(proto.transport.getHost().host)
+                # Our address becomes a NEXT_HOP, which carries no zone.
+                local = normalize_address(proto.transport.getHost().host, keep_zone=False)
             except (ValueError, AttributeError):
                 local = None
         local = local or cfg.local_address
@@ -279,7 +265,11 @@ class RibService(Service):
             next_hop6=next_hop6,
             allowas_in=cfg.allowas_in,
         )
+        old = self.peers.get(peer)
+        if old is not None:
+            self._factories.pop(old, None)
         self.peers[peer] = pi
+        self._factories[pi] = peer
         if not pi.ibgp:
             for direction, names in (("import", cfg.import_policy), ("export", cfg.export_policy)):
                 if tuple(names) == ("reject-all",):
@@ -287,15 +277,21 @@ class RibService(Service):
                              "{way} (RFC 8212; set {direction}_policy to change this)",
                              peer=pi.address, direction=direction,
                              way="accepted" if direction == "import" else "sent")
+        gr = info.graceful_restart
+        # RFC 4724 4.2: the families whose forwarding state the peer kept
+        # across its restart; the stale routes of the others go at once.
+        restarting = None if gr is None else frozenset(
+            (afi, safi) for afi, safi, flags in gr.families if flags & gr.FORWARDING_STATE)
         self.rib.add_peer(pi, info.families, info.negotiated, peer,
                           import_policy=cfg.import_policy, export_policy=cfg.export_policy,
-                          soft_reconfiguration=cfg.soft_reconfiguration_inbound, mrai=cfg.mrai)
+                          soft_reconfiguration=cfg.soft_reconfiguration_inbound, mrai=cfg.mrai,
+                          restarting=restarting)
 
     def peer_down(self, peer: PeerFactory, reason: str, graceful: bool) -> None:
         pi = self.peers.pop(peer, None)
-        self._dirty.discard(peer)
         if pi is None:
             return
+        self._factories.pop(pi, None)
         stale = 0.0
         gr = peer.session_info.graceful_restart if peer.session_info is not None else None
         if graceful and gr is not None:
@@ -310,27 +306,12 @@ class RibService(Service):
         if pi is None:
             return
         self.rib.receive(pi, update)
-        if peer.config.max_prefix:
-            self._dirty.add(peer)
-            if self._count_call is None:
-                self._count_call = self.reactor.callLater(0.2, self._count_prefixes)
 
-    def _count_prefixes(self) -> None:
-        self._count_call = None
-        dirty, self._dirty = self._dirty, set()
-        for peer in dirty:
-            pi = self.peers.get(peer)
-            if pi is None:
-                continue
-            for family, _limit in peer.config.max_prefix:
-                fam = FAMILIES_BY_NAME[family]
-                count = len(self.rib.adj_rib_in(pi, fam))
-                if peer.prefix_counts.get(family) != count:
-                    # The RIB works in chunks: look again until the count settles.
-                    self._dirty.add(peer)
-                peer.note_prefix_count(family, count)
-        if self._dirty and self._count_call is None:
-            self._count_call = self.reactor.callLater(0.2, self._count_prefixes)
+    def _prefix_count(self, info: PeerInfo, family: tuple[int, int], count: int) -> None:
+        # Max-prefix (RFC 4486): the RIB reports each changed count once per batch.
+        peer = self._factories.get(info)
+        if peer is not None and peer.config.max_prefix:
+            peer.note_prefix_count(family_name(*family), count)
 
     def refresh(self, peer: PeerFactory, refresh: RouteRefresh) -> None:
         pi = self.peers.get(peer)
@@ -396,7 +377,7 @@ class RibService(Service):
             afi, key = prefix_from_str(route.prefix)
             fam = FAMILIES_BY_NAME[route.family]
             wanted[(fam, key)] = PathAttributes(
-                origin=_ORIGINS[route.origin],
+                origin=int(ORIGIN_NAMES[route.origin]),
                 as_path=(),
                 next_hop=route.next_hop,
                 med=route.med,
@@ -411,9 +392,6 @@ class RibService(Service):
             if self._originated.get((fam, key)) != attrs:
                 self.rib.originate(fam, key, attrs)
         self._originated = wanted
-
-
-_ORIGINS = {"igp": 0, "egp": 1, "incomplete": 2}
 
 
 def _rib_options(config: Config) -> RibOptions:
