@@ -13,6 +13,9 @@ A minimal BGP-4 speaker (RFC 4271) for ``bench/rib_scale.py``, in two steps:
              file as fast as the socket takes it while reading (and
              discarding) what the peer sends and sending KEEPALIVEs between
              whole messages when due, so the session stays up until stopped.
+             ``--go-file F`` holds the table back until F exists (several
+             feeders starting at one moment); ``--pace S`` spreads it over
+             at least S seconds.
 
     python3 -m bench.bgp_feeder prepare --scale 1.0 --out /tmp/feed.bin
     python3 -m bench.bgp_feeder send --feed /tmp/feed.bin --connect 192.0.2.2 --asn 65001
@@ -133,9 +136,19 @@ def _chunks(feed: bytes, target: int = 65536) -> deque:
     return out
 
 
-def send(sock: socket.socket, leftover: bytes, hold: int, feed: bytes, max_seconds: float) -> int:
-    """Write ``feed``, then keep the session up; return an exit status."""
-    queue = _chunks(feed)
+def send(sock: socket.socket, leftover: bytes, hold: int, feed: bytes, max_seconds: float,
+         go_file: str | None = None, pace: float = 0.0) -> int:
+    """Write ``feed``, then keep the session up; return an exit status.
+
+    With ``go_file`` nothing is written until that file exists, so several
+    feeders can start their tables at one moment.  With ``pace`` the table
+    is spread over at least that many seconds (chunk K of N not before
+    K/N of it), so a load lasts about as long on any machine.
+    """
+    chunks = _chunks(feed, 16384 if pace else 65536)
+    n_chunks = len(chunks)
+    queue: deque = deque() if go_file else chunks
+    paced_from: float | None = None
     keepalive_every = hold / 3 if hold else None
     sock.setblocking(False)
     cur: memoryview | None = None
@@ -151,13 +164,21 @@ def send(sock: socket.socket, leftover: bytes, hold: int, feed: bytes, max_secon
         if now >= deadline:
             emit("timeout", sent=sent)
             return 0
+        if go_file and os.path.exists(go_file):
+            go_file = None
+            queue = chunks
+            emit("go")
         if cur is None:
             if keepalive_every is not None and now - last_sent >= keepalive_every:
                 cur, cur_is_feed = memoryview(KEEPALIVE_BYTES), False
             elif queue:
-                cur, cur_is_feed = queue.popleft(), True
+                if paced_from is None:
+                    paced_from = now
+                if not pace or now >= paced_from + pace * (n_chunks - len(queue)) / n_chunks:
+                    cur, cur_is_feed = queue.popleft(), True
         want_write = [sock] if cur is not None else []
-        readable, writable, _ = select.select([sock], want_write, [], 0.5)
+        waiting = go_file or (pace and queue and cur is None)
+        readable, writable, _ = select.select([sock], want_write, [], 0.01 if waiting else 0.5)
         if readable:
             try:
                 data = sock.recv(1 << 20)
@@ -225,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--connect-timeout", type=float, default=60.0)
     s.add_argument("--max-seconds", type=float, default=7200.0,
                    help="exit after this long even if never stopped")
+    s.add_argument("--go-file", help="once established, wait for this file to exist before sending")
+    s.add_argument("--pace", type=float, default=0.0, metavar="SECONDS",
+                   help="spread the table over at least this long (default: as fast as it goes)")
     args = ap.parse_args(argv)
     if args.cmd == "prepare":
         figures = prepare(args.scale, args.out, args.next_hop4, args.next_hop6, args.asn)
@@ -237,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         with sock:
             peer, hold, leftover = handshake(sock, args.asn, args.router_id, args.hold_time)
             emit("established", peer_as=peer.asn, hold=hold)
-            return send(sock, leftover, hold, feed, args.max_seconds)
+            return send(sock, leftover, hold, feed, args.max_seconds, args.go_file, args.pace)
     except (SessionError, OSError) as e:
         emit("error", reason=str(e))
         return 1

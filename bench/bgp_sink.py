@@ -3,16 +3,20 @@
 A minimal BGP-4 speaker (RFC 4271) for ``bench/rib_scale.py``.  It either
 connects to the router under test or listens for a feeder (the "wire
 baseline"), does the OPEN exchange (bench/bgp_speaker.py), answers with
-KEEPALIVEs, and walks each UPDATE's framing without decoding attributes
-(RFC 4271 section 4.3): the Withdrawn Routes and NLRI fields, and the NLRI of
+KEEPALIVEs, and walks each UPDATE's framing decoding no attribute but the
+start of AS_PATH (RFC 4271 section 4.3): the Withdrawn Routes and NLRI fields, and the NLRI of
 MP_REACH_NLRI (type 14) and MP_UNREACH_NLRI (type 15) (RFC 4760 sections 3
 and 4).  No ADD-PATH is negotiated, so every NLRI is length + prefix octets.
 
-It keeps one set of prefix keys per family; announcements add, withdrawals
-remove.  When the sets hold ``--expect-v4`` and ``--expect-v6`` prefixes (and,
-given ``--feed``, exactly the prefixes of the feeder's file) it reports
-``complete`` with the monotonic time; it reports ``progress`` about
-once a second, and keeps the session up until it is stopped.
+It keeps one map of prefix keys per family (to the AS each came through,
+see ``Counter``); announcements add or replace, withdrawals remove.  When
+the maps hold ``--expect-v4`` and ``--expect-v6`` prefixes (and, given
+``--feed``, exactly the prefixes of the feeder's file) it reports
+``complete`` with the monotonic time; it reports ``progress`` about once a
+second (with ``whole``: the maps hold exactly the expected prefixes right
+now, each through ``--expect-via`` when given, so a later withdrawal or a
+best-path change the router never sent shows), and keeps the session up
+until it is stopped.
 
     python3 -m bench.bgp_sink --connect 192.0.2.2 --asn 65002 --expect-v4 N --expect-v6 M
     python3 -m bench.bgp_sink --listen 192.0.2.3 --asn 65002 --expect-v4 N --expect-v6 M
@@ -38,20 +42,28 @@ from bench.bgp_speaker import (  # noqa: E402
 )
 from bgpd.wire.notification import Notification  # noqa: E402
 
+_AS_PATH = 2
 _MP_REACH = 14
 _MP_UNREACH = 15
 
 
 class Counter:
-    """Distinct prefixes per family, fed raw UPDATE bodies."""
+    """Distinct prefixes per family, fed raw UPDATE bodies.
+
+    ``v4`` and ``v6`` map each prefix held to the AS it came through: the
+    second AS of the AS_PATH (the first is the router's own, prepended on
+    eBGP export, RFC 4271 5.1.2), or the only one.  Checking that against
+    the path the router should have chosen shows a best-path change the
+    router failed to send, which a prefix count alone cannot see.
+    """
 
     def __init__(self) -> None:
-        self.v4: set[bytes] = set()
-        self.v6: set[bytes] = set()
+        self.v4: dict[bytes, int] = {}
+        self.v6: dict[bytes, int] = {}
         self.updates = 0
         self.end_of_rib: set[int] = set()
 
-    def _family(self, afi: int) -> set[bytes] | None:
+    def _family(self, afi: int) -> dict[bytes, int] | None:
         return self.v4 if afi == 1 else self.v6 if afi == 2 else None
 
     def update(self, buf: bytes, i: int, end: int) -> None:
@@ -60,13 +72,15 @@ class Counter:
         wlen = (buf[i] << 8) | buf[i + 1]
         i += 2
         if wlen:
-            _walk(buf, i, i + wlen, self.v4.discard)
+            _remove(self.v4, _walk(buf, i, i + wlen))
         i += wlen
         alen = (buf[i] << 8) | buf[i + 1]
         i += 2
         aend = i + alen
         if not wlen and not alen and aend == end:
             self.end_of_rib.add(1)
+        via = 0
+        reach: tuple[dict[bytes, int], list[bytes]] | None = None
         while i < aend:
             flags = buf[i]
             code = buf[i + 1]
@@ -76,30 +90,59 @@ class Counter:
             else:
                 length = buf[i + 2]
                 i += 3
-            if code == _MP_REACH:
+            if code == _AS_PATH:
+                via = _via(buf, i, i + length)
+            elif code == _MP_REACH:
                 afi = (buf[i] << 8) | buf[i + 1]
                 nhlen = buf[i + 3]
                 fam = self._family(afi)
                 if fam is not None and buf[i + 2] == 1:
-                    _walk(buf, i + 5 + nhlen, i + length, fam.add)
+                    reach = (fam, _walk(buf, i + 5 + nhlen, i + length))
             elif code == _MP_UNREACH:
                 afi = (buf[i] << 8) | buf[i + 1]
                 fam = self._family(afi)
                 if length == 3:
                     self.end_of_rib.add(afi)
                 elif fam is not None and buf[i + 2] == 1:
-                    _walk(buf, i + 3, i + length, fam.discard)
+                    _remove(fam, _walk(buf, i + 3, i + length))
             i += length
+        # AS_PATH may come after MP_REACH_NLRI: add once every attribute is read.
+        if reach is not None:
+            reach[0].update(dict.fromkeys(reach[1], via))
         if aend < end:
-            _walk(buf, aend, end, self.v4.add)
+            self.v4.update(dict.fromkeys(_walk(buf, aend, end), via))
 
 
-def _walk(buf: bytes, i: int, end: int, op: object) -> None:
-    # The hot loop: one slice and one set operation per prefix.
+def _via(buf: bytes, i: int, end: int) -> int:
+    # The second AS of the path (4-octet ASNs, RFC 6793), or the only one;
+    # 0 for an empty path.
+    asns: list[int] = []
+    while i + 2 <= end and len(asns) < 2:
+        n = buf[i + 1]
+        j = i + 2
+        for _ in range(n):
+            if len(asns) == 2 or j + 4 > end:
+                break
+            asns.append(int.from_bytes(buf[j:j + 4], "big"))
+            j += 4
+        i += 2 + 4 * n
+    return asns[1] if len(asns) > 1 else asns[0] if asns else 0
+
+
+def _walk(buf: bytes, i: int, end: int) -> list[bytes]:
+    # The hot loop: one slice per prefix.
+    out = []
     while i < end:
         j = i + 1 + ((buf[i] + 7) >> 3)
-        op(buf[i:j])  # type: ignore[operator]
+        out.append(buf[i:j])
         i = j
+    return out
+
+
+def _remove(fam: dict[bytes, int], keys: list[bytes]) -> None:
+    pop = fam.pop
+    for k in keys:
+        pop(k, None)
 
 
 def expected_sets(path: str) -> tuple[set[bytes], set[bytes]]:
@@ -113,19 +156,28 @@ def expected_sets(path: str) -> tuple[set[bytes], set[bytes]]:
         if feed[pos + 18] == 2:
             counter.update(feed, pos + 19, pos + length)
         pos += max(length, 19)
-    return counter.v4, counter.v6
+    return set(counter.v4), set(counter.v6)
 
 
 def run(sock: socket.socket, leftover: bytes, hold: int, expect4: int, expect6: int,
-        max_seconds: float, expected: tuple[set[bytes], set[bytes]] | None = None) -> int:
+        max_seconds: float, expected: tuple[set[bytes], set[bytes]] | None = None,
+        expect_via: int | None = None) -> int:
     """Receive until stopped (or ``max_seconds``); return an exit status.
 
     With ``expected`` the sink is complete only when it holds exactly those
     prefixes (checked once the counts match, then about once a second), so a
-    router sending wrong prefixes cannot look converged.
+    router sending wrong prefixes cannot look converged.  With
+    ``expect_via`` the ``progress`` events count as ``stale`` the prefixes
+    held through any other AS (see ``Counter``), and ``whole`` needs none.
     """
     counter = Counter()
     last_check = 0.0
+    # Whether the sets hold exactly the expected prefixes, and at which
+    # UPDATE count that was last worked out (an O(n) check, so only when
+    # something arrived since).
+    whole = False
+    whole_at = -1
+    stale = 0
     keepalive_every = hold / 3 if hold else None
     last_sent = time.monotonic()
     last_progress = 0.0
@@ -162,8 +214,8 @@ def run(sock: socket.socket, leftover: bytes, hold: int, expect4: int, expect6: 
             elif now - last_check >= 1.0 or not last_check:
                 # Set comparisons are O(n): only now and then, not per read.
                 last_check = now
-                stray = len(counter.v4 - expected[0]) + len(counter.v6 - expected[1])
-                complete = expected[0] <= counter.v4 and expected[1] <= counter.v6
+                stray = len(counter.v4.keys() - expected[0]) + len(counter.v6.keys() - expected[1])
+                complete = expected[0] <= counter.v4.keys() and expected[1] <= counter.v6.keys()
                 if stray:
                     emit("stray", count=stray, v4=len(counter.v4), v6=len(counter.v6))
             if complete:
@@ -171,8 +223,17 @@ def run(sock: socket.socket, leftover: bytes, hold: int, expect4: int, expect6: 
                      updates=counter.updates)
         if now - last_progress >= 1.0:
             last_progress = now
+            if whole_at != counter.updates:
+                whole_at = counter.updates
+                whole = len(counter.v4) == expect4 and len(counter.v6) == expect6 and (
+                    expected is None or (expected[0] <= counter.v4.keys()
+                                         and expected[1] <= counter.v6.keys()))
+                if expect_via is not None and (whole or not expected):
+                    stale = sum(1 for fam in (counter.v4, counter.v6) for v in fam.values()
+                                if v != expect_via)
+                    whole = whole and not stale
             emit("progress", t=now, v4=len(counter.v4), v6=len(counter.v6),
-                 updates=counter.updates, eor=sorted(counter.end_of_rib))
+                 updates=counter.updates, eor=sorted(counter.end_of_rib), whole=whole, stale=stale)
         if keepalive_every is not None and now - last_sent >= keepalive_every:
             sock.sendall(KEEPALIVE_BYTES)
             last_sent = now
@@ -186,7 +247,7 @@ def run(sock: socket.socket, leftover: bytes, hold: int, expect4: int, expect6: 
         if not data:
             emit("closed", v4=len(counter.v4), v6=len(counter.v6))
             return 0 if complete else 1
-        # bytes, not bytearray: prefix slices must be hashable set keys.
+        # bytes, not bytearray: prefix slices must be hashable dict keys.
         buf = buf[pos:] + data if pos < n else data
         pos = 0
 
@@ -203,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--expect-v4", type=int, required=True)
     ap.add_argument("--expect-v6", type=int, required=True)
     ap.add_argument("--feed", help="the feeder's prepared file: complete only on exactly its prefixes")
+    ap.add_argument("--expect-via", type=int, metavar="ASN",
+                    help="every prefix should come through this AS (second in AS_PATH)")
     ap.add_argument("--connect-timeout", type=float, default=60.0)
     ap.add_argument("--max-seconds", type=float, default=7200.0,
                     help="exit after this long even if never stopped")
@@ -217,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
             peer, hold, leftover = handshake(sock, args.asn, args.router_id, args.hold_time)
             emit("established", peer_as=peer.asn, hold=hold)
             return run(sock, leftover, hold, args.expect_v4, args.expect_v6, args.max_seconds,
-                       expected)
+                       expected, args.expect_via)
     except (SessionError, OSError) as e:
         emit("error", reason=str(e))
         return 1

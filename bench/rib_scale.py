@@ -1,8 +1,8 @@
 """Full-table convergence through a router in the middle, over real TCP sessions.
 
 A feeder (bench/bgp_feeder.py) announces an Internet-shaped table -- at scale
-1.0 ``bench.synthetic``'s 1,040,000 IPv4 prefixes over 260,000 AS paths, less
-the 1 % that fall in special-purpose space (127/8, 10/8, ...), and 225,000 IPv6
+1.0 ``bench.synthetic``'s 1,040,000 IPv4 prefixes over 260,000 AS paths, none
+in special-purpose space (127/8, 10/8, ...), and 225,000 IPv6
 prefixes over 140,000 paths; mostly /24 and /48, communities on many routes --
 to the router in the middle, which sends it on to a receiver
 (bench/bgp_sink.py).  Every session is eBGP (RFC 4271): feeder AS 65001, the
@@ -15,39 +15,72 @@ with --with-frr, FRR's bgpd), one at a time, plus a "wire baseline" in which
 the feeder talks to the sink directly: that is what the sink and feeder cost
 on their own, so a router's figure means something only well above it.
 
-Topology: harness ``Lab(["feeder", "mid", "sink"])``, three namespaces on one
-segment: feeder 192.0.2.1, mid 192.0.2.2, sink 192.0.2.3 (2001:db8::1-3).
-The middle router starts first, then the sink, which connects to it; once that
-session is Established the feeder connects.  The time is from the feeder's
-first UPDATE byte written to the sink holding every prefix of both families.
-The middle router's VmRSS/VmHWM are read from /proc every 0.2 s; bytes per
-prefix = (peak RSS - RSS before the feeder connected) / prefixes.
+With ``--feeders N`` (N > 1) N feeders send the same table at once, each
+with its own AS first (65001, then 65012, 65013, ...) and its own address as
+next hop: every prefix then has N candidate paths of equal length, and the
+decision process (RFC 4271 9.1.2.2) picks one per prefix while the tables are
+still arriving -- the load under which routes were once lost.  Each feeder
+also receives the others' routes from the router (they are all eBGP peers).
+
+Topology: harness ``Lab(["feeder", "mid", "sink", "feeder2", ..., "probe"])``,
+namespaces on one segment: feeder 192.0.2.1, mid 192.0.2.2, sink 192.0.2.3
+(2001:db8::1-3), feeder K at 192.0.2.(K+2), and for bgpd a stall probe
+(bench/stall_probe.py) at the next address.  The middle router starts first,
+then the sink, which connects to it; once that session is Established the
+feeders are started together (``--stagger S``: feeder K S seconds after
+feeder K-1), each sending its table as soon as its own session is up, so
+later sessions come up while earlier tables are still being passed on
+(``--barrier``: none sends before all are Established).  With
+``--sink-late S`` the sink connects only S seconds after every feeder has
+begun sending: its session comes up while the router is still passing the
+tables on (its initial table and End-of-RIB, RFC 4724 section 2, then go
+out while other changes are still queued).  ``--pace S`` spreads each
+feeder's table over at least S seconds, so that a late sink comes up in the
+middle of the load on a fast machine too.
+
+The time is from the first UPDATE byte any feeder wrote to the sink first
+holding every prefix of both families.  The run then goes on until every
+feeder has written its table and, for 5 s, the sink has had no UPDATE and
+the router no CPU to speak of; only if the sink then still holds exactly the
+table does the run count ("held" is what it ended with).  Through bgpd the
+sink also checks that every prefix came through feeder 1 (its lowest BGP
+Identifier wins the tie, RFC 4271 9.1.2.2 (f)): a prefix held through
+another feeder is "stale", a best-path change bgpd never sent.  The middle
+router's VmRSS/VmHWM are read from /proc every 0.2 s; bytes per prefix =
+(peak RSS - RSS before the feeders connected) / prefixes.  For bgpd,
+"longest stall" is the probe's longest wait for bgpd's event loop during
+the load, and in brackets after it, while bgpd drops the feeders' sessions
+(stopped at the end) and withdraws their routes.
 
 Prints one line, e.g.::
 
-    rib_scale: 1,253,987 prefixes (1,028,987 v4 + 225,000 v6)  bgpd: 40.1s 31,262 pfx/s
-    peak 620 MiB 490 B/pfx  bird: ...  gobgp: ...  wire baseline: 3.1s 404,512 pfx/s
+    rib_scale: 1,265,000 prefixes (1,040,000 v4 + 225,000 v6) from 1 feeder
+    bgpd: 40.1s 31,262 pfx/s peak 620 MiB 490 B/pfx held 1,265,000 session drops 0
+    longest stall 0.41s  bird: ...  gobgp: ...  wire baseline: 3.1s 404,512 pfx/s
 
     sudo python3 bench/rib_scale.py                       # full table, bgpd, bird, gobgp
     sudo python3 bench/rib_scale.py --scale 0.02 --routers bgpd   # CI smoke size
     sudo python3 bench/rib_scale.py --routers bird --with-frr
-    sudo python3 bench/rib_scale.py --routers bgpd --no-wire --policy ixp
+    sudo python3 bench/rib_scale.py --feeders 4 --routers bgpd --no-wire
 
-``--policy ixp`` (bgpd only) puts the README's IXP route-server import filter
-(``examples/ixp-route-server.toml``'s ``ixp-in``: 10 terms, a 5,000-entry
-registered-prefix set drawn from the table, an AS-path regex) on the feeder
-session; the registered set also covers every prefix up to /24 and /48, so
-nearly the whole table is accepted and the run moves as many routes as
+``--policy ixp`` (bgpd, one feeder) puts the README's IXP route-server import
+filter (``examples/ixp-route-server.toml``'s ``ixp-in``: 10 terms, a
+5,000-entry registered-prefix set drawn from the table, an AS-path regex) on
+the feeder session; the registered set also covers every prefix up to /24 and
+/48, so nearly the whole table is accepted and the run moves as many routes as
 without it (``bench/policy.py --for-feed``).  The feeder is then AS3333: a
 private AS in every path would make the filter's bogon-ASN term reject all.
-The sink waits for exactly what the filter accepts.
+The sink waits for exactly what the filter accepts (counted, not matched
+against the feed's prefixes).
 
-Needs root (network namespaces).  Exit status 0 when every router converged.
+Needs root (network namespaces).  Exit status 0 when every router delivered
+(and still held, at the end) every prefix; 1 on any shortfall.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -57,6 +90,7 @@ import tempfile
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -74,12 +108,46 @@ from tests.interop.harness import (  # noqa: E402
 )
 
 AS_FEEDER, AS_MID, AS_SINK = 65001, 65000, 65002
+#: --policy ixp: the feeder's AS (see the module docstring).
+IXP_FEEDER_AS = 3333
 FEEDER_IP, MID_IP, SINK_IP = "192.0.2.1", "192.0.2.2", "192.0.2.3"
-FEEDER_IP6 = "2001:db8::1"
+MAX_FEEDERS = 16
+# After the last feeder has written its table: this many seconds with no
+# UPDATE at the sink and (almost) no router CPU, and the run is over.
+QUIET_SECONDS = 5
+QUIET_CPU = 0.15  # router CPU seconds per second that still count as quiet
 DEFAULT_ROUTERS = "bgpd,bird,gobgp"
 KNOWN_ROUTERS = ("bgpd", "bird", "gobgp", "frr")
 # How long the sink may take to reach Established with a freshly started router.
 SESSION_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Feeder:
+    """One feeding speaker: its lab node, AS, addresses and prepared table."""
+
+    node: str
+    asn: int
+    ip: str
+    ip6: str
+    feed: str
+
+
+def plan_feeders(n: int, tmp: str, first_as: int = AS_FEEDER) -> list[Feeder]:
+    """Feeder 1 keeps the single-feeder addresses; feeder K > 1 is node index K + 1."""
+    out = []
+    for k in range(1, n + 1):
+        index = 0 if k == 1 else k + 1
+        out.append(Feeder("feeder" if k == 1 else f"feeder{k}",
+                          first_as if k == 1 else 65010 + k,
+                          f"192.0.2.{index + 1}", f"2001:db8::{index + 1:x}",
+                          os.path.join(tmp, f"feed{k}.bin")))
+    return out
+
+
+def lab_names(feeders: list[Feeder]) -> list[str]:
+    """Node names in address order (see ``plan_feeders``), the probe last."""
+    return ["feeder", "mid", "sink"] + [f.node for f in feeders[1:]] + ["probe"]
 
 
 def log(text: str) -> None:
@@ -103,20 +171,37 @@ class Result:
     #: bgpd only: sessions that left Established during the run (hold 9 s, so a
     #: reactor blocked for more than a few seconds would show here).
     drops: int | None = None
+    #: bgpd only: the stall probe's longest wait, seconds (None: no sample),
+    #: during the load, and after it while bgpd dropped the feeders' sessions.
+    stall: float | None = None
+    stall_leaving: float | None = None
+    #: Monotonic time the load was over (just before the feeders were stopped).
+    load_end: float = 0.0
+    #: Prefixes the sink ended holding through another feeder than the best.
+    stale: int = 0
+
+    def _tail(self) -> str:
+        text = f" stale {self.stale:,}" if self.stale else ""
+        if self.drops is not None:
+            text += f" session drops {self.drops}"
+        if self.stall is not None:
+            text += f" longest stall {self.stall:.2f}s"
+        if self.stall_leaving is not None:
+            text += f" ({self.stall_leaving:.2f}s as the feeders left)"
+        return text
 
     def describe(self) -> str:
         if self.seconds is None:
             what = self.problem or f"did not converge in {self.limit:.0f} s"
-            return f"{self.name}: {what} (sink had {self.got:,} of {self.total:,} prefixes)"
+            return (f"{self.name}: {what} (sink had {self.got:,} of {self.total:,} prefixes)"
+                    + self._tail())
         rate = self.total / self.seconds if self.seconds > 0 else float("inf")
         secs = f"{self.seconds:.2f}" if self.seconds < 10 else f"{self.seconds:.1f}"
         text = f"{self.name}: {secs}s {rate:,.0f} pfx/s"
         if self.peak_kib:
             per = max(0, self.peak_kib - self.base_kib) * 1024 / self.total
             text += f" peak {self.peak_kib / 1024:,.0f} MiB {per:,.0f} B/pfx"
-        if self.drops is not None:
-            text += f" session drops {self.drops}"
-        return text
+        return text + f" held {self.got:,}" + self._tail()
 
 
 @dataclass
@@ -204,19 +289,11 @@ def speaker(lab: Lab, node: str, module: str, args: list[str], log_name: str) ->
 # -- the routers in the middle --------------------------------------------------
 
 
-#: The feeder's AS; --policy ixp makes it a public one (see the module docstring).
-_feeder_as = [AS_FEEDER]
-#: --policy ixp: the [sets] / [policies] text for bgpd, else "".
-_bgpd_policy = [""]
-IXP_FEEDER_AS = 3333
-
-
-def _neighbors() -> list[Neighbor]:
-    # Both sessions are opened by the bench speakers, so the router only listens.
-    return [Neighbor(FEEDER_IP, _feeder_as[0], local_address=MID_IP, passive=True,
-                     families=("ipv4", "ipv6")),
-            Neighbor(SINK_IP, AS_SINK, local_address=MID_IP, passive=True,
-                     families=("ipv4", "ipv6"))]
+def _neighbors(feeders: list[Feeder]) -> list[Neighbor]:
+    # Every session is opened by the bench speakers, so the router only listens.
+    return [Neighbor(f.ip, f.asn, local_address=MID_IP, passive=True, families=("ipv4", "ipv6"))
+            for f in feeders] + [Neighbor(SINK_IP, AS_SINK, local_address=MID_IP, passive=True,
+                                          families=("ipv4", "ipv6"))]
 
 
 class _BenchBird(Bird):
@@ -240,15 +317,20 @@ class _BenchBird(Bird):
 class _Bgpd:
     """Our own daemon, in the foreground under twistd (``Netns.popen_bgpd``)."""
 
-    def __init__(self, lab: Lab) -> None:
+    def __init__(self, lab: Lab, feeders: list[Feeder], policy: str = "") -> None:
         self.ns = lab["mid"].ns
+        self.feeders = feeders
+        #: ``[sets]`` / ``[policies]`` text; when set, the first feeder's import policy is ixp-in.
+        self.policy = policy
         self.proc: Process | None = None
 
     def start(self) -> _Bgpd:
         conf = os.path.join(self.ns.workdir, "bgpd.toml")
         peers = ""
-        for addr, asn, desc in ((FEEDER_IP, _feeder_as[0], "feeder"), (SINK_IP, AS_SINK, "sink")):
-            import_policy = '["ixp-in"]' if _bgpd_policy[0] and desc == "feeder" else '["accept-all"]'
+        who = [(f.ip, f.asn, f"feeder {f.node}") for f in self.feeders] + [(SINK_IP, AS_SINK, "sink")]
+        for addr, asn, desc in who:
+            ixp = self.policy and addr == self.feeders[0].ip
+            import_policy = '["ixp-in"]' if ixp else '["accept-all"]'
             peers += textwrap.dedent(f"""
                 [[neighbors]]
                 address = "{addr}"
@@ -268,7 +350,7 @@ class _Bgpd:
                 router_id = "{MID_IP}"
                 listen_addresses = ["{MID_IP}"]
                 listen_port = 179
-                """) + peers + "\n" + _bgpd_policy[0])
+                """) + peers + "\n" + self.policy)
         self.proc = self.ns.popen_bgpd(conf)
         return self
 
@@ -280,117 +362,271 @@ class _Bgpd:
         return self.proc.output() if self.proc else ""
 
 
-def start_router(lab: Lab, name: str) -> Daemon | _Bgpd:
-    """Start ``name`` in the mid namespace; it only listens (both peers are passive)."""
+def start_router(lab: Lab, name: str, feeders: list[Feeder], policy: str = "") -> Daemon | _Bgpd:
+    """Start ``name`` in the mid namespace; it only listens (every peer is passive).
+
+    ``policy``: bgpd's ``[sets]`` / ``[policies]`` for --policy ixp.
+    """
     ns = lab["mid"].ns
     if name == "bgpd":
-        return _Bgpd(lab).start()
+        return _Bgpd(lab, feeders, policy).start()
     if name == "bird":
-        return _BenchBird(ns, AS_MID, MID_IP, _neighbors()).start()
+        return _BenchBird(ns, AS_MID, MID_IP, _neighbors(feeders)).start()
     if name == "gobgp":
-        return GoBGP(ns, AS_MID, MID_IP, _neighbors()).start()
+        return GoBGP(ns, AS_MID, MID_IP, _neighbors(feeders)).start()
     if name == "frr":
-        return Frr(ns, AS_MID, MID_IP, _neighbors()).start()
+        return Frr(ns, AS_MID, MID_IP, _neighbors(feeders)).start()
     raise ValueError(f"unknown router {name!r}")
 
 
 # -- one run ------------------------------------------------------------------
 
 
-def _converge(lab: Lab, res: Result, sink: Process, feed_path: str, target: str,
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (0.0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    # utime and stime are fields 14 and 15 of stat(5); fields[0] is field 3.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How the feeders and the sink come up (see the module docstring)."""
+
+    #: Feeder K starts this many seconds after feeder K-1.
+    stagger: float = 0.0
+    #: No feeder sends before every feeder is Established.
+    barrier: bool = False
+    #: None: the sink is Established before any feeder connects; S: it
+    #: connects S seconds after every feeder has begun sending.
+    sink_delay: float | None = None
+    #: Each feeder spreads its table over at least this many seconds.
+    pace: float = 0.0
+
+
+def _converge(lab: Lab, res: Result, sinks: list[Process], feeders: list[Feeder], target: str,
               timeout: float, mid: Process | None = None,
-              sampler: RssSampler | None = None) -> Result:
-    """Start the feeder towards ``target`` and wait for the sink to be complete."""
+              sampler: RssSampler | None = None,
+              drops: Callable[[], int] | None = None, shape: Shape = Shape(),
+              make_sink: Callable[[], Process] | None = None) -> Result:
+    """Start the feeders towards ``target`` and wait until the sink has all, and stays so.
+
+    ``sinks`` holds the running sink, or is empty and ``make_sink`` starts it
+    (``shape.sink_delay``) and it is added there, for the caller to stop.
+    ``drops`` counts the router's session drops so far; it is read before
+    the feeders are stopped, whose own ends are no drops.
+    """
     if sampler is not None:
         res.base_kib = sampler.read()[0]
         sampler.start()
-    feeder = speaker(lab, "feeder", "bgp_feeder",
-                     ["send", "--feed", feed_path, "--connect", target, "--asn", str(_feeder_as[0]),
-                      "--router-id", FEEDER_IP], f"feeder-{res.name}.log")
+    go = os.path.join(lab["mid"].ns.workdir, f"go-{res.name.replace(' ', '-')}")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(go)
+    procs: list[Process] = []
     try:
         start = time.monotonic()
         deadline = start + timeout
-        next_note = start + 30
-        first: dict | None = None
+        for i, f in enumerate(feeders):
+            if i and shape.stagger:
+                time.sleep(shape.stagger)
+            argv = ["send", "--feed", f.feed, "--connect", target, "--asn", str(f.asn),
+                    "--router-id", f.ip, "--connect-timeout", str(SESSION_TIMEOUT),
+                    "--pace", str(shape.pace)]
+            procs.append(speaker(lab, f.node, "bgp_feeder",
+                                 argv + (["--go-file", go] if shape.barrier else []),
+                                 f"feeder-{f.node}-{res.name}.log"))
+        if shape.barrier:
+            # Every feeder Established before any of them sends.
+            while time.monotonic() < deadline:
+                ups = [last_event(p, "established", "error", "closed", "notification") for p in procs]
+                if all(u is not None for u in ups) or not all(p.alive() for p in procs):
+                    break
+                time.sleep(0.1)
+            bad = [f.node for f, p in zip(feeders, procs, strict=True)
+                   if (last_event(p, "established") is None)]
+            if bad:
+                res.problem = f"feeder session(s) did not come up: {', '.join(bad)}"
+                return res
+            with open(go, "w"):
+                pass
+        next_note = time.monotonic() + 30
+        first_t: float | None = None
+        all_first: float | None = None
         done: dict | None = None
+        quiet = 0
+        next_tick = time.monotonic() + 1.0
+        last_updates = -1
+        last_cpu = cpu_seconds(mid.pid) if mid is not None else 0.0
         while time.monotonic() < deadline:
-            if first is None:
-                first = last_event(feeder, "first_update")
-            done = last_event(sink, "complete")
-            if done is not None and first is not None:
-                break
-            trouble = last_event(feeder, "error", "notification", "closed") or \
-                last_event(sink, "error", "notification", "closed")
+            if all_first is None:
+                firsts = [e["t"] for e in (last_event(p, "first_update") for p in procs) if e]
+                first_t = min(firsts) if firsts else None
+                all_first = max(firsts) if len(firsts) == len(procs) else None
+            if not sinks:
+                # The late sink: its session comes up while the tables are
+                # still being passed on.
+                if (make_sink is not None and shape.sink_delay is not None and all_first is not None
+                        and time.monotonic() >= all_first + shape.sink_delay):
+                    sinks.append(make_sink())
+                else:
+                    time.sleep(0.02)
+                    continue
+            sink = sinks[0]
+            if done is None:
+                done = last_event(sink, "complete")
+            trouble = None
+            for p in procs + [sink]:
+                trouble = trouble or last_event(p, "error", "notification", "closed")
             if trouble is not None:
                 res.problem = f"session failed: {trouble.get('event')} {trouble.get('reason', '')}".strip()
                 break
-            if not feeder.alive() or not sink.alive() or (mid is not None and not mid.alive()):
-                who = "feeder" if not feeder.alive() else "sink" if not sink.alive() else res.name
-                res.problem = f"{who} exited"
+            gone = [f.node for f, p in zip(feeders, procs, strict=True) if not p.alive()]
+            if not sink.alive():
+                gone.append("sink")
+            if mid is not None and not mid.alive():
+                gone.append(res.name)
+            if gone:
+                res.problem = f"{', '.join(gone)} exited"
                 break
-            if time.monotonic() >= next_note:
+            now = time.monotonic()
+            if now >= next_tick:
+                # Once a second: has anything moved since the last tick?
+                next_tick = now + 1.0
+                p = last_event(sink, "progress") or {}
+                cpu = cpu_seconds(mid.pid) if mid is not None else 0.0
+                sent_all = all(last_event(x, "sent") is not None for x in procs)
+                still = p.get("updates", 0) == last_updates and cpu - last_cpu < QUIET_CPU
+                quiet = quiet + 1 if sent_all and still and p else 0
+                last_updates, last_cpu = p.get("updates", 0), cpu
+                if quiet >= QUIET_SECONDS:
+                    break
+            if now >= next_note:
                 next_note += 30
                 p = last_event(sink, "progress") or {}
-                log(f"{res.name}: {time.monotonic() - start:.0f} s, sink has "
+                log(f"{res.name}: {now - start:.0f} s, sink has "
                     f"{p.get('v4', 0):,} v4 + {p.get('v6', 0):,} v6")
             time.sleep(0.1)
-        if done is not None and first is not None:
-            res.seconds = done["t"] - first["t"]
-            res.got = done["v4"] + done["v6"]
-        else:
-            p = last_event(sink, "progress", "complete", "notification", "closed") or {}
-            res.got = p.get("v4", 0) + p.get("v6", 0)
-            stray = last_event(sink, "stray")
-            if stray is not None and not res.problem:
-                res.problem = (f"did not converge in {timeout:.0f} s, and sent "
-                               f"{stray['count']:,} prefixes the feeder never announced")
+        if not sinks:
+            res.problem = res.problem or "the feeders never all began sending"
+            return res
+        # What the sink holds at the end is what counts; ``complete`` only
+        # dates the moment it first held everything.
+        time.sleep(1.2)
+        p = last_event(sinks[0], "progress") or {}
+        res.got = p.get("v4", 0) + p.get("v6", 0)
+        res.stale = p.get("stale", 0)
+        if done is not None and first_t is not None and p.get("whole"):
+            res.seconds = done["t"] - first_t
+        elif not res.problem:
+            stray = last_event(sinks[0], "stray")
+            if quiet >= QUIET_SECONDS:
+                if res.stale and res.got == res.total:
+                    res.problem = "settled on paths the router did not choose last"
+                else:
+                    res.problem = "settled short" if done is None else "held every prefix, then lost some"
+            if stray is not None:
+                res.problem = ((res.problem or f"did not converge in {timeout:.0f} s")
+                               + f", and sent {stray['count']:,} prefixes the feeder never announced")
     finally:
         if sampler is not None:
             sampler.stop()
             res.peak_kib = sampler.peak_kib
-        feeder.stop()
+        if drops is not None:
+            res.drops = drops()
+        res.load_end = time.monotonic()
+        for p in procs:
+            p.stop()
     return res
 
 
-def run_wire(lab: Lab, feed_path: str, n4: int, n6: int, timeout: float) -> Result:
-    """Feeder straight to the sink: what the two bench speakers cost on their own."""
+def wait_idle(pid: int, seconds: float = 2.0, limit: float = 120.0) -> None:
+    """Until ``pid`` has used (almost) no CPU for ``seconds`` in a row, at most ``limit``."""
+    deadline = time.monotonic() + limit
+    last = cpu_seconds(pid)
+    still = 0.0
+    while time.monotonic() < deadline and still < seconds:
+        time.sleep(0.5)
+        now = cpu_seconds(pid)
+        still = still + 0.5 if now - last < QUIET_CPU / 2 else 0.0
+        last = now
+
+
+def run_wire(lab: Lab, feeders: list[Feeder], n4: int, n6: int, timeout: float) -> Result:
+    """The first feeder straight to the sink: what the two bench speakers cost on their own."""
     res = Result("wire baseline", n4 + n6, limit=timeout)
     sink = speaker(lab, "sink", "bgp_sink",
                    ["--listen", SINK_IP, "--asn", str(AS_SINK), "--expect-v4", str(n4),
-                    "--expect-v6", str(n6), "--feed", feed_path], "sink-wire.log")
+                    "--expect-v6", str(n6), "--feed", feeders[0].feed], "sink-wire.log")
     try:
         if wait_event(sink, ("listening", "error"), 30) is None:
             res.problem = "sink did not listen"
             return res
-        return _converge(lab, res, sink, feed_path, SINK_IP, timeout)
+        return _converge(lab, res, [sink], feeders[:1], SINK_IP, timeout)
     finally:
         sink.stop()
 
 
-def run_router(lab: Lab, name: str, feed_path: str, n4: int, n6: int, timeout: float) -> Result:
-    """The whole workload through ``name``; everything started here is stopped here."""
+def stall_of(probe: Process, since: float, until: float) -> float | None:
+    """The probe's longest wait (seconds) among samples taken in [since, until]."""
+    waits = [e["s"] for e in events(probe) if e.get("event") == "lat" and since <= e["t"] <= until]
+    return max(waits) if waits else None
+
+
+def run_router(lab: Lab, name: str, feeders: list[Feeder], n4: int, n6: int,
+               timeout: float, shape: Shape = Shape(), policy: str = "") -> Result:
+    """The whole workload through ``name``; everything started here is stopped here.
+
+    ``policy`` (--policy ixp): bgpd's filter tables; ``n4`` / ``n6`` are then
+    what the filter accepts, and the sink counts instead of matching the feed.
+    """
     res = Result(name, n4 + n6, limit=timeout)
     router: Daemon | _Bgpd | None = None
-    sink: Process | None = None
-    try:
-        router = start_router(lab, name)
-        assert router.proc is not None
-        # With the IXP filter the sink cannot check for the feed's exact
-        # prefixes (it holds what the filter accepted): it counts them.
-        exact = [] if _bgpd_policy[0] else ["--feed", feed_path]
-        sink = speaker(lab, "sink", "bgp_sink",
+    sinks: list[Process] = []
+    probe: Process | None = None
+    # Every feeder's paths are alike but for the first AS (and next hop),
+    # so bgpd's tie-break is the lowest BGP Identifier (RFC 4271
+    # 9.1.2.2 (f)): feeder 1 for every prefix.  Other routers may prefer
+    # the oldest path (RFC 5004), so only their prefix count is checked.
+    via = ["--expect-via", str(feeders[0].asn)] if name == "bgpd" else []
+
+    exact = [] if policy else ["--feed", feeders[0].feed]
+
+    def make_sink() -> Process:
+        return speaker(lab, "sink", "bgp_sink",
                        ["--connect", MID_IP, "--asn", str(AS_SINK), "--router-id", SINK_IP,
                         "--expect-v4", str(n4), "--expect-v6", str(n6), *exact,
-                        "--connect-timeout", str(SESSION_TIMEOUT)], f"sink-{name}.log")
-        up = wait_event(sink, ("established", "error"), SESSION_TIMEOUT + 5)
-        if up is None or up.get("event") != "established":
-            res.problem = "sink session did not come up" + (f": {up.get('reason')}" if up else "")
-            log(f"{name}: {res.problem}; router log tail:\n{router.log()[-2000:]}")
-            return res
-        _converge(lab, res, sink, feed_path, MID_IP, timeout, router.proc,
-                  RssSampler(router.proc.pid))
+                        "--connect-timeout", str(SESSION_TIMEOUT), *via], f"sink-{name}.log")
+
+    try:
+        router = start_router(lab, name, feeders, policy)
+        assert router.proc is not None
+        if shape.sink_delay is None:
+            sinks.append(make_sink())
+            up = wait_event(sinks[0], ("established", "error"), SESSION_TIMEOUT + 5)
+            if up is None or up.get("event") != "established":
+                res.problem = "sink session did not come up" + (f": {up.get('reason')}" if up else "")
+                log(f"{name}: {res.problem}; router log tail:\n{router.log()[-2000:]}")
+                return res
         if name == "bgpd":
-            res.drops = router.log().count("ESTABLISHED -> ")
+            probe = speaker(lab, "probe", "stall_probe",
+                            ["--connect", MID_IP, "--source", lab["probe"].ipv4],
+                            f"probe-{name}.log")
+        since = time.monotonic()
+        bgpd_log = router.log
+        _converge(lab, res, sinks, feeders, MID_IP, timeout, router.proc,
+                  RssSampler(router.proc.pid),
+                  (lambda: bgpd_log().count("ESTABLISHED -> ")) if name == "bgpd" else None,
+                  shape, make_sink)
+        if probe is not None:
+            # The feeders' sessions end when they are stopped: bgpd then
+            # withdraws their routes everywhere, which is load of its own.
+            wait_idle(router.proc.pid)
+            res.stall = stall_of(probe, since, res.load_end)
+            res.stall_leaving = stall_of(probe, res.load_end, time.monotonic())
         if res.seconds is None:
             log(f"{name}: router log tail:\n{router.log()[-1500:]}")
         return res
@@ -398,29 +634,50 @@ def run_router(lab: Lab, name: str, feed_path: str, n4: int, n6: int, timeout: f
         res.problem = f"failed to run: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
         return res
     finally:
-        if sink is not None:
+        if probe is not None:
+            probe.stop()
+        for sink in sinks:
             sink.stop()
         if router is not None:
             router.stop()
 
 
-def prepare_feed(scale: float, path: str) -> dict:
-    """Encode the table in a child process (its memory is gone when it exits)."""
-    r = subprocess.run([sys.executable, "-m", "bench.bgp_feeder", "prepare", "--scale", str(scale),
-                        "--out", path, "--next-hop4", FEEDER_IP, "--next-hop6", FEEDER_IP6,
-                        "--asn", str(_feeder_as[0])],
-                       cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), capture_output=True,
-                       text=True, timeout=1800, check=False)
-    if r.returncode != 0:
-        raise RuntimeError(f"preparing the feed failed: {r.stderr.strip()[-2000:]}")
-    return json.loads(r.stdout.strip().splitlines()[-1])
+def _prepare_argv(scale: float, f: Feeder) -> list[str]:
+    return [sys.executable, "-m", "bench.bgp_feeder", "prepare", "--scale", str(scale),
+            "--out", f.feed, "--next-hop4", f.ip, "--next-hop6", f.ip6, "--asn", str(f.asn)]
 
 
-def ixp_filter(scale: float) -> dict:
-    """The IXP filter for the feed and its accepted counts, from a child process (bench/policy.py)."""
+def prepare_feeds(scale: float, feeders: list[Feeder]) -> dict:
+    """Encode each feeder's table in child processes, two at a time (their memory goes when they exit).
+
+    Every feeder's table has the same prefixes and paths but for its own AS
+    first and its own next hop; return the figures (the same for all).
+    """
+    figures: list[dict] = []
+    env = dict(os.environ, PYTHONPATH=REPO)
+    for i in range(0, len(feeders), 2):
+        batch = [(f, subprocess.Popen(_prepare_argv(scale, f), cwd=REPO, env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+                 for f in feeders[i:i + 2]]
+        for f, p in batch:
+            try:
+                out, err = p.communicate(timeout=1800)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.communicate()
+                raise RuntimeError(f"preparing {f.node}'s feed took too long") from None
+            if p.returncode != 0:
+                raise RuntimeError(f"preparing {f.node}'s feed failed: {err.strip()[-2000:]}")
+            figures.append(json.loads(out.strip().splitlines()[-1]))
+    if any(fig != figures[0] for fig in figures):
+        raise RuntimeError(f"the feeders' tables differ: {figures}")
+    return figures[0]
+
+
+def ixp_filter(scale: float, f: Feeder) -> dict:
+    """The IXP filter for ``f``'s table and its accepted counts, from a child process (bench/policy.py)."""
     r = subprocess.run([sys.executable, "-m", "bench.policy", "--for-feed", "--scale", str(scale),
-                        "--next-hop4", FEEDER_IP, "--next-hop6", FEEDER_IP6,
-                        "--asn", str(_feeder_as[0])],
+                        "--next-hop4", f.ip, "--next-hop6", f.ip6, "--asn", str(f.asn)],
                        cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), capture_output=True,
                        text=True, timeout=1800, check=False)
     if r.returncode != 0:
@@ -435,11 +692,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--routers", default=DEFAULT_ROUTERS,
                     help=f"comma-separated, from {', '.join(KNOWN_ROUTERS)} (default {DEFAULT_ROUTERS})")
     ap.add_argument("--with-frr", action="store_true", help="add FRR's bgpd to --routers")
+    ap.add_argument("--feeders", type=int, default=1,
+                    help=f"feeders sending the same table at once, 1-{MAX_FEEDERS} (default 1)")
+    ap.add_argument("--stagger", type=float, default=0.0, metavar="SECONDS",
+                    help="start feeder K this many seconds after feeder K-1 (default 0)")
+    ap.add_argument("--barrier", action="store_true",
+                    help="no feeder sends before every feeder is Established")
+    ap.add_argument("--sink-late", type=float, default=None, metavar="SECONDS",
+                    help="start the sink this long after every feeder began sending "
+                         "(default: before the feeders)")
+    ap.add_argument("--pace", type=float, default=0.0, metavar="SECONDS",
+                    help="each feeder spreads its table over at least this long (default: no pacing)")
     ap.add_argument("--timeout", type=float, default=None,
                     help="seconds each router may take (default 600 at scale 1, at least 60)")
     ap.add_argument("--no-wire", action="store_true", help="skip the feeder->sink baseline")
     ap.add_argument("--policy", choices=("none", "ixp"), default="none",
-                    help="ixp: the README's IXP import filter on bgpd's feeder session (bgpd only)")
+                    help="ixp: the README's IXP import filter on bgpd's feeder session (bgpd, 1 feeder)")
     args = ap.parse_args(argv)
     routers = [r.strip() for r in args.routers.split(",") if r.strip()]
     if args.with_frr and "frr" not in routers:
@@ -449,8 +717,12 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown router(s) {', '.join(unknown)}; choose from {', '.join(KNOWN_ROUTERS)}")
     if not 0 < args.scale <= 4:
         ap.error("--scale must be in (0, 4]")
-    if args.policy == "ixp" and routers != ["bgpd"]:
-        ap.error("--policy ixp configures bgpd only: use --routers bgpd")
+    if not 1 <= args.feeders <= MAX_FEEDERS:
+        ap.error(f"--feeders must be in 1-{MAX_FEEDERS}")
+    if not all(0 <= x <= 600 for x in (args.stagger, args.sink_late or 0, args.pace)):
+        ap.error("--stagger, --sink-late and --pace must be in 0-600 seconds")
+    if args.policy == "ixp" and (routers != ["bgpd"] or args.feeders != 1):
+        ap.error("--policy ixp configures bgpd's one feeder session: use --routers bgpd and one feeder")
     timeout = args.timeout if args.timeout is not None else max(60.0, 600.0 * args.scale)
     if os.geteuid() != 0:
         print("rib_scale: needs root (network namespaces)", file=sys.stderr)
@@ -462,36 +734,37 @@ def main(argv: list[str] | None = None) -> int:
     tmp = tempfile.mkdtemp(prefix="rib_scale-")
     lab: Lab | None = None
     try:
-        feed_path = os.path.join(tmp, "feed.bin")
-        log(f"encoding the table at scale {args.scale} ...")
-        if args.policy == "ixp":
-            _feeder_as[0] = IXP_FEEDER_AS
-        figures = prepare_feed(args.scale, feed_path)
+        feeders = plan_feeders(args.feeders, tmp,
+                               IXP_FEEDER_AS if args.policy == "ixp" else AS_FEEDER)
+        log(f"encoding the table at scale {args.scale} for {len(feeders)} feeder(s) ...")
+        figures = prepare_feeds(args.scale, feeders)
         n4, n6 = figures["v4"], figures["v6"]
         log(f"{n4:,} v4 + {n6:,} v6 prefixes over {figures['v4_paths']:,} + "
             f"{figures['v6_paths']:,} paths, {figures['messages']:,} UPDATEs, "
-            f"{figures['bytes'] / 1e6:.1f} MB")
-        # What the sink must end with through the router (all of it, or what the filter accepts).
-        want4, want6 = n4, n6
+            f"{figures['bytes'] / 1e6:.1f} MB per feeder")
+        # What the sink must end with through the router: all of it, or what the filter accepts.
+        want4, want6, policy = n4, n6, ""
         if args.policy == "ixp":
-            ixp = ixp_filter(args.scale)
-            _bgpd_policy[0] = ixp["policies"]
-            want4, want6 = ixp["v4"], ixp["v6"]
+            ixp = ixp_filter(args.scale, feeders[0])
+            want4, want6, policy = ixp["v4"], ixp["v6"], ixp["policies"]
             log(f"--policy ixp: the filter accepts {want4:,} v4 + {want6:,} v6 "
                 f"({ixp['set']:,}-entry registered set)")
-        lab = Lab(["feeder", "mid", "sink"]).open()
+        lab = Lab(lab_names(feeders)).open()
         results: list[Result] = []
-        wire = None if args.no_wire else run_wire(lab, feed_path, n4, n6, timeout)
+        wire = None if args.no_wire else run_wire(lab, feeders, n4, n6, timeout)
         if wire is not None:
             log(wire.describe())
         for name in routers:
             log(f"{name}: starting")
-            res = run_router(lab, name, feed_path, want4, want6, timeout)
-            if args.policy == "ixp":
+            res = run_router(lab, name, feeders, want4, want6, timeout,
+                             Shape(args.stagger, args.barrier, args.sink_late, args.pace), policy)
+            if policy:
                 res.name = f"{name} with the IXP filter"
             log(res.describe())
             results.append(res)
-        parts = [f"rib_scale: {n4 + n6:,} prefixes ({n4:,} v4 + {n6:,} v6)"]
+        n = len(feeders)
+        parts = [f"rib_scale: {n4 + n6:,} prefixes ({n4:,} v4 + {n6:,} v6) "
+                 f"from {n} feeder{'s' if n > 1 else ''}"]
         parts += [r.describe() for r in results]
         if wire is not None:
             parts.append(wire.describe())

@@ -72,6 +72,39 @@ class SinkCounterTests(SynchronousTestCase):
         self.assertEqual(counter.end_of_rib, {1})
 
 
+    def test_via(self):
+        """Each prefix is kept with the second AS of its path, replaced by a later announcement."""
+        v4 = [make_prefix(bytes((198, 51, 100, i)), 32) for i in range(2)]
+        v6 = [make_prefix(bytes.fromhex("20010db8") + bytes(12), 48)]
+
+        def attrs(path: tuple[int, ...], nh: str) -> PathAttributes:
+            return PathAttributes(origin=0, as_path=((2, path),), next_hop=nh)
+        stream = b"".join(pack_reach(1, 1, attrs((65000, 65001, 7), "192.0.2.2"), v4)
+                          + pack_reach(2, 1, attrs((65000, 65012), "2001:db8::2"), v6)
+                          + pack_reach(1, 1, attrs((65000, 65013, 7), "192.0.2.2"), v4[:1]))
+        counter = _count(stream)
+        self.assertEqual(counter.v4, {v4[0]: 65013, v4[1]: 65001})
+        self.assertEqual(counter.v6, {v6[0]: 65012})
+        # A path of one AS (the wire baseline: the feeder itself) is kept as that AS.
+        one = _count(b"".join(pack_reach(1, 1, attrs((65001,), "192.0.2.1"), v4)))
+        self.assertEqual(set(one.v4.values()), {65001})
+
+
+class FeederPlanTests(SynchronousTestCase):
+    """rib_scale's feeders: distinct addresses and ASNs, feeder 1 where a single feeder was."""
+
+    def test_plan(self):
+        """Four feeders: .1 then .4-.6, AS 65001 then 65012-65014, the probe after them."""
+        from bench import rib_scale
+
+        feeders = rib_scale.plan_feeders(4, "/nonexistent")
+        self.assertEqual([f.ip for f in feeders], ["192.0.2.1", "192.0.2.4", "192.0.2.5", "192.0.2.6"])
+        self.assertEqual([f.asn for f in feeders], [65001, 65012, 65013, 65014])
+        names = rib_scale.lab_names(feeders)
+        self.assertEqual(names, ["feeder", "mid", "sink", "feeder2", "feeder3", "feeder4", "probe"])
+        self.assertEqual(len({f.feed for f in feeders}), 4)
+
+
 class RoutableTests(SynchronousTestCase):
     """The feeder leaves out prefixes that routers drop and real tables lack."""
 
