@@ -209,7 +209,8 @@ class Action(Enum):
     # TCP.
     INITIATE_TCP_CONNECTION = auto()
     LISTEN_FOR_CONNECTION = auto()
-    #: Event 14 in Connect/Active: accept the valid incoming connection request.
+    #: Event 14 in Connect/Active (and, bgpd, in Idle while an automatic
+    #: restart is pending): accept the valid incoming connection request.
     PROCESS_TCP_CONNECTION = auto()
     #: Event 15 in Connect/Active, Event 14 in Idle: refuse the connection request.
     REJECT_TCP_CONNECTION = auto()

@@ -914,6 +914,20 @@ class CollisionTests(SynchronousTestCase):
         h.reactor.advance(5)
         self.assertEqual(len(h.reactor.tcpClients), 1)  # the restart was called off
 
+    def test_incoming_while_idle_passive(self):
+        """A passive peer waiting to restart after an error accepts the peer's connection too."""
+        h = Harness(neighbor(passive=True, idle_hold_time=5))
+        h.peer.start()
+        inc, _ = h.connect_in()
+        inc.dataReceived(wire(peer_open()))
+        inc.connectionLost(Failure(ConnectionDone()))  # an error exit from OpenConfirm
+        self.assertEqual(h.state, State.IDLE)
+        self.assertTrue(h.peer.idle_hold_timer.running)
+        again, again_t = h.connect_in()
+        self.assertEqual(h.state, State.OPEN_SENT)
+        self.assertIs(h.peer.protocol_instance, again)
+        self.assertEqual(h.reactor.tcpClients, [])
+
     def test_incoming_while_idle_after_prefix_limit(self):
         """A prefix limit's restart_time is a hold-down: the peer's connection is refused."""
         limit = MaxPrefix(limit=1, restart_time=60)
