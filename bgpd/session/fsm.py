@@ -27,13 +27,12 @@ Where this table departs from the letter of section 8.2.2 it says so in the
   connections"); the RFC's list of ignored Idle events leaves 14 out.  But
   while an automatic restart is pending (the IdleHoldTimer of a peer that
   is not administratively stopped, nor held down by a prefix limit) the
-  connection is accepted and the peer goes to Active, as BIRD and FRR do: the
-  back-off delays only our own connect attempts, so a peer that only dials
-  in (its port 179 filtered, or a speaker that never listens) still gets
-  its session.
+  connection is accepted and the peer goes to Active: the back-off delays
+  only our own connect attempts, so a peer that only dials in (its port 179
+  filtered, or a speaker that never listens) is never locked out by it.
 - Connect, Event 18 (DelayOpenTimer not running): the failed connect goes to
   Active, restarting the ConnectRetryTimer, instead of Idle: bgpd keeps
-  listening between connect attempts (FRR does the same), and the retry
+  listening between connect attempts, as FRR and BIRD do, and the retry
   comes when the ConnectRetryTimer expires (Event 9 in Active).
 - Connect, Event 12: completes BGP initialization, as the identical Active
   transition does.
