@@ -52,14 +52,23 @@ from typing import Any
 
 import attrs
 
+from bgpd.wire.address import normalize_address
 from bgpd.wire.communities import parse_community, parse_ext_community, parse_large_community
-from bgpd.wire.constants import AS_TRANS, FAMILY_NAMES, IPV4_UNICAST, IPV6_UNICAST
+from bgpd.wire.constants import (
+    AS_TRANS,
+    FAMILY_NAMES,
+    IPV4_UNICAST,
+    IPV6_UNICAST,
+    ORIGIN_NAMES,
+    ROLE_NAMES,
+)
 
 __all__ = [
     "ADD_PATH_MODES",
     "BUILTIN_POLICIES",
     "FAMILIES",
     "ROLES",
+    "SOFT_FIELDS",
     "BgpConfig",
     "Config",
     "ConfigError",
@@ -78,9 +87,9 @@ IPV4_UNICAST_NAME = FAMILY_NAMES[IPV4_UNICAST]
 IPV6_UNICAST_NAME = FAMILY_NAMES[IPV6_UNICAST]
 FAMILIES = (IPV4_UNICAST_NAME, IPV6_UNICAST_NAME)
 BUILTIN_POLICIES = ("accept-all", "reject-all")
-ROLES = ("provider", "customer", "rs", "rs-client", "peer")  # RFC 9234 section 4.1
+ROLES = tuple(ROLE_NAMES)  # RFC 9234 section 4.1
 ADD_PATH_MODES = ("off", "receive", "send", "both")
-ORIGINS = ("igp", "egp", "incomplete")  # RFC 4271 section 5.1.1, in code order
+ORIGINS = tuple(ORIGIN_NAMES)  # RFC 4271 section 5.1.1, in code order
 
 MAX_AS = 4294967295
 TCP_MD5SIG_MAXKEYLEN = 80  # linux/tcp.h
@@ -311,24 +320,30 @@ class OriginateConfig:
         return _family_of_prefix(self.prefix)
 
 
+#: NeighborConfig fields a running session takes over as they are: nothing
+#: negotiated in the OPEN depends on them, so changing one needs no reset.
+SOFT_FIELDS = frozenset({"description", "import_policy", "export_policy", "max_prefix"})
+
+
 @attrs.frozen
 class NeighborChanges:
-    """What differs between two configs' neighbor lists, as normalised addresses."""
+    """What differs between two configs' neighbor lists, as normalised addresses.
+
+    ``reset`` is the part of ``changed`` whose session must start again: a
+    field other than the `SOFT_FIELDS` changed.
+    """
 
     added: tuple[str, ...]
     removed: tuple[str, ...]
     changed: tuple[str, ...]
+    reset: tuple[str, ...] = ()
 
 
 def _lookup_address(address: str) -> str | None:
     try:
-        ip = ipaddress.ip_address(address)
+        return normalize_address(address)
     except ValueError:
         return None
-    # A dual-stack listener on "::" reports IPv4 peers as ::ffff:a.b.c.d.
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return str(ip.ipv4_mapped)
-    return str(ip)
 
 
 @attrs.frozen
@@ -342,7 +357,7 @@ class Config:
 
     @_by_address.default
     def _index(self) -> dict[str, NeighborConfig]:
-        return {n.address: n for n in self.neighbors}
+        return {_lookup_address(n.address) or n.address: n for n in self.neighbors}
 
     def neighbor(self, address: str) -> NeighborConfig | None:
         """The neighbor configured at ``address`` (any spelling of it), or None.
@@ -355,11 +370,21 @@ class Config:
     def neighbor_changes(self, new: Config) -> NeighborChanges:
         """Compare this (running) config with ``new``: neighbors added, removed, changed."""
         old_map, new_map = self._by_address, new._by_address
+        changed = tuple(a for a in new_map if a in old_map and old_map[a] != new_map[a])
         return NeighborChanges(
             added=tuple(a for a in new_map if a not in old_map),
             removed=tuple(a for a in old_map if a not in new_map),
-            changed=tuple(a for a in new_map if a in old_map and old_map[a] != new_map[a]),
+            changed=changed,
+            reset=tuple(a for a in changed if _needs_reset(old_map[a], new_map[a])),
         )
+
+
+def _needs_reset(old: NeighborConfig, new: NeighborConfig) -> bool:
+    return any(
+        getattr(old, f.name) != getattr(new, f.name)
+        for f in attrs.fields(NeighborConfig)
+        if f.name not in SOFT_FIELDS
+    )
 
 
 def _rfc8212_default(remote_as: int, local_as: int) -> tuple[str, ...]:
@@ -540,10 +565,7 @@ def _quiet_address(item: object) -> str | None:
     """A neighbor table's normalised address, or None when it has none (no report)."""
     if not isinstance(item, Mapping) or not isinstance(item.get("address"), str):
         return None
-    try:
-        return str(ipaddress.ip_address(item["address"]))
-    except ValueError:
-        return None
+    return _lookup_address(item["address"])
 
 
 class _Validator:
@@ -932,7 +954,7 @@ class _Validator:
         if len(self.errors) > n_errors or any(v is INVALID for v in inherit.values()):
             return None
         return NeighborConfig(
-            address=str(ip),
+            address=normalize_address(str(ip)),
             remote_as=remote_as,
             local_as=local_as,
             description=description,

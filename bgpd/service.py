@@ -23,33 +23,16 @@ from bgpd.rib import PeerInfo, Rib, RibOptions, peer_role
 from bgpd.runtime import tune_gc
 from bgpd.session.factory import PeerFactory, SessionListener
 from bgpd.session.fsm import State
-from bgpd.session.listener import (
-    BGPServerFactory,
-    install_md5,
-    listen,
-    normalize_address,
-    set_listen_ttl,
-)
+from bgpd.session.listener import BGPServerFactory, install_md5, listen, set_listen_ttl
 from bgpd.session.negotiation import SessionInfo
+from bgpd.wire.address import normalize_address
 from bgpd.wire.attributes import PathAttributes
-from bgpd.wire.constants import FAMILIES_BY_NAME, CeaseError, RefreshSubtype
+from bgpd.wire.constants import FAMILIES_BY_NAME, ORIGIN_NAMES, CeaseError, RefreshSubtype
 from bgpd.wire.nlri import prefix_from_str
 from bgpd.wire.refresh import RouteRefresh
 from bgpd.wire.update import Update
 
 log = Logger()
-
-# NeighborConfig fields that can change without resetting the session.
-_SOFT_FIELDS = frozenset({"description", "import_policy", "export_policy", "max_prefix"})
-
-
-def _needs_reset(old: NeighborConfig, new: NeighborConfig) -> bool:
-    for name in old.__attrs_attrs__:
-        if name.name in _SOFT_FIELDS:
-            continue
-        if getattr(old, name.name) != getattr(new, name.name):
-            return True
-    return False
 
 
 def _wait_closed(reactor: Any, protos: list, timeout: float) -> Deferred:
@@ -157,41 +140,43 @@ class SessionsService(Service):
             self.config = new
             self._listen()
         self.config = new
-        old_by = {normalize_address(n.address): n for n in old.neighbors}
-        new_by = {normalize_address(n.address): n for n in new.neighbors}
+        changes = old.neighbor_changes(new)
         removed = {}
-        for address in old_by.keys() - new_by.keys():
+        for address in changes.removed:
             peer = self.peers.pop(address, None)
             if peer is not None:
                 log.info("peer {peer} removed from the config", peer=address)
                 peer.deconfigure()
-            if old_by[address].md5_password:
+            if old.neighbor(address).md5_password:
                 removed[address] = None
-        for address, neighbor in new_by.items():
-            before = old_by.get(address)
+        for address in changes.changed:
+            before, neighbor = old.neighbor(address), new.neighbor(address)
             peer = self.peers.get(address)
-            if before is None or peer is None:
-                log.info("peer {peer} added", peer=address)
-                peer = self.peers[address] = self._make_peer(neighbor)
-                if neighbor.enabled:
-                    peer.start()
-            elif before != neighbor:
-                if _needs_reset(before, neighbor):
-                    log.info("peer {peer} changed: resetting the session", peer=address)
-                    peer.stop("configuration changed", CeaseError.OTHER_CONFIGURATION_CHANGE)
-                    peer = self.peers[address] = self._make_peer(neighbor)
-                    if neighbor.enabled:
-                        peer.start()
-                else:
-                    log.info("peer {peer} changed (no reset needed)", peer=address)
-                    peer.config = neighbor
-                    self.listener_config_changed(peer, before, neighbor)
+            if peer is None:
+                continue  # started below, like an added one
+            if address in changes.reset:
+                log.info("peer {peer} changed: resetting the session", peer=address)
+                peer.stop("configuration changed", CeaseError.OTHER_CONFIGURATION_CHANGE)
+                del self.peers[address]
+            else:
+                log.info("peer {peer} changed (no reset needed)", peer=address)
+                peer.config = neighbor
+                self.listener_config_changed(peer, before, neighbor)
+        self._start_missing()
         self._install_md5(removed)
 
     def _start_all(self) -> None:
         self._listen()
+        self._start_missing()
+
+    def _start_missing(self) -> None:
+        """Start a peer for every configured neighbor that has none (added, or reset)."""
         for neighbor in self.config.neighbors:
-            peer = self.peers[normalize_address(neighbor.address)] = self._make_peer(neighbor)
+            address = normalize_address(neighbor.address)
+            if address in self.peers:
+                continue
+            log.info("peer {peer} starting", peer=address)
+            peer = self.peers[address] = self._make_peer(neighbor)
             if neighbor.enabled:
                 peer.start()
 
@@ -261,7 +246,8 @@ class RibService(Service):
         local = None
         if proto is not None and proto.transport is not None:
             try:
-                local = normalize_address(proto.transport.getHost().host)
+                # Our address becomes a NEXT_HOP, which carries no zone.
+                local = normalize_address(proto.transport.getHost().host, keep_zone=False)
             except (ValueError, AttributeError):
                 local = None
         local = local or cfg.local_address
@@ -399,7 +385,7 @@ class RibService(Service):
             afi, key = prefix_from_str(route.prefix)
             fam = FAMILIES_BY_NAME[route.family]
             wanted[(fam, key)] = PathAttributes(
-                origin=_ORIGINS[route.origin],
+                origin=int(ORIGIN_NAMES[route.origin]),
                 as_path=(),
                 next_hop=route.next_hop,
                 med=route.med,
@@ -414,9 +400,6 @@ class RibService(Service):
             if self._originated.get((fam, key)) != attrs:
                 self.rib.originate(fam, key, attrs)
         self._originated = wanted
-
-
-_ORIGINS = {"igp": 0, "egp": 1, "incomplete": 2}
 
 
 def _rib_options(config: Config) -> RibOptions:

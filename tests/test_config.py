@@ -568,7 +568,7 @@ class NeighborTests(_Helpers):
             ("route_reflector_client", 0, "route_reflector_client", "true or false"),
             ("route_server_client", "no", "route_server_client", "true or false"),
             ("next_hop_self", 1, "next_hop_self", "true or false"),
-            ("role", "boss", "role", "one of provider, customer, rs, rs-client, peer"),
+            ("role", "boss", "role", "one of provider, rs, rs-client, customer, peer"),
             ("role", 1, "role", "must be a string"),
             ("strict_role", True, "strict_role", "needs a role"),
             ("add_path", "sometimes", "add_path", "one of off, receive, send, both"),
@@ -680,6 +680,22 @@ class DuplicateNeighborTests(_Helpers):
         """2001:db8::2 and 2001:DB8:0::2 are the same neighbor."""
         self.assert_one_error(
             doc(None, {"address": "2001:db8::2"}, {"address": "2001:DB8:0::2"}),
+            "neighbors[1].address",
+            "duplicate neighbor 2001:db8::2",
+        )
+
+    def test_link_local_on_two_links(self):
+        """fe80::2 on eth0 and on eth1 are two neighbors, each found by its zone."""
+        c = config_from_dict(doc(None, {"address": "fe80::2%eth0"}, {"address": "fe80::2%eth1",
+                                                                       "remote_as": 65003}))
+        self.assertEqual([n.address for n in c.neighbors], ["fe80::2%eth0", "fe80::2%eth1"])
+        self.assertEqual(c.neighbor("FE80::2%eth1").remote_as, 65003)
+        self.assertIsNone(c.neighbor("fe80::2"))
+
+    def test_global_zone_is_dropped(self):
+        """A zone on a global address is no part of it: 2001:db8::2%eth0 duplicates 2001:db8::2."""
+        self.assert_one_error(
+            doc(None, {"address": "2001:db8::2"}, {"address": "2001:db8::2%eth0"}),
             "neighbors[1].address",
             "duplicate neighbor 2001:db8::2",
         )
@@ -866,6 +882,13 @@ class RecordTests(SynchronousTestCase):
             NeighborChanges(added=("192.0.2.3",), removed=("2001:db8::2",), changed=("192.0.2.2",)),
         )
         self.assertEqual(old.neighbor_changes(old), NeighborChanges((), (), ()))
+
+    def test_reload_diff_reset(self):
+        """Only a change outside SOFT_FIELDS puts a changed neighbor in ``reset``."""
+        old = config_from_dict(doc(None, {}, {"address": "192.0.2.3"}))
+        new = config_from_dict(doc(None, {"hold_time": 30}, {"address": "192.0.2.3", "description": "x"}))
+        changes = old.neighbor_changes(new)
+        self.assertEqual((changes.changed, changes.reset), (("192.0.2.2", "192.0.2.3"), ("192.0.2.2",)))
 
     def test_inherited_change_shows_per_neighbor(self):
         """A [bgp] default that changes makes the neighbors inheriting it differ."""

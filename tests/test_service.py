@@ -74,6 +74,12 @@ class ServiceTests(SynchronousTestCase):
         for peer in svc.sessions.peers.values():
             self.assertEqual(peer.state, State.CONNECT)
 
+    def test_link_local_neighbors_on_two_links(self):
+        """fe80::2 on eth0 and on eth1 are two peers, each found by its zone."""
+        svc = self.start([{"address": "fe80::2%eth0"}, {"address": "FE80::2%eth1", "asn": 65002}])
+        self.assertEqual(sorted(svc.sessions.peers), ["fe80::2%eth0", "fe80::2%eth1"])
+        self.assertEqual(svc.sessions.lookup("fe80::2%eth1").config.remote_as, 65002)
+
     def test_reload_adds_and_removes_peers(self):
         """SIGHUP reload: an added neighbor starts, a removed one is stopped and dropped."""
         svc = self.start([{"address": "192.0.2.2"}, {"address": "192.0.2.3"}])

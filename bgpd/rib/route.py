@@ -16,26 +16,9 @@ from typing import Any
 import attrs
 
 from bgpd.wire.attributes import PathAttributes
-from bgpd.wire.constants import Role
+from bgpd.wire.constants import ROLE_NAMES, ROLE_OPPOSITE, Role
 
 __all__ = ["LOCAL", "Path", "PeerInfo", "peer_role", "ROLE_NAMES"]
-
-ROLE_NAMES = {
-    "provider": Role.PROVIDER,
-    "rs": Role.RS,
-    "rs-client": Role.RS_CLIENT,
-    "customer": Role.CUSTOMER,
-    "peer": Role.PEER,
-}
-
-# RFC 9234 section 4.2: the role pairs that agree.
-_OPPOSITE = {
-    Role.PROVIDER: Role.CUSTOMER,
-    Role.CUSTOMER: Role.PROVIDER,
-    Role.RS: Role.RS_CLIENT,
-    Role.RS_CLIENT: Role.RS,
-    Role.PEER: Role.PEER,
-}
 
 
 def peer_role(local_role: str | int | None) -> int | None:
@@ -48,12 +31,14 @@ def peer_role(local_role: str | int | None) -> int | None:
         return None
     if isinstance(local_role, str):
         local_role = ROLE_NAMES[local_role]
-    return int(_OPPOSITE[Role(local_role)])
+    return int(ROLE_OPPOSITE[Role(local_role)])
 
 
 def _ip_key(address: str) -> tuple[int, bytes]:
     if ":" in address:
-        return (6, socket.inet_pton(socket.AF_INET6, address))
+        # A link-local peer is known with its zone (bgpd.wire.address); the
+        # last decision step compares the address alone (RFC 4271 9.1.2.2 g).
+        return (6, socket.inet_pton(socket.AF_INET6, address.partition("%")[0]))
     try:
         return (4, socket.inet_aton(address))
     except OSError:

@@ -19,17 +19,11 @@ from twisted.logger import Logger
 
 from bgpd.session import sockopts
 from bgpd.session.protocol import BGPProtocol
+from bgpd.wire.address import normalize_address
+
+__all__ = ["BGPServerFactory", "install_md5", "listen", "normalize_address", "set_listen_ttl"]
 
 log = Logger()
-
-
-def normalize_address(host: str) -> str:
-    """Canonical text of an address; IPv4-mapped IPv6 becomes plain IPv4."""
-    host = host.split("%", 1)[0]
-    ip = ipaddress.ip_address(host)
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        return str(ip.ipv4_mapped)
-    return str(ip)
 
 
 class _Port(tcp.Port):

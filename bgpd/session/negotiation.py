@@ -26,28 +26,24 @@ from bgpd.wire.capabilities import (
     Multiprotocol,
     RouteRefresh,
 )
-from bgpd.wire.constants import AS_TRANS, FAMILIES_BY_NAME, IPV4_UNICAST, OpenError, Role
+from bgpd.wire.constants import (
+    AS_TRANS,
+    FAMILIES_BY_NAME,
+    IPV4_UNICAST,
+    ROLE_NAMES,
+    ROLE_OPPOSITE,
+    OpenError,
+    role_name,
+)
 from bgpd.wire.errors import NotificationError
 from bgpd.wire.negotiated import Negotiated
 from bgpd.wire.open import Open
 
 Family = tuple[int, int]
 
-ROLE_BY_NAME = {
-    "provider": Role.PROVIDER,
-    "rs": Role.RS,
-    "rs-client": Role.RS_CLIENT,
-    "customer": Role.CUSTOMER,
-    "peer": Role.PEER,
-}
+ROLE_BY_NAME = ROLE_NAMES
 #: RFC 9234 section 4.2: the allowed (local role, remote role) pairs.
-ROLE_PAIRS = {
-    (Role.PROVIDER, Role.CUSTOMER),
-    (Role.CUSTOMER, Role.PROVIDER),
-    (Role.RS, Role.RS_CLIENT),
-    (Role.RS_CLIENT, Role.RS),
-    (Role.PEER, Role.PEER),
-}
+ROLE_PAIRS = set(ROLE_OPPOSITE.items())
 _ADDPATH_MODE = {"off": 0, "receive": AddPath.RECEIVE, "send": AddPath.SEND, "both": AddPath.BOTH}
 LARGE_HOLD_TIME = 240  # RFC 4271 8.2.2: "a large value", 4 minutes suggested
 
@@ -150,8 +146,8 @@ def negotiate(
         elif (local_role, peer_role) not in ROLE_PAIRS:
             raise NotificationError(
                 2, OpenError.ROLE_MISMATCH, b"",
-                f"our role {Role(local_role).name.lower()} does not pair with the peer's "
-                f"{_role_name(peer_role)}")
+                f"our role {role_name(local_role)} does not pair with the peer's "
+                f"{role_name(peer_role)}")
 
     hold = min(local.hold_time, remote.hold_time)
     local_ap = {(a, s): m for c in local.find(AddPath) for a, s, m in c.families}
@@ -190,10 +186,3 @@ def negotiate(
         peer_hostname=fqdn[0].hostname if fqdn else None,
         remote_open=remote,
     )
-
-
-def _role_name(role: int) -> str:
-    try:
-        return Role(role).name.lower()
-    except ValueError:
-        return f"role {role}"

@@ -74,6 +74,10 @@ class Origin(IntEnum):
     INCOMPLETE = 2
 
 
+#: RFC 4271 section 5.1.1: each ORIGIN by the name the config uses, in code order.
+ORIGIN_NAMES: dict[str, Origin] = {o.name.lower(): o for o in Origin}
+
+
 class SegmentType(IntEnum):
     AS_SET = 1
     AS_SEQUENCE = 2
@@ -207,3 +211,25 @@ class Role(IntEnum):  # RFC 9234
     RS_CLIENT = 2
     CUSTOMER = 3
     PEER = 4
+
+
+#: RFC 9234 section 4.1: each role by the name the config and the logs use
+#: ("rs-client"), in code order.  The one table of role names.
+ROLE_NAMES: dict[str, Role] = {r.name.lower().replace("_", "-"): r for r in Role}
+
+#: RFC 9234 section 4.2: the role the peer must have for each of ours.
+ROLE_OPPOSITE: dict[Role, Role] = {
+    Role.PROVIDER: Role.CUSTOMER,
+    Role.CUSTOMER: Role.PROVIDER,
+    Role.RS: Role.RS_CLIENT,
+    Role.RS_CLIENT: Role.RS,
+    Role.PEER: Role.PEER,
+}
+
+
+def role_name(role: int) -> str:
+    """The name of an RFC 9234 role value, or ``role N`` for one the RFC does not define."""
+    try:
+        return Role(role).name.lower().replace("_", "-")
+    except ValueError:
+        return f"role {role}"

@@ -43,10 +43,12 @@ import sys
 import tempfile
 import textwrap
 import time
-import unittest
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from tests.ci import in_ci
+from tests.ci import missing as _missing
 
 NS_PREFIX = "bgpdt-"
 
@@ -85,19 +87,6 @@ def check_prefix(prefix: str) -> str:
     if not any(net.version == a.version and net.subnet_of(a) for a in ALLOWED_NETWORKS):
         raise ValueError(f"prefix {prefix} is outside the documentation ranges")
     return str(net)
-
-
-def in_ci() -> bool:
-    """True when running in CI, where every daemon must be installed."""
-    return os.environ.get("CI", "").lower() == "true"
-
-
-def _missing(what: str) -> None:
-    # CI installs everything, so something missing there is a real failure;
-    # on a developer's machine it is only a skip.
-    if in_ci():
-        raise RuntimeError(f"{what} (CI=true: everything must be installed)")
-    raise unittest.SkipTest(what)
 
 
 def require_root() -> None:

@@ -38,6 +38,7 @@ from bgpd.wire.notification import Notification
 from bgpd.wire.open import Open
 from bgpd.wire.refresh import RouteRefresh
 from bgpd.wire.update import Update
+from tests.ci import missing
 
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
 
@@ -555,7 +556,11 @@ class GoldenTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.files = golden_files()
         if not self.files:
-            self.skipTest(f"no golden captures in {GOLDEN} (make them with tests.interop.capture_golden)")
+            missing(f"no golden captures in {GOLDEN} (make them with tests.interop.capture_golden)")
+
+    def test_every_expectation_read(self):
+        """The folder holds exactly the captures EXPECTATIONS names, so none is silently absent."""
+        self.assertEqual(sorted(os.path.basename(p) for p in self.files), sorted(EXPECTATIONS))
 
     def test_stream_frames_cleanly(self):
         """Each file's messages, concatenated, frame back into exactly those messages."""
