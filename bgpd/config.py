@@ -214,6 +214,8 @@ class NeighborConfig:
     graceful_restart: bool = True
     graceful_restart_time: int = 120
     extended_message: bool = True
+    #: RFC 8950: IPv4 unicast routes with an IPv6 next hop, both ways
+    extended_next_hop: bool = False
     route_refresh: bool = True
     allowas_in: int = 0
     soft_reconfiguration_inbound: bool = False
@@ -922,6 +924,12 @@ class _Validator:
         graceful_restart = self.boolean(tbl, path, "graceful_restart", True)
         gr_time = self.integer(tbl, path, "graceful_restart_time", _int_range(0, MAX_RESTART_TIME), 120)
         extended_message = self.boolean(tbl, path, "extended_message", True)
+        extended_next_hop = self.boolean(tbl, path, "extended_next_hop", False)
+        if extended_next_hop is True and isinstance(families, tuple) and (
+                IPV4_UNICAST_NAME not in families):
+            self.error(f"{path}.extended_next_hop",
+                       "extended next hop (RFC 8950) carries IPv4 unicast routes: "
+                       f"needs {IPV4_UNICAST_NAME!r} in families")
         route_refresh = self.boolean(tbl, path, "route_refresh", True)
         allowas_in = self.integer(tbl, path, "allowas_in", _int_range(0, MAX_ALLOWAS_IN), 0)
         soft_reconfiguration = self.boolean(tbl, path, "soft_reconfiguration_inbound", False)
@@ -982,6 +990,7 @@ class _Validator:
             graceful_restart=graceful_restart,
             graceful_restart_time=gr_time,
             extended_message=extended_message,
+            extended_next_hop=extended_next_hop,
             route_refresh=route_refresh,
             allowas_in=allowas_in,
             soft_reconfiguration_inbound=soft_reconfiguration,

@@ -27,7 +27,7 @@ from bgpd.session.listener import BGPServerFactory, install_md5, listen, set_lis
 from bgpd.session.negotiation import SessionInfo
 from bgpd.wire.address import normalize_address
 from bgpd.wire.attributes import PathAttributes
-from bgpd.wire.constants import FAMILIES_BY_NAME, ORIGIN_NAMES, CeaseError, RefreshSubtype
+from bgpd.wire.constants import FAMILIES_BY_NAME, ORIGIN_NAMES, CeaseError, RefreshSubtype, family_name
 from bgpd.wire.nlri import prefix_from_str
 from bgpd.wire.refresh import RouteRefresh
 from bgpd.wire.update import Update
@@ -231,8 +231,8 @@ class RibService(Service):
         self.bridge = RoutingBridge(self)
         self.peers: dict[PeerFactory, PeerInfo] = {}
         self._originated: dict[tuple[tuple[int, int], bytes], PathAttributes] = {}
-        self._dirty: set[PeerFactory] = set()
-        self._count_call: Any = None
+        self._factories: dict[PeerInfo, PeerFactory] = {}
+        self.rib.watch_prefix_counts(self._prefix_count)
 
     def startService(self) -> None:
         super().startService()
@@ -268,7 +268,11 @@ class RibService(Service):
             next_hop6=next_hop6,
             allowas_in=cfg.allowas_in,
         )
+        old = self.peers.get(peer)
+        if old is not None:
+            self._factories.pop(old, None)
         self.peers[peer] = pi
+        self._factories[pi] = peer
         if not pi.ibgp:
             for direction, names in (("import", cfg.import_policy), ("export", cfg.export_policy)):
                 if tuple(names) == ("reject-all",):
@@ -276,15 +280,21 @@ class RibService(Service):
                              "{way} (RFC 8212; set {direction}_policy to change this)",
                              peer=pi.address, direction=direction,
                              way="accepted" if direction == "import" else "sent")
+        gr = info.graceful_restart
+        # RFC 4724 4.2: the families whose forwarding state the peer kept
+        # across its restart; the stale routes of the others go at once.
+        restarting = None if gr is None else frozenset(
+            (afi, safi) for afi, safi, flags in gr.families if flags & gr.FORWARDING_STATE)
         self.rib.add_peer(pi, info.families, info.negotiated, peer,
                           import_policy=cfg.import_policy, export_policy=cfg.export_policy,
-                          soft_reconfiguration=cfg.soft_reconfiguration_inbound, mrai=cfg.mrai)
+                          soft_reconfiguration=cfg.soft_reconfiguration_inbound, mrai=cfg.mrai,
+                          restarting=restarting)
 
     def peer_down(self, peer: PeerFactory, reason: str, graceful: bool) -> None:
         pi = self.peers.pop(peer, None)
-        self._dirty.discard(peer)
         if pi is None:
             return
+        self._factories.pop(pi, None)
         stale = 0.0
         gr = peer.session_info.graceful_restart if peer.session_info is not None else None
         if graceful and gr is not None:
@@ -299,27 +309,12 @@ class RibService(Service):
         if pi is None:
             return
         self.rib.receive(pi, update)
-        if peer.config.max_prefix:
-            self._dirty.add(peer)
-            if self._count_call is None:
-                self._count_call = self.reactor.callLater(0.2, self._count_prefixes)
 
-    def _count_prefixes(self) -> None:
-        self._count_call = None
-        dirty, self._dirty = self._dirty, set()
-        for peer in dirty:
-            pi = self.peers.get(peer)
-            if pi is None:
-                continue
-            for family, _limit in peer.config.max_prefix:
-                fam = FAMILIES_BY_NAME[family]
-                count = len(self.rib.adj_rib_in(pi, fam))
-                if peer.prefix_counts.get(family) != count:
-                    # The RIB works in chunks: look again until the count settles.
-                    self._dirty.add(peer)
-                peer.note_prefix_count(family, count)
-        if self._dirty and self._count_call is None:
-            self._count_call = self.reactor.callLater(0.2, self._count_prefixes)
+    def _prefix_count(self, info: PeerInfo, family: tuple[int, int], count: int) -> None:
+        # Max-prefix (RFC 4486): the RIB reports each changed count once per batch.
+        peer = self._factories.get(info)
+        if peer is not None and peer.config.max_prefix:
+            peer.note_prefix_count(family_name(*family), count)
 
     def refresh(self, peer: PeerFactory, refresh: RouteRefresh) -> None:
         pi = self.peers.get(peer)

@@ -460,6 +460,19 @@ class NeighborTests(_Helpers):
         self.assertEqual((n.role, n.strict_role, n.add_path), (None, False, "off"))
         self.assertEqual((n.graceful_restart, n.graceful_restart_time), (True, 120))
         self.assertEqual((n.extended_message, n.route_refresh), (True, True))
+        self.assertFalse(n.extended_next_hop)
+
+    def test_extended_next_hop(self):
+        """extended_next_hop (RFC 8950): a boolean, and only with ipv4-unicast among the families."""
+        n = self.one_neighbor(address="2001:db8::2", families=["ipv4-unicast", "ipv6-unicast"],
+                              extended_next_hop=True)
+        self.assertTrue(n.extended_next_hop)
+        self.assertEqual(self.errors(neighbor_doc(extended_next_hop="yes")),
+                         [("neighbors[0].extended_next_hop",
+                           "must be true or false, got a string ('yes')")])
+        [(key, reason)] = self.errors(neighbor_doc(address="2001:db8::2", extended_next_hop=True))
+        self.assertEqual(key, "neighbors[0].extended_next_hop")
+        self.assertIn("needs 'ipv4-unicast' in families", reason)
 
     def test_inherits_from_bgp(self):
         """local_as and the timers default to the [bgp] values."""

@@ -3,19 +3,22 @@
 Knows no socket, session or reactor: time comes in as ``call_later``.
 """
 
-from bgpd.rib.adjout import UpdateGroup
+from bgpd.rib.adjout import GroupHost, Sink, UpdateGroup
 from bgpd.rib.options import RibOptions
-from bgpd.rib.rib import Change, Rib, RibStats
+from bgpd.rib.rib import Change, PrefixCountCallback, Rib, RibStats
 from bgpd.rib.route import LOCAL, Path, PeerInfo, make_path, peer_role
 
 __all__ = [
     "LOCAL",
     "Change",
+    "GroupHost",
     "Path",
     "PeerInfo",
+    "PrefixCountCallback",
     "Rib",
     "RibOptions",
     "RibStats",
+    "Sink",
     "UpdateGroup",
     "make_path",
     "peer_role",

@@ -31,9 +31,11 @@ member's initial table, an End-of-RIB marker (RFC 4724 section 2) follows.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
 from bgpd.policy import Chain
+from bgpd.rib.options import RibOptions
 from bgpd.rib.route import LOCAL, Path, PeerInfo
 from bgpd.wire.attributes import PathAttributes
 from bgpd.wire.constants import AFI, Community, RefreshSubtype, Role, SegmentType
@@ -42,10 +44,41 @@ from bgpd.wire.negotiated import Negotiated
 from bgpd.wire.refresh import RouteRefresh
 from bgpd.wire.update import pack_end_of_rib, pack_reach, pack_withdraw
 
-if TYPE_CHECKING:
-    from bgpd.rib.rib import Rib
+__all__ = ["GroupHost", "Member", "Sink", "UpdateGroup", "group_key"]
 
-__all__ = ["Member", "UpdateGroup", "group_key"]
+
+class GroupHost(Protocol):
+    """What an update group needs from the RIB that holds it (``Rib`` is one).
+
+    The RIB imports this module, never the other way round.
+    """
+
+    options: RibOptions
+    cluster_id: str
+
+    def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn`` after ``delay`` seconds; the result has ``cancel()``."""
+
+    def loc_table(self, family: tuple[int, int]) -> dict:
+        """The Loc-RIB of ``family``: prefix -> best path, or a tuple of candidates best first."""
+
+    def eligible(self, path: Path) -> bool:
+        """Whether the path's NEXT_HOP resolves (RFC 4271 9.1.2.1)."""
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """A peer's output, as the RIB sees it (``PeerFactory`` is one)."""
+
+    def send(self, messages: list[bytes]) -> None:
+        """Framed UPDATE (and ROUTE-REFRESH) messages for the peer, in order."""
+
+    def writable(self) -> bool:
+        """False while the peer does not keep up (its send buffer is full).
+
+        The RIB then skips it, and catches it up from the Adj-RIB-Out when
+        told that it is writable again (``Rib.resume``).
+        """
 
 _NO_ADVERTISE = Community.NO_ADVERTISE
 _NO_EXPORT = Community.NO_EXPORT
@@ -58,23 +91,35 @@ _MISSING = object()
 
 
 class Member:
-    """One peer in an update group."""
+    """One peer in an update group.
 
-    __slots__ = ("state", "sink", "dump", "dump_pos", "eor_pending", "eor_at", "eor_message")
+    ``peer`` is the RIB's state of that neighbor (the owner of the paths it
+    sent, for split horizon); ``sink`` its session's output.
+    """
 
-    def __init__(self, state: Any, sink: Any) -> None:
-        self.state = state
+    __slots__ = (
+        "peer", "sink", "dump", "dump_pos", "eor_pending", "eor_at", "eor_message", "behind",
+        "missed",
+    )
+
+    def __init__(self, peer: Any, sink: Sink) -> None:
+        self.peer = peer
         self.sink = sink
+        #: Prefixes still to send from ``out`` (initial table, refresh, catch-up).
         self.dump: list | None = None
         self.dump_pos = 0
         self.eor_pending = True
         self.eor_at = 0
         #: What ends the current dump: End-of-RIB, or EoRR after an enhanced refresh.
         self.eor_message: bytes | None = None
+        #: Skipped while its sink is not writable (the group goes on without it).
+        self.behind = False
+        #: prefix -> what ``out`` held for it when the member first missed a
+        #: change of it (behind), then while catching up: what it still has.
+        self.missed: dict | None = None
 
     def writable(self) -> bool:
-        w = getattr(self.sink, "writable", None)
-        return True if w is None else bool(w())
+        return bool(self.sink.writable())
 
 
 def _prepend(as_path: tuple, asn: int) -> tuple:
@@ -97,6 +142,7 @@ def group_key(
         family, export_names, info.ibgp, info.local_as, info.next_hop_self, info.route_server_client,
         info.route_reflector_client, info.role, info.local_address, info.next_hop6, neg.as4,
         family in neg.addpath_tx, neg.extended_message, mrai,
+        (family[0], family[1], AFI.IPV6) in neg.ext_nexthop,
     )
 
 
@@ -113,7 +159,7 @@ class UpdateGroup:
 
     def __init__(
         self,
-        rib: Rib,
+        rib: GroupHost,
         key: tuple,
         family: tuple[int, int],
         info: PeerInfo,
@@ -134,7 +180,7 @@ class UpdateGroup:
             extended_message=neg.extended_message,
         )
         self.members: list[Member] = []
-        self._states: set = set()
+        self._peers_in: set = set()
         #: prefix -> path sent (or a tuple of paths with ADD-PATH send)
         self.out: dict = {}
         self.pending: list = []
@@ -152,12 +198,17 @@ class UpdateGroup:
         la = info.local_address
         if family[0] == AFI.IPV6:
             self._next_hop = la if la and ":" in la else info.next_hop6 or _mapped(la)
+        elif la and ":" in la and (family[0], family[1], AFI.IPV6) in neg.ext_nexthop:
+            # RFC 8950: IPv4 routes with our IPv6 address, in MP_REACH_NLRI.
+            self._next_hop = la
         else:
             self._next_hop = la if la and ":" not in la else None
         self.sent_updates = 0
+        #: How many members are behind (skipped until they are writable).
+        self._behind = 0
 
     def __repr__(self) -> str:
-        names = [m.state.info.address for m in self.members]
+        names = [m.peer.info.address for m in self.members]
         return f"<UpdateGroup {self.family} {'ibgp' if not self._ebgp else 'ebgp'} {names}>"
 
     # -- membership --------------------------------------------------------
@@ -166,7 +217,7 @@ class UpdateGroup:
         """Add a peer; it gets the current table, then End-of-RIB."""
         new_group = not self.members and not self.out
         self.members.append(member)
-        self._states.add(member.state)
+        self._peers_in.add(member.peer)
         if new_group:
             if loc:
                 self.pending.extend(loc)
@@ -183,9 +234,37 @@ class UpdateGroup:
 
     def leave(self, member: Member) -> None:
         self.members.remove(member)
-        self._states.discard(member.state)
+        self._peers_in.discard(member.peer)
+        if member.behind:
+            self._behind -= 1
         if not self.members:
             self.cancel()
+
+    def resume(self, member: Member) -> None:
+        """``member``'s sink is writable again: catch it up, and go on now."""
+        if member.behind and member.writable():
+            self._catch_up(member)
+        self.cancel()
+        self._schedule(0.0)
+
+    def _fall_behind(self, m: Member) -> None:
+        # Its view stays as it is; _flush_pending records, per prefix, what
+        # it had before each change it misses.
+        m.behind = True
+        m.missed = {} if m.missed is None else m.missed
+        self._behind += 1
+
+    def _catch_up(self, m: Member) -> None:
+        # Send it the current state of every prefix it missed (and the rest
+        # of a dump it was in): its view ends equal to ``out``.
+        m.behind = False
+        self._behind -= 1
+        rest = m.dump[m.dump_pos:] if m.dump is not None else []
+        keys = list(dict.fromkeys(rest + list(m.missed or ()))) if m.missed else rest
+        m.dump = keys or None
+        m.dump_pos = 0
+        if not keys:
+            m.missed = None
 
     def resend(self, member: Member, enhanced: bool = False) -> None:
         """Send the whole Adj-RIB-Out again (ROUTE-REFRESH, RFC 2918 section 4).
@@ -197,6 +276,9 @@ class UpdateGroup:
             member.sink.send([encode_message(RouteRefresh(afi, safi, RefreshSubtype.BEGIN))])
             member.eor_message = encode_message(RouteRefresh(afi, safi, RefreshSubtype.END))
         member.dump = list(self.out)
+        if member.missed and not member.behind:
+            # Mid catch-up: the withdrawals it is still owed are not in ``out``.
+            member.dump = list(dict.fromkeys(member.dump + list(member.missed)))
         member.dump_pos = 0
         member.eor_pending = True
         member.eor_at = len(self.pending)
@@ -216,26 +298,31 @@ class UpdateGroup:
     def has_work(self) -> bool:
         if self._pos < len(self.pending):
             return True
-        return any(m.dump is not None or m.eor_pending for m in self.members)
+        return any((m.dump is not None or m.eor_pending) and not m.behind for m in self.members)
 
     def _schedule(self, delay: float) -> None:
         if self._handle is None and self.members:
-            self._handle = self.rib._call_later(delay, self._fire)
+            self._handle = self.rib.call_later(delay, self._fire)
 
     def _fire(self) -> None:
         self._handle = None
-        if not all(m.writable() for m in self.members):
-            # One slow peer holds the group back; look again shortly.
-            self._handle = self.rib._call_later(self.rib.options.backpressure_poll, self._fire)
-            return
+        for m in self.members:
+            if m.behind:
+                if m.writable():
+                    self._catch_up(m)
+            elif not m.writable():
+                # One slow peer must not hold the group back: the others go
+                # on, it is caught up from ``out`` when it resumes.
+                self._fall_behind(m)
         self.flush(self.rib.options.chunk_size)
         if self.has_work():
             self._schedule(0.0)
 
     # -- export -------------------------------------------------------------
 
-    def _phase1(self, path: Path) -> list | None:
-        """Path-level rules: communities, OTC, iBGP/RR, attribute stripping."""
+    def _path_rules(self, path: Path) -> dict | None:
+        """Path-level rules (communities, OTC, iBGP / reflection, what eBGP
+        does not carry): the attribute changes, or None when the path is not sent."""
         a = path.attrs
         src = path.owner.info
         comms = a.communities
@@ -248,7 +335,7 @@ class UpdateGroup:
                     return None
                 if _NO_PEER in comms and self._role == Role.PEER:
                     return None
-        f = list(a.key())
+        changes: dict = {}
         if ebgp:
             role = self._role
             if role is not None:
@@ -256,41 +343,42 @@ class UpdateGroup:
                     if role in _OTC_BLOCKED:
                         return None
                 elif role in _OTC_ADDED:
-                    f[12] = self._local_as
+                    changes["otc"] = self._local_as
             if not self.info.route_server_client and src is not LOCAL:
-                f[3] = None  # RFC 4271 5.1.4: MED stays within the neighbouring AS
-            f[4] = None
-            f[10] = None
-            f[11] = ()
+                changes["med"] = None  # RFC 4271 5.1.4: MED stays within the neighbouring AS
+            changes["local_pref"] = None
+            changes["originator_id"] = None
+            changes["cluster_list"] = ()
         else:
             if src is not LOCAL and src.ibgp:
                 if not (src.route_reflector_client or self.info.route_reflector_client):
                     return None  # RFC 4271 9.2: no iBGP -> iBGP without reflection
-                f[10] = a.originator_id or src.router_id
-                f[11] = (self.rib.cluster_id,) + a.cluster_list
-            if f[4] is None:
-                f[4] = self.rib.options.default_local_pref
-        return f
+                changes["originator_id"] = a.originator_id or src.router_id
+                changes["cluster_list"] = (self.rib.cluster_id,) + a.cluster_list
+            if a.local_pref is None:
+                changes["local_pref"] = self.rib.options.default_local_pref
+        return changes
 
-    def _phase2(self, f: list, src: PeerInfo) -> PathAttributes:
-        """Session-level rewriting: AS prepend and NEXT_HOP."""
+    def _session_rewrite(self, a: PathAttributes, src: PeerInfo) -> dict:
+        """Session-level rewriting of ``a`` (AS prepend, NEXT_HOP): the attribute changes."""
+        changes: dict = {}
+        nh = self._next_hop
         if self._ebgp:
             if not self.info.route_server_client:
-                f[1] = _prepend(f[1], self._local_as)
-                if self._next_hop is not None:
-                    f[2] = self._next_hop
-                    f[13] = None
+                changes["as_path"] = _prepend(a.as_path, self._local_as)
+                if nh is not None:
+                    changes["next_hop"] = nh
+                    changes["next_hop_ll"] = None
         else:
             reflected = src is not LOCAL and src.ibgp
-            if (self.info.next_hop_self and not reflected) or f[2] is None:
-                if self._next_hop is not None:
-                    f[2] = self._next_hop
-                    f[13] = None
-        return PathAttributes(*f)
+            if ((self.info.next_hop_self and not reflected) or a.next_hop is None) and nh is not None:
+                changes["next_hop"] = nh
+                changes["next_hop_ll"] = None
+        return changes
 
     def _export_ebgp(self, path: Path) -> PathAttributes | None:
-        """_phase1 then _phase2 for eBGP to a peer that is not a route-server
-        client, without the intermediate field list: the full-table case."""
+        """_path_rules then _session_rewrite for eBGP to a peer that is not a
+        route-server client, in one step: the full-table case."""
         a = path.attrs
         comms = a.communities
         role = self._role
@@ -330,27 +418,32 @@ class UpdateGroup:
                 if self._plain_ebgp:
                     a = batch[path] = self._export_ebgp(path)
                 else:
-                    f = self._phase1(path)
-                    a = batch[path] = None if f is None else self._phase2(f, path.owner.info)
+                    changes = self._path_rules(path)
+                    if changes is None:
+                        a = batch[path] = None
+                    else:
+                        a0 = path.attrs
+                        changes.update(self._session_rewrite(a0, path.owner.info))
+                        a = batch[path] = a0.replace(**changes)
             return a
         if policy.rejects_all:
             return None
         key = (path, 1)
         pre = batch.get(key, _MISSING)
         if pre is _MISSING:
-            f = self._phase1(path)
-            pre = batch[key] = None if f is None else PathAttributes(*f)
+            changes = self._path_rules(path)
+            pre = batch[key] = None if changes is None else path.attrs.replace(**changes)
         if pre is None:
             return None
         members = self.members
-        res = policy(members[0].state.info if members else self.info, self.family, prefix, pre)
+        res = policy(members[0].peer.info if members else self.info, self.family, prefix, pre)
         if res is None:
             return None
         # Share one final attribute set per distinct policy outcome.
         key = (path, res)
         a = batch.get(key)
         if a is None:
-            a = batch[key] = self._phase2(list(res.key()), path.owner.info)
+            a = batch[key] = res.replace(**self._session_rewrite(res, path.owner.info))
         return a
 
     def _sendable(self, entry: Any, prefix: Any) -> Any:
@@ -358,12 +451,12 @@ class UpdateGroup:
         if entry is None:
             return None
         rib = self.rib
-        resolver = rib._resolver
+        resolver = rib.options.resolver
         if not self.addpath:
             best = entry if entry.__class__ is Path else entry[0]
             if resolver is not None and not rib.eligible(best):
                 return None
-            if len(self.members) == 1 and best.owner is self.members[0].state:
+            if len(self.members) == 1 and best.owner is self.members[0].peer:
                 self._solo_skipped = True
                 return None
             return best if self.export(best, prefix) is not None else None
@@ -391,7 +484,7 @@ class UpdateGroup:
         done = 0
         try:
             for m in members:
-                if m.dump is not None and done < budget:
+                if m.dump is not None and done < budget and not m.behind:
                     done += self._dump(m, budget - done)
             if done < budget and self._pos < len(self.pending):
                 done += self._flush_pending(budget - done)
@@ -399,7 +492,7 @@ class UpdateGroup:
             # Exported attributes live for one batch only.
             self._batch = {}
         for m in members:
-            if m.eor_pending and m.dump is None and self._pos >= m.eor_at:
+            if m.eor_pending and m.dump is None and self._pos >= m.eor_at and not m.behind:
                 m.eor_pending = False
                 marker = m.eor_message or pack_end_of_rib(*self.family)
                 m.eor_message = None
@@ -422,23 +515,37 @@ class UpdateGroup:
             m.dump = None
             m.dump_pos = 0
         out = self.out
-        st = m.state
+        st = m.peer
         buckets: dict = {}
         export = self.export
+        # Catching up (see _catch_up): what the member had, to withdraw what
+        # it must not keep.
+        missed = m.missed
+        if missed is not None and m.dump is None:
+            m.missed = None
+        withdrawn: list = []
         for p in chunk:
             sent = out.get(p)
-            if sent is None:
-                continue
+            had = missed.pop(p, None) if missed else None
             if self.addpath:
-                for x in sent:
+                now = set()
+                for x in sent or ():
                     if x.owner is not st:
                         a = export(x, p)
-                        buckets.setdefault(id(a), (a, []))[1].append((x.owner.tx_path_id(x.path_id), p))
-            elif sent.owner is not st:
+                        pid = x.owner.tx_path_id(x.path_id)
+                        now.add(pid)
+                        buckets.setdefault(id(a), (a, []))[1].append((pid, p))
+                for x in had or ():
+                    pid = x.owner.tx_path_id(x.path_id)
+                    if x.owner is not st and pid not in now:
+                        withdrawn.append((pid, p))
+            elif sent is not None and sent.owner is not st:
                 a = export(sent, p)
                 buckets.setdefault(id(a), (a, []))[1].append(p)
-        msgs: list = []
+            elif had is not None and had.owner is not st:
+                withdrawn.append(p)
         afi, safi = self.family
+        msgs: list = pack_withdraw(afi, safi, withdrawn, self.neg) if withdrawn else []
         for a, prefixes in buckets.values():
             msgs.extend(pack_reach(afi, safi, a, prefixes, self.neg))
         if msgs:
@@ -452,7 +559,14 @@ class UpdateGroup:
         self._pos = pos + len(chunk)
         if self.policy.rejects_all:
             return len(chunk)
-        loc_get = self.rib._loc.get(self.family, {}).get
+        if self._behind:
+            out_get = self.out.get
+            for m in self.members:
+                if m.behind:
+                    setdefault = m.missed.setdefault
+                    for p in chunk:
+                        setdefault(p, out_get(p))
+        loc_get = self.rib.loc_table(self.family).get
         # id(attrs) -> (attrs, prefixes) for what goes to every member;
         # (attrs, target) -> prefixes and target -> withdrawals otherwise.
         ann: dict = {}
@@ -462,7 +576,7 @@ class UpdateGroup:
         # (id(attrs), source state) -> (attrs, state, prefixes): for every member
         # but the route's source (split horizon), packed once for all of them.
         excl: dict = {}
-        if not self.addpath and self.policy.accepts_all and self.rib._resolver is None:
+        if not self.addpath and self.policy.accepts_all and self.rib.options.resolver is None:
             self._changes_fast(chunk, loc_get, ann, odd, wd_all, wd, excl)
         else:
             out = self.out
@@ -504,12 +618,12 @@ class UpdateGroup:
         # of a table load are new and from a non-member: one append each.
         out = self.out
         out_get = out.get
-        states = self._states
+        states = self._peers_in
         batch = self._batch
         batch_get = batch.get
         export = self.export
         export_ebgp = self._export_ebgp if self._plain_ebgp else None
-        solo = self.members[0].state if len(self.members) == 1 else None
+        solo = self.members[0].peer if len(self.members) == 1 else None
         ann_get = ann.get
         # The path last announced to every member, and its prefix list's
         # append: the prefixes of one UPDATE usually come one after another.
@@ -589,7 +703,7 @@ class UpdateGroup:
         """Sort one prefix whose sent path changed from ``old`` to ``new`` (one of them may be None)."""
         if old_a is not None and new_a is not None and old.owner is new.owner and old_a == new_a:
             return
-        states = self._states
+        states = self._peers_in
         if (old is None or old.owner not in states) and (new is None or new.owner not in states):
             if new is None:
                 wd_all.append(p)
@@ -603,7 +717,9 @@ class UpdateGroup:
         # Split horizon: the source peer of the old or new route is a
         # member, so its view differs from everyone else's.
         for m in self.members:
-            st = m.state
+            if m.behind:
+                continue
+            st = m.peer
             cur = None if old is None or old.owner is st else old_a
             want = None if new is None or new.owner is st else new_a
             if cur is want or (cur is not None and want is not None and cur == want):
@@ -616,7 +732,7 @@ class UpdateGroup:
     def _diff_paths(self, p: Any, old: Any, new: Any, odd: dict, wd: dict) -> None:
         # RFC 7911: each path is its own (path id, prefix) route, with a path
         # id stable per source.  A path never goes to the member it came from.
-        states = self._states
+        states = self._peers_in
         export = self.export
         before = {x.owner.tx_path_id(x.path_id): x for x in old} if old else {}
         for x in new or ():
@@ -634,13 +750,13 @@ class UpdateGroup:
     def _send(self, sends: list, withdraws: list) -> None:
         """Pack and send; a target is None (every member), a Member (only it)
         or a peer state (every member but that peer: split horizon)."""
-        if not sends and not withdraws:
+        if (not sends and not withdraws) or self._behind == len(self.members):
             return
         afi, safi = self.family
         neg = self.neg
         common: list = []
         own: dict = {}
-        states_of = {m.state: m for m in self.members}
+        states_of = {m.peer: m for m in self.members}
 
         def add(target: Any, msgs: list) -> None:
             if target is None:
@@ -661,6 +777,8 @@ class UpdateGroup:
             else:
                 add(target, pack_reach(afi, safi, attrs, prefixes, neg))
         for m in self.members:
+            if m.behind:
+                continue
             msgs = common + own[m] if m in own else common
             if msgs:
                 self.sent_updates += len(msgs)
@@ -668,7 +786,7 @@ class UpdateGroup:
 
     def adj_rib_out(self, member: Member | None = None) -> dict:
         """prefix (or (path id, prefix)) -> attributes as sent (to ``member``: split horizon applied)."""
-        st = member.state if member is not None else None
+        st = member.peer if member is not None else None
         res = {}
         try:
             for p, sent in self.out.items():

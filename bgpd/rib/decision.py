@@ -5,6 +5,9 @@ in order (9.1.2.1 and the tie-breaking rules of 9.1.2.2, RFC 4456 section 9
 for reflected routes):
 
 1. ``next-hop``: a path whose NEXT_HOP does not resolve is not eligible.
+   ``stale``: a path kept stale for a peer that restarts (RFC 4724 section
+   4.2) loses to every fresh one, so the routes of the peers that are up
+   are used while it is away.
 2. ``local-pref``: highest LOCAL_PREF (absent: the configured default, 100).
 3. ``local-origin``: routes this speaker originates win.
 4. ``as-path``: shortest AS_PATH (an AS_SET counts 1, confederation segments 0).
@@ -27,12 +30,13 @@ import socket
 from collections.abc import Sequence
 
 from bgpd.rib.options import RibOptions
-from bgpd.rib.route import LOCAL, Path
+from bgpd.rib.route import LOCAL, STALE_RESTART, Path
 
 __all__ = ["STEPS", "compare", "eligible", "explain", "multipath", "select"]
 
 STEPS = (
     "next-hop",
+    "stale",
     "local-pref",
     "local-origin",
     "as-path",
@@ -70,6 +74,9 @@ def compare(a: Path, b: Path, options: RibOptions = _DEFAULT, med: bool = True) 
         rb = eligible(b, options)
         if ra != rb:
             return (-1 if ra else 1), "next-hop"
+    sa = a.stale == STALE_RESTART
+    if sa != (b.stale == STALE_RESTART):
+        return (1 if sa else -1), "stale"
     aa = a.attrs
     ba = b.attrs
     default = options.default_local_pref

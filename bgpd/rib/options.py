@@ -30,7 +30,5 @@ class RibOptions:
     chunk_size: int = 2000
     mrai_ebgp: float = 0.5
     mrai_ibgp: float = 0.0
-    #: How often a group whose sink said "not writable" looks again (seconds).
-    backpressure_poll: float = 0.1
     #: ADD-PATH send: at most this many paths per prefix (0: all candidates).
     add_path_send_max: int = 0

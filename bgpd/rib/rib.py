@@ -39,22 +39,28 @@ import attrs
 
 from bgpd.policy import BUILTIN, Chain, Policy, chain
 from bgpd.rib import decision
-from bgpd.rib.adjout import Member, UpdateGroup, group_key
+from bgpd.rib.adjout import Member, Sink, UpdateGroup, group_key
 from bgpd.rib.options import RibOptions
-from bgpd.rib.route import LOCAL, Path, PeerInfo
+from bgpd.rib.route import LOCAL, STALE_REFRESH, STALE_RESTART, Path, PeerInfo
 from bgpd.wire.attributes import PathAttributes
 from bgpd.wire.constants import IPV4_UNICAST, Role
 from bgpd.wire.negotiated import Negotiated
 from bgpd.wire.update import Update
 
-__all__ = ["Rib", "RibOptions", "RibStats", "Change"]
+__all__ = ["Rib", "RibOptions", "RibStats", "Change", "PrefixCountCallback"]
 
 Family = tuple[int, int]
 #: (family, prefix, new best path or None)
 Change = tuple[Family, bytes, Path | None]
+#: ``callback(peer, family, count)``: the routes now accepted from ``peer`` in
+#: ``family`` (its Adj-RIB-In after import policy), once per processed batch
+#: that changed it (max-prefix, RFC 4486; the API; monitoring).
+PrefixCountCallback = Callable[[PeerInfo, Family, int], None]
 
-_ANNOUNCE, _WITHDRAW, _EOR, _DROP, _STALE, _GR_MARK, _RR_BEGIN, _RR_END = range(8)
+(_ANNOUNCE, _WITHDRAW, _EOR, _DROP, _STALE, _GR_MARK, _RR_BEGIN, _RR_END, _REDECIDE,
+ _GR_FLUSH) = range(10)
 _NONE = object()
+_EMPTY: dict = {}
 _LEAK_ALWAYS = (Role.CUSTOMER, Role.RS_CLIENT)
 _OTC_ADD = (Role.PROVIDER, Role.PEER, Role.RS)
 
@@ -76,14 +82,15 @@ class PeerState:
     __slots__ = (
         "info", "families", "neg", "sink", "import_policy", "export_names", "adj_in", "pre",
         "intern", "intern_limit", "gen", "up", "addpath_rx", "stale_families", "stale_timer",
-        "tx_ids", "soft", "members", "mrai", "rejected",
+        "tx_ids", "soft", "members", "mrai", "rejected", "gr_pending", "counts",
+        "refresh_stale",
     )
 
     def __init__(self, info: PeerInfo) -> None:
         self.info = info
         self.families: frozenset = frozenset()
         self.neg: Negotiated | None = None
-        self.sink: Any = None
+        self.sink: Sink | None = None
         self.import_policy: Chain = chain(["accept-all"])
         self.export_names: tuple[str, ...] = ()
         self.adj_in: dict[Family, dict] = {}
@@ -100,6 +107,12 @@ class PeerState:
         self.members: dict[Family, tuple[UpdateGroup, Member]] = {}
         self.mrai: float | None = None
         self.rejected = 0
+        #: Went down gracefully: its routes are (being) marked stale (RFC 4724 4.2).
+        self.gr_pending = False
+        #: family -> accepted prefixes last reported to the count watchers
+        self.counts: dict[Family, int] = {}
+        #: Paths made stale by a BoRR (no longer in ``intern``), until EoRR.
+        self.refresh_stale: list[Path] = []
 
     def tx_path_id(self, rx_path_id: int) -> int:
         """A path id for ADD-PATH send, stable per (this peer, its path id) (RFC 7911 3)."""
@@ -143,7 +156,8 @@ class Rib:
         self._resolver = self.options.resolver
         if call_later is None:
             raise TypeError("Rib needs call_later (reactor.callLater or Clock().callLater)")
-        self._call_later = call_later
+        #: ``call_later(delay, fn, *args) -> handle``; update groups use it too.
+        self.call_later = call_later
         self.policies: dict[str, Policy] = dict(BUILTIN if policies is None else policies)
         self._loc: dict[Family, dict] = {}
         self._peers: dict[str, PeerState] = {}
@@ -154,6 +168,7 @@ class Rib:
         self._work: deque = deque()
         self._handle: Any = None
         self._subscribers: list[Callable[[list[Change]], None]] = []
+        self._count_watchers: list[PrefixCountCallback] = []
         self.stats = RibStats()
 
     # -- session-facing API --------------------------------------------------
@@ -163,17 +178,25 @@ class Rib:
         peer: PeerInfo,
         families: Iterable[Family],
         negotiated: Negotiated,
-        sink: Any,
+        sink: Sink,
         import_policy: Iterable[str] = ("accept-all",),
         export_policy: Iterable[str] = ("accept-all",),
         soft_reconfiguration: bool = False,
         mrai: float | None = None,
+        restarting: Iterable[Family] | None = None,
     ) -> None:
         """The session with ``peer`` is Established for ``families``.
 
-        ``sink.send(list_of_update_bytes)`` receives framed UPDATEs;
-        ``sink.writable()``, when present, pauses output while False
-        (call :meth:`resume` when it turns True).  Policy names are looked
+        ``restarting`` is what the new OPEN's graceful restart capability
+        says (RFC 4724 section 4.2): the families whose forwarding state the
+        peer kept (F bit set), or None when it sent no such capability.  The
+        stale routes of every other family are withdrawn at once; those of
+        the listed families stay until its End-of-RIB or the restart timer.
+
+        ``sink`` (:class:`~bgpd.rib.adjout.Sink`) receives framed UPDATEs;
+        while its ``writable()`` is False the peer's update groups go on
+        without it, and :meth:`resume` (call it when it turns True) catches
+        it up from the Adj-RIB-Out.  Policy names are looked
         up in ``self.policies`` (KeyError for an unknown one).
         """
         st = self._peers.get(peer.address)
@@ -195,6 +218,12 @@ class Rib:
             st.pre = {}
         st.mrai = mrai
         st.up = True
+        # A new session: report its counts afresh.
+        st.counts = {}
+        if st.gr_pending:
+            # After _GR_MARK (queued when it went down), so in queue order.
+            keep = frozenset() if restarting is None else frozenset(restarting) & st.families
+            self._queue([_GR_FLUSH, st, st.gen, None, keep, None, 0])
         for fam in st.families:
             st.adj_in.setdefault(fam, {})
             if st.pre is not None:
@@ -224,10 +253,11 @@ class Rib:
         st.up = False
         st.sink = None
         if graceful and stale_time > 0:
+            st.gr_pending = True
             self._queue([_GR_MARK, st, st.gen, None, None, None, 0])
             if st.stale_timer is not None:
                 st.stale_timer.cancel()
-            st.stale_timer = self._call_later(stale_time, self._stale_expired, st)
+            st.stale_timer = self.call_later(stale_time, self._stale_expired, st)
             return
         self._drop_all(st)
 
@@ -274,10 +304,8 @@ class Rib:
         st = self._peers.get(peer.address)
         if st is None:
             return
-        for g, _m in st.members.values():
-            if g._handle is not None:
-                g.cancel()
-            g._schedule(0.0)
+        for g, m in st.members.values():
+            g.resume(m)
 
     def refresh_out(self, peer: PeerInfo, family: Family, enhanced: bool = False) -> None:
         """Send ``peer`` its whole Adj-RIB-Out for ``family`` again (ROUTE-REFRESH).
@@ -338,6 +366,27 @@ class Rib:
                 self._subscribers.remove(callback)
 
         return unsubscribe
+
+    def watch_prefix_counts(self, callback: PrefixCountCallback) -> Callable[[], None]:
+        """Call ``callback(peer, family, count)`` when a batch changed a peer's accepted count.
+
+        Counted as the batch goes (len() of the Adj-RIB-In once per queued
+        item touched), never polled.  Returns a function that unsubscribes.
+        """
+        self._count_watchers.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._count_watchers:
+                self._count_watchers.remove(callback)
+
+        return unsubscribe
+
+    def loc_table(self, family: Family) -> dict:
+        """The Loc-RIB of ``family``: prefix -> best path or tuple of candidates, best first.
+
+        Read only: what update groups read their changes from.
+        """
+        return self._loc.get(family, _EMPTY)
 
     def eligible(self, path: Path) -> bool:
         r = self._resolver
@@ -431,19 +480,21 @@ class Rib:
     def _queue(self, item: list) -> None:
         self._work.append(item)
         if self._handle is None:
-            self._handle = self._call_later(0, self._run)
+            self._handle = self.call_later(0, self._run)
 
     def _run(self) -> None:
         self._handle = None
         self._process(self.options.chunk_size)
         if self._work and self._handle is None:
-            self._handle = self._call_later(0, self._run)
+            self._handle = self.call_later(0, self._run)
 
     def _process(self, budget: int) -> int:
         work = self._work
         changed: dict[Family, list] = {}
         # (family, prefix) -> best path before this turn touched it (for subscribers)
         first: dict | None = {} if self._subscribers else None
+        # (peer state, family) of every item looked at, for the count watchers.
+        touched: set | None = set() if self._count_watchers else None
         done = 0
         announce = self._announce
         popleft = work.popleft
@@ -453,6 +504,8 @@ class Rib:
             if gen != st.gen and kind != _DROP:
                 popleft()  # queued by a session that is gone
                 continue
+            if touched is not None and fam is not None:
+                touched.add((st, fam))
             if kind == _ANNOUNCE or kind == _WITHDRAW or kind == _STALE:
                 left = len(keys) - pos
                 room = budget - done
@@ -496,27 +549,78 @@ class Rib:
                 table = st.adj_in.get(fam, {})
                 done += 1 + len(table) // 64
                 for path in table.values():
-                    path.stale = True
-                # Re-advertised routes must make fresh paths, not find the stale ones.
+                    if not path.stale:  # a restart-stale path stays one
+                        path.stale = STALE_REFRESH
+                # Re-advertised routes must make fresh paths, not find the
+                # stale ones; a graceful restart before EoRR still finds them.
+                st.refresh_stale.extend(v for v in st.intern.values() if v.stale)
                 st.intern = {k: v for k, v in st.intern.items() if not v.stale}
             elif kind == _RR_END:
                 work.popleft()
                 done += 1
+                st.refresh_stale = []
                 # Next in line, before anything the peer sent after it.
                 work.appendleft([_STALE, st, st.gen, fam, None, list(st.adj_in.get(fam, ())), 0])
             elif kind == _GR_MARK:
                 work.popleft()
                 done += 1
                 for path in st.intern.values():
-                    path.stale = True
+                    path.stale = STALE_RESTART
+                for path in st.refresh_stale:
+                    if path.stale:
+                        path.stale = STALE_RESTART
+                st.refresh_stale = []
                 # New announcements must make fresh (not stale) paths.
                 st.intern.clear()
                 st.stale_families = {f for f, t in st.adj_in.items() if t}
+                # Stale paths lose to fresh ones: decide their prefixes again,
+                # next in line, before anything queued after the session went down.
+                for f in st.stale_families:
+                    work.appendleft([_REDECIDE, st, st.gen, f, None, list(st.adj_in[f]), 0])
+            elif kind == _REDECIDE:
+                left = len(keys) - pos
+                n = min(left, budget - done)
+                lst = changed.get(fam)
+                if lst is None:
+                    lst = changed[fam] = []
+                self._redecide(st, fam, keys, pos, pos + n, lst, first)
+                done += n
+                if n == left:
+                    popleft()
+                else:
+                    item[6] = pos + n
+            elif kind == _GR_FLUSH:
+                work.popleft()
+                done += 1
+                st.gr_pending = False
+                keep = a
+                # RFC 4724 4.2: the new OPEN did not keep the forwarding state
+                # of these families (F bit clear, family not listed, or no
+                # graceful restart capability at all): their stale routes go now.
+                flush = [f for f in st.stale_families if f not in keep]
+                for f in flush:
+                    st.stale_families.discard(f)
+                    work.appendleft([_STALE, st, st.gen, f, None, list(st.adj_in.get(f, ())), 0])
+                if not st.stale_families and st.stale_timer is not None:
+                    st.stale_timer.cancel()
+                    st.stale_timer = None
         self.stats.turns += 1
         if done > self.stats.largest_turn:
             self.stats.largest_turn = done
         self._publish(changed, first)
+        if touched:
+            self._report_counts(touched)
         return done
+
+    def _report_counts(self, touched: set) -> None:
+        for st, fam in touched:
+            if not st.up or st is self._local:
+                continue
+            n = len(st.adj_in.get(fam, ()))
+            if st.counts.get(fam) != n:
+                st.counts[fam] = n
+                for cb in list(self._count_watchers):
+                    cb(st.info, fam, n)
 
     def _publish(self, changed: dict[Family, list], first: dict | None) -> None:
         groups_by_family = self._groups_by_family
@@ -708,18 +812,43 @@ class Rib:
         if stale:
             self._withdraw(st, fam, stale, 0, len(stale), changed, first)
 
+    def _redecide(
+        self, st: PeerState, fam: Family, keys: list, start: int, end: int, changed: list, first: dict | None,
+    ) -> None:
+        """Run the decision again for ``st``'s prefixes (a path of it changed rank)."""
+        loc = self._loc.get(fam)
+        if loc is None:
+            return
+        addpath = fam in st.addpath_rx and st is not self._local
+        select = decision.select
+        options = self.options
+        for k in keys[start:end]:
+            p = k[1] if addpath else k
+            cur = loc.get(p)
+            if cur is None or cur.__class__ is Path:
+                continue
+            new = tuple(select(cur, options))
+            if new != cur:
+                if first is not None and (fam, p) not in first:
+                    ob = cur[0]
+                    first[(fam, p)] = ob if self.eligible(ob) else None
+                loc[p] = new
+                changed.append(p)
+
     def _drop_all(self, st: PeerState) -> None:
         st.gen += 1
         if st.stale_timer is not None:
             st.stale_timer.cancel()
             st.stale_timer = None
         st.stale_families = set()
+        st.gr_pending = False
         for fam, table in st.adj_in.items():
             if table:
                 self._queue([_DROP, st, st.gen, fam, None, table, 0])
         st.adj_in = {}
         st.pre = None
         st.intern = {}
+        st.refresh_stale = []
         st.intern_limit = 4096
         if not st.up and self._peers.get(st.info.address) is st:
             del self._peers[st.info.address]

@@ -11,14 +11,21 @@ object; the tables map prefix keys to paths, never one fat object per prefix.
 from __future__ import annotations
 
 import socket
-from typing import Any
+from typing import Protocol
 
 import attrs
 
 from bgpd.wire.attributes import PathAttributes
 from bgpd.wire.constants import ROLE_NAMES, ROLE_OPPOSITE, Role
 
-__all__ = ["LOCAL", "Path", "PeerInfo", "peer_role", "ROLE_NAMES"]
+__all__ = ["LOCAL", "Path", "PeerInfo", "peer_role", "ROLE_NAMES", "STALE_REFRESH", "STALE_RESTART"]
+
+#: ``Path.stale`` values.  Not stale is 0.  Stale after a BoRR (RFC 7313
+#: section 4): kept as it was in the decision, the peer is re-sending it.
+STALE_REFRESH = 1
+#: Stale after the peer went down gracefully (RFC 4724 section 4.2): it
+#: loses to every fresh path in the decision process.
+STALE_RESTART = 2
 
 
 def peer_role(local_role: str | int | None) -> int | None:
@@ -92,6 +99,15 @@ class PeerInfo:
 LOCAL = PeerInfo(address="local", remote_as=0, local_as=0, router_id="0.0.0.0", ibgp=False)
 
 
+class PathOwner(Protocol):
+    """What a path's ``owner`` offers: the RIB's per-peer state is one."""
+
+    info: PeerInfo
+
+    def tx_path_id(self, rx_path_id: int) -> int:
+        """The ADD-PATH id this speaker sends the path with (RFC 7911 section 3)."""
+
+
 class Path:
     """One source + one shared attribute set (+ add-path id, stale mark).
 
@@ -102,11 +118,12 @@ class Path:
 
     __slots__ = ("owner", "attrs", "path_id", "stale")
 
-    def __init__(self, owner: Any, attrs: PathAttributes, path_id: int = 0) -> None:
+    def __init__(self, owner: PathOwner, attrs: PathAttributes, path_id: int = 0) -> None:
         self.owner = owner
         self.attrs = attrs
         self.path_id = path_id
-        self.stale = False
+        #: 0, STALE_REFRESH or STALE_RESTART
+        self.stale = 0
 
     @property
     def peer(self) -> PeerInfo:
@@ -125,6 +142,9 @@ class SimpleOwner:
 
     def __init__(self, info: PeerInfo) -> None:
         self.info = info
+
+    def tx_path_id(self, rx_path_id: int) -> int:
+        return rx_path_id
 
 
 def make_path(peer: PeerInfo, attributes: PathAttributes, path_id: int = 0) -> Path:

@@ -106,6 +106,9 @@ class CountingSink:
         self.messages += len(messages)
         self.octets += sum(map(len, messages))
 
+    def writable(self) -> bool:
+        return True
+
 
 def make_peer(
     address: str, remote_as: int, local_as: int = 65000, router_id: str | None = None, **kw: Any

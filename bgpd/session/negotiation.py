@@ -1,5 +1,5 @@
 """OPEN negotiation (RFC 4271 4.2 and 6.2, RFC 5492, RFC 6793, RFC 4760,
-RFC 7911, RFC 8654, RFC 4724, RFC 9234, RFC 6286).
+RFC 7911, RFC 8654, RFC 8950, RFC 4724, RFC 9234, RFC 6286).
 
 ``local_open`` builds the OPEN we send to a neighbor from its config;
 ``negotiate`` checks the peer's OPEN against ours and the config and returns
@@ -20,6 +20,7 @@ from bgpd.wire.capabilities import (
     BgpRole,
     EnhancedRouteRefresh,
     ExtendedMessage,
+    ExtendedNextHop,
     FourOctetAS,
     GracefulRestart,
     LongLivedGracefulRestart,
@@ -27,11 +28,13 @@ from bgpd.wire.capabilities import (
     RouteRefresh,
 )
 from bgpd.wire.constants import (
+    AFI,
     AS_TRANS,
     FAMILIES_BY_NAME,
     IPV4_UNICAST,
     ROLE_NAMES,
     ROLE_OPPOSITE,
+    SAFI,
     OpenError,
     role_name,
 )
@@ -45,6 +48,8 @@ ROLE_BY_NAME = ROLE_NAMES
 #: RFC 9234 section 4.2: the allowed (local role, remote role) pairs.
 ROLE_PAIRS = set(ROLE_OPPOSITE.items())
 _ADDPATH_MODE = {"off": 0, "receive": AddPath.RECEIVE, "send": AddPath.SEND, "both": AddPath.BOTH}
+#: RFC 8950 (NLRI AFI, NLRI SAFI, next-hop AFI): the one triple bgpd offers
+EXT_NH_IPV4_UNICAST = (AFI.IPV4, SAFI.UNICAST, AFI.IPV6)
 LARGE_HOLD_TIME = 240  # RFC 4271 8.2.2: "a large value", 4 minutes suggested
 
 
@@ -61,6 +66,9 @@ def local_open(neighbor: NeighborConfig, router_id: str, hostname: str | None = 
         caps.append(EnhancedRouteRefresh())
     if neighbor.extended_message:
         caps.append(ExtendedMessage())
+    if neighbor.extended_next_hop and IPV4_UNICAST in families:
+        # RFC 8950 section 4: IPv4 unicast NLRI with an IPv6 next hop.
+        caps.append(ExtendedNextHop((EXT_NH_IPV4_UNICAST,)))
     if neighbor.graceful_restart:
         # Helper (receiving speaker) only: no families, so no forwarding state
         # is claimed (RFC 4724 section 3).
@@ -157,6 +165,13 @@ def negotiate(
     addpath_tx = frozenset(f for f in families if local_ap.get(f, 0) & AddPath.SEND
                            and remote_ap.get(f, 0) & AddPath.RECEIVE)
     extended = local.has(ExtendedMessage) and remote.has(ExtendedMessage)
+    # RFC 8950 section 4: a triple is used in a direction when its receiver
+    # advertised it: we accept what we advertised, and send what the peer
+    # advertised, if we advertised it too (the operator turned it on).  Only
+    # for a family the session carries.
+    local_nh = {t for c in local.find(ExtendedNextHop) for t in c.entries
+                if (t[0], t[1]) in families}
+    remote_nh = {t for c in remote.find(ExtendedNextHop) for t in c.entries}
     neg = Negotiated(
         as4=remote_as4,
         ibgp=ibgp,
@@ -166,6 +181,8 @@ def negotiate(
         addpath_rx=addpath_rx,
         addpath_tx=addpath_tx,
         extended_message=extended,
+        ext_nexthop=frozenset(local_nh & remote_nh),
+        ext_nexthop_rx=frozenset(local_nh),
     )
     gr = remote.find(GracefulRestart)
     llgr = remote.find(LongLivedGracefulRestart)

@@ -15,6 +15,7 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from bgpd.wire.address import normalize_address
 from bgpd.wire.attributes import AttributeCache
 from bgpd.wire.constants import MAX_MESSAGE_LEN, MsgType
 from bgpd.wire.errors import NotificationError
@@ -136,8 +137,21 @@ class BGPProtocol(Protocol):
     # -- used by the controller --------------------------------------------
 
     def set_negotiated(self, neg: Negotiated) -> None:
+        if not neg.local_addresses:
+            # Our address on this connection: a next hop equal to it is
+            # semantically incorrect (RFC 4271 6.3), so the decoder must know it.
+            local = self._local_address()
+            if local is not None:
+                neg = neg.with_local_addresses(frozenset({local}))
         self.negotiated = neg
         self.framer.max_len = neg.max_message_len
+
+    def _local_address(self) -> str | None:
+        try:
+            # Without the zone: it is compared with next hops from the wire.
+            return normalize_address(self.transport.getHost().host, keep_zone=False)
+        except (AttributeError, ValueError):
+            return None  # no transport, or not an IP one (tests, UNIX sockets)
 
     def send(self, msg: Message) -> None:
         if self.closing or self.transport is None:

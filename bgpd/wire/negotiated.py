@@ -2,12 +2,15 @@
 
 Passed to every decode/encode call that depends on the session: 4-octet AS
 (RFC 6793), add-path per family and direction (RFC 7911), extended messages
-(RFC 8654), extended next hop (RFC 8950), and whether the peer is internal.
+(RFC 8654), extended next hop per direction (RFC 8950 section 4), whether
+the peer is internal, and our own address on the connection (a next hop equal
+to it is semantically incorrect, RFC 4271 section 6.3).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import socket
+from dataclasses import dataclass, field, replace
 
 from bgpd.wire.constants import (
     AFI,
@@ -34,8 +37,15 @@ class Negotiated:
     #: families in which we send path identifiers
     addpath_tx: frozenset[Family] = frozenset()
     extended_message: bool = False
-    #: (afi, safi, next-hop afi) accepted/sent per RFC 8950
+    #: RFC 8950 (afi, safi, next-hop afi) we may send: the peer advertised
+    #: it (section 4) and so did we (it is configured)
     ext_nexthop: frozenset[tuple[int, int, int]] = frozenset()
+    #: RFC 8950 (afi, safi, next-hop afi) we accept: the ones we advertised
+    ext_nexthop_rx: frozenset[tuple[int, int, int]] = frozenset()
+    #: our own address(es) on the session, as text: a next hop equal to one
+    #: is semantically incorrect (RFC 4271 5.1.3 and 6.3).  A property of the
+    #: connection, not of what the OPENs agreed: left out of equality.
+    local_addresses: frozenset[str] = field(default=frozenset(), compare=False)
     # Derived once here rather than on every UPDATE decoded (not part of the
     # value: left out of init, equality, hash and repr).
     _context: tuple[bool, bool, int, bool] = field(init=False, compare=False, repr=False)
@@ -43,6 +53,12 @@ class Negotiated:
     #: ``afi << 8 | safi`` of each negotiated IPv4/IPv6 family ->
     #: ``(max prefix bits, add-path received)``, for the MP attribute decoders
     _mp_rx: dict[int, tuple[int, bool]] = field(init=False, compare=False, repr=False)
+    #: ``local_addresses`` packed (4 or 16 octets), to compare with MP next hops
+    _local_raw: frozenset[bytes] = field(init=False, compare=False, repr=False)
+    #: IPv4 unicast NLRI may come with an IPv6 next hop (RFC 8950 section 3)
+    _v4_nh6: bool = field(init=False, compare=False, repr=False)
+    #: the session runs over an IPv6 link-local address: the peer shares our link
+    _on_link: bool = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         setattr_ = object.__setattr__  # the class is frozen
@@ -54,6 +70,13 @@ class Negotiated:
             (afi << 8) | safi: (_MAX_BITS[afi], (afi, safi) in self.addpath_rx)
             for afi, safi in self.families if afi in _MAX_BITS
         })
+        setattr_(self, "_local_raw", frozenset(_pack(a) for a in self.local_addresses))
+        setattr_(self, "_v4_nh6", (AFI.IPV4, 1, AFI.IPV6) in self.ext_nexthop_rx)
+        setattr_(self, "_on_link", any(a.lower().startswith("fe80:") for a in self.local_addresses))
+
+    def with_local_addresses(self, addresses: frozenset[str]) -> Negotiated:
+        """This record with ``local_addresses`` set (canonical address text)."""
+        return replace(self, local_addresses=addresses)
 
     @property
     def max_message_len(self) -> int:
@@ -63,6 +86,12 @@ class Negotiated:
     def cache_context(self) -> tuple[bool, bool, int, bool]:
         """Everything that changes how the same attribute bytes decode."""
         return self._context
+
+
+def _pack(address: str) -> bytes:
+    if ":" in address:
+        return socket.inet_pton(socket.AF_INET6, address.split("%", 1)[0])
+    return socket.inet_aton(address)
 
 
 DEFAULT = Negotiated()

@@ -280,7 +280,10 @@ def decode_update(
         # Fast path: the same attribute block seen before (no MP attributes in
         # it, or it would not have been stored under its whole bytes).
         base = table.get(raw)
-        if base is not None:
+        if base is not None and (not neg.local_addresses
+                                 or base.next_hop not in neg.local_addresses):
+            # (A NEXT_HOP that is our own address on this session is checked
+            # again below: the table is shared by sessions with other addresses.)
             cache.hits += 1
             return Update(withdrawn, base, nlri)
 
@@ -294,7 +297,10 @@ def decode_update(
     mp_afi = mp_safi = 0
     mp_nh = b""
     if mp_reach_span is not None:
-        mp_afi, mp_safi, mp_nh, mp_nlri = _decode_mp_reach(body, mp_reach_span, neg, problems)
+        mp_afi, mp_safi, mp_nh, mp_nlri, mp_taw = _decode_mp_reach(body, mp_reach_span, neg,
+                                                                   problems)
+        if mp_taw:
+            taw = True
 
     if not nlri and not mp_nlri:
         # Nothing announced: the attributes mean nothing (RFC 7606 5.2 allows
@@ -426,9 +432,17 @@ def _decode_mp_reach(body: bytes, span: tuple, neg: Negotiated, problems: list) 
         problems.append(_problem(Outcome.ATTRIBUTE_DISCARD, _MP_REACH,
                                  UpdateError.OPTIONAL_ATTRIBUTE_ERROR,
                                  f"MP_REACH_NLRI for family {afi}/{safi} not negotiated"))
-        return 0, 0, b"", None
-    # RFC 8950: IPv4 NLRI may come with an IPv6 next hop.
-    if not (nhlen == 16 or nhlen == 32 or (nhlen == 4 and afi == 1)):
+        return 0, 0, b"", None, False
+    if nhlen == 16 or nhlen == 32:
+        if afi == 1 and not (safi == 1 and neg._v4_nh6):
+            # RFC 8950 section 3 and 4: an IPv6 next hop for IPv4 NLRI only
+            # once the Extended Next Hop Encoding capability is negotiated;
+            # otherwise the length is "inconsistent with that which was
+            # expected" (RFC 7606 7.11): session reset.
+            raise NotificationError(3, UpdateError.OPTIONAL_ATTRIBUTE_ERROR, b"",
+                                    f"MP_REACH_NLRI IPv6 next hop for AFI {afi} SAFI {safi} "
+                                    "without the extended next hop capability (RFC 8950)")
+    elif not (nhlen == 4 and afi == 1):
         raise NotificationError(3, UpdateError.OPTIONAL_ATTRIBUTE_ERROR, b"",
                                 f"MP_REACH_NLRI next hop length {nhlen} for AFI {afi}")
     nh = body[vs + 4:vs + 4 + nhlen]
@@ -441,7 +455,51 @@ def _decode_mp_reach(body: bytes, span: tuple, neg: Negotiated, problems: list) 
     except NotificationError as e:
         raise NotificationError(3, UpdateError.OPTIONAL_ATTRIBUTE_ERROR, b"",
                                 f"MP_REACH_NLRI: {e.reason}") from None
-    return afi, safi, nh, prefixes
+    if not prefixes or (nhlen != 4 and nh[0] & 0xE0 == 0x20
+                        and (nh if nhlen == 16 else nh[:16]) not in neg._local_raw):
+        # The common case: a global unicast IPv6 next hop (2000::/3), not ours.
+        return afi, safi, nh, prefixes, False
+    bad = _mp_next_hop_error(nh, neg)
+    if bad is not None:
+        # A next hop that cannot be used is semantically incorrect (RFC 4271
+        # 6.3, RFC 4760 3, RFC 2545 3): logged, routes ignored, no NOTIFICATION.
+        problems.append(_problem(_TAW, _MP_REACH, UpdateError.INVALID_NEXT_HOP_ATTRIBUTE,
+                                 "MP_REACH_NLRI " + bad))
+        return afi, safi, nh, prefixes, True
+    return afi, safi, nh, prefixes, False
+
+
+_ZERO16 = bytes(16)
+
+
+def _link_local(addr: bytes) -> bool:
+    return addr[0] == 0xFE and addr[1] & 0xC0 == 0x80
+
+
+def _mp_next_hop_error(nh: bytes, neg: Negotiated) -> str | None:
+    """Why an MP_REACH next hop cannot be used, or None if it can."""
+    if len(nh) == 4:
+        if nh[0] >= 224 or nh == b"\0\0\0\0":
+            return f"next hop {_ntoa(nh)} is not a unicast address"
+        if nh in neg._local_raw:
+            return f"next hop {_ntoa(nh)} is our own address"
+        return None
+    glob = nh[:16]
+    if glob[0] == 0xFF:
+        return f"next hop {_ntop(_AF6, glob)} is a multicast address"
+    if glob == _ZERO16 or _link_local(glob):
+        # Link-local only: "::" or a link-local address where the global one
+        # goes (RFC 2545 3).  Usable only by a peer on our own link, which a
+        # session over link-local addresses is.
+        ll = glob if glob != _ZERO16 else nh[16:]
+        if not ll or not _link_local(ll):
+            return "next hop has no usable address (unspecified global, no link-local)"
+        if not neg._on_link:
+            return (f"next hop is link-local only ({_ntop(_AF6, ll)}) on a session that "
+                    "is not over a shared link: a global address is needed")
+    if glob in neg._local_raw:
+        return f"next hop {_ntop(_AF6, glob)} is our own address"
+    return None
 
 
 _DUP = "attribute {} repeated; later copy discarded"
@@ -465,6 +523,7 @@ def _parse_attributes(body: bytes, i: int, aend: int, neg: Negotiated, has_v4: b
     mp_reach_span = mp_unreach_span = None
     as4 = neg.as4
     ibgp = neg.ibgp
+    local = neg.local_addresses
     while i < aend:
         if i + 3 > aend:
             taw = True
@@ -523,6 +582,11 @@ def _parse_attributes(body: bytes, i: int, aend: int, neg: Negotiated, has_v4: b
                     as_path = ((2, _UNPACK4[body[vs + 1]](body, vs + 2)),)
                 else:
                     as_path = parse_as_path(body[vs:ve], as4)
+                    if not ibgp and any(seg[0] >= 3 for seg in as_path):
+                        # RFC 7606 7.2 (RFC 5065 5): confederation segments
+                        # from a peer outside our confederation (bgpd has none).
+                        raise _Malformed(_TAW, UpdateError.MALFORMED_AS_PATH,
+                                         "AS_CONFED segment from an external peer")
             elif code == 3:  # NEXT_HOP
                 if next_hop is not None:
                     raise _Dup
@@ -541,6 +605,11 @@ def _parse_attributes(body: bytes, i: int, aend: int, neg: Negotiated, has_v4: b
                 if has_v4 and (body[vs] >= 224 or next_hop == "0.0.0.0"):
                     raise _Malformed(_TAW, UpdateError.INVALID_NEXT_HOP_ATTRIBUTE,
                                      f"NEXT_HOP {next_hop} is not a unicast address")
+                if has_v4 and local and next_hop in local:
+                    # RFC 4271 6.3 (semantic check a), RFC 7606 7.3: logged,
+                    # the route ignored, no NOTIFICATION.
+                    raise _Malformed(_TAW, UpdateError.INVALID_NEXT_HOP_ATTRIBUTE,
+                                     f"NEXT_HOP {next_hop} is our own address")
             elif code == 8:  # COMMUNITIES
                 if communities is not None:
                     raise _Dup
@@ -578,12 +647,20 @@ def _parse_attributes(body: bytes, i: int, aend: int, neg: Negotiated, has_v4: b
                 if local_pref is not None:
                     raise _Dup
                 local_pref = -1
+                if not ibgp:
+                    # RFC 7606 7.5: from an external neighbor it is discarded
+                    # ("attribute discard") whatever its flags and length.
+                    local_pref = -2
+                    if fl != 0x40 or length != 4:
+                        raise _Malformed(_DISCARD, _LEN_ERR if fl == 0x40 else _FLAGS_ERR,
+                                         f"LOCAL_PREF from an external peer (length {length}, "
+                                         f"flags 0x{flags:02x})")
+                    continue
                 if fl != 0x40:
                     raise _flags(code, flags)
                 if length != 4:
                     raise _Malformed(_TAW, _LEN_ERR, f"LOCAL_PREF length {length}")
-                # RFC 4271 5.1.5: from an external peer it is ignored.
-                local_pref = _u32_at(body, vs)[0] if ibgp else -2
+                local_pref = _u32_at(body, vs)[0]
             elif code == 32:  # LARGE_COMMUNITIES
                 if large is not None:
                     raise _Dup
@@ -630,23 +707,26 @@ def _parse_attributes(body: bytes, i: int, aend: int, neg: Negotiated, has_v4: b
                 if originator is not None:
                     raise _Dup
                 originator = ""
+                if not ibgp:
+                    # RFC 7606 7.9: discarded from an external neighbor,
+                    # before any check of its flags or length.
+                    raise _Malformed(_DISCARD, _OPT_ERR, "ORIGINATOR_ID from an external peer")
                 if fl != 0x80:
                     raise _flags(code, flags)
                 if length != 4:
                     raise _Malformed(_TAW, _LEN_ERR, f"ORIGINATOR_ID length {length}")
-                if not ibgp:
-                    raise _Malformed(_DISCARD, _OPT_ERR, "ORIGINATOR_ID from an external peer")
                 originator = _ntoa(body[vs:ve])
             elif code == 10:  # CLUSTER_LIST
                 if cluster is not None:
                     raise _Dup
                 cluster = ()
+                if not ibgp:
+                    # RFC 7606 7.10: discarded from an external neighbor.
+                    raise _Malformed(_DISCARD, _OPT_ERR, "CLUSTER_LIST from an external peer")
                 if fl != 0x80:
                     raise _flags(code, flags)
                 if not length or length & 3:
                     raise _Malformed(_TAW, _LEN_ERR, f"CLUSTER_LIST length {length}")
-                if not ibgp:
-                    raise _Malformed(_DISCARD, _OPT_ERR, "CLUSTER_LIST from an external peer")
                 cluster = tuple(_ntoa(body[j:j + 4]) for j in range(vs, ve, 4))
             elif code == 17:  # AS4_PATH
                 if as4_path is not None:
@@ -683,6 +763,20 @@ def _parse_attributes(body: bytes, i: int, aend: int, neg: Negotiated, has_v4: b
                 if length != 4:
                     raise _Malformed(_TAW, _LEN_ERR, f"OTC length {length}")
                 otc = _u32_at(body, vs)[0]
+            elif code == 25:  # IPv6 Address Specific Extended Community (RFC 5701)
+                if fl != 0xC0:
+                    raise _flags(code, flags)
+                if not length or length % 20:
+                    # RFC 7606 7.14
+                    raise _Malformed(_TAW, _LEN_ERR,
+                                     f"IPV6_EXTENDED_COMMUNITIES length {length}")
+                # bgpd does not act on it: passed on as received, a
+                # recognized attribute (so Partial is not set).
+                if unknown is None:
+                    unknown = []
+                elif any(u[1] == code for u in unknown):
+                    raise _Dup
+                unknown.append((flags & 0xE0, code, body[vs:ve]))
             elif not flags & 0x80:
                 # RFC 4271 6.3: an unrecognized well-known attribute.
                 raise NotificationError(3, UpdateError.UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE,

@@ -8,7 +8,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from bgpd.rib.decision import compare, eligible, explain, multipath, select
 from bgpd.rib.options import RibOptions
-from bgpd.rib.route import LOCAL, make_path, peer_role
+from bgpd.rib.route import LOCAL, STALE_REFRESH, STALE_RESTART, make_path, peer_role
 from bgpd.rib.testing import make_peer
 from bgpd.wire.constants import Role
 from tests.rib.support import attrs
@@ -38,6 +38,15 @@ class StepTests(SynchronousTestCase):
         good = p(B, path=(65002, 1, 2, 3))
         self.assertWins(good, bad, "next-hop", opts)
         self.assertFalse(eligible(bad, opts))
+
+    def test_restart_stale_loses(self):
+        """A path kept for a restarting peer (RFC 4724 4.2) loses to any fresh one; refresh-stale does not."""
+        stale = p(A, local_pref=500)
+        stale.stale = STALE_RESTART
+        fresh = p(B, path=(65002, 1, 2, 3))
+        self.assertWins(fresh, stale, "stale")
+        stale.stale = STALE_REFRESH
+        self.assertWins(stale, fresh, "local-pref")
 
     def test_local_pref(self):
         """Highest LOCAL_PREF wins."""

@@ -416,3 +416,82 @@ class InterleavedFeedTests(RibTestCase):
         self.assertEqual(set(routes), set(more))
         self.assertEqual({a.as_path for a in routes.values()}, {((SEQ, (65000, 65003)),)})
         self.assertEqual(len(self.rib.adj_rib_out(receiver, IPV4)), len(more))
+
+
+class SlowMemberTests(RibTestCase):
+    """A member that stops reading must not hold back the rest of its update group."""
+
+    options = RibOptions(mrai_ebgp=0.5, mrai_ibgp=0.0, chunk_size=40)
+
+    def setUp(self):
+        super().setUp()
+        link = "198.51.100.1"
+        self.slow_peer = make_peer("198.51.100.8", 65008, local_address=link)
+        self.fast_peer = make_peer("198.51.100.9", 65009, local_address=link)
+        self.feeder = make_peer("198.51.100.2", 65002, local_address=link)
+        self.fast = self.add(self.fast_peer)
+        self.slow = self.add(self.slow_peer)
+        self.add(self.feeder)
+        self.keys = [pfx(f"10.{i // 256}.{i % 256}.0/24") for i in range(500)]
+        self.rib.receive(self.feeder, announce(attrs((65002,), nh="198.51.100.2"), self.keys[:300]))
+        self.settle()
+        group = self.rib.update_group(self.slow_peer, IPV4)
+        self.assertIs(group, self.rib.update_group(self.fast_peer, IPV4))
+
+    def settle(self):
+        """Let MRAI run out too, until nothing is scheduled (bounded)."""
+        for _ in range(1000):
+            if not self.clock.getDelayedCalls():
+                return
+            self.clock.advance(0.5)
+        self.fail("the update group never settled")
+
+    def pause_and_change(self):
+        self.slow.is_writable = False
+        sent = len(self.slow.messages)
+        # Changes of every kind while it is paused: new, changed, withdrawn.
+        self.rib.receive(self.feeder, announce(attrs((65002,), nh="198.51.100.2"), self.keys[300:]))
+        self.rib.receive(self.feeder, announce(attrs((65002, 7), nh="198.51.100.2"), self.keys[:50]))
+        self.rib.receive(self.feeder, withdraw(self.keys[50:120]))
+        self.settle()
+        self.assertEqual(len(self.slow.messages), sent)
+        return set(self.keys) - set(self.keys[50:120])
+
+    def test_others_converge_while_one_is_paused(self):
+        """The writable member gets every change while another member's sink is not writable."""
+        want = self.pause_and_change()
+        routes = self.fast.routes()
+        self.assertEqual(set(routes), want)
+        self.assertEqual(routes[self.keys[0]].as_path, ((SEQ, (65000, 65002, 7)),))
+
+    def test_paused_member_catches_up_exactly(self):
+        """When it resumes, the paused member ends with exactly the group's table."""
+        want = self.pause_and_change()
+        self.slow.is_writable = True
+        self.rib.resume(self.slow_peer)
+        self.settle()
+        self.assertEqual(self.slow.routes(), self.fast.routes())
+        self.assertEqual(set(self.slow.routes()), want)
+        self.assertEqual(self.slow.routes(), self.rib.adj_rib_out(self.slow_peer, IPV4))
+
+    def test_route_refresh_while_paused(self):
+        """A ROUTE-REFRESH from a paused member still withdraws, on resume, what went while it was paused."""
+        want = self.pause_and_change()
+        self.rib.refresh_out(self.slow_peer, IPV4)
+        self.slow.is_writable = True
+        self.rib.resume(self.slow_peer)
+        self.settle()
+        self.assertEqual(set(self.slow.routes()), want)
+        self.assertEqual(self.slow.routes(), self.fast.routes())
+
+    def test_route_refresh_while_catching_up(self):
+        """A ROUTE-REFRESH in the middle of a catch-up keeps the withdrawals still owed."""
+        want = self.pause_and_change()
+        self.slow.is_writable = True
+        self.rib.resume(self.slow_peer)
+        # One chunk of the catch-up (Clock.advance(0) would run every turn).
+        self.rib.update_group(self.slow_peer, IPV4).flush(40)
+        self.rib.refresh_out(self.slow_peer, IPV4)
+        self.settle()
+        self.assertEqual(set(self.slow.routes()), want)
+        self.assertEqual(self.slow.routes(), self.fast.routes())

@@ -319,7 +319,7 @@ class GracefulRestartTests(RibTestCase):
     def test_end_of_rib_sweeps_stale(self):
         """End-of-RIB from the restarted peer withdraws what it did not send again."""
         sink = self.restart()
-        self.add(E1)
+        self.add(E1, restarting=frozenset({IPV4}))
         self.rib.receive(E1, announce(attrs(), [P1]))
         self.rib.receive(E1, Update())  # End-of-RIB for IPv4 unicast
         self.settle()
@@ -360,3 +360,74 @@ class OriginateTests(RibTestCase):
         self.settle()
         self.assertEqual(self.rib.best(IPV4, P1).peer, I2)
         self.assertEqual(self.rib.explain(IPV4, P1)[0][0], "local-pref")
+
+
+class GracefulRestartReconnectTests(RibTestCase):
+    """RFC 4724 4.2, receiving speaker: what the new OPEN says decides what stays stale."""
+
+    def setUp(self):
+        super().setUp()
+        self.sink = self.add(E2)
+        self.add(E1, families=(IPV4, IPV6))
+        self.p6 = pfx("2001:db8::/32")
+        self.rib.receive(E1, announce(attrs(), [P1, P2]))
+        self.rib.receive(E1, announce(attrs(nh="2001:db8::2"), [self.p6], IPV6))
+        self.settle()
+        self.rib.remove_peer(E1, graceful=True, stale_time=120)
+        self.settle()
+
+    def reconnect(self, restarting):
+        self.add(E1, families=(IPV4, IPV6), restarting=restarting)
+        self.settle()
+
+    def test_forwarding_state_kept(self):
+        """Families whose F bit is set keep their stale routes until End-of-RIB."""
+        self.reconnect(frozenset({IPV4, IPV6}))
+        self.assertTrue(self.rib.best(IPV4, P1).stale)
+        self.assertTrue(self.rib.best(IPV6, self.p6).stale)
+
+    def test_forwarding_bit_clear_flushes(self):
+        """F bit clear: the family's stale routes are withdrawn at once."""
+        self.reconnect(frozenset({IPV6}))
+        self.assertIsNone(self.rib.best(IPV4, P1))
+        self.assertEqual(self.sink.routes(), {})
+        self.assertTrue(self.rib.best(IPV6, self.p6).stale)
+
+    def test_no_graceful_restart_any_more_flushes_all(self):
+        """Without a graceful restart capability in the new OPEN every stale route goes."""
+        self.reconnect(None)
+        self.assertIsNone(self.rib.best(IPV4, P1))
+        self.assertIsNone(self.rib.best(IPV6, self.p6))
+
+    def test_family_not_listed_flushes(self):
+        """A family the new OPEN does not negotiate loses its stale routes."""
+        self.add(E1, families=(IPV4,), restarting=frozenset({IPV4, IPV6}))
+        self.settle()
+        self.assertIsNone(self.rib.best(IPV6, self.p6))
+        self.assertTrue(self.rib.best(IPV4, P1).stale)
+
+    def test_fresh_route_comes_back(self):
+        """A route sent again after the restart is fresh; the rest go at End-of-RIB."""
+        self.reconnect(frozenset({IPV4}))
+        self.rib.receive(E1, announce(attrs(), [P1]))
+        self.rib.end_of_rib(E1, IPV4)
+        self.settle()
+        self.assertFalse(self.rib.best(IPV4, P1).stale)
+        self.assertIsNone(self.rib.best(IPV4, P2))
+
+
+class StalePathTests(RibTestCase):
+    def test_stale_loses_to_fresh(self):
+        """A stale path (peer restarting) loses to a fresh one, even a longer one."""
+        sink = self.add(I1)
+        self.add(E1)
+        self.add(E2)
+        self.rib.receive(E1, announce(attrs((65001,)), [P1]))
+        self.rib.receive(E2, announce(attrs((65002, 1, 2), nh="198.51.100.2"), [P1]))
+        self.settle()
+        self.assertEqual(self.rib.best(IPV4, P1).peer, E1)
+        self.rib.remove_peer(E1, graceful=True, stale_time=120)
+        self.settle()
+        self.assertEqual(self.rib.best(IPV4, P1).peer, E2)
+        self.assertEqual(sink.routes()[P1].as_path, ((2, (65002, 1, 2)),))
+        self.assertEqual(self.rib.explain(IPV4, P1)[0][0], "stale")

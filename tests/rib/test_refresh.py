@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bgpd.rib.testing import IPV4, announce, pfx
+from bgpd.rib.testing import IPV4, announce, make_peer, pfx
 from bgpd.wire.constants import MsgType
 from bgpd.wire.message import Framer
 from bgpd.wire.refresh import RouteRefresh
@@ -97,3 +97,38 @@ class GracefulRestartExpiryTests(RibTestCase):
         self.assertIsNone(self.rib.best(IPV4, P1))
         self.assertEqual(set(sink.routes()), set())
         self.assertNotIn(E1, self.rib.peers())
+
+
+class RefreshThenRestartTests(RibTestCase):
+    """BoRR/EoRR (RFC 7313) and graceful restart (RFC 4724) stale marks together."""
+
+    def setUp(self):
+        super().setUp()
+        self.other = make_peer("198.51.100.3", 65003, local_address="198.51.100.1")
+        self.add(E2)
+        self.add(E1)
+        self.add(self.other)
+        self.rib.receive(E1, announce(attrs((65001,)), [P1]))
+        self.rib.receive(self.other, announce(attrs((65003, 1, 2), nh="198.51.100.3"), [P1]))
+        self.settle()
+        self.assertEqual(self.rib.best(IPV4, P1).peer, E1)
+
+    def test_borr_after_restart_keeps_restart_stale(self):
+        """A BoRR from a peer back from a graceful restart does not make its old routes win again."""
+        self.rib.remove_peer(E1, graceful=True, stale_time=120)
+        self.settle()
+        self.add(E1, restarting=frozenset({IPV4}))
+        self.rib.begin_refresh(E1, IPV4)
+        # The other peer's route changes: the prefix is decided again.
+        self.rib.receive(self.other, announce(attrs((65003, 1, 3), nh="198.51.100.3"), [P1]))
+        self.settle()
+        self.assertEqual(self.rib.best(IPV4, P1).peer, self.other)
+
+    def test_graceful_down_during_refresh_stale_loses(self):
+        """A route stale from BoRR becomes restart-stale when the peer then goes down gracefully."""
+        other = self.other
+        self.rib.begin_refresh(E1, IPV4)
+        self.settle()
+        self.rib.remove_peer(E1, graceful=True, stale_time=120)
+        self.settle()
+        self.assertEqual(self.rib.best(IPV4, P1).peer, other)

@@ -2,7 +2,7 @@
 
 RFC 4271 4.2 and 6.2 (OPEN Message Error subcodes), RFC 5492 (capabilities,
 Unsupported Capability), RFC 6793 (4-octet AS, AS_TRANS), RFC 4760
-(families), RFC 7911 (add-path), RFC 8654, RFC 4724, RFC 9234 (roles),
+(families), RFC 7911 (add-path), RFC 8654, RFC 8950, RFC 4724, RFC 9234 (roles),
 RFC 6286 (BGP identifier).  Every error path is also run through a
 PeerFactory in OpenSent, checking the exact NOTIFICATION bytes it sends.
 """
@@ -21,6 +21,7 @@ from bgpd.wire.capabilities import (
     BgpRole,
     EnhancedRouteRefresh,
     ExtendedMessage,
+    ExtendedNextHop,
     FourOctetAS,
     GracefulRestart,
     Multiprotocol,
@@ -179,6 +180,38 @@ class NegotiateTests(SynchronousTestCase):
         self.assertFalse(self.agree(peer_open(caps=caps), extended_message=False)
                          .negotiated.extended_message)
         self.assertFalse(self.agree(peer_open()).negotiated.extended_message)
+
+    def test_extended_next_hop_directions(self):
+        """RFC 8950 section 4: we accept what we advertised, and send only what the peer did too."""
+        caps = (Multiprotocol(1, 1), Multiprotocol(2, 1), ExtendedNextHop(((1, 1, 2),)))
+        fams = ("ipv4-unicast", "ipv6-unicast")
+        both = self.agree(peer_open(caps=caps), families=fams, extended_next_hop=True).negotiated
+        self.assertEqual((both.ext_nexthop, both.ext_nexthop_rx),
+                         (frozenset({(1, 1, 2)}), frozenset({(1, 1, 2)})))
+        self.assertTrue(both._v4_nh6)
+        # Configured here, not advertised there: we accept, we do not send.
+        ours = self.agree(peer_open(caps=caps[:2]), families=fams, extended_next_hop=True).negotiated
+        self.assertEqual((ours.ext_nexthop, ours.ext_nexthop_rx), (frozenset(), frozenset({(1, 1, 2)})))
+        self.assertTrue(ours._v4_nh6)
+        # Not configured here: neither, whatever the peer advertised.
+        off = self.agree(peer_open(caps=caps), families=fams).negotiated
+        self.assertEqual((off.ext_nexthop, off.ext_nexthop_rx), (frozenset(), frozenset()))
+        self.assertFalse(off._v4_nh6)
+        # The peer advertised another triple only: we do not send.
+        other = caps[:2] + (ExtendedNextHop(((1, 128, 2),)),)
+        self.assertEqual(self.agree(peer_open(caps=other), families=fams,
+                                    extended_next_hop=True).negotiated.ext_nexthop, frozenset())
+        # IPv4 unicast not negotiated: not for it either way.
+        v6 = self.agree(peer_open(caps=(Multiprotocol(2, 1), caps[2])), families=fams,
+                        extended_next_hop=True).negotiated
+        self.assertEqual((v6.ext_nexthop, v6.ext_nexthop_rx), (frozenset(), frozenset()))
+
+    def test_extended_next_hop_in_open(self):
+        """extended_next_hop = true puts the (1, 1, 2) triple in our OPEN; false leaves it out."""
+        on = local_open(neighbor(extended_next_hop=True, families=("ipv4-unicast", "ipv6-unicast")),
+                        LOCAL_ID, hostname="r1")
+        self.assertEqual(on.find(ExtendedNextHop), [ExtendedNextHop(((1, 1, 2),))])
+        self.assertEqual(local_open(neighbor(), LOCAL_ID, hostname="r1").find(ExtendedNextHop), [])
 
     def test_route_refresh(self):
         """Route refresh with either capability from the peer; enhanced needs both."""

@@ -16,6 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from bgpd.session.fsm import State
 from bgpd.session.protocol import BGPProtocol
+from bgpd.wire.attributes import PathAttributes
 from bgpd.wire.errors import NotificationError, Outcome
 from bgpd.wire.message import KEEPALIVE, KEEPALIVE_BYTES, Keepalive, encode_message
 from bgpd.wire.negotiated import Negotiated
@@ -167,6 +168,20 @@ class ProtocolTests(SynchronousTestCase):
         proto, _transport, controller = connected()
         proto.set_negotiated(Negotiated(extended_message=True))
         self.assertEqual(proto.framer.max_len, 65535)
+
+    def test_set_negotiated_local_address(self):
+        """The connection's own address reaches the decoder: a NEXT_HOP equal to it is refused."""
+        proto, transport, controller = connected()
+        proto.set_negotiated(Negotiated())
+        ours = transport.getHost().host
+        self.assertEqual(proto.negotiated.local_addresses, frozenset({ours}))
+        # RFC 4271 6.3: logged and ignored (treat-as-withdraw), no NOTIFICATION.
+        attrs = PathAttributes(as_path=((2, (65001,)),), next_hop=ours)
+        proto.dataReceived(encode_message(Update([], attrs, [b"\x18\xc6\x33\x64"])))
+        [update] = controller.messages()
+        self.assertTrue(update.treat_as_withdraw)
+        self.assertEqual([(p.outcome, p.attr_type, p.subcode) for p in update.problems],
+                         [(Outcome.TREAT_AS_WITHDRAW, 3, 8)])
 
     def test_connection_lost(self):
         """connectionLost is reported and marks the protocol closing."""

@@ -48,7 +48,12 @@ CONTEXTS: list[Negotiated] = [
     Negotiated(families=frozenset({IPV4_UNICAST})),
     Negotiated(as4=False, ibgp=True, addpath_rx=frozenset({IPV4_UNICAST})),
     Negotiated(peer_as=65001, enforce_first_as=True),
+    # RFC 8950 negotiated, and a session that knows its own addresses (RFC 4271 6.3)
+    Negotiated(ibgp=True, ext_nexthop_rx=frozenset({(1, 1, 2)}),
+               local_addresses=frozenset({"192.0.2.1", "2001:db8::1"})),
 ]
+#: RFC 8950 for IPv4 unicast
+EXT_NH = frozenset({(1, 1, 2)})
 
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
 
@@ -72,6 +77,22 @@ def _sample_attributes() -> list[PathAttributes]:
 
 def seed_messages() -> list[bytes]:
     """Valid messages of every kind from our encoder, then the golden captures."""
+    return [data for data, _ in seed_cases()] + golden_messages()
+
+
+def golden_messages() -> list[bytes]:
+    """The messages captured from real daemons (tests/wire/golden), if any."""
+    out = []
+    for path in sorted(glob.glob(os.path.join(GOLDEN, "*.hex"))):
+        with open(path) as fh:
+            out.extend(bytes.fromhex(line.strip()) for line in fh
+                       if line.strip() and not line.startswith("#"))
+    return out
+
+
+def seed_cases() -> list[tuple[bytes, Negotiated]]:
+    """Valid messages of every kind from our encoder, each with the session that
+    receives it as sent: decoded there, each is clean (no RFC 7606 problem)."""
     a4, plain, a6, a6g = _sample_attributes()
     v4 = [b"\x18\xc6\x33\x64", b"\x20\xc0\x00\x02\x01", b"\x00", b"\x19\xc6\x33\x64\x80"]
     v6 = [b"\x30\x20\x01\x0d\xb8\x00\x01", b"\x80" + bytes(16), b"\x40\x20\x01\x0d\xb8" + bytes(4)]
@@ -87,31 +108,37 @@ def seed_messages() -> list[bytes]:
     addpath_tx = Negotiated(addpath_tx=BOTH)
     v4p = [(i, k) for i, k in enumerate(v4)]
     v6p = [(1 << 31 | i, k) for i, k in enumerate(v6)]
-    out = [
-        encode_message(Open.make(65001, 90, "192.0.2.1", all_caps)),
-        encode_message(Open.make(4200000001, 3, "192.0.2.2", all_caps + many)),  # RFC 9072
-        encode_message(Open(65001, 0, "192.0.2.3")),
-        encode_message(KEEPALIVE),
-        encode_message(Notification.shutdown("maintenance window ends 12:00")),
-        encode_message(Notification(3, 2, b"\x40\x63\x00")),
-        encode_message(RouteRefresh(1, 1, 0)),
-        encode_message(RouteRefresh(2, 1, 2)),
-        pack_end_of_rib(1, 1),
-        pack_end_of_rib(2, 1),
-        *pack_reach(1, 1, a4, v4, Negotiated(ibgp=True)),
-        *pack_reach(1, 1, a4, v4, Negotiated(as4=False, ibgp=True)),
-        *pack_reach(1, 1, plain, v4p, addpath_tx),
-        *pack_reach(2, 1, a6, v6),
-        *pack_reach(2, 1, a6g, v6p, addpath_tx),
-        *pack_reach(1, 1, a6g, v4),  # RFC 8950
-        *pack_withdraw(1, 1, v4),
-        *pack_withdraw(2, 1, v6p, addpath_tx),
-        encode_message(Update(v4[:2], plain, v4[2:], MPReach(2, 1, a6, v6), MPUnreach(2, 1, v6[:1]))),
+    # The receiving sessions.  The sample attributes carry LOCAL_PREF,
+    # ORIGINATOR_ID, CLUSTER_LIST and AS_CONFED segments, which only an
+    # internal peer may send (RFC 7606 7.2, 7.5, 7.9, 7.10).
+    plain_rx = Negotiated()
+    ibgp = Negotiated(ibgp=True)
+    ibgp_as2 = Negotiated(as4=False, ibgp=True)
+    addpath_rx = Negotiated(addpath_rx=BOTH)
+    ibgp_addpath = Negotiated(ibgp=True, addpath_rx=BOTH)
+    ibgp_ext_nh = Negotiated(ibgp=True, ext_nexthop_rx=EXT_NH)
+    out: list[tuple[bytes, Negotiated]] = [
+        (encode_message(Open.make(65001, 90, "192.0.2.1", all_caps)), plain_rx),
+        (encode_message(Open.make(4200000001, 3, "192.0.2.2", all_caps + many)), plain_rx),  # RFC 9072
+        (encode_message(Open(65001, 0, "192.0.2.3")), plain_rx),
+        (encode_message(KEEPALIVE), plain_rx),
+        (encode_message(Notification.shutdown("maintenance window ends 12:00")), plain_rx),
+        (encode_message(Notification(3, 2, b"\x40\x63\x00")), plain_rx),
+        (encode_message(RouteRefresh(1, 1, 0)), plain_rx),
+        (encode_message(RouteRefresh(2, 1, 2)), plain_rx),
+        (pack_end_of_rib(1, 1), plain_rx),
+        (pack_end_of_rib(2, 1), plain_rx),
     ]
-    for path in sorted(glob.glob(os.path.join(GOLDEN, "*.hex"))):
-        with open(path) as fh:
-            out.extend(bytes.fromhex(line.strip()) for line in fh
-                       if line.strip() and not line.startswith("#"))
+    out += [(m, ibgp) for m in pack_reach(1, 1, a4, v4, ibgp)]
+    out += [(m, ibgp_as2) for m in pack_reach(1, 1, a4, v4, ibgp_as2)]
+    out += [(m, addpath_rx) for m in pack_reach(1, 1, plain, v4p, addpath_tx)]
+    out += [(m, ibgp) for m in pack_reach(2, 1, a6, v6)]
+    out += [(m, ibgp_addpath) for m in pack_reach(2, 1, a6g, v6p, addpath_tx)]
+    out += [(m, ibgp_ext_nh) for m in pack_reach(1, 1, a6g, v4, ibgp_ext_nh)]  # RFC 8950
+    out += [(m, plain_rx) for m in pack_withdraw(1, 1, v4)]
+    out += [(m, addpath_rx) for m in pack_withdraw(2, 1, v6p, addpath_tx)]
+    out.append((encode_message(Update(v4[:2], plain, v4[2:], MPReach(2, 1, a6, v6),
+                                      MPUnreach(2, 1, v6[:1]))), ibgp))
     return out
 
 

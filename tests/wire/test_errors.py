@@ -61,6 +61,11 @@ def mp_unreach(afi: int, safi: int, nlri: bytes, flags: int = 0x90) -> bytes:
 
 NH6 = socket.inet_pton(socket.AF_INET6, "2001:db8::1")
 NLRI6 = b"\x30\x20\x01\x0d\xb8\x00\x01"  # 2001:db8:1::/48
+LL6 = socket.inet_pton(socket.AF_INET6, "fe80::1")
+#: a session over link-local addresses: the peer is on our link (RFC 2545 3)
+ON_LINK = Negotiated(local_addresses=frozenset({"fe80::2"}))
+#: RFC 8950 negotiated for IPv4 unicast
+EXT_NH = Negotiated(ext_nexthop_rx=frozenset({(1, 1, 2)}))
 
 # (name, UPDATE body, session, expected)
 # expected: ("reset", code, subcode, data)
@@ -183,6 +188,91 @@ UPDATE_CASES = [
     ("MP_UNREACH family not negotiated", update(mp_unreach(2, 1, NLRI6), b""),
      Negotiated(families=frozenset({IPV4_UNICAST})),
      ("problem", DISCARD, 15, 9, False, lambda u: u.mp_unreach is None)),
+    # RFC 7606 3(c): flags of the attributes after the first six
+    ("LOCAL_PREF flags optional (iBGP)", update(MANDATORY + attr(0xC0, 5, bytes(4))), IBGP,
+     ("problem", TAW, 5, 4, True, None)),
+    ("ATOMIC_AGGREGATE flags optional", update(MANDATORY + attr(0xC0, 6, b"")), EBGP,
+     ("problem", TAW, 6, 4, True, None)),
+    ("AGGREGATOR flags well-known", update(MANDATORY + attr(0x40, 7, bytes(8))), EBGP,
+     ("problem", TAW, 7, 4, True, None)),
+    ("ORIGINATOR_ID flags transitive (iBGP)", update(MANDATORY + attr(0xC0, 9, bytes(4))), IBGP,
+     ("problem", TAW, 9, 4, True, None)),
+    ("CLUSTER_LIST flags well-known (iBGP)", update(MANDATORY + attr(0x40, 10, bytes(4))), IBGP,
+     ("problem", TAW, 10, 4, True, None)),
+    ("EXTENDED_COMMUNITIES flags non-transitive", update(MANDATORY + attr(0x80, 16, bytes(8))),
+     EBGP, ("problem", TAW, 16, 4, True, None)),
+    ("LARGE_COMMUNITIES flags non-transitive", update(MANDATORY + attr(0x80, 32, bytes(12))),
+     EBGP, ("problem", TAW, 32, 4, True, None)),
+    ("OTC flags well-known", update(MANDATORY + attr(0x40, 35, bytes(4))), EBGP,
+     ("problem", TAW, 35, 4, True, None)),
+    # RFC 7606 7.5: LOCAL_PREF from an external peer: attribute discard whatever it is
+    ("LOCAL_PREF from eBGP length 5", update(MANDATORY + attr(0x40, 5, bytes(5))), EBGP,
+     ("problem", DISCARD, 5, 5, False, lambda u: u.attributes.local_pref is None)),
+    ("LOCAL_PREF from eBGP length 0", update(MANDATORY + attr(0x40, 5, b"")), EBGP,
+     ("problem", DISCARD, 5, 5, False, lambda u: u.attributes.local_pref is None)),
+    ("LOCAL_PREF from eBGP flags optional", update(MANDATORY + attr(0xC0, 5, bytes(4))), EBGP,
+     ("problem", DISCARD, 5, 4, False, lambda u: u.attributes.local_pref is None)),
+    # RFC 7606 7.9-7.10: from an external peer discarded before any length check
+    ("ORIGINATOR_ID from eBGP length 5", update(MANDATORY + attr(0x80, 9, bytes(5))), EBGP,
+     ("problem", DISCARD, 9, 9, False, lambda u: u.attributes.originator_id is None)),
+    ("CLUSTER_LIST from eBGP length 6", update(MANDATORY + attr(0x80, 10, bytes(6))), EBGP,
+     ("problem", DISCARD, 10, 9, False, lambda u: u.attributes.cluster_list == ())),
+    # RFC 7606 7.2 (RFC 5065 5): confederation segments from an external peer
+    ("AS_CONFED_SEQUENCE from eBGP", update(ORIGIN + attr(0x40, 2, b"\x03\x01" + bytes(4)
+                                                        + b"\x02\x01" + bytes(4)) + NEXT_HOP),
+     EBGP, ("problem", TAW, 2, 11, True, None)),
+    ("AS_CONFED_SET from eBGP", update(ORIGIN + attr(0x40, 2, b"\x02\x01" + bytes(4)
+                                                   + b"\x04\x01" + bytes(4)) + NEXT_HOP),
+     EBGP, ("problem", TAW, 2, 11, True, None)),
+    ("AS_CONFED_SEQUENCE from iBGP", update(ORIGIN + attr(0x40, 2, b"\x03\x01" + bytes(4))
+                                            + NEXT_HOP), IBGP,
+     ("clean", lambda u: u.attributes.as_path == ((3, (0,)),))),
+    # RFC 4271 5.1.3 / 6.3 (semantic check a), RFC 7606 7.3: our own address as
+    # next hop: logged, route ignored, no NOTIFICATION
+    ("NEXT_HOP our own address", update(MANDATORY), Negotiated(local_addresses=frozenset({"192.0.2.1"})),
+     ("problem", TAW, 3, 8, True, None)),
+    ("NEXT_HOP another address than ours", update(MANDATORY),
+     Negotiated(local_addresses=frozenset({"192.0.2.2"})),
+     ("clean", lambda u: u.attributes.next_hop == "192.0.2.1")),
+    ("MP_REACH next hop our own address", update(ORIGIN + AS_PATH + mp_reach(2, 1, NH6, NLRI6), b""),
+     Negotiated(local_addresses=frozenset({"2001:db8::1"})), ("problem", TAW, 14, 8, True, None)),
+    # RFC 4760 3 / RFC 2545 3 / RFC 4271 6.3: next hops that cannot be used
+    ("MP_REACH next hop multicast", update(ORIGIN + AS_PATH + mp_reach(
+        2, 1, socket.inet_pton(socket.AF_INET6, "ff02::1"), NLRI6), b""), EBGP,
+     ("problem", TAW, 14, 8, True, None)),
+    ("MP_REACH next hop unspecified", update(ORIGIN + AS_PATH + mp_reach(2, 1, bytes(16), NLRI6), b""),
+     EBGP, ("problem", TAW, 14, 8, True, None)),
+    ("MP_REACH next hop link-local only, session not on a shared link",
+     update(ORIGIN + AS_PATH + mp_reach(2, 1, LL6, NLRI6), b""),
+     Negotiated(local_addresses=frozenset({"2001:db8::2"})), ("problem", TAW, 14, 8, True, None)),
+    ("MP_REACH next hop :: + link-local, session not on a shared link",
+     update(ORIGIN + AS_PATH + mp_reach(2, 1, bytes(16) + LL6, NLRI6), b""), EBGP,
+     ("problem", TAW, 14, 8, True, None)),
+    ("MP_REACH next hop link-local only over a link-local session",
+     update(ORIGIN + AS_PATH + mp_reach(2, 1, LL6, NLRI6), b""), ON_LINK,
+     ("clean", lambda u: u.mp_reach.attributes.next_hop == "fe80::1")),
+    ("MP_REACH next hop :: + link-local over a link-local session",
+     update(ORIGIN + AS_PATH + mp_reach(2, 1, bytes(16) + LL6, NLRI6), b""), ON_LINK,
+     ("clean", lambda u: u.mp_reach.attributes.next_hop_ll == "fe80::1")),
+    ("MP_REACH global + link-local", update(ORIGIN + AS_PATH + mp_reach(2, 1, NH6 + LL6, NLRI6), b""),
+     EBGP, ("clean", lambda u: (u.mp_reach.attributes.next_hop, u.mp_reach.attributes.next_hop_ll)
+                    == ("2001:db8::1", "fe80::1"))),
+    ("MP_REACH IPv4 next hop 0.0.0.0", update(ORIGIN + AS_PATH + mp_reach(1, 1, bytes(4), NLRI), b""),
+     EBGP, ("problem", TAW, 14, 8, True, None)),
+    ("MP_REACH IPv4 next hop multicast", update(ORIGIN + AS_PATH + mp_reach(
+        1, 1, socket.inet_aton("239.1.1.1"), NLRI), b""), EBGP, ("problem", TAW, 14, 8, True, None)),
+    # RFC 8950 3-4: IPv4 NLRI with an IPv6 next hop only when negotiated; else
+    # the length is not the one expected (RFC 7606 7.11): session reset
+    ("MP_REACH IPv4 NLRI, IPv6 next hop, no extended next hop", update(
+        ORIGIN + AS_PATH + mp_reach(1, 1, NH6, NLRI), b""), EBGP, ("reset", 3, 9, b"")),
+    ("MP_REACH IPv4 NLRI, IPv6 next hop, extended next hop negotiated", update(
+        ORIGIN + AS_PATH + mp_reach(1, 1, NH6 + LL6, NLRI), b""), EXT_NH,
+     ("clean", lambda u: (u.mp_reach.afi, u.mp_reach.attributes.next_hop, u.mp_reach.nlri)
+      == (1, "2001:db8::1", [NLRI]))),
+    ("MP_REACH IPv4 multicast NLRI, IPv6 next hop, negotiated for unicast only", update(
+        ORIGIN + AS_PATH + mp_reach(1, 2, NH6, NLRI), b""),
+     Negotiated(families=frozenset({IPV4_UNICAST, (1, 2)}), ext_nexthop_rx=frozenset({(1, 1, 2)})),
+     ("reset", 3, 9, b"")),
     # unknown optional non-transitive: quietly dropped; optional transitive: kept, Partial
     ("unknown optional non-transitive", update(MANDATORY + attr(0x80, 99, b"x")), EBGP,
      ("clean", lambda u: u.attributes.unknown == ())),
@@ -190,6 +280,8 @@ UPDATE_CASES = [
      ("clean", lambda u: u.attributes.unknown == ((0xE0, 99, b"x"),))),
     ("LOCAL_PREF from eBGP ignored", update(MANDATORY + attr(0x40, 5, bytes(4))), EBGP,
      ("clean", lambda u: u.attributes.local_pref is None)),
+    ("LOCAL_PREF from iBGP kept", update(MANDATORY + attr(0x40, 5, struct.pack("!I", 7))), IBGP,
+     ("clean", lambda u: u.attributes.local_pref == 7)),
     # session resets
     ("unrecognized well-known attribute", update(MANDATORY + attr(0x40, 99, b"zz")), EBGP,
      ("reset", 3, 2, attr(0x40, 99, b"zz"))),
@@ -286,6 +378,16 @@ class UpdateErrorTests(SynchronousTestCase):
                           EBGP, AttributeCache())
         self.assertTrue(u.treat_as_withdraw)
         self.assertEqual((u.mp_reach.afi, u.mp_reach.nlri, u.mp_reach.attributes), (2, [NLRI6], None))
+
+    def test_own_next_hop_through_the_cache(self):
+        """A NEXT_HOP that is our address is caught even when another session interned the bytes."""
+        cache = AttributeCache()
+        other = decode_update(update(MANDATORY), EBGP, cache)
+        self.assertEqual(other.problems, ())
+        mine = decode_update(update(MANDATORY), Negotiated(local_addresses=frozenset({"192.0.2.1"})),
+                             cache)
+        self.assertTrue(mine.treat_as_withdraw)
+        self.assertEqual([(p.attr_type, p.subcode) for p in mine.problems], [(3, 8)])
 
     def test_bad_update_not_interned(self):
         """An UPDATE with a problem is not cached: the next clean one with other bytes decodes clean."""

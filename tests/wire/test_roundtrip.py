@@ -63,7 +63,12 @@ ipv4 = st.binary(min_size=4, max_size=4).map(socket.inet_ntoa)
 #: a next hop RFC 4271 6.3 accepts: unicast, not 0.0.0.0
 unicast_v4 = st.tuples(st.integers(1, 223), st.binary(min_size=3, max_size=3)).map(
     lambda t: socket.inet_ntoa(bytes((t[0],)) + t[1]))
-ipv6 = st.binary(min_size=16, max_size=16).map(lambda b: socket.inet_ntop(socket.AF_INET6, b))
+#: an IPv6 next hop that can be used: global unicast (2000::/3), so neither
+#: unspecified, multicast nor link-local (RFC 2545 3, RFC 4271 6.3)
+ipv6 = st.tuples(st.integers(0x20, 0x3F), st.binary(min_size=15, max_size=15)).map(
+    lambda t: socket.inet_ntop(socket.AF_INET6, bytes((t[0],)) + t[1]))
+#: RFC 8950: IPv4 unicast NLRI with an IPv6 next hop, negotiated on both sides
+EXT_NH = frozenset({(1, 1, 2)})
 link_local = st.binary(min_size=8, max_size=8).map(
     lambda b: socket.inet_ntop(socket.AF_INET6, b"\xfe\x80" + bytes(6) + b))
 
@@ -86,10 +91,14 @@ def segment(types: tuple[int, ...], asn: st.SearchStrategy[int]) -> st.SearchStr
 
 
 @st.composite
-def as_paths(draw, asn=asn4, confed_asn=asn4):
-    """AS paths: optional leading confederation segments (RFC 5065), then sequences and sets."""
+def as_paths(draw, asn=asn4, confed_asn=asn4, confed=True):
+    """AS paths: optional leading confederation segments (RFC 5065), then sequences and sets.
+
+    ``confed=False`` for an external peer: confederation segments from one are
+    treat-as-withdraw (RFC 7606 7.2).
+    """
     confed = draw(st.lists(segment((SegmentType.AS_CONFED_SEQUENCE, SegmentType.AS_CONFED_SET),
-                                   confed_asn), max_size=2))
+                                   confed_asn), max_size=2 if confed else 0))
     rest = draw(st.lists(segment((SegmentType.AS_SEQUENCE, SegmentType.AS_SET), asn), max_size=4))
     return tuple(confed + rest)
 
@@ -114,7 +123,7 @@ def path_attributes(draw, ibgp=False, asn=asn4, confed_asn=asn4, aggregator_asn=
     """Every attribute PathAttributes.pack writes; iBGP-only ones only when ``ibgp``."""
     return PathAttributes(
         origin=draw(st.integers(0, 2)),
-        as_path=draw(as_paths(asn, confed_asn)),
+        as_path=draw(as_paths(asn, confed_asn, confed=ibgp)),
         next_hop=draw(next_hop),
         med=draw(st.none() | u32),
         # RFC 4271 5.1.5: LOCAL_PREF from an external peer is ignored, so only iBGP.
@@ -149,8 +158,8 @@ def sessions(draw):
     """A (sender's, receiver's) Negotiated pair: add-path tx on one side is rx on the other."""
     ibgp = draw(st.booleans())
     addpath = draw(st.sampled_from(ADDPATH_CHOICES))
-    tx = Negotiated(ibgp=ibgp, addpath_tx=addpath)
-    rx = Negotiated(ibgp=ibgp, addpath_rx=addpath)
+    tx = Negotiated(ibgp=ibgp, addpath_tx=addpath, ext_nexthop=EXT_NH)
+    rx = Negotiated(ibgp=ibgp, addpath_rx=addpath, ext_nexthop_rx=EXT_NH)
     return tx, rx
 
 
@@ -340,7 +349,8 @@ class FourOctetASTests(SynchronousTestCase):
         agg_asn = (big | st.just(AS_TRANS)) if has_big else asn4
         attrs = data.draw(path_attributes(asn=asn4, confed_asn=asn2, aggregator_asn=agg_asn))
         attrs = attrs.replace(as_path=path)
-        neg = Negotiated(as4=False)
+        # iBGP: confederation segments come only from inside (RFC 7606 7.2)
+        neg = Negotiated(as4=False, ibgp=True)
         prefixes = data.draw(nlri_of(1, False, min_size=1))
         msg = Update([], attrs, prefixes)
         wire = encode_message(msg, neg)
@@ -395,9 +405,9 @@ def bulk_cases(draw):
     addpath = draw(st.booleans())
     as4 = draw(st.booleans())
     fam = (afi, 1)
-    tx = Negotiated(as4=as4, extended_message=extended,
+    tx = Negotiated(as4=as4, extended_message=extended, ext_nexthop=EXT_NH,
                     addpath_tx=frozenset({fam}) if addpath else frozenset())
-    rx = Negotiated(as4=as4, extended_message=extended,
+    rx = Negotiated(as4=as4, extended_message=extended, ext_nexthop_rx=EXT_NH,
                     addpath_rx=frozenset({fam}) if addpath else frozenset())
     attrs = draw(path_attributes(asn=asn4 if as4 else asn2, confed_asn=asn4 if as4 else asn2,
                                  aggregator_asn=asn4 if as4 else asn2))
