@@ -28,6 +28,7 @@ from bench import synthetic  # noqa: E402
 from bench.synthetic import scaled  # noqa: E402
 from bgpd.rib import Rib, RibOptions  # noqa: E402
 from bgpd.rib.testing import CountingSink, make_peer  # noqa: E402
+from bgpd.runtime import tune_gc  # noqa: E402
 from bgpd.wire.attributes import AttributeCache  # noqa: E402
 from bgpd.wire.constants import HEADER_LEN, IPV4_UNICAST, IPV6_UNICAST  # noqa: E402
 from bgpd.wire.negotiated import Negotiated  # noqa: E402
@@ -69,7 +70,7 @@ def main() -> None:
     if not args.default_gc:
         # A RIB is a million long-lived containers; the default gen-0
         # threshold (700) makes the collector rescan them far too often.
-        gc.set_threshold(100_000, 50, 100)
+        tune_gc()  # what the daemon runs with
     neg = Negotiated(as4=True, ibgp=False, peer_as=65001)
     note = ""
     try:

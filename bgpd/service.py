@@ -39,6 +39,7 @@ from bgpd.policy.engine import compile_policies
 from bgpd.rib import PeerInfo, Rib, RibOptions, peer_role
 from bgpd.runtime import tune_gc
 from bgpd.session.factory import PeerFactory, SessionListener
+from bgpd.session.fsm import State
 from bgpd.session.listener import BGPServerFactory, install_md5, listen, set_listen_ttl
 from bgpd.session.negotiation import SessionInfo
 from bgpd.wire.address import normalize_address
@@ -198,31 +199,33 @@ class SessionsService(Service):
 
     def listener_config_changed(self, peer: PeerFactory, old: NeighborConfig,
                                 new: NeighborConfig) -> None:
-        hook = getattr(self.listener, "peer_config_changed", None)
-        if hook is not None:
-            hook(peer, old, new)
+        self.listener.peer_config_changed(peer, old, new)
 
 
-class RoutingBridge:
-    """SessionListener that connects sessions to the RIB (see RibService)."""
+class RoutingBridge(SessionListener):
+    """The SessionListener that connects sessions to the RIB (see RibService).
+
+    It declares the interface it implements; every method is defined here,
+    so none falls back to the interface's empty body.
+    """
 
     def __init__(self, service: RibService) -> None:
         self.service = service
 
-    def session_established(self, peer: PeerFactory, info: Any) -> None:
+    def session_established(self, peer: PeerFactory, info: SessionInfo) -> None:
         self.service.peer_up(peer, info)
 
     def session_down(self, peer: PeerFactory, reason: str, graceful: bool) -> None:
         self.service.peer_down(peer, reason, graceful)
 
-    def update_received(self, peer: PeerFactory, update: Any) -> None:
+    def update_received(self, peer: PeerFactory, update: Update) -> None:
         self.service.update(peer, update)
 
-    def refresh_requested(self, peer: PeerFactory, refresh: Any) -> None:
+    def refresh_requested(self, peer: PeerFactory, refresh: RouteRefresh) -> None:
         self.service.refresh(peer, refresh)
 
-    def state_changed(self, peer: PeerFactory, old: Any, new: Any, reason: str) -> None:
-        pass
+    def state_changed(self, peer: PeerFactory, old: State, new: State, reason: str) -> None:
+        pass  # the RIB cares only about Established and down
 
     def output_resumed(self, peer: PeerFactory) -> None:
         self.service.output_resumed(peer)

@@ -11,8 +11,11 @@ DampPeerOscillations), timer jitter (section 10), max-prefix (RFC 4486 Cease
 subcode 1), administrative shutdown and reset with an RFC 9003 message,
 TCP-MD5 and GTSM transports.  A passive peer never connects out.
 
-What the session learns goes to a :class:`SessionListener` (the service's
-bridge to the RIB); the session never imports the RIB.
+What the session learns goes to a :class:`SessionListener`, the one
+declared interface the session reports to (the service's bridge to the RIB
+implements it); the session never imports the RIB.  The Factory in turn
+implements the :class:`~bgpd.session.protocol.ProtocolController` its
+Protocols report to, so imports go one way: factory -> protocol.
 """
 
 from __future__ import annotations
@@ -20,10 +23,10 @@ from __future__ import annotations
 import random as _random
 import socket
 import struct
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from twisted.internet import tcp
-from twisted.internet.interfaces import IReactorTCP, IReactorTime
+from twisted.internet.interfaces import IReactorTCP, IReactorTime, ISystemHandle
 from twisted.internet.protocol import ClientFactory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -48,18 +51,36 @@ _E = Event
 _S = State
 
 
+@runtime_checkable
 class SessionListener(Protocol):
-    """What the rest of bgpd hears from a session (implemented by the service)."""
+    """What the rest of bgpd hears from a session (implemented by the service).
 
-    def session_established(self, peer: PeerFactory, info: SessionInfo) -> None: ...
+    Every method is required: the Factory calls each one directly, so an
+    implementation that ignores an event says so with an empty method.
+    """
 
-    def session_down(self, peer: PeerFactory, reason: str, graceful: bool) -> None: ...
+    def session_established(self, peer: PeerFactory, info: SessionInfo) -> None:
+        """The session entered Established with the negotiated ``info``."""
 
-    def update_received(self, peer: PeerFactory, update: Update) -> None: ...
+    def session_down(self, peer: PeerFactory, reason: str, graceful: bool) -> None:
+        """The session left Established; ``graceful``: keep its routes (RFC 4724)."""
 
-    def refresh_requested(self, peer: PeerFactory, refresh: RouteRefresh) -> None: ...
+    def update_received(self, peer: PeerFactory, update: Update) -> None:
+        """An UPDATE arrived in Established (RFC 7606 problems already attached)."""
 
-    def state_changed(self, peer: PeerFactory, old: State, new: State, reason: str) -> None: ...
+    def refresh_requested(self, peer: PeerFactory, refresh: RouteRefresh) -> None:
+        """The peer asked for our routes again (RFC 2918, RFC 7313)."""
+
+    def state_changed(self, peer: PeerFactory, old: State, new: State, reason: str) -> None:
+        """The FSM moved from ``old`` to ``new``."""
+
+    def output_resumed(self, peer: PeerFactory) -> None:
+        """The peer's send buffer drained: :meth:`PeerFactory.writable` is True again."""
+
+    def peer_config_changed(
+        self, peer: PeerFactory, old: NeighborConfig, new: NeighborConfig
+    ) -> None:
+        """The neighbor's config changed without needing a new session (SIGHUP)."""
 
 
 class NullListener:
@@ -78,6 +99,14 @@ class NullListener:
         pass
 
     def state_changed(self, peer: PeerFactory, old: State, new: State, reason: str) -> None:
+        pass
+
+    def output_resumed(self, peer: PeerFactory) -> None:
+        pass
+
+    def peer_config_changed(
+        self, peer: PeerFactory, old: NeighborConfig, new: NeighborConfig
+    ) -> None:
         pass
 
 
@@ -169,7 +198,10 @@ class PeerFactory(ClientFactory):
         self.session_info: SessionInfo | None = None
         self.enabled = config.enabled
         self.connect_retry_counter = 0
-        self.idle_hold_time = float(config.idle_hold_time)
+        #: Error exits since the last stable session (the back-off, see _next_idle_hold).
+        self.errors_since_stable = 0
+        self._error_exit = False
+        self._prefix_hold = False
         self.hold_time = 0
         self._hold_value = 0.0
         self._hold_base = 0.0
@@ -178,7 +210,6 @@ class PeerFactory(ClientFactory):
         self._down_reason = ""
         self._graceful_down = False
         self._restart_after: float | None = None
-        self._damped = False
         self._in_handle = False
         self._queue: list[tuple[Event, Any]] = []
 
@@ -240,8 +271,8 @@ class PeerFactory(ClientFactory):
     def reset(self, message: str = "") -> None:
         """Administrative reset (Cease subcode 4) and start again at once."""
         self.stop(message, CeaseError.ADMINISTRATIVE_RESET)
-        self.idle_hold_time = float(self.config.idle_hold_time)
-        self._damped = False
+        self.errors_since_stable = 0
+        self._error_exit = False
         self.start()
 
     def deconfigure(self) -> None:
@@ -265,6 +296,9 @@ class PeerFactory(ClientFactory):
             idle_hold_timer_running=self.idle_hold_timer.running,
             passive=self.config.passive,
             hold_time_zero=info is not None and info.hold_time == 0,
+            accept_while_idle=(
+                self.enabled and self.idle_hold_timer.running and not self._prefix_hold
+            ),
         )
 
     def handle(self, event: Event, ctx: Any = None) -> None:
@@ -344,6 +378,7 @@ class PeerFactory(ClientFactory):
             pass
         elif action is _A.REJECT_TCP_CONNECTION:
             if isinstance(ctx, BGPProtocol) and ctx is not self.protocol_:
+                ctx.controller = None
                 ctx.close()
         elif action is _A.DROP_TCP_CONNECTION:
             self._drop_connection()
@@ -391,10 +426,10 @@ class PeerFactory(ClientFactory):
         elif action is _A.STOP_IDLE_HOLD_TIMER:
             self.idle_hold_timer.stop()
         elif action is _A.PEER_OSCILLATION_DAMPING:
-            # The next damped restart waits the current IdleHoldTime, and
-            # doubles it for the one after (see _next_idle_hold).
+            # Only an error lengthens the next wait (see _next_idle_hold): a
+            # Cease the peer sent on purpose is no oscillation to damp.
             self.flaps += 1
-            self._damped = True
+            self._error_exit = not _deliberate_cease(ctx)
         elif action is _A.PROCESS_OPEN:
             self._process_open(ctx)
         elif action is _A.PROCESS_UPDATE:
@@ -410,16 +445,38 @@ class PeerFactory(ClientFactory):
         # RFC 4271 section 10: a random factor between 0.75 and 1.0.
         return 0.75 + 0.25 * self.random()
 
+    @property
+    def idle_hold_time(self) -> float:
+        """The wait before the automatic restart after the next error exit."""
+        return self._back_off(self.errors_since_stable + 1)
+
+    def _back_off(self, errors: int) -> float:
+        # idle_hold_time doubled for each error after the first, up to
+        # max_idle_hold_time; 0 stays 0 (no idle hold at all).  The exponent
+        # is capped so that a peer failing for years cannot overflow it.
+        cfg = self.config
+        base = float(cfg.idle_hold_time)
+        return min(base * 2 ** min(max(errors - 1, 0), 32), max(float(cfg.max_idle_hold_time), base))
+
     def _next_idle_hold(self) -> float:
+        """How long Idle holds before the automatic restart just scheduled.
+
+        README "Idle hold and back-off": idle_hold_time after a session
+        ended without an error; after an error, idle_hold_time doubled for
+        each earlier error since the last stable session, up to
+        max_idle_hold_time.  A prefix limit's restart_time wins over both.
+        """
+        error, self._error_exit = self._error_exit, False
+        if error:
+            self.errors_since_stable += 1
+        self._prefix_hold = self._restart_after is not None
         if self._restart_after is not None:
             value = self._restart_after
             self._restart_after = None
             return value
-        value = self.idle_hold_time
-        if self._damped:
-            self._damped = False
-            self.idle_hold_time = min(max(value * 2, 1.0), float(self.config.max_idle_hold_time))
-        return value
+        if not error:
+            return float(self.config.idle_hold_time)
+        return self._back_off(self.errors_since_stable)
 
     def _start_hold(self, seconds: float) -> None:
         self._hold_value = float(seconds)
@@ -472,6 +529,8 @@ class PeerFactory(ClientFactory):
     def _connect(self) -> None:
         if self.connector is not None or self.protocol_ is not None or self.config.passive:
             return
+        # A new attempt: the previous one's failure is no reason for what follows.
+        self._down_reason = ""
         cfg = self.config
         bind = (cfg.local_address, 0) if cfg.local_address else None
         timeout = max(1.0, min(30.0, float(cfg.connect_retry_time)))
@@ -530,8 +589,7 @@ class PeerFactory(ClientFactory):
         self.listener.session_established(self, info)
 
     def _stable(self) -> None:
-        self.idle_hold_time = float(self.config.idle_hold_time)
-        self._damped = False
+        self.errors_since_stable = 0
 
     def _session_down(self) -> None:
         reason = self._down_reason or "session closed"
@@ -583,6 +641,11 @@ class PeerFactory(ClientFactory):
         self._incoming(proto)
 
     def _incoming(self, proto: BGPProtocol) -> None:
+        if self.state is _S.IDLE and self.enabled:
+            self._down_reason = ""  # the last session's reason is no reason for this one
+            # Accepted (to Active) while an automatic restart is pending; the
+            # table refuses it otherwise (administrative stop, prefix limit).
+            self.handle(_E.TCP_CONNECTION_VALID, proto)
         if not self.enabled or self.state is _S.IDLE:
             log.info("peer {peer}: refusing connection in {state}", peer=self.config.address,
                      state=self.state.name)
@@ -590,6 +653,8 @@ class PeerFactory(ClientFactory):
             proto.close()
             return
         if self.state in (_S.CONNECT, _S.ACTIVE) and self.protocol_ is None:
+            log.info("peer {peer}: accepting the peer's connection in {state}",
+                     peer=self.config.address, state=self.state.name)
             if self.connector is not None:
                 # Take the peer's connection instead of ours still in progress.
                 connector = self.connector
@@ -612,9 +677,10 @@ class PeerFactory(ClientFactory):
 
     def _configure_transport(self, proto: BGPProtocol) -> None:
         transport = proto.transport
-        handle = getattr(transport, "getHandle", None)
-        sock = handle() if handle is not None else None
-        if sock is None or not hasattr(sock, "setsockopt"):
+        if not ISystemHandle.providedBy(transport):
+            return  # a test transport: no socket to configure
+        sock = transport.getHandle()
+        if not isinstance(sock, socket.socket):
             return
         try:
             sockopts.set_nodelay(sock)
@@ -702,6 +768,13 @@ class PeerFactory(ClientFactory):
 
     def _open_received(self, proto: BGPProtocol, msg: Open) -> None:
         if self.pending is not None and self._collision(proto, msg):
+            return
+        if self.state in (_S.OPEN_CONFIRM, _S.ESTABLISHED):
+            # This connection had its OPEN: a second one is an unexpected
+            # message (RFC 6608), not something to negotiate.
+            self._down_reason = f"unexpected OPEN in {self.state.rfc_name}"
+            log.warn("peer {peer}: {reason}", peer=self.config.address, reason=self._down_reason)
+            self.handle(_E.BGP_OPEN, msg)
             return
         try:
             info = negotiate(self.config, self.local_open, msg, self.router_id, self.route_server)
@@ -833,9 +906,7 @@ class PeerFactory(ClientFactory):
 
     def output_resumed(self, proto: BGPProtocol) -> None:
         if proto is self.protocol_ and self.state is _S.ESTABLISHED:
-            hook = getattr(self.listener, "output_resumed", None)
-            if hook is not None:
-                hook(self)
+            self.listener.output_resumed(self)
 
     def note_prefix_count(self, family: str, count: int) -> None:
         """Max-prefix (RFC 4486): called with the prefixes now held from this peer."""
@@ -864,6 +935,22 @@ class PeerFactory(ClientFactory):
 
     def uptime(self) -> float:
         return self.reactor.seconds() - self.last_state_change
+
+
+#: Cease subcodes a peer sends on purpose (RFC 4486): no error to damp.
+_DELIBERATE_CEASES = frozenset({
+    CeaseError.ADMINISTRATIVE_SHUTDOWN,
+    CeaseError.PEER_DECONFIGURED,
+    CeaseError.ADMINISTRATIVE_RESET,
+    CeaseError.OTHER_CONFIGURATION_CHANGE,
+    CeaseError.CONNECTION_COLLISION_RESOLUTION,
+})
+
+
+def _deliberate_cease(ctx: Any) -> bool:
+    """Whether the event's context is a NOTIFICATION the peer sent on purpose."""
+    return (isinstance(ctx, Notification) and ctx.code == ErrorCode.CEASE
+            and ctx.subcode in _DELIBERATE_CEASES)
 
 
 def _collision_cease() -> Notification:

@@ -24,7 +24,16 @@ Where this table departs from the letter of section 8.2.2 it says so in the
 - Idle, start events and Events 2/8: a pending IdleHoldTimer is stopped, or
   it would fire Event 13 in a later state, where that event is an FSM error.
 - Idle, Event 14: rejects the connection ("refuses all incoming BGP
-  connections"); the RFC's list of ignored Idle events leaves 14 out.
+  connections"); the RFC's list of ignored Idle events leaves 14 out.  But
+  while an automatic restart is pending (the IdleHoldTimer of a peer that
+  is not administratively stopped, nor held down by a prefix limit) the
+  connection is accepted and the peer goes to Active: the back-off delays
+  only our own connect attempts, so a peer that only dials in (its port 179
+  filtered, or a speaker that never listens) is never locked out by it.
+- Connect, Event 18 (DelayOpenTimer not running): the failed connect goes to
+  Active, restarting the ConnectRetryTimer, instead of Idle: bgpd keeps
+  listening between connect attempts, as FRR and BIRD do, and the retry
+  comes when the ConnectRetryTimer expires (Event 9 in Active).
 - Connect, Event 12: completes BGP initialization, as the identical Active
   transition does.
 - OpenSent, Event 18: stops the HoldTimer, or it would expire in Active.
@@ -33,6 +42,10 @@ Where this table departs from the letter of section 8.2.2 it says so in the
   Header Error, section 6.1), not an FSM error.
 - Established, Events 18/24/25: peer oscillation damping when enabled, as on
   every other exit that increments the ConnectRetryCounter.
+- OpenConfirm and Established, Event 19 without a collision dump: an OPEN on
+  the session's own connection is an unexpected message, answered with a
+  Finite State Machine Error (RFC 6608 subcodes 2 and 3); an OPEN on the
+  second connection is the Factory's collision procedure (section 6.8).
 """
 
 from __future__ import annotations
@@ -195,7 +208,8 @@ class Action(Enum):
     # TCP.
     INITIATE_TCP_CONNECTION = auto()
     LISTEN_FOR_CONNECTION = auto()
-    #: Event 14 in Connect/Active: accept the valid incoming connection request.
+    #: Event 14 in Connect/Active (and, bgpd, in Idle while an automatic
+    #: restart is pending): accept the valid incoming connection request.
     PROCESS_TCP_CONNECTION = auto()
     #: Event 15 in Connect/Active, Event 14 in Idle: refuse the connection request.
     REJECT_TCP_CONNECTION = auto()
@@ -274,6 +288,10 @@ class Flags:
     collision_detect_established: bool = False
     #: The negotiated HoldTime is zero: no HoldTimer, no KeepaliveTimer (4.2).
     hold_time_zero: bool = False
+    #: In Idle, an automatic restart is pending that a connection from the
+    #: peer may cut short: the IdleHoldTimer runs after an error, and the peer
+    #: is neither administratively stopped nor held down by a prefix limit.
+    accept_while_idle: bool = False
 
 
 NO_FLAGS = Flags()
@@ -502,9 +520,22 @@ def _idle() -> dict[tuple[State, Event], Rule]:
         ),
         Alternative((), Transition((), s, _ref(s, _E.IDLE_HOLD_TIMER_EXPIRES, "ignored"))),
     )
-    # "BGP FSM refuses all incoming BGP connections"; 14 is not in the ignored list.
-    rules[s, _E.TCP_CONNECTION_VALID] = _only(
-        s, _E.TCP_CONNECTION_VALID, (_A.REJECT_TCP_CONNECTION,), s, "refuses connections"
+    # "BGP FSM refuses all incoming BGP connections"; 14 is not in the ignored
+    # list.  bgpd: during the back-off of an automatic restart the peer's own
+    # connection is accepted, so the back-off only delays our connect attempts.
+    e = _E.TCP_CONNECTION_VALID
+    rules[s, e] = (
+        Alternative(
+            _g(accept_while_idle=True),
+            Transition(
+                (_A.STOP_IDLE_HOLD_TIMER,) + _START_LISTENING + (_A.PROCESS_TCP_CONNECTION,),
+                _S.ACTIVE,
+                _ref(s, e, "bgpd: accepted while an automatic restart is pending"),
+            ),
+        ),
+        Alternative(
+            (), Transition((_A.REJECT_TCP_CONNECTION,), s, _ref(s, e, "refuses connections"))
+        ),
     )
     return rules
 
@@ -623,16 +654,18 @@ def _connect_or_active(s: State) -> dict[tuple[State, Event], Rule]:
                     _ref(s, e),
                 ),
             ),
+            # bgpd: to Active, not Idle: keep listening for the peer's own
+            # connection until the ConnectRetryTimer makes the next attempt.
             Alternative(
                 (),
                 Transition(
                     (
-                        _A.STOP_CONNECT_RETRY_TIMER,
+                        _A.RESTART_CONNECT_RETRY_TIMER,
                         _A.DROP_TCP_CONNECTION,
                         _A.RELEASE_RESOURCES,
                     ),
-                    _S.IDLE,
-                    _ref(s, e),
+                    _S.ACTIVE,
+                    _ref(s, e, "bgpd: keeps listening in Active until the next attempt"),
                 ),
             ),
         )
@@ -760,10 +793,17 @@ def _open_confirm() -> dict[tuple[State, Event], Rule]:
         rules[s, e] = _damped(s, e, _CLOSE)
     e = _E.BGP_OPEN
     # An OPEN for the other connection of this peer: collision detection (6.8)
-    # either closes this connection or keeps it (and closes the other).
+    # closes this connection (collision dump).  Otherwise the OPEN came on
+    # this connection, which had its OPEN already: RFC 6608 "Receive
+    # Unexpected Message in OpenConfirm State".
     rules[s, e] = _damped(
         s, e, (_A.SEND_NOTIFICATION_CEASE,) + _CLOSE, when=_g(collision_dump=True)
-    ) + _only(s, e, (), s, "no collision dump: this connection stays")
+    ) + _damped(
+        s,
+        e,
+        (_A.SEND_NOTIFICATION_FSM_ERROR,) + _CLOSE,
+        note="bgpd: a second OPEN on this connection, RFC 6608",
+    )
     e = _E.KEEPALIVE_MSG
     rules[s, e] = (
         Alternative(
@@ -872,9 +912,12 @@ def _established() -> dict[tuple[State, Event], Rule]:
     rules[s, _E.TCP_CR_INVALID] = _only(s, _E.TCP_CR_INVALID, (), s, "ignored")
     collision = (_A.SEND_NOTIFICATION_CEASE,) + _CLOSE_ESTABLISHED
     e = _E.BGP_OPEN
+    # Without a collision dump the OPEN came on the Established connection
+    # itself (the Factory resolves an OPEN on a second connection, 6.8):
+    # "any other event", RFC 6608 "Receive Unexpected Message in Established".
     rules[s, e] = _damped(
         s, e, collision, when=_g(collision_detect_established=True, collision_dump=True)
-    ) + _only(s, e, (), s, "collision ignored in Established")
+    ) + _damped(s, e, fsm_error, note="bgpd: an OPEN on the session, RFC 6608")
     rules[s, _E.OPEN_COLLISION_DUMP] = _damped(s, _E.OPEN_COLLISION_DUMP, collision)
     for e in (_E.TCP_CONNECTION_FAILS, _E.NOTIF_MSG_VER_ERR, _E.NOTIF_MSG):
         rules[s, e] = _damped(

@@ -3,12 +3,13 @@
 The Protocol turns bytes into messages and reports them to the controller it
 is given (the peer's Factory), as twisted.names' DNS protocol reports to its
 controller.  Which messages are acceptable, timers, and what to answer are
-the controller's business.
+the controller's business.  The controller's interface is declared here
+(:class:`ProtocolController`), so this module never imports the Factory.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol as TypingProtocol
 
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -22,11 +23,31 @@ from bgpd.wire.message import KEEPALIVE_BYTES, Framer, Message, decode_message, 
 from bgpd.wire.negotiated import DEFAULT, Negotiated
 from bgpd.wire.notification import Notification
 
-if TYPE_CHECKING:
-    from bgpd.session.factory import PeerFactory
-
 log = Logger()
 SHARED_CACHE = AttributeCache()
+
+
+class ProtocolController(TypingProtocol):
+    """What a :class:`BGPProtocol` reports to (the peer's Factory)."""
+
+    def connection_made(self, proto: BGPProtocol) -> None:
+        """The TCP connection is up (``proto.outbound`` says who opened it)."""
+
+    def bytes_received(self, proto: BGPProtocol) -> None:
+        """At least one whole message arrived (for the hold timer)."""
+
+    def message_received(self, proto: BGPProtocol, msg: Message) -> None:
+        """A message was framed and decoded."""
+
+    def protocol_error(self, proto: BGPProtocol, err: NotificationError, header: bool = False,
+                       msg_type: int | None = None) -> None:
+        """A message could not be framed (``header``) or decoded (RFC 4271 6)."""
+
+    def connection_lost(self, proto: BGPProtocol, reason: Failure | None) -> None:
+        """The TCP connection is gone."""
+
+    def output_resumed(self, proto: BGPProtocol) -> None:
+        """The transport's send buffer drained after a pause."""
 
 
 class BGPProtocol(Protocol):
@@ -36,7 +57,7 @@ class BGPProtocol(Protocol):
     needs to know, RFC 4271 6.8).
     """
 
-    def __init__(self, controller: PeerFactory | None = None, outbound: bool = False,
+    def __init__(self, controller: ProtocolController | None = None, outbound: bool = False,
                  cache: AttributeCache = SHARED_CACHE) -> None:
         self.controller = controller
         self.outbound = outbound
@@ -75,9 +96,7 @@ class BGPProtocol(Protocol):
     def resumeProducing(self) -> None:
         self.paused = False
         if self.controller is not None:
-            hook = getattr(self.controller, "output_resumed", None)
-            if hook is not None:
-                hook(self)
+            self.controller.output_resumed(self)
 
     def stopProducing(self) -> None:
         self.paused = True
@@ -86,6 +105,8 @@ class BGPProtocol(Protocol):
         if self.closing:
             return
         controller = self.controller
+        if controller is None:
+            return  # disowned by the controller, closing
         try:
             frames = self.framer.feed(data)
         except NotificationError as err:
@@ -185,4 +206,4 @@ class BGPProtocol(Protocol):
         return f"<BGPProtocol {kind} {self.peer_address}>"
 
 
-__all__ = ["BGPProtocol", "MsgType"]
+__all__ = ["BGPProtocol", "MsgType", "ProtocolController"]

@@ -1,11 +1,14 @@
 """Interop: bgpd between ExaBGP (which dials in) and GoBGP.
 
 Real daemons in network namespaces made by the test (see ``harness``).
-ExaBGP only connects out, so bgpd keeps its neighbor ``passive`` (RFC 4271
-section 8.1.1, PassiveTcpEstablishment) and waits for it.  Checked:
+ExaBGP only connects out (it does not listen).  bgpd's neighbor is NOT
+passive: bgpd dials, is refused, and must take ExaBGP's own connection
+between its attempts (RFC 4271 section 8.2.2 lets a speaker listen in
+Active; README "A peer that only dials in").  Checked:
 
 * The ExaBGP session reaches Established (RFC 4271 section 8.2.2), seen
-  both in bgpd's log and in ExaBGP's neighbor-change events.
+  both in bgpd's log and in ExaBGP's neighbor-change events, on the
+  connection ExaBGP opened, after bgpd's own attempts were refused.
 * A route ExaBGP announces at run time through its API reaches GoBGP over
   eBGP -> eBGP: bgpd's AS in front of the AS_PATH (section 5.1.2), NEXT_HOP
   bgpd's own address (5.1.3), the MED not passed to another AS (5.1.4),
@@ -22,6 +25,7 @@ CI=true, like the harness).
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -81,16 +85,20 @@ class ExaBgpTests(SynchronousTestCase):
         b, e, g = lab["bgpd"], lab["exabgp"], lab["gobgp"]
         cls.bgpd = BgpdDriver(
             b.ns, BGPD_AS, b.router_id,
-            [BgpdNeighbor(e.ipv4, EXABGP_AS, families=V4, passive=True),
+            [BgpdNeighbor(e.ipv4, EXABGP_AS, families=V4),
              BgpdNeighbor(g.ipv4, GOBGP_AS, families=V4)],
             mrai_ebgp=0)
-        # GoBGP waits for bgpd to dial; ExaBGP dials bgpd.
+        # GoBGP waits for bgpd to dial; ExaBGP only dials bgpd, which dials
+        # it too (and is refused).
         cls.gobgp = GoBGP(g.ns, GOBGP_AS, g.router_id,
                           [Neighbor(b.ipv4, BGPD_AS, passive=True)], routes=GOBGP_ROUTES)
         cls.exabgp = ExaBGP(e.ns, EXABGP_AS, e.router_id,
                             [Neighbor(b.ipv4, BGPD_AS, local_address=e.ipv4)])
         cls.gobgp.start()
         cls.bgpd.start()
+        # bgpd's first attempt to reach ExaBGP is refused before ExaBGP runs.
+        cls.bgpd.wait_log(rf"peer {re.escape(e.ipv4)} CONNECT -> ACTIVE: TcpConnectionFails",
+                          ESTABLISH_TIMEOUT)
         cls.exabgp.start()
         cls.bgpd.wait_established(g.ipv4, ESTABLISH_TIMEOUT)
         cls.bgpd.wait_established(e.ipv4, ESTABLISH_TIMEOUT)
@@ -140,6 +148,24 @@ class ExaBgpTests(SynchronousTestCase):
         self.assertIn("ipv4-unicast", info["families"])
         self.assertEqual(self.exabgp.session_state(self.lab["bgpd"].ipv4), "established")
         self._assert_clean_log()
+
+    def test_not_passive_takes_exabgp_connection(self):
+        """bgpd, not passive, was refused by ExaBGP and accepted ExaBGP's own connection."""
+        b, e = self.lab["bgpd"], self.lab["exabgp"]
+        self.assertFalse(harness.tcp_listening(e.ns, 179))
+        self.assertRegex(self.bgpd.run_log(),
+                         rf"peer {re.escape(e.ipv4)} CONNECT -> ACTIVE: TcpConnectionFails: "
+                         rf"connect to {re.escape(e.ipv4)} failed")
+        self.assertRegex(self.bgpd.run_log(),
+                         rf"peer {re.escape(e.ipv4)}: accepting the peer's connection in "
+                         r"(ACTIVE|CONNECT|IDLE)")
+        # The session runs on the connection ExaBGP opened: bgpd's end is port 179.
+        out = b.ns.run(["ss", "-Htn", "state", "established", f"dst = {e.ipv4}"]).stdout
+        local_ports = {int(line.split()[-2].rpartition(":")[2])
+                       for line in out.splitlines() if line.strip()}
+        self.assertEqual(local_ports, {179}, out)
+        self.assertEqual(self.bgpd.established_count(e.ipv4), 1,
+                         self.bgpd.transitions(e.ipv4))
 
     def test_exabgp_route_reaches_gobgp_and_is_withdrawn(self):
         """ExaBGP's route reaches GoBGP as [65000, 65010], community kept, no MED; withdrawn, it goes."""

@@ -9,7 +9,13 @@ What is checked, all at the session level (the RIB is not wired yet):
 * Section 6.5 / 8.2.2 Event 10: a frozen peer's session ends in
   HoldTimer_Expires with a Hold Timer Expired NOTIFICATION; it comes back.
 * A restarted peer is re-established.
-* RFC 2385 TCP MD5: matching keys connect, a wrong key never does.
+* A peer that only dials in (BIRD listening on another port), bgpd not
+  passive: bgpd's attempts are refused and it takes BIRD's connection.
+* RFC 2385 TCP MD5: matching keys connect; a wrong key, or no key at all,
+  never does, and bgpd keeps running.
+* RFC 4271 6.8 connection collision, forced with a scripted peer that holds
+  both connections open: the one the higher BGP Identifier opened survives
+  (told by the ports of the surviving TCP connection).
 * bgpd to bgpd, and RFC 4486 / RFC 9003: SIGTERM sends Cease
   "Administrative Shutdown" carrying "bgpd shutting down".
 * RFC 5082 GTSM (``ttl_security = 1``) between two bgpd and with FRR's
@@ -20,8 +26,11 @@ Needs root; skips without it (fails under CI=true, like the harness).
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import signal
+import sys
 import time
 from collections.abc import Callable
 
@@ -34,11 +43,14 @@ from tests.interop.harness import Bird, Daemon, Frr, GoBGP, Lab, LabNode, Neighb
 BGPD_AS = 65001
 PEER_AS = 65002
 OTHER_AS = 65003
+UNSIGNED_AS = 65004
 # Short hold times keep "three hold intervals" quick; 4 s (keepalive every
 # 1 s or so) still leaves room on a loaded two-core machine.
 HOLD = 4
 BOTH = ("ipv4-unicast", "ipv6-unicast")
 ESTABLISH_TIMEOUT = 30.0
+# Where BIRD listens when it must only dial in (any port but 179).
+BIRD_LISTEN_PORT = 1179
 REESTABLISH_TIMEOUT = 45.0
 
 
@@ -237,9 +249,9 @@ class Md5Tests(SynchronousTestCase):
     """RFC 2385 TCP MD5 signatures."""
 
     def test_matching_key_connects_wrong_key_never(self):
-        """FRR with the same key is Established (both directions); GoBGP with another never."""
-        lab = _open_lab(self, ["bgpd", "good", "bad"])
-        b, good, bad = lab["bgpd"], lab["good"], lab["bad"]
+        """FRR with the same key is Established (both directions); GoBGP with another, or none, never."""
+        lab = _open_lab(self, ["bgpd", "good", "bad", "plain"])
+        b, good, bad, plain = lab["bgpd"], lab["good"], lab["bad"], lab["plain"]
         key = "interop-md5-key"
         bgpd = BgpdDriver(b.ns, BGPD_AS, b.router_id, [
             # bgpd dials over IPv4 (key on the connecting socket) and waits
@@ -248,6 +260,10 @@ class Md5Tests(SynchronousTestCase):
             BgpdNeighbor(good.ipv6, PEER_AS, families=BOTH, md5_password=key, passive=True),
             BgpdNeighbor(bad.ipv4, OTHER_AS, families=BOTH, md5_password=key),
             BgpdNeighbor(bad.ipv6, OTHER_AS, families=BOTH, md5_password=key, passive=True),
+            # A peer with no key at all: its SYNs carry no signature.
+            BgpdNeighbor(plain.ipv4, UNSIGNED_AS, families=BOTH, md5_password=key),
+            BgpdNeighbor(plain.ipv6, UNSIGNED_AS, families=BOTH, md5_password=key,
+                         passive=True),
         ], hold_time=HOLD)
         frr = Frr(good.ns, PEER_AS, good.router_id, [
             Neighbor(b.ipv4, BGPD_AS, families=("ipv4", "ipv6"), md5=key, passive=True,
@@ -258,27 +274,234 @@ class Md5Tests(SynchronousTestCase):
                      passive=True, hold_time=HOLD),
             Neighbor(b.ipv6, BGPD_AS, families=("ipv4", "ipv6"), md5="not-" + key,
                      hold_time=HOLD)])
+        unsigned = GoBGP(plain.ns, UNSIGNED_AS, plain.router_id, [
+            Neighbor(b.ipv4, BGPD_AS, families=("ipv4", "ipv6"), passive=True,
+                     hold_time=HOLD),
+            Neighbor(b.ipv6, BGPD_AS, families=("ipv4", "ipv6"), hold_time=HOLD)])
         bgpd.start()
         frr.start()
         gobgp.start()
+        unsigned.start()
         for addr in (good.ipv4, good.ipv6):
             bgpd.wait_established(addr, ESTABLISH_TIMEOUT)
         for addr in (b.ipv4, b.ipv6):
             frr.wait_established(addr, ESTABLISH_TIMEOUT)
 
         def never_up() -> None:
-            for addr in (bad.ipv4, bad.ipv6):
+            for addr in (bad.ipv4, bad.ipv6, plain.ipv4, plain.ipv6):
                 self.assertNotIn(bgpd.session_state(addr), ("openconfirm", "established"),
                                  bgpd.transitions(addr))
                 self.assertEqual(bgpd.established_count(addr), 0)
-            for addr in (b.ipv4, b.ipv6):
-                self.assertNotIn(gobgp.session_state(addr), ("openconfirm", "established"))
+            for daemon in (gobgp, unsigned):
+                for addr in (b.ipv4, b.ipv6):
+                    self.assertNotIn(daemon.session_state(addr), ("openconfirm", "established"))
+            self.assertTrue(bgpd.alive(), bgpd.log()[-3000:])
 
         _steady(15, never_up, interval=1.0)
-        # Meanwhile the good sessions stayed up.
+        # The unsigned peer really tried: GoBGP dials bgpd over IPv6 (and is
+        # dropped by the kernel: no TCP connection, so bgpd logs nothing).
+        self.assertEqual({pa for _, _, pa, _ in _established_ports(b.ns)}
+                         & {bad.ipv4, bad.ipv6, plain.ipv4, plain.ipv6}, set())
+        # Meanwhile the good sessions stayed up and bgpd kept running.
         for addr in (good.ipv4, good.ipv6):
             self.assertEqual(bgpd.session_state(addr), "established")
             self.assertEqual(bgpd.established_count(addr), 1)
+        self.assertTrue(bgpd.alive())
+        self.assertNotIn("Traceback", bgpd.log())
+
+
+class DialsInOnlyTests(SynchronousTestCase):
+    """A peer that only connects (its port 179 closed), bgpd not passive."""
+
+    def test_bird_only_dials_in(self):
+        """BIRD listening on another port dials bgpd; bgpd, refused, takes its connection."""
+        lab = _open_lab(self, ["bgpd", "bird"])
+        b, p = lab["bgpd"], lab["bird"]
+        bgpd = BgpdDriver(b.ns, BGPD_AS, b.router_id, _bgpd_neighbors(p, False, PEER_AS),
+                          hold_time=HOLD)
+        # "local port N": BIRD listens there, not on 179, and still dials 179.
+        bird = Bird(p.ns, PEER_AS, p.router_id, [
+            Neighbor(addr, BGPD_AS, families=("ipv4", "ipv6"), hold_time=HOLD,
+                     extra=(f"local port {BIRD_LISTEN_PORT};",))
+            for addr in (b.ipv4, b.ipv6)])
+        bgpd.start()
+        for addr in (p.ipv4, p.ipv6):
+            # Nothing listens yet: bgpd's own attempt is refused, it waits in Active.
+            bgpd.wait_log(rf"peer {re.escape(addr)} CONNECT -> ACTIVE: TcpConnectionFails", 15)
+        bird.start()
+        poll(lambda: harness.tcp_listening(p.ns, BIRD_LISTEN_PORT), 10, 0.2,
+             f"BIRD listening on {BIRD_LISTEN_PORT}")
+        self.assertFalse(harness.tcp_listening(p.ns, 179))
+        for addr in (p.ipv4, p.ipv6):
+            bgpd.wait_established(addr, ESTABLISH_TIMEOUT)
+        for addr in (b.ipv4, b.ipv6):
+            bird.wait_established(addr, ESTABLISH_TIMEOUT)
+        for addr in (p.ipv4, p.ipv6):
+            # What README "A peer that only dials in" tells the operator to expect.
+            self.assertRegex(bgpd.run_log(), rf"peer {re.escape(addr)}: accepting the peer's "
+                             r"connection in (ACTIVE|CONNECT|IDLE)")
+        # Both sessions run on connections BIRD opened: bgpd's end is port 179.
+        conns = _established_ports(b.ns)
+        for addr in (p.ipv4, p.ipv6):
+            self.assertEqual({lp for _, lp, pa, _ in conns if pa == addr}, {179}, conns)
+
+        def stays_up() -> None:
+            for addr in (p.ipv4, p.ipv6):
+                self.assertEqual(bgpd.established_count(addr), 1, bgpd.transitions(addr))
+                self.assertEqual(bgpd.session_state(addr), "established")
+
+        _steady(HOLD + 1, stays_up)
+        self.assertNotIn("Traceback", bgpd.log())
+
+
+# A peer that keeps both connections of a collision open until bgpd resolves
+# it (real daemons settle most races before both connections reach OpenSent).
+# Run with sys.executable inside the peer's namespace; argv: bgpd address,
+# own address, own AS, BGP Identifier to send, seconds to live.  It prints one
+# JSON line per event; "result" says which connection bgpd closed and how.
+_COLLIDING_PEER = r"""
+import json, select, socket, struct, sys, time
+from bgpd.wire.capabilities import Multiprotocol
+from bgpd.wire.message import KEEPALIVE_BYTES, encode_message
+from bgpd.wire.open import Open
+
+bgpd_addr, own_addr, asn, bgp_id, life = sys.argv[1:6]
+deadline = time.monotonic() + float(life)
+def say(**kw):
+    print(json.dumps(kw), flush=True)
+
+lsock = socket.socket()
+lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+lsock.bind((own_addr, 179))
+lsock.listen(4)
+say(event="listening")
+lsock.settimeout(30)
+theirs, _ = lsock.accept()          # bgpd dialled us: bgpd's outbound connection
+say(event="accepted", port=theirs.getpeername()[1])
+# Dial only once bgpd's OPEN shows that connection is in OpenSent: before
+# that, bgpd may rightly drop a connect still in progress for ours.
+theirs.settimeout(10)
+first = b""
+while len(first) < 19 or len(first) < struct.unpack("!H", first[16:18])[0]:
+    chunk = theirs.recv(65535)
+    if not chunk:
+        break
+    first += chunk
+theirs.settimeout(None)
+ours = None
+for _ in range(100):                # then we dial bgpd: bgpd's inbound connection
+    try:
+        ours = socket.create_connection((bgpd_addr, 179), timeout=5, source_address=(own_addr, 0))
+        break
+    except OSError:
+        time.sleep(0.1)
+say(event="connected", port=ours.getsockname()[1])
+conns = {"bgpd_opened": theirs, "peer_opened": ours}
+bufs = {"bgpd_opened": first, "peer_opened": b""}
+seen = {k: [] for k in conns}
+def read_some(timeout):
+    live = [c for c in conns.values() if c is not None]
+    ready, _, _ = select.select(live, [], [], timeout)
+    for name, c in list(conns.items()):
+        if c is None or c not in ready:
+            continue
+        data = c.recv(65535)
+        if not data:
+            conns[name] = None
+            seen[name].append("closed")
+            continue
+        bufs[name] += data
+        parse(name)
+def parse(name):
+    while len(bufs[name]) >= 19:
+        length = struct.unpack("!H", bufs[name][16:18])[0]
+        if len(bufs[name]) < length:
+            break
+        msg, bufs[name] = bufs[name][:length], bufs[name][length:]
+        kind = {1: "open", 2: "update", 3: "notification", 4: "keepalive"}.get(msg[18], "?")
+        seen[name].append(f"notification {msg[19]}/{msg[20]}" if kind == "notification" else kind)
+parse("bgpd_opened")
+# bgpd sends its OPEN on both connections before either hears ours.
+for _ in range(100):
+    read_some(0.1)
+    if all("open" in seen[k] for k in conns):
+        break
+say(event="opens", seen=seen)
+if not all(c is not None for c in conns.values()):
+    say(event="result", seen=seen, open=[k for k, c in conns.items() if c is not None])
+    sys.exit(1)
+peer_open = encode_message(Open.make(int(asn), 90, bgp_id, (Multiprotocol(1, 1),)))
+for name in ("bgpd_opened", "peer_opened"):
+    conns[name].sendall(peer_open + KEEPALIVE_BYTES)
+reported = False
+while time.monotonic() < deadline:
+    read_some(1.0)
+    for name, c in conns.items():
+        if c is not None:
+            try:
+                c.sendall(KEEPALIVE_BYTES)
+            except OSError:
+                conns[name] = None
+    if not reported and any(c is None for c in conns.values()):
+        say(event="result", seen=seen, open=[k for k, c in conns.items() if c is not None])
+        reported = True
+"""
+
+
+class CollisionTests(SynchronousTestCase):
+    """RFC 4271 6.8: of two connections, the one the higher BGP Identifier opened survives."""
+
+    def _collide(self, peer_id: str) -> tuple[dict, set[tuple[str, int, str, int]], str]:
+        lab = _open_lab(self, ["bgpd", "peer"])
+        b, p = lab["bgpd"], lab["peer"]
+        repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        script = p.ns.popen([sys.executable, "-c", _COLLIDING_PEER, b.ipv4, p.ipv4,
+                             str(PEER_AS), peer_id, "60"], log_name="colliding-peer.log",
+                            env={"PYTHONPATH": repo}, cwd=repo)
+        poll(lambda: '"listening"' in script.output() or not script.alive(), 15, 0.1,
+             "the scripted peer to listen")
+        bgpd = BgpdDriver(b.ns, BGPD_AS, b.router_id,
+                          [BgpdNeighbor(p.ipv4, PEER_AS, families=("ipv4-unicast",))],
+                          hold_time=HOLD)
+        bgpd.start()
+
+        def result() -> dict | None:
+            for line in script.output().splitlines():
+                if line.startswith("{") and '"result"' in line:
+                    return json.loads(line)
+            return None
+
+        try:
+            outcome = poll(result, ESTABLISH_TIMEOUT, 0.2, "bgpd to resolve the collision")
+            bgpd.wait_established(p.ipv4, ESTABLISH_TIMEOUT)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\npeer:\n{script.output()[-3000:]}") from None
+        conns = {c for c in _established_ports(b.ns) if c[2] == p.ipv4}
+        return outcome, conns, bgpd.run_log()
+
+    def test_peer_identifier_higher(self):
+        """The peer's identifier is higher: its connection survives, bgpd's gets Cease 6/7."""
+        outcome, conns, log = self._collide("192.0.2.250")
+        self.assertEqual(outcome["open"], ["peer_opened"], outcome)
+        self.assertIn("notification 6/7", outcome["seen"]["bgpd_opened"], outcome)
+        # The surviving TCP connection: bgpd's end is port 179 (the peer dialled).
+        self.assertEqual(len(conns), 1, conns)
+        [(_, local_port, _, peer_port)] = conns
+        self.assertEqual(local_port, 179, conns)
+        self.assertNotEqual(peer_port, 179, conns)
+        self.assertIn("connection collision, keeping the inbound connection", log)
+
+    def test_peer_identifier_lower(self):
+        """The peer's identifier is lower: bgpd's connection survives, the peer's gets Cease 6/7."""
+        outcome, conns, log = self._collide("192.0.2.0")
+        self.assertEqual(outcome["open"], ["bgpd_opened"], outcome)
+        self.assertIn("notification 6/7", outcome["seen"]["peer_opened"], outcome)
+        # The surviving TCP connection: the peer's end is port 179 (bgpd dialled).
+        self.assertEqual(len(conns), 1, conns)
+        [(_, local_port, _, peer_port)] = conns
+        self.assertEqual(peer_port, 179, conns)
+        self.assertNotEqual(local_port, 179, conns)
+        self.assertIn("connection collision, keeping the outbound connection", log)
 
 
 def _bgpd_pair(case: SynchronousTestCase) -> tuple[Lab, BgpdDriver, BgpdDriver]:

@@ -75,6 +75,13 @@ class RecordingListener:
     def state_changed(self, peer: PeerFactory, old: State, new: State, reason: str) -> None:
         self.calls.append(("state", old, new))
 
+    def output_resumed(self, peer: PeerFactory) -> None:
+        self.calls.append(("resumed",))
+
+    def peer_config_changed(self, peer: PeerFactory, old: NeighborConfig,
+                            new: NeighborConfig) -> None:
+        self.calls.append(("config", old, new))
+
     def kinds(self) -> list[str]:
         """The names of the calls other than state changes, in order."""
         return [c[0] for c in self.calls if c[0] != "state"]
@@ -314,18 +321,44 @@ class BringUpTests(SynchronousTestCase):
         self.assertFalse(h.peer.session_info.negotiated.as4)
 
     def test_connect_refused(self):
-        """A refused connect goes back to Idle and tries again after IdleHoldTime."""
-        h = Harness(neighbor(idle_hold_time=5))
+        """A refused connect waits in Active and tries again when the ConnectRetryTimer expires."""
+        h = Harness(neighbor(idle_hold_time=5, connect_retry_time=30))
         h.peer.start()
         connector = h.reactor.connectors[0]
         h.peer.clientConnectionFailed(connector, Failure(ConnectionRefusedError()))
-        self.assertEqual(h.state, State.IDLE)
+        self.assertEqual(h.state, State.ACTIVE)
         self.assertIn("connect to 192.0.2.2 failed", h.peer.last_error)
-        h.reactor.advance(4.9)
+        self.assertFalse(h.peer.idle_hold_timer.running)
+        h.reactor.advance(29.9)
         self.assertEqual(len(h.reactor.tcpClients), 1)
         h.reactor.advance(0.1)
         self.assertEqual(h.state, State.CONNECT)
         self.assertEqual(len(h.reactor.tcpClients), 2)
+
+    def test_peer_dials_in_after_refused_connect(self):
+        """A peer that only dials in gets its session between our connect attempts."""
+        h = Harness(neighbor(connect_retry_time=30))
+        h.peer.start()
+        for _ in range(3):  # refused, retried, refused again
+            h.peer.clientConnectionFailed(h.reactor.connectors[-1],
+                                          Failure(ConnectionRefusedError()))
+            self.assertEqual(h.state, State.ACTIVE)
+            h.reactor.advance(10)
+            self.assertEqual(h.state, State.ACTIVE)
+            h.reactor.advance(20)
+            self.assertEqual(h.state, State.CONNECT)
+        h.peer.clientConnectionFailed(h.reactor.connectors[-1], Failure(ConnectionRefusedError()))
+        h.reactor.advance(5)
+        proto, transport = h.connect_in()
+        self.assertEqual(h.state, State.OPEN_SENT)
+        self.assertIs(h.peer.protocol_instance, proto)
+        [open_] = sent(transport)
+        self.assertIsInstance(open_, Open)
+        proto.dataReceived(wire(peer_open(), KEEPALIVE))
+        self.assertEqual(h.state, State.ESTABLISHED)
+        self.assertFalse(h.peer.connect_retry_timer.running)
+        h.reactor.advance(100)
+        self.assertEqual(len(h.reactor.tcpClients), 4)  # no more attempts once it is up
 
     def test_stale_connect_failure_ignored(self):
         """A failure reported by a connector we no longer track changes nothing."""
@@ -654,6 +687,65 @@ class BackOffTests(SynchronousTestCase):
         proto.connectionLost(Failure(ConnectionDone()))
         self.assertEqual(self.wait_for_connect(h), 10)
 
+    def test_zero_is_honoured(self):
+        """idle_hold_time = 0: every restart is immediate, however often the session fails."""
+        h = Harness(neighbor(idle_hold_time=0, max_idle_hold_time=300))
+        h.peer.start()
+        for _ in range(5):
+            self.fail_once(h)
+            self.assertEqual(h.state, State.IDLE)
+            h.reactor.advance(0)
+            self.assertEqual(h.state, State.CONNECT)
+        self.assertEqual(h.peer.idle_hold_time, 0)
+
+    def test_deliberate_cease_not_damped(self):
+        """A Cease the peer sends on purpose restarts after idle_hold_time and is not counted."""
+        h = Harness(neighbor(idle_hold_time=5, max_idle_hold_time=300))
+        h.peer.start()
+        self.fail_once(h)
+        self.assertEqual(self.wait_for_connect(h), 5)
+        # Administrative shutdown, de-configured, administrative reset, other
+        # configuration change, collision resolution (RFC 4486).
+        for subcode in (2, 3, 4, 6, 7):
+            proto, _ = h.connect_out()
+            proto.dataReceived(wire(peer_open(), KEEPALIVE))
+            self.assertEqual(h.state, State.ESTABLISHED)
+            proto.dataReceived(notification_bytes(6, subcode))
+            self.assertEqual(h.state, State.IDLE)
+            self.assertEqual(self.wait_for_connect(h), 5, f"Cease subcode {subcode}")
+        # The error count kept its one error: the next error is the second.
+        h.reactor.advance(0)
+        proto, _ = h.connect_out()
+        proto.dataReceived(wire(peer_open()))
+        proto.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.wait_for_connect(h), 10)
+
+    def test_error_cease_damped(self):
+        """A Cease that reports a problem (out of resources, 6/8) is damped like an error."""
+        h = Harness(neighbor(idle_hold_time=5, max_idle_hold_time=300))
+        h.peer.start()
+        self.fail_once(h)
+        self.assertEqual(self.wait_for_connect(h), 5)
+        proto, _ = h.connect_out()
+        proto.dataReceived(wire(peer_open(), KEEPALIVE))
+        proto.dataReceived(notification_bytes(6, 8))
+        self.assertEqual(self.wait_for_connect(h), 10)
+
+    def test_accepts_during_back_off(self):
+        """The back-off delays only our own connect: the peer's connection is taken at once."""
+        h = Harness(neighbor(idle_hold_time=5, max_idle_hold_time=300))
+        h.peer.start()
+        for _ in range(4):
+            self.fail_once(h)
+            self.wait_for_connect(h)
+        self.fail_once(h)
+        # The fifth error in a row: 80 s before our own restart.
+        self.assertEqual(h.peer.idle_hold_timer.call.getTime() - h.reactor.seconds(), 80)
+        h.reactor.advance(1)
+        inc, _ = h.connect_in()
+        self.assertEqual(h.state, State.OPEN_SENT)
+        self.assertIs(h.peer.protocol_instance, inc)
+
     def test_reset_restores_configured(self):
         """An administrative reset restarts at once with the configured idle hold."""
         h = Harness(neighbor(idle_hold_time=5))
@@ -805,11 +897,54 @@ class CollisionTests(SynchronousTestCase):
         self.assertEqual(len(h.listener.of("established")), 1)
 
     def test_incoming_while_idle(self):
-        """A connection while Idle (between restarts) is closed without a message."""
-        h = Harness()
+        """A connection while Idle waiting to restart after an error is accepted."""
+        h = Harness(neighbor(idle_hold_time=5))
         proto, _ = h.open_sent()
         h.reactor.advance(240)  # hold timer: Idle, damped restart pending
         self.assertEqual(h.state, State.IDLE)
+        self.assertTrue(h.peer.idle_hold_timer.running)
+        inc, inc_t = h.connect_in()
+        self.assertFalse(inc_t.disconnecting)
+        self.assertEqual(h.state, State.OPEN_SENT)
+        self.assertFalse(h.peer.idle_hold_timer.running)
+        [open_] = sent(inc_t)
+        self.assertIsInstance(open_, Open)
+        inc.dataReceived(wire(peer_open(), KEEPALIVE))
+        self.assertEqual(h.state, State.ESTABLISHED)
+        h.reactor.advance(5)
+        self.assertEqual(len(h.reactor.tcpClients), 1)  # the restart was called off
+
+    def test_incoming_while_idle_passive(self):
+        """A passive peer waiting to restart after an error accepts the peer's connection too."""
+        h = Harness(neighbor(passive=True, idle_hold_time=5))
+        h.peer.start()
+        inc, _ = h.connect_in()
+        inc.dataReceived(wire(peer_open()))
+        inc.connectionLost(Failure(ConnectionDone()))  # an error exit from OpenConfirm
+        self.assertEqual(h.state, State.IDLE)
+        self.assertTrue(h.peer.idle_hold_timer.running)
+        again, again_t = h.connect_in()
+        self.assertEqual(h.state, State.OPEN_SENT)
+        self.assertIs(h.peer.protocol_instance, again)
+        self.assertEqual(h.reactor.tcpClients, [])
+
+    def test_incoming_while_idle_after_prefix_limit(self):
+        """A prefix limit's restart_time is a hold-down: the peer's connection is refused."""
+        limit = MaxPrefix(limit=1, restart_time=60)
+        h = Harness(neighbor(max_prefix={"ipv4-unicast": limit}))
+        h.established()
+        h.peer.note_prefix_count("ipv4-unicast", 2)
+        self.assertEqual(h.state, State.IDLE)
+        _inc, inc_t = h.connect_in()
+        self.assertTrue(inc_t.disconnecting)
+        self.assertEqual(inc_t.value(), b"")
+        self.assertEqual(h.state, State.IDLE)
+
+    def test_incoming_while_stopped(self):
+        """An administratively stopped peer refuses the peer's connection."""
+        h = Harness()
+        h.established()
+        h.peer.stop("maintenance")
         _inc, inc_t = h.connect_in()
         self.assertTrue(inc_t.disconnecting)
         self.assertEqual(inc_t.value(), b"")
@@ -1303,12 +1438,11 @@ class TableRowTests(SynchronousTestCase):
         self.assertEqual(h.peer.connect_retry_counter, 0)
 
     def test_second_open_in_open_confirm(self):
-        """OpenConfirm, Event 19 without a second connection: no collision, stays."""
+        """OpenConfirm, Event 19 on the same connection: FSM Error 5/2 (RFC 6608)."""
         h = Harness()
         proto, transport = h.open_confirm()
         proto.dataReceived(wire(peer_open()))
-        self.assertEqual(h.state, State.OPEN_CONFIRM)
-        self.assertEqual(transport.value(), b"")
+        self.check_closed(h, transport, notification_bytes(5, 2))
 
     def test_bad_open_in_open_confirm(self):
         """OpenConfirm, Event 22: the OPEN error's NOTIFICATION (2/1 data 0004)."""

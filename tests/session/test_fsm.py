@@ -421,9 +421,21 @@ class IdleTests(TransitionAssertions, SynchronousTestCase):
 
     @covers((S.IDLE, E.TCP_CONNECTION_VALID))
     def test_refuses_connections(self):
-        """Idle refuses an incoming connection."""
+        """Idle refuses an incoming connection unless an automatic restart is pending."""
+        for flags in (NO_FLAGS, Flags(idle_hold_timer_running=True), DAMP):
+            self.assert_transition(
+                _step(S.IDLE, E.TCP_CONNECTION_VALID, flags), (A.REJECT_TCP_CONNECTION,), S.IDLE
+            )
+
+    @covers((S.IDLE, E.TCP_CONNECTION_VALID))
+    def test_accepts_during_back_off(self):
+        """bgpd: during an automatic restart's back-off the peer's connection is accepted."""
+        flags = Flags(damp_peer_oscillations=True, idle_hold_timer_running=True,
+                      accept_while_idle=True)
         self.assert_transition(
-            _step(S.IDLE, E.TCP_CONNECTION_VALID), (A.REJECT_TCP_CONNECTION,), S.IDLE
+            _step(S.IDLE, E.TCP_CONNECTION_VALID, flags),
+            (A.STOP_IDLE_HOLD_TIMER,) + START_LISTENING + (A.PROCESS_TCP_CONNECTION,),
+            S.ACTIVE,
         )
 
     @covers(_pairs([S.IDLE], [E(n) for n in (9, 10, 11, 12, *range(15, 29))]))
@@ -557,17 +569,23 @@ class ConnectTests(TransitionAssertions, SynchronousTestCase):
 
     @covers((S.CONNECT, E.TCP_CONNECTION_FAILS))
     def test_connection_fails(self):
-        """A failure goes to Active while delaying OPEN, otherwise to Idle."""
+        """A failure goes to Active, listening until the ConnectRetryTimer retries.
+
+        RFC 4271 sends Connect to Idle when the DelayOpenTimer is not
+        running; bgpd goes to Active as FRR does, so a peer that only dials
+        in is accepted between our attempts.
+        """
         self.assert_transition(
             _step(S.CONNECT, E.TCP_CONNECTION_FAILS, Flags(delay_open_timer_running=True)),
             (A.RESTART_CONNECT_RETRY_TIMER, A.STOP_DELAY_OPEN_TIMER),
             S.ACTIVE,
         )
-        self.assert_transition(
-            _step(S.CONNECT, E.TCP_CONNECTION_FAILS, DAMP),
-            (A.STOP_CONNECT_RETRY_TIMER, A.DROP_TCP_CONNECTION, A.RELEASE_RESOURCES),
-            S.IDLE,
-        )
+        for flags in (NO_FLAGS, DAMP):
+            self.assert_transition(
+                _step(S.CONNECT, E.TCP_CONNECTION_FAILS, flags),
+                (A.RESTART_CONNECT_RETRY_TIMER, A.DROP_TCP_CONNECTION, A.RELEASE_RESOURCES),
+                S.ACTIVE,
+            )
 
 
 class ConnectOrActiveTests(TransitionAssertions, SynchronousTestCase):
@@ -826,11 +844,14 @@ class OpenConfirmTests(TransitionAssertions, SynchronousTestCase):
 
     @covers((S.OPEN_CONFIRM, E.BGP_OPEN), (S.OPEN_CONFIRM, E.OPEN_COLLISION_DUMP))
     def test_collision(self):
-        """Collision detection either closes this connection with a Cease or keeps it."""
+        """A collision dump closes with a Cease; an OPEN on this connection is an FSM Error."""
         cease = (A.SEND_NOTIFICATION_CEASE,) + CLOSE
         self.assert_damped_exit(S.OPEN_CONFIRM, E.OPEN_COLLISION_DUMP, cease)
         self.assert_damped_exit(S.OPEN_CONFIRM, E.BGP_OPEN, cease, Flags(collision_dump=True))
-        self.assert_transition(_step(S.OPEN_CONFIRM, E.BGP_OPEN), (), S.OPEN_CONFIRM)
+        # RFC 6608 section 3: "Receive Unexpected Message in OpenConfirm State".
+        self.assert_damped_exit(
+            S.OPEN_CONFIRM, E.BGP_OPEN, (A.SEND_NOTIFICATION_FSM_ERROR,) + CLOSE
+        )
 
 
 class EstablishedTests(TransitionAssertions, SynchronousTestCase):
@@ -937,12 +958,22 @@ class EstablishedTests(TransitionAssertions, SynchronousTestCase):
         self.assert_damped_exit(S.ESTABLISHED, E.OPEN_COLLISION_DUMP, cease)
         both = Flags(collision_detect_established=True, collision_dump=True)
         self.assert_damped_exit(S.ESTABLISHED, E.BGP_OPEN, cease, both)
+        # Otherwise the OPEN came on the session itself: RFC 4271 8.2.2 "any
+        # other event", RFC 6608 "Receive Unexpected Message in Established".
+        fsm_error = (
+            A.SEND_NOTIFICATION_FSM_ERROR,
+            A.SESSION_DOWN,
+            A.STOP_CONNECT_RETRY_TIMER,
+            A.RELEASE_RESOURCES,
+            A.DROP_TCP_CONNECTION,
+            A.INCREMENT_CONNECT_RETRY_COUNTER,
+        )
         for flags in (
             NO_FLAGS,
             Flags(collision_dump=True),
             Flags(collision_detect_established=True),
         ):
-            self.assert_transition(_step(S.ESTABLISHED, E.BGP_OPEN, flags), (), S.ESTABLISHED)
+            self.assert_damped_exit(S.ESTABLISHED, E.BGP_OPEN, fsm_error, flags)
 
 
 class UnexpectedEventTests(TransitionAssertions, SynchronousTestCase):
@@ -990,10 +1021,12 @@ class UnexpectedEventTests(TransitionAssertions, SynchronousTestCase):
                 self.assert_damped_exit(state, event, actions)
 
     def test_fsm_error_only_where_the_rfc_says(self):
-        """No transition outside the "any other event" rows sends an FSM Error."""
+        """Only the "any other event" rows and an unexpected OPEN send an FSM Error."""
         expected = {
             (state, event) for state, events in OTHER_EVENTS.items() for event in events
         } - _pairs([S.CONNECT, S.ACTIVE], Event)
+        # An OPEN on a connection that had its OPEN: RFC 6608 subcodes 2 and 3.
+        expected |= {(S.OPEN_CONFIRM, E.BGP_OPEN), (S.ESTABLISHED, E.BGP_OPEN)}
         found = {
             pair
             for pair, rule in TABLE.items()

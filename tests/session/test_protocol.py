@@ -389,10 +389,13 @@ class UnexpectedMessageTests(SynchronousTestCase):
         self.assertEqual(h.state, State.IDLE)
         self.assertEqual(h.listener.of("update"), [])
 
-    def test_open_in_established_ignored(self):
-        """A second OPEN in Established is a collision the table ignores."""
+    def test_open_in_established(self):
+        """An OPEN on the Established connection ends it with FSM Error 5/3 (RFC 6608)."""
         h = Harness()
         proto, transport = h.established()
         proto.dataReceived(encode_message(peer_open()))
-        self.assertEqual(h.state, State.ESTABLISHED)
-        self.assertEqual(transport.value(), b"")
+        self.assertEqual(transport.value(), notification_bytes(5, 3))
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(h.state, State.IDLE)
+        [(_, reason, _)] = h.listener.of("down")
+        self.assertIn("unexpected OPEN in Established", reason)
