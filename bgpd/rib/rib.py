@@ -405,14 +405,16 @@ class Rib:
             self._groups_by_family[g.family].append(ng)
             for m in members:
                 m.peer.members[g.family] = (ng, m)
-            ng.replace_policy(chains[members[0].peer])
+            new = next((chains[m.peer] for m in members if m.peer in chains), g.policy)
+            if new is not ng.policy:
+                ng.replace_policy(new)
         if stay != g.key:
             if self._groups.get(g.key) is g:
                 del self._groups[g.key]
             g.key = stay
             self._groups.setdefault(stay, g)
-        new = chains.get(parts[stay][0].peer)
-        if new is not None and new is not g.policy:
+        new = next((chains[m.peer] for m in parts[stay] if m.peer in chains), g.policy)
+        if new is not g.policy:
             g.replace_policy(new)
 
     def rehearse(self, candidate: Callable[[PeerInfo, str], Chain]) -> dict[tuple[str, str], RehearsalResult]:

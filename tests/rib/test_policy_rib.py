@@ -163,6 +163,19 @@ class ExportChangeTests(PolicyRibCase):
         self.assertEqual(s2.announced(), [pfx("10.20.0.0/16")])
         self.assertEqual(s3.announced(), [pfx("10.20.0.0/16")])
 
+    def test_both_members_change_differently(self):
+        """Both members of a group get different new chains: each hears only its own difference."""
+        self.add(E1)
+        s2, s3 = self.add(E2), self.add(E3)
+        self.feed()
+        s2.clear()
+        s3.clear()
+        self.rib.set_export_policies({E2.address: ["drop-ten-zero"], E3.address: ["med-ten-one"]})
+        self.settle()
+        self.assertEqual((s2.withdrawn(), s2.announced()), ([PREFIXES[0]], []))
+        self.assertEqual((s3.withdrawn(), s3.announced()), ([], [PREFIXES[1]]))
+        self.assertIsNot(self.rib.update_group(E2, IPV4), self.rib.update_group(E3, IPV4))
+
     def test_changed_while_paused(self):
         """A member paused during the change ends with the new policy's view when it resumes."""
         self.add(E1)
