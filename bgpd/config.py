@@ -41,6 +41,7 @@ or ``bgp.mrai_ibgp`` shows up in ``Config.bgp``, not per neighbor.
 
 from __future__ import annotations
 
+import copy
 import datetime
 import difflib
 import ipaddress
@@ -101,6 +102,7 @@ MAX_DELAY_OPEN_TIME = 240
 MAX_U32 = 4294967295  # MED, LOCAL_PREF
 MAX_PATHS = 64
 MAX_ALLOWAS_IN = 10
+DEFAULT_STATE_DIR = "/var/lib/bgpd"
 
 
 # -- errors -------------------------------------------------------------------
@@ -284,6 +286,9 @@ class BgpConfig:
     mrai_ibgp: float = 0.0
     #: Policies applied to every neighbor's routes before its own import_policy.
     import_policy: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    #: Where changes made through the API are kept (`bgpd.state`); a relative
+    #: path is taken relative to the config file's directory.
+    state_dir: str = DEFAULT_STATE_DIR
 
     @cluster_id.default
     def _default_cluster_id(self) -> str:
@@ -363,6 +368,10 @@ class Config:
     #: ``[sets]`` and ``[policies]`` (``((name, PolicyDef), ...)`` in file order).
     sets: PolicySets = attrs.field(factory=lambda: PolicySets())
     policies: tuple[tuple[str, PolicyDef], ...] = attrs.field(default=(), converter=tuple)
+    #: The document this was validated from (as tomllib returned it, copied),
+    #: or None for a Config built directly.  `bgpd.state.overlay` lays the
+    #: API's changes over it; it takes no part in comparisons.
+    source: Mapping[str, Any] | None = attrs.field(default=None, repr=False, eq=False, hash=False)
     _by_address: dict[str, NeighborConfig] = attrs.field(init=False, repr=False, eq=False, hash=False)
 
     @_by_address.default
@@ -446,7 +455,7 @@ def config_from_dict(d: Mapping[str, Any]) -> Config:
     if v.errors:
         raise ConfigErrors(v.errors)
     assert config is not None
-    return config
+    return attrs.evolve(config, source=copy.deepcopy(dict(d)))
 
 
 # -- validation -----------------------------------------------------------------
@@ -471,6 +480,7 @@ BGP_KEYS = (
     "mrai_ebgp",
     "mrai_ibgp",
     "import_policy",
+    "state_dir",
 )
 NEIGHBOR_KEYS = tuple(f.name for f in attrs.fields(NeighborConfig))
 MAX_PREFIX_KEYS = tuple(f.name for f in attrs.fields(MaxPrefix))
@@ -796,6 +806,7 @@ class _Validator:
         mrai_ebgp = self.seconds(tbl, path, "mrai_ebgp", 0.5)
         mrai_ibgp = self.seconds(tbl, path, "mrai_ibgp", 0.0)
         import_policy = _global_import_policy(self, tbl, path)
+        state_dir = self.state_dir(tbl, path)
         if len(self.errors) > n_errors:
             return None
         return BgpConfig(
@@ -816,7 +827,19 @@ class _Validator:
             mrai_ebgp=mrai_ebgp,
             mrai_ibgp=mrai_ibgp,
             import_policy=import_policy,
+            state_dir=state_dir,
         )
+
+    def state_dir(self, tbl: Mapping[str, Any], path: str) -> Any:
+        """``[bgp] state_dir``: a directory path; whether it is usable is checked at start."""
+        value = self.string(tbl, path, "state_dir", DEFAULT_STATE_DIR)
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return self.error(_join(path, "state_dir"), "must be a directory path, got an empty string")
+        if "\0" in value:
+            return self.error(_join(path, "state_dir"), "must be a directory path, got a NUL character in it")
+        return value
 
     def listen_addresses(self, tbl: Mapping[str, Any], path: str) -> Any:
         key = _join(path, "listen_addresses")

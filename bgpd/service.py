@@ -42,6 +42,8 @@ from bgpd.session.factory import PeerFactory, SessionListener
 from bgpd.session.fsm import State
 from bgpd.session.listener import BGPServerFactory, install_md5, listen, set_listen_ttl
 from bgpd.session.negotiation import SessionInfo
+from bgpd.state.store import MemoryStore, StateStore
+from bgpd.statecontrol import StateControl, read_overlay
 from bgpd.wire.address import normalize_address
 from bgpd.wire.attributes import PathAttributes
 from bgpd.wire.constants import FAMILIES_BY_NAME, ORIGIN_NAMES, CeaseError, RefreshSubtype, family_name
@@ -497,15 +499,28 @@ def _rib_options(config: Config) -> RibOptions:
 class BgpdService(MultiService):
     """The root of the service tree."""
 
-    def __init__(self, config: Config, config_path: str | None = None, reactor: Any = None) -> None:
+    def __init__(self, config: Config, config_path: str | None = None, reactor: Any = None,
+                 store: StateStore | None = None) -> None:
         super().__init__()
         if reactor is None:
             from twisted.internet import reactor as _reactor
 
             reactor = _reactor
         self.reactor = reactor
-        self.config = config
         self.config_path = config_path
+        # The API's stored changes are laid over the file before any part
+        # is built, so that they are back before the first session starts.
+        # Without a store (tests, embedding) API changes live in memory.
+        overlay, problems = read_overlay(store) if store is not None else ([], [])
+        for line in problems:
+            log.error("{problem}", problem=line)
+        if store is not None:
+            # twistd forks after building the tree: no open database may cross it.
+            store.close()
+        #: what the API calls to change config (`bgpd.statecontrol`)
+        self.state = StateControl(self, config, store if store is not None else MemoryStore(), overlay)
+        config = self.state.startup_config()
+        self.config = config
         self.rib_service = RibService(config, reactor)
         self.rib_service.setServiceParent(self)
         self.sessions = SessionsService(config, self.rib_service.bridge, reactor)
@@ -526,12 +541,15 @@ class BgpdService(MultiService):
         if self._old_sighup is not None:
             signal.signal(signal.SIGHUP, self._old_sighup)
             self._old_sighup = None
+        self.state.store.close()
         return super().stopService()
 
     def reload(self) -> bool:
         """Re-read the config file; keep the running config if the new one is bad."""
         try:
-            new = load_config(self.config_path)
+            base = load_config(self.config_path)
+            # The API's changes stay on top of the newly read file.
+            new = self.state.rebase(base)
         except ConfigError as err:
             log.error("config reload refused, keeping the running config:\n{err}", err=str(err))
             return False
@@ -544,7 +562,14 @@ class BgpdService(MultiService):
                       err=str(err))
             return False
         log.info("reloading config from {path}", path=self.config_path)
+        if base.bgp.state_dir != self.state.base.bgp.state_dir:
+            log.warn("bgp.state_dir changed: it applies after a restart of bgpd")
+        self.state.base = base
+        self.take_config(new, prepared)
+        return True
+
+    def take_config(self, new: Config, prepared: tuple[dict[str, Policy], dict[str, tuple]]) -> None:
+        """Run ``new`` (validated; ``prepared`` from ``rib_service.prepare``): the reload path."""
         self.config = new
         self.rib_service.reload(new, prepared)
         self.sessions.reload(new)
-        return True

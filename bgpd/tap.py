@@ -39,5 +39,8 @@ class Options(usage.Options):
 
 def makeService(options: Options) -> IService:
     from bgpd.service import BgpdService
+    from bgpd.state.store import SqliteStore
+    from bgpd.statecontrol import resolve_state_dir
 
-    return BgpdService(options.loaded, config_path=options["config"])
+    store = SqliteStore(resolve_state_dir(options.loaded, options["config"]))
+    return BgpdService(options.loaded, config_path=options["config"], store=store)

@@ -1,0 +1,202 @@
+"""API changes that survive a restart: the service side of `bgpd.state`.
+
+`StateControl` is the one object the API's control object calls to change
+neighbors, policies and lease-less originated paths.  Every method runs on
+the reactor thread and follows DESIGN.md's order: validate (the whole
+effective config, with the config module's rules, errors naming the key)
+-> write to the store (one transaction, durable before it returns; a failure
+raises `StateError` and changes nothing) -> apply to the running service
+(the same path a SIGHUP reload takes) -> return.
+
+At start the stored overlay is read and laid over the config file before
+any session exists, so API neighbors, policies and originated paths are
+back before the first OPEN.  A corrupt store is reported by key and set
+aside (renamed with a timestamp) and bgpd starts from the file alone; an
+overlay that no longer fits the file (an API neighbor naming a policy the
+file dropped) is reported by key and bgpd starts from the file alone, the
+store kept: the next API call reports the same error until it is fixed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from twisted.logger import Logger
+
+from bgpd.config import Config, ConfigError, ConfigErrors, NeighborConfig, OriginateConfig
+from bgpd.state.overlay import effective_config, neighbor_key, originate_key, render_toml
+from bgpd.state.store import Change, CorruptState, StateError, StateStore
+
+if TYPE_CHECKING:
+    from bgpd.service import BgpdService
+
+__all__ = ["AlreadyExists", "NotFound", "StateControl", "resolve_state_dir"]
+
+log = Logger()
+
+
+class NotFound(ConfigError):
+    """The neighbor or path named does not exist (gRPC NOT_FOUND)."""
+
+
+class AlreadyExists(ConfigError):
+    """The neighbor named exists already (gRPC ALREADY_EXISTS)."""
+
+
+def resolve_state_dir(config: Config, config_path: str | None) -> str:
+    """``[bgp] state_dir``, a relative path taken from the config file's directory."""
+    state_dir = os.path.expanduser(config.bgp.state_dir)
+    if os.path.isabs(state_dir) or config_path is None:
+        return os.path.abspath(state_dir)
+    return os.path.join(os.path.dirname(os.path.abspath(config_path)), state_dir)
+
+
+def read_overlay(store: StateStore) -> tuple[list[Change], list[str]]:
+    """The stored changes, and the problems met reading them (one line each, by key).
+
+    A corrupt store is set aside and reads as empty; an unreadable one (a
+    directory bgpd cannot write) reads as empty and every later write fails.
+    """
+    try:
+        return store.changes(), []
+    except CorruptState as err:
+        problems = [f"{err}; moved aside to {store.reset_corrupt()}, starting from the config file alone"]
+    except StateError as err:
+        return [], [f"bgp.state_dir: {err}; API changes cannot be kept until this is fixed"]
+    try:
+        return store.changes(), problems
+    except StateError as err:
+        return [], [*problems, f"bgp.state_dir: {err}"]
+
+
+class StateControl:
+    """The API-facing methods that change config through the state store.
+
+    ``base`` is the config file's Config, ``overlay`` the stored changes;
+    the running config is ``effective_config(base, overlay)``.
+    """
+
+    def __init__(self, service: BgpdService, base: Config, store: StateStore,
+                 overlay: Sequence[Change] = ()) -> None:
+        self._service = service
+        self.base = base
+        self.store = store
+        self.overlay: list[Change] = list(overlay)
+
+    # -- start and reload ------------------------------------------------------
+
+    def startup_config(self) -> Config:
+        """The config to start from: the overlay on the file, or the file alone when it does not fit."""
+        try:
+            return effective_config(self.base, self.overlay)
+        except ConfigError as err:
+            log.error("state store: the API's changes do not fit the config file, starting "
+                      "from the file alone (the store is kept):\n{err}", err=str(err))
+            return self.base
+
+    def rebase(self, new_base: Config) -> Config:
+        """The effective config over a newly read file (SIGHUP); raises `ConfigErrors`, commits nothing."""
+        return effective_config(new_base, self.overlay)
+
+    # -- reading ----------------------------------------------------------------
+
+    def effective_config(self) -> Config:
+        """The running config (what a restart would start with)."""
+        return self._service.config
+
+    def config_toml(self, hide_secrets: bool = True) -> str:
+        """The effective config as TOML, each part from the API after a ``# from the API`` line."""
+        return render_toml(self.base, self.overlay, hide_secrets)
+
+    # -- changes ------------------------------------------------------------------
+
+    def add_neighbor(self, table: Mapping[str, Any]) -> NeighborConfig:
+        """Add a ``[[neighbors]]``-shaped table; `AlreadyExists` if the address is configured."""
+        key = self._neighbor_key(table)
+        if self._service.config.neighbor(key) is not None:
+            raise AlreadyExists("address", f"neighbor {key} exists already")
+        config = self._commit([Change("neighbor", key, "put", dict(table))])
+        return _found(config.neighbor(key))
+
+    def update_neighbor(self, table: Mapping[str, Any]) -> NeighborConfig:
+        """Replace the neighbor at ``table["address"]`` with ``table`` (whole, not merged); `NotFound`."""
+        key = self._neighbor_key(table)
+        if self._service.config.neighbor(key) is None:
+            raise NotFound("address", f"no neighbor {key}")
+        config = self._commit([Change("neighbor", key, "put", dict(table))])
+        return _found(config.neighbor(key))
+
+    def remove_neighbor(self, address: str) -> None:
+        """Remove the neighbor at ``address`` (a file's one too: the removal is kept); `NotFound`."""
+        key = self._neighbor_key({"address": address})
+        if self._service.config.neighbor(key) is None:
+            raise NotFound("address", f"no neighbor {key}")
+        op = "remove" if self.base.neighbor(key) is not None else "clear"
+        self._commit([Change("neighbor", key, op)])
+
+    def replace_policies(self, sets: Mapping[str, Any], policies: Mapping[str, Any]) -> Config:
+        """Replace ``[sets]`` and ``[policies]`` as a whole, as the file writes them."""
+        return self._commit([Change("policies", "", "put", {"sets": dict(sets), "policies": dict(policies)})])
+
+    def originate(self, tables: Sequence[Mapping[str, Any]]) -> list[OriginateConfig]:
+        """Originate ``[[originate]]``-shaped tables, one transaction for the batch."""
+        changes = []
+        for i, table in enumerate(tables):
+            try:
+                key = originate_key(table.get("prefix"))
+            except ValueError as e:
+                raise ConfigErrors([ConfigError(f"originate[{i}].prefix", str(e))]) from None
+            changes.append(Change("originate", key, "put", dict(table)))
+        config = self._commit(changes)
+        by_prefix = {o.prefix: o for o in config.originate}
+        return [by_prefix[c.key] for c in changes]
+
+    def withdraw(self, prefixes: Sequence[str]) -> None:
+        """Withdraw originated paths by prefix (a file's one too); `NotFound` for one not originated."""
+        have = {o.prefix for o in self._service.config.originate}
+        from_file = {o.prefix for o in self.base.originate}
+        changes = []
+        for i, prefix in enumerate(prefixes):
+            try:
+                key = originate_key(prefix)
+            except ValueError as e:
+                raise ConfigErrors([ConfigError(f"prefixes[{i}]", str(e))]) from None
+            if key not in have:
+                raise NotFound(f"prefixes[{i}]", f"{key} is not originated")
+            changes.append(Change("originate", key, "remove" if key in from_file else "clear"))
+        self._commit(changes)
+
+    # -- internals ------------------------------------------------------------------
+
+    @staticmethod
+    def _neighbor_key(table: Mapping[str, Any]) -> str:
+        if "address" not in table:
+            raise ConfigErrors([ConfigError("address", "required key is missing")])
+        try:
+            return neighbor_key(table["address"])
+        except ValueError as e:
+            raise ConfigErrors([ConfigError("address", str(e))]) from None
+
+    def _commit(self, changes: list[Change]) -> Config:
+        """Validate, store, apply: an exception at any step leaves everything as it was."""
+        replaced = {(c.kind, c.key) for c in changes}
+        kept = [c for c in self.overlay if (c.kind, c.key) not in replaced]
+        candidate = effective_config(self.base, kept + changes)
+        try:
+            prepared = self._service.rib_service.prepare(candidate)
+        except Exception as err:  # noqa: BLE001 - any compiler failure refuses the change
+            raise ConfigErrors([ConfigError("policies", f"does not compile: {err}")]) from None
+        stored = self.store.record(changes)
+        self.overlay = kept + stored
+        what = ", ".join(f"{c.op} {c.label}" for c in changes[:5])
+        log.info("state store: {n} API change(s) kept: {what}{more}", n=len(changes), what=what,
+                 more=" ..." if len(changes) > 5 else "")
+        self._service.take_config(candidate, prepared)
+        return candidate
+
+
+def _found(n: NeighborConfig | None) -> NeighborConfig:
+    assert n is not None  # the candidate was validated with it in
+    return n
