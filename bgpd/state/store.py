@@ -210,6 +210,9 @@ class SqliteStore:
         self._conn = None  # a parent's connection must not be used after fork
         try:
             os.makedirs(self.state_dir, mode=0o750, exist_ok=True)
+            # Neighbor tables may hold MD5 keys: owner only.  SQLite gives
+            # its -wal and -shm files the database file's mode.
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
             conn = sqlite3.connect(self.path, isolation_level=None, timeout=5.0)
         except (OSError, sqlite3.Error) as e:
             raise StateError(self.path, f"cannot open: {e}") from None

@@ -319,3 +319,18 @@ class RestartTests(_ServiceCase):
         self.assertEqual(resolve_state_dir(config, self.path), os.path.join(self.dir, "state"))
         absolute = load_config(self.path).bgp.__class__(local_as=1, router_id="192.0.2.1", state_dir="/x/y")
         self.assertEqual(resolve_state_dir(config.__class__(bgp=absolute), self.path), "/x/y")
+
+
+class TapTests(_ServiceCase):
+    def test_make_service_opens_the_store_in_state_dir(self):
+        """twistd's makeService opens the SQLite store in the resolved state_dir and replays it."""
+        from bgpd.tap import Options, makeService
+
+        SqliteStore(os.path.join(self.dir, "state")).record(
+            [Change("neighbor", "192.0.2.9", "put", neighbor("192.0.2.9"))])
+        options = Options()
+        options.parseOptions(["-c", self.path])
+        svc = makeService(options)
+        self.assertIsInstance(svc.state.store, SqliteStore)
+        self.assertEqual(svc.state.store.state_dir, os.path.join(self.dir, "state"))
+        self.assertIsNotNone(svc.config.neighbor("192.0.2.9"))

@@ -120,6 +120,14 @@ class SqliteStoreTests(_StoreContract, SynchronousTestCase):
         self.assertEqual(conn.execute("PRAGMA synchronous").fetchone()[0], 2)
         self.assertEqual(conn.execute("SELECT version FROM schema_version").fetchall(), [(SCHEMA_VERSION,)])
 
+    def test_file_is_private(self):
+        """The database (which may hold MD5 keys) is readable by its owner only."""
+        store = self.make()
+        store.record([N1])
+        for name in os.listdir(self.state_dir):
+            mode = os.stat(os.path.join(self.state_dir, name)).st_mode & 0o777
+            self.assertEqual(mode & 0o077, 0, (name, oct(mode)))
+
     def test_failure_inside_the_transaction_rolls_back(self):
         """A write that fails half-way through a batch leaves no part of it stored."""
         store = self.make()
