@@ -254,6 +254,7 @@ class RibService(Service):
         self.bridge = RoutingBridge(self)
         self.peers: dict[PeerFactory, PeerInfo] = {}
         self._originated: dict[tuple[tuple[int, int], bytes], PathAttributes] = {}
+        self._originate_built: dict[Any, tuple[tuple[tuple[int, int], bytes], PathAttributes]] = {}
         self._factories: dict[PeerInfo, PeerFactory] = {}
         self.rib.watch_prefix_counts(self._prefix_count)
 
@@ -457,19 +458,28 @@ class RibService(Service):
 
     def _sync_originated(self, config: Config) -> None:
         wanted: dict[tuple[tuple[int, int], bytes], PathAttributes] = {}
+        # Every API change re-runs this; with 100,000 originated paths,
+        # parsing each prefix again would stall the reactor for a second.
+        built = self._originate_built
+        fresh: dict[Any, tuple[tuple[tuple[int, int], bytes], PathAttributes]] = {}
         for route in config.originate:
-            afi, key = prefix_from_str(route.prefix)
-            fam = FAMILIES_BY_NAME[route.family]
-            wanted[(fam, key)] = PathAttributes(
-                origin=int(ORIGIN_NAMES[route.origin]),
-                as_path=(),
-                next_hop=route.next_hop,
-                med=route.med,
-                local_pref=route.local_pref,
-                communities=tuple(route.communities),
-                large_communities=tuple(route.large_communities),
-                ext_communities=tuple(route.ext_communities),
-            )
+            hit = built.get(route)
+            if hit is None:
+                afi, key = prefix_from_str(route.prefix)
+                fam = FAMILIES_BY_NAME[route.family]
+                hit = ((fam, key), PathAttributes(
+                    origin=int(ORIGIN_NAMES[route.origin]),
+                    as_path=(),
+                    next_hop=route.next_hop,
+                    med=route.med,
+                    local_pref=route.local_pref,
+                    communities=tuple(route.communities),
+                    large_communities=tuple(route.large_communities),
+                    ext_communities=tuple(route.ext_communities),
+                ))
+            fresh[route] = hit
+            wanted[hit[0]] = hit[1]
+        self._originate_built = fresh
         for (fam, key) in self._originated.keys() - wanted.keys():
             self.rib.withdraw_originated(fam, key)
         for (fam, key), attrs in wanted.items():

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.logger import Logger
 
 from bgpd.config import Config, ConfigError, ConfigErrors, NeighborConfig, OriginateConfig
-from bgpd.state.overlay import effective_config, neighbor_key, originate_key, render_toml
+from bgpd.state.overlay import OriginateCache, effective_config, neighbor_key, originate_key, render_toml
 from bgpd.state.store import Change, CorruptState, StateError, StateStore
 
 if TYPE_CHECKING:
@@ -84,13 +84,16 @@ class StateControl:
         self.base = base
         self.store = store
         self.overlay: list[Change] = list(overlay)
+        # Spares re-validating every originated path on every call.
+        self._cache = OriginateCache()
+        self._cache.prime(base)
 
     # -- start and reload ------------------------------------------------------
 
     def startup_config(self) -> Config:
         """The config to start from: the overlay on the file, or the file alone when it does not fit."""
         try:
-            return effective_config(self.base, self.overlay)
+            return effective_config(self.base, self.overlay, self._cache)
         except ConfigError as err:
             log.error("state store: the API's changes do not fit the config file, starting "
                       "from the file alone (the store is kept):\n{err}", err=str(err))
@@ -98,7 +101,8 @@ class StateControl:
 
     def rebase(self, new_base: Config) -> Config:
         """The effective config over a newly read file (SIGHUP); raises `ConfigErrors`, commits nothing."""
-        return effective_config(new_base, self.overlay)
+        self._cache.prime(new_base)
+        return effective_config(new_base, self.overlay, self._cache)
 
     # -- reading ----------------------------------------------------------------
 
@@ -108,9 +112,12 @@ class StateControl:
 
     def config_toml(self, hide_secrets: bool = True) -> str:
         """The effective config as TOML, each part from the API after a ``# from the API`` line."""
-        return render_toml(self.base, self.overlay, hide_secrets)
+        return render_toml(self.base, self.overlay, hide_secrets, self._cache)
 
     # -- changes ------------------------------------------------------------------
+
+    # Tables passed in are copied (one level); what they hold must not be
+    # modified afterwards, by the caller or anyone: they are kept as they are.
 
     def add_neighbor(self, table: Mapping[str, Any]) -> NeighborConfig:
         """Add a ``[[neighbors]]``-shaped table; `AlreadyExists` if the address is configured."""
@@ -183,7 +190,7 @@ class StateControl:
         """Validate, store, apply: an exception at any step leaves everything as it was."""
         replaced = {(c.kind, c.key) for c in changes}
         kept = [c for c in self.overlay if (c.kind, c.key) not in replaced]
-        candidate = effective_config(self.base, kept + changes)
+        candidate = effective_config(self.base, kept + changes, self._cache)
         try:
             prepared = self._service.rib_service.prepare(candidate)
         except Exception as err:  # noqa: BLE001 - any compiler failure refuses the change

@@ -21,7 +21,6 @@ came from the API marked (``bgpctl config show``).
 
 from __future__ import annotations
 
-import copy
 import ipaddress
 import json
 import math
@@ -32,13 +31,14 @@ from typing import Any
 
 import attrs
 
-from bgpd.config import Config, ConfigError, ConfigErrors, config_from_dict
+from bgpd.config import Config, ConfigError, ConfigErrors, OriginateConfig, config_from_dict
 from bgpd.state.store import Change
 from bgpd.wire.address import normalize_address
 
 __all__ = [
     "API_MARK",
     "Effective",
+    "OriginateCache",
     "effective_config",
     "effective_document",
     "neighbor_key",
@@ -113,62 +113,184 @@ def _records_document(config: Config) -> dict[str, Any]:
     return doc
 
 
-def effective_document(base: Config, overlay: Sequence[Change]) -> Effective:
-    """The base's document with ``overlay`` applied in order (not validated)."""
-    doc = copy.deepcopy(dict(base.source)) if base.source is not None else _records_document(base)
+class OriginateCache:
+    """Validated ``[[originate]]`` tables, by identity, for `effective_config`.
+
+    Each API call validates the whole effective config again; with 100,000
+    originated paths that would take seconds on the reactor thread for any
+    change at all.  An originate table's validation depends on that table
+    alone, and tables are never modified once made (the file's document and
+    the stored changes are read-only), so a table already validated need not
+    be again.  Entries hold their table, so an id is never reused while cached.
+    """
+
+    def __init__(self) -> None:
+        self._routes: dict[int, tuple[Mapping[str, Any], OriginateConfig]] = {}
+
+    def get(self, table: object) -> OriginateConfig | None:
+        hit = self._routes.get(id(table))
+        return hit[1] if hit is not None and hit[0] is table else None
+
+    def put(self, table: Mapping[str, Any], route: OriginateConfig) -> None:
+        self._routes[id(table)] = (table, route)
+
+    def keep_only(self, tables: Sequence[object]) -> None:
+        """Forget every table not in ``tables`` (the current effective document's)."""
+        live = {id(t) for t in tables}
+        self._routes = {k: v for k, v in self._routes.items() if k in live}
+
+    def prime(self, config: Config) -> None:
+        """Take a Config's own validated routes for the tables of its source document."""
+        tables = (config.source or {}).get("originate")
+        if isinstance(tables, list) and len(tables) == len(config.originate):
+            for table, route in zip(tables, config.originate, strict=True):
+                self.put(table, route)
+
+    def __len__(self) -> int:
+        return len(self._routes)
+
+
+def _originate_key_of(item: object, cache: OriginateCache | None) -> str | None:
+    if cache is not None and (route := cache.get(item)) is not None:
+        return route.prefix
+    return _quiet(originate_key, item.get("prefix")) if isinstance(item, Mapping) else None
+
+
+def effective_document(base: Config, overlay: Sequence[Change],
+                       cache: OriginateCache | None = None) -> Effective:
+    """The base's document with ``overlay`` applied in order (not validated).
+
+    Linear in the size of the document and the overlay: a batch of 100,000
+    originated paths is one pass, not one list scan per path.  Tables are
+    shared with ``base.source`` and the changes, not copied: none is ever
+    modified.
+    """
+    doc = dict(base.source) if base.source is not None else _records_document(base)
     eff = Effective(doc)
+    listed = {
+        "neighbor": _Listed(doc, "neighbors", "address", neighbor_key, eff.api_neighbors),
+        "originate": _Listed(doc, "originate", "prefix", originate_key, eff.api_originate, cache),
+    }
     for change in overlay:
-        if change.kind == "neighbor":
-            _apply_listed(doc, "neighbors", "address", neighbor_key, change)
-            (eff.api_neighbors.add if change.op == "put" else eff.api_neighbors.discard)(change.key)
-        elif change.kind == "originate":
-            _apply_listed(doc, "originate", "prefix", originate_key, change)
-            (eff.api_originate.add if change.op == "put" else eff.api_originate.discard)(change.key)
-        elif change.kind == "policies":
+        if change.kind == "policies":
             table = change.table or {}
             for section in ("sets", "policies"):
                 if table.get(section):
-                    doc[section] = copy.deepcopy(table[section])
+                    doc[section] = table[section]
                 else:
                     doc.pop(section, None)
             eff.api_policies = change.op == "put"
+        else:
+            listed[change.kind].apply(change)
+    for part in listed.values():
+        part.store()
     return eff
 
 
-def _apply_listed(doc: dict[str, Any], section: str, name: str, keyfn: Any, change: Change) -> None:
-    items = doc.get(section)
-    if not isinstance(items, list):
-        items = []  # a broken file section: validation of the result reports it
-    kept = [item for item in items
-            if not (isinstance(item, Mapping) and _quiet(keyfn, item.get(name)) == change.key)]
-    at = next((i for i, item in enumerate(items)
-               if isinstance(item, Mapping) and _quiet(keyfn, item.get(name)) == change.key), None)
-    if change.op == "put":
-        table = copy.deepcopy(dict(change.table or {}))
-        kept.insert(len(kept) if at is None else at, table)
-    if kept:
-        doc[section] = kept
-    else:
-        doc.pop(section, None)
+class _Listed:
+    """One array of tables (``neighbors``, ``originate``) indexed by its key, order kept."""
+
+    def __init__(self, doc: dict[str, Any], section: str, name: str, keyfn: Any, api: set[str],
+                 cache: OriginateCache | None = None) -> None:
+        self.doc, self.section, self.api = doc, section, api
+        items = doc.get(section)
+        self.valid = isinstance(items, list) or section not in doc
+        self.items: dict[object, Any] = {}
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            if section == "originate":
+                key = _originate_key_of(item, cache)
+            else:
+                key = _quiet(keyfn, item.get(name)) if isinstance(item, Mapping) else None
+            # Entries without a usable key (or duplicates) stay where they
+            # are, for validation of the result to report at their index.
+            self.items[(i,) if key is None or key in self.items else key] = item
+        self.changed = False
+
+    def apply(self, change: Change) -> None:
+        self.changed = True
+        if change.op == "put":
+            self.items[change.key] = change.table
+            self.api.add(change.key)
+        else:
+            self.items.pop(change.key, None)
+            self.api.discard(change.key)
+
+    def store(self) -> None:
+        if not self.changed or not self.valid:
+            return  # a broken file section is left for validation to report
+        if self.items:
+            self.doc[self.section] = list(self.items.values())
+        else:
+            self.doc.pop(self.section, None)
 
 
 _INDEXED = re.compile(r"(neighbors|originate)\[(\d+)\]")
 
 
-def effective_config(base: Config, overlay: Sequence[Change]) -> Config:
+def effective_config(base: Config, overlay: Sequence[Change],
+                     cache: OriginateCache | None = None) -> Config:
     """The running config: ``base`` (the file) with ``overlay`` (the API's changes) laid over it.
 
     Re-validated as a whole; raises `ConfigErrors` whose keys are those of the
     effective document, an API entry's reason saying it came from the API.
-    With no overlay, ``base`` itself.
+    With no overlay, ``base`` itself.  ``cache`` (kept by the caller from one
+    call to the next) spares validating an ``[[originate]]`` table twice; the
+    result is the same with or without it.
     """
     if not overlay:
         return base
-    eff = effective_document(base, overlay)
+    eff = effective_document(base, overlay, cache)
+    doc = eff.doc
+    tables = doc.get("originate")
+    if cache is None or not isinstance(tables, list):
+        try:
+            return config_from_dict(doc)
+        except ConfigError as err:
+            raise _mark_api_errors(err, eff) from None
+    # Everything but [[originate]] as one document; of the originate tables
+    # only those not validated before, as a second one with the same [bgp].
+    rest = {k: v for k, v in doc.items() if k != "originate"}
+    routes: list[OriginateConfig | None] = [cache.get(t) for t in tables]
+    fresh = [i for i, r in enumerate(routes) if r is None]
+    errors: list[ConfigError] = []
     try:
-        return config_from_dict(eff.doc)
+        main = config_from_dict(rest)
     except ConfigError as err:
-        raise _mark_api_errors(err, eff) from None
+        errors.extend(err.errors)
+        main = None
+    if fresh and isinstance(doc.get("bgp"), Mapping):
+        try:
+            checked = config_from_dict({"bgp": doc["bgp"], "originate": [tables[i] for i in fresh]})
+        except ConfigError as err:
+            errors.extend(_reindex(e, fresh) for e in err.errors if e.key.startswith("originate"))
+        else:
+            for i, route in zip(fresh, checked.originate, strict=True):
+                cache.put(tables[i], route)
+                routes[i] = route
+    seen: dict[str, int] = {}
+    for i, route in enumerate(routes):
+        if route is None:
+            continue
+        if route.prefix in seen:  # only a file can have two; the overlay is keyed by prefix
+            also = f"originate[{seen[route.prefix]}].prefix"
+            reason = f"duplicate prefix {route.prefix} (also {also})"
+            errors.append(ConfigError(f"originate[{i}].prefix", reason))
+        else:
+            seen[route.prefix] = i
+    if errors:
+        raise _mark_api_errors(ConfigErrors(errors), eff)
+    assert main is not None
+    cache.keep_only(tables)
+    return attrs.evolve(main, originate=routes, source=doc)
+
+
+def _reindex(err: ConfigError, positions: list[int]) -> ConfigError:
+    """An error about ``originate[k]`` of a sub-list, renamed to that table's place in the whole list."""
+    m = _INDEXED.match(err.key)
+    if m is None or m.group(1) != "originate":
+        return err
+    key = f"originate[{positions[int(m.group(2))]}]" + err.key[m.end():]
+    return ConfigError(key, err.reason, err.line, err.column)
 
 
 def _mark_api_errors(err: ConfigError, eff: Effective) -> ConfigErrors:
@@ -247,13 +369,14 @@ def _table(out: list[str], path: str, tbl: Mapping[str, Any], header: str | None
                 _table(out, sub, item, f"[[{sub}]]", False, hide)
 
 
-def render_toml(base: Config, overlay: Sequence[Change], hide_secrets: bool = True) -> str:
+def render_toml(base: Config, overlay: Sequence[Change], hide_secrets: bool = True,
+                cache: OriginateCache | None = None) -> str:
     """The effective config as a TOML document; each part the API set follows an `API_MARK` line.
 
     ``hide_secrets`` prints MD5 keys as ``"<hidden>"`` (the output is for
     people and logs); the result then reads back only with real keys put in.
     """
-    eff = effective_document(base, overlay)
+    eff = effective_document(base, overlay, cache)
     doc = eff.doc
     out: list[str] = []
     api = {"neighbors": eff.api_indices("neighbors"), "originate": eff.api_indices("originate")}

@@ -7,7 +7,7 @@ import tomllib
 from twisted.trial.unittest import SynchronousTestCase
 
 from bgpd.config import BgpConfig, Config, ConfigErrors, NeighborConfig, parse_config
-from bgpd.state.overlay import API_MARK, effective_config, render_toml
+from bgpd.state.overlay import API_MARK, OriginateCache, effective_config, render_toml
 from bgpd.state.store import Change
 
 FILE = """
@@ -118,6 +118,47 @@ class EffectiveConfigTests(SynchronousTestCase):
         eff = effective_config(base, [put_neighbor("192.0.2.9")])
         self.assertEqual([n.address for n in eff.neighbors], ["192.0.2.2", "192.0.2.9"])
         self.assertEqual(eff.neighbor("192.0.2.2"), base.neighbor("192.0.2.2"))
+
+
+class OriginateCacheTests(SynchronousTestCase):
+    def setUp(self):
+        self.base = parse_config(FILE)
+        self.overlay = [
+            put_neighbor("192.0.2.9"),
+            Change("originate", "203.0.113.0/24", "put", {"prefix": "203.0.113.0/24", "med": 7}),
+            Change("originate", "203.0.113.128/25", "put", {"prefix": "203.0.113.128/25"}),
+        ]
+
+    def test_same_result_with_and_without(self):
+        """The cache changes how much is validated, not the result, on first and later calls."""
+        cache = OriginateCache()
+        cache.prime(self.base)
+        plain = effective_config(self.base, self.overlay)
+        self.assertEqual(effective_config(self.base, self.overlay, cache), plain)
+        self.assertEqual(len(cache), 3)
+        again = effective_config(self.base, self.overlay, cache)
+        self.assertEqual(again, plain)
+        self.assertEqual(again.source, plain.source)
+
+    def test_fresh_table_errors_keep_their_index(self):
+        """A bad table validated alone is reported at its place in the whole list, marked as API."""
+        cache = OriginateCache()
+        cache.prime(self.base)
+        effective_config(self.base, self.overlay, cache)
+        bad = [*self.overlay, Change("originate", "192.0.2.128/25", "put",
+                                     {"prefix": "192.0.2.128/25", "med": -1})]
+        want = self.assertRaises(ConfigErrors, effective_config, self.base, bad)
+        got = self.assertRaises(ConfigErrors, effective_config, self.base, bad, cache)
+        self.assertEqual([(e.key, e.reason) for e in got.errors], [(e.key, e.reason) for e in want.errors])
+        self.assertEqual(got.errors[0].key, "originate[3].med")
+        self.assertIn("set through the API", got.errors[0].reason)
+
+    def test_forgets_tables_no_longer_there(self):
+        """After a withdrawal the cache holds only the tables of the effective document."""
+        cache = OriginateCache()
+        effective_config(self.base, self.overlay, cache)
+        effective_config(self.base, [*self.overlay, Change("originate", "203.0.113.0/24", "remove")], cache)
+        self.assertEqual(len(cache), 2)
 
 
 class RenderTomlTests(SynchronousTestCase):
