@@ -114,6 +114,23 @@ class StateControl:
         """The effective config as TOML, each part from the API after a ``# from the API`` line."""
         return render_toml(self.base, self.overlay, hide_secrets, self._cache)
 
+    def neighbor_table(self, address: str) -> dict[str, Any] | None:
+        """The effective ``[[neighbors]]`` table at ``address`` as written (defaults not
+        filled in), or None: what an update with a field mask merges into."""
+        try:
+            key = neighbor_key(address)
+        except ValueError:
+            return None
+        source = self._service.config.source or {}
+        for item in source.get("neighbors", []):
+            if isinstance(item, Mapping) and isinstance(item.get("address"), str):
+                try:
+                    if neighbor_key(item["address"]) == key:
+                        return dict(item)
+                except ValueError:
+                    continue
+        return None
+
     # -- changes ------------------------------------------------------------------
 
     # Tables passed in are copied (one level); what they hold must not be

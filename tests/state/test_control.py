@@ -214,6 +214,17 @@ class StateControlTests(_ServiceCase):
         self.assertTrue(any("neighbors[1].import_policy[0]" in line and "set through the API" in line
                             for line in self.logged), self.logged)
 
+    def test_neighbor_table_for_merging(self):
+        """neighbor_table gives the neighbor as written, file's or API's, for a field-mask merge."""
+        svc = self.start(MemoryStore())
+        self.assertEqual(svc.state.neighbor_table("192.0.2.2")["import_policy"], ["mine"])
+        self.assertNotIn("hold_time", svc.state.neighbor_table("192.0.2.2"))
+        svc.state.add_neighbor(neighbor("192.0.2.9", description="api"))
+        merged = {**svc.state.neighbor_table("192.0.2.9"), "hold_time": 30}
+        self.assertEqual(svc.state.update_neighbor(merged).description, "api")
+        self.assertIsNone(svc.state.neighbor_table("192.0.2.77"))
+        self.assertIsNone(svc.state.neighbor_table("not an address"))
+
     def test_config_toml_marks_api(self):
         """config_toml prints the effective config with the API's neighbor marked."""
         svc = self.start(MemoryStore())
