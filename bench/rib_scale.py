@@ -350,6 +350,7 @@ class _Bgpd:
                 router_id = "{MID_IP}"
                 listen_addresses = ["{MID_IP}"]
                 listen_port = 179
+                state_dir = "{os.path.join(os.path.dirname(conf), 'bgpd-state')}"
                 """) + peers + "\n" + self.policy)
         self.proc = self.ns.popen_bgpd(conf)
         return self

@@ -131,9 +131,11 @@ class BgpdDriver:
         self.router_id = check_peer_address(router_id)
         self.neighbors = list(neighbors)
         self.originate = [dict(o) for o in originate]
-        self.bgp = {"idle_hold_time": 1, "max_idle_hold_time": 4, "connect_retry_time": 2,
-                    **bgp}
         self.dir = tempfile.mkdtemp(prefix="bgpd-", dir=ns.workdir)
+        # Each daemon keeps its API state in its own folder, never in the
+        # host's /var/lib/bgpd (the default), which parallel runs would share.
+        self.bgp = {"idle_hold_time": 1, "max_idle_hold_time": 4, "connect_retry_time": 2,
+                    "state_dir": os.path.join(self.dir, "state"), **bgp}
         self.config_path = os.path.join(self.dir, "bgpd.toml")
         self.log_name = log_name
         self.proc: Process | None = None
