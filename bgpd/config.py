@@ -66,10 +66,12 @@ from bgpd.wire.constants import (
 
 __all__ = [
     "ADD_PATH_MODES",
+    "API_KEYS",
     "BUILTIN_POLICIES",
     "FAMILIES",
     "ROLES",
     "SOFT_FIELDS",
+    "ApiConfig",
     "BgpConfig",
     "Config",
     "ConfigError",
@@ -81,7 +83,11 @@ __all__ = [
     "OriginateConfig",
     "PolicyDef",
     "PolicySets",
+    "api_config_from_table",
     "config_from_dict",
+    "listen_is_local",
+    "neighbor_from_table",
+    "split_listen",
     "load_config",
     "parse_config",
 ]
@@ -363,6 +369,8 @@ class Config:
     #: ``[sets]`` and ``[policies]`` (``((name, PolicyDef), ...)`` in file order).
     sets: PolicySets = attrs.field(factory=lambda: PolicySets())
     policies: tuple[tuple[str, PolicyDef], ...] = attrs.field(default=(), converter=tuple)
+    #: ``[api]``: the gRPC API server (off when the table is absent).
+    api: ApiConfig = attrs.field(factory=lambda: ApiConfig())
     _by_address: dict[str, NeighborConfig] = attrs.field(init=False, repr=False, eq=False, hash=False)
 
     @_by_address.default
@@ -476,7 +484,7 @@ NEIGHBOR_KEYS = tuple(f.name for f in attrs.fields(NeighborConfig))
 MAX_PREFIX_KEYS = tuple(f.name for f in attrs.fields(MaxPrefix))
 # family is derived from the prefix, never written.
 ORIGINATE_KEYS = tuple(f.name for f in attrs.fields(OriginateConfig) if f.name != "family")
-TOP_KEYS = ("bgp", "neighbors", "originate", "sets", "policies")
+TOP_KEYS = ("bgp", "neighbors", "originate", "sets", "policies", "api")
 
 # Settings a neighbor inherits from [bgp] when it does not set them.
 _INHERITED = ("local_as", "hold_time", "connect_retry_time", "idle_hold_time", "max_idle_hold_time")
@@ -763,9 +771,16 @@ class _Validator:
             bgp = self.bgp(top["bgp"])
         neighbors = self.neighbors(top.get("neighbors", []), bgp)
         originate = self.originate_list(top.get("originate", []))
+        api = ApiConfig()
+        if "api" in top:
+            try:
+                api = api_config_from_table(top["api"])
+            except ConfigError as err:
+                self.errors.extend(err.errors)
         if bgp is None or neighbors is None or originate is None or self.errors:
             return None
-        return Config(bgp=bgp, neighbors=neighbors, originate=originate, sets=sets, policies=policies)
+        return Config(bgp=bgp, neighbors=neighbors, originate=originate, sets=sets, policies=policies,
+                      api=api)
 
     def bgp(self, value: object) -> BgpConfig | None:
         path = "bgp"
@@ -1845,3 +1860,114 @@ def policy_inputs(config: Config, name: str) -> tuple:
                 kind = _COMMUNITY_ACTIONS[key[len("remove_"):]][0]
                 used.append((kind, value, config.sets.lookup(kind, value)))
     return (name, definition, tuple(used))
+
+
+# -- the API: neighbors added at run time, and the [api] table ------------------
+
+
+def neighbor_from_table(table: Mapping[str, Any], config: Config, path: str = "neighbor") -> NeighborConfig:
+    """Validate one neighbor given at run time (the API) exactly as a [[neighbors]] table.
+
+    ``config`` is the running config: it supplies the inherited [bgp] values
+    and the policy names a neighbor may use.  Raises `ConfigErrors` whose keys
+    start with ``path`` (``neighbor.remote_as``), so an error names the field.
+    """
+    v = _Validator()
+    v.policy_names = tuple(name for name, _ in config.policies)
+    neighbor = v.neighbor(dict(table), path, config.bgp)
+    if v.errors:
+        raise ConfigErrors(v.errors)
+    assert neighbor is not None
+    return neighbor
+
+
+API_KEYS = ("enabled", "listen", "read_only", "tls_cert", "tls_key", "tls_client_ca")
+DEFAULT_API_LISTEN = "127.0.0.1:50051"
+
+
+@attrs.frozen
+class ApiConfig:
+    """The ``[api]`` table: where the gRPC API listens and how it is protected."""
+
+    #: Start the API server at all.
+    enabled: bool = False
+    #: ``unix:/path/to/socket`` or ``HOST:PORT`` (IPv6 as ``[::1]:50051``).
+    listen: str = DEFAULT_API_LISTEN
+    #: Reject every mutating call with PERMISSION_DENIED.
+    read_only: bool = False
+    #: PEM server certificate and key: required to listen beyond loopback.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    #: PEM CA bundle: when set, clients must present a certificate it signed.
+    tls_client_ca: str | None = None
+
+    @property
+    def local_only(self) -> bool:
+        """True for a Unix socket or a loopback address (no TLS needed)."""
+        return listen_is_local(self.listen)
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[V6]:PORT`` -> (host, port); raises ValueError naming the problem."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"expected unix:PATH or HOST:PORT, got {listen!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        n = int(port)
+    except ValueError:
+        raise ValueError(f"port must be a number, got {port!r}") from None
+    if not 0 <= n <= 65535:
+        raise ValueError(f"port must be 0..65535, got {n}")
+    if host != "localhost":
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"host must be an IP address or localhost, got {host!r}") from None
+    return host, n
+
+
+def listen_is_local(listen: str) -> bool:
+    """Whether ``listen`` is a Unix socket or a loopback address."""
+    if listen.startswith("unix:"):
+        return True
+    host, _ = split_listen(listen)
+    return host == "localhost" or ipaddress.ip_address(host).is_loopback
+
+
+def api_config_from_table(table: object, path: str = "api") -> ApiConfig:
+    """Validate an ``[api]`` table; raises `ConfigErrors` naming each bad key.
+
+    Listening beyond loopback without ``tls_cert`` and ``tls_key`` is an
+    error naming the missing key: the API changes routing, so it is never
+    offered in clear text off the host.
+    """
+    v = _Validator()
+    tbl = v.table(table, path, API_KEYS)
+    if tbl is None:
+        raise ConfigErrors(v.errors)
+    enabled = v.boolean(tbl, path, "enabled", True)
+    listen = v.string(tbl, path, "listen", DEFAULT_API_LISTEN)
+    read_only = v.boolean(tbl, path, "read_only", False)
+    tls = {name: v.string(tbl, path, name, None) for name in ("tls_cert", "tls_key", "tls_client_ca")}
+    if listen is not INVALID:
+        if listen.startswith("unix:"):
+            if not listen[len("unix:"):]:
+                v.error(_join(path, "listen"), "unix: needs a socket path, like unix:/run/bgpd/api.sock")
+        else:
+            try:
+                local = listen_is_local(listen)
+            except ValueError as e:
+                v.error(_join(path, "listen"), str(e))
+            else:
+                if not local:
+                    for name in ("tls_cert", "tls_key"):
+                        if tls[name] is None:
+                            v.error(_join(path, name), f"required: {path}.listen {listen} is not "
+                                    "loopback, and the API is served beyond loopback only over TLS")
+    if tls["tls_client_ca"] is not None and tls["tls_cert"] is None:
+        v.error(_join(path, "tls_client_ca"), f"needs {path}.tls_cert and {path}.tls_key (TLS)")
+    if v.errors:
+        raise ConfigErrors(v.errors)
+    return ApiConfig(enabled=enabled, listen=listen, read_only=read_only, **tls)

@@ -494,6 +494,40 @@ def _rib_options(config: Config) -> RibOptions:
     )
 
 
+class ApiService(Service):
+    """The gRPC API ([api]): one Control object handed to grpcio's servicers.
+
+    grpcio runs in its own threads; its handlers wait on the reactor thread,
+    so stopping it (which waits for them) happens off the reactor thread.
+    """
+
+    name = "api"
+
+    def __init__(self, root: BgpdService) -> None:
+        self.root = root
+        self.server: Any = None
+        self.control: Any = None
+
+    def startService(self) -> None:
+        # Imported here: grpcio is loaded only when the API is configured.
+        from bgpd.api.control import Control
+        from bgpd.api.server import ApiServer
+
+        self.control = Control(self.root)
+        self.server = ApiServer(self.root.reactor, self.control, self.root.config.api)
+        self.server.start()
+        super().startService()
+
+    def stopService(self) -> Any:
+        super().stopService()
+        server, self.server = self.server, None
+        if server is None:
+            return None
+        from twisted.internet.threads import deferToThreadPool
+
+        return deferToThreadPool(self.root.reactor, self.root.reactor.getThreadPool(), server.stop)
+
+
 class BgpdService(MultiService):
     """The root of the service tree."""
 
@@ -510,6 +544,10 @@ class BgpdService(MultiService):
         self.rib_service.setServiceParent(self)
         self.sessions = SessionsService(config, self.rib_service.bridge, reactor)
         self.sessions.setServiceParent(self)
+        self.api: ApiService | None = None
+        if config.api.enabled:
+            self.api = ApiService(self)
+            self.api.setServiceParent(self)
         self._old_sighup: Any = None
 
     def startService(self) -> None:

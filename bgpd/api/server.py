@@ -1,0 +1,276 @@
+"""The gRPC server: servicers for bgpd.v1, in grpcio's own threads.
+
+Every handler runs on a grpcio worker thread and reaches routing state only
+through ``threads.blockingCallFromThread(reactor, ...)`` on the one
+:class:`bgpd.api.control.Control`; records are turned into protobuf here and
+nowhere else.  :class:`ControlError` becomes the matching status code with
+a message naming the field; read-only mode answers PERMISSION_DENIED to
+every mutating call.  Health checking (grpc.health.v1) and server reflection
+are served when their modules are importable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent import futures
+from typing import Any
+
+import grpc
+from twisted.internet import threads
+from twisted.logger import Logger
+
+from bgpd.api._gen.bgpd.v1 import global_pb2, global_pb2_grpc, peers_pb2, peers_pb2_grpc
+from bgpd.api.control import (
+    HARD,
+    SOFT_IN,
+    SOFT_OUT,
+    Control,
+    ControlError,
+    GlobalStatus,
+    NotificationInfo,
+    PeerStatus,
+)
+from bgpd.config import ApiConfig, NeighborConfig, split_listen
+
+log = Logger()
+
+_RESET_KINDS = {peers_pb2.ResetPeerRequest.HARD: HARD, peers_pb2.ResetPeerRequest.SOFT_IN: SOFT_IN,
+                peers_pb2.ResetPeerRequest.SOFT_OUT: SOFT_OUT}
+# PeerConfig fields that map one to one onto [[neighbors]] keys.
+_SCALAR_KEYS = ("local_as", "description", "enabled", "passive", "local_address", "port", "hold_time",
+                "route_reflector_client", "next_hop_self", "soft_reconfiguration_inbound",
+                "connect_retry_time", "ttl_security", "md5_password")
+_LIST_KEYS = ("families", "import_policy", "export_policy")
+SERVICE_NAMES = ("bgpd.v1.Global", "bgpd.v1.Peers")
+
+
+class _Bridge:
+    """Runs a control method on the reactor thread and maps its errors to statuses."""
+
+    def __init__(self, reactor: Any, control: Control, read_only: bool) -> None:
+        self.reactor = reactor
+        self.control = control
+        self.read_only = read_only
+
+    def call(self, context: grpc.ServicerContext, method: Callable[..., Any], *args: Any,
+             mutating: bool = False) -> Any:
+        if mutating and self.read_only:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, "the API is read-only ([api] read_only)")
+        try:
+            return threads.blockingCallFromThread(self.reactor, method, *args)
+        except ControlError as err:
+            context.abort(getattr(grpc.StatusCode, err.status), str(err))
+
+
+# -- records -> protobuf ---------------------------------------------------------
+
+
+def _counts(pairs: tuple[tuple[str, int], ...]) -> list[global_pb2.FamilyCount]:
+    return [global_pb2.FamilyCount(family=f, count=n) for f, n in pairs]
+
+
+def global_to_pb(g: GlobalStatus, read_only: bool) -> global_pb2.GlobalInfo:
+    return global_pb2.GlobalInfo(
+        router_id=g.router_id, local_as=g.local_as, uptime_seconds=g.uptime_seconds,
+        version=g.version, peers_total=g.peers_total, peers_established=g.peers_established,
+        loc_rib=_counts(g.loc_rib), read_only=read_only)
+
+
+def neighbor_to_pb(n: NeighborConfig) -> peers_pb2.PeerConfig:
+    pc = peers_pb2.PeerConfig(address=n.address, remote_as=n.remote_as)
+    for key in _SCALAR_KEYS:
+        value = getattr(n, key)
+        if value is not None and key != "md5_password":
+            setattr(pc, key, value)
+    for key in _LIST_KEYS:
+        getattr(pc, key).extend(getattr(n, key))
+    return pc
+
+
+def neighbor_from_pb(pc: peers_pb2.PeerConfig) -> dict[str, Any]:
+    """A [[neighbors]] table: only the fields the client set (unset = the config default)."""
+    table: dict[str, Any] = {}
+    if pc.address:
+        table["address"] = pc.address
+    if pc.remote_as:
+        table["remote_as"] = pc.remote_as
+    for key in _SCALAR_KEYS:
+        if pc.HasField(key):
+            table[key] = getattr(pc, key)
+    for key in _LIST_KEYS:
+        if getattr(pc, key):
+            table[key] = list(getattr(pc, key))
+    return table
+
+
+def _notification_pb(n: NotificationInfo | None) -> peers_pb2.Notification | None:
+    if n is None:
+        return None
+    return peers_pb2.Notification(code=n.code, subcode=n.subcode, name=n.name,
+                                  shutdown_message=n.shutdown_message, data=n.data)
+
+
+def peer_to_pb(p: PeerStatus) -> peers_pb2.Peer:
+    return peers_pb2.Peer(
+        config=neighbor_to_pb(p.config), state=p.state, state_seconds=p.state_seconds,
+        enabled=p.enabled, router_id=p.router_id, hold_time=p.hold_time, families=p.families,
+        capabilities=p.capabilities, prefixes_received=_counts(p.prefixes_received),
+        prefixes_accepted=_counts(p.prefixes_accepted),
+        prefixes_advertised=_counts(p.prefixes_advertised), last_error=p.last_error,
+        last_notification_sent=_notification_pb(p.last_notification_sent),
+        last_notification_received=_notification_pb(p.last_notification_received),
+        messages_received=p.messages_received, messages_sent=p.messages_sent,
+        updates_received=p.updates_received, established_transitions=p.established_transitions,
+        flaps=p.flaps, peer_as=p.peer_as, from_api=p.from_api)
+
+
+# -- servicers -------------------------------------------------------------------
+
+
+class GlobalServicer(global_pb2_grpc.GlobalServicer):
+    def __init__(self, bridge: _Bridge) -> None:
+        self.bridge = bridge
+
+    def GetGlobal(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        g = self.bridge.call(context, self.bridge.control.global_status)
+        return global_to_pb(g, self.bridge.read_only)
+
+
+class PeersServicer(peers_pb2_grpc.PeersServicer):
+    def __init__(self, bridge: _Bridge) -> None:
+        self.bridge = bridge
+        self.control = bridge.control
+
+    def ListPeers(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        peers = self.bridge.call(context, self.control.peers)
+        return peers_pb2.ListPeersResponse(peers=[peer_to_pb(p) for p in peers])
+
+    def GetPeer(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        return peer_to_pb(self.bridge.call(context, self.control.peer, request.address))
+
+    def EnablePeer(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        return peer_to_pb(self.bridge.call(context, self.control.enable_peer, request.address,
+                                           mutating=True))
+
+    def DisablePeer(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        return peer_to_pb(self.bridge.call(context, self.control.disable_peer, request.address,
+                                           request.message, mutating=True))
+
+    def ResetPeer(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        kind = _RESET_KINDS.get(request.kind)
+        if kind is None:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"kind: unknown reset kind {request.kind}")
+        return peer_to_pb(self.bridge.call(context, self.control.reset_peer, request.address, kind,
+                                           request.message, mutating=True))
+
+    def AddPeer(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        if not request.HasField("config"):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "config: required")
+        return peer_to_pb(self.bridge.call(context, self.control.add_peer,
+                                           neighbor_from_pb(request.config), mutating=True))
+
+    def UpdatePeer(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        if not request.HasField("config"):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "config: required")
+        return peer_to_pb(self.bridge.call(context, self.control.update_peer,
+                                           neighbor_from_pb(request.config), mutating=True))
+
+    def DeletePeer(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        self.bridge.call(context, self.control.delete_peer, request.address, mutating=True)
+        return peers_pb2.DeletePeerResponse()
+
+
+# -- the server ------------------------------------------------------------------
+
+
+def _read(path: str, key: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise ValueError(f"{key}: cannot read {path}: {e.strerror or e}") from None
+
+
+def credentials(config: ApiConfig) -> grpc.ServerCredentials | None:
+    """TLS credentials from ``config`` (None for none); ValueError names the key."""
+    if config.tls_cert is None and config.tls_key is None:
+        return None
+    if config.tls_cert is None or config.tls_key is None:
+        missing = "api.tls_key" if config.tls_key is None else "api.tls_cert"
+        raise ValueError(f"{missing}: required with the other TLS key")
+    cert = _read(config.tls_cert, "api.tls_cert")
+    key = _read(config.tls_key, "api.tls_key")
+    ca = _read(config.tls_client_ca, "api.tls_client_ca") if config.tls_client_ca else None
+    return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca,
+                                       require_client_auth=ca is not None)
+
+
+class ApiServer:
+    """grpcio's server with the bgpd.v1 servicers, health and reflection."""
+
+    def __init__(self, reactor: Any, control: Control, config: ApiConfig, max_workers: int = 8) -> None:
+        if not config.local_only and (config.tls_cert is None or config.tls_key is None):
+            missing = "api.tls_cert" if config.tls_cert is None else "api.tls_key"
+            raise ValueError(f"{missing}: required to listen on {config.listen} (beyond loopback)")
+        self.config = config
+        self.bridge = _Bridge(reactor, control, config.read_only)
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers,
+                                                             thread_name_prefix="bgpd-api"))
+        global_pb2_grpc.add_GlobalServicer_to_server(GlobalServicer(self.bridge), self.server)
+        peers_pb2_grpc.add_PeersServicer_to_server(PeersServicer(self.bridge), self.server)
+        self.health = _add_health(self.server)
+        _add_reflection(self.server)
+        creds = credentials(config)
+        if config.listen.startswith("unix:"):
+            path = config.listen[len("unix:"):]
+            if os.path.exists(path):
+                os.unlink(path)  # a stale socket from a previous run
+            target = config.listen
+        else:
+            host, port = split_listen(config.listen)
+            target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.port = (self.server.add_secure_port(target, creds) if creds is not None
+                     else self.server.add_insecure_port(target))
+        if not config.listen.startswith("unix:") and self.port == 0:
+            raise ValueError(f"api.listen: cannot listen on {config.listen}")
+
+    @property
+    def target(self) -> str:
+        """Where a client connects (the real port when ``listen`` asked for port 0)."""
+        if self.config.listen.startswith("unix:"):
+            return self.config.listen
+        host, _ = split_listen(self.config.listen)
+        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+
+    def start(self) -> None:
+        self.server.start()
+        if self.health is not None:
+            from grpc_health.v1 import health_pb2
+
+            for name in ("", *SERVICE_NAMES):
+                self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("gRPC API listening on {target}{ro}", target=self.target,
+                 ro=" (read-only)" if self.config.read_only else "")
+
+    def stop(self, grace: float = 1.0) -> None:
+        """Stop; waits at most ``grace`` seconds for calls in flight (call off the reactor thread)."""
+        self.server.stop(grace).wait(grace + 1.0)
+
+
+def _add_health(server: grpc.Server) -> Any:
+    try:
+        from grpc_health.v1 import health, health_pb2_grpc
+    except ImportError:
+        return None
+    servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    return servicer
+
+
+def _add_reflection(server: grpc.Server) -> None:
+    try:
+        from grpc_reflection.v1alpha import reflection
+    except ImportError:
+        return
+    reflection.enable_server_reflection((*SERVICE_NAMES, reflection.SERVICE_NAME), server)
