@@ -13,7 +13,9 @@ SIGHUP reload (:meth:`BgpdService.apply_config`), and are kept in memory only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import ipaddress
+import queue
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -21,11 +23,14 @@ from twisted.logger import Logger
 
 import bgpd
 from bgpd.config import Config, ConfigError, NeighborConfig, neighbor_from_table
-from bgpd.rib import PeerInfo
+from bgpd.rib import Path, PeerInfo
 from bgpd.session.factory import PeerFactory
 from bgpd.session.fsm import State
 from bgpd.wire.address import normalize_address
-from bgpd.wire.constants import FAMILIES_BY_NAME, family_name
+from bgpd.wire.attributes import PathAttributes
+from bgpd.wire.communities import parse_community, parse_large_community
+from bgpd.wire.constants import FAMILIES_BY_NAME, ORIGIN_NAMES, family_name
+from bgpd.wire.nlri import make_prefix, prefix_contains, prefix_from_str, prefix_to_str
 from bgpd.wire.notification import Notification
 
 log = Logger()
@@ -122,6 +127,8 @@ class PeerStatus:
 
 #: ResetPeer kinds
 HARD, SOFT_IN, SOFT_OUT = "hard", "soft-in", "soft-out"
+#: ListRoutes tables
+LOC_RIB, ADJ_RIB_IN, ADJ_RIB_IN_PRE, ADJ_RIB_OUT = "loc-rib", "adj-rib-in", "adj-rib-in-pre", "adj-rib-out"
 
 _STATE_NAMES = {
     State.IDLE: "Idle", State.CONNECT: "Connect", State.ACTIVE: "Active",
@@ -141,6 +148,8 @@ class Control:
         self.started = service.reactor.seconds()
         #: addresses of the neighbors added through the API (not in the file)
         self.api_peers: set[str] = set()
+        #: (family, prefix) -> attributes of the paths originated through the API
+        self.originated: dict[tuple[tuple[int, int], bytes], PathAttributes] = {}
 
     # -- lookups -----------------------------------------------------------
 
@@ -329,6 +338,90 @@ class Control:
         self.api_peers.discard(key)
         log.info("API: deleted peer {peer}", peer=key)
 
+    # -- Routes --------------------------------------------------------------
+
+    def list_routes(self, table: str = LOC_RIB, family: str = "", peer: str = "",
+                    prefix: str = "", longest_match: str = "", more_specifics: str = "",
+                    all_paths: bool = False, limit: int = 0) -> RouteCursor:
+        """Start a listing; advance it with ``cursor.next()`` (each call one reactor turn)."""
+        fam = parse_family(family)
+        rib = self.service.rib_service.rib
+        pi: PeerInfo | None = None
+        if table == LOC_RIB:
+            if peer:
+                raise InvalidArgument("peer", "the Loc-RIB has no peer; leave peer empty")
+            source = rib.loc_table(fam)
+        elif table in (ADJ_RIB_IN, ADJ_RIB_IN_PRE, ADJ_RIB_OUT):
+            if not peer:
+                raise InvalidArgument("peer", f"required for {table}")
+            factory = self._factory(peer, "peer")
+            pi = self._info(factory)
+            if pi is None:
+                raise FailedPrecondition("peer", f"neighbor {factory.address} is not Established")
+            if table == ADJ_RIB_OUT:
+                source = rib.adj_rib_out(pi, fam)
+            else:
+                try:
+                    source = rib.adj_rib_in(pi, fam, pre_policy=table == ADJ_RIB_IN_PRE)
+                except ValueError:
+                    raise FailedPrecondition(
+                        "table", f"neighbor {factory.address} has soft_reconfiguration_inbound off: "
+                        "no pre-policy Adj-RIB-In is kept") from None
+        else:
+            raise InvalidArgument("table", f"unknown table {table!r}")
+        match: Callable[[bytes], bool] | None = None
+        keyed = table != LOC_RIB and any(k.__class__ is tuple for k in _first(source))
+        if prefix:
+            key = parse_prefix(prefix, fam, "prefix")
+            keys = [k for k in source if _split_key(k)[1] == key] if keyed else \
+                ([key] if key in source else [])
+        elif longest_match:
+            key = parse_prefix(longest_match, fam, "longest_match")
+            keys = _longest(source, key, keyed)
+        elif more_specifics:
+            key = parse_prefix(more_specifics, fam, "more_specifics")
+            keys, match = list(source), _within(key)
+        else:
+            keys = list(source)
+        return RouteCursor(self, table, fam, pi, keys, match, all_paths, limit)
+
+    def add_paths(self, paths: list[OriginatedPath]) -> int:
+        """Originate validated paths (``parse_paths``); returns how many were new or changed."""
+        rib = self.service.rib_service.rib
+        n = 0
+        for p in paths:
+            k = (p.family, p.prefix)
+            if self.originated.get(k) != p.attributes:
+                self.originated[k] = p.attributes
+                rib.originate(p.family, p.prefix, p.attributes)
+                n += 1
+        return n
+
+    def delete_paths(self, prefixes: list[str]) -> int:
+        """Withdraw paths this API originated; NotFound (naming it) leaves every path in place."""
+        keys = []
+        for i, text in enumerate(prefixes):
+            try:
+                afi, key = prefix_from_str(text)
+            except ValueError as e:
+                raise InvalidArgument(f"prefixes[{i}]", f"not a prefix: {text!r} ({e})") from None
+            k = ((afi, 1), key)
+            if k not in self.originated:
+                raise NotFound(f"prefixes[{i}]", f"{text} was not originated through the API")
+            keys.append(k)
+        rib = self.service.rib_service.rib
+        for k in dict.fromkeys(keys):
+            del self.originated[k]
+            rib.withdraw_originated(*k)
+        return len(set(keys))
+
+    def watch_routes(self, family: str = "", prefix: str = "", dump: bool = False,
+                     bound: int = 100_000) -> RouteWatch:
+        """Start a watch of best-path changes (see :class:`RouteWatch`)."""
+        fam = parse_family(family) if family else None
+        within = parse_prefix(prefix, fam, "prefix") if prefix else None
+        return RouteWatch(self, fam, within, dump, bound)
+
     def _validate(self, table: Mapping[str, Any]) -> NeighborConfig:
         try:
             return neighbor_from_table(table, self.config)
@@ -352,7 +445,344 @@ def _check_message(message: str) -> None:
 
 
 def _sort_key(address: str) -> tuple[int, bytes]:
-    import ipaddress
-
     ip = ipaddress.ip_address(address.split("%")[0])
     return ip.version, ip.packed
+
+
+# -- Routes -------------------------------------------------------------------------
+
+#: prefixes looked at per reactor turn by a listing or a dump (measured: see bench/api.py)
+CHUNK = 2000
+
+
+@attrs.frozen
+class RouteRecord:
+    """One path of one prefix, as the API shows it."""
+
+    prefix: str
+    family: str
+    path_id: int
+    best: bool
+    source_peer: str
+    source_router_id: str
+    attributes: PathAttributes
+    explain_step: str = ""
+    stale: bool = False
+
+
+@attrs.frozen
+class Withdrawn:
+    """A prefix that no longer has a best path (WatchRoutes)."""
+
+    prefix: str
+    family: str
+
+
+@attrs.frozen
+class EndOfDump:
+    """The initial dump of a watch is complete (``count`` paths)."""
+
+    count: int
+
+
+@attrs.frozen
+class Overflow:
+    """A watch's queue passed its bound: the stream ends (RESOURCE_EXHAUSTED)."""
+
+    bound: int
+
+
+def parse_family(name: str, field: str = "family") -> tuple[int, int]:
+    fam = FAMILIES_BY_NAME.get(name or "ipv4-unicast")
+    if fam is None:
+        raise InvalidArgument(field, f"unknown family {name!r}; one of {', '.join(FAMILIES_BY_NAME)}")
+    return fam
+
+
+def parse_prefix(text: str, family: tuple[int, int] | None, field: str) -> bytes:
+    """A prefix (or, ``host=True`` style, a bare address as a full-length prefix) -> key."""
+    try:
+        afi, key = prefix_from_str(text if "/" in text else _host_prefix(text))
+    except ValueError as e:
+        raise InvalidArgument(field, f"not a prefix: {text!r} ({e})") from None
+    if family is not None and afi != family[0]:
+        raise InvalidArgument(field, f"{text} is not of family {family_name(*family)}")
+    return key
+
+
+def _host_prefix(text: str) -> str:
+    ip = ipaddress.ip_address(text)
+    return f"{ip}/{ip.max_prefixlen}"
+
+
+def _split_key(key: Any) -> tuple[int, bytes]:
+    """Adj-RIB keys are a prefix, or (path id, prefix) with ADD-PATH."""
+    if key.__class__ is tuple:
+        return key[0], key[1]
+    return 0, key
+
+
+class RouteCursor:
+    """A listing in progress: :meth:`next` returns the next chunk (empty at the end).
+
+    Built and advanced on the reactor thread.  It walks a snapshot of the
+    table's keys taken at the start (one ``list()`` of the dict) and reads
+    each key's current value, so a chunk never iterates a dict that the RIB
+    changes between chunks; prefixes added after the start are not listed.
+    """
+
+    def __init__(self, control: Control, table: str, family: tuple[int, int], peer: PeerInfo | None,
+                 keys: list[Any], match: Callable[[bytes], bool] | None, all_paths: bool,
+                 limit: int) -> None:
+        self.control = control
+        self.table = table
+        self.family = family
+        self.peer = peer
+        self.keys = keys
+        self.match = match
+        self.all_paths = all_paths
+        self.limit = limit
+        self.pos = 0
+        self.sent = 0
+
+    def _source(self) -> dict:
+        rib = self.control.service.rib_service.rib
+        if self.table == LOC_RIB:
+            return rib.loc_table(self.family)
+        if self.table == ADJ_RIB_OUT:
+            return rib.adj_rib_out(self.peer, self.family)
+        return rib.adj_rib_in(self.peer, self.family, pre_policy=self.table == ADJ_RIB_IN_PRE)
+
+    def next(self, n: int = CHUNK) -> list[RouteRecord]:
+        out: list[RouteRecord] = []
+        if self.limit and self.sent >= self.limit:
+            return out
+        rib = self.control.service.rib_service.rib
+        source = self._source()
+        afi = self.family[0]
+        fname = family_name(*self.family)
+        match = self.match
+        keys = self.keys
+        end = min(len(keys), self.pos + n)
+        for key in keys[self.pos:end]:
+            value = source.get(key)
+            if value is None:
+                continue
+            path_id, prefix = _split_key(key)
+            if match is not None and not match(prefix):
+                continue
+            text = prefix_to_str(prefix, afi)
+            if self.table == ADJ_RIB_OUT:
+                out.append(RouteRecord(text, fname, path_id, False, "", "", value))
+            elif self.table == LOC_RIB:
+                paths = (value,) if value.__class__ is Path else value
+                if not self.all_paths:
+                    paths = paths[:1]
+                steps = {}
+                if len(paths) > 1:
+                    steps = {id(loser): step for step, _, loser in rib.explain(self.family, prefix)}
+                for i, p in enumerate(paths):
+                    best = i == 0 and rib.eligible(p)
+                    out.append(_record(text, fname, p, best, steps.get(id(p), "")))
+            else:
+                best = rib.best(self.family, prefix) is value
+                out.append(_record(text, fname, value, best, ""))
+        self.pos = end
+        if self.limit:
+            out = out[:self.limit - self.sent]
+        self.sent += len(out)
+        return out
+
+    @property
+    def done(self) -> bool:
+        return self.pos >= len(self.keys) or bool(self.limit and self.sent >= self.limit)
+
+
+def _record(prefix: str, family: str, path: Path, best: bool, step: str) -> RouteRecord:
+    info = path.peer
+    return RouteRecord(prefix, family, path.path_id, best, info.address, info.router_id, path.attrs,
+                       step, bool(path.stale))
+
+
+@attrs.frozen
+class OriginatedPath:
+    """A validated path to originate (``parse_paths``)."""
+
+    family: tuple[int, int]
+    prefix: bytes
+    attributes: PathAttributes
+
+
+def parse_paths(items: list[Mapping[str, Any]], offset: int = 0) -> list[OriginatedPath]:
+    """Validate paths to originate; pure (any thread).  Errors name ``paths[i].FIELD``.
+
+    Each item has ``prefix``, ``next_hop`` and optional ``origin``, ``med``,
+    ``local_pref``, ``communities``, ``large_communities``.  The next hop
+    must be of the prefix's family (RFC 4760: an IPv6 prefix needs an IPv6
+    next hop here; RFC 8950's IPv4-over-IPv6 is not offered).
+    """
+    out = []
+    for i, item in enumerate(items, offset):
+        where = f"paths[{i}]"
+        text = item.get("prefix") or ""
+        if not text:
+            raise InvalidArgument(f"{where}.prefix", "required")
+        try:
+            afi, key = prefix_from_str(text)
+        except ValueError as e:
+            raise InvalidArgument(f"{where}.prefix", f"not a prefix: {text!r} ({e})") from None
+        nh = item.get("next_hop") or ""
+        if not nh:
+            raise InvalidArgument(f"{where}.next_hop", "required")
+        try:
+            ip = ipaddress.ip_address(nh)
+        except ValueError:
+            raise InvalidArgument(f"{where}.next_hop", f"not an IP address: {nh!r}") from None
+        if (ip.version == 4) != (afi == 1):
+            raise InvalidArgument(f"{where}.next_hop",
+                                  f"IPv{ip.version} next hop {nh} for {'IPv4' if afi == 1 else 'IPv6'} "
+                                  f"prefix {text}")
+        if ip.is_unspecified or ip.is_multicast:
+            raise InvalidArgument(f"{where}.next_hop", f"must be a unicast address, got {nh}")
+        origin = item.get("origin") or "igp"
+        if origin not in ORIGIN_NAMES:
+            raise InvalidArgument(f"{where}.origin", f"one of {', '.join(ORIGIN_NAMES)}, got {origin!r}")
+        try:
+            communities = tuple(parse_community(c) for c in item.get("communities", ()))
+        except ValueError as e:
+            raise InvalidArgument(f"{where}.communities", str(e)) from None
+        try:
+            large = tuple(parse_large_community(c) for c in item.get("large_communities", ()))
+        except ValueError as e:
+            raise InvalidArgument(f"{where}.large_communities", str(e)) from None
+        attributes = PathAttributes(origin=int(ORIGIN_NAMES[origin]), as_path=(), next_hop=str(ip),
+                                    med=item.get("med"), local_pref=item.get("local_pref"),
+                                    communities=communities, large_communities=large)
+        out.append(OriginatedPath((afi, 1), key, attributes))
+    return out
+
+
+class RouteWatch:
+    """One WatchRoutes stream: a bounded queue filled on the reactor thread.
+
+    The RIB's change batches (and the optional dump, produced in chunks) are
+    put into ``queue``, which the gRPC thread drains.  Routing never waits:
+    past ``bound`` queued items the watch unsubscribes and queues an
+    :class:`Overflow`, which ends the stream.  The dump pauses while the
+    queue is over half full, so a reader that keeps up never overflows.
+    """
+
+    def __init__(self, control: Control, family: tuple[int, int] | None, within: bytes | None,
+                 dump: bool, bound: int) -> None:
+        self.control = control
+        self.family = family
+        self.within = within
+        self.bound = bound
+        self.queue: queue.Queue = queue.Queue()
+        self.closed = False
+        self._dumping = dump
+        self._held: list[Any] = []
+        rib = control.service.rib_service.rib
+        self._unsubscribe = rib.subscribe(self._changes)
+        self._cursors: list[RouteCursor] = []
+        self._dumped = 0
+        if dump:
+            fams = [family] if family is not None else list(FAMILIES_BY_NAME.values())
+            for fam in fams:
+                match = None if within is None else _within(within)
+                self._cursors.append(RouteCursor(control, LOC_RIB, fam, None, list(rib.loc_table(fam)),
+                                                 match, False, 0))
+            self._dump_step()
+
+    def _put(self, item: Any) -> None:
+        if self.closed:
+            return
+        if self.queue.qsize() >= self.bound:
+            self.close()
+            self.queue.put(Overflow(self.bound))
+            return
+        self.queue.put(item)
+
+    def _dump_step(self) -> None:
+        if self.closed:
+            return
+        # Fill the queue to half its bound at most: the rest is room for the
+        # changes that keep arriving, so a reader that keeps up never overflows.
+        room = self.bound // 2 - self.queue.qsize()
+        if room <= 0:
+            self.control.reactor.callLater(0.01, self._dump_step)
+            return
+        while self._cursors and self._cursors[0].done:
+            self._cursors.pop(0)
+        if self._cursors:
+            for r in self._cursors[0].next(min(CHUNK, room)):
+                if r.best:
+                    self._dumped += 1
+                    self._put(r)
+            self.control.reactor.callLater(0, self._dump_step)
+            return
+        self._dumping = False
+        self._put(EndOfDump(self._dumped))
+        held, self._held = self._held, []
+        self._changes(held)
+
+    def _changes(self, changes: list[Any]) -> None:
+        if self.closed:
+            return
+        if self._dumping:
+            if len(self._held) + len(changes) > self.bound:
+                self.close()
+                self.queue.put(Overflow(self.bound))
+                return
+            self._held.extend(changes)
+            return
+        for fam, prefix, path in changes:
+            if self.family is not None and fam != self.family:
+                continue
+            if self.within is not None and not prefix_contains(self.within, prefix):
+                continue
+            text = prefix_to_str(prefix, fam[0])
+            if path is None:
+                self._put(Withdrawn(text, family_name(*fam)))
+            else:
+                self._put(_record(text, family_name(*fam), path, True, ""))
+            if self.closed:
+                return
+
+    def close(self) -> None:
+        """Stop watching (the client went away, or the queue overflowed)."""
+        if not self.closed:
+            self.closed = True
+            self._unsubscribe()
+            self._cursors = []
+
+
+def _within(outer: bytes) -> Callable[[bytes], bool]:
+    return lambda key: prefix_contains(outer, key)
+
+
+def _first(source: dict) -> list[Any]:
+    for k in source:
+        return [k]
+    return []
+
+
+def _longest(source: dict, key: bytes, keyed: bool) -> list[Any]:
+    """The keys of the longest prefix in ``source`` covering ``key`` (one probe per length)."""
+    if keyed:
+        # ADD-PATH keys (path id, prefix): one pass, keeping the longest cover.
+        best: list[Any] = []
+        for k in source:
+            p = k[1]
+            if prefix_contains(p, key):
+                if best and p[0] > best[0][1][0]:
+                    best = []
+                if not best or p[0] == best[0][1][0]:
+                    best.append(k)
+        return best
+    addr = key[1:]
+    for plen in range(key[0], -1, -1):
+        candidate = make_prefix(addr, plen)
+        if candidate in source:
+            return [candidate]
+    return []

@@ -12,6 +12,7 @@ are served when their modules are importable.
 from __future__ import annotations
 
 import os
+import queue
 from collections.abc import Callable
 from concurrent import futures
 from typing import Any
@@ -20,20 +21,40 @@ import grpc
 from twisted.internet import threads
 from twisted.logger import Logger
 
-from bgpd.api._gen.bgpd.v1 import global_pb2, global_pb2_grpc, peers_pb2, peers_pb2_grpc
+from bgpd.api._gen.bgpd.v1 import (
+    global_pb2,
+    global_pb2_grpc,
+    peers_pb2,
+    peers_pb2_grpc,
+    routes_pb2,
+    routes_pb2_grpc,
+)
 from bgpd.api.control import (
+    ADJ_RIB_IN,
+    ADJ_RIB_IN_PRE,
+    ADJ_RIB_OUT,
     HARD,
+    LOC_RIB,
     SOFT_IN,
     SOFT_OUT,
     Control,
     ControlError,
+    EndOfDump,
     GlobalStatus,
     NotificationInfo,
+    Overflow,
     PeerStatus,
+    RouteRecord,
+    Withdrawn,
+    parse_paths,
 )
 from bgpd.config import ApiConfig, NeighborConfig, split_listen
+from bgpd.wire.communities import format_community, format_ext_community, format_large_community
+from bgpd.wire.constants import ORIGIN_NAMES, SegmentType
 
 log = Logger()
+
+_ORIGIN_TEXT = {int(v): k for k, v in ORIGIN_NAMES.items()}
 
 _RESET_KINDS = {peers_pb2.ResetPeerRequest.HARD: HARD, peers_pb2.ResetPeerRequest.SOFT_IN: SOFT_IN,
                 peers_pb2.ResetPeerRequest.SOFT_OUT: SOFT_OUT}
@@ -42,7 +63,11 @@ _SCALAR_KEYS = ("local_as", "description", "enabled", "passive", "local_address"
                 "route_reflector_client", "next_hop_self", "soft_reconfiguration_inbound",
                 "connect_retry_time", "ttl_security", "md5_password")
 _LIST_KEYS = ("families", "import_policy", "export_policy")
-SERVICE_NAMES = ("bgpd.v1.Global", "bgpd.v1.Peers")
+SERVICE_NAMES = ("bgpd.v1.Global", "bgpd.v1.Peers", "bgpd.v1.Routes")
+_TABLES = {routes_pb2.LOC_RIB: LOC_RIB, routes_pb2.ADJ_RIB_IN: ADJ_RIB_IN,
+           routes_pb2.ADJ_RIB_IN_PRE: ADJ_RIB_IN_PRE, routes_pb2.ADJ_RIB_OUT: ADJ_RIB_OUT}
+#: paths handed to the reactor thread per call while originating
+ORIGINATE_CHUNK = 5000
 
 
 class _Bridge:
@@ -54,13 +79,17 @@ class _Bridge:
         self.read_only = read_only
 
     def call(self, context: grpc.ServicerContext, method: Callable[..., Any], *args: Any,
-             mutating: bool = False) -> Any:
-        if mutating and self.read_only:
-            context.abort(grpc.StatusCode.PERMISSION_DENIED, "the API is read-only ([api] read_only)")
+             mutating: bool = False, **kwargs: Any) -> Any:
+        if mutating:
+            self.check_writable(context)
         try:
-            return threads.blockingCallFromThread(self.reactor, method, *args)
+            return threads.blockingCallFromThread(self.reactor, method, *args, **kwargs)
         except ControlError as err:
             context.abort(getattr(grpc.StatusCode, err.status), str(err))
+
+    def check_writable(self, context: grpc.ServicerContext) -> None:
+        if self.read_only:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, "the API is read-only ([api] read_only)")
 
 
 # -- records -> protobuf ---------------------------------------------------------
@@ -125,6 +154,56 @@ def peer_to_pb(p: PeerStatus) -> peers_pb2.Peer:
         flaps=p.flaps, peer_as=p.peer_as, from_api=p.from_api)
 
 
+def attributes_to_pb(a: Any) -> routes_pb2.PathAttributes:
+    pb = routes_pb2.PathAttributes(
+        origin=_ORIGIN_TEXT.get(a.origin, str(a.origin)),
+        as_path=[routes_pb2.AsPathSegment(type=_segment_name(t), asns=asns) for t, asns in a.as_path],
+        next_hop=a.next_hop or "",
+        communities=[format_community(c) for c in a.communities],
+        large_communities=[format_large_community(c) for c in a.large_communities],
+        ext_communities=[format_ext_community(c) for c in a.ext_communities],
+        atomic_aggregate=bool(a.atomic_aggregate),
+        originator_id=a.originator_id or "",
+        cluster_list=[str(c) for c in a.cluster_list or ()],
+        next_hop_link_local=a.next_hop_ll or "",
+        unknown=[routes_pb2.UnknownAttribute(flags=f, type=t, value=v) for f, t, v in a.unknown or ()],
+    )
+    if a.med is not None:
+        pb.med = a.med
+    if a.local_pref is not None:
+        pb.local_pref = a.local_pref
+    if a.otc is not None:
+        pb.otc = a.otc
+    if a.aggregator is not None:
+        pb.aggregator_as, pb.aggregator_address = a.aggregator[0], str(a.aggregator[1])
+    return pb
+
+
+def route_to_pb(r: RouteRecord) -> routes_pb2.Route:
+    return routes_pb2.Route(prefix=r.prefix, family=r.family, path_id=r.path_id, best=r.best,
+                            source_peer=r.source_peer, source_router_id=r.source_router_id,
+                            attributes=attributes_to_pb(r.attributes), explain_step=r.explain_step,
+                            stale=r.stale)
+
+
+def _segment_name(t: int) -> str:
+    try:
+        return SegmentType(t).name
+    except ValueError:
+        return str(t)
+
+
+def path_from_pb(p: routes_pb2.OriginatePath) -> dict[str, Any]:
+    item: dict[str, Any] = {"prefix": p.prefix, "next_hop": p.next_hop, "origin": p.origin,
+                            "communities": list(p.communities),
+                            "large_communities": list(p.large_communities)}
+    if p.HasField("med"):
+        item["med"] = p.med
+    if p.HasField("local_pref"):
+        item["local_pref"] = p.local_pref
+    return item
+
+
 # -- servicers -------------------------------------------------------------------
 
 
@@ -181,6 +260,75 @@ class PeersServicer(peers_pb2_grpc.PeersServicer):
         return peers_pb2.DeletePeerResponse()
 
 
+class RoutesServicer(routes_pb2_grpc.RoutesServicer):
+    def __init__(self, bridge: _Bridge, watch_bound: int) -> None:
+        self.bridge = bridge
+        self.control = bridge.control
+        self.watch_bound = watch_bound
+
+    def ListRoutes(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        table = _TABLES.get(request.table)
+        if table is None:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"table: unknown table {request.table}")
+        which = request.WhichOneof("filter")
+        filters = {which: getattr(request, which)} if which else {}
+        cursor = self.bridge.call(context, self.control.list_routes, table, request.family,
+                                  request.peer, all_paths=request.all_paths, limit=request.limit,
+                                  **filters)
+        reactor = self.bridge.reactor
+        # One chunk per reactor turn: routing runs between the chunks.
+        while True:
+            chunk = threads.blockingCallFromThread(reactor, cursor.next)
+            for r in chunk:
+                yield route_to_pb(r)
+            if cursor.done or not context.is_active():
+                return
+
+    def AddPaths(self, request_iterator: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        self.bridge.check_writable(context)
+        paths = []
+        try:
+            for request in request_iterator:
+                paths.extend(parse_paths([path_from_pb(p) for p in request.paths], len(paths)))
+        except ControlError as err:
+            context.abort(getattr(grpc.StatusCode, err.status), str(err))
+        count = 0
+        for i in range(0, len(paths), ORIGINATE_CHUNK):
+            count += self.bridge.call(context, self.control.add_paths, paths[i:i + ORIGINATE_CHUNK])
+        return routes_pb2.AddPathsResponse(count=count)
+
+    def DeletePaths(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        n = self.bridge.call(context, self.control.delete_paths, list(request.prefixes), mutating=True)
+        return routes_pb2.DeletePathsResponse(count=n)
+
+    def WatchRoutes(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        reactor = self.bridge.reactor
+        watch = self.bridge.call(context, self.control.watch_routes, request.family, request.prefix,
+                                 request.dump, self.watch_bound)
+        context.add_callback(lambda: reactor.callFromThread(watch.close))
+        try:
+            while context.is_active():
+                try:
+                    item = watch.queue.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                lag = watch.queue.qsize()
+                if isinstance(item, Overflow):
+                    context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                  f"watch queue overflow: more than {item.bound} changes queued for "
+                                  "this stream; read faster or narrow it by family or prefix")
+                if isinstance(item, EndOfDump):
+                    yield routes_pb2.WatchRoutesResponse(
+                        end_of_dump=routes_pb2.EndOfDump(count=item.count), lag=lag)
+                elif isinstance(item, Withdrawn):
+                    yield routes_pb2.WatchRoutesResponse(
+                        withdraw=routes_pb2.Withdrawal(prefix=item.prefix, family=item.family), lag=lag)
+                else:
+                    yield routes_pb2.WatchRoutesResponse(update=route_to_pb(item), lag=lag)
+        finally:
+            reactor.callFromThread(watch.close)
+
+
 # -- the server ------------------------------------------------------------------
 
 
@@ -209,7 +357,8 @@ def credentials(config: ApiConfig) -> grpc.ServerCredentials | None:
 class ApiServer:
     """grpcio's server with the bgpd.v1 servicers, health and reflection."""
 
-    def __init__(self, reactor: Any, control: Control, config: ApiConfig, max_workers: int = 8) -> None:
+    def __init__(self, reactor: Any, control: Control, config: ApiConfig, max_workers: int = 8,
+                 watch_bound: int = 100_000) -> None:
         if not config.local_only and (config.tls_cert is None or config.tls_key is None):
             missing = "api.tls_cert" if config.tls_cert is None else "api.tls_key"
             raise ValueError(f"{missing}: required to listen on {config.listen} (beyond loopback)")
@@ -219,6 +368,7 @@ class ApiServer:
                                                              thread_name_prefix="bgpd-api"))
         global_pb2_grpc.add_GlobalServicer_to_server(GlobalServicer(self.bridge), self.server)
         peers_pb2_grpc.add_PeersServicer_to_server(PeersServicer(self.bridge), self.server)
+        routes_pb2_grpc.add_RoutesServicer_to_server(RoutesServicer(self.bridge, watch_bound), self.server)
         self.health = _add_health(self.server)
         _add_reflection(self.server)
         creds = credentials(config)
