@@ -200,6 +200,17 @@ class ReadOnlyTests(_ServerCase):
         for method, request in calls:
             code, _ = await self.status_of(method, request)
             self.assertEqual(code, grpc.StatusCode.PERMISSION_DENIED)
+        from bgpd.api._gen.bgpd.v1 import routes_pb2, routes_pb2_grpc
+
+        routes = routes_pb2_grpc.RoutesStub(self.channel)
+        add = routes_pb2.AddPathsRequest(paths=[routes_pb2.OriginatePath(prefix="203.0.113.0/24",
+                                                                         next_hop="192.0.2.1")])
+        for method, request in [
+            (lambda req, timeout: routes.AddPaths(iter([req]), timeout=timeout), add),
+            (routes.DeletePaths, routes_pb2.DeletePathsRequest(prefixes=["203.0.113.0/24"])),
+        ]:
+            code, _ = await self.status_of(method, request)
+            self.assertEqual(code, grpc.StatusCode.PERMISSION_DENIED)
         g = await self.rpc(self.glob.GetGlobal, global_pb2.GetGlobalRequest())
         self.assertTrue(g.read_only)
         self.assertEqual(self.svc.sessions.peers["192.0.2.2"].enabled, False)
