@@ -211,6 +211,18 @@ class RoutingBridge(SessionListener):
 
     def __init__(self, service: RibService) -> None:
         self.service = service
+        #: callbacks ``(peer, old, new, reason)`` for every FSM state change (the API's Events)
+        self.state_watchers: list[Any] = []
+
+    def watch_state(self, callback: Any) -> Any:
+        """Call ``callback(peer, old, new, reason)`` on each state change; returns unsubscribe."""
+        self.state_watchers.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self.state_watchers:
+                self.state_watchers.remove(callback)
+
+        return unsubscribe
 
     def session_established(self, peer: PeerFactory, info: SessionInfo) -> None:
         self.service.peer_up(peer, info)
@@ -225,7 +237,9 @@ class RoutingBridge(SessionListener):
         self.service.refresh(peer, refresh)
 
     def state_changed(self, peer: PeerFactory, old: State, new: State, reason: str) -> None:
-        pass  # the RIB cares only about Established and down
+        # The RIB cares only about Established and down; the API's watchers see all.
+        for callback in list(self.state_watchers):
+            callback(peer, old, new, reason)
 
     def output_resumed(self, peer: PeerFactory) -> None:
         self.service.output_resumed(peer)

@@ -422,6 +422,13 @@ class Control:
         within = parse_prefix(prefix, fam, "prefix") if prefix else None
         return RouteWatch(self, fam, within, dump, bound)
 
+    # -- Events --------------------------------------------------------------
+
+    def watch_events(self, peer: str = "", bound: int = 10_000) -> EventWatch:
+        """Start a watch of session state changes (of one neighbor if ``peer``)."""
+        address = normalize_address(self._factory(peer, "peer").config.address) if peer else None
+        return EventWatch(self, address, bound)
+
     def _validate(self, table: Mapping[str, Any]) -> NeighborConfig:
         try:
             return neighbor_from_table(table, self.config)
@@ -786,3 +793,48 @@ def _longest(source: dict, key: bytes, keyed: bool) -> list[Any]:
         if candidate in source:
             return [candidate]
     return []
+
+
+# -- Events -------------------------------------------------------------------------
+
+
+@attrs.frozen
+class SessionEventRecord:
+    """One FSM state change of one neighbor."""
+
+    peer: str
+    old_state: str
+    new_state: str
+    reason: str
+    time: float
+
+
+class EventWatch:
+    """One WatchEvents stream: a bounded queue filled on the reactor thread."""
+
+    def __init__(self, control: Control, peer: str | None, bound: int) -> None:
+        self.control = control
+        self.peer = peer
+        self.bound = bound
+        self.queue: queue.Queue = queue.Queue()
+        self.closed = False
+        self._unsubscribe = control.service.rib_service.bridge.watch_state(self._changed)
+
+    def _changed(self, peer: PeerFactory, old: State, new: State, reason: str) -> None:
+        if self.closed:
+            return
+        address = normalize_address(peer.config.address)
+        if self.peer is not None and address != self.peer:
+            return
+        if self.queue.qsize() >= self.bound:
+            self.close()
+            self.queue.put(Overflow(self.bound))
+            return
+        self.queue.put(SessionEventRecord(address, _STATE_NAMES.get(old, str(old)),
+                                          _STATE_NAMES.get(new, str(new)), reason,
+                                          self.control.reactor.seconds()))
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._unsubscribe()

@@ -22,6 +22,8 @@ from twisted.internet import threads
 from twisted.logger import Logger
 
 from bgpd.api._gen.bgpd.v1 import (
+    events_pb2,
+    events_pb2_grpc,
     global_pb2,
     global_pb2_grpc,
     peers_pb2,
@@ -45,6 +47,7 @@ from bgpd.api.control import (
     Overflow,
     PeerStatus,
     RouteRecord,
+    SessionEventRecord,
     Withdrawn,
     parse_paths,
 )
@@ -63,7 +66,7 @@ _SCALAR_KEYS = ("local_as", "description", "enabled", "passive", "local_address"
                 "route_reflector_client", "next_hop_self", "soft_reconfiguration_inbound",
                 "connect_retry_time", "ttl_security", "md5_password")
 _LIST_KEYS = ("families", "import_policy", "export_policy")
-SERVICE_NAMES = ("bgpd.v1.Global", "bgpd.v1.Peers", "bgpd.v1.Routes")
+SERVICE_NAMES = ("bgpd.v1.Global", "bgpd.v1.Peers", "bgpd.v1.Routes", "bgpd.v1.Events")
 _TABLES = {routes_pb2.LOC_RIB: LOC_RIB, routes_pb2.ADJ_RIB_IN: ADJ_RIB_IN,
            routes_pb2.ADJ_RIB_IN_PRE: ADJ_RIB_IN_PRE, routes_pb2.ADJ_RIB_OUT: ADJ_RIB_OUT}
 #: paths handed to the reactor thread per call while originating
@@ -307,16 +310,7 @@ class RoutesServicer(routes_pb2_grpc.RoutesServicer):
                                  request.dump, self.watch_bound)
         context.add_callback(lambda: reactor.callFromThread(watch.close))
         try:
-            while context.is_active():
-                try:
-                    item = watch.queue.get(timeout=0.5)
-                except queue.Empty:
-                    continue
-                lag = watch.queue.qsize()
-                if isinstance(item, Overflow):
-                    context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                  f"watch queue overflow: more than {item.bound} changes queued for "
-                                  "this stream; read faster or narrow it by family or prefix")
+            for item, lag in _drain(context, watch):
                 if isinstance(item, EndOfDump):
                     yield routes_pb2.WatchRoutesResponse(
                         end_of_dump=routes_pb2.EndOfDump(count=item.count), lag=lag)
@@ -325,6 +319,38 @@ class RoutesServicer(routes_pb2_grpc.RoutesServicer):
                         withdraw=routes_pb2.Withdrawal(prefix=item.prefix, family=item.family), lag=lag)
                 else:
                     yield routes_pb2.WatchRoutesResponse(update=route_to_pb(item), lag=lag)
+        finally:
+            reactor.callFromThread(watch.close)
+
+
+def _drain(context: grpc.ServicerContext, watch: Any) -> Any:
+    """Yield (item, lag) from a watch's queue until the client goes; Overflow aborts."""
+    while context.is_active():
+        try:
+            item = watch.queue.get(timeout=0.5)
+        except queue.Empty:
+            continue
+        if isinstance(item, Overflow):
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                          f"watch queue overflow: more than {item.bound} messages queued for "
+                          "this stream; read faster or narrow it")
+        yield item, watch.queue.qsize()
+
+
+class EventsServicer(events_pb2_grpc.EventsServicer):
+    def __init__(self, bridge: _Bridge, bound: int) -> None:
+        self.bridge = bridge
+        self.bound = bound
+
+    def WatchEvents(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        reactor = self.bridge.reactor
+        watch = self.bridge.call(context, self.bridge.control.watch_events, request.peer, self.bound)
+        context.add_callback(lambda: reactor.callFromThread(watch.close))
+        try:
+            for item, lag in _drain(context, watch):
+                e: SessionEventRecord = item
+                yield events_pb2.SessionEvent(peer=e.peer, old_state=e.old_state, new_state=e.new_state,
+                                              reason=e.reason, time=e.time, lag=lag)
         finally:
             reactor.callFromThread(watch.close)
 
@@ -369,6 +395,7 @@ class ApiServer:
         global_pb2_grpc.add_GlobalServicer_to_server(GlobalServicer(self.bridge), self.server)
         peers_pb2_grpc.add_PeersServicer_to_server(PeersServicer(self.bridge), self.server)
         routes_pb2_grpc.add_RoutesServicer_to_server(RoutesServicer(self.bridge, watch_bound), self.server)
+        events_pb2_grpc.add_EventsServicer_to_server(EventsServicer(self.bridge, watch_bound), self.server)
         self.health = _add_health(self.server)
         _add_reflection(self.server)
         creds = credentials(config)

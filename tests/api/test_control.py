@@ -177,3 +177,41 @@ class ControlTests(SynchronousTestCase):
         self.assertIsNone(self.svc.config.neighbor("192.0.2.2"))
         with self.assertRaises(NotFound):
             self.control.delete_peer("192.0.2.2")
+
+
+class EventsControlTests(SynchronousTestCase):
+    def setUp(self):
+        self.reactor = MemoryReactorClock()
+        self.svc = BgpdService(parse_config(CONFIG), None, self.reactor)
+        self.svc.startService()
+        self.control = Control(self.svc)
+
+    def tearDown(self):
+        self.svc.stopService()
+        self.reactor.advance(3)
+
+    def test_state_changes_with_reason(self):
+        """A watch sees the FSM change of a disabled peer, with the operator's reason."""
+        watch = self.control.watch_events()
+        self.control.disable_peer("192.0.2.2", "maintenance")
+        e = watch.queue.get_nowait()
+        self.assertEqual((e.peer, e.new_state), ("192.0.2.2", "Idle"))
+        self.assertIn("maintenance", e.reason)
+        watch.close()
+        self.control.enable_peer("192.0.2.2")
+        self.assertTrue(watch.queue.empty())
+
+    def test_peer_filter_and_overflow(self):
+        """A watch of one peer ignores the others; past its bound it ends with Overflow."""
+        from bgpd.api.control import Overflow
+
+        watch = self.control.watch_events(peer="192.0.2.1", bound=1)
+        self.control.disable_peer("192.0.2.2")
+        self.assertTrue(watch.queue.empty())
+        self.control.enable_peer("192.0.2.1")
+        self.control.disable_peer("192.0.2.1")
+        items = [watch.queue.get_nowait() for _ in range(watch.queue.qsize())]
+        self.assertEqual(items[-1], Overflow(1))
+        self.assertTrue(watch.closed)
+        with self.assertRaises(NotFound):
+            self.control.watch_events(peer="192.0.2.77")

@@ -7,6 +7,7 @@ import tempfile
 
 import grpc
 from twisted.internet import reactor, threads
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from bgpd.api._gen.bgpd.v1 import global_pb2, global_pb2_grpc, peers_pb2, peers_pb2_grpc
@@ -271,3 +272,25 @@ class ControlWithoutServerTests(TestCase):
         self.addCleanup(svc.stopService)
         self.assertIsInstance(svc.api.control, Control)
         self.assertIs(svc.api.server.bridge.control, svc.api.control)
+
+
+class EventsServiceTests(_ServerCase):
+    async def test_watch_events(self):
+        """WatchEvents streams the state change a DisablePeer causes, with its reason."""
+        from bgpd.api._gen.bgpd.v1 import events_pb2, events_pb2_grpc
+
+        stub = events_pb2_grpc.EventsStub(self.channel)
+        call = stub.WatchEvents(events_pb2.WatchEventsRequest(peer="192.0.2.1"), timeout=TIMEOUT)
+        self.addCleanup(call.cancel)
+        it = iter(call)
+        # The stream subscribes on the reactor thread: wait (bounded) until it has.
+        bridge = self.svc.rib_service.bridge
+        for _ in range(100):
+            if bridge.state_watchers:
+                break
+            await deferLater(reactor, 0.05, lambda: None)
+        await self.rpc(self.peers.DisablePeer,
+                       peers_pb2.DisablePeerRequest(address="192.0.2.1", message="work"))
+        e = await threads.deferToThread(next, it)
+        self.assertEqual((e.peer, e.new_state), ("192.0.2.1", "Idle"))
+        self.assertIn("work", e.reason)
