@@ -313,7 +313,7 @@ def _show_routes(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
             req.prefix = args.prefix
         else:
             req.longest_match = args.prefix
-    routes = list(c.routes.ListRoutes(req, timeout=CALL_TIMEOUT * 20))
+    routes = [r for m in c.routes.ListRoutes(req, timeout=CALL_TIMEOUT * 20) for r in m.routes]
     if args.json:
         out.write(json.dumps({"routes": [json.loads(_json(r)) for r in routes]}) + "\n")
     elif not routes:
@@ -386,28 +386,38 @@ def _watch(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
                                                                     dump=args.dump))
     else:
         stream = c.events.WatchEvents(events_pb2.WatchEventsRequest(peer=args.peer))
+    n = 0
     try:
-        for n, m in enumerate(stream, 1):
-            if args.json:
-                out.write(_json(m) + "\n")
-            elif args.what == "events":
-                out.write(f"{time.strftime('%H:%M:%S', time.localtime(m.time))} {m.peer} "
-                          f"{m.old_state} -> {m.new_state}: {m.reason}\n")
-            else:
-                kind = m.WhichOneof("event")
-                if kind == "end_of_dump":
-                    out.write(f"-- end of dump ({m.end_of_dump.count} paths) --\n")
-                elif kind == "withdraw":
-                    out.write(f"- {m.withdraw.prefix}\n")
-                else:
-                    a = m.update.attributes
-                    out.write(f"+ {m.update.prefix} via {a.next_hop} from {m.update.source_peer} "
-                              f"[{_as_path(a)}]{f' (lag {m.lag})' if m.lag else ''}\n")
+        for m in stream:
+            for event in (m.events if args.what == "routes" else [m]):
+                n += 1
+                _print_event(args, event, m.lag, out)
+                if args.count and n >= args.count:
+                    return
             out.flush()
-            if args.count and n >= args.count:
-                break
     finally:
         stream.cancel()
+
+
+def _print_event(args: argparse.Namespace, m: Any, lag: int, out: IO[str]) -> None:
+    if args.json:
+        doc = json.loads(_json(m))
+        if args.what == "routes" and lag:
+            doc["lag"] = lag
+        out.write(json.dumps(doc) + "\n")
+    elif args.what == "events":
+        out.write(f"{time.strftime('%H:%M:%S', time.localtime(m.time))} {m.peer} "
+                  f"{m.old_state} -> {m.new_state}: {m.reason}\n")
+    else:
+        kind = m.WhichOneof("event")
+        if kind == "end_of_dump":
+            out.write(f"-- end of dump ({m.end_of_dump.count} paths) --\n")
+        elif kind == "withdraw":
+            out.write(f"- {m.withdraw.prefix}\n")
+        else:
+            a = m.update.attributes
+            out.write(f"+ {m.update.prefix} via {a.next_hop} from {m.update.source_peer} "
+                      f"[{_as_path(a)}]{f' (lag {lag})' if lag else ''}\n")
 
 
 _COMMANDS = {"show": _show, "neighbor": _neighbor_cmd, "route": _route_cmd, "watch": _watch}

@@ -71,6 +71,8 @@ _TABLES = {routes_pb2.LOC_RIB: LOC_RIB, routes_pb2.ADJ_RIB_IN: ADJ_RIB_IN,
            routes_pb2.ADJ_RIB_IN_PRE: ADJ_RIB_IN_PRE, routes_pb2.ADJ_RIB_OUT: ADJ_RIB_OUT}
 #: paths handed to the reactor thread per call while originating
 ORIGINATE_CHUNK = 5000
+#: most events in one WatchRoutesResponse
+WATCH_BATCH = 1000
 
 
 class _Bridge:
@@ -182,11 +184,18 @@ def attributes_to_pb(a: Any) -> routes_pb2.PathAttributes:
     return pb
 
 
-def route_to_pb(r: RouteRecord) -> routes_pb2.Route:
+def route_to_pb(r: RouteRecord,
+                cache: dict[Any, routes_pb2.PathAttributes] | None = None) -> routes_pb2.Route:
+    """``cache``: attribute sets already converted (the RIB shares one set among many prefixes)."""
+    if cache is None:
+        attributes = attributes_to_pb(r.attributes)
+    else:
+        attributes = cache.get(r.attributes)
+        if attributes is None:
+            attributes = cache[r.attributes] = attributes_to_pb(r.attributes)
     return routes_pb2.Route(prefix=r.prefix, family=r.family, path_id=r.path_id, best=r.best,
                             source_peer=r.source_peer, source_router_id=r.source_router_id,
-                            attributes=attributes_to_pb(r.attributes), explain_step=r.explain_step,
-                            stale=r.stale)
+                            attributes=attributes, explain_step=r.explain_step, stale=r.stale)
 
 
 def _segment_name(t: int) -> str:
@@ -279,11 +288,15 @@ class RoutesServicer(routes_pb2_grpc.RoutesServicer):
                                   request.peer, all_paths=request.all_paths, limit=request.limit,
                                   **filters)
         reactor = self.bridge.reactor
-        # One chunk per reactor turn: routing runs between the chunks.
+        cache: dict[Any, routes_pb2.PathAttributes] = {}
+        # One chunk per reactor turn: routing runs between the chunks.  The
+        # chunk is turned into protobuf here, on the grpc thread.
         while True:
             chunk = threads.blockingCallFromThread(reactor, cursor.next)
-            for r in chunk:
-                yield route_to_pb(r)
+            if chunk:
+                yield routes_pb2.ListRoutesResponse(routes=[route_to_pb(r, cache) for r in chunk])
+            if len(cache) > 50_000:
+                cache.clear()
             if cursor.done or not context.is_active():
                 return
 
@@ -309,16 +322,21 @@ class RoutesServicer(routes_pb2_grpc.RoutesServicer):
         watch = self.bridge.call(context, self.control.watch_routes, request.family, request.prefix,
                                  request.dump, self.watch_bound)
         context.add_callback(lambda: reactor.callFromThread(watch.close))
+        cache: dict[Any, routes_pb2.PathAttributes] = {}
         try:
-            for item, lag in _drain(context, watch):
-                if isinstance(item, EndOfDump):
-                    yield routes_pb2.WatchRoutesResponse(
-                        end_of_dump=routes_pb2.EndOfDump(count=item.count), lag=lag)
-                elif isinstance(item, Withdrawn):
-                    yield routes_pb2.WatchRoutesResponse(
-                        withdraw=routes_pb2.Withdrawal(prefix=item.prefix, family=item.family), lag=lag)
-                else:
-                    yield routes_pb2.WatchRoutesResponse(update=route_to_pb(item), lag=lag)
+            for items, lag in _drain_batches(context, watch, WATCH_BATCH):
+                events = []
+                for item in items:
+                    if isinstance(item, EndOfDump):
+                        events.append(routes_pb2.RouteEvent(end_of_dump=routes_pb2.EndOfDump(count=item.count)))
+                    elif isinstance(item, Withdrawn):
+                        events.append(routes_pb2.RouteEvent(
+                            withdraw=routes_pb2.Withdrawal(prefix=item.prefix, family=item.family)))
+                    else:
+                        events.append(routes_pb2.RouteEvent(update=route_to_pb(item, cache)))
+                if len(cache) > 50_000:
+                    cache.clear()
+                yield routes_pb2.WatchRoutesResponse(events=events, lag=lag)
         finally:
             reactor.callFromThread(watch.close)
 
@@ -331,10 +349,30 @@ def _drain(context: grpc.ServicerContext, watch: Any) -> Any:
         except queue.Empty:
             continue
         if isinstance(item, Overflow):
-            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                          f"watch queue overflow: more than {item.bound} messages queued for "
-                          "this stream; read faster or narrow it")
+            _overflow(context, item)
         yield item, watch.queue.qsize()
+
+
+def _drain_batches(context: grpc.ServicerContext, watch: Any, most: int) -> Any:
+    """Yield (items, lag): what is queued, up to ``most`` items a message; Overflow aborts."""
+    for item, _ in _drain(context, watch):
+        items = [item]
+        q = watch.queue
+        while len(items) < most:
+            try:
+                nxt = q.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(nxt, Overflow):
+                _overflow(context, nxt)
+            items.append(nxt)
+        yield items, q.qsize()
+
+
+def _overflow(context: grpc.ServicerContext, item: Overflow) -> None:
+    context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                  f"watch queue overflow: more than {item.bound} messages queued for "
+                  "this stream; read faster or narrow it")
 
 
 class EventsServicer(events_pb2_grpc.EventsServicer):

@@ -27,8 +27,9 @@ class RoutesServiceTests(_ServerCase):
         return threads.deferToThread(self.routes.AddPaths, iter(batches), timeout=TIMEOUT)
 
     def listing(self, **kwargs):
+        req = routes_pb2.ListRoutesRequest(**kwargs)
         return threads.deferToThread(
-            lambda: list(self.routes.ListRoutes(routes_pb2.ListRoutesRequest(**kwargs), timeout=TIMEOUT)))
+            lambda: [r for m in self.routes.ListRoutes(req, timeout=TIMEOUT) for r in m.routes])
 
     async def settle(self, prefix: str, present: bool = True):
         """Bounded wait until the RIB's queue has processed ``prefix`` (50 x 0.1 s)."""
@@ -75,7 +76,7 @@ class RoutesServiceTests(_ServerCase):
         self.assertEqual(await self.listing(), [])  # nothing applied
 
         def first(req, timeout):
-            return next(iter(self.routes.ListRoutes(req, timeout=timeout)))
+            return list(self.routes.ListRoutes(req, timeout=timeout))
 
         cases = [
             (routes_pb2.ListRoutesRequest(prefix="10.0.0.1/8"), grpc.StatusCode.INVALID_ARGUMENT, "prefix"),
@@ -101,9 +102,15 @@ class RoutesServiceTests(_ServerCase):
         call = self.routes.WatchRoutes(routes_pb2.WatchRoutesRequest(dump=True), timeout=TIMEOUT)
         self.addCleanup(call.cancel)
         it = iter(call)
+        pending = []
 
         def take(n):
-            return [next(it) for _ in range(n)]
+            # Events arrive batched, several to a message: flatten them.
+            while len(pending) < n:
+                pending.extend(next(it).events)
+            out = pending[:n]
+            del pending[:n]
+            return out
 
         head = await threads.deferToThread(take, 3)
         self.assertEqual([m.WhichOneof("event") for m in head], ["update", "update", "end_of_dump"])
@@ -132,7 +139,7 @@ class WatchOverflowTests(_ServerCase):
         it = iter(call)
         # The (empty) dump's end says the watch is subscribed; then stop reading.
         first = await threads.deferToThread(next, it)
-        self.assertEqual(first.WhichOneof("event"), "end_of_dump")
+        self.assertEqual(first.events[0].WhichOneof("event"), "end_of_dump")
         await threads.deferToThread(stub.AddPaths, iter([routes_pb2.AddPathsRequest(paths=paths(20_000))]),
                                     timeout=TIMEOUT * 3)
 
