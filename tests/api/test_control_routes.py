@@ -231,3 +231,27 @@ class RoutesControlTests(SynchronousTestCase):
                 break
         self.assertFalse(any(isinstance(i, Overflow) for i in got))
         self.assertEqual(got[-1], EndOfDump(20))
+
+
+class RouteEncoderTests(SynchronousTestCase):
+    def test_hand_encoding_equals_protobuf(self):
+        """RouteEncoder's bytes parse to exactly the Route messages route_to_pb builds."""
+        from bgpd.api._gen.bgpd.v1 import routes_pb2
+        from bgpd.api.server import RouteEncoder, route_to_pb
+
+        a = PathAttributes(origin=2, as_path=((2, (65001, 65002)), (1, (7, 8))), next_hop="192.0.2.9",
+                           med=0, local_pref=300, communities=(65000 << 16 | 1,),
+                           large_communities=((65000, 1, 2),), atomic_aggregate=True,
+                           aggregator=(65001, "192.0.2.7"), originator_id="192.0.2.8",
+                           cluster_list=("192.0.2.6",), unknown=((0xC0, 99, b"\x01\x02"),))
+        records = [
+            RouteRecord("198.51.100.0/24", "ipv4-unicast", 0, True, "192.0.2.2", "192.0.2.2", a),
+            RouteRecord("198.51.100.0/24", "ipv4-unicast", 7, False, "192.0.2.3", "192.0.2.3", a,
+                        "local-pref", True),
+            RouteRecord("2001:db8::/32", "ipv6-unicast", 0, False, "", "", PathAttributes(
+                next_hop="2001:db8::1")),
+            RouteRecord("10.0.0.0/8", "ipv4-unicast", 300, True, "local", "0.0.0.0", a, "x" * 200),
+        ]
+        got = RouteEncoder().response(records)
+        want = routes_pb2.ListRoutesResponse(routes=[route_to_pb(r) for r in records])
+        self.assertEqual(got, want)
