@@ -44,6 +44,7 @@ from __future__ import annotations
 import datetime
 import difflib
 import ipaddress
+import json
 import math
 import re
 import tomllib
@@ -87,7 +88,10 @@ __all__ = [
     "config_from_dict",
     "listen_is_local",
     "neighbor_from_table",
+    "policies_from_toml",
+    "policy_tables_of_file",
     "split_listen",
+    "to_toml",
     "load_config",
     "parse_config",
 ]
@@ -1971,3 +1975,99 @@ def api_config_from_table(table: object, path: str = "api") -> ApiConfig:
     if v.errors:
         raise ConfigErrors(v.errors)
     return ApiConfig(enabled=enabled, listen=listen, read_only=read_only, **tls)
+
+
+# -- the API: candidate policies --------------------------------------------------
+
+POLICY_DOCUMENT_KEYS = ("sets", "policies")
+
+
+def policies_from_toml(text: str, config: Config, source: str = "candidate") -> tuple[Config, dict[str, Any]]:
+    """Validate a candidate ``[sets]`` + ``[policies]`` document against the running ``config``.
+
+    Returns the config with them in place, and the parsed tables (for
+    :func:`to_toml`).  Raises `ConfigError` / `ConfigErrors` naming the key:
+    the candidate's own problems, and every policy name ``[bgp]`` or a
+    neighbor uses that the candidate no longer defines.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(source, f"TOML syntax error: {e}") from None
+    v = _Validator()
+    top = v.table(data, "", POLICY_DOCUMENT_KEYS)
+    if top is None:
+        raise ConfigErrors(v.errors)
+    sets, policies = _policy_section(v, top)
+    names = set(BUILTIN_POLICIES) | set(v.policy_names)
+    for i, name in enumerate(config.bgp.import_policy):
+        if name not in names:
+            v.error(f"bgp.import_policy[{i}]", f"policy {name!r} is used here but the candidate lacks it")
+    for n, neighbor in enumerate(config.neighbors):
+        for key in ("import_policy", "export_policy"):
+            for i, name in enumerate(getattr(neighbor, key)):
+                if name not in names:
+                    v.error(f"neighbors[{n}].{key}[{i}]",
+                            f"policy {name!r} is used by neighbor {neighbor.address} "
+                            "but the candidate lacks it")
+    if v.errors:
+        raise ConfigErrors(v.errors)
+    return attrs.evolve(config, sets=sets, policies=policies), dict(top)
+
+
+def policy_tables_of_file(path: str) -> dict[str, Any]:
+    """The ``[sets]`` and ``[policies]`` tables of a config file, as tomllib reads them ({} if unreadable)."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+    return {k: data[k] for k in POLICY_DOCUMENT_KEYS if k in data}
+
+
+def to_toml(tables: Mapping[str, Any]) -> str:
+    """Write tomllib-shaped data back as TOML (tables, arrays of tables, scalars, arrays)."""
+    lines: list[str] = []
+    _toml_table(lines, (), tables)
+    return "\n".join(lines).strip() + "\n" if lines else ""
+
+
+def _toml_key(name: str) -> str:
+    return name if _BARE_KEY.fullmatch(name) else json.dumps(name)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(x) for x in value) + "]"
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in value.items()) + " }"
+    raise ValueError(f"cannot write {type(value).__name__} as TOML")
+
+
+def _is_table_array(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(x, Mapping) for x in value)
+
+
+def _toml_table(lines: list[str], path: tuple[str, ...], table: Mapping[str, Any]) -> None:
+    scalars = [(k, x) for k, x in table.items() if not isinstance(x, Mapping) and not _is_table_array(x)]
+    if path and (scalars or not table):
+        lines.append(f"[{'.'.join(_toml_key(p) for p in path)}]")
+    for k, x in scalars:
+        lines.append(f"{_toml_key(k)} = {_toml_value(x)}")
+    if scalars:
+        lines.append("")
+    for k, x in table.items():
+        if isinstance(x, Mapping):
+            _toml_table(lines, (*path, k), x)
+        elif _is_table_array(x):
+            for item in x:
+                lines.append(f"[[{'.'.join(_toml_key(p) for p in (*path, k))}]]")
+                for ik, iv in item.items():
+                    lines.append(f"{_toml_key(ik)} = {_toml_value(iv)}")
+                lines.append("")

@@ -22,7 +22,18 @@ import attrs
 from twisted.logger import Logger
 
 import bgpd
-from bgpd.config import Config, ConfigError, NeighborConfig, neighbor_from_table
+from bgpd.config import (
+    Config,
+    ConfigError,
+    NeighborConfig,
+    import_chain_names,
+    neighbor_from_table,
+    policies_from_toml,
+    policy_tables_of_file,
+    to_toml,
+)
+from bgpd.policy import chain
+from bgpd.policy.explain import Explanation, RehearsalResult, explain
 from bgpd.rib import Path, PeerInfo
 from bgpd.session.factory import PeerFactory
 from bgpd.session.fsm import State
@@ -148,6 +159,11 @@ class Control:
         self.started = service.reactor.seconds()
         #: addresses of the neighbors added through the API (not in the file)
         self.api_peers: set[str] = set()
+        #: the [sets] / [policies] tables as last applied (the config file's at start)
+        self.policy_tables: dict[str, Any] = {}
+        self._policies_of_tables: tuple = ()
+        self._set_tables(policy_tables_of_file(service.config_path)
+                         if getattr(service, "config_path", None) else {})
         #: (family, prefix) -> attributes of the paths originated through the API
         self.originated: dict[tuple[tuple[int, int], bytes], PathAttributes] = {}
 
@@ -421,6 +437,105 @@ class Control:
         fam = parse_family(family) if family else None
         within = parse_prefix(prefix, fam, "prefix") if prefix else None
         return RouteWatch(self, fam, within, dump, bound)
+
+    # -- Policy --------------------------------------------------------------
+
+    def policy_document(self) -> tuple[str, tuple[str, ...]]:
+        """The running [sets] and [policies] as TOML (as last applied), and the policy names."""
+        if (self.config.sets, self.config.policies) != self._policies_of_tables:
+            # A SIGHUP reload took the file's policies since: read them from it.
+            self._set_tables(policy_tables_of_file(self.service.config_path)
+                             if getattr(self.service, "config_path", None) else {})
+        return to_toml(self.policy_tables), tuple(name for name, _ in self.config.policies)
+
+    def _set_tables(self, tables: dict[str, Any]) -> None:
+        self.policy_tables = tables
+        self._policies_of_tables = (self.config.sets, self.config.policies)
+
+    def validate_policy(self, text: str) -> Config:
+        """The running config with the candidate's policies, compiled; InvalidArgument names the key."""
+        return self._candidate(text)[0]
+
+    def _candidate(self, text: str) -> tuple[Config, dict[str, Any], tuple]:
+        try:
+            config, tables = policies_from_toml(text, self.config)
+        except ConfigError as err:
+            first = err.errors[0]
+            raise InvalidArgument(first.key, "; ".join(
+                e.reason if e.key == first.key else f"{e.key}: {e.reason}" for e in err.errors)) from None
+        try:
+            prepared = self.service.rib_service.prepare(config)
+        except Exception as err:  # noqa: BLE001 - any compiler failure refuses the candidate
+            raise InvalidArgument("policies", f"does not compile: {err}") from None
+        return config, tables, prepared
+
+    def rehearse_policy(self, text: str) -> list[RehearsalResult]:
+        """What the candidate would change, per Established peer and direction; nothing is touched."""
+        config, _, prepared = self._candidate(text)
+        registry = prepared[0]
+
+        def candidate(peer: PeerInfo, direction: str) -> Any:
+            n = config.neighbor(peer.address)
+            names = (import_chain_names(config.bgp, n) if direction == "import" else n.export_policy) \
+                if n is not None else ("reject-all",)
+            return chain(names, registry)
+
+        results = self.service.rib_service.rib.rehearse(candidate)
+        return [results[k] for k in sorted(results, key=lambda k: (_sort_key(k[0]), k[1]))]
+
+    def explain_route(self, peer: str, direction: str, prefix: str, family: str = "",
+                      candidate: str = "") -> Explanation:
+        """Walk one route through ``peer``'s import or export chain (running, or a candidate's)."""
+        fam = parse_family(family)
+        factory = self._factory(peer, "peer")
+        pi = self._info(factory)
+        if pi is None:
+            raise FailedPrecondition("peer", f"neighbor {factory.address} is not Established")
+        key = parse_prefix(prefix, fam, "prefix")
+        config, registry = self.config, self.service.rib_service.policies
+        if candidate:
+            config, _, prepared = self._candidate(candidate)
+            registry = prepared[0]
+        neighbor = config.neighbor(pi.address)
+        rib = self.service.rib_service.rib
+        if direction == "import":
+            try:
+                table = rib.adj_rib_in(pi, fam, pre_policy=True)
+            except ValueError:
+                raise FailedPrecondition("direction", f"neighbor {pi.address} has "
+                                         "soft_reconfiguration_inbound off: the route as received "
+                                         "is not kept") from None
+            path = table.get(key) or next((p for k, p in table.items()
+                                           if k.__class__ is tuple and k[1] == key), None)
+            if path is None:
+                raise NotFound("prefix", f"{prefix} is not in the Adj-RIB-In of {pi.address}")
+            attributes, names = path.attrs, import_chain_names(config.bgp, neighbor)
+        elif direction == "export":
+            best = rib.best(fam, key)
+            group = rib.update_group(pi, fam)
+            if best is None:
+                raise NotFound("prefix", f"{prefix} has no best path")
+            if group is None:
+                raise FailedPrecondition("family", f"{family_name(*fam)} is not negotiated with {pi.address}")
+            attributes = group.pre_policy(best)
+            if attributes is None:
+                raise FailedPrecondition("prefix", f"{prefix} is not offered to {pi.address} at all "
+                                         "(split horizon, reflection or role rules, before policy)")
+            names = neighbor.export_policy
+        else:
+            raise InvalidArgument("direction", f"import or export, got {direction!r}")
+        return explain(chain(names, registry), pi, fam, key, attributes)
+
+    def replace_policy(self, text: str) -> tuple[str, tuple[str, ...]]:
+        """Replace [sets] and [policies] atomically (as a reload would); returns the new document."""
+        config, tables, prepared = self._candidate(text)
+        service = self.service
+        service.config = config
+        service.rib_service.reload(config, prepared)
+        service.sessions.reload(config)
+        self._set_tables(tables)
+        log.info("API: policies replaced ({n} policies)", n=len(config.policies))
+        return self.policy_document()
 
     # -- Events --------------------------------------------------------------
 

@@ -28,6 +28,8 @@ from bgpd.api._gen.bgpd.v1 import (
     global_pb2_grpc,
     peers_pb2,
     peers_pb2_grpc,
+    policy_pb2,
+    policy_pb2_grpc,
     routes_pb2,
     routes_pb2_grpc,
 )
@@ -53,7 +55,8 @@ from bgpd.api.control import (
 )
 from bgpd.config import ApiConfig, NeighborConfig, split_listen
 from bgpd.wire.communities import format_community, format_ext_community, format_large_community
-from bgpd.wire.constants import ORIGIN_NAMES, SegmentType
+from bgpd.wire.constants import ORIGIN_NAMES, SegmentType, family_name
+from bgpd.wire.nlri import prefix_to_str
 
 log = Logger()
 
@@ -66,7 +69,7 @@ _SCALAR_KEYS = ("local_as", "description", "enabled", "passive", "local_address"
                 "route_reflector_client", "next_hop_self", "soft_reconfiguration_inbound",
                 "connect_retry_time", "ttl_security", "md5_password")
 _LIST_KEYS = ("families", "import_policy", "export_policy")
-SERVICE_NAMES = ("bgpd.v1.Global", "bgpd.v1.Peers", "bgpd.v1.Routes", "bgpd.v1.Events")
+SERVICE_NAMES = ("bgpd.v1.Global", "bgpd.v1.Peers", "bgpd.v1.Routes", "bgpd.v1.Events", "bgpd.v1.Policy")
 _TABLES = {routes_pb2.LOC_RIB: LOC_RIB, routes_pb2.ADJ_RIB_IN: ADJ_RIB_IN,
            routes_pb2.ADJ_RIB_IN_PRE: ADJ_RIB_IN_PRE, routes_pb2.ADJ_RIB_OUT: ADJ_RIB_OUT}
 #: paths handed to the reactor thread per call while originating
@@ -469,6 +472,69 @@ class EventsServicer(events_pb2_grpc.EventsServicer):
             reactor.callFromThread(watch.close)
 
 
+def _changes_pb(diff: tuple) -> list[policy_pb2.AttributeChange]:
+    return [policy_pb2.AttributeChange(field=f, before=_text(b), after=_text(a)) for f, b, a in diff]
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _changed_route(fam: tuple[int, int], prefix: bytes, diff: tuple = ()) -> policy_pb2.ChangedRoute:
+    return policy_pb2.ChangedRoute(prefix=prefix_to_str(prefix, fam[0]), family=family_name(*fam),
+                                   changes=_changes_pb(diff))
+
+
+def rehearsal_to_pb(r: Any) -> policy_pb2.Rehearsal:
+    return policy_pb2.Rehearsal(
+        peer=r.peer, direction=r.direction, routes=r.routes, complete=r.complete,
+        newly_accepted=[_changed_route(f, p) for f, p in r.newly_accepted],
+        newly_rejected=[_changed_route(f, p) for f, p in r.newly_rejected],
+        changed=[_changed_route(c.family, c.prefix, c.diff) for c in r.changed])
+
+
+def explanation_to_pb(e: Any) -> policy_pb2.ExplainRouteResponse:
+    pb = policy_pb2.ExplainRouteResponse(
+        accepted=e.accepted, decided_by_policy=e.decided_by[0], decided_by_term=e.decided_by[1],
+        policies=[policy_pb2.ExplainedPolicy(
+            policy=step.policy, accepted=step.accepted, decided_by=step.decided_by,
+            terms=[policy_pb2.ExplainedTerm(
+                term=t.term, matched=t.matched, result=t.result or "",
+                conditions=[policy_pb2.ExplainedCondition(condition=c, held=h) for c, h in t.conditions],
+                actions=[policy_pb2.ExplainedAction(action=a.action, changes=_changes_pb(a.changes))
+                         for a in t.actions]) for t in step.terms]) for step in e.policies])
+    if e.attributes is not None:
+        pb.attributes.CopyFrom(attributes_to_pb(e.attributes))
+    return pb
+
+
+class PolicyServicer(policy_pb2_grpc.PolicyServicer):
+    def __init__(self, bridge: _Bridge) -> None:
+        self.bridge = bridge
+        self.control = bridge.control
+
+    def GetPolicy(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        text, names = self.bridge.call(context, self.control.policy_document)
+        return policy_pb2.PolicyDocument(toml=text, names=names)
+
+    def ValidatePolicy(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        config = self.bridge.call(context, self.control.validate_policy, request.toml)
+        return policy_pb2.ValidatePolicyResponse(names=[n for n, _ in config.policies])
+
+    def RehearsePolicy(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        results = self.bridge.call(context, self.control.rehearse_policy, request.toml)
+        return policy_pb2.RehearsePolicyResponse(rehearsals=[rehearsal_to_pb(r) for r in results])
+
+    def ExplainRoute(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        e = self.bridge.call(context, self.control.explain_route, request.peer, request.direction,
+                             request.prefix, request.family, request.candidate_toml)
+        return explanation_to_pb(e)
+
+    def ReplacePolicy(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        text, names = self.bridge.call(context, self.control.replace_policy, request.toml, mutating=True)
+        return policy_pb2.PolicyDocument(toml=text, names=names)
+
+
 # -- the server ------------------------------------------------------------------
 
 
@@ -510,6 +576,7 @@ class ApiServer:
         peers_pb2_grpc.add_PeersServicer_to_server(PeersServicer(self.bridge), self.server)
         routes_pb2_grpc.add_RoutesServicer_to_server(RoutesServicer(self.bridge, watch_bound), self.server)
         events_pb2_grpc.add_EventsServicer_to_server(EventsServicer(self.bridge, watch_bound), self.server)
+        policy_pb2_grpc.add_PolicyServicer_to_server(PolicyServicer(self.bridge), self.server)
         self.health = _add_health(self.server)
         _add_reflection(self.server)
         creds = credentials(config)

@@ -201,7 +201,7 @@ class ReadOnlyTests(_ServerCase):
         for method, request in calls:
             code, _ = await self.status_of(method, request)
             self.assertEqual(code, grpc.StatusCode.PERMISSION_DENIED)
-        from bgpd.api._gen.bgpd.v1 import routes_pb2, routes_pb2_grpc
+        from bgpd.api._gen.bgpd.v1 import policy_pb2, policy_pb2_grpc, routes_pb2, routes_pb2_grpc
 
         routes = routes_pb2_grpc.RoutesStub(self.channel)
         add = routes_pb2.AddPathsRequest(paths=[routes_pb2.OriginatePath(prefix="203.0.113.0/24",
@@ -209,6 +209,7 @@ class ReadOnlyTests(_ServerCase):
         for method, request in [
             (lambda req, timeout: routes.AddPaths(iter([req]), timeout=timeout), add),
             (routes.DeletePaths, routes_pb2.DeletePathsRequest(prefixes=["203.0.113.0/24"])),
+            (policy_pb2_grpc.PolicyStub(self.channel).ReplacePolicy, policy_pb2.PolicyCandidate(toml="")),
         ]:
             code, _ = await self.status_of(method, request)
             self.assertEqual(code, grpc.StatusCode.PERMISSION_DENIED)
