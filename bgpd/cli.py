@@ -28,6 +28,8 @@ from bgpd.api._gen.bgpd.v1 import (
     global_pb2_grpc,
     peers_pb2,
     peers_pb2_grpc,
+    policy_pb2,
+    policy_pb2_grpc,
     routes_pb2,
     routes_pb2_grpc,
 )
@@ -102,6 +104,21 @@ def build_parser() -> argparse.ArgumentParser:
     ra.add_argument("--large-community", action="append", default=[], help="G:D1:D2")
     rd = route.add_parser("del", help="withdraw a path originated through the API")
     rd.add_argument("prefix", nargs="+")
+
+    pol = sub.add_parser("policy", help="the route policies").add_subparsers(
+        dest="action", required=True, parser_class=_Parser)
+    pol.add_parser("show", help="the running [sets] and [policies] as TOML")
+    for name, help_text in (("check", "validate a candidate file"),
+                            ("rehearse", "what a candidate file would change"),
+                            ("apply", "replace [sets] and [policies] with a candidate file's")):
+        pol.add_parser(name, help=help_text).add_argument(
+            "file", help="a TOML file with [sets] and [policies] tables only")
+    pe = pol.add_parser("explain", help="walk one route through a peer's chain")
+    pe.add_argument("peer")
+    pe.add_argument("direction", choices=("import", "export"))
+    pe.add_argument("prefix")
+    pe.add_argument("--family", default="")
+    pe.add_argument("--candidate", metavar="FILE", help="walk this candidate's policies instead")
 
     watch = sub.add_parser("watch", help="follow changes").add_subparsers(dest="what", required=True,
                                                                           parser_class=_Parser)
@@ -420,7 +437,66 @@ def _print_event(args: argparse.Namespace, m: Any, lag: int, out: IO[str]) -> No
                       f"[{_as_path(a)}]{f' (lag {lag})' if lag else ''}\n")
 
 
-_COMMANDS = {"show": _show, "neighbor": _neighbor_cmd, "route": _route_cmd, "watch": _watch}
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as e:
+        raise CliError(f"bgpctl: cannot read {path}: {e.strerror or e}") from None
+
+
+def _policy_cmd(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
+    stub = policy_pb2_grpc.PolicyStub(c.channel)
+    if args.action == "show":
+        doc = stub.GetPolicy(policy_pb2.GetPolicyRequest(), timeout=CALL_TIMEOUT)
+        out.write(_json(doc) + "\n" if args.json else doc.toml)
+    elif args.action == "explain":
+        e = stub.ExplainRoute(policy_pb2.ExplainRouteRequest(
+            peer=args.peer, direction=args.direction, prefix=args.prefix, family=args.family,
+            candidate_toml=_read(args.candidate) if args.candidate else ""), timeout=CALL_TIMEOUT)
+        if args.json:
+            out.write(_json(e) + "\n")
+            return
+        for p in e.policies:
+            out.write(f"policy {p.policy}: {'accepted' if p.accepted else 'rejected'} by {p.decided_by}\n")
+            for t in p.terms:
+                conds = ", ".join(f"{c.condition} {'yes' if c.held else 'no'}" for c in t.conditions)
+                out.write(f"  term {t.term}: {'matched' if t.matched else 'no match'}"
+                          f"{' (' + conds + ')' if conds else ''}{' -> ' + t.result if t.result else ''}\n")
+                for a in t.actions:
+                    for ch in a.changes:
+                        out.write(f"    {a.action}: {ch.field} {ch.before or '-'} -> {ch.after or '-'}\n")
+        out.write(f"{'accepted' if e.accepted else 'rejected'} (decided by {e.decided_by_policy} / "
+                  f"{e.decided_by_term})\n")
+    else:
+        cand = policy_pb2.PolicyCandidate(toml=_read(args.file))
+        if args.action == "check":
+            v = stub.ValidatePolicy(cand, timeout=CALL_TIMEOUT)
+            names = ", ".join(v.names) or "no policies"
+            out.write(_json(v) + "\n" if args.json else f"{args.file}: OK ({names})\n")
+        elif args.action == "apply":
+            doc = stub.ReplacePolicy(cand, timeout=CALL_TIMEOUT)
+            out.write(_json(doc) + "\n" if args.json else f"policies replaced: {', '.join(doc.names)}\n")
+        else:
+            r = stub.RehearsePolicy(cand, timeout=CALL_TIMEOUT)
+            if args.json:
+                out.write(_json(r) + "\n")
+                return
+            for x in r.rehearsals:
+                if not x.complete:
+                    out.write(f"{x.peer} {x.direction}: unknown (no soft_reconfiguration_inbound)\n")
+                    continue
+                out.write(f"{x.peer} {x.direction}: {len(x.newly_accepted)} newly accepted, "
+                          f"{len(x.newly_rejected)} newly rejected, {len(x.changed)} changed "
+                          f"of {x.routes}\n")
+                for label, routes in (("+", x.newly_accepted), ("-", x.newly_rejected), ("~", x.changed)):
+                    for route in routes:
+                        diff = "; ".join(f"{ch.field} {ch.before} -> {ch.after}" for ch in route.changes)
+                        out.write(f"  {label} {route.prefix}{'  ' + diff if diff else ''}\n")
+
+
+_COMMANDS = {"show": _show, "neighbor": _neighbor_cmd, "route": _route_cmd, "watch": _watch,
+             "policy": _policy_cmd}
 
 
 def main(argv: Sequence[str] | None = None, out: IO[str] | None = None, err: IO[str] | None = None) -> int:

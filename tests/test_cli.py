@@ -37,7 +37,7 @@ listen = "unix:{socket}"
 """
 
 
-class BgpctlTests(TestCase):
+class _CliCase(TestCase):
     timeout = 60
 
     def setUp(self):
@@ -66,6 +66,8 @@ class BgpctlTests(TestCase):
             await deferLater(reactor, 0.1, lambda: None)
         self.fail(f"{prefix} never appeared")
 
+
+class BgpctlTests(_CliCase):
     async def test_show_summary(self):
         """show summary prints the router id and one line per neighbor; --json one document."""
         code, out, err = await self.run_cli("show", "summary")
@@ -156,3 +158,41 @@ class BgpctlTests(TestCase):
                            timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("show", r.stdout)
+
+
+POLICY = """
+[sets.prefix.docs]
+prefixes = ["203.0.113.0/24"]
+
+[policies.in]
+default = "accept"
+[[policies.in.terms]]
+name = "docs"
+match = { prefix_set = "docs" }
+action = { local_pref = 300, accept = true }
+"""
+
+
+class BgpctlPolicyTests(_CliCase):
+    async def test_policy_commands(self):
+        """policy check / rehearse / apply / show work on a candidate file; a bad file fails in one line."""
+        path = os.path.join(self.dir, "candidate.toml")
+        with open(path, "w") as f:
+            f.write(POLICY)
+        code, out, err = await self.run_cli("policy", "check", path)
+        self.assertEqual((code, out, err), (0, f"{path}: OK (in)\n", ""))
+        code, out, _ = await self.run_cli("policy", "rehearse", path)
+        self.assertEqual((code, out), (0, ""))  # no Established peer to compare
+        code, out, _ = await self.run_cli("policy", "apply", path)
+        self.assertEqual((code, out), (0, "policies replaced: in\n"))
+        code, out, _ = await self.run_cli("policy", "show")
+        self.assertIn("[policies.in]", out)
+        with open(path, "w") as f:
+            f.write("[policies.in]\ndefault = 3\n")
+        code, _, err = await self.run_cli("policy", "check", path)
+        self.assertEqual(code, cli.EXIT_REFUSED)
+        self.assertIn("policies.in.default", err)
+        self.assertEqual(len(err.splitlines()), 1)
+        code, _, err = await self.run_cli("policy", "check", os.path.join(self.dir, "missing.toml"))
+        self.assertEqual(code, cli.EXIT_REFUSED)
+        self.assertIn("cannot read", err)
