@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import queue
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -790,11 +791,12 @@ def parse_paths(items: list[Mapping[str, Any]], offset: int = 0) -> list[Origina
 class RouteWatch:
     """One WatchRoutes stream: a bounded queue filled on the reactor thread.
 
-    The RIB's change batches (and the optional dump, produced in chunks) are
-    put into ``queue``, which the gRPC thread drains.  Routing never waits:
-    past ``bound`` queued items the watch unsubscribes and queues an
-    :class:`Overflow`, which ends the stream.  The dump pauses while the
-    queue is over half full, so a reader that keeps up never overflows.
+    Each RIB change batch (and each chunk of the optional dump) is put into
+    ``queue`` as one list of events, which the gRPC thread takes with
+    :meth:`take`.  Routing never waits: past ``bound`` queued events the
+    watch unsubscribes and queues an :class:`Overflow`, which ends the
+    stream.  The dump fills at most half the bound and then waits for the
+    reader, so a reader that keeps up never overflows.
     """
 
     def __init__(self, control: Control, family: tuple[int, int] | None, within: bytes | None,
@@ -804,6 +806,9 @@ class RouteWatch:
         self.within = within
         self.bound = bound
         self.queue: queue.Queue = queue.Queue()
+        #: events queued and not yet taken (the reactor adds, the reader subtracts)
+        self.count = 0
+        self._lock = threading.Lock()
         self.closed = False
         self._dumping = dump
         self._held: list[Any] = []
@@ -819,35 +824,66 @@ class RouteWatch:
                                                  match, False, 0))
             self._dump_step()
 
-    def _put(self, item: Any) -> None:
-        if self.closed:
+    def _push(self, events: list[Any]) -> None:
+        if self.closed or not events:
             return
-        if self.queue.qsize() >= self.bound:
-            self.close()
-            self.queue.put(Overflow(self.bound))
+        with self._lock:
+            over = self.count + len(events) > self.bound
+            if not over:
+                self.count += len(events)
+        if over:
+            self._overflow()
             return
-        self.queue.put(item)
+        self.queue.put(events)
+
+    def _overflow(self) -> None:
+        self.close()
+        self.queue.put(Overflow(self.bound))
+
+    def take(self, most: int, timeout: float) -> list[Any]:
+        """Up to ``most`` events (more if one batch is bigger), waiting at most ``timeout`` (reader thread).
+
+        An :class:`Overflow` comes last in the list when the watch ended.
+        """
+        try:
+            out = self.queue.get(timeout=timeout)
+        except queue.Empty:
+            return []
+        if isinstance(out, Overflow):
+            return [out]
+        out = list(out)
+        while len(out) < most:
+            try:
+                more = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(more, Overflow):
+                out.append(more)
+                break
+            out.extend(more)
+        with self._lock:
+            self.count -= sum(1 for e in out if not isinstance(e, Overflow))
+        return out
 
     def _dump_step(self) -> None:
         if self.closed:
             return
         # Fill the queue to half its bound at most: the rest is room for the
         # changes that keep arriving, so a reader that keeps up never overflows.
-        room = self.bound // 2 - self.queue.qsize()
+        room = self.bound // 2 - self.count
         if room <= 0:
             self.control.reactor.callLater(0.01, self._dump_step)
             return
         while self._cursors and self._cursors[0].done:
             self._cursors.pop(0)
         if self._cursors:
-            for r in self._cursors[0].next(min(CHUNK, room)):
-                if r.best:
-                    self._dumped += 1
-                    self._put(r)
+            batch = [r for r in self._cursors[0].next(min(CHUNK, room)) if r.best]
+            self._dumped += len(batch)
+            self._push(batch)
             self.control.reactor.callLater(0, self._dump_step)
             return
         self._dumping = False
-        self._put(EndOfDump(self._dumped))
+        self._push([EndOfDump(self._dumped)])
         held, self._held = self._held, []
         self._changes(held)
 
@@ -856,23 +892,23 @@ class RouteWatch:
             return
         if self._dumping:
             if len(self._held) + len(changes) > self.bound:
-                self.close()
-                self.queue.put(Overflow(self.bound))
+                self._overflow()
                 return
             self._held.extend(changes)
             return
+        events = []
+        family, within = self.family, self.within
         for fam, prefix, path in changes:
-            if self.family is not None and fam != self.family:
+            if family is not None and fam != family:
                 continue
-            if self.within is not None and not prefix_contains(self.within, prefix):
+            if within is not None and not prefix_contains(within, prefix):
                 continue
             text = prefix_to_str(prefix, fam[0])
             if path is None:
-                self._put(Withdrawn(text, family_name(*fam)))
+                events.append(Withdrawn(text, family_name(*fam)))
             else:
-                self._put(_record(text, family_name(*fam), path, True, ""))
-            if self.closed:
-                return
+                events.append(_record(text, family_name(*fam), path, True, ""))
+        self._push(events)
 
     def close(self) -> None:
         """Stop watching (the client went away, or the queue overflowed)."""

@@ -279,6 +279,22 @@ class RouteEncoder:
         return routes_pb2.ListRoutesResponse.FromString(b"".join(out))
 
 
+    def watch_response(self, items: list[Any], lag: int) -> routes_pb2.WatchRoutesResponse:
+        """One WatchRoutesResponse of route updates, withdrawals and end-of-dump markers."""
+        out = []
+        for item in items:
+            if isinstance(item, EndOfDump):
+                event = _field(3, (b"\x08" + _varint(item.count)) if item.count else b"")
+            elif isinstance(item, Withdrawn):
+                event = _field(2, _field(1, item.prefix.encode()) + _field(2, item.family.encode()))
+            else:
+                event = _field(1, self.route(item))
+            out.append(_field(1, event))
+        if lag:
+            out.append(b"\x10" + _varint(lag))
+        return routes_pb2.WatchRoutesResponse.FromString(b"".join(out))
+
+
 def _segment_name(t: int) -> str:
     try:
         return SegmentType(t).name
@@ -401,21 +417,15 @@ class RoutesServicer(routes_pb2_grpc.RoutesServicer):
         watch = self.bridge.call(context, self.control.watch_routes, request.family, request.prefix,
                                  request.dump, self.watch_bound)
         context.add_callback(lambda: reactor.callFromThread(watch.close))
-        cache: dict[Any, routes_pb2.PathAttributes] = {}
+        encoder = RouteEncoder()
         try:
-            for items, lag in _drain_batches(context, watch, WATCH_BATCH):
-                events = []
-                for item in items:
-                    if isinstance(item, EndOfDump):
-                        events.append(routes_pb2.RouteEvent(end_of_dump=routes_pb2.EndOfDump(count=item.count)))
-                    elif isinstance(item, Withdrawn):
-                        events.append(routes_pb2.RouteEvent(
-                            withdraw=routes_pb2.Withdrawal(prefix=item.prefix, family=item.family)))
-                    else:
-                        events.append(routes_pb2.RouteEvent(update=route_to_pb(item, cache)))
-                if len(cache) > 50_000:
-                    cache.clear()
-                yield routes_pb2.WatchRoutesResponse(events=events, lag=lag)
+            while context.is_active():
+                items = watch.take(WATCH_BATCH, 0.5)
+                if not items:
+                    continue
+                if isinstance(items[-1], Overflow):
+                    _overflow(context, items[-1])
+                yield encoder.watch_response(items, watch.count)
         finally:
             reactor.callFromThread(watch.close)
 
@@ -430,22 +440,6 @@ def _drain(context: grpc.ServicerContext, watch: Any) -> Any:
         if isinstance(item, Overflow):
             _overflow(context, item)
         yield item, watch.queue.qsize()
-
-
-def _drain_batches(context: grpc.ServicerContext, watch: Any, most: int) -> Any:
-    """Yield (items, lag): what is queued, up to ``most`` items a message; Overflow aborts."""
-    for item, _ in _drain(context, watch):
-        items = [item]
-        q = watch.queue
-        while len(items) < most:
-            try:
-                nxt = q.get_nowait()
-            except queue.Empty:
-                break
-            if isinstance(nxt, Overflow):
-                _overflow(context, nxt)
-            items.append(nxt)
-        yield items, q.qsize()
 
 
 def _overflow(context: grpc.ServicerContext, item: Overflow) -> None:

@@ -60,10 +60,14 @@ def drain(cursor) -> list[RouteRecord]:
 
 
 def queued(watch) -> list:
+    """Every event the watch queued, taken as its reader would."""
     items = []
-    while not watch.queue.empty():
-        items.append(watch.queue.get_nowait())
-    return items
+    for _ in range(1000):
+        got = watch.take(100, 0)
+        if not got:
+            return items
+        items.extend(got)
+    raise AssertionError("the queue never emptied")
 
 
 class RoutesControlTests(SynchronousTestCase):
@@ -255,3 +259,15 @@ class RouteEncoderTests(SynchronousTestCase):
         got = RouteEncoder().response(records)
         want = routes_pb2.ListRoutesResponse(routes=[route_to_pb(r) for r in records])
         self.assertEqual(got, want)
+        items = [records[0], Withdrawn("198.51.100.0/24", "ipv4-unicast"), EndOfDump(0), EndOfDump(300),
+                 records[1]]
+        got = RouteEncoder().watch_response(items, 1234)
+        want = routes_pb2.WatchRoutesResponse(lag=1234, events=[
+            routes_pb2.RouteEvent(update=route_to_pb(records[0])),
+            routes_pb2.RouteEvent(withdraw=routes_pb2.Withdrawal(prefix="198.51.100.0/24",
+                                                                 family="ipv4-unicast")),
+            routes_pb2.RouteEvent(end_of_dump=routes_pb2.EndOfDump()),
+            routes_pb2.RouteEvent(end_of_dump=routes_pb2.EndOfDump(count=300)),
+            routes_pb2.RouteEvent(update=route_to_pb(records[1]))])
+        self.assertEqual(got, want)
+        self.assertEqual(got.events[2].WhichOneof("event"), "end_of_dump")
