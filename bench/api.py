@@ -1,11 +1,11 @@
 """The gRPC API under a full table: ListRoutes, AddPaths and WatchRoutes.
 
-One process: a BgpdService on the real reactor (main thread) with ``[api]``
-on a Unix socket, and the client in a thread, as bgpctl would be.  A fake
-eBGP peer's table (``bench/synthetic.py``, about 1.26 million paths at
-scale 1) goes into the RIB as decoded UPDATEs, 200 per reactor turn, while
-a WatchRoutes client reads as fast as it can (the largest ``lag`` it saw,
-and whether it overflowed, are printed).  Then the whole Loc-RIB (both
+A BgpdService on the real reactor with ``[api]`` on a Unix socket, and
+each client in a process of its own, as bgpctl would be (this script run
+with ``--client``).  A fake eBGP peer's table (``bench/synthetic.py``,
+about 1.26 million paths at scale 1) goes into the RIB as decoded UPDATEs,
+200 per reactor turn, while a WatchRoutes client reads as fast as it can
+(the largest ``lag`` it saw, and whether it overflowed, are printed).  Then the whole Loc-RIB (both
 families) is listed with ListRoutes, and 100,000 paths are originated in
 one streamed AddPaths call (batches of 1,000).  A 10 ms LoopingCall
 measures the reactor's longest stall during each phase.  Prints one line:
@@ -21,10 +21,11 @@ messages (load stall S s)``
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -97,7 +98,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--originate", type=int, default=100_000)
+    ap.add_argument("--client", nargs=3, metavar=("MODE", "SOCKET", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.client:
+        client(args.client[0], args.client[1], int(args.client[2]))
+        return
     neg = Negotiated(as4=True, ibgp=False, peer_as=65001)
     try:
         v4, v6 = scaled(args.scale)
@@ -119,26 +124,10 @@ def main() -> None:
         probe.loop.start(0.01)
         peer = make_peer("192.0.2.2", 65001, local_address="192.0.2.1")
         rib.add_peer(peer, [IPV4_UNICAST, IPV6_UNICAST], neg, CountingSink())
-        channel = grpc.insecure_channel(f"unix:{sock}")
-        stub = routes_pb2_grpc.RoutesStub(channel)
-
-        # 1. the load, watched
-        watch = {"lag": 0, "n": 0, "overflow": False}
-        call = stub.WatchRoutes(routes_pb2.WatchRoutesRequest(dump=True))
-        first = await threads.deferToThread(next, iter(call))
-        assert first.events[0].WhichOneof("event") == "end_of_dump"
-
-        def reader() -> None:
-            try:
-                for m in call:
-                    watch["n"] += len(m.events)
-                    if m.lag > watch["lag"]:
-                        watch["lag"] = m.lag
-            except grpc.RpcError as err:
-                watch["overflow"] = err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-
-        t_reader = threading.Thread(target=reader, daemon=True)
-        t_reader.start()
+        # 1. the load, watched by a client process
+        watcher = subprocess.Popen(_client_argv("watch", sock, n_table), stdout=subprocess.PIPE, text=True)
+        ready = await threads.deferToThread(watcher.stdout.readline)
+        assert ready.strip() == "ready", ready
         probe.reset()
         t = time.perf_counter()
         await feed(rib, peer, bodies, neg)
@@ -148,48 +137,19 @@ def main() -> None:
             await task.deferLater(reactor, 0.1, lambda: None)
         results["load_s"] = time.perf_counter() - t
         results["load_stall"] = probe.reset()
-        for _ in range(600):  # bounded: the watcher catches up
-            if watch["n"] >= n_table or watch["overflow"]:
-                break
-            await task.deferLater(reactor, 0.1, lambda: None)
-        call.cancel()
+        out, _ = await threads.deferToThread(watcher.communicate, timeout=600)
+        results["watch"] = json.loads(out)
 
-        # 2. ListRoutes over the whole Loc-RIB
-        def list_all() -> tuple[int, float]:
-            t0 = time.perf_counter()
-            n = 0
-            for fam in ("ipv4-unicast", "ipv6-unicast"):
-                for m in stub.ListRoutes(routes_pb2.ListRoutesRequest(family=fam)):
-                    n += len(m.routes)
-            return n, time.perf_counter() - t0
-
-        probe.reset()
-        n_listed, list_s = await threads.deferToThread(list_all)
-        results["list_stall"] = probe.reset()
-
-        # 3. AddPaths: 100,000 paths in one streamed call
-        def batches():
-            batch = []
-            for i in range(args.originate):
-                batch.append(routes_pb2.OriginatePath(
-                    prefix=f"100.{64 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}/32", next_hop="192.0.2.1"))
-                if len(batch) == 1000:
-                    yield routes_pb2.AddPathsRequest(paths=batch)
-                    batch = []
-            if batch:
-                yield routes_pb2.AddPathsRequest(paths=batch)
-
-        def originate() -> tuple[int, float]:
-            t0 = time.perf_counter()
-            r = stub.AddPaths(batches())
-            return r.count, time.perf_counter() - t0
-
-        probe.reset()
-        n_added, add_s = await threads.deferToThread(originate)
-        results["add_stall"] = probe.reset()
-        channel.close()
+        # 2. ListRoutes over the whole Loc-RIB, 3. AddPaths of 100,000 paths
+        for name, arg in (("list", 0), ("add", args.originate)):
+            probe.reset()
+            r = await threads.deferToThread(subprocess.run, _client_argv(name, sock, arg),
+                                            capture_output=True, text=True, timeout=900)
+            if r.returncode != 0:
+                raise RuntimeError(f"client {name} failed: {r.stderr[-2000:]}")
+            results[name] = json.loads(r.stdout)
+            results[name + "_stall"] = probe.reset()
         probe.loop.stop()
-        results.update(n_listed=n_listed, list_s=list_s, n_added=n_added, add_s=add_s, watch=watch)
         await svc.stopService()
 
     def done(_: object) -> None:
@@ -207,14 +167,63 @@ def main() -> None:
     os.rmdir(tmp)
     if results.get("error"):
         sys.exit(1)
-    w = results["watch"]
-    print(f"api: table {n_table:,} paths; ListRoutes {results['n_listed']:,} paths in "
-          f"{results['list_s']:.1f} s = {results['n_listed'] / results['list_s']:,.0f} paths/s "
-          f"(reactor stall {results['list_stall']:.2f} s); AddPaths {results['n_added']:,} paths in "
-          f"{results['add_s']:.1f} s = {results['n_added'] / results['add_s']:,.0f} paths/s "
+    w, lst, add = results["watch"], results["list"], results["add"]
+    print(f"api: table {n_table:,} paths; ListRoutes {lst['n']:,} paths in "
+          f"{lst['s']:.1f} s = {lst['n'] / lst['s']:,.0f} paths/s "
+          f"(reactor stall {results['list_stall']:.2f} s); AddPaths {add['n']:,} paths in "
+          f"{add['s']:.1f} s = {add['n'] / add['s']:,.0f} paths/s "
           f"(stall {results['add_stall']:.2f} s); watch during the load ({results['load_s']:.1f} s, "
           f"stall {results['load_stall']:.2f} s): max lag {w['lag']:,}, "
-          f"overflow {'YES' if w['overflow'] else 'no'}, {w['n']:,} messages")
+          f"overflow {'YES' if w['overflow'] else 'no'}, {w['n']:,} events")
+
+
+def _client_argv(mode: str, sock: str, n: int) -> list[str]:
+    return [sys.executable, os.path.abspath(__file__), "--client", mode, sock, str(n)]
+
+
+def client(mode: str, sock: str, n: int) -> None:
+    """One client process: prints its figures as one JSON line."""
+    channel = grpc.insecure_channel(f"unix:{sock}")
+    stub = routes_pb2_grpc.RoutesStub(channel)
+    t0 = time.perf_counter()
+    if mode == "watch":
+        w = {"lag": 0, "n": 0, "overflow": False}
+        call = stub.WatchRoutes(routes_pb2.WatchRoutesRequest(dump=True))
+        it = iter(call)
+        first = next(it)
+        assert first.events[0].WhichOneof("event") == "end_of_dump"
+        print("ready", flush=True)
+        try:
+            for m in it:
+                w["n"] += len(m.events)
+                w["lag"] = max(w["lag"], m.lag)
+                if w["n"] >= n:
+                    break
+        except grpc.RpcError as err:
+            w["overflow"] = err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        call.cancel()
+        print(json.dumps(w))
+    elif mode == "list":
+        count = 0
+        for fam in ("ipv4-unicast", "ipv6-unicast"):
+            for m in stub.ListRoutes(routes_pb2.ListRoutesRequest(family=fam)):
+                count += len(m.routes)
+        print(json.dumps({"n": count, "s": time.perf_counter() - t0}))
+    else:
+        def batches():
+            batch = []
+            for i in range(n):
+                batch.append(routes_pb2.OriginatePath(
+                    prefix=f"100.{64 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}/32", next_hop="192.0.2.1"))
+                if len(batch) == 1000:
+                    yield routes_pb2.AddPathsRequest(paths=batch)
+                    batch = []
+            if batch:
+                yield routes_pb2.AddPathsRequest(paths=batch)
+
+        r = stub.AddPaths(batches())
+        print(json.dumps({"n": r.count, "s": time.perf_counter() - t0}))
+    channel.close()
 
 
 if __name__ == "__main__":
