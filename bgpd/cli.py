@@ -105,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     rd = route.add_parser("del", help="withdraw a path originated through the API")
     rd.add_argument("prefix", nargs="+")
 
+    cfg = sub.add_parser("config", help="the running config").add_subparsers(
+        dest="action", required=True, parser_class=_Parser)
+    cfg.add_parser("show", help="the effective config as TOML, API changes marked")
+
     pol = sub.add_parser("policy", help="the route policies").add_subparsers(
         dest="action", required=True, parser_class=_Parser)
     pol.add_parser("show", help="the running [sets] and [policies] as TOML")
@@ -437,6 +441,19 @@ def _print_event(args: argparse.Namespace, m: Any, lag: int, out: IO[str]) -> No
                       f"[{_as_path(a)}]{f' (lag {lag})' if lag else ''}\n")
 
 
+def _config_cmd(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
+    r = c.glob.GetConfig(global_pb2.GetConfigRequest(), timeout=CALL_TIMEOUT)
+    if args.json:
+        out.write(_json(r) + "\n")
+        return
+    out.write("# The config bgpd runs: the file plus what the API changed, every default written out.\n")
+    if r.api_neighbors:
+        out.write(f"# Neighbors added through the API: {', '.join(r.api_neighbors)}\n")
+    if r.api_paths:
+        out.write(f"# Paths originated through the API (not below): {', '.join(r.api_paths)}\n")
+    out.write("\n" + r.toml)
+
+
 def _read(path: str) -> str:
     try:
         with open(path, encoding="utf-8") as f:
@@ -496,7 +513,7 @@ def _policy_cmd(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
 
 
 _COMMANDS = {"show": _show, "neighbor": _neighbor_cmd, "route": _route_cmd, "watch": _watch,
-             "policy": _policy_cmd}
+             "policy": _policy_cmd, "config": _config_cmd}
 
 
 def main(argv: Sequence[str] | None = None, out: IO[str] | None = None, err: IO[str] | None = None) -> int:

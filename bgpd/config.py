@@ -86,6 +86,7 @@ __all__ = [
     "PolicySets",
     "api_config_from_table",
     "config_from_dict",
+    "config_to_tables",
     "listen_is_local",
     "neighbor_from_table",
     "policies_from_toml",
@@ -2071,3 +2072,51 @@ def _toml_table(lines: list[str], path: tuple[str, ...], table: Mapping[str, Any
                 for ik, iv in item.items():
                     lines.append(f"{_toml_key(ik)} = {_toml_value(iv)}")
                 lines.append("")
+
+
+def config_to_tables(config: Config, policy_tables: Mapping[str, Any] | None = None,
+                     secret: str = "<hidden>") -> dict[str, Any]:
+    """The effective config as tomllib-shaped tables, ready for :func:`to_toml`.
+
+    Every key is written with its resolved value (defaults included), so the
+    result is the config bgpd runs, not the file it read.  ``[sets]`` and
+    ``[policies]`` are ``policy_tables`` (the compiled records keep no source
+    text).  An MD5 password is written as ``secret``.
+    """
+    from bgpd.wire.communities import format_community, format_ext_community, format_large_community
+
+    def plain(value: Any) -> Any:
+        if attrs.has(type(value)):
+            return {f.name: plain(getattr(value, f.name)) for f in attrs.fields(type(value))
+                    if getattr(value, f.name) is not None and not f.name.startswith("_")}
+        if isinstance(value, tuple | list):
+            return [plain(v) for v in value]
+        return value
+
+    bgp = plain(config.bgp)
+    neighbors = []
+    for n in config.neighbors:
+        table = plain(n)
+        table["max_prefix"] = {fam: plain(mp) for fam, mp in n.max_prefix}
+        if not table["max_prefix"]:
+            del table["max_prefix"]
+        if n.md5_password is not None:
+            table["md5_password"] = secret
+        neighbors.append(table)
+    originate = []
+    for o in config.originate:
+        table = plain(o)
+        del table["family"]  # follows from the prefix; not a config key
+        table["communities"] = [format_community(c) for c in o.communities]
+        table["large_communities"] = [format_large_community(c) for c in o.large_communities]
+        table["ext_communities"] = [format_ext_community(c) for c in o.ext_communities]
+        originate.append(table)
+    out: dict[str, Any] = {"bgp": bgp}
+    if config.api.enabled or config.api != ApiConfig():
+        out["api"] = plain(config.api)
+    out.update(dict(policy_tables or {}))
+    if neighbors:
+        out["neighbors"] = neighbors
+    if originate:
+        out["originate"] = originate
+    return out

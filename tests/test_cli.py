@@ -196,3 +196,13 @@ class BgpctlPolicyTests(_CliCase):
         code, _, err = await self.run_cli("policy", "check", os.path.join(self.dir, "missing.toml"))
         self.assertEqual(code, cli.EXIT_REFUSED)
         self.assertIn("cannot read", err)
+
+
+class BgpctlConfigTests(_CliCase):
+    async def test_config_show(self):
+        """config show prints the effective config, which parses back to the running one."""
+        await self.run_cli("neighbor", "add", "192.0.2.7", "--remote-as", "65007", "--passive")
+        code, out, err = await self.run_cli("config", "show")
+        self.assertEqual((code, err), (0, ""))
+        self.assertIn("# Neighbors added through the API: 192.0.2.7", out)
+        self.assertEqual(parse_config(out), self.svc.config)

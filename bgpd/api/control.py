@@ -27,6 +27,7 @@ from bgpd.config import (
     Config,
     ConfigError,
     NeighborConfig,
+    config_to_tables,
     import_chain_names,
     neighbor_from_table,
     policies_from_toml,
@@ -207,6 +208,13 @@ class Control:
             peers_established=sum(1 for p in peers if p.state is State.ESTABLISHED),
             loc_rib=tuple((name, rib.loc_rib_size(fam)) for name, fam in FAMILIES_BY_NAME.items()),
         )
+
+    def running_config(self) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+        """The effective config as TOML, the API's neighbors, and the API's paths."""
+        self.policy_document()  # brings the policy tables up to date after a reload
+        text = to_toml(config_to_tables(self.config, self.policy_tables))
+        paths = tuple(prefix_to_str(key, fam[0]) for fam, key in self.originated)
+        return text, tuple(sorted(self.api_peers, key=_sort_key)), paths
 
     # -- Peers: reading ----------------------------------------------------
 

@@ -324,6 +324,10 @@ class GlobalServicer(global_pb2_grpc.GlobalServicer):
         g = self.bridge.call(context, self.bridge.control.global_status)
         return global_to_pb(g, self.bridge.read_only)
 
+    def GetConfig(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        text, peers, paths = self.bridge.call(context, self.bridge.control.running_config)
+        return global_pb2.RunningConfig(toml=text, api_neighbors=peers, api_paths=paths)
+
 
 class PeersServicer(peers_pb2_grpc.PeersServicer):
     def __init__(self, bridge: _Bridge) -> None:

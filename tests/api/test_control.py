@@ -215,3 +215,21 @@ class EventsControlTests(SynchronousTestCase):
         self.assertTrue(watch.closed)
         with self.assertRaises(NotFound):
             self.control.watch_events(peer="192.0.2.77")
+
+
+class RunningConfigTests(SynchronousTestCase):
+    def test_running_config_reads_back(self):
+        """The effective config parses back to the running one, with the API's neighbor in it."""
+        from bgpd.api.control import parse_paths
+
+        reactor = MemoryReactorClock()
+        svc = BgpdService(parse_config(CONFIG), None, reactor)
+        svc.startService()
+        self.addCleanup(svc.stopService)
+        control = Control(svc)
+        control.add_peer({"address": "192.0.2.3", "remote_as": 65003, "passive": True})
+        control.add_paths(parse_paths([{"prefix": "203.0.113.0/24", "next_hop": "192.0.2.254"}]))
+        text, peers, paths = control.running_config()
+        self.assertEqual(parse_config(text), svc.config)
+        self.assertEqual(peers, ("192.0.2.3",))
+        self.assertEqual(paths, ("203.0.113.0/24",))
