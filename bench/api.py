@@ -74,8 +74,11 @@ class StallProbe:
         return max(0.0, worst)
 
 
-def feed(rib, peer, bodies: list[bytes], neg: Negotiated, per_turn: int = 200):
-    """Hand the RIB ``per_turn`` decoded UPDATEs per reactor turn; fires when all are handed over."""
+def feed(rib, peer, bodies: list[bytes], neg: Negotiated, per_turn: int = 200, pace: float = 0.0):
+    """Hand the RIB ``per_turn`` decoded UPDATEs per reactor turn; fires when all are handed over.
+
+    ``pace``: at most this many UPDATEs a second (0: as fast as the reactor goes).
+    """
     cache = AttributeCache()
     done: defer.Deferred = defer.Deferred()
     state = {"i": 0}
@@ -86,7 +89,7 @@ def feed(rib, peer, bodies: list[bytes], neg: Negotiated, per_turn: int = 200):
             rib.receive(peer, decode_update(body, neg, cache))
         state["i"] = i + per_turn
         if state["i"] < len(bodies):
-            reactor.callLater(0, step)
+            reactor.callLater(per_turn / pace if pace else 0, step)
         else:
             done.callback(None)
 
@@ -98,6 +101,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--originate", type=int, default=100_000)
+    ap.add_argument("--pace", type=float, default=0.0,
+                    help="feed the table at about this many prefixes/s (default: as fast as it goes)")
     ap.add_argument("--client", nargs=3, metavar=("MODE", "SOCKET", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.client:
@@ -130,7 +135,7 @@ def main() -> None:
         assert ready.strip() == "ready", ready
         probe.reset()
         t = time.perf_counter()
-        await feed(rib, peer, bodies, neg)
+        await feed(rib, peer, bodies, neg, pace=args.pace / (n_table / len(bodies)) if args.pace else 0.0)
         for _ in range(6000):  # bounded: until the Loc-RIB holds the table (10 min at most)
             if rib.loc_rib_size(IPV4_UNICAST) + rib.loc_rib_size(IPV6_UNICAST) >= n_table:
                 break
@@ -173,6 +178,7 @@ def main() -> None:
           f"(reactor stall {results['list_stall']:.2f} s); AddPaths {add['n']:,} paths in "
           f"{add['s']:.1f} s = {add['n'] / add['s']:,.0f} paths/s "
           f"(stall {results['add_stall']:.2f} s); watch during the load ({results['load_s']:.1f} s, "
+          f"{n_table / results['load_s']:,.0f} prefixes/s, "
           f"stall {results['load_stall']:.2f} s): max lag {w['lag']:,}, "
           f"overflow {'YES' if w['overflow'] else 'no'}, {w['n']:,} events")
 

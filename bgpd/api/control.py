@@ -583,7 +583,7 @@ def _sort_key(address: str) -> tuple[int, bytes]:
 # -- Routes -------------------------------------------------------------------------
 
 #: prefixes looked at per reactor turn by a listing or a dump (measured: see bench/api.py)
-CHUNK = 2000
+CHUNK = 5000
 
 
 class RouteRecord(NamedTuple):
