@@ -535,6 +535,8 @@ class ApiService(Service):
     def stopService(self) -> Any:
         super().stopService()
         server, self.server = self.server, None
+        if self.control is not None:
+            self.control.close()
         if server is None:
             return None
         from twisted.internet.threads import deferToThreadPool

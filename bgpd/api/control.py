@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import queue
+import secrets
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -166,6 +167,8 @@ class Control:
         self._policies_of_tables: tuple = ()
         self._set_tables(policy_tables_of_file(service.config_path)
                          if getattr(service, "config_path", None) else {})
+        #: page token -> (listing in progress, the request it answers)
+        self.cursors: dict[str, tuple[RouteCursor, tuple, Any]] = {}
         #: (family, prefix) -> attributes of the paths originated through the API
         self.originated: dict[tuple[tuple[int, int], bytes], PathAttributes] = {}
 
@@ -410,6 +413,35 @@ class Control:
             keys = list(source)
         return RouteCursor(self, table, fam, pi, keys, match, all_paths, limit)
 
+    def save_cursor(self, cursor: RouteCursor, request: tuple) -> str:
+        """Keep ``cursor`` for the next page of ``request``; returns its page token (AIP-158)."""
+        token = secrets.token_urlsafe(12)
+        while len(self.cursors) >= MAX_CURSORS:
+            self._drop_cursor(next(iter(self.cursors)))  # the oldest goes
+        self.cursors[token] = (cursor, request, self.reactor.callLater(PAGE_TTL, self._drop_cursor, token))
+        return token
+
+    def _drop_cursor(self, token: str) -> None:
+        saved = self.cursors.pop(token, None)
+        if saved is not None and saved[2].active():
+            saved[2].cancel()
+
+    def close(self) -> None:
+        """Forget every saved listing (the API server stops)."""
+        for token in list(self.cursors):
+            self._drop_cursor(token)
+
+    def resume_cursor(self, token: str, request: tuple) -> RouteCursor:
+        """The cursor saved under ``token``, for the same ``request``; InvalidArgument otherwise."""
+        saved = self.cursors.get(token)
+        if saved is None:
+            raise InvalidArgument("page_token", "unknown or expired page token")
+        self._drop_cursor(token)
+        cursor, first, _ = saved
+        if first != request:
+            raise InvalidArgument("page_token", "the request differs from the one that gave this token")
+        return cursor
+
     def add_paths(self, paths: list[OriginatedPath]) -> int:
         """Originate validated paths (``parse_paths``); returns how many were new or changed."""
         rib = self.service.rib_service.rib
@@ -584,6 +616,9 @@ def _sort_key(address: str) -> tuple[int, bytes]:
 
 #: prefixes looked at per reactor turn by a listing or a dump (measured: see bench/api.py)
 CHUNK = 5000
+#: seconds a page token stays valid, and how many listings are kept for their next page
+PAGE_TTL = 60.0
+MAX_CURSORS = 64
 
 
 class RouteRecord(NamedTuple):
@@ -687,9 +722,17 @@ class RouteCursor:
             return rib.adj_rib_out(self.peer, self.family)
         return rib.adj_rib_in(self.peer, self.family, pre_policy=self.table == ADJ_RIB_IN_PRE)
 
-    def next(self, n: int = CHUNK) -> list[RouteRecord]:
+    def next(self, n: int = CHUNK, most: int = 0) -> list[RouteRecord]:
+        """The paths of the next ``n`` keys at most, and ``most`` paths at most (0: no cap).
+
+        A key's paths are never split between two calls: a call stops before
+        a key whose paths would pass ``most`` (unless it is the first).
+        """
+        cap = most or (1 << 62)
+        if self.limit:
+            cap = min(cap, self.limit - self.sent)
         out: list[RouteRecord] = []
-        if self.limit and self.sent >= self.limit:
+        if cap <= 0:
             return out
         rib = self.control.service.rib_service.rib
         source = self._source()
@@ -697,33 +740,37 @@ class RouteCursor:
         fname = family_name(*self.family)
         match = self.match
         keys = self.keys
-        end = min(len(keys), self.pos + n)
-        for key in keys[self.pos:end]:
+        table = self.table
+        i, end = self.pos, min(len(keys), self.pos + n)
+        while i < end:
+            key = keys[i]
             value = source.get(key)
             if value is None:
+                i += 1
                 continue
             path_id, prefix = _split_key(key)
             if match is not None and not match(prefix):
+                i += 1
                 continue
             text = prefix_to_str(prefix, afi)
-            if self.table == ADJ_RIB_OUT:
+            if table == ADJ_RIB_OUT:
                 out.append(RouteRecord(text, fname, path_id, False, "", "", value))
-            elif self.table == LOC_RIB:
+            elif table == LOC_RIB:
                 paths = (value,) if value.__class__ is Path else value
-                if not self.all_paths:
-                    paths = paths[:1]
-                steps = {}
-                if len(paths) > 1:
+                if not self.all_paths or len(paths) == 1:
+                    out.append(_record(text, fname, paths[0], rib.eligible(paths[0]), ""))
+                else:
+                    if out and len(out) + len(paths) > cap:
+                        break  # this prefix's paths go whole into the next call
                     steps = {id(loser): step for step, _, loser in rib.explain(self.family, prefix)}
-                for i, p in enumerate(paths):
-                    best = i == 0 and rib.eligible(p)
-                    out.append(_record(text, fname, p, best, steps.get(id(p), "")))
+                    for j, p in enumerate(paths):
+                        out.append(_record(text, fname, p, j == 0 and rib.eligible(p), steps.get(id(p), "")))
             else:
-                best = rib.best(self.family, prefix) is value
-                out.append(_record(text, fname, value, best, ""))
-        self.pos = end
-        if self.limit:
-            out = out[:self.limit - self.sent]
+                out.append(_record(text, fname, value, rib.best(self.family, prefix) is value, ""))
+            i += 1
+            if len(out) >= cap:
+                break
+        self.pos = i
         self.sent += len(out)
         return out
 

@@ -37,6 +37,7 @@ from bgpd.api.control import (
     ADJ_RIB_IN,
     ADJ_RIB_IN_PRE,
     ADJ_RIB_OUT,
+    CHUNK,
     HARD,
     LOC_RIB,
     SOFT_IN,
@@ -385,19 +386,36 @@ class RoutesServicer(routes_pb2_grpc.RoutesServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"table: unknown table {request.table}")
         which = request.WhichOneof("filter")
         filters = {which: getattr(request, which)} if which else {}
-        cursor = self.bridge.call(context, self.control.list_routes, table, request.family,
-                                  request.peer, all_paths=request.all_paths, limit=request.limit,
-                                  **filters)
+        # What a page token is valid for: the request without its paging fields.
+        fingerprint = (table, request.family, request.peer, which, filters.get(which), request.all_paths,
+                       request.limit)
+        if request.page_token:
+            cursor = self.bridge.call(context, self.control.resume_cursor, request.page_token, fingerprint)
+        else:
+            cursor = self.bridge.call(context, self.control.list_routes, table, request.family,
+                                      request.peer, all_paths=request.all_paths, limit=request.limit,
+                                      **filters)
         reactor = self.bridge.reactor
         encoder = RouteEncoder()
+        page = request.page_size
+        sent = 0
         # One chunk per reactor turn: routing runs between the chunks.  The
         # chunk is turned into protobuf here, on the grpc thread.
         while True:
-            chunk = threads.blockingCallFromThread(reactor, cursor.next)
+            chunk = threads.blockingCallFromThread(reactor, cursor.next, CHUNK, page - sent if page else 0)
+            sent += len(chunk)
+            if cursor.done or not context.is_active():
+                if chunk:
+                    yield encoder.response(chunk)
+                return
+            if page and sent >= page:
+                token = threads.blockingCallFromThread(reactor, self.control.save_cursor, cursor, fingerprint)
+                response = encoder.response(chunk)
+                response.next_page_token = token
+                yield response
+                return
             if chunk:
                 yield encoder.response(chunk)
-            if cursor.done or not context.is_active():
-                return
 
     def AddPaths(self, request_iterator: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         self.bridge.check_writable(context)

@@ -110,6 +110,19 @@ class RoutesControlTests(SynchronousTestCase):
         self.assertEqual(best.source_peer, "192.0.2.2")
         self.assertEqual(best.attributes.med, 5)
 
+    def test_cap_never_splits_a_prefix(self):
+        """next(most=) stops before a prefix whose candidates would pass the cap."""
+        self.announce(self.a, ["198.51.100.0/24", "198.51.100.128/25"])
+        self.announce(self.b, ["198.51.100.0/24"])
+        cursor = self.control.list_routes(LOC_RIB, all_paths=True)
+        pages = []
+        for _ in range(10):
+            got = cursor.next(most=1)
+            pages.append(sorted(r.prefix for r in got))
+            if cursor.done:
+                break
+        self.assertEqual(sorted(pages), [["198.51.100.0/24", "198.51.100.0/24"], ["198.51.100.128/25"]])
+
     def test_filters(self):
         """Exact, longest-match and more-specifics filters pick the right prefixes."""
         self.announce(self.a, ["198.51.100.0/24", "198.51.100.128/25", "192.0.2.128/25"])

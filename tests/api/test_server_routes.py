@@ -66,6 +66,38 @@ class RoutesServiceTests(_ServerCase):
         self.assertEqual(d.count, 1)
         await self.settle("203.0.113.0/24", present=False)
 
+    async def test_paging(self):
+        """page_size pages the listing with next_page_token; a used or foreign token is refused."""
+        await self.add([routes_pb2.AddPathsRequest(paths=paths(25))])
+        await self.settle("10.0.24.0/24")
+
+        def page(token="", size=10, **kw):
+            msgs = list(self.routes.ListRoutes(routes_pb2.ListRoutesRequest(
+                page_size=size, page_token=token, **kw), timeout=TIMEOUT))
+            return [r.prefix for m in msgs for r in m.routes], msgs[-1].next_page_token if msgs else ""
+
+        seen = []
+        token = ""
+        sizes = []
+        for _ in range(10):
+            got, token = await threads.deferToThread(page, token)
+            seen.extend(got)
+            sizes.append(len(got))
+            if not token:
+                break
+        self.assertEqual(sizes, [10, 10, 5])
+        self.assertEqual(sorted(seen), sorted(p.prefix for p in paths(25)))
+        first, token = await threads.deferToThread(page)
+        code, details = await self.status_of(
+            lambda req, timeout: list(self.routes.ListRoutes(req, timeout=timeout)),
+            routes_pb2.ListRoutesRequest(page_size=10, page_token=token, all_paths=True))
+        self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("page_token", details)
+        code, details = await self.status_of(
+            lambda req, timeout: list(self.routes.ListRoutes(req, timeout=timeout)),
+            routes_pb2.ListRoutesRequest(page_size=10, page_token=token))
+        self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)  # used up by the refused call
+
     async def test_errors(self):
         """Bad next hop, bad filter, unknown peer, down peer, unknown path: each status names the field."""
         code, details = await self.status_of(lambda req, timeout: self.routes.AddPaths(
