@@ -115,8 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in (("check", "validate a candidate file"),
                             ("rehearse", "what a candidate file would change"),
                             ("apply", "replace [sets] and [policies] with a candidate file's")):
-        pol.add_parser(name, help=help_text).add_argument(
-            "file", help="a TOML file with [sets] and [policies] tables only")
+        pp = pol.add_parser(name, help=help_text)
+        pp.add_argument("file", help="a TOML file with [sets] and [policies] tables only")
+        if name == "apply":
+            pp.add_argument("--confirm", type=int, default=0, metavar="SECONDS",
+                            help="roll back unless 'bgpctl policy confirm' follows within SECONDS")
+    pol.add_parser("confirm", help="keep a replacement applied with --confirm")
     pe = pol.add_parser("explain", help="walk one route through a peer's chain")
     pe.add_argument("peer")
     pe.add_argument("direction", choices=("import", "export"))
@@ -466,7 +470,16 @@ def _policy_cmd(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
     stub = policy_pb2_grpc.PolicyStub(c.channel)
     if args.action == "show":
         doc = stub.GetPolicy(policy_pb2.GetPolicyRequest(), timeout=CALL_TIMEOUT)
-        out.write(_json(doc) + "\n" if args.json else doc.toml)
+        if args.json:
+            out.write(_json(doc) + "\n")
+            return
+        if doc.confirm_seconds_left:
+            out.write(f"# unconfirmed: rolled back in {doc.confirm_seconds_left:.0f}s "
+                      "unless 'bgpctl policy confirm'\n")
+        out.write(doc.toml)
+    elif args.action == "confirm":
+        doc = stub.ConfirmPolicy(policy_pb2.ConfirmPolicyRequest(), timeout=CALL_TIMEOUT)
+        out.write(_json(doc) + "\n" if args.json else "policy replacement confirmed\n")
     elif args.action == "explain":
         e = stub.ExplainRoute(policy_pb2.ExplainRouteRequest(
             peer=args.peer, direction=args.direction, prefix=args.prefix, family=args.family,
@@ -492,8 +505,12 @@ def _policy_cmd(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
             names = ", ".join(v.names) or "no policies"
             out.write(_json(v) + "\n" if args.json else f"{args.file}: OK ({names})\n")
         elif args.action == "apply":
+            cand.confirm_seconds = max(0, args.confirm)
             doc = stub.ReplacePolicy(cand, timeout=CALL_TIMEOUT)
-            out.write(_json(doc) + "\n" if args.json else f"policies replaced: {', '.join(doc.names)}\n")
+            note = (f" (rolled back in {args.confirm}s unless 'bgpctl policy confirm')"
+                    if args.confirm else "")
+            names = ", ".join(doc.names)
+            out.write(_json(doc) + "\n" if args.json else f"policies replaced: {names}{note}\n")
         else:
             r = stub.RehearsePolicy(cand, timeout=CALL_TIMEOUT)
             if args.json:

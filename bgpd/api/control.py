@@ -167,6 +167,8 @@ class Control:
         self._policies_of_tables: tuple = ()
         self._set_tables(policy_tables_of_file(service.config_path)
                          if getattr(service, "config_path", None) else {})
+        #: an unconfirmed policy replacement: (rollback call, the previous sets/policies/tables)
+        self._pending: tuple[Any, tuple] | None = None
         #: page token -> (listing in progress, the request it answers)
         self.cursors: dict[str, tuple[RouteCursor, tuple, Any]] = {}
         #: (family, prefix) -> attributes of the paths originated through the API
@@ -427,9 +429,17 @@ class Control:
             saved[2].cancel()
 
     def close(self) -> None:
-        """Forget every saved listing (the API server stops)."""
+        """Forget every saved listing (the API server stops).
+
+        An unconfirmed policy replacement stays as it is: nobody is left to confirm it,
+        and bgpd is stopping.
+        """
         for token in list(self.cursors):
             self._drop_cursor(token)
+        if self._pending is not None:
+            if self._pending[0].active():
+                self._pending[0].cancel()
+            self._pending = None
 
     def resume_cursor(self, token: str, request: tuple) -> RouteCursor:
         """The cursor saved under ``token``, for the same ``request``; InvalidArgument otherwise."""
@@ -567,16 +577,63 @@ class Control:
             raise InvalidArgument("direction", f"import or export, got {direction!r}")
         return explain(chain(names, registry), pi, fam, key, attributes)
 
-    def replace_policy(self, text: str) -> tuple[str, tuple[str, ...]]:
-        """Replace [sets] and [policies] atomically (as a reload would); returns the new document."""
+    def replace_policy(self, text: str, confirm_seconds: float = 0) -> tuple[str, tuple[str, ...]]:
+        """Replace [sets] and [policies] atomically (as a reload would); returns the new document.
+
+        ``confirm_seconds``: unless :meth:`confirm_policy` is called within
+        that time, the previous policies come back by themselves.
+        """
+        if self._pending is not None:
+            raise FailedPrecondition("confirm_seconds", "an earlier replacement awaits confirmation: "
+                                     "confirm it, or wait for its rollback")
         config, tables, prepared = self._candidate(text)
+        before = (self.config.sets, self.config.policies, self.policy_tables)
+        self._apply_policies(config, prepared, tables)
+        confirm = f", rolled back unless confirmed within {confirm_seconds:g}s" if confirm_seconds else ""
+        log.info("API: policies replaced ({n} policies){confirm}", n=len(config.policies), confirm=confirm)
+        if confirm_seconds:
+            self._pending = (self.reactor.callLater(confirm_seconds, self._roll_back, before), before)
+        return self.policy_document()
+
+    def confirm_policy(self) -> tuple[str, tuple[str, ...]]:
+        """Keep the replacement that awaits confirmation."""
+        if self._pending is None:
+            raise FailedPrecondition("confirm", "no policy replacement awaits confirmation")
+        call, _ = self._pending
+        call.cancel()
+        self._pending = None
+        log.info("API: policy replacement confirmed")
+        return self.policy_document()
+
+    def confirm_seconds_left(self) -> float:
+        if self._pending is None:
+            return 0.0
+        return max(0.0, self._pending[0].getTime() - self.reactor.seconds())
+
+    def _roll_back(self, before: tuple) -> None:
+        self._pending = None
+        sets, policies, tables = before
+        config = attrs.evolve(self.config, sets=sets, policies=policies)
+        try:
+            prepared = self.service.rib_service.prepare(config)
+        except Exception as err:  # noqa: BLE001 - keep routing on what runs, and say so
+            log.error("API: policy rollback failed, keeping the unconfirmed policies: {err}", err=str(err))
+            return
+        missing = [name for n in config.neighbors for name in (*n.import_policy, *n.export_policy)
+                   if name not in prepared[0]]
+        if missing:
+            log.error("API: policy rollback impossible, keeping the unconfirmed policies: neighbors now "
+                      "use {names}, which the previous policies lack", names=", ".join(sorted(set(missing))))
+            return
+        self._apply_policies(config, prepared, tables)
+        log.warn("API: policy replacement not confirmed in time: the previous policies are back")
+
+    def _apply_policies(self, config: Config, prepared: tuple, tables: dict[str, Any]) -> None:
         service = self.service
         service.config = config
         service.rib_service.reload(config, prepared)
         service.sessions.reload(config)
         self._set_tables(tables)
-        log.info("API: policies replaced ({n} policies)", n=len(config.policies))
-        return self.policy_document()
 
     # -- Events --------------------------------------------------------------
 

@@ -529,9 +529,17 @@ class PolicyServicer(policy_pb2_grpc.PolicyServicer):
         self.bridge = bridge
         self.control = bridge.control
 
+    def _document(self, context: grpc.ServicerContext, text: str, names: tuple[str, ...]) -> Any:
+        left = self.bridge.call(context, self.control.confirm_seconds_left)
+        return policy_pb2.PolicyDocument(toml=text, names=names, confirm_seconds_left=left)
+
     def GetPolicy(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         text, names = self.bridge.call(context, self.control.policy_document)
-        return policy_pb2.PolicyDocument(toml=text, names=names)
+        return self._document(context, text, names)
+
+    def ConfirmPolicy(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        text, names = self.bridge.call(context, self.control.confirm_policy, mutating=True)
+        return self._document(context, text, names)
 
     def ValidatePolicy(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         config = self.bridge.call(context, self.control.validate_policy, request.toml)
@@ -547,8 +555,9 @@ class PolicyServicer(policy_pb2_grpc.PolicyServicer):
         return explanation_to_pb(e)
 
     def ReplacePolicy(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
-        text, names = self.bridge.call(context, self.control.replace_policy, request.toml, mutating=True)
-        return policy_pb2.PolicyDocument(toml=text, names=names)
+        text, names = self.bridge.call(context, self.control.replace_policy, request.toml,
+                                       request.confirm_seconds, mutating=True)
+        return self._document(context, text, names)
 
 
 # -- the server ------------------------------------------------------------------

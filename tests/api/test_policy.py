@@ -67,7 +67,7 @@ def drain(cursor):
     raise AssertionError("cursor never finished")
 
 
-class PolicyControlTests(SynchronousTestCase):
+class _PolicyLab(SynchronousTestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="bgpd-policy-")
         self.path = os.path.join(self.dir, "bgpd.toml")
@@ -92,6 +92,8 @@ class PolicyControlTests(SynchronousTestCase):
         os.unlink(self.path)
         os.rmdir(self.dir)
 
+
+class PolicyControlTests(_PolicyLab):
     def test_document_round_trips(self):
         """The running policies come back as TOML that reads as the file's tables."""
         text, names = self.control.policy_document()
@@ -182,7 +184,45 @@ class PolicyServiceTests(_ServerCase):
         code, _ = await self.status_of(stub.ExplainRoute, policy_pb2.ExplainRouteRequest(
             peer="192.0.2.1", direction="import", prefix="198.51.100.0/24"))
         self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION)
+        code, _ = await self.status_of(stub.ConfirmPolicy, policy_pb2.ConfirmPolicyRequest())
+        self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION)
+        doc = await call(stub.ReplacePolicy, policy_pb2.PolicyCandidate(toml="", confirm_seconds=600))
+        self.assertGreater(doc.confirm_seconds_left, 500)
+        doc = await call(stub.ConfirmPolicy, policy_pb2.ConfirmPolicyRequest())
+        self.assertEqual(doc.confirm_seconds_left, 0)
         doc = await call(stub.ReplacePolicy, policy_pb2.PolicyCandidate(toml=POLICIES))
         self.assertEqual(list(doc.names), ["in"])
         self.assertEqual(tomllib.loads(doc.toml), tomllib.loads(POLICIES))
         self.assertEqual([n for n, _ in self.svc.config.policies], ["in"])
+
+
+class ConfirmTimerTests(_PolicyLab):
+
+    def test_rollback_without_confirm(self):
+        """An unconfirmed replacement is rolled back when its timer runs out; routes come back."""
+        self.control.replace_policy(REJECT_DOCS, confirm_seconds=30)
+        for _ in range(30):
+            self.reactor.advance(0.1)
+        self.assertEqual(len(drain(self.control.list_routes(LOC_RIB))), 1)
+        self.assertGreater(self.control.confirm_seconds_left(), 20)
+        with self.assertRaises(FailedPrecondition):
+            self.control.replace_policy(POLICIES)
+        self.reactor.advance(30)
+        for _ in range(30):
+            self.reactor.advance(0.1)
+        self.assertEqual(self.control.confirm_seconds_left(), 0)
+        self.assertEqual(len(drain(self.control.list_routes(LOC_RIB))), 2)
+        self.assertNotIn('action = "reject"', self.control.policy_document()[0])
+        e = self.control.explain_route("192.0.2.2", "import", "198.51.100.0/24")
+        self.assertEqual(e.decided_by, ("in", "prefer-docs"))
+
+    def test_confirm_keeps_it(self):
+        """A confirmed replacement stays after the timer would have run out; confirming twice fails."""
+        self.control.replace_policy(REJECT_DOCS, confirm_seconds=30)
+        self.control.confirm_policy()
+        self.reactor.advance(31)
+        for _ in range(30):
+            self.reactor.advance(0.1)
+        self.assertEqual(len(drain(self.control.list_routes(LOC_RIB))), 1)
+        with self.assertRaises(FailedPrecondition):
+            self.control.confirm_policy()
