@@ -167,6 +167,9 @@ class Control:
         self._policies_of_tables: tuple = ()
         self._set_tables(policy_tables_of_file(service.config_path)
                          if getattr(service, "config_path", None) else {})
+        #: lease id -> lease; (family, prefix) -> the lease an originated path belongs to
+        self.leases: dict[str, _Lease] = {}
+        self.path_lease: dict[tuple[tuple[int, int], bytes], str] = {}
         #: an unconfirmed policy replacement: (rollback call, the previous sets/policies/tables)
         self._pending: tuple[Any, tuple] | None = None
         #: page token -> (listing in progress, the request it answers)
@@ -218,7 +221,8 @@ class Control:
         """The effective config as TOML, the API's neighbors, and the API's paths."""
         self.policy_document()  # brings the policy tables up to date after a reload
         text = to_toml(config_to_tables(self.config, self.policy_tables))
-        paths = tuple(prefix_to_str(key, fam[0]) for fam, key in self.originated)
+        paths = tuple(prefix_to_str(key, fam[0]) for fam, key in self.originated
+                      if (fam, key) not in self.path_lease)
         return text, tuple(sorted(self.api_peers, key=_sort_key)), paths
 
     # -- Peers: reading ----------------------------------------------------
@@ -436,6 +440,10 @@ class Control:
         """
         for token in list(self.cursors):
             self._drop_cursor(token)
+        for lease in self.leases.values():
+            if lease.call is not None and lease.call.active():
+                lease.call.cancel()
+                lease.call = None
         if self._pending is not None:
             if self._pending[0].active():
                 self._pending[0].cancel()
@@ -452,17 +460,81 @@ class Control:
             raise InvalidArgument("page_token", "the request differs from the one that gave this token")
         return cursor
 
-    def add_paths(self, paths: list[OriginatedPath]) -> int:
-        """Originate validated paths (``parse_paths``); returns how many were new or changed."""
+    def add_paths(self, paths: list[OriginatedPath], lease: str = "") -> int:
+        """Originate validated paths (``parse_paths``); returns how many were new or changed.
+
+        ``lease``: tie them to that lease (they go when it ends); a path
+        belongs to whoever originated it last.
+        """
+        held = None
+        if lease:
+            held = self.leases.get(lease)
+            if held is None:
+                raise NotFound("lease_id", f"no lease {lease} (it may have run out)")
         rib = self.service.rib_service.rib
+        owners = self.path_lease
         n = 0
         for p in paths:
             k = (p.family, p.prefix)
+            old = owners.get(k)
+            if old != (lease or None):
+                if old is not None and old in self.leases:
+                    self.leases[old].keys.discard(k)
+                if held is not None:
+                    held.keys.add(k)
+                    owners[k] = lease
+                else:
+                    owners.pop(k, None)
             if self.originated.get(k) != p.attributes:
                 self.originated[k] = p.attributes
                 rib.originate(p.family, p.prefix, p.attributes)
                 n += 1
         return n
+
+    # -- leases ----------------------------------------------------------------
+
+    def create_lease(self, ttl: float) -> LeaseInfo:
+        """A lease of ``ttl`` seconds; ttl 0 makes one that only :meth:`end_lease` ends (streams)."""
+        if ttl < 0 or ttl > MAX_LEASE_TTL:
+            raise InvalidArgument("ttl_seconds", f"must be 1 to {MAX_LEASE_TTL}, got {ttl:g}")
+        lease = _Lease(secrets.token_urlsafe(12), ttl)
+        self.leases[lease.id] = lease
+        if ttl:
+            lease.call = self.reactor.callLater(ttl, self.end_lease, lease.id, "its TTL ran out")
+        return lease.info()
+
+    def create_lease_checked(self, ttl: float) -> LeaseInfo:
+        """CreateLease: a TTL of 0 is a mistake there (only streams hold leases without one)."""
+        if not ttl:
+            raise InvalidArgument("ttl_seconds", f"must be 1 to {MAX_LEASE_TTL}")
+        return self.create_lease(ttl)
+
+    def renew_lease(self, lease_id: str) -> LeaseInfo:
+        lease = self.leases.get(lease_id)
+        if lease is None:
+            raise NotFound("id", f"no lease {lease_id} (it may have run out)")
+        if lease.call is not None:
+            lease.call.reset(lease.ttl)
+        return lease.info()
+
+    def end_lease(self, lease_id: str, reason: str = "deleted") -> LeaseInfo:
+        """End a lease now: withdraw every path still tied to it."""
+        lease = self.leases.pop(lease_id, None)
+        if lease is None:
+            raise NotFound("id", f"no lease {lease_id} (it may have run out)")
+        if lease.call is not None and lease.call.active():
+            lease.call.cancel()
+        info = lease.info()
+        rib = self.service.rib_service.rib
+        for k in lease.keys:
+            if self.path_lease.get(k) == lease_id:
+                del self.path_lease[k]
+                self.originated.pop(k, None)
+                rib.withdraw_originated(*k)
+        if lease.keys:
+            log.info("API: lease {lease} ended ({reason}): {n} paths withdrawn", lease=lease_id,
+                     reason=reason, n=len(lease.keys))
+        return info
 
     def delete_paths(self, prefixes: list[str]) -> int:
         """Withdraw paths this API originated; NotFound (naming it) leaves every path in place."""
@@ -479,6 +551,9 @@ class Control:
         rib = self.service.rib_service.rib
         for k in dict.fromkeys(keys):
             del self.originated[k]
+            owner = self.path_lease.pop(k, None)
+            if owner is not None and owner in self.leases:
+                self.leases[owner].keys.discard(k)
             rib.withdraw_originated(*k)
         return len(set(keys))
 
@@ -840,6 +915,32 @@ def _record(prefix: str, family: str, path: Path, best: bool, step: str) -> Rout
     info = path.peer
     return RouteRecord(prefix, family, path.path_id, best, info.address, info.router_id, path.attrs,
                        step, bool(path.stale))
+
+
+#: the longest lease TTL, seconds (a day)
+MAX_LEASE_TTL = 86400
+
+
+@attrs.frozen
+class LeaseInfo:
+    """A lease as the API shows it."""
+
+    id: str
+    ttl: float
+    paths: int
+
+
+class _Lease:
+    """Paths tied to a client's liveness: a TTL it renews, or an open stream (ttl 0)."""
+
+    def __init__(self, lease_id: str, ttl: float) -> None:
+        self.id = lease_id
+        self.ttl = ttl
+        self.call: Any = None
+        self.keys: set[tuple[tuple[int, int], bytes]] = set()
+
+    def info(self) -> LeaseInfo:
+        return LeaseInfo(self.id, self.ttl, len(self.keys))
 
 
 @attrs.frozen

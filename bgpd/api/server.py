@@ -420,15 +420,57 @@ class RoutesServicer(routes_pb2_grpc.RoutesServicer):
     def AddPaths(self, request_iterator: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         self.bridge.check_writable(context)
         paths = []
+        lease = ""
         try:
             for request in request_iterator:
+                lease = request.lease_id or lease
                 paths.extend(parse_paths([path_from_pb(p) for p in request.paths], len(paths)))
         except ControlError as err:
             context.abort(getattr(grpc.StatusCode, err.status), str(err))
         count = 0
         for i in range(0, len(paths), ORIGINATE_CHUNK):
-            count += self.bridge.call(context, self.control.add_paths, paths[i:i + ORIGINATE_CHUNK])
+            count += self.bridge.call(context, self.control.add_paths, paths[i:i + ORIGINATE_CHUNK],
+                                      lease)
         return routes_pb2.AddPathsResponse(count=count)
+
+    def HoldPaths(self, request_iterator: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        self.bridge.check_writable(context)
+        reactor = self.bridge.reactor
+        lease = self.bridge.call(context, self.control.create_lease, 0)
+        ended = []
+
+        def end() -> None:
+            if not ended:
+                ended.append(True)
+                reactor.callFromThread(_end_quietly, self.control, lease.id, "its stream ended")
+
+        # Runs when the RPC ends for any reason: the client closed, cancelled or died.
+        context.add_callback(end)
+        try:
+            offset = 0
+            for request in request_iterator:
+                try:
+                    batch = parse_paths([path_from_pb(p) for p in request.paths], offset)
+                except ControlError as err:
+                    context.abort(getattr(grpc.StatusCode, err.status), str(err))
+                offset += len(batch)
+                count = 0
+                for i in range(0, len(batch), ORIGINATE_CHUNK):
+                    count += self.bridge.call(context, self.control.add_paths,
+                                              batch[i:i + ORIGINATE_CHUNK], lease.id)
+                yield routes_pb2.AddPathsResponse(count=count)
+        finally:
+            end()
+
+    def CreateLease(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        return _lease_pb(self.bridge.call(context, self.control.create_lease_checked, request.ttl_seconds,
+                                          mutating=True))
+
+    def RenewLease(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        return _lease_pb(self.bridge.call(context, self.control.renew_lease, request.id, mutating=True))
+
+    def DeleteLease(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        return _lease_pb(self.bridge.call(context, self.control.end_lease, request.id, mutating=True))
 
     def DeletePaths(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         n = self.bridge.call(context, self.control.delete_paths, list(request.prefixes), mutating=True)
@@ -450,6 +492,17 @@ class RoutesServicer(routes_pb2_grpc.RoutesServicer):
                 yield encoder.watch_response(items, watch.count)
         finally:
             reactor.callFromThread(watch.close)
+
+
+def _lease_pb(lease: Any) -> routes_pb2.Lease:
+    return routes_pb2.Lease(id=lease.id, ttl_seconds=int(lease.ttl), paths=lease.paths)
+
+
+def _end_quietly(control: Control, lease_id: str, reason: str) -> None:
+    try:
+        control.end_lease(lease_id, reason)
+    except ControlError:
+        pass  # already ended
 
 
 def _drain(context: grpc.ServicerContext, watch: Any) -> Any:

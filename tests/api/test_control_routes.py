@@ -284,3 +284,67 @@ class RouteEncoderTests(SynchronousTestCase):
             routes_pb2.RouteEvent(update=route_to_pb(records[1]))])
         self.assertEqual(got, want)
         self.assertEqual(got.events[2].WhichOneof("event"), "end_of_dump")
+
+
+class _LeaseLab(SynchronousTestCase):
+    def setUp(self):
+        self.reactor = MemoryReactorClock()
+        self.svc = BgpdService(parse_config(CONFIG), None, self.reactor)
+        self.svc.startService()
+        self.control = Control(self.svc)
+
+    def tearDown(self):
+        self.control.close()
+        self.svc.stopService()
+        self.reactor.advance(3)
+
+    def settle(self):
+        for _ in range(30):
+            self.reactor.advance(0.1)
+
+    def prefixes(self):
+        return sorted(r.prefix for r in drain(self.control.list_routes(LOC_RIB)))
+
+
+class LeaseTests(_LeaseLab):
+    def paths(self, *prefixes):
+        return parse_paths([{"prefix": p, "next_hop": "192.0.2.1"} for p in prefixes])
+
+    def test_ttl_expiry_withdraws(self):
+        """Paths tied to a lease go when its TTL runs out; a renewal keeps them."""
+        lease = self.control.create_lease(10)
+        self.control.add_paths(self.paths("203.0.113.0/25", "203.0.113.128/25"), lease.id)
+        self.settle()
+        self.assertEqual(len(self.prefixes()), 2)
+        self.reactor.advance(4)  # 7 s in: renewed, it runs until 17 s
+        self.assertEqual(self.control.renew_lease(lease.id).paths, 2)
+        self.reactor.advance(4)
+        self.settle()  # 14 s in
+        self.assertEqual(len(self.prefixes()), 2)
+        self.reactor.advance(10)
+        self.settle()
+        self.assertEqual(self.prefixes(), [])
+        with self.assertRaises(NotFound):
+            self.control.renew_lease(lease.id)
+
+    def test_detach_and_delete(self):
+        """A path originated again without the lease stays when the lease is deleted."""
+        lease = self.control.create_lease(60)
+        self.control.add_paths(self.paths("203.0.113.0/25", "203.0.113.128/25"), lease.id)
+        self.control.add_paths(self.paths("203.0.113.0/25"))
+        self.assertEqual(self.control.running_config()[2], ("203.0.113.0/25",))
+        self.assertEqual(self.control.end_lease(lease.id).paths, 1)
+        self.settle()
+        self.assertEqual(self.prefixes(), ["203.0.113.0/25"])
+        with self.assertRaises(NotFound) as cm:
+            self.control.add_paths(self.paths("203.0.113.0/26"), lease.id)
+        self.assertEqual(cm.exception.field, "lease_id")
+        with self.assertRaises(InvalidArgument):
+            self.control.create_lease(10 ** 6)
+
+    def test_delete_paths_detaches(self):
+        """DeletePaths on a leased path withdraws it and leaves the lease empty."""
+        lease = self.control.create_lease(60)
+        self.control.add_paths(self.paths("203.0.113.0/25"), lease.id)
+        self.control.delete_paths(["203.0.113.0/25"])
+        self.assertEqual(self.control.renew_lease(lease.id).paths, 0)

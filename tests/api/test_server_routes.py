@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import grpc
 from twisted.internet import reactor, threads
 from twisted.internet.task import deferLater
@@ -11,6 +13,8 @@ from bgpd.api.control import Control
 from bgpd.api.server import ApiServer
 from bgpd.config import ApiConfig
 from tests.api.test_server import TIMEOUT, _ServerCase
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def paths(n: int, start: int = 0) -> list[routes_pb2.OriginatePath]:
@@ -193,3 +197,94 @@ class WatchOverflowTests(_ServerCase):
                 break
             await deferLater(reactor, 0.1, lambda: None)
         self.assertEqual(self.svc.rib_service.rib.loc_rib_size((1, 1)), 20_000)
+
+
+HOLDER = r"""
+import sys, time
+import grpc
+from bgpd.api._gen.bgpd.v1 import routes_pb2, routes_pb2_grpc
+stub = routes_pb2_grpc.RoutesStub(grpc.insecure_channel(sys.argv[1]))
+def requests():
+    yield routes_pb2.AddPathsRequest(paths=[routes_pb2.OriginatePath(prefix="198.51.100.64/26",
+                                                                     next_hop="192.0.2.254")])
+    time.sleep(600)  # holds the stream open until killed
+for r in stub.HoldPaths(requests()):
+    print("held", r.count, flush=True)
+"""
+
+
+class LeaseServiceTests(_ServerCase):
+    def setUp(self):
+        super().setUp()
+        self.routes = routes_pb2_grpc.RoutesStub(self.channel)
+
+    async def wait_loc(self, prefix, present):
+        rib = self.svc.rib_service.rib
+        from bgpd.wire.nlri import prefix_from_str
+
+        key = prefix_from_str(prefix)[1]
+        for _ in range(100):  # bounded: 10 s
+            if (rib.best((1, 1), key) is not None) == present:
+                return
+            await deferLater(reactor, 0.1, lambda: None)
+        self.fail(f"{prefix} {'never appeared' if present else 'never went'}")
+
+    async def test_lease_rpcs(self):
+        """CreateLease, AddPaths with lease_id, RenewLease, DeleteLease withdraws; errors by field."""
+        lease = await threads.deferToThread(self.routes.CreateLease,
+                                            routes_pb2.CreateLeaseRequest(ttl_seconds=60), timeout=TIMEOUT)
+        self.assertEqual(lease.ttl_seconds, 60)
+        await threads.deferToThread(self.routes.AddPaths, iter([routes_pb2.AddPathsRequest(
+            paths=paths(1), lease_id=lease.id)]), timeout=TIMEOUT)
+        await self.wait_loc("10.0.0.0/24", True)
+        r = await threads.deferToThread(self.routes.RenewLease, routes_pb2.RenewLeaseRequest(id=lease.id),
+                                        timeout=TIMEOUT)
+        self.assertEqual(r.paths, 1)
+        await threads.deferToThread(self.routes.DeleteLease, routes_pb2.DeleteLeaseRequest(id=lease.id),
+                                    timeout=TIMEOUT)
+        await self.wait_loc("10.0.0.0/24", False)
+        code, _ = await self.status_of(self.routes.RenewLease, routes_pb2.RenewLeaseRequest(id=lease.id))
+        self.assertEqual(code, grpc.StatusCode.NOT_FOUND)
+        code, details = await self.status_of(self.routes.CreateLease, routes_pb2.CreateLeaseRequest())
+        self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("ttl_seconds", details)
+        code, details = await self.status_of(lambda req, timeout: self.routes.AddPaths(
+            iter([req]), timeout=timeout), routes_pb2.AddPathsRequest(paths=paths(1), lease_id="nope"))
+        self.assertEqual(code, grpc.StatusCode.NOT_FOUND)
+        self.assertIn("lease_id", details)
+
+    async def test_hold_paths_until_cancel(self):
+        """HoldPaths: the stream's paths live while it is open and go when it is cancelled."""
+        import queue as _queue
+
+        q: _queue.Queue = _queue.Queue()
+
+        def requests():
+            yield routes_pb2.AddPathsRequest(paths=paths(2))
+            q.get(timeout=30)  # keep the stream open until the test says
+
+        call = self.routes.HoldPaths(requests(), timeout=TIMEOUT * 3)
+        first = await threads.deferToThread(next, iter(call))
+        self.assertEqual(first.count, 2)
+        await self.wait_loc("10.0.1.0/24", True)
+        call.cancel()
+        q.put(None)
+        await self.wait_loc("10.0.1.0/24", False)
+        await self.wait_loc("10.0.0.0/24", False)
+
+    async def test_killed_client_loses_its_paths(self):
+        """A HoldPaths client killed with SIGKILL has its paths withdrawn."""
+        import signal
+        import subprocess
+        import sys
+
+        proc = subprocess.Popen([sys.executable, "-c", HOLDER, self.svc.api.server.target],
+                                stdout=subprocess.PIPE, text=True, cwd=REPO)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        self.addCleanup(lambda: proc.stdout.close())
+        line = await threads.deferToThread(proc.stdout.readline)
+        self.assertEqual(line.strip(), "held 1")
+        await self.wait_loc("198.51.100.64/26", True)
+        proc.send_signal(signal.SIGKILL)
+        await threads.deferToThread(proc.wait, 30)
+        await self.wait_loc("198.51.100.64/26", False)
