@@ -6,14 +6,17 @@ work directory, and ``bgpctl`` (this interpreter, ``-m bgpd.cli``) talks to
 it.  Checked: a path originated with ``bgpctl route add`` reaches GoBGP
 (RFC 4271 9.1.3, AS_PATH bgpd's AS alone), ``bgpctl show routes --json``
 lists what GoBGP announced, ``bgpctl route del`` withdraws it, and a
-neighbor added with ``bgpctl neighbor add`` comes up.  Needs root; skips
-without it (fails under CI=true, like the harness).
+neighbor added with ``bgpctl neighbor add`` comes up, and a path held by a
+HoldPaths client (a lease on its stream) leaves GoBGP when that client is
+killed with SIGKILL.  Needs root; skips without it (fails under CI=true,
+like the harness).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -99,3 +102,30 @@ class GoBGPApiTests(SynchronousTestCase):
             return out.returncode == 0 and json.loads(out.stdout)["state"] == "Established"
 
         harness.poll(established, TIMEOUT, 0.5, "bgpctl to show the added neighbor Established")
+
+    def test_lease_bound_route_goes_when_client_killed(self):
+        """A path held by a HoldPaths client reaches GoBGP and is withdrawn when the client is killed -9."""
+        proc = subprocess.Popen([sys.executable, "-c", HOLDER, f"unix:{self.bgpd.socket}",
+                                 "198.51.100.192/28", self.lab["bgpd"].ipv4],
+                                stdout=subprocess.PIPE, text=True, cwd=REPO)
+        self.addCleanup(proc.stdout.close)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        self.assertEqual(proc.stdout.readline().strip(), "held 1")
+        self.gobgp.wait_route("198.51.100.192/28", TIMEOUT)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        self.gobgp.wait_no_route("198.51.100.192/28", TIMEOUT)
+
+
+HOLDER = r"""
+import sys, time
+import grpc
+from bgpd.api._gen.bgpd.v1 import routes_pb2, routes_pb2_grpc
+stub = routes_pb2_grpc.RoutesStub(grpc.insecure_channel(sys.argv[1]))
+def requests():
+    yield routes_pb2.AddPathsRequest(paths=[routes_pb2.OriginatePath(prefix=sys.argv[2],
+                                                                     next_hop=sys.argv[3])])
+    time.sleep(600)  # holds the stream open until killed
+for r in stub.HoldPaths(requests()):
+    print("held", r.count, flush=True)
+"""
