@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import queue
+import stat
 from collections.abc import Callable
 from concurrent import futures
 from typing import Any
@@ -648,8 +649,10 @@ class ApiServer:
             raise ValueError(f"{missing}: required to listen on {config.listen} (beyond loopback)")
         self.config = config
         self.bridge = _Bridge(reactor, control, config.read_only)
+        # No SO_REUSEPORT: a second bgpd on the same port must fail, not share it.
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers,
-                                                             thread_name_prefix="bgpd-api"))
+                                                             thread_name_prefix="bgpd-api"),
+                                  options=[("grpc.so_reuseport", 0)])
         global_pb2_grpc.add_GlobalServicer_to_server(GlobalServicer(self.bridge), self.server)
         peers_pb2_grpc.add_PeersServicer_to_server(PeersServicer(self.bridge), self.server)
         routes_pb2_grpc.add_RoutesServicer_to_server(RoutesServicer(self.bridge, watch_bound), self.server)
@@ -660,14 +663,23 @@ class ApiServer:
         creds = credentials(config)
         if config.listen.startswith("unix:"):
             path = config.listen[len("unix:"):]
-            if os.path.exists(path):
+            try:
+                mode = os.lstat(path).st_mode
+            except FileNotFoundError:
+                mode = None
+            if mode is not None:
+                if not stat.S_ISSOCK(mode):
+                    raise ValueError(f"api.listen: {path} exists and is not a socket; not replacing it")
                 os.unlink(path)  # a stale socket from a previous run
             target = config.listen
         else:
             host, port = split_listen(config.listen)
             target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self.port = (self.server.add_secure_port(target, creds) if creds is not None
-                     else self.server.add_insecure_port(target))
+        try:
+            self.port = (self.server.add_secure_port(target, creds) if creds is not None
+                         else self.server.add_insecure_port(target))
+        except RuntimeError as e:  # grpcio raises when it cannot bind
+            raise ValueError(f"api.listen: cannot listen on {config.listen}: {e}") from None
         if not config.listen.startswith("unix:") and self.port == 0:
             raise ValueError(f"api.listen: cannot listen on {config.listen}")
 

@@ -241,6 +241,36 @@ class ListenTests(TestCase):
             ApiServer(reactor, None, cfg)
         self.assertIn("api.tls_cert", str(cm.exception))
 
+    def test_unix_path_not_a_socket(self):
+        """listen = unix:PATH on an existing regular file is refused naming api.listen; the file stays."""
+        d = tempfile.mkdtemp(prefix="bgpd-api-")
+        path = os.path.join(d, "not-a-socket")
+        with open(path, "w") as f:
+            f.write("keep me")
+        try:
+            with self.assertRaises(ValueError) as cm:
+                ApiServer(reactor, None, ApiConfig(enabled=True, listen=f"unix:{path}"))
+            self.assertIn("api.listen", str(cm.exception))
+            with open(path) as f:
+                self.assertEqual(f.read(), "keep me")
+        finally:
+            os.unlink(path)
+            os.rmdir(d)
+
+    def test_port_in_use(self):
+        """A TCP port already taken is refused naming api.listen."""
+        import socket
+
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        self.addCleanup(s.close)
+        port = s.getsockname()[1]
+        with self.assertRaises(ValueError) as cm:
+            server = ApiServer(reactor, None, ApiConfig(enabled=True, listen=f"127.0.0.1:{port}"))
+            server.stop(0)
+        self.assertIn("api.listen", str(cm.exception))
+
     async def test_unix_socket(self):
         """listen = unix:PATH serves the API on a Unix socket."""
         d = tempfile.mkdtemp(prefix="bgpd-api-")
@@ -295,3 +325,15 @@ class EventsServiceTests(_ServerCase):
         e = await threads.deferToThread(next, it)
         self.assertEqual((e.peer, e.new_state), ("192.0.2.1", "Idle"))
         self.assertIn("work", e.reason)
+
+
+class SecondServerTests(TestCase):
+    def test_second_server_on_the_same_port_fails(self):
+        """A second API server on a port the first holds is refused (no SO_REUSEPORT sharing)."""
+        first = ApiServer(reactor, None, ApiConfig(enabled=True, listen="127.0.0.1:0"))
+        first.start()
+        self.addCleanup(first.stop, 0)
+        with self.assertRaises(ValueError) as cm:
+            second = ApiServer(reactor, None, ApiConfig(enabled=True, listen=first.target))
+            second.stop(0)
+        self.assertIn("api.listen", str(cm.exception))
