@@ -45,6 +45,7 @@ import copy
 import datetime
 import difflib
 import ipaddress
+import json
 import math
 import re
 import tomllib
@@ -67,10 +68,12 @@ from bgpd.wire.constants import (
 
 __all__ = [
     "ADD_PATH_MODES",
+    "API_KEYS",
     "BUILTIN_POLICIES",
     "FAMILIES",
     "ROLES",
     "SOFT_FIELDS",
+    "ApiConfig",
     "BgpConfig",
     "Config",
     "ConfigError",
@@ -82,7 +85,15 @@ __all__ = [
     "OriginateConfig",
     "PolicyDef",
     "PolicySets",
+    "api_config_from_table",
     "config_from_dict",
+    "config_to_tables",
+    "listen_is_local",
+    "neighbor_from_table",
+    "policies_from_toml",
+    "policy_tables_of_file",
+    "split_listen",
+    "to_toml",
     "load_config",
     "parse_config",
 ]
@@ -372,6 +383,8 @@ class Config:
     #: or None for a Config built directly.  `bgpd.state.overlay` lays the
     #: API's changes over it; it takes no part in comparisons.
     source: Mapping[str, Any] | None = attrs.field(default=None, repr=False, eq=False, hash=False)
+    #: ``[api]``: the gRPC API server (off when the table is absent).
+    api: ApiConfig = attrs.field(factory=lambda: ApiConfig())
     _by_address: dict[str, NeighborConfig] = attrs.field(init=False, repr=False, eq=False, hash=False)
 
     @_by_address.default
@@ -486,7 +499,7 @@ NEIGHBOR_KEYS = tuple(f.name for f in attrs.fields(NeighborConfig))
 MAX_PREFIX_KEYS = tuple(f.name for f in attrs.fields(MaxPrefix))
 # family is derived from the prefix, never written.
 ORIGINATE_KEYS = tuple(f.name for f in attrs.fields(OriginateConfig) if f.name != "family")
-TOP_KEYS = ("bgp", "neighbors", "originate", "sets", "policies")
+TOP_KEYS = ("bgp", "neighbors", "originate", "sets", "policies", "api")
 
 # Settings a neighbor inherits from [bgp] when it does not set them.
 _INHERITED = ("local_as", "hold_time", "connect_retry_time", "idle_hold_time", "max_idle_hold_time")
@@ -773,9 +786,16 @@ class _Validator:
             bgp = self.bgp(top["bgp"])
         neighbors = self.neighbors(top.get("neighbors", []), bgp)
         originate = self.originate_list(top.get("originate", []))
+        api = ApiConfig()
+        if "api" in top:
+            try:
+                api = api_config_from_table(top["api"])
+            except ConfigError as err:
+                self.errors.extend(err.errors)
         if bgp is None or neighbors is None or originate is None or self.errors:
             return None
-        return Config(bgp=bgp, neighbors=neighbors, originate=originate, sets=sets, policies=policies)
+        return Config(bgp=bgp, neighbors=neighbors, originate=originate, sets=sets, policies=policies,
+                      api=api)
 
     def bgp(self, value: object) -> BgpConfig | None:
         path = "bgp"
@@ -1868,3 +1888,258 @@ def policy_inputs(config: Config, name: str) -> tuple:
                 kind = _COMMUNITY_ACTIONS[key[len("remove_"):]][0]
                 used.append((kind, value, config.sets.lookup(kind, value)))
     return (name, definition, tuple(used))
+
+
+# -- the API: neighbors added at run time, and the [api] table ------------------
+
+
+def neighbor_from_table(table: Mapping[str, Any], config: Config, path: str = "neighbor") -> NeighborConfig:
+    """Validate one neighbor given at run time (the API) exactly as a [[neighbors]] table.
+
+    ``config`` is the running config: it supplies the inherited [bgp] values
+    and the policy names a neighbor may use.  Raises `ConfigErrors` whose keys
+    start with ``path`` (``neighbor.remote_as``), so an error names the field.
+    """
+    v = _Validator()
+    v.policy_names = tuple(name for name, _ in config.policies)
+    neighbor = v.neighbor(dict(table), path, config.bgp)
+    if v.errors:
+        raise ConfigErrors(v.errors)
+    assert neighbor is not None
+    return neighbor
+
+
+API_KEYS = ("enabled", "listen", "read_only", "tls_cert", "tls_key", "tls_client_ca")
+DEFAULT_API_LISTEN = "127.0.0.1:50051"
+
+
+@attrs.frozen
+class ApiConfig:
+    """The ``[api]`` table: where the gRPC API listens and how it is protected."""
+
+    #: Start the API server at all.
+    enabled: bool = False
+    #: ``unix:/path/to/socket`` or ``HOST:PORT`` (IPv6 as ``[::1]:50051``).
+    listen: str = DEFAULT_API_LISTEN
+    #: Reject every mutating call with PERMISSION_DENIED.
+    read_only: bool = False
+    #: PEM server certificate and key: required to listen beyond loopback.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    #: PEM CA bundle: when set, clients must present a certificate it signed.
+    tls_client_ca: str | None = None
+
+    @property
+    def local_only(self) -> bool:
+        """True for a Unix socket or a loopback address (no TLS needed)."""
+        return listen_is_local(self.listen)
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[V6]:PORT`` -> (host, port); raises ValueError naming the problem."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"expected unix:PATH or HOST:PORT, got {listen!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        n = int(port)
+    except ValueError:
+        raise ValueError(f"port must be a number, got {port!r}") from None
+    if not 0 <= n <= 65535:
+        raise ValueError(f"port must be 0..65535, got {n}")
+    if host != "localhost":
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"host must be an IP address or localhost, got {host!r}") from None
+    return host, n
+
+
+def listen_is_local(listen: str) -> bool:
+    """Whether ``listen`` is a Unix socket or a loopback address."""
+    if listen.startswith("unix:"):
+        return True
+    host, _ = split_listen(listen)
+    return host == "localhost" or ipaddress.ip_address(host).is_loopback
+
+
+def api_config_from_table(table: object, path: str = "api") -> ApiConfig:
+    """Validate an ``[api]`` table; raises `ConfigErrors` naming each bad key.
+
+    Listening beyond loopback without ``tls_cert`` and ``tls_key`` is an
+    error naming the missing key: the API changes routing, so it is never
+    offered in clear text off the host.
+    """
+    v = _Validator()
+    tbl = v.table(table, path, API_KEYS)
+    if tbl is None:
+        raise ConfigErrors(v.errors)
+    enabled = v.boolean(tbl, path, "enabled", True)
+    listen = v.string(tbl, path, "listen", DEFAULT_API_LISTEN)
+    read_only = v.boolean(tbl, path, "read_only", False)
+    tls = {name: v.string(tbl, path, name, None) for name in ("tls_cert", "tls_key", "tls_client_ca")}
+    if listen is not INVALID:
+        if listen.startswith("unix:"):
+            if not listen[len("unix:"):]:
+                v.error(_join(path, "listen"), "unix: needs a socket path, like unix:/run/bgpd/api.sock")
+        else:
+            try:
+                local = listen_is_local(listen)
+            except ValueError as e:
+                v.error(_join(path, "listen"), str(e))
+            else:
+                if not local:
+                    for name in ("tls_cert", "tls_key"):
+                        if tls[name] is None:
+                            v.error(_join(path, name), f"required: {path}.listen {listen} is not "
+                                    "loopback, and the API is served beyond loopback only over TLS")
+    if tls["tls_client_ca"] is not None and tls["tls_cert"] is None:
+        v.error(_join(path, "tls_client_ca"), f"needs {path}.tls_cert and {path}.tls_key (TLS)")
+    if v.errors:
+        raise ConfigErrors(v.errors)
+    return ApiConfig(enabled=enabled, listen=listen, read_only=read_only, **tls)
+
+
+# -- the API: candidate policies --------------------------------------------------
+
+POLICY_DOCUMENT_KEYS = ("sets", "policies")
+
+
+def policies_from_toml(text: str, config: Config, source: str = "candidate") -> tuple[Config, dict[str, Any]]:
+    """Validate a candidate ``[sets]`` + ``[policies]`` document against the running ``config``.
+
+    Returns the config with them in place, and the parsed tables (for
+    :func:`to_toml`).  Raises `ConfigError` / `ConfigErrors` naming the key:
+    the candidate's own problems, and every policy name ``[bgp]`` or a
+    neighbor uses that the candidate no longer defines.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(source, f"TOML syntax error: {e}") from None
+    v = _Validator()
+    top = v.table(data, "", POLICY_DOCUMENT_KEYS)
+    if top is None:
+        raise ConfigErrors(v.errors)
+    sets, policies = _policy_section(v, top)
+    names = set(BUILTIN_POLICIES) | set(v.policy_names)
+    for i, name in enumerate(config.bgp.import_policy):
+        if name not in names:
+            v.error(f"bgp.import_policy[{i}]", f"policy {name!r} is used here but the candidate lacks it")
+    for n, neighbor in enumerate(config.neighbors):
+        for key in ("import_policy", "export_policy"):
+            for i, name in enumerate(getattr(neighbor, key)):
+                if name not in names:
+                    v.error(f"neighbors[{n}].{key}[{i}]",
+                            f"policy {name!r} is used by neighbor {neighbor.address} "
+                            "but the candidate lacks it")
+    if v.errors:
+        raise ConfigErrors(v.errors)
+    return attrs.evolve(config, sets=sets, policies=policies), dict(top)
+
+
+def policy_tables_of_file(path: str) -> dict[str, Any]:
+    """The ``[sets]`` and ``[policies]`` tables of a config file, as tomllib reads them ({} if unreadable)."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+    return {k: data[k] for k in POLICY_DOCUMENT_KEYS if k in data}
+
+
+def to_toml(tables: Mapping[str, Any]) -> str:
+    """Write tomllib-shaped data back as TOML (tables, arrays of tables, scalars, arrays)."""
+    lines: list[str] = []
+    _toml_table(lines, (), tables)
+    return "\n".join(lines).strip() + "\n" if lines else ""
+
+
+def _toml_key(name: str) -> str:
+    return name if _BARE_KEY.fullmatch(name) else json.dumps(name)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(x) for x in value) + "]"
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in value.items()) + " }"
+    raise ValueError(f"cannot write {type(value).__name__} as TOML")
+
+
+def _is_table_array(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(x, Mapping) for x in value)
+
+
+def _toml_table(lines: list[str], path: tuple[str, ...], table: Mapping[str, Any]) -> None:
+    scalars = [(k, x) for k, x in table.items() if not isinstance(x, Mapping) and not _is_table_array(x)]
+    if path and (scalars or not table):
+        lines.append(f"[{'.'.join(_toml_key(p) for p in path)}]")
+    for k, x in scalars:
+        lines.append(f"{_toml_key(k)} = {_toml_value(x)}")
+    if scalars:
+        lines.append("")
+    for k, x in table.items():
+        if isinstance(x, Mapping):
+            _toml_table(lines, (*path, k), x)
+        elif _is_table_array(x):
+            for item in x:
+                lines.append(f"[[{'.'.join(_toml_key(p) for p in (*path, k))}]]")
+                for ik, iv in item.items():
+                    lines.append(f"{_toml_key(ik)} = {_toml_value(iv)}")
+                lines.append("")
+
+
+def config_to_tables(config: Config, policy_tables: Mapping[str, Any] | None = None,
+                     secret: str = "<hidden>") -> dict[str, Any]:
+    """The effective config as tomllib-shaped tables, ready for :func:`to_toml`.
+
+    Every key is written with its resolved value (defaults included), so the
+    result is the config bgpd runs, not the file it read.  ``[sets]`` and
+    ``[policies]`` are ``policy_tables`` (the compiled records keep no source
+    text).  An MD5 password is written as ``secret``.
+    """
+    from bgpd.wire.communities import format_community, format_ext_community, format_large_community
+
+    def plain(value: Any) -> Any:
+        if attrs.has(type(value)):
+            return {f.name: plain(getattr(value, f.name)) for f in attrs.fields(type(value))
+                    if getattr(value, f.name) is not None and not f.name.startswith("_")}
+        if isinstance(value, tuple | list):
+            return [plain(v) for v in value]
+        return value
+
+    bgp = plain(config.bgp)
+    neighbors = []
+    for n in config.neighbors:
+        table = plain(n)
+        table["max_prefix"] = {fam: plain(mp) for fam, mp in n.max_prefix}
+        if not table["max_prefix"]:
+            del table["max_prefix"]
+        if n.md5_password is not None:
+            table["md5_password"] = secret
+        neighbors.append(table)
+    originate = []
+    for o in config.originate:
+        table = plain(o)
+        del table["family"]  # follows from the prefix; not a config key
+        table["communities"] = [format_community(c) for c in o.communities]
+        table["large_communities"] = [format_large_community(c) for c in o.large_communities]
+        table["ext_communities"] = [format_ext_community(c) for c in o.ext_communities]
+        originate.append(table)
+    out: dict[str, Any] = {"bgp": bgp}
+    if config.api.enabled or config.api != ApiConfig():
+        out["api"] = plain(config.api)
+    out.update(dict(policy_tables or {}))
+    if neighbors:
+        out["neighbors"] = neighbors
+    if originate:
+        out["originate"] = originate
+    return out

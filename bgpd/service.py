@@ -221,6 +221,18 @@ class RoutingBridge(SessionListener):
 
     def __init__(self, service: RibService) -> None:
         self.service = service
+        #: callbacks ``(peer, old, new, reason)`` for every FSM state change (the API's Events)
+        self.state_watchers: list[Any] = []
+
+    def watch_state(self, callback: Any) -> Any:
+        """Call ``callback(peer, old, new, reason)`` on each state change; returns unsubscribe."""
+        self.state_watchers.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self.state_watchers:
+                self.state_watchers.remove(callback)
+
+        return unsubscribe
 
     def session_established(self, peer: PeerFactory, info: SessionInfo) -> None:
         self.service.peer_up(peer, info)
@@ -235,7 +247,9 @@ class RoutingBridge(SessionListener):
         self.service.refresh(peer, refresh)
 
     def state_changed(self, peer: PeerFactory, old: State, new: State, reason: str) -> None:
-        pass  # the RIB cares only about Established and down
+        # The RIB cares only about Established and down; the API's watchers see all.
+        for callback in list(self.state_watchers):
+            callback(peer, old, new, reason)
 
     def output_resumed(self, peer: PeerFactory) -> None:
         self.service.output_resumed(peer)
@@ -520,6 +534,42 @@ def _rib_options(config: Config) -> RibOptions:
     )
 
 
+class ApiService(Service):
+    """The gRPC API ([api]): one Control object handed to grpcio's servicers.
+
+    grpcio runs in its own threads; its handlers wait on the reactor thread,
+    so stopping it (which waits for them) happens off the reactor thread.
+    """
+
+    name = "api"
+
+    def __init__(self, root: BgpdService) -> None:
+        self.root = root
+        self.server: Any = None
+        self.control: Any = None
+
+    def startService(self) -> None:
+        # Imported here: grpcio is loaded only when the API is configured.
+        from bgpd.api.control import Control
+        from bgpd.api.server import ApiServer
+
+        self.control = Control(self.root)
+        self.server = ApiServer(self.root.reactor, self.control, self.root.config.api)
+        self.server.start()
+        super().startService()
+
+    def stopService(self) -> Any:
+        super().stopService()
+        server, self.server = self.server, None
+        if self.control is not None:
+            self.control.close()
+        if server is None:
+            return None
+        from twisted.internet.threads import deferToThreadPool
+
+        return deferToThreadPool(self.root.reactor, self.root.reactor.getThreadPool(), server.stop)
+
+
 class BgpdService(MultiService):
     """The root of the service tree."""
 
@@ -549,6 +599,10 @@ class BgpdService(MultiService):
         self.rib_service.setServiceParent(self)
         self.sessions = SessionsService(config, self.rib_service.bridge, reactor)
         self.sessions.setServiceParent(self)
+        self.api: ApiService | None = None
+        if config.api.enabled:
+            self.api = ApiService(self)
+            self.api.setServiceParent(self)
         self._old_sighup: Any = None
 
     def startService(self) -> None:

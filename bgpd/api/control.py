@@ -1,0 +1,1207 @@
+"""The control object: everything the API may see or change, on the reactor thread.
+
+The gRPC servicers (``bgpd.api.server``) call these methods only through
+``blockingCallFromThread``; they take and return plain records (attrs) and
+raise :class:`ControlError` subclasses, never protobuf types, so this module
+is tested without gRPC.  Operator actions follow RFC 4271 section 8.1.2
+(ManualStart / ManualStop), RFC 4486 (Cease subcodes), RFC 9003 (shutdown
+communication), RFC 2918 / RFC 7313 (ROUTE-REFRESH for the inbound soft reset).
+
+Neighbors added, changed or removed here go through the same path as a
+SIGHUP reload (:meth:`BgpdService.apply_config`), and are kept in memory only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import queue
+import secrets
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import attrs
+from twisted.logger import Logger
+
+import bgpd
+from bgpd.config import (
+    Config,
+    ConfigError,
+    NeighborConfig,
+    config_to_tables,
+    import_chain_names,
+    neighbor_from_table,
+    policies_from_toml,
+    policy_tables_of_file,
+    to_toml,
+)
+from bgpd.policy import chain
+from bgpd.policy.explain import Explanation, RehearsalResult, explain
+from bgpd.rib import Path, PeerInfo
+from bgpd.session.factory import PeerFactory
+from bgpd.session.fsm import State
+from bgpd.wire.address import normalize_address
+from bgpd.wire.attributes import PathAttributes
+from bgpd.wire.communities import parse_community, parse_large_community
+from bgpd.wire.constants import FAMILIES_BY_NAME, ORIGIN_NAMES, family_name
+from bgpd.wire.nlri import make_prefix, prefix_contains, prefix_from_str, prefix_to_str
+from bgpd.wire.notification import Notification
+
+log = Logger()
+
+
+class ControlError(Exception):
+    """A request the control object refused; ``field`` names the offending field."""
+
+    #: The gRPC status name the server maps this class to.
+    status = "UNKNOWN"
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(field, reason)
+        self.field = field
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.reason}"
+
+
+class InvalidArgument(ControlError):
+    status = "INVALID_ARGUMENT"
+
+
+class NotFound(ControlError):
+    status = "NOT_FOUND"
+
+
+class AlreadyExists(ControlError):
+    status = "ALREADY_EXISTS"
+
+
+class FailedPrecondition(ControlError):
+    status = "FAILED_PRECONDITION"
+
+
+@attrs.frozen
+class NotificationInfo:
+    """A NOTIFICATION sent or received, decoded."""
+
+    code: int
+    subcode: int
+    name: str
+    shutdown_message: str
+    data: bytes
+
+    @classmethod
+    def of(cls, n: Notification | None) -> NotificationInfo | None:
+        if n is None:
+            return None
+        return cls(n.code, n.subcode, n.name, n.shutdown_message or "", n.data)
+
+
+@attrs.frozen
+class GlobalStatus:
+    """The daemon's identity and counters (the Global service)."""
+
+    router_id: str
+    local_as: int
+    uptime_seconds: float
+    version: str
+    peers_total: int
+    peers_established: int
+    #: (family name, Loc-RIB prefixes)
+    loc_rib: tuple[tuple[str, int], ...]
+
+
+@attrs.frozen
+class PeerStatus:
+    """One neighbor as it runs (the Peers service)."""
+
+    config: NeighborConfig
+    state: str
+    state_seconds: float
+    enabled: bool
+    router_id: str
+    peer_as: int
+    hold_time: int
+    families: tuple[str, ...]
+    capabilities: tuple[str, ...]
+    prefixes_received: tuple[tuple[str, int], ...]
+    prefixes_accepted: tuple[tuple[str, int], ...]
+    prefixes_advertised: tuple[tuple[str, int], ...]
+    last_error: str
+    last_notification_sent: NotificationInfo | None
+    last_notification_received: NotificationInfo | None
+    messages_received: int
+    messages_sent: int
+    updates_received: int
+    established_transitions: int
+    flaps: int
+    from_api: bool
+
+
+#: ResetPeer kinds
+HARD, SOFT_IN, SOFT_OUT = "hard", "soft-in", "soft-out"
+#: ListRoutes tables
+LOC_RIB, ADJ_RIB_IN, ADJ_RIB_IN_PRE, ADJ_RIB_OUT = "loc-rib", "adj-rib-in", "adj-rib-in-pre", "adj-rib-out"
+
+_STATE_NAMES = {
+    State.IDLE: "Idle", State.CONNECT: "Connect", State.ACTIVE: "Active",
+    State.OPEN_SENT: "OpenSent", State.OPEN_CONFIRM: "OpenConfirm", State.ESTABLISHED: "Established",
+}
+
+
+class Control:
+    """The one object the API servicers call; every method runs on the reactor thread.
+
+    ``service`` is the :class:`bgpd.service.BgpdService` whose state it reads
+    and changes.
+    """
+
+    def __init__(self, service: Any) -> None:
+        self.service = service
+        self.started = service.reactor.seconds()
+        #: addresses of the neighbors added through the API (not in the file)
+        self.api_peers: set[str] = set()
+        #: the [sets] / [policies] tables as last applied (the config file's at start)
+        self.policy_tables: dict[str, Any] = {}
+        self._policies_of_tables: tuple = ()
+        self._set_tables(policy_tables_of_file(service.config_path)
+                         if getattr(service, "config_path", None) else {})
+        #: lease id -> lease; (family, prefix) -> the lease an originated path belongs to
+        self.leases: dict[str, _Lease] = {}
+        self.path_lease: dict[tuple[tuple[int, int], bytes], str] = {}
+        #: an unconfirmed policy replacement: (rollback call, the previous sets/policies/tables)
+        self._pending: tuple[Any, tuple] | None = None
+        #: page token -> (listing in progress, the request it answers)
+        self.cursors: dict[str, tuple[RouteCursor, tuple, Any]] = {}
+        #: (family, prefix) -> attributes of the paths originated through the API
+        self.originated: dict[tuple[tuple[int, int], bytes], PathAttributes] = {}
+
+    # -- lookups -----------------------------------------------------------
+
+    @property
+    def reactor(self) -> Any:
+        return self.service.reactor
+
+    @property
+    def config(self) -> Config:
+        return self.service.config
+
+    def _factory(self, address: str, field: str = "address") -> PeerFactory:
+        if not address:
+            raise InvalidArgument(field, "required: the neighbor's address")
+        try:
+            key = normalize_address(address)
+        except ValueError:
+            raise InvalidArgument(field, f"not an IP address: {address!r}") from None
+        peer = self.service.sessions.peers.get(key)
+        if peer is None:
+            raise NotFound(field, f"no neighbor {key}")
+        return peer
+
+    def _info(self, peer: PeerFactory) -> PeerInfo | None:
+        return self.service.rib_service.peers.get(peer)
+
+    # -- Global ------------------------------------------------------------
+
+    def global_status(self) -> GlobalStatus:
+        """The router id, AS, uptime, version and counters."""
+        bgp = self.config.bgp
+        peers = self.service.sessions.peers.values()
+        rib = self.service.rib_service.rib
+        return GlobalStatus(
+            router_id=bgp.router_id, local_as=bgp.local_as,
+            uptime_seconds=self.reactor.seconds() - self.started, version=bgpd.__version__,
+            peers_total=len(peers),
+            peers_established=sum(1 for p in peers if p.state is State.ESTABLISHED),
+            loc_rib=tuple((name, rib.loc_rib_size(fam)) for name, fam in FAMILIES_BY_NAME.items()),
+        )
+
+    def running_config(self) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+        """The effective config as TOML, the API's neighbors, and the API's paths."""
+        self.policy_document()  # brings the policy tables up to date after a reload
+        text = to_toml(config_to_tables(self.config, self.policy_tables))
+        paths = tuple(prefix_to_str(key, fam[0]) for fam, key in self.originated
+                      if (fam, key) not in self.path_lease)
+        return text, tuple(sorted(self.api_peers, key=_sort_key)), paths
+
+    # -- Peers: reading ----------------------------------------------------
+
+    def peers(self) -> list[PeerStatus]:
+        """Every neighbor, sorted by address."""
+        items = self.service.sessions.peers.items()
+        return [self._status(p) for _, p in sorted(items, key=lambda kv: _sort_key(kv[0]))]
+
+    def peer(self, address: str) -> PeerStatus:
+        return self._status(self._factory(address))
+
+    def _status(self, peer: PeerFactory) -> PeerStatus:
+        info = peer.session_info
+        proto = peer.protocol_instance
+        pi = self._info(peer)
+        rib = self.service.rib_service.rib
+        received: list[tuple[str, int]] = []
+        accepted: list[tuple[str, int]] = []
+        advertised: list[tuple[str, int]] = []
+        families: tuple[str, ...] = ()
+        caps: list[str] = []
+        if info is not None:
+            families = tuple(family_name(*f) for f in info.families)
+            for flag, name in ((info.route_refresh, "route-refresh"),
+                               (info.enhanced_route_refresh, "enhanced-route-refresh"),
+                               (info.graceful_restart is not None, "graceful-restart"),
+                               (info.llgr is not None, "long-lived-graceful-restart"),
+                               (info.peer_role is not None, "role"),
+                               (info.peer_hostname is not None, "hostname")):
+                if flag:
+                    caps.append(name)
+        if pi is not None and info is not None:
+            for fam in info.families:
+                name = family_name(*fam)
+                accepted.append((name, len(rib.adj_rib_in(pi, fam))))
+                advertised.append((name, len(rib.adj_rib_out(pi, fam))))
+                if peer.config.soft_reconfiguration_inbound:
+                    received.append((name, len(rib.adj_rib_in(pi, fam, pre_policy=True))))
+        established = info is not None
+        return PeerStatus(
+            config=peer.config,
+            state=_STATE_NAMES.get(peer.state, str(peer.state)),
+            state_seconds=max(0.0, self.reactor.seconds() - peer.last_state_change),
+            enabled=peer.enabled,
+            router_id=info.peer_router_id if established else "",
+            peer_as=info.peer_asn if established else 0,
+            hold_time=info.hold_time if established else 0,
+            families=families, capabilities=tuple(caps),
+            prefixes_received=tuple(received), prefixes_accepted=tuple(accepted),
+            prefixes_advertised=tuple(advertised),
+            last_error=peer.last_error,
+            last_notification_sent=NotificationInfo.of(peer.last_notification_sent),
+            last_notification_received=NotificationInfo.of(peer.last_notification_received),
+            messages_received=proto.messages_in if proto is not None else 0,
+            messages_sent=proto.messages_out if proto is not None else 0,
+            updates_received=peer.updates_received,
+            established_transitions=peer.established_transitions,
+            flaps=peer.flaps,
+            from_api=normalize_address(peer.config.address) in self.api_peers,
+        )
+
+    # -- Peers: operator actions -------------------------------------------
+
+    def enable_peer(self, address: str) -> PeerStatus:
+        """ManualStart (RFC 4271 8.1.2) for a disabled neighbor."""
+        peer = self._factory(address)
+        if peer.enabled:
+            raise FailedPrecondition("address", f"neighbor {peer.address} is already enabled")
+        log.info("API: enabling peer {peer}", peer=peer.address)
+        peer.start()
+        return self._status(peer)
+
+    def disable_peer(self, address: str, message: str = "") -> PeerStatus:
+        """ManualStop with Cease / Administrative Shutdown and an RFC 9003 message."""
+        peer = self._factory(address)
+        _check_message(message)
+        if not peer.enabled:
+            raise FailedPrecondition("address", f"neighbor {peer.address} is already disabled")
+        log.info("API: disabling peer {peer}: {message}", peer=peer.address, message=message)
+        peer.stop(message)
+        return self._status(peer)
+
+    def reset_peer(self, address: str, kind: str = HARD, message: str = "") -> PeerStatus:
+        """Hard reset (Cease / Administrative Reset), or soft reset in or out."""
+        peer = self._factory(address)
+        _check_message(message)
+        if kind == HARD:
+            if not peer.enabled:
+                raise FailedPrecondition("address", f"neighbor {peer.address} is disabled; enable it")
+            log.info("API: hard reset of peer {peer}", peer=peer.address)
+            peer.reset(message)
+            return self._status(peer)
+        if kind not in (SOFT_IN, SOFT_OUT):
+            raise InvalidArgument("kind", f"unknown reset kind {kind!r}")
+        pi = self._info(peer)
+        info = peer.session_info
+        if pi is None or info is None or peer.state is not State.ESTABLISHED:
+            raise FailedPrecondition("address", f"neighbor {peer.address} is not Established")
+        rib = self.service.rib_service.rib
+        if kind == SOFT_OUT:
+            log.info("API: soft reset out of peer {peer}", peer=peer.address)
+            for fam in info.families:
+                rib.refresh_out(pi, fam, info.enhanced_route_refresh)
+        elif peer.config.soft_reconfiguration_inbound:
+            log.info("API: soft reset in of peer {peer} (kept Adj-RIB-In)", peer=peer.address)
+            rib.reimport(pi)
+        elif not peer.request_refresh_all():
+            raise FailedPrecondition(
+                "kind", f"neighbor {peer.address} supports no route refresh and "
+                "soft_reconfiguration_inbound is off: only a hard reset re-reads its routes")
+        else:
+            log.info("API: soft reset in of peer {peer}: sent ROUTE-REFRESH", peer=peer.address)
+        return self._status(peer)
+
+    # -- Peers: add, update, delete ----------------------------------------
+
+    def add_peer(self, table: Mapping[str, Any]) -> PeerStatus:
+        """Add a neighbor, validated as a [[neighbors]] table; errors name ``neighbor.KEY``."""
+        neighbor = self._validate(table)
+        key = normalize_address(neighbor.address)
+        if self.config.neighbor(key) is not None:
+            raise AlreadyExists("neighbor.address", f"neighbor {key} already exists")
+        self._apply(attrs.evolve(self.config, neighbors=(*self.config.neighbors, neighbor)))
+        self.api_peers.add(key)
+        log.info("API: added peer {peer}", peer=key)
+        return self._status(self.service.sessions.peers[key])
+
+    def update_peer(self, table: Mapping[str, Any]) -> PeerStatus:
+        """Replace a neighbor's settings; resets the session only when the change needs it."""
+        neighbor = self._validate(table)
+        key = normalize_address(neighbor.address)
+        if self.config.neighbor(key) is None:
+            raise NotFound("neighbor.address", f"no neighbor {key}")
+        neighbors = tuple(neighbor if normalize_address(n.address) == key else n
+                          for n in self.config.neighbors)
+        self._apply(attrs.evolve(self.config, neighbors=neighbors))
+        log.info("API: updated peer {peer}", peer=key)
+        return self._status(self.service.sessions.peers[key])
+
+    def delete_peer(self, address: str) -> None:
+        """Remove a neighbor (Cease / Peer De-configured)."""
+        peer = self._factory(address)
+        key = normalize_address(peer.config.address)
+        neighbors = tuple(n for n in self.config.neighbors if normalize_address(n.address) != key)
+        self._apply(attrs.evolve(self.config, neighbors=neighbors))
+        self.api_peers.discard(key)
+        log.info("API: deleted peer {peer}", peer=key)
+
+    # -- Routes --------------------------------------------------------------
+
+    def list_routes(self, table: str = LOC_RIB, family: str = "", peer: str = "",
+                    prefix: str = "", longest_match: str = "", more_specifics: str = "",
+                    all_paths: bool = False, limit: int = 0) -> RouteCursor:
+        """Start a listing; advance it with ``cursor.next()`` (each call one reactor turn)."""
+        fam = parse_family(family)
+        rib = self.service.rib_service.rib
+        pi: PeerInfo | None = None
+        if table == LOC_RIB:
+            if peer:
+                raise InvalidArgument("peer", "the Loc-RIB has no peer; leave peer empty")
+            source = rib.loc_table(fam)
+        elif table in (ADJ_RIB_IN, ADJ_RIB_IN_PRE, ADJ_RIB_OUT):
+            if not peer:
+                raise InvalidArgument("peer", f"required for {table}")
+            factory = self._factory(peer, "peer")
+            pi = self._info(factory)
+            if pi is None:
+                raise FailedPrecondition("peer", f"neighbor {factory.address} is not Established")
+            if table == ADJ_RIB_OUT:
+                source = rib.adj_rib_out(pi, fam)
+            else:
+                try:
+                    source = rib.adj_rib_in(pi, fam, pre_policy=table == ADJ_RIB_IN_PRE)
+                except ValueError:
+                    raise FailedPrecondition(
+                        "table", f"neighbor {factory.address} has soft_reconfiguration_inbound off: "
+                        "no pre-policy Adj-RIB-In is kept") from None
+        else:
+            raise InvalidArgument("table", f"unknown table {table!r}")
+        match: Callable[[bytes], bool] | None = None
+        keyed = table != LOC_RIB and any(k.__class__ is tuple for k in _first(source))
+        if prefix:
+            key = parse_prefix(prefix, fam, "prefix")
+            keys = [k for k in source if _split_key(k)[1] == key] if keyed else \
+                ([key] if key in source else [])
+        elif longest_match:
+            key = parse_prefix(longest_match, fam, "longest_match")
+            keys = _longest(source, key, keyed)
+        elif more_specifics:
+            key = parse_prefix(more_specifics, fam, "more_specifics")
+            keys, match = list(source), _within(key)
+        else:
+            keys = list(source)
+        return RouteCursor(self, table, fam, pi, keys, match, all_paths, limit)
+
+    def save_cursor(self, cursor: RouteCursor, request: tuple) -> str:
+        """Keep ``cursor`` for the next page of ``request``; returns its page token (AIP-158)."""
+        token = secrets.token_urlsafe(12)
+        while len(self.cursors) >= MAX_CURSORS:
+            self._drop_cursor(next(iter(self.cursors)))  # the oldest goes
+        self.cursors[token] = (cursor, request, self.reactor.callLater(PAGE_TTL, self._drop_cursor, token))
+        return token
+
+    def _drop_cursor(self, token: str) -> None:
+        saved = self.cursors.pop(token, None)
+        if saved is not None and saved[2].active():
+            saved[2].cancel()
+
+    def close(self) -> None:
+        """Forget every saved listing (the API server stops).
+
+        An unconfirmed policy replacement stays as it is: nobody is left to confirm it,
+        and bgpd is stopping.
+        """
+        for token in list(self.cursors):
+            self._drop_cursor(token)
+        for lease in self.leases.values():
+            if lease.call is not None and lease.call.active():
+                lease.call.cancel()
+                lease.call = None
+        if self._pending is not None:
+            if self._pending[0].active():
+                self._pending[0].cancel()
+            self._pending = None
+
+    def resume_cursor(self, token: str, request: tuple) -> RouteCursor:
+        """The cursor saved under ``token``, for the same ``request``; InvalidArgument otherwise."""
+        saved = self.cursors.get(token)
+        if saved is None:
+            raise InvalidArgument("page_token", "unknown or expired page token")
+        self._drop_cursor(token)
+        cursor, first, _ = saved
+        if first != request:
+            raise InvalidArgument("page_token", "the request differs from the one that gave this token")
+        return cursor
+
+    def add_paths(self, paths: list[OriginatedPath], lease: str = "") -> int:
+        """Originate validated paths (``parse_paths``); returns how many were new or changed.
+
+        ``lease``: tie them to that lease (they go when it ends); a path
+        belongs to whoever originated it last.
+        """
+        held = None
+        if lease:
+            held = self.leases.get(lease)
+            if held is None:
+                raise NotFound("lease_id", f"no lease {lease} (it may have run out)")
+        rib = self.service.rib_service.rib
+        owners = self.path_lease
+        n = 0
+        for p in paths:
+            k = (p.family, p.prefix)
+            old = owners.get(k)
+            if old != (lease or None):
+                if old is not None and old in self.leases:
+                    self.leases[old].keys.discard(k)
+                if held is not None:
+                    held.keys.add(k)
+                    owners[k] = lease
+                else:
+                    owners.pop(k, None)
+            if self.originated.get(k) != p.attributes:
+                self.originated[k] = p.attributes
+                rib.originate(p.family, p.prefix, p.attributes)
+                n += 1
+        return n
+
+    # -- leases ----------------------------------------------------------------
+
+    def create_lease(self, ttl: float) -> LeaseInfo:
+        """A lease of ``ttl`` seconds; ttl 0 makes one that only :meth:`end_lease` ends (streams)."""
+        if ttl < 0 or ttl > MAX_LEASE_TTL:
+            raise InvalidArgument("ttl_seconds", f"must be 1 to {MAX_LEASE_TTL}, got {ttl:g}")
+        lease = _Lease(secrets.token_urlsafe(12), ttl)
+        self.leases[lease.id] = lease
+        if ttl:
+            lease.call = self.reactor.callLater(ttl, self.end_lease, lease.id, "its TTL ran out")
+        return lease.info()
+
+    def create_lease_checked(self, ttl: float) -> LeaseInfo:
+        """CreateLease: a TTL of 0 is a mistake there (only streams hold leases without one)."""
+        if not ttl:
+            raise InvalidArgument("ttl_seconds", f"must be 1 to {MAX_LEASE_TTL}")
+        return self.create_lease(ttl)
+
+    def renew_lease(self, lease_id: str) -> LeaseInfo:
+        lease = self.leases.get(lease_id)
+        if lease is None:
+            raise NotFound("id", f"no lease {lease_id} (it may have run out)")
+        if lease.call is not None:
+            lease.call.reset(lease.ttl)
+        return lease.info()
+
+    def end_lease(self, lease_id: str, reason: str = "deleted") -> LeaseInfo:
+        """End a lease now: withdraw every path still tied to it."""
+        lease = self.leases.pop(lease_id, None)
+        if lease is None:
+            raise NotFound("id", f"no lease {lease_id} (it may have run out)")
+        if lease.call is not None and lease.call.active():
+            lease.call.cancel()
+        info = lease.info()
+        rib = self.service.rib_service.rib
+        for k in lease.keys:
+            if self.path_lease.get(k) == lease_id:
+                del self.path_lease[k]
+                self.originated.pop(k, None)
+                rib.withdraw_originated(*k)
+        if lease.keys:
+            log.info("API: lease {lease} ended ({reason}): {n} paths withdrawn", lease=lease_id,
+                     reason=reason, n=len(lease.keys))
+        return info
+
+    def delete_paths(self, prefixes: list[str]) -> int:
+        """Withdraw paths this API originated; NotFound (naming it) leaves every path in place."""
+        keys = []
+        for i, text in enumerate(prefixes):
+            try:
+                afi, key = prefix_from_str(text)
+            except ValueError as e:
+                raise InvalidArgument(f"prefixes[{i}]", f"not a prefix: {text!r} ({e})") from None
+            k = ((afi, 1), key)
+            if k not in self.originated:
+                raise NotFound(f"prefixes[{i}]", f"{text} was not originated through the API")
+            keys.append(k)
+        rib = self.service.rib_service.rib
+        for k in dict.fromkeys(keys):
+            del self.originated[k]
+            owner = self.path_lease.pop(k, None)
+            if owner is not None and owner in self.leases:
+                self.leases[owner].keys.discard(k)
+            rib.withdraw_originated(*k)
+        return len(set(keys))
+
+    def watch_routes(self, family: str = "", prefix: str = "", dump: bool = False,
+                     bound: int = 100_000) -> RouteWatch:
+        """Start a watch of best-path changes (see :class:`RouteWatch`)."""
+        fam = parse_family(family) if family else None
+        within = parse_prefix(prefix, fam, "prefix") if prefix else None
+        return RouteWatch(self, fam, within, dump, bound)
+
+    # -- Policy --------------------------------------------------------------
+
+    def policy_document(self) -> tuple[str, tuple[str, ...]]:
+        """The running [sets] and [policies] as TOML (as last applied), and the policy names."""
+        if (self.config.sets, self.config.policies) != self._policies_of_tables:
+            # A SIGHUP reload took the file's policies since: read them from it.
+            self._set_tables(policy_tables_of_file(self.service.config_path)
+                             if getattr(self.service, "config_path", None) else {})
+        return to_toml(self.policy_tables), tuple(name for name, _ in self.config.policies)
+
+    def _set_tables(self, tables: dict[str, Any]) -> None:
+        self.policy_tables = tables
+        self._policies_of_tables = (self.config.sets, self.config.policies)
+
+    def validate_policy(self, text: str) -> Config:
+        """The running config with the candidate's policies, compiled; InvalidArgument names the key."""
+        return self._candidate(text)[0]
+
+    def _candidate(self, text: str) -> tuple[Config, dict[str, Any], tuple]:
+        try:
+            config, tables = policies_from_toml(text, self.config)
+        except ConfigError as err:
+            first = err.errors[0]
+            raise InvalidArgument(first.key, "; ".join(
+                e.reason if e.key == first.key else f"{e.key}: {e.reason}" for e in err.errors)) from None
+        try:
+            prepared = self.service.rib_service.prepare(config)
+        except Exception as err:  # noqa: BLE001 - any compiler failure refuses the candidate
+            raise InvalidArgument("policies", f"does not compile: {err}") from None
+        return config, tables, prepared
+
+    def rehearse_policy(self, text: str) -> list[RehearsalResult]:
+        """What the candidate would change, per Established peer and direction; nothing is touched."""
+        config, _, prepared = self._candidate(text)
+        registry = prepared[0]
+
+        def candidate(peer: PeerInfo, direction: str) -> Any:
+            n = config.neighbor(peer.address)
+            names = (import_chain_names(config.bgp, n) if direction == "import" else n.export_policy) \
+                if n is not None else ("reject-all",)
+            return chain(names, registry)
+
+        results = self.service.rib_service.rib.rehearse(candidate)
+        return [results[k] for k in sorted(results, key=lambda k: (_sort_key(k[0]), k[1]))]
+
+    def explain_route(self, peer: str, direction: str, prefix: str, family: str = "",
+                      candidate: str = "") -> Explanation:
+        """Walk one route through ``peer``'s import or export chain (running, or a candidate's)."""
+        fam = parse_family(family)
+        factory = self._factory(peer, "peer")
+        pi = self._info(factory)
+        if pi is None:
+            raise FailedPrecondition("peer", f"neighbor {factory.address} is not Established")
+        key = parse_prefix(prefix, fam, "prefix")
+        config, registry = self.config, self.service.rib_service.policies
+        if candidate:
+            config, _, prepared = self._candidate(candidate)
+            registry = prepared[0]
+        neighbor = config.neighbor(pi.address)
+        rib = self.service.rib_service.rib
+        if direction == "import":
+            try:
+                table = rib.adj_rib_in(pi, fam, pre_policy=True)
+            except ValueError:
+                raise FailedPrecondition("direction", f"neighbor {pi.address} has "
+                                         "soft_reconfiguration_inbound off: the route as received "
+                                         "is not kept") from None
+            path = table.get(key) or next((p for k, p in table.items()
+                                           if k.__class__ is tuple and k[1] == key), None)
+            if path is None:
+                raise NotFound("prefix", f"{prefix} is not in the Adj-RIB-In of {pi.address}")
+            attributes, names = path.attrs, import_chain_names(config.bgp, neighbor)
+        elif direction == "export":
+            best = rib.best(fam, key)
+            group = rib.update_group(pi, fam)
+            if best is None:
+                raise NotFound("prefix", f"{prefix} has no best path")
+            if group is None:
+                raise FailedPrecondition("family", f"{family_name(*fam)} is not negotiated with {pi.address}")
+            attributes = group.pre_policy(best)
+            if attributes is None:
+                raise FailedPrecondition("prefix", f"{prefix} is not offered to {pi.address} at all "
+                                         "(split horizon, reflection or role rules, before policy)")
+            names = neighbor.export_policy
+        else:
+            raise InvalidArgument("direction", f"import or export, got {direction!r}")
+        return explain(chain(names, registry), pi, fam, key, attributes)
+
+    def replace_policy(self, text: str, confirm_seconds: float = 0) -> tuple[str, tuple[str, ...]]:
+        """Replace [sets] and [policies] atomically (as a reload would); returns the new document.
+
+        ``confirm_seconds``: unless :meth:`confirm_policy` is called within
+        that time, the previous policies come back by themselves.
+        """
+        if self._pending is not None:
+            raise FailedPrecondition("confirm_seconds", "an earlier replacement awaits confirmation: "
+                                     "confirm it, or wait for its rollback")
+        config, tables, prepared = self._candidate(text)
+        before = (self.config.sets, self.config.policies, self.policy_tables)
+        self._apply_policies(config, prepared, tables)
+        confirm = f", rolled back unless confirmed within {confirm_seconds:g}s" if confirm_seconds else ""
+        log.info("API: policies replaced ({n} policies){confirm}", n=len(config.policies), confirm=confirm)
+        if confirm_seconds:
+            self._pending = (self.reactor.callLater(confirm_seconds, self._roll_back, before), before)
+        return self.policy_document()
+
+    def confirm_policy(self) -> tuple[str, tuple[str, ...]]:
+        """Keep the replacement that awaits confirmation."""
+        if self._pending is None:
+            raise FailedPrecondition("confirm", "no policy replacement awaits confirmation")
+        call, _ = self._pending
+        call.cancel()
+        self._pending = None
+        log.info("API: policy replacement confirmed")
+        return self.policy_document()
+
+    def confirm_seconds_left(self) -> float:
+        if self._pending is None:
+            return 0.0
+        return max(0.0, self._pending[0].getTime() - self.reactor.seconds())
+
+    def _roll_back(self, before: tuple) -> None:
+        self._pending = None
+        sets, policies, tables = before
+        config = attrs.evolve(self.config, sets=sets, policies=policies)
+        try:
+            prepared = self.service.rib_service.prepare(config)
+        except Exception as err:  # noqa: BLE001 - keep routing on what runs, and say so
+            log.error("API: policy rollback failed, keeping the unconfirmed policies: {err}", err=str(err))
+            return
+        missing = [name for n in config.neighbors for name in (*n.import_policy, *n.export_policy)
+                   if name not in prepared[0]]
+        if missing:
+            log.error("API: policy rollback impossible, keeping the unconfirmed policies: neighbors now "
+                      "use {names}, which the previous policies lack", names=", ".join(sorted(set(missing))))
+            return
+        self._apply_policies(config, prepared, tables)
+        log.warn("API: policy replacement not confirmed in time: the previous policies are back")
+
+    def _apply_policies(self, config: Config, prepared: tuple, tables: dict[str, Any]) -> None:
+        service = self.service
+        service.config = config
+        service.rib_service.reload(config, prepared)
+        service.sessions.reload(config)
+        self._set_tables(tables)
+
+    # -- Events --------------------------------------------------------------
+
+    def watch_events(self, peer: str = "", bound: int = 10_000) -> EventWatch:
+        """Start a watch of session state changes (of one neighbor if ``peer``)."""
+        address = normalize_address(self._factory(peer, "peer").config.address) if peer else None
+        return EventWatch(self, address, bound)
+
+    def _validate(self, table: Mapping[str, Any]) -> NeighborConfig:
+        try:
+            return neighbor_from_table(table, self.config)
+        except ConfigError as err:
+            first = err.errors[0]
+            raise InvalidArgument(first.key, "; ".join(
+                e.reason if e.key == first.key else f"{e.key}: {e.reason}" for e in err.errors)) from None
+
+    def _apply(self, new: Config) -> None:
+        """Run ``new`` as a SIGHUP reload would (the candidate was validated)."""
+        service = self.service
+        prepared = service.rib_service.prepare(new)
+        service.config = new
+        service.rib_service.reload(new, prepared)
+        service.sessions.reload(new)
+
+
+def _check_message(message: str) -> None:
+    if len(message.encode("utf-8")) > 255:
+        raise InvalidArgument("message", "the RFC 9003 shutdown communication is at most 255 octets")
+
+
+def _sort_key(address: str) -> tuple[int, bytes]:
+    ip = ipaddress.ip_address(address.split("%")[0])
+    return ip.version, ip.packed
+
+
+# -- Routes -------------------------------------------------------------------------
+
+#: prefixes looked at per reactor turn by a listing or a dump (measured: see bench/api.py)
+CHUNK = 5000
+#: seconds a page token stays valid, and how many listings are kept for their next page
+PAGE_TTL = 60.0
+MAX_CURSORS = 64
+
+
+class RouteRecord(NamedTuple):
+    """One path of one prefix, as the API shows it.
+
+    A NamedTuple, not attrs: a full-table listing builds 1.26 million of
+    them on the reactor thread, and a tuple is the cheapest record there is.
+    """
+
+    prefix: str
+    family: str
+    path_id: int
+    best: bool
+    source_peer: str
+    source_router_id: str
+    attributes: PathAttributes
+    explain_step: str = ""
+    stale: bool = False
+
+
+@attrs.frozen
+class Withdrawn:
+    """A prefix that no longer has a best path (WatchRoutes)."""
+
+    prefix: str
+    family: str
+
+
+@attrs.frozen
+class EndOfDump:
+    """The initial dump of a watch is complete (``count`` paths)."""
+
+    count: int
+
+
+@attrs.frozen
+class Overflow:
+    """A watch's queue passed its bound: the stream ends (RESOURCE_EXHAUSTED)."""
+
+    bound: int
+
+
+def parse_family(name: str, field: str = "family") -> tuple[int, int]:
+    fam = FAMILIES_BY_NAME.get(name or "ipv4-unicast")
+    if fam is None:
+        raise InvalidArgument(field, f"unknown family {name!r}; one of {', '.join(FAMILIES_BY_NAME)}")
+    return fam
+
+
+def parse_prefix(text: str, family: tuple[int, int] | None, field: str) -> bytes:
+    """A prefix (or, ``host=True`` style, a bare address as a full-length prefix) -> key."""
+    try:
+        afi, key = prefix_from_str(text if "/" in text else _host_prefix(text))
+    except ValueError as e:
+        raise InvalidArgument(field, f"not a prefix: {text!r} ({e})") from None
+    if family is not None and afi != family[0]:
+        raise InvalidArgument(field, f"{text} is not of family {family_name(*family)}")
+    return key
+
+
+def _host_prefix(text: str) -> str:
+    ip = ipaddress.ip_address(text)
+    return f"{ip}/{ip.max_prefixlen}"
+
+
+def _split_key(key: Any) -> tuple[int, bytes]:
+    """Adj-RIB keys are a prefix, or (path id, prefix) with ADD-PATH."""
+    if key.__class__ is tuple:
+        return key[0], key[1]
+    return 0, key
+
+
+class RouteCursor:
+    """A listing in progress: :meth:`next` returns the next chunk (empty at the end).
+
+    Built and advanced on the reactor thread.  It walks a snapshot of the
+    table's keys taken at the start (one ``list()`` of the dict) and reads
+    each key's current value, so a chunk never iterates a dict that the RIB
+    changes between chunks; prefixes added after the start are not listed.
+    """
+
+    def __init__(self, control: Control, table: str, family: tuple[int, int], peer: PeerInfo | None,
+                 keys: list[Any], match: Callable[[bytes], bool] | None, all_paths: bool,
+                 limit: int) -> None:
+        self.control = control
+        self.table = table
+        self.family = family
+        self.peer = peer
+        self.keys = keys
+        self.match = match
+        self.all_paths = all_paths
+        self.limit = limit
+        self.pos = 0
+        self.sent = 0
+
+    def _source(self) -> dict:
+        rib = self.control.service.rib_service.rib
+        if self.table == LOC_RIB:
+            return rib.loc_table(self.family)
+        if self.table == ADJ_RIB_OUT:
+            return rib.adj_rib_out(self.peer, self.family)
+        return rib.adj_rib_in(self.peer, self.family, pre_policy=self.table == ADJ_RIB_IN_PRE)
+
+    def next(self, n: int = CHUNK, most: int = 0) -> list[RouteRecord]:
+        """The paths of the next ``n`` keys at most, and ``most`` paths at most (0: no cap).
+
+        A key's paths are never split between two calls: a call stops before
+        a key whose paths would pass ``most`` (unless it is the first).
+        """
+        cap = most or (1 << 62)
+        if self.limit:
+            cap = min(cap, self.limit - self.sent)
+        out: list[RouteRecord] = []
+        if cap <= 0:
+            return out
+        rib = self.control.service.rib_service.rib
+        source = self._source()
+        afi = self.family[0]
+        fname = family_name(*self.family)
+        match = self.match
+        keys = self.keys
+        table = self.table
+        i, end = self.pos, min(len(keys), self.pos + n)
+        while i < end:
+            key = keys[i]
+            value = source.get(key)
+            if value is None:
+                i += 1
+                continue
+            path_id, prefix = _split_key(key)
+            if match is not None and not match(prefix):
+                i += 1
+                continue
+            text = prefix_to_str(prefix, afi)
+            if table == ADJ_RIB_OUT:
+                out.append(RouteRecord(text, fname, path_id, False, "", "", value))
+            elif table == LOC_RIB:
+                paths = (value,) if value.__class__ is Path else value
+                if not self.all_paths or len(paths) == 1:
+                    out.append(_record(text, fname, paths[0], rib.eligible(paths[0]), ""))
+                else:
+                    if out and len(out) + len(paths) > cap:
+                        break  # this prefix's paths go whole into the next call
+                    steps = {id(loser): step for step, _, loser in rib.explain(self.family, prefix)}
+                    for j, p in enumerate(paths):
+                        out.append(_record(text, fname, p, j == 0 and rib.eligible(p), steps.get(id(p), "")))
+            else:
+                out.append(_record(text, fname, value, rib.best(self.family, prefix) is value, ""))
+            i += 1
+            if len(out) >= cap:
+                break
+        self.pos = i
+        self.sent += len(out)
+        return out
+
+    @property
+    def done(self) -> bool:
+        return self.pos >= len(self.keys) or bool(self.limit and self.sent >= self.limit)
+
+
+def _record(prefix: str, family: str, path: Path, best: bool, step: str) -> RouteRecord:
+    info = path.peer
+    return RouteRecord(prefix, family, path.path_id, best, info.address, info.router_id, path.attrs,
+                       step, bool(path.stale))
+
+
+#: the longest lease TTL, seconds (a day)
+MAX_LEASE_TTL = 86400
+
+
+@attrs.frozen
+class LeaseInfo:
+    """A lease as the API shows it."""
+
+    id: str
+    ttl: float
+    paths: int
+
+
+class _Lease:
+    """Paths tied to a client's liveness: a TTL it renews, or an open stream (ttl 0)."""
+
+    def __init__(self, lease_id: str, ttl: float) -> None:
+        self.id = lease_id
+        self.ttl = ttl
+        self.call: Any = None
+        self.keys: set[tuple[tuple[int, int], bytes]] = set()
+
+    def info(self) -> LeaseInfo:
+        return LeaseInfo(self.id, self.ttl, len(self.keys))
+
+
+@attrs.frozen
+class OriginatedPath:
+    """A validated path to originate (``parse_paths``)."""
+
+    family: tuple[int, int]
+    prefix: bytes
+    attributes: PathAttributes
+
+
+def parse_paths(items: list[Mapping[str, Any]], offset: int = 0) -> list[OriginatedPath]:
+    """Validate paths to originate; pure (any thread).  Errors name ``paths[i].FIELD``.
+
+    Each item has ``prefix``, ``next_hop`` and optional ``origin``, ``med``,
+    ``local_pref``, ``communities``, ``large_communities``.  The next hop
+    must be of the prefix's family (RFC 4760: an IPv6 prefix needs an IPv6
+    next hop here; RFC 8950's IPv4-over-IPv6 is not offered).
+    """
+    out = []
+    for i, item in enumerate(items, offset):
+        where = f"paths[{i}]"
+        text = item.get("prefix") or ""
+        if not text:
+            raise InvalidArgument(f"{where}.prefix", "required")
+        try:
+            afi, key = prefix_from_str(text)
+        except ValueError as e:
+            raise InvalidArgument(f"{where}.prefix", f"not a prefix: {text!r} ({e})") from None
+        nh = item.get("next_hop") or ""
+        if not nh:
+            raise InvalidArgument(f"{where}.next_hop", "required")
+        try:
+            ip = ipaddress.ip_address(nh)
+        except ValueError:
+            raise InvalidArgument(f"{where}.next_hop", f"not an IP address: {nh!r}") from None
+        if (ip.version == 4) != (afi == 1):
+            raise InvalidArgument(f"{where}.next_hop",
+                                  f"IPv{ip.version} next hop {nh} for {'IPv4' if afi == 1 else 'IPv6'} "
+                                  f"prefix {text}")
+        if ip.is_unspecified or ip.is_multicast:
+            raise InvalidArgument(f"{where}.next_hop", f"must be a unicast address, got {nh}")
+        origin = item.get("origin") or "igp"
+        if origin not in ORIGIN_NAMES:
+            raise InvalidArgument(f"{where}.origin", f"one of {', '.join(ORIGIN_NAMES)}, got {origin!r}")
+        try:
+            communities = tuple(parse_community(c) for c in item.get("communities", ()))
+        except ValueError as e:
+            raise InvalidArgument(f"{where}.communities", str(e)) from None
+        try:
+            large = tuple(parse_large_community(c) for c in item.get("large_communities", ()))
+        except ValueError as e:
+            raise InvalidArgument(f"{where}.large_communities", str(e)) from None
+        attributes = PathAttributes(origin=int(ORIGIN_NAMES[origin]), as_path=(), next_hop=str(ip),
+                                    med=item.get("med"), local_pref=item.get("local_pref"),
+                                    communities=communities, large_communities=large)
+        out.append(OriginatedPath((afi, 1), key, attributes))
+    return out
+
+
+class RouteWatch:
+    """One WatchRoutes stream: a bounded queue filled on the reactor thread.
+
+    Each RIB change batch (and each chunk of the optional dump) is put into
+    ``queue`` as one list of events, which the gRPC thread takes with
+    :meth:`take`.  Routing never waits: past ``bound`` queued events the
+    watch unsubscribes and queues an :class:`Overflow`, which ends the
+    stream.  The dump fills at most half the bound and then waits for the
+    reader, so a reader that keeps up never overflows.
+    """
+
+    def __init__(self, control: Control, family: tuple[int, int] | None, within: bytes | None,
+                 dump: bool, bound: int) -> None:
+        self.control = control
+        self.family = family
+        self.within = within
+        self.bound = bound
+        self.queue: queue.Queue = queue.Queue()
+        #: events queued and not yet taken (the reactor adds, the reader subtracts)
+        self.count = 0
+        self._lock = threading.Lock()
+        self.closed = False
+        self._dumping = dump
+        self._held: list[Any] = []
+        rib = control.service.rib_service.rib
+        self._unsubscribe = rib.subscribe(self._changes)
+        self._cursors: list[RouteCursor] = []
+        self._dumped = 0
+        if dump:
+            fams = [family] if family is not None else list(FAMILIES_BY_NAME.values())
+            for fam in fams:
+                match = None if within is None else _within(within)
+                self._cursors.append(RouteCursor(control, LOC_RIB, fam, None, list(rib.loc_table(fam)),
+                                                 match, False, 0))
+            self._dump_step()
+
+    def _push(self, events: list[Any]) -> None:
+        if self.closed or not events:
+            return
+        with self._lock:
+            over = self.count + len(events) > self.bound
+            if not over:
+                self.count += len(events)
+        if over:
+            self._overflow()
+            return
+        self.queue.put(events)
+
+    def _overflow(self) -> None:
+        self.close()
+        self.queue.put(Overflow(self.bound))
+
+    def take(self, most: int, timeout: float) -> list[Any]:
+        """Up to ``most`` events (more if one batch is bigger), waiting at most ``timeout`` (reader thread).
+
+        An :class:`Overflow` comes last in the list when the watch ended.
+        """
+        try:
+            out = self.queue.get(timeout=timeout)
+        except queue.Empty:
+            return []
+        if isinstance(out, Overflow):
+            return [out]
+        out = list(out)
+        while len(out) < most:
+            try:
+                more = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(more, Overflow):
+                out.append(more)
+                break
+            out.extend(more)
+        with self._lock:
+            self.count -= sum(1 for e in out if not isinstance(e, Overflow))
+        return out
+
+    def _dump_step(self) -> None:
+        if self.closed:
+            return
+        # Fill the queue to half its bound at most: the rest is room for the
+        # changes that keep arriving, so a reader that keeps up never overflows.
+        room = self.bound // 2 - self.count
+        if room <= 0:
+            self.control.reactor.callLater(0.01, self._dump_step)
+            return
+        while self._cursors and self._cursors[0].done:
+            self._cursors.pop(0)
+        if self._cursors:
+            batch = [r for r in self._cursors[0].next(min(CHUNK, room)) if r.best]
+            self._dumped += len(batch)
+            self._push(batch)
+            self.control.reactor.callLater(0, self._dump_step)
+            return
+        self._dumping = False
+        self._push([EndOfDump(self._dumped)])
+        held, self._held = self._held, []
+        self._changes(held)
+
+    def _changes(self, changes: list[Any]) -> None:
+        if self.closed:
+            return
+        if self._dumping:
+            if len(self._held) + len(changes) > self.bound:
+                self._overflow()
+                return
+            self._held.extend(changes)
+            return
+        events = []
+        family, within = self.family, self.within
+        for fam, prefix, path in changes:
+            if family is not None and fam != family:
+                continue
+            if within is not None and not prefix_contains(within, prefix):
+                continue
+            text = prefix_to_str(prefix, fam[0])
+            if path is None:
+                events.append(Withdrawn(text, family_name(*fam)))
+            else:
+                events.append(_record(text, family_name(*fam), path, True, ""))
+        self._push(events)
+
+    def close(self) -> None:
+        """Stop watching (the client went away, or the queue overflowed)."""
+        if not self.closed:
+            self.closed = True
+            self._unsubscribe()
+            self._cursors = []
+
+
+def _within(outer: bytes) -> Callable[[bytes], bool]:
+    return lambda key: prefix_contains(outer, key)
+
+
+def _first(source: dict) -> list[Any]:
+    for k in source:
+        return [k]
+    return []
+
+
+def _longest(source: dict, key: bytes, keyed: bool) -> list[Any]:
+    """The keys of the longest prefix in ``source`` covering ``key`` (one probe per length)."""
+    if keyed:
+        # ADD-PATH keys (path id, prefix): one pass, keeping the longest cover.
+        best: list[Any] = []
+        for k in source:
+            p = k[1]
+            if prefix_contains(p, key):
+                if best and p[0] > best[0][1][0]:
+                    best = []
+                if not best or p[0] == best[0][1][0]:
+                    best.append(k)
+        return best
+    addr = key[1:]
+    for plen in range(key[0], -1, -1):
+        candidate = make_prefix(addr, plen)
+        if candidate in source:
+            return [candidate]
+    return []
+
+
+# -- Events -------------------------------------------------------------------------
+
+
+@attrs.frozen
+class SessionEventRecord:
+    """One FSM state change of one neighbor."""
+
+    peer: str
+    old_state: str
+    new_state: str
+    reason: str
+    time: float
+
+
+class EventWatch:
+    """One WatchEvents stream: a bounded queue filled on the reactor thread."""
+
+    def __init__(self, control: Control, peer: str | None, bound: int) -> None:
+        self.control = control
+        self.peer = peer
+        self.bound = bound
+        self.queue: queue.Queue = queue.Queue()
+        self.closed = False
+        self._unsubscribe = control.service.rib_service.bridge.watch_state(self._changed)
+
+    def _changed(self, peer: PeerFactory, old: State, new: State, reason: str) -> None:
+        if self.closed:
+            return
+        address = normalize_address(peer.config.address)
+        if self.peer is not None and address != self.peer:
+            return
+        if self.queue.qsize() >= self.bound:
+            self.close()
+            self.queue.put(Overflow(self.bound))
+            return
+        self.queue.put(SessionEventRecord(address, _STATE_NAMES.get(old, str(old)),
+                                          _STATE_NAMES.get(new, str(new)), reason,
+                                          self.control.reactor.seconds()))
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._unsubscribe()

@@ -1,0 +1,724 @@
+"""The gRPC server: servicers for bgpd.v1, in grpcio's own threads.
+
+Every handler runs on a grpcio worker thread and reaches routing state only
+through ``threads.blockingCallFromThread(reactor, ...)`` on the one
+:class:`bgpd.api.control.Control`; records are turned into protobuf here and
+nowhere else.  :class:`ControlError` becomes the matching status code with
+a message naming the field; read-only mode answers PERMISSION_DENIED to
+every mutating call.  Health checking (grpc.health.v1) and server reflection
+are served when their modules are importable.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import stat
+from collections.abc import Callable
+from concurrent import futures
+from typing import Any
+
+import grpc
+from twisted.internet import threads
+from twisted.logger import Logger
+
+from bgpd.api._gen.bgpd.v1 import (
+    events_pb2,
+    events_pb2_grpc,
+    global_pb2,
+    global_pb2_grpc,
+    peers_pb2,
+    peers_pb2_grpc,
+    policy_pb2,
+    policy_pb2_grpc,
+    routes_pb2,
+    routes_pb2_grpc,
+)
+from bgpd.api.control import (
+    ADJ_RIB_IN,
+    ADJ_RIB_IN_PRE,
+    ADJ_RIB_OUT,
+    CHUNK,
+    HARD,
+    LOC_RIB,
+    SOFT_IN,
+    SOFT_OUT,
+    Control,
+    ControlError,
+    EndOfDump,
+    GlobalStatus,
+    NotificationInfo,
+    Overflow,
+    PeerStatus,
+    RouteRecord,
+    SessionEventRecord,
+    Withdrawn,
+    parse_paths,
+)
+from bgpd.config import ApiConfig, NeighborConfig, split_listen
+from bgpd.wire.communities import format_community, format_ext_community, format_large_community
+from bgpd.wire.constants import ORIGIN_NAMES, SegmentType, family_name
+from bgpd.wire.nlri import prefix_to_str
+
+log = Logger()
+
+_ORIGIN_TEXT = {int(v): k for k, v in ORIGIN_NAMES.items()}
+
+_RESET_KINDS = {peers_pb2.ResetPeerRequest.HARD: HARD, peers_pb2.ResetPeerRequest.SOFT_IN: SOFT_IN,
+                peers_pb2.ResetPeerRequest.SOFT_OUT: SOFT_OUT}
+# PeerConfig fields that map one to one onto [[neighbors]] keys.
+_SCALAR_KEYS = ("local_as", "description", "enabled", "passive", "local_address", "port", "hold_time",
+                "route_reflector_client", "next_hop_self", "soft_reconfiguration_inbound",
+                "connect_retry_time", "ttl_security", "md5_password")
+_LIST_KEYS = ("families", "import_policy", "export_policy")
+SERVICE_NAMES = ("bgpd.v1.Global", "bgpd.v1.Peers", "bgpd.v1.Routes", "bgpd.v1.Events", "bgpd.v1.Policy")
+_TABLES = {routes_pb2.LOC_RIB: LOC_RIB, routes_pb2.ADJ_RIB_IN: ADJ_RIB_IN,
+           routes_pb2.ADJ_RIB_IN_PRE: ADJ_RIB_IN_PRE, routes_pb2.ADJ_RIB_OUT: ADJ_RIB_OUT}
+#: paths handed to the reactor thread per call while originating
+ORIGINATE_CHUNK = 1000
+#: most events in one WatchRoutesResponse
+WATCH_BATCH = 1000
+
+
+class _Bridge:
+    """Runs a control method on the reactor thread and maps its errors to statuses."""
+
+    def __init__(self, reactor: Any, control: Control, read_only: bool) -> None:
+        self.reactor = reactor
+        self.control = control
+        self.read_only = read_only
+
+    def call(self, context: grpc.ServicerContext, method: Callable[..., Any], *args: Any,
+             mutating: bool = False, **kwargs: Any) -> Any:
+        if mutating:
+            self.check_writable(context)
+        try:
+            return threads.blockingCallFromThread(self.reactor, method, *args, **kwargs)
+        except ControlError as err:
+            context.abort(getattr(grpc.StatusCode, err.status), str(err))
+
+    def check_writable(self, context: grpc.ServicerContext) -> None:
+        if self.read_only:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, "the API is read-only ([api] read_only)")
+
+
+# -- records -> protobuf ---------------------------------------------------------
+
+
+def _counts(pairs: tuple[tuple[str, int], ...]) -> list[global_pb2.FamilyCount]:
+    return [global_pb2.FamilyCount(family=f, count=n) for f, n in pairs]
+
+
+def global_to_pb(g: GlobalStatus, read_only: bool) -> global_pb2.GlobalInfo:
+    return global_pb2.GlobalInfo(
+        router_id=g.router_id, local_as=g.local_as, uptime_seconds=g.uptime_seconds,
+        version=g.version, peers_total=g.peers_total, peers_established=g.peers_established,
+        loc_rib=_counts(g.loc_rib), read_only=read_only)
+
+
+def neighbor_to_pb(n: NeighborConfig) -> peers_pb2.PeerConfig:
+    pc = peers_pb2.PeerConfig(address=n.address, remote_as=n.remote_as)
+    for key in _SCALAR_KEYS:
+        value = getattr(n, key)
+        if value is not None and key != "md5_password":
+            setattr(pc, key, value)
+    for key in _LIST_KEYS:
+        getattr(pc, key).extend(getattr(n, key))
+    return pc
+
+
+def neighbor_from_pb(pc: peers_pb2.PeerConfig) -> dict[str, Any]:
+    """A [[neighbors]] table: only the fields the client set (unset = the config default)."""
+    table: dict[str, Any] = {}
+    if pc.address:
+        table["address"] = pc.address
+    if pc.remote_as:
+        table["remote_as"] = pc.remote_as
+    for key in _SCALAR_KEYS:
+        if pc.HasField(key):
+            table[key] = getattr(pc, key)
+    for key in _LIST_KEYS:
+        if getattr(pc, key):
+            table[key] = list(getattr(pc, key))
+    return table
+
+
+def _notification_pb(n: NotificationInfo | None) -> peers_pb2.Notification | None:
+    if n is None:
+        return None
+    return peers_pb2.Notification(code=n.code, subcode=n.subcode, name=n.name,
+                                  shutdown_message=n.shutdown_message, data=n.data)
+
+
+def peer_to_pb(p: PeerStatus) -> peers_pb2.Peer:
+    return peers_pb2.Peer(
+        config=neighbor_to_pb(p.config), state=p.state, state_seconds=p.state_seconds,
+        enabled=p.enabled, router_id=p.router_id, hold_time=p.hold_time, families=p.families,
+        capabilities=p.capabilities, prefixes_received=_counts(p.prefixes_received),
+        prefixes_accepted=_counts(p.prefixes_accepted),
+        prefixes_advertised=_counts(p.prefixes_advertised), last_error=p.last_error,
+        last_notification_sent=_notification_pb(p.last_notification_sent),
+        last_notification_received=_notification_pb(p.last_notification_received),
+        messages_received=p.messages_received, messages_sent=p.messages_sent,
+        updates_received=p.updates_received, established_transitions=p.established_transitions,
+        flaps=p.flaps, peer_as=p.peer_as, from_api=p.from_api)
+
+
+def attributes_to_pb(a: Any) -> routes_pb2.PathAttributes:
+    pb = routes_pb2.PathAttributes(
+        origin=_ORIGIN_TEXT.get(a.origin, str(a.origin)),
+        as_path=[routes_pb2.AsPathSegment(type=_segment_name(t), asns=asns) for t, asns in a.as_path],
+        next_hop=a.next_hop or "",
+        communities=[format_community(c) for c in a.communities],
+        large_communities=[format_large_community(c) for c in a.large_communities],
+        ext_communities=[format_ext_community(c) for c in a.ext_communities],
+        atomic_aggregate=bool(a.atomic_aggregate),
+        originator_id=a.originator_id or "",
+        cluster_list=[str(c) for c in a.cluster_list or ()],
+        next_hop_link_local=a.next_hop_ll or "",
+        unknown=[routes_pb2.UnknownAttribute(flags=f, type=t, value=v) for f, t, v in a.unknown or ()],
+    )
+    if a.med is not None:
+        pb.med = a.med
+    if a.local_pref is not None:
+        pb.local_pref = a.local_pref
+    if a.otc is not None:
+        pb.otc = a.otc
+    if a.aggregator is not None:
+        pb.aggregator_as, pb.aggregator_address = a.aggregator[0], str(a.aggregator[1])
+    return pb
+
+
+def route_to_pb(r: RouteRecord,
+                cache: dict[Any, routes_pb2.PathAttributes] | None = None) -> routes_pb2.Route:
+    """``cache``: attribute sets already converted (the RIB shares one set among many prefixes)."""
+    if cache is None:
+        attributes = attributes_to_pb(r.attributes)
+    else:
+        attributes = cache.get(r.attributes)
+        if attributes is None:
+            attributes = cache[r.attributes] = attributes_to_pb(r.attributes)
+    return routes_pb2.Route(prefix=r.prefix, family=r.family, path_id=r.path_id, best=r.best,
+                            source_peer=r.source_peer, source_router_id=r.source_router_id,
+                            attributes=attributes, explain_step=r.explain_step, stale=r.stale)
+
+
+# -- the fast path of listings: Route messages encoded by hand ------------------------
+#
+# Building one protobuf Route per path (and copying its attribute sub-message)
+# cost about 14 us a path, most of a full-table listing.  Route's wire form is
+# simple (RFC-free: protobuf's encoding, fields in any order), the attribute
+# set is shared by several prefixes, and upb parses bytes far faster than
+# Python builds messages: so each Route is written as bytes, each distinct
+# attribute set serialized once, and the chunk parsed back as one
+# ListRoutesResponse.  tests/api check the result equals route_to_pb's.
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _field(tag: int, data: bytes) -> bytes:
+    """A length-delimited field (wire type 2) with a one-octet tag."""
+    n = len(data)
+    return bytes((tag << 3 | 2, n)) + data if n < 0x80 else bytes((tag << 3 | 2,)) + _varint(n) + data
+
+
+class RouteEncoder:
+    """Encodes RouteRecords as Route wire bytes, caching what paths share."""
+
+    def __init__(self) -> None:
+        self.attributes: dict[Any, bytes] = {}
+        self.sources: dict[tuple[str, str, str], bytes] = {}
+
+    def _attributes(self, a: Any) -> bytes:
+        if len(self.attributes) > 100_000:
+            self.attributes.clear()
+        data = self.attributes[a] = _field(7, attributes_to_pb(a).SerializeToString())
+        return data
+
+    def _source(self, key: tuple[str, str, str]) -> bytes:
+        data = self.sources[key] = b"".join(
+            _field(tag, text.encode()) for tag, text in zip((2, 5, 6), key, strict=True) if text)
+        return data
+
+    def route(self, r: RouteRecord) -> bytes:
+        attrs = self.attributes.get(r.attributes) or self._attributes(r.attributes)
+        key = (r.family, r.source_peer, r.source_router_id)
+        source = self.sources.get(key) or self._source(key)
+        body = _field(1, r.prefix.encode()) + source + attrs
+        if r.path_id:
+            body += b"\x18" + _varint(r.path_id)
+        if r.best:
+            body += b"\x20\x01"
+        if r.explain_step:
+            body += _field(8, r.explain_step.encode())
+        if r.stale:
+            body += b"\x48\x01"
+        return body
+
+    def response(self, records: list[RouteRecord]) -> routes_pb2.ListRoutesResponse:
+        """One ListRoutesResponse holding ``records``."""
+        attributes, sources = self.attributes, self.sources
+        out = []
+        for r in records:
+            if r.path_id or r.explain_step or r.stale:
+                body = self.route(r)
+            else:
+                # the common case, inline: prefix, source, attributes, best
+                attrs = attributes.get(r.attributes) or self._attributes(r.attributes)
+                key = (r.family, r.source_peer, r.source_router_id)
+                source = sources.get(key) or self._source(key)
+                p = r.prefix.encode()
+                body = b"\x0a" + bytes((len(p),)) + p + source + attrs + (b"\x20\x01" if r.best else b"")
+            n = len(body)
+            out.append((b"\x0a" + bytes((n,)) if n < 0x80 else b"\x0a" + _varint(n)) + body)
+        return routes_pb2.ListRoutesResponse.FromString(b"".join(out))
+
+
+    def watch_response(self, items: list[Any], lag: int) -> routes_pb2.WatchRoutesResponse:
+        """One WatchRoutesResponse of route updates, withdrawals and end-of-dump markers."""
+        out = []
+        for item in items:
+            if isinstance(item, EndOfDump):
+                event = _field(3, (b"\x08" + _varint(item.count)) if item.count else b"")
+            elif isinstance(item, Withdrawn):
+                event = _field(2, _field(1, item.prefix.encode()) + _field(2, item.family.encode()))
+            else:
+                event = _field(1, self.route(item))
+            out.append(_field(1, event))
+        if lag:
+            out.append(b"\x10" + _varint(lag))
+        return routes_pb2.WatchRoutesResponse.FromString(b"".join(out))
+
+
+def _segment_name(t: int) -> str:
+    try:
+        return SegmentType(t).name
+    except ValueError:
+        return str(t)
+
+
+def path_from_pb(p: routes_pb2.OriginatePath) -> dict[str, Any]:
+    item: dict[str, Any] = {"prefix": p.prefix, "next_hop": p.next_hop, "origin": p.origin,
+                            "communities": list(p.communities),
+                            "large_communities": list(p.large_communities)}
+    if p.HasField("med"):
+        item["med"] = p.med
+    if p.HasField("local_pref"):
+        item["local_pref"] = p.local_pref
+    return item
+
+
+# -- servicers -------------------------------------------------------------------
+
+
+class GlobalServicer(global_pb2_grpc.GlobalServicer):
+    def __init__(self, bridge: _Bridge) -> None:
+        self.bridge = bridge
+
+    def GetGlobal(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        g = self.bridge.call(context, self.bridge.control.global_status)
+        return global_to_pb(g, self.bridge.read_only)
+
+    def GetConfig(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        text, peers, paths = self.bridge.call(context, self.bridge.control.running_config)
+        return global_pb2.RunningConfig(toml=text, api_neighbors=peers, api_paths=paths)
+
+
+class PeersServicer(peers_pb2_grpc.PeersServicer):
+    def __init__(self, bridge: _Bridge) -> None:
+        self.bridge = bridge
+        self.control = bridge.control
+
+    def ListPeers(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        peers = self.bridge.call(context, self.control.peers)
+        return peers_pb2.ListPeersResponse(peers=[peer_to_pb(p) for p in peers])
+
+    def GetPeer(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        return peer_to_pb(self.bridge.call(context, self.control.peer, request.address))
+
+    def EnablePeer(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        return peer_to_pb(self.bridge.call(context, self.control.enable_peer, request.address,
+                                           mutating=True))
+
+    def DisablePeer(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        return peer_to_pb(self.bridge.call(context, self.control.disable_peer, request.address,
+                                           request.message, mutating=True))
+
+    def ResetPeer(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        kind = _RESET_KINDS.get(request.kind)
+        if kind is None:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"kind: unknown reset kind {request.kind}")
+        return peer_to_pb(self.bridge.call(context, self.control.reset_peer, request.address, kind,
+                                           request.message, mutating=True))
+
+    def AddPeer(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        if not request.HasField("config"):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "config: required")
+        return peer_to_pb(self.bridge.call(context, self.control.add_peer,
+                                           neighbor_from_pb(request.config), mutating=True))
+
+    def UpdatePeer(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        if not request.HasField("config"):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "config: required")
+        return peer_to_pb(self.bridge.call(context, self.control.update_peer,
+                                           neighbor_from_pb(request.config), mutating=True))
+
+    def DeletePeer(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        self.bridge.call(context, self.control.delete_peer, request.address, mutating=True)
+        return peers_pb2.DeletePeerResponse()
+
+
+class RoutesServicer(routes_pb2_grpc.RoutesServicer):
+    def __init__(self, bridge: _Bridge, watch_bound: int) -> None:
+        self.bridge = bridge
+        self.control = bridge.control
+        self.watch_bound = watch_bound
+
+    def ListRoutes(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        table = _TABLES.get(request.table)
+        if table is None:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"table: unknown table {request.table}")
+        which = request.WhichOneof("filter")
+        filters = {which: getattr(request, which)} if which else {}
+        # What a page token is valid for: the request without its paging fields.
+        fingerprint = (table, request.family, request.peer, which, filters.get(which), request.all_paths,
+                       request.limit)
+        if request.page_token:
+            cursor = self.bridge.call(context, self.control.resume_cursor, request.page_token, fingerprint)
+        else:
+            cursor = self.bridge.call(context, self.control.list_routes, table, request.family,
+                                      request.peer, all_paths=request.all_paths, limit=request.limit,
+                                      **filters)
+        reactor = self.bridge.reactor
+        encoder = RouteEncoder()
+        page = request.page_size
+        sent = 0
+        # One chunk per reactor turn: routing runs between the chunks.  The
+        # chunk is turned into protobuf here, on the grpc thread.
+        while True:
+            chunk = threads.blockingCallFromThread(reactor, cursor.next, CHUNK, page - sent if page else 0)
+            sent += len(chunk)
+            if cursor.done or not context.is_active():
+                if chunk:
+                    yield encoder.response(chunk)
+                return
+            if page and sent >= page:
+                token = threads.blockingCallFromThread(reactor, self.control.save_cursor, cursor, fingerprint)
+                response = encoder.response(chunk)
+                response.next_page_token = token
+                yield response
+                return
+            if chunk:
+                yield encoder.response(chunk)
+
+    def AddPaths(self, request_iterator: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        self.bridge.check_writable(context)
+        paths = []
+        lease = ""
+        try:
+            for request in request_iterator:
+                lease = request.lease_id or lease
+                paths.extend(parse_paths([path_from_pb(p) for p in request.paths], len(paths)))
+        except ControlError as err:
+            context.abort(getattr(grpc.StatusCode, err.status), str(err))
+        count = 0
+        for i in range(0, len(paths), ORIGINATE_CHUNK):
+            count += self.bridge.call(context, self.control.add_paths, paths[i:i + ORIGINATE_CHUNK],
+                                      lease)
+        return routes_pb2.AddPathsResponse(count=count)
+
+    def HoldPaths(self, request_iterator: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        self.bridge.check_writable(context)
+        reactor = self.bridge.reactor
+        lease = self.bridge.call(context, self.control.create_lease, 0)
+        ended = []
+
+        def end() -> None:
+            if not ended:
+                ended.append(True)
+                reactor.callFromThread(_end_quietly, self.control, lease.id, "its stream ended")
+
+        # Runs when the RPC ends for any reason: the client closed, cancelled or died.
+        context.add_callback(end)
+        try:
+            offset = 0
+            for request in request_iterator:
+                try:
+                    batch = parse_paths([path_from_pb(p) for p in request.paths], offset)
+                except ControlError as err:
+                    context.abort(getattr(grpc.StatusCode, err.status), str(err))
+                offset += len(batch)
+                count = 0
+                for i in range(0, len(batch), ORIGINATE_CHUNK):
+                    count += self.bridge.call(context, self.control.add_paths,
+                                              batch[i:i + ORIGINATE_CHUNK], lease.id)
+                yield routes_pb2.AddPathsResponse(count=count)
+        finally:
+            end()
+
+    def CreateLease(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        return _lease_pb(self.bridge.call(context, self.control.create_lease_checked, request.ttl_seconds,
+                                          mutating=True))
+
+    def RenewLease(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        return _lease_pb(self.bridge.call(context, self.control.renew_lease, request.id, mutating=True))
+
+    def DeleteLease(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        return _lease_pb(self.bridge.call(context, self.control.end_lease, request.id, mutating=True))
+
+    def DeletePaths(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        n = self.bridge.call(context, self.control.delete_paths, list(request.prefixes), mutating=True)
+        return routes_pb2.DeletePathsResponse(count=n)
+
+    def WatchRoutes(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        reactor = self.bridge.reactor
+        watch = self.bridge.call(context, self.control.watch_routes, request.family, request.prefix,
+                                 request.dump, self.watch_bound)
+        context.add_callback(lambda: reactor.callFromThread(watch.close))
+        encoder = RouteEncoder()
+        try:
+            while context.is_active():
+                items = watch.take(WATCH_BATCH, 0.5)
+                if not items:
+                    continue
+                if isinstance(items[-1], Overflow):
+                    _overflow(context, items[-1])
+                yield encoder.watch_response(items, watch.count)
+        finally:
+            reactor.callFromThread(watch.close)
+
+
+def _lease_pb(lease: Any) -> routes_pb2.Lease:
+    return routes_pb2.Lease(id=lease.id, ttl_seconds=int(lease.ttl), paths=lease.paths)
+
+
+def _end_quietly(control: Control, lease_id: str, reason: str) -> None:
+    try:
+        control.end_lease(lease_id, reason)
+    except ControlError:
+        pass  # already ended
+
+
+def _drain(context: grpc.ServicerContext, watch: Any) -> Any:
+    """Yield (item, lag) from a watch's queue until the client goes; Overflow aborts."""
+    while context.is_active():
+        try:
+            item = watch.queue.get(timeout=0.5)
+        except queue.Empty:
+            continue
+        if isinstance(item, Overflow):
+            _overflow(context, item)
+        yield item, watch.queue.qsize()
+
+
+def _overflow(context: grpc.ServicerContext, item: Overflow) -> None:
+    context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                  f"watch queue overflow: more than {item.bound} messages queued for "
+                  "this stream; read faster or narrow it")
+
+
+class EventsServicer(events_pb2_grpc.EventsServicer):
+    def __init__(self, bridge: _Bridge, bound: int) -> None:
+        self.bridge = bridge
+        self.bound = bound
+
+    def WatchEvents(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        reactor = self.bridge.reactor
+        watch = self.bridge.call(context, self.bridge.control.watch_events, request.peer, self.bound)
+        context.add_callback(lambda: reactor.callFromThread(watch.close))
+        try:
+            for item, lag in _drain(context, watch):
+                e: SessionEventRecord = item
+                yield events_pb2.SessionEvent(peer=e.peer, old_state=e.old_state, new_state=e.new_state,
+                                              reason=e.reason, time=e.time, lag=lag)
+        finally:
+            reactor.callFromThread(watch.close)
+
+
+def _changes_pb(diff: tuple) -> list[policy_pb2.AttributeChange]:
+    return [policy_pb2.AttributeChange(field=f, before=_text(b), after=_text(a)) for f, b, a in diff]
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _changed_route(fam: tuple[int, int], prefix: bytes, diff: tuple = ()) -> policy_pb2.ChangedRoute:
+    return policy_pb2.ChangedRoute(prefix=prefix_to_str(prefix, fam[0]), family=family_name(*fam),
+                                   changes=_changes_pb(diff))
+
+
+def rehearsal_to_pb(r: Any) -> policy_pb2.Rehearsal:
+    return policy_pb2.Rehearsal(
+        peer=r.peer, direction=r.direction, routes=r.routes, complete=r.complete,
+        newly_accepted=[_changed_route(f, p) for f, p in r.newly_accepted],
+        newly_rejected=[_changed_route(f, p) for f, p in r.newly_rejected],
+        changed=[_changed_route(c.family, c.prefix, c.diff) for c in r.changed])
+
+
+def explanation_to_pb(e: Any) -> policy_pb2.ExplainRouteResponse:
+    pb = policy_pb2.ExplainRouteResponse(
+        accepted=e.accepted, decided_by_policy=e.decided_by[0], decided_by_term=e.decided_by[1],
+        policies=[policy_pb2.ExplainedPolicy(
+            policy=step.policy, accepted=step.accepted, decided_by=step.decided_by,
+            terms=[policy_pb2.ExplainedTerm(
+                term=t.term, matched=t.matched, result=t.result or "",
+                conditions=[policy_pb2.ExplainedCondition(condition=c, held=h) for c, h in t.conditions],
+                actions=[policy_pb2.ExplainedAction(action=a.action, changes=_changes_pb(a.changes))
+                         for a in t.actions]) for t in step.terms]) for step in e.policies])
+    if e.attributes is not None:
+        pb.attributes.CopyFrom(attributes_to_pb(e.attributes))
+    return pb
+
+
+class PolicyServicer(policy_pb2_grpc.PolicyServicer):
+    def __init__(self, bridge: _Bridge) -> None:
+        self.bridge = bridge
+        self.control = bridge.control
+
+    def _document(self, context: grpc.ServicerContext, text: str, names: tuple[str, ...]) -> Any:
+        left = self.bridge.call(context, self.control.confirm_seconds_left)
+        return policy_pb2.PolicyDocument(toml=text, names=names, confirm_seconds_left=left)
+
+    def GetPolicy(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        text, names = self.bridge.call(context, self.control.policy_document)
+        return self._document(context, text, names)
+
+    def ConfirmPolicy(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        text, names = self.bridge.call(context, self.control.confirm_policy, mutating=True)
+        return self._document(context, text, names)
+
+    def ValidatePolicy(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        config = self.bridge.call(context, self.control.validate_policy, request.toml)
+        return policy_pb2.ValidatePolicyResponse(names=[n for n, _ in config.policies])
+
+    def RehearsePolicy(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        results = self.bridge.call(context, self.control.rehearse_policy, request.toml)
+        return policy_pb2.RehearsePolicyResponse(rehearsals=[rehearsal_to_pb(r) for r in results])
+
+    def ExplainRoute(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        e = self.bridge.call(context, self.control.explain_route, request.peer, request.direction,
+                             request.prefix, request.family, request.candidate_toml)
+        return explanation_to_pb(e)
+
+    def ReplacePolicy(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        text, names = self.bridge.call(context, self.control.replace_policy, request.toml,
+                                       request.confirm_seconds, mutating=True)
+        return self._document(context, text, names)
+
+
+# -- the server ------------------------------------------------------------------
+
+
+def _read(path: str, key: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise ValueError(f"{key}: cannot read {path}: {e.strerror or e}") from None
+
+
+def credentials(config: ApiConfig) -> grpc.ServerCredentials | None:
+    """TLS credentials from ``config`` (None for none); ValueError names the key."""
+    if config.tls_cert is None and config.tls_key is None:
+        return None
+    if config.tls_cert is None or config.tls_key is None:
+        missing = "api.tls_key" if config.tls_key is None else "api.tls_cert"
+        raise ValueError(f"{missing}: required with the other TLS key")
+    cert = _read(config.tls_cert, "api.tls_cert")
+    key = _read(config.tls_key, "api.tls_key")
+    ca = _read(config.tls_client_ca, "api.tls_client_ca") if config.tls_client_ca else None
+    return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca,
+                                       require_client_auth=ca is not None)
+
+
+class ApiServer:
+    """grpcio's server with the bgpd.v1 servicers, health and reflection."""
+
+    def __init__(self, reactor: Any, control: Control, config: ApiConfig, max_workers: int = 8,
+                 watch_bound: int = 100_000) -> None:
+        if not config.local_only and (config.tls_cert is None or config.tls_key is None):
+            missing = "api.tls_cert" if config.tls_cert is None else "api.tls_key"
+            raise ValueError(f"{missing}: required to listen on {config.listen} (beyond loopback)")
+        self.config = config
+        self.bridge = _Bridge(reactor, control, config.read_only)
+        # No SO_REUSEPORT: a second bgpd on the same port must fail, not share it.
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers,
+                                                             thread_name_prefix="bgpd-api"),
+                                  options=[("grpc.so_reuseport", 0)])
+        global_pb2_grpc.add_GlobalServicer_to_server(GlobalServicer(self.bridge), self.server)
+        peers_pb2_grpc.add_PeersServicer_to_server(PeersServicer(self.bridge), self.server)
+        routes_pb2_grpc.add_RoutesServicer_to_server(RoutesServicer(self.bridge, watch_bound), self.server)
+        events_pb2_grpc.add_EventsServicer_to_server(EventsServicer(self.bridge, watch_bound), self.server)
+        policy_pb2_grpc.add_PolicyServicer_to_server(PolicyServicer(self.bridge), self.server)
+        self.health = _add_health(self.server)
+        _add_reflection(self.server)
+        creds = credentials(config)
+        if config.listen.startswith("unix:"):
+            path = config.listen[len("unix:"):]
+            try:
+                mode = os.lstat(path).st_mode
+            except FileNotFoundError:
+                mode = None
+            if mode is not None:
+                if not stat.S_ISSOCK(mode):
+                    raise ValueError(f"api.listen: {path} exists and is not a socket; not replacing it")
+                os.unlink(path)  # a stale socket from a previous run
+            target = config.listen
+        else:
+            host, port = split_listen(config.listen)
+            target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        try:
+            self.port = (self.server.add_secure_port(target, creds) if creds is not None
+                         else self.server.add_insecure_port(target))
+        except RuntimeError as e:  # grpcio raises when it cannot bind
+            raise ValueError(f"api.listen: cannot listen on {config.listen}: {e}") from None
+        if not config.listen.startswith("unix:") and self.port == 0:
+            raise ValueError(f"api.listen: cannot listen on {config.listen}")
+
+    @property
+    def target(self) -> str:
+        """Where a client connects (the real port when ``listen`` asked for port 0)."""
+        if self.config.listen.startswith("unix:"):
+            return self.config.listen
+        host, _ = split_listen(self.config.listen)
+        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+
+    def start(self) -> None:
+        self.server.start()
+        if self.health is not None:
+            from grpc_health.v1 import health_pb2
+
+            for name in ("", *SERVICE_NAMES):
+                self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("gRPC API listening on {target}{ro}", target=self.target,
+                 ro=" (read-only)" if self.config.read_only else "")
+
+    def stop(self, grace: float = 1.0) -> None:
+        """Stop; waits at most ``grace`` seconds for calls in flight (call off the reactor thread)."""
+        self.server.stop(grace).wait(grace + 1.0)
+
+
+def _add_health(server: grpc.Server) -> Any:
+    try:
+        from grpc_health.v1 import health, health_pb2_grpc
+    except ImportError:
+        return None
+    servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    return servicer
+
+
+def _add_reflection(server: grpc.Server) -> None:
+    try:
+        from grpc_reflection.v1alpha import reflection
+    except ImportError:
+        return
+    reflection.enable_server_reflection((*SERVICE_NAMES, reflection.SERVICE_NAME), server)

@@ -1,0 +1,567 @@
+"""bgpctl: the command-line client of bgpd's gRPC API (package bgpd.v1).
+
+    bgpctl [--socket PATH | --target HOST:PORT] [--json] COMMAND ...
+
+Tables read like ``birdc show protocols`` / ``vtysh show bgp summary``;
+``--json`` prints what the API returned, as ``google.protobuf.json_format``
+renders it (one document, or one per line for ``watch``).  Errors are one
+line on stderr and a non-zero exit: 1 for a refused request, 3 when bgpd
+cannot be reached, 2 for bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from typing import IO, Any
+
+import grpc
+from google.protobuf import json_format
+
+from bgpd.api._gen.bgpd.v1 import (
+    events_pb2,
+    events_pb2_grpc,
+    global_pb2,
+    global_pb2_grpc,
+    peers_pb2,
+    peers_pb2_grpc,
+    policy_pb2,
+    policy_pb2_grpc,
+    routes_pb2,
+    routes_pb2_grpc,
+)
+from bgpd.config import DEFAULT_API_LISTEN
+
+EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
+#: the origin codes of a "show ip bgp" line
+_ORIGIN_CODE = {"igp": "i", "egp": "e", "incomplete": "?"}
+#: seconds for one unary call (watch streams have none)
+CALL_TIMEOUT = 30.0
+
+
+class CliError(Exception):
+    """A one-line error and the exit code it gives."""
+
+    def __init__(self, message: str, code: int = EXIT_REFUSED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, exit 2 (argparse's own convention)
+        raise CliError(f"{self.prog}: {message}", EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="bgpctl", description="Control a running bgpd over its gRPC API.")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--socket", metavar="PATH", help="the API's Unix socket ([api] listen = unix:PATH)")
+    where.add_argument("--target", metavar="HOST:PORT", default=None,
+                       help=f"the API's address (default {DEFAULT_API_LISTEN})")
+    p.add_argument("--json", action="store_true", help="print the API's answer as JSON")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    show = sub.add_parser("show", help="show state").add_subparsers(dest="what", required=True,
+                                                                    parser_class=_Parser)
+    show.add_parser("summary", help="the daemon and one line per neighbor")
+    show.add_parser("neighbors", help="every neighbor in detail")
+    n = show.add_parser("neighbor", help="one neighbor in detail")
+    n.add_argument("address")
+    for name, help_text in (("routes", "a table's routes"), ("route", "one prefix's paths")):
+        r = show.add_parser(name, help=help_text)
+        r.add_argument("prefix", nargs="?" if name == "routes" else None,
+                       help="a prefix (exact) or an address (longest match)")
+        r.add_argument("--family", default="", help="ipv4-unicast (default) or ipv6-unicast")
+        r.add_argument("--peer", help="a neighbor's tables (with --in, --in-pre or --out)")
+        t = r.add_mutually_exclusive_group()
+        t.add_argument("--in", dest="table", action="store_const", const=routes_pb2.ADJ_RIB_IN,
+                       help="the peer's Adj-RIB-In after import policy")
+        t.add_argument("--in-pre", dest="table", action="store_const", const=routes_pb2.ADJ_RIB_IN_PRE,
+                       help="the peer's Adj-RIB-In before import policy")
+        t.add_argument("--out", dest="table", action="store_const", const=routes_pb2.ADJ_RIB_OUT,
+                       help="what is advertised to the peer")
+        r.add_argument("--more-specifics", action="store_true", help="PREFIX and every prefix inside it")
+        r.add_argument("--all", action="store_true", help="every candidate path, not only the best")
+        r.add_argument("--explain", action="store_true",
+                       help="every candidate and the decision step the best path won it by")
+        r.add_argument("--limit", type=int, default=0, help="at most this many paths")
+
+    nb = sub.add_parser("neighbor", help="act on neighbors: ADDR enable|disable|reset, add, del")
+    nb.add_argument("words", nargs=argparse.REMAINDER)
+
+    route = sub.add_parser("route", help="originate or withdraw paths").add_subparsers(
+        dest="action", required=True, parser_class=_Parser)
+    ra = route.add_parser("add", help="originate a path")
+    ra.add_argument("prefix")
+    ra.add_argument("--next-hop", required=True)
+    ra.add_argument("--origin", default="igp", choices=("igp", "egp", "incomplete"))
+    ra.add_argument("--med", type=int)
+    ra.add_argument("--local-pref", type=int)
+    ra.add_argument("--community", action="append", default=[], help="ASN:VALUE or a well-known name")
+    ra.add_argument("--large-community", action="append", default=[], help="G:D1:D2")
+    rd = route.add_parser("del", help="withdraw a path originated through the API")
+    rd.add_argument("prefix", nargs="+")
+
+    cfg = sub.add_parser("config", help="the running config").add_subparsers(
+        dest="action", required=True, parser_class=_Parser)
+    cfg.add_parser("show", help="the effective config as TOML, API changes marked")
+
+    pol = sub.add_parser("policy", help="the route policies").add_subparsers(
+        dest="action", required=True, parser_class=_Parser)
+    pol.add_parser("show", help="the running [sets] and [policies] as TOML")
+    for name, help_text in (("check", "validate a candidate file"),
+                            ("rehearse", "what a candidate file would change"),
+                            ("apply", "replace [sets] and [policies] with a candidate file's")):
+        pp = pol.add_parser(name, help=help_text)
+        pp.add_argument("file", help="a TOML file with [sets] and [policies] tables only")
+        if name == "apply":
+            pp.add_argument("--confirm", type=int, default=0, metavar="SECONDS",
+                            help="roll back unless 'bgpctl policy confirm' follows within SECONDS")
+    pol.add_parser("confirm", help="keep a replacement applied with --confirm")
+    pe = pol.add_parser("explain", help="walk one route through a peer's chain")
+    pe.add_argument("peer")
+    pe.add_argument("direction", choices=("import", "export"))
+    pe.add_argument("prefix")
+    pe.add_argument("--family", default="")
+    pe.add_argument("--candidate", metavar="FILE", help="walk this candidate's policies instead")
+
+    watch = sub.add_parser("watch", help="follow changes").add_subparsers(dest="what", required=True,
+                                                                          parser_class=_Parser)
+    wr = watch.add_parser("routes", help="best-path changes")
+    wr.add_argument("--dump", action="store_true", help="start with the current table")
+    wr.add_argument("--family", default="")
+    wr.add_argument("--prefix", default="", help="only this prefix and its more-specifics")
+    wr.add_argument("--count", type=int, default=0, help="stop after this many messages")
+    we = watch.add_parser("events", help="session state changes")
+    we.add_argument("--peer", default="")
+    we.add_argument("--count", type=int, default=0, help="stop after this many events")
+    return p
+
+
+def _neighbor_parser(verb: str) -> argparse.ArgumentParser:
+    p = _Parser(prog=f"bgpctl neighbor {verb}")
+    p.add_argument("address")
+    if verb == "add":
+        p.add_argument("--remote-as", type=int, required=True)
+        p.add_argument("--local-as", type=int)
+        p.add_argument("--description")
+        p.add_argument("--passive", action="store_true", default=None)
+        p.add_argument("--disabled", action="store_true", help="add it without starting it")
+        p.add_argument("--local-address")
+        p.add_argument("--port", type=int)
+        p.add_argument("--hold-time", type=int)
+        p.add_argument("--family", action="append", default=[], dest="families")
+        p.add_argument("--import-policy", action="append", default=[])
+        p.add_argument("--export-policy", action="append", default=[])
+    return p
+
+
+# -- output ------------------------------------------------------------------------
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    return f"{d}d{h:02d}h{m:02d}m" if d else f"{h:02d}:{m:02d}:{s:02d}"
+
+
+def _table(rows: Sequence[Sequence[object]], out: IO[str]) -> None:
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        out.write("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n")
+
+
+def _counts(counts: Iterable[Any]) -> str:
+    return ", ".join(f"{c.family} {c.count}" for c in counts) or "-"
+
+
+def _summary(g: Any, peers: Sequence[Any], out: IO[str]) -> None:
+    out.write(f"BGP router identifier {g.router_id}, local AS number {g.local_as}\n")
+    out.write(f"bgpd {g.version}, up {_duration(g.uptime_seconds)}; {g.peers_established}/"
+              f"{g.peers_total} neighbors established; Loc-RIB {_counts(g.loc_rib)}"
+              f"{'; read-only API' if g.read_only else ''}\n\n")
+    rows: list[Sequence[object]] = [("Neighbor", "AS", "State", "Up/Down", "MsgRcvd", "MsgSent",
+                                     "PfxRcd", "PfxSnt", "Description")]
+    for p in peers:
+        state = p.state if p.enabled else "Idle (Admin)"
+        rows.append((p.config.address, p.config.remote_as, state, _duration(p.state_seconds),
+                     p.messages_received, p.messages_sent,
+                     sum(c.count for c in p.prefixes_accepted), sum(c.count for c in p.prefixes_advertised),
+                     p.config.description if p.config.HasField("description") else ""))
+    _table(rows, out)
+
+
+def _notification(n: Any) -> str:
+    text = f"{n.name} ({n.code}/{n.subcode})"
+    return text + (f' "{n.shutdown_message}"' if n.shutdown_message else "")
+
+
+def _neighbor(p: Any, out: IO[str]) -> None:
+    c = p.config
+    out.write(f"BGP neighbor is {c.address}, remote AS {c.remote_as}"
+              f"{', local AS ' + str(c.local_as) if c.HasField('local_as') else ''}"
+              f"{' (added through the API)' if p.from_api else ''}\n")
+    if c.HasField("description"):
+        out.write(f"  Description: {c.description}\n")
+    out.write(f"  BGP state = {p.state}{'' if p.enabled else ' (administratively disabled)'}, "
+              f"for {_duration(p.state_seconds)}\n")
+    if p.router_id:
+        out.write(f"  Remote router ID {p.router_id}, AS {p.peer_as}, hold time {p.hold_time}s\n")
+        out.write(f"  Families: {', '.join(p.families)}\n")
+        out.write(f"  Capabilities: {', '.join(p.capabilities) or '-'}\n")
+    out.write(f"  Prefixes accepted: {_counts(p.prefixes_accepted)}\n")
+    if p.prefixes_received:
+        out.write(f"  Prefixes received (pre-policy): {_counts(p.prefixes_received)}\n")
+    out.write(f"  Prefixes advertised: {_counts(p.prefixes_advertised)}\n")
+    out.write(f"  Messages: {p.messages_received} received, {p.messages_sent} sent; "
+              f"{p.updates_received} UPDATEs received in all\n")
+    out.write(f"  Established {p.established_transitions} times, {p.flaps} flaps\n")
+    out.write(f"  Import policy: {', '.join(c.import_policy)}; export policy: {', '.join(c.export_policy)}\n")
+    if p.last_error:
+        out.write(f"  Last error: {p.last_error}\n")
+    if p.HasField("last_notification_sent"):
+        out.write(f"  Last NOTIFICATION sent: {_notification(p.last_notification_sent)}\n")
+    if p.HasField("last_notification_received"):
+        out.write(f"  Last NOTIFICATION received: {_notification(p.last_notification_received)}\n")
+
+
+def _as_path(a: Any) -> str:
+    parts = []
+    for seg in a.as_path:
+        asns = " ".join(str(x) for x in seg.asns)
+        parts.append(asns if seg.type == "AS_SEQUENCE" else "{" + asns + "}")
+    return " ".join(parts)
+
+
+def _route_lines(routes: Sequence[Any], out: IO[str], detail: bool) -> None:
+    if not detail:
+        rows: list[Sequence[object]] = [("", "Prefix", "Next hop", "From", "MED", "LocPrf", "Path")]
+        for r in routes:
+            a = r.attributes
+            rows.append(("*>" if r.best else "* ", r.prefix, a.next_hop, r.source_peer or "-",
+                         a.med if a.HasField("med") else "", a.local_pref if a.HasField("local_pref") else "",
+                         f"{_as_path(a)} {_ORIGIN_CODE.get(a.origin, '?')}".strip()))
+        _table(rows, out)
+        return
+    for r in routes:
+        a = r.attributes
+        head = f"{r.prefix} via {a.next_hop} from {r.source_peer or '-'}"
+        if r.source_router_id and r.source_router_id != "0.0.0.0":
+            head += f" ({r.source_router_id})"
+        head += " [best]" if r.best else f" [lost to the best path at: {r.explain_step or '-'}]"
+        out.write(head + ("  stale" if r.stale else "") + "\n")
+        out.write(f"  origin {a.origin}, AS path {_as_path(a) or '(empty)'}\n")
+        if a.HasField("med"):
+            out.write(f"  MED {a.med}\n")
+        if a.HasField("local_pref"):
+            out.write(f"  local preference {a.local_pref}\n")
+        for label, values in (("communities", a.communities), ("large communities", a.large_communities),
+                              ("extended communities", a.ext_communities), ("cluster list", a.cluster_list)):
+            if values:
+                out.write(f"  {label} {' '.join(values)}\n")
+        if a.atomic_aggregate:
+            out.write("  atomic aggregate\n")
+        if a.aggregator_address:
+            out.write(f"  aggregator AS{a.aggregator_as} {a.aggregator_address}\n")
+        if a.originator_id:
+            out.write(f"  originator {a.originator_id}\n")
+        if a.HasField("otc"):
+            out.write(f"  only to customer {a.otc}\n")
+        for u in a.unknown:
+            out.write(f"  attribute {u.type} flags 0x{u.flags:02x} {u.value.hex()}\n")
+
+
+def _json(message: Any) -> str:
+    return json_format.MessageToJson(message, preserving_proto_field_name=True, indent=None)
+
+
+# -- commands ----------------------------------------------------------------------
+
+
+class Client:
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.channel = grpc.insecure_channel(target)
+        self.glob = global_pb2_grpc.GlobalStub(self.channel)
+        self.peers = peers_pb2_grpc.PeersStub(self.channel)
+        self.routes = routes_pb2_grpc.RoutesStub(self.channel)
+        self.events = events_pb2_grpc.EventsStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+def _show(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
+    if args.what == "summary":
+        g = c.glob.GetGlobal(global_pb2.GetGlobalRequest(), timeout=CALL_TIMEOUT)
+        peers = c.peers.ListPeers(peers_pb2.ListPeersRequest(), timeout=CALL_TIMEOUT)
+        if args.json:
+            out.write(json.dumps({"global": json.loads(_json(g)), "peers": json.loads(_json(peers)).get(
+                "peers", [])}) + "\n")
+        else:
+            _summary(g, peers.peers, out)
+    elif args.what == "neighbors":
+        peers = c.peers.ListPeers(peers_pb2.ListPeersRequest(), timeout=CALL_TIMEOUT)
+        if args.json:
+            out.write(_json(peers) + "\n")
+        else:
+            for i, p in enumerate(peers.peers):
+                out.write("\n" if i else "")
+                _neighbor(p, out)
+    elif args.what == "neighbor":
+        p = c.peers.GetPeer(peers_pb2.GetPeerRequest(address=args.address), timeout=CALL_TIMEOUT)
+        if args.json:
+            out.write(_json(p) + "\n")
+        else:
+            _neighbor(p, out)
+    else:
+        _show_routes(c, args, out)
+
+
+def _show_routes(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
+    table = args.table if args.table is not None else routes_pb2.LOC_RIB
+    if table != routes_pb2.LOC_RIB and not args.peer:
+        raise CliError("bgpctl: --in, --in-pre and --out need --peer ADDR", EXIT_USAGE)
+    if args.peer and table == routes_pb2.LOC_RIB:
+        table = routes_pb2.ADJ_RIB_IN
+    req = routes_pb2.ListRoutesRequest(table=table, peer=args.peer or "", family=args.family,
+                                       all_paths=args.all or args.explain, limit=max(0, args.limit))
+    if args.prefix:
+        if args.more_specifics:
+            req.more_specifics = args.prefix
+        elif "/" in args.prefix:
+            req.prefix = args.prefix
+        else:
+            req.longest_match = args.prefix
+    routes = [r for m in c.routes.ListRoutes(req, timeout=CALL_TIMEOUT * 20) for r in m.routes]
+    if args.json:
+        out.write(json.dumps({"routes": [json.loads(_json(r)) for r in routes]}) + "\n")
+    elif not routes:
+        out.write("no routes\n")
+    else:
+        _route_lines(routes, out, detail=args.what == "route" or args.explain)
+
+
+def _neighbor_cmd(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
+    words = args.words
+    if not words:
+        raise CliError("bgpctl neighbor: expected ADDR enable|disable|reset, add ADDR ..., or del ADDR",
+                       EXIT_USAGE)
+    if words[0] in ("add", "del"):
+        a = _neighbor_parser(words[0]).parse_args(words[1:])
+        if words[0] == "del":
+            c.peers.DeletePeer(peers_pb2.DeletePeerRequest(address=a.address), timeout=CALL_TIMEOUT)
+            out.write(f"neighbor {a.address} deleted\n")
+            return
+        cfg = peers_pb2.PeerConfig(address=a.address, remote_as=a.remote_as, families=a.families,
+                                   import_policy=a.import_policy, export_policy=a.export_policy)
+        for key in ("local_as", "description", "local_address", "port", "hold_time"):
+            if getattr(a, key) is not None:
+                setattr(cfg, key, getattr(a, key))
+        if a.passive:
+            cfg.passive = True
+        if a.disabled:
+            cfg.enabled = False
+        p = c.peers.AddPeer(peers_pb2.AddPeerRequest(config=cfg), timeout=CALL_TIMEOUT)
+        out.write(_json(p) + "\n" if args.json else f"neighbor {p.config.address} added ({p.state})\n")
+        return
+    p = _Parser(prog="bgpctl neighbor")
+    p.add_argument("address")
+    p.add_argument("action", choices=("enable", "disable", "reset"))
+    p.add_argument("--message", default="", help="RFC 9003 shutdown communication")
+    p.add_argument("--soft", choices=("in", "out"), help="soft reset instead of a hard one")
+    a = p.parse_args(words)
+    if a.action == "enable":
+        peer = c.peers.EnablePeer(peers_pb2.EnablePeerRequest(address=a.address), timeout=CALL_TIMEOUT)
+    elif a.action == "disable":
+        peer = c.peers.DisablePeer(peers_pb2.DisablePeerRequest(address=a.address, message=a.message),
+                                   timeout=CALL_TIMEOUT)
+    else:
+        kind = {None: peers_pb2.ResetPeerRequest.HARD, "in": peers_pb2.ResetPeerRequest.SOFT_IN,
+                "out": peers_pb2.ResetPeerRequest.SOFT_OUT}[a.soft]
+        peer = c.peers.ResetPeer(peers_pb2.ResetPeerRequest(address=a.address, kind=kind, message=a.message),
+                                 timeout=CALL_TIMEOUT)
+    verb = {"enable": "enabled", "disable": "disabled", "reset": "reset"}[a.action]
+    out.write(_json(peer) + "\n" if args.json else f"neighbor {peer.config.address} {verb} ({peer.state})\n")
+
+
+def _route_cmd(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
+    if args.action == "del":
+        r = c.routes.DeletePaths(routes_pb2.DeletePathsRequest(prefixes=args.prefix), timeout=CALL_TIMEOUT)
+        out.write(_json(r) + "\n" if args.json else f"{r.count} path(s) withdrawn\n")
+        return
+    path = routes_pb2.OriginatePath(prefix=args.prefix, next_hop=args.next_hop, origin=args.origin,
+                                    communities=args.community, large_communities=args.large_community)
+    if args.med is not None:
+        path.med = args.med
+    if args.local_pref is not None:
+        path.local_pref = args.local_pref
+    r = c.routes.AddPaths(iter([routes_pb2.AddPathsRequest(paths=[path])]), timeout=CALL_TIMEOUT)
+    out.write(_json(r) + "\n" if args.json else f"{args.prefix} originated\n")
+
+
+def _watch(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
+    if args.what == "routes":
+        stream = c.routes.WatchRoutes(routes_pb2.WatchRoutesRequest(family=args.family, prefix=args.prefix,
+                                                                    dump=args.dump))
+    else:
+        stream = c.events.WatchEvents(events_pb2.WatchEventsRequest(peer=args.peer))
+    n = 0
+    try:
+        for m in stream:
+            for event in (m.events if args.what == "routes" else [m]):
+                n += 1
+                _print_event(args, event, m.lag, out)
+                if args.count and n >= args.count:
+                    return
+            out.flush()
+    finally:
+        stream.cancel()
+
+
+def _print_event(args: argparse.Namespace, m: Any, lag: int, out: IO[str]) -> None:
+    if args.json:
+        doc = json.loads(_json(m))
+        if args.what == "routes" and lag:
+            doc["lag"] = lag
+        out.write(json.dumps(doc) + "\n")
+    elif args.what == "events":
+        out.write(f"{time.strftime('%H:%M:%S', time.localtime(m.time))} {m.peer} "
+                  f"{m.old_state} -> {m.new_state}: {m.reason}\n")
+    else:
+        kind = m.WhichOneof("event")
+        if kind == "end_of_dump":
+            out.write(f"-- end of dump ({m.end_of_dump.count} paths) --\n")
+        elif kind == "withdraw":
+            out.write(f"- {m.withdraw.prefix}\n")
+        else:
+            a = m.update.attributes
+            out.write(f"+ {m.update.prefix} via {a.next_hop} from {m.update.source_peer} "
+                      f"[{_as_path(a)}]{f' (lag {lag})' if lag else ''}\n")
+
+
+def _config_cmd(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
+    r = c.glob.GetConfig(global_pb2.GetConfigRequest(), timeout=CALL_TIMEOUT)
+    if args.json:
+        out.write(_json(r) + "\n")
+        return
+    out.write("# The config bgpd runs: the file plus what the API changed, every default written out.\n")
+    if r.api_neighbors:
+        out.write(f"# Neighbors added through the API: {', '.join(r.api_neighbors)}\n")
+    if r.api_paths:
+        out.write(f"# Paths originated through the API (not below): {', '.join(r.api_paths)}\n")
+    out.write("\n" + r.toml)
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as e:
+        raise CliError(f"bgpctl: cannot read {path}: {e.strerror or e}") from None
+
+
+def _policy_cmd(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
+    stub = policy_pb2_grpc.PolicyStub(c.channel)
+    if args.action == "show":
+        doc = stub.GetPolicy(policy_pb2.GetPolicyRequest(), timeout=CALL_TIMEOUT)
+        if args.json:
+            out.write(_json(doc) + "\n")
+            return
+        if doc.confirm_seconds_left:
+            out.write(f"# unconfirmed: rolled back in {doc.confirm_seconds_left:.0f}s "
+                      "unless 'bgpctl policy confirm'\n")
+        out.write(doc.toml)
+    elif args.action == "confirm":
+        doc = stub.ConfirmPolicy(policy_pb2.ConfirmPolicyRequest(), timeout=CALL_TIMEOUT)
+        out.write(_json(doc) + "\n" if args.json else "policy replacement confirmed\n")
+    elif args.action == "explain":
+        e = stub.ExplainRoute(policy_pb2.ExplainRouteRequest(
+            peer=args.peer, direction=args.direction, prefix=args.prefix, family=args.family,
+            candidate_toml=_read(args.candidate) if args.candidate else ""), timeout=CALL_TIMEOUT)
+        if args.json:
+            out.write(_json(e) + "\n")
+            return
+        for p in e.policies:
+            out.write(f"policy {p.policy}: {'accepted' if p.accepted else 'rejected'} by {p.decided_by}\n")
+            for t in p.terms:
+                conds = ", ".join(f"{c.condition} {'yes' if c.held else 'no'}" for c in t.conditions)
+                out.write(f"  term {t.term}: {'matched' if t.matched else 'no match'}"
+                          f"{' (' + conds + ')' if conds else ''}{' -> ' + t.result if t.result else ''}\n")
+                for a in t.actions:
+                    for ch in a.changes:
+                        out.write(f"    {a.action}: {ch.field} {ch.before or '-'} -> {ch.after or '-'}\n")
+        out.write(f"{'accepted' if e.accepted else 'rejected'} (decided by {e.decided_by_policy} / "
+                  f"{e.decided_by_term})\n")
+    else:
+        cand = policy_pb2.PolicyCandidate(toml=_read(args.file))
+        if args.action == "check":
+            v = stub.ValidatePolicy(cand, timeout=CALL_TIMEOUT)
+            names = ", ".join(v.names) or "no policies"
+            out.write(_json(v) + "\n" if args.json else f"{args.file}: OK ({names})\n")
+        elif args.action == "apply":
+            cand.confirm_seconds = max(0, args.confirm)
+            doc = stub.ReplacePolicy(cand, timeout=CALL_TIMEOUT)
+            note = (f" (rolled back in {args.confirm}s unless 'bgpctl policy confirm')"
+                    if args.confirm else "")
+            names = ", ".join(doc.names)
+            out.write(_json(doc) + "\n" if args.json else f"policies replaced: {names}{note}\n")
+        else:
+            r = stub.RehearsePolicy(cand, timeout=CALL_TIMEOUT)
+            if args.json:
+                out.write(_json(r) + "\n")
+                return
+            for x in r.rehearsals:
+                if not x.complete:
+                    out.write(f"{x.peer} {x.direction}: unknown (no soft_reconfiguration_inbound)\n")
+                    continue
+                out.write(f"{x.peer} {x.direction}: {len(x.newly_accepted)} newly accepted, "
+                          f"{len(x.newly_rejected)} newly rejected, {len(x.changed)} changed "
+                          f"of {x.routes}\n")
+                for label, routes in (("+", x.newly_accepted), ("-", x.newly_rejected), ("~", x.changed)):
+                    for route in routes:
+                        diff = "; ".join(f"{ch.field} {ch.before} -> {ch.after}" for ch in route.changes)
+                        out.write(f"  {label} {route.prefix}{'  ' + diff if diff else ''}\n")
+
+
+_COMMANDS = {"show": _show, "neighbor": _neighbor_cmd, "route": _route_cmd, "watch": _watch,
+             "policy": _policy_cmd, "config": _config_cmd}
+
+
+def main(argv: Sequence[str] | None = None, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
+    """Run one bgpctl command; returns the exit code."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        args = build_parser().parse_args(argv)
+    except CliError as e:
+        err.write(f"{e}\n")
+        return e.code
+    target = f"unix:{args.socket}" if args.socket else (args.target or DEFAULT_API_LISTEN)
+    client = Client(target)
+    try:
+        _COMMANDS[args.command](client, args, out)
+    except CliError as e:
+        err.write(f"{e}\n")
+        return e.code
+    except grpc.RpcError as e:
+        code = e.code()
+        if code is grpc.StatusCode.UNAVAILABLE:
+            err.write(f"bgpctl: cannot reach bgpd at {target}: is it running, and is [api] enabled?\n")
+            return EXIT_UNREACHABLE
+        err.write(f"bgpctl: {code.name.lower().replace('_', ' ')}: {e.details()}\n")
+        return EXIT_REFUSED
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        client.close()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

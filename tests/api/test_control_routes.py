@@ -1,0 +1,350 @@
+"""The control object's Routes part without gRPC: listings, originate, watch."""
+
+from __future__ import annotations
+
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase
+
+from bgpd.api.control import (
+    ADJ_RIB_IN,
+    ADJ_RIB_IN_PRE,
+    ADJ_RIB_OUT,
+    LOC_RIB,
+    Control,
+    EndOfDump,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Overflow,
+    RouteRecord,
+    Withdrawn,
+    parse_paths,
+)
+from bgpd.config import parse_config
+from bgpd.service import BgpdService
+from bgpd.wire.attributes import PathAttributes
+from bgpd.wire.update import pack_reach
+from tests.test_pipeline import Peer, pfx
+
+CONFIG = """
+[bgp]
+local_as = 65000
+router_id = "192.0.2.1"
+listen_addresses = []
+mrai_ebgp = 0
+
+[[neighbors]]
+address = "192.0.2.2"
+remote_as = 65002
+local_address = "192.0.2.1"
+import_policy = ["accept-all"]
+export_policy = ["accept-all"]
+soft_reconfiguration_inbound = true
+
+[[neighbors]]
+address = "192.0.2.3"
+remote_as = 65003
+local_address = "192.0.2.1"
+import_policy = ["accept-all"]
+export_policy = ["accept-all"]
+"""
+
+
+def drain(cursor) -> list[RouteRecord]:
+    out = []
+    for _ in range(10_000):
+        out.extend(cursor.next(3))
+        if cursor.done:
+            return out
+    raise AssertionError("cursor never finished")
+
+
+def queued(watch) -> list:
+    """Every event the watch queued, taken as its reader would."""
+    items = []
+    for _ in range(1000):
+        got = watch.take(100, 0)
+        if not got:
+            return items
+        items.extend(got)
+    raise AssertionError("the queue never emptied")
+
+
+class RoutesControlTests(SynchronousTestCase):
+    def setUp(self):
+        self.reactor = MemoryReactorClock()
+        self.svc = BgpdService(parse_config(CONFIG), None, self.reactor)
+        self.svc.startService()
+        self.a = Peer(self, "192.0.2.2", 65002)
+        self.b = Peer(self, "192.0.2.3", 65003)
+        self.a.establish()
+        self.b.establish()
+        self.control = Control(self.svc)
+
+    def tearDown(self):
+        self.svc.stopService()
+        self.reactor.advance(3)
+
+    def settle(self):
+        for _ in range(30):
+            self.reactor.advance(0.1)
+
+    def announce(self, peer, prefixes, **attrs):
+        a = PathAttributes(as_path=((2, (peer.asn,)),), next_hop=peer.address, **attrs)
+        peer.send(*pack_reach(1, 1, a, [pfx(p) for p in prefixes]))
+        self.settle()
+
+    def test_loc_rib_listing_with_explain(self):
+        """The Loc-RIB lists best paths; all_paths adds the loser with its decision step."""
+        self.announce(self.a, ["198.51.100.0/24", "198.51.100.128/25"], med=5)
+        self.announce(self.b, ["198.51.100.0/24"], local_pref=50)
+        routes = drain(self.control.list_routes(LOC_RIB))
+        self.assertEqual(sorted(r.prefix for r in routes), ["198.51.100.0/24", "198.51.100.128/25"])
+        self.assertTrue(all(r.best for r in routes))
+        every = drain(self.control.list_routes(LOC_RIB, prefix="198.51.100.0/24", all_paths=True))
+        self.assertEqual(len(every), 2)
+        best, other = every
+        self.assertTrue(best.best)
+        self.assertFalse(other.best)
+        self.assertTrue(other.explain_step)
+        self.assertEqual(best.source_peer, "192.0.2.2")
+        self.assertEqual(best.attributes.med, 5)
+
+    def test_cap_never_splits_a_prefix(self):
+        """next(most=) stops before a prefix whose candidates would pass the cap."""
+        self.announce(self.a, ["198.51.100.0/24", "198.51.100.128/25"])
+        self.announce(self.b, ["198.51.100.0/24"])
+        cursor = self.control.list_routes(LOC_RIB, all_paths=True)
+        pages = []
+        for _ in range(10):
+            got = cursor.next(most=1)
+            pages.append(sorted(r.prefix for r in got))
+            if cursor.done:
+                break
+        self.assertEqual(sorted(pages), [["198.51.100.0/24", "198.51.100.0/24"], ["198.51.100.128/25"]])
+
+    def test_filters(self):
+        """Exact, longest-match and more-specifics filters pick the right prefixes."""
+        self.announce(self.a, ["198.51.100.0/24", "198.51.100.128/25", "192.0.2.128/25"])
+        lm = drain(self.control.list_routes(LOC_RIB, longest_match="198.51.100.200"))
+        self.assertEqual([r.prefix for r in lm], ["198.51.100.128/25"])
+        lm = drain(self.control.list_routes(LOC_RIB, longest_match="198.51.100.1"))
+        self.assertEqual([r.prefix for r in lm], ["198.51.100.0/24"])
+        ms = drain(self.control.list_routes(LOC_RIB, more_specifics="198.51.100.0/24"))
+        self.assertEqual(sorted(r.prefix for r in ms), ["198.51.100.0/24", "198.51.100.128/25"])
+        self.assertEqual(drain(self.control.list_routes(LOC_RIB, prefix="203.0.113.0/24")), [])
+        self.assertEqual(len(drain(self.control.list_routes(LOC_RIB, limit=2))), 2)
+
+    def test_adj_rib_tables(self):
+        """Adj-RIB-In (pre and post) of A and the Adj-RIB-Out towards B list A's route."""
+        self.announce(self.a, ["198.51.100.0/24"])
+        for table in (ADJ_RIB_IN, ADJ_RIB_IN_PRE):
+            r = drain(self.control.list_routes(table, peer="192.0.2.2"))
+            self.assertEqual([x.prefix for x in r], ["198.51.100.0/24"])
+        out = drain(self.control.list_routes(ADJ_RIB_OUT, peer="192.0.2.3"))
+        self.assertEqual([x.prefix for x in out], ["198.51.100.0/24"])
+        self.assertEqual(out[0].attributes.as_path, ((2, (65000, 65002)),))
+
+    def test_listing_errors(self):
+        """Bad table, family, prefix, missing peer and no pre-policy table are refused by field."""
+        cases = [
+            (dict(table="nope"), InvalidArgument, "table"),
+            (dict(family="ipv9"), InvalidArgument, "family"),
+            (dict(prefix="198.51.100.1/24"), InvalidArgument, "prefix"),
+            (dict(prefix="2001:db8::/32"), InvalidArgument, "prefix"),
+            (dict(table=ADJ_RIB_IN), InvalidArgument, "peer"),
+            (dict(table=LOC_RIB, peer="192.0.2.2"), InvalidArgument, "peer"),
+            (dict(table=ADJ_RIB_IN, peer="192.0.2.9"), NotFound, "peer"),
+            (dict(table=ADJ_RIB_IN_PRE, peer="192.0.2.3"), FailedPrecondition, "table"),
+        ]
+        for kwargs, error, field in cases:
+            with self.assertRaises(error, msg=kwargs) as cm:
+                self.control.list_routes(**kwargs)
+            self.assertEqual(cm.exception.field, field, kwargs)
+
+    def test_originate_and_withdraw(self):
+        """Originated paths reach the Loc-RIB and the peers; delete withdraws them."""
+        paths = parse_paths([{"prefix": "203.0.113.0/24", "next_hop": "192.0.2.1",
+                              "communities": ["65000:1"], "med": 7}])
+        self.assertEqual(self.control.add_paths(paths), 1)
+        self.assertEqual(self.control.add_paths(paths), 0)  # unchanged
+        self.settle()
+        r = drain(self.control.list_routes(LOC_RIB, prefix="203.0.113.0/24"))
+        self.assertEqual((r[0].source_peer, r[0].attributes.med), ("local", 7))
+        self.assertIn("203.0.113.0/24", self.b.routes())
+        with self.assertRaises(NotFound) as cm:
+            self.control.delete_paths(["203.0.113.0/24", "198.51.100.0/24"])
+        self.assertEqual(cm.exception.field, "prefixes[1]")
+        self.assertEqual(self.control.delete_paths(["203.0.113.0/24"]), 1)
+        self.settle()
+        self.assertEqual(drain(self.control.list_routes(LOC_RIB)), [])
+
+    def test_parse_paths_errors(self):
+        """A wrong-family next hop and other bad fields are named paths[i].FIELD."""
+        cases = [
+            ({"prefix": "2001:db8::/32", "next_hop": "192.0.2.1"}, "paths[0].next_hop"),
+            ({"prefix": "203.0.113.0/24", "next_hop": "2001:db8::1"}, "paths[0].next_hop"),
+            ({"prefix": "203.0.113.1/24", "next_hop": "192.0.2.1"}, "paths[0].prefix"),
+            ({"next_hop": "192.0.2.1"}, "paths[0].prefix"),
+            ({"prefix": "203.0.113.0/24"}, "paths[0].next_hop"),
+            ({"prefix": "203.0.113.0/24", "next_hop": "192.0.2.1", "origin": "x"}, "paths[0].origin"),
+            ({"prefix": "203.0.113.0/24", "next_hop": "192.0.2.1", "communities": ["1:x"]},
+             "paths[0].communities"),
+            ({"prefix": "203.0.113.0/24", "next_hop": "192.0.2.1", "large_communities": ["1"]},
+             "paths[0].large_communities"),
+        ]
+        for item, field in cases:
+            with self.assertRaises(InvalidArgument, msg=item) as cm:
+                parse_paths([item])
+            self.assertEqual(cm.exception.field, field)
+        with self.assertRaises(InvalidArgument) as cm:
+            parse_paths([{"prefix": "2001:db8::/32"}], offset=41)
+        self.assertEqual(cm.exception.field, "paths[41].next_hop")
+
+    def test_watch_dump_then_changes(self):
+        """A watch with dump sends the table, end-of-dump, then changes in order."""
+        self.announce(self.a, ["198.51.100.0/24"])
+        watch = self.control.watch_routes(dump=True)
+        self.settle()
+        self.announce(self.a, ["198.51.100.128/25"])
+        items = queued(watch)
+        self.assertEqual([type(i) for i in items], [RouteRecord, EndOfDump, RouteRecord])
+        self.assertEqual(items[1].count, 1)
+        self.assertEqual(items[2].prefix, "198.51.100.128/25")
+        self.control.add_paths(parse_paths([{"prefix": "203.0.113.0/24", "next_hop": "192.0.2.1"}]))
+        self.settle()
+        self.control.delete_paths(["203.0.113.0/24"])
+        self.settle()
+        items = queued(watch)
+        self.assertEqual(items[-1], Withdrawn("203.0.113.0/24", "ipv4-unicast"))
+        watch.close()
+        self.announce(self.a, ["192.0.2.128/25"])
+        self.assertEqual(queued(watch), [])
+
+    def test_watch_filter(self):
+        """A watch of one prefix sees only it and its more-specifics."""
+        watch = self.control.watch_routes(family="ipv4-unicast", prefix="198.51.100.0/24")
+        self.announce(self.a, ["198.51.100.0/25", "192.0.2.128/25"])
+        self.assertEqual([i.prefix for i in queued(watch)], ["198.51.100.0/25"])
+
+    def test_watch_overflow(self):
+        """Past its bound a watch unsubscribes and queues Overflow; routing goes on."""
+        watch = self.control.watch_routes(bound=3)
+        self.announce(self.a, [f"198.51.100.{i * 16}/28" for i in range(6)])
+        items = queued(watch)
+        self.assertEqual(items[-1], Overflow(3))
+        self.assertTrue(watch.closed)
+        self.assertEqual(len(drain(self.control.list_routes(LOC_RIB))), 6)
+
+    def test_dump_waits_for_the_reader(self):
+        """A dump bigger than the bound pauses instead of overflowing while the reader keeps up."""
+        self.announce(self.a, [f"198.51.100.{i * 8}/29" for i in range(20)])
+        watch = self.control.watch_routes(dump=True, bound=8)
+        got = []
+        for _ in range(200):
+            got.extend(queued(watch))
+            self.reactor.advance(0.01)
+            if got and isinstance(got[-1], EndOfDump):
+                break
+        self.assertFalse(any(isinstance(i, Overflow) for i in got))
+        self.assertEqual(got[-1], EndOfDump(20))
+
+
+class RouteEncoderTests(SynchronousTestCase):
+    def test_hand_encoding_equals_protobuf(self):
+        """RouteEncoder's bytes parse to exactly the Route messages route_to_pb builds."""
+        from bgpd.api._gen.bgpd.v1 import routes_pb2
+        from bgpd.api.server import RouteEncoder, route_to_pb
+
+        a = PathAttributes(origin=2, as_path=((2, (65001, 65002)), (1, (7, 8))), next_hop="192.0.2.9",
+                           med=0, local_pref=300, communities=(65000 << 16 | 1,),
+                           large_communities=((65000, 1, 2),), atomic_aggregate=True,
+                           aggregator=(65001, "192.0.2.7"), originator_id="192.0.2.8",
+                           cluster_list=("192.0.2.6",), unknown=((0xC0, 99, b"\x01\x02"),))
+        records = [
+            RouteRecord("198.51.100.0/24", "ipv4-unicast", 0, True, "192.0.2.2", "192.0.2.2", a),
+            RouteRecord("198.51.100.0/24", "ipv4-unicast", 7, False, "192.0.2.3", "192.0.2.3", a,
+                        "local-pref", True),
+            RouteRecord("2001:db8::/32", "ipv6-unicast", 0, False, "", "", PathAttributes(
+                next_hop="2001:db8::1")),
+            RouteRecord("10.0.0.0/8", "ipv4-unicast", 300, True, "local", "0.0.0.0", a, "x" * 200),
+        ]
+        got = RouteEncoder().response(records)
+        want = routes_pb2.ListRoutesResponse(routes=[route_to_pb(r) for r in records])
+        self.assertEqual(got, want)
+        items = [records[0], Withdrawn("198.51.100.0/24", "ipv4-unicast"), EndOfDump(0), EndOfDump(300),
+                 records[1]]
+        got = RouteEncoder().watch_response(items, 1234)
+        want = routes_pb2.WatchRoutesResponse(lag=1234, events=[
+            routes_pb2.RouteEvent(update=route_to_pb(records[0])),
+            routes_pb2.RouteEvent(withdraw=routes_pb2.Withdrawal(prefix="198.51.100.0/24",
+                                                                 family="ipv4-unicast")),
+            routes_pb2.RouteEvent(end_of_dump=routes_pb2.EndOfDump()),
+            routes_pb2.RouteEvent(end_of_dump=routes_pb2.EndOfDump(count=300)),
+            routes_pb2.RouteEvent(update=route_to_pb(records[1]))])
+        self.assertEqual(got, want)
+        self.assertEqual(got.events[2].WhichOneof("event"), "end_of_dump")
+
+
+class _LeaseLab(SynchronousTestCase):
+    def setUp(self):
+        self.reactor = MemoryReactorClock()
+        self.svc = BgpdService(parse_config(CONFIG), None, self.reactor)
+        self.svc.startService()
+        self.control = Control(self.svc)
+
+    def tearDown(self):
+        self.control.close()
+        self.svc.stopService()
+        self.reactor.advance(3)
+
+    def settle(self):
+        for _ in range(30):
+            self.reactor.advance(0.1)
+
+    def prefixes(self):
+        return sorted(r.prefix for r in drain(self.control.list_routes(LOC_RIB)))
+
+
+class LeaseTests(_LeaseLab):
+    def paths(self, *prefixes):
+        return parse_paths([{"prefix": p, "next_hop": "192.0.2.1"} for p in prefixes])
+
+    def test_ttl_expiry_withdraws(self):
+        """Paths tied to a lease go when its TTL runs out; a renewal keeps them."""
+        lease = self.control.create_lease(10)
+        self.control.add_paths(self.paths("203.0.113.0/25", "203.0.113.128/25"), lease.id)
+        self.settle()
+        self.assertEqual(len(self.prefixes()), 2)
+        self.reactor.advance(4)  # 7 s in: renewed, it runs until 17 s
+        self.assertEqual(self.control.renew_lease(lease.id).paths, 2)
+        self.reactor.advance(4)
+        self.settle()  # 14 s in
+        self.assertEqual(len(self.prefixes()), 2)
+        self.reactor.advance(10)
+        self.settle()
+        self.assertEqual(self.prefixes(), [])
+        with self.assertRaises(NotFound):
+            self.control.renew_lease(lease.id)
+
+    def test_detach_and_delete(self):
+        """A path originated again without the lease stays when the lease is deleted."""
+        lease = self.control.create_lease(60)
+        self.control.add_paths(self.paths("203.0.113.0/25", "203.0.113.128/25"), lease.id)
+        self.control.add_paths(self.paths("203.0.113.0/25"))
+        self.assertEqual(self.control.running_config()[2], ("203.0.113.0/25",))
+        self.assertEqual(self.control.end_lease(lease.id).paths, 1)
+        self.settle()
+        self.assertEqual(self.prefixes(), ["203.0.113.0/25"])
+        with self.assertRaises(NotFound) as cm:
+            self.control.add_paths(self.paths("203.0.113.0/26"), lease.id)
+        self.assertEqual(cm.exception.field, "lease_id")
+        with self.assertRaises(InvalidArgument):
+            self.control.create_lease(10 ** 6)
+
+    def test_delete_paths_detaches(self):
+        """DeletePaths on a leased path withdraws it and leaves the lease empty."""
+        lease = self.control.create_lease(60)
+        self.control.add_paths(self.paths("203.0.113.0/25"), lease.id)
+        self.control.delete_paths(["203.0.113.0/25"])
+        self.assertEqual(self.control.renew_lease(lease.id).paths, 0)
