@@ -7,8 +7,12 @@ is tested without gRPC.  Operator actions follow RFC 4271 section 8.1.2
 (ManualStart / ManualStop), RFC 4486 (Cease subcodes), RFC 9003 (shutdown
 communication), RFC 2918 / RFC 7313 (ROUTE-REFRESH for the inbound soft reset).
 
-Neighbors added, changed or removed here go through the same path as a
-SIGHUP reload (:meth:`BgpdService.apply_config`), and are kept in memory only.
+Neighbors added, changed or removed, policies replaced (and rolled back by
+the confirm timer) and paths originated without a lease go through the
+service's state store (:class:`bgpd.statecontrol.StateControl`): written
+before the call returns, replayed at start and kept across a SIGHUP.  Paths
+tied to a lease or a HoldPaths stream are kept in memory only: they die
+with their lease.
 """
 
 from __future__ import annotations
@@ -25,14 +29,13 @@ from twisted.logger import Logger
 
 import bgpd
 from bgpd.config import (
+    POLICY_DOCUMENT_KEYS,
     Config,
     ConfigError,
     NeighborConfig,
-    config_to_tables,
     import_chain_names,
     neighbor_from_table,
     policies_from_toml,
-    policy_tables_of_file,
     to_toml,
 )
 from bgpd.policy import chain
@@ -79,6 +82,37 @@ class AlreadyExists(ControlError):
 
 class FailedPrecondition(ControlError):
     status = "FAILED_PRECONDITION"
+
+
+class Unavailable(ControlError):
+    """The state store could not keep the change (nothing was changed)."""
+
+    status = "UNAVAILABLE"
+
+
+def _stored(fn: Callable[..., Any], *args: Any, prefix: str = "") -> Any:
+    """Call a `StateControl` method, its exceptions turned into `ControlError`.
+
+    ``prefix`` goes before a key the store names (``neighbor.`` for a
+    neighbor table, whose keys the API names ``neighbor.KEY``).
+    """
+    from bgpd.state.store import StateError
+    from bgpd.statecontrol import AlreadyExists as StoreExists
+    from bgpd.statecontrol import NotFound as StoreNotFound
+
+    try:
+        return fn(*args)
+    except StoreNotFound as err:  # before ConfigError: they subclass it
+        raise NotFound(prefix + err.key, err.reason) from None
+    except StoreExists as err:
+        raise AlreadyExists(prefix + err.key, err.reason) from None
+    except ConfigError as err:
+        first = err.errors[0]
+        raise InvalidArgument(first.key, "; ".join(
+            e.reason if e.key == first.key else f"{e.key}: {e.reason}" for e in err.errors)) from None
+    except StateError as err:
+        raise Unavailable("state_dir", f"the state store could not keep the change, nothing "
+                          f"was changed: {err}") from None
 
 
 @attrs.frozen
@@ -160,13 +194,6 @@ class Control:
     def __init__(self, service: Any) -> None:
         self.service = service
         self.started = service.reactor.seconds()
-        #: addresses of the neighbors added through the API (not in the file)
-        self.api_peers: set[str] = set()
-        #: the [sets] / [policies] tables as last applied (the config file's at start)
-        self.policy_tables: dict[str, Any] = {}
-        self._policies_of_tables: tuple = ()
-        self._set_tables(policy_tables_of_file(service.config_path)
-                         if getattr(service, "config_path", None) else {})
         #: lease id -> lease; (family, prefix) -> the lease an originated path belongs to
         self.leases: dict[str, _Lease] = {}
         self.path_lease: dict[tuple[tuple[int, int], bytes], str] = {}
@@ -186,6 +213,11 @@ class Control:
     @property
     def config(self) -> Config:
         return self.service.config
+
+    @property
+    def api_peers(self) -> set[str]:
+        """Addresses of the neighbors set through the API (the state store's, so after a restart too)."""
+        return {c.key for c in self.service.state.overlay if c.kind == "neighbor" and c.op == "put"}
 
     def _factory(self, address: str, field: str = "address") -> PeerFactory:
         if not address:
@@ -218,24 +250,27 @@ class Control:
         )
 
     def running_config(self) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
-        """The effective config as TOML, the API's neighbors, and the API's paths."""
-        self.policy_document()  # brings the policy tables up to date after a reload
-        text = to_toml(config_to_tables(self.config, self.policy_tables))
-        paths = tuple(prefix_to_str(key, fam[0]) for fam, key in self.originated
-                      if (fam, key) not in self.path_lease)
-        return text, tuple(sorted(self.api_peers, key=_sort_key)), paths
+        """The effective config as TOML (the API's parts marked), the API's neighbors and paths.
+
+        The paths are those kept in the state store; leased ones are not
+        config (they die with their lease).
+        """
+        state = self.service.state
+        paths = tuple(c.key for c in state.overlay if c.kind == "originate" and c.op == "put")
+        return state.config_toml(), tuple(sorted(self.api_peers, key=_sort_key)), paths
 
     # -- Peers: reading ----------------------------------------------------
 
     def peers(self) -> list[PeerStatus]:
         """Every neighbor, sorted by address."""
         items = self.service.sessions.peers.items()
-        return [self._status(p) for _, p in sorted(items, key=lambda kv: _sort_key(kv[0]))]
+        api = self.api_peers
+        return [self._status(p, api) for _, p in sorted(items, key=lambda kv: _sort_key(kv[0]))]
 
     def peer(self, address: str) -> PeerStatus:
         return self._status(self._factory(address))
 
-    def _status(self, peer: PeerFactory) -> PeerStatus:
+    def _status(self, peer: PeerFactory, api: set[str] | None = None) -> PeerStatus:
         info = peer.session_info
         proto = peer.protocol_instance
         pi = self._info(peer)
@@ -282,7 +317,7 @@ class Control:
             updates_received=peer.updates_received,
             established_transitions=peer.established_transitions,
             flaps=peer.flaps,
-            from_api=normalize_address(peer.config.address) in self.api_peers,
+            from_api=normalize_address(peer.config.address) in (self.api_peers if api is None else api),
         )
 
     # -- Peers: operator actions -------------------------------------------
@@ -341,13 +376,15 @@ class Control:
     # -- Peers: add, update, delete ----------------------------------------
 
     def add_peer(self, table: Mapping[str, Any]) -> PeerStatus:
-        """Add a neighbor, validated as a [[neighbors]] table; errors name ``neighbor.KEY``."""
+        """Add a neighbor, validated as a [[neighbors]] table; errors name ``neighbor.KEY``.
+
+        Written to the state store before it runs (kept across restarts).
+        """
         neighbor = self._validate(table)
         key = normalize_address(neighbor.address)
         if self.config.neighbor(key) is not None:
             raise AlreadyExists("neighbor.address", f"neighbor {key} already exists")
-        self._apply(attrs.evolve(self.config, neighbors=(*self.config.neighbors, neighbor)))
-        self.api_peers.add(key)
+        _stored(self.service.state.add_neighbor, dict(table), prefix="neighbor.")
         log.info("API: added peer {peer}", peer=key)
         return self._status(self.service.sessions.peers[key])
 
@@ -357,19 +394,15 @@ class Control:
         key = normalize_address(neighbor.address)
         if self.config.neighbor(key) is None:
             raise NotFound("neighbor.address", f"no neighbor {key}")
-        neighbors = tuple(neighbor if normalize_address(n.address) == key else n
-                          for n in self.config.neighbors)
-        self._apply(attrs.evolve(self.config, neighbors=neighbors))
+        _stored(self.service.state.update_neighbor, dict(table), prefix="neighbor.")
         log.info("API: updated peer {peer}", peer=key)
         return self._status(self.service.sessions.peers[key])
 
     def delete_peer(self, address: str) -> None:
-        """Remove a neighbor (Cease / Peer De-configured)."""
+        """Remove a neighbor (Cease / Peer De-configured); a file's one stays removed."""
         peer = self._factory(address)
         key = normalize_address(peer.config.address)
-        neighbors = tuple(n for n in self.config.neighbors if normalize_address(n.address) != key)
-        self._apply(attrs.evolve(self.config, neighbors=neighbors))
-        self.api_peers.discard(key)
+        _stored(self.service.state.remove_neighbor, key)
         log.info("API: deleted peer {peer}", peer=key)
 
     # -- Routes --------------------------------------------------------------
@@ -463,33 +496,46 @@ class Control:
     def add_paths(self, paths: list[OriginatedPath], lease: str = "") -> int:
         """Originate validated paths (``parse_paths``); returns how many were new or changed.
 
-        ``lease``: tie them to that lease (they go when it ends); a path
-        belongs to whoever originated it last.
+        Without ``lease`` they are config: written to the state store (one
+        transaction for the batch) and kept across restarts.  With ``lease``
+        they are tied to that lease, in memory only (they go when it ends).
+        A path belongs to whoever originated it last.
         """
-        held = None
-        if lease:
-            held = self.leases.get(lease)
-            if held is None:
-                raise NotFound("lease_id", f"no lease {lease} (it may have run out)")
+        if not lease:
+            return self._add_stored_paths(paths)
+        held = self.leases.get(lease)
+        if held is None:
+            raise NotFound("lease_id", f"no lease {lease} (it may have run out)")
         rib = self.service.rib_service.rib
         owners = self.path_lease
         n = 0
         for p in paths:
             k = (p.family, p.prefix)
             old = owners.get(k)
-            if old != (lease or None):
+            if old != lease:
                 if old is not None and old in self.leases:
                     self.leases[old].keys.discard(k)
-                if held is not None:
-                    held.keys.add(k)
-                    owners[k] = lease
-                else:
-                    owners.pop(k, None)
+                held.keys.add(k)
+                owners[k] = lease
             if self.originated.get(k) != p.attributes:
                 self.originated[k] = p.attributes
                 rib.originate(p.family, p.prefix, p.attributes)
                 n += 1
         return n
+
+    def _add_stored_paths(self, paths: list[OriginatedPath]) -> int:
+        before = {o.prefix: o for o in self.config.originate}
+        routes = _stored(self.service.state.originate, [p.table for p in paths])
+        # A path a lease held is config now: the lease lets go of it (the
+        # service originated it again from the config when it took it).
+        for p in paths:
+            k = (p.family, p.prefix)
+            owner = self.path_lease.pop(k, None)
+            if owner is not None:
+                self.originated.pop(k, None)
+                if owner in self.leases:
+                    self.leases[owner].keys.discard(k)
+        return sum(1 for r in routes if before.get(r.prefix) != r)
 
     # -- leases ----------------------------------------------------------------
 
@@ -537,25 +583,37 @@ class Control:
         return info
 
     def delete_paths(self, prefixes: list[str]) -> int:
-        """Withdraw paths this API originated; NotFound (naming it) leaves every path in place."""
+        """Withdraw originated paths; NotFound (naming it) leaves every path in place.
+
+        A leased path goes from memory; any other (the API's, or the
+        file's ``[[originate]]``) is withdrawn through the state store, so
+        it stays withdrawn after a restart.
+        """
         keys = []
+        configured = {o.prefix for o in self.config.originate}
+        stored: list[str] = []
         for i, text in enumerate(prefixes):
             try:
                 afi, key = prefix_from_str(text)
             except ValueError as e:
                 raise InvalidArgument(f"prefixes[{i}]", f"not a prefix: {text!r} ({e})") from None
             k = ((afi, 1), key)
-            if k not in self.originated:
+            if k in self.path_lease:
+                keys.append(k)
+            elif prefix_to_str(key, afi) in configured:
+                stored.append(prefix_to_str(key, afi))
+            else:
                 raise NotFound(f"prefixes[{i}]", f"{text} was not originated through the API")
-            keys.append(k)
+        if stored:
+            _stored(self.service.state.withdraw, list(dict.fromkeys(stored)))
         rib = self.service.rib_service.rib
         for k in dict.fromkeys(keys):
-            del self.originated[k]
+            self.originated.pop(k, None)
             owner = self.path_lease.pop(k, None)
             if owner is not None and owner in self.leases:
                 self.leases[owner].keys.discard(k)
             rib.withdraw_originated(*k)
-        return len(set(keys))
+        return len(set(keys)) + len(set(stored))
 
     def watch_routes(self, family: str = "", prefix: str = "", dump: bool = False,
                      bound: int = 100_000) -> RouteWatch:
@@ -566,17 +624,15 @@ class Control:
 
     # -- Policy --------------------------------------------------------------
 
-    def policy_document(self) -> tuple[str, tuple[str, ...]]:
-        """The running [sets] and [policies] as TOML (as last applied), and the policy names."""
-        if (self.config.sets, self.config.policies) != self._policies_of_tables:
-            # A SIGHUP reload took the file's policies since: read them from it.
-            self._set_tables(policy_tables_of_file(self.service.config_path)
-                             if getattr(self.service, "config_path", None) else {})
-        return to_toml(self.policy_tables), tuple(name for name, _ in self.config.policies)
+    @property
+    def policy_tables(self) -> dict[str, Any]:
+        """The running [sets] and [policies] tables as written (the file's, or the API's over it)."""
+        source = self.config.source or {}
+        return {k: source[k] for k in POLICY_DOCUMENT_KEYS if k in source}
 
-    def _set_tables(self, tables: dict[str, Any]) -> None:
-        self.policy_tables = tables
-        self._policies_of_tables = (self.config.sets, self.config.policies)
+    def policy_document(self) -> tuple[str, tuple[str, ...]]:
+        """The running [sets] and [policies] as TOML, and the policy names."""
+        return to_toml(self.policy_tables), tuple(name for name, _ in self.config.policies)
 
     def validate_policy(self, text: str) -> Config:
         """The running config with the candidate's policies, compiled; InvalidArgument names the key."""
@@ -661,9 +717,10 @@ class Control:
         if self._pending is not None:
             raise FailedPrecondition("confirm_seconds", "an earlier replacement awaits confirmation: "
                                      "confirm it, or wait for its rollback")
-        config, tables, prepared = self._candidate(text)
-        before = (self.config.sets, self.config.policies, self.policy_tables)
-        self._apply_policies(config, prepared, tables)
+        config, tables, _ = self._candidate(text)
+        before = self.policy_tables
+        # Written to the state store, then run (the store validates and compiles again).
+        _stored(self.service.state.replace_policies, tables.get("sets", {}), tables.get("policies", {}))
         confirm = f", rolled back unless confirmed within {confirm_seconds:g}s" if confirm_seconds else ""
         log.info("API: policies replaced ({n} policies){confirm}", n=len(config.policies), confirm=confirm)
         if confirm_seconds:
@@ -685,30 +742,17 @@ class Control:
             return 0.0
         return max(0.0, self._pending[0].getTime() - self.reactor.seconds())
 
-    def _roll_back(self, before: tuple) -> None:
+    def _roll_back(self, before: dict[str, Any]) -> None:
+        """The confirm timer ran out: the previous policies go back, through the state store."""
         self._pending = None
-        sets, policies, tables = before
-        config = attrs.evolve(self.config, sets=sets, policies=policies)
         try:
-            prepared = self.service.rib_service.prepare(config)
-        except Exception as err:  # noqa: BLE001 - keep routing on what runs, and say so
+            _stored(self.service.state.replace_policies, before.get("sets", {}), before.get("policies", {}))
+        except ControlError as err:
+            # Keep routing on what runs, and say so (a neighbor may now use a
+            # policy the previous document lacks, or the store cannot write).
             log.error("API: policy rollback failed, keeping the unconfirmed policies: {err}", err=str(err))
             return
-        missing = [name for n in config.neighbors for name in (*n.import_policy, *n.export_policy)
-                   if name not in prepared[0]]
-        if missing:
-            log.error("API: policy rollback impossible, keeping the unconfirmed policies: neighbors now "
-                      "use {names}, which the previous policies lack", names=", ".join(sorted(set(missing))))
-            return
-        self._apply_policies(config, prepared, tables)
         log.warn("API: policy replacement not confirmed in time: the previous policies are back")
-
-    def _apply_policies(self, config: Config, prepared: tuple, tables: dict[str, Any]) -> None:
-        service = self.service
-        service.config = config
-        service.rib_service.reload(config, prepared)
-        service.sessions.reload(config)
-        self._set_tables(tables)
 
     # -- Events --------------------------------------------------------------
 
@@ -724,14 +768,6 @@ class Control:
             first = err.errors[0]
             raise InvalidArgument(first.key, "; ".join(
                 e.reason if e.key == first.key else f"{e.key}: {e.reason}" for e in err.errors)) from None
-
-    def _apply(self, new: Config) -> None:
-        """Run ``new`` as a SIGHUP reload would (the candidate was validated)."""
-        service = self.service
-        prepared = service.rib_service.prepare(new)
-        service.config = new
-        service.rib_service.reload(new, prepared)
-        service.sessions.reload(new)
 
 
 def _check_message(message: str) -> None:
@@ -950,6 +986,8 @@ class OriginatedPath:
     family: tuple[int, int]
     prefix: bytes
     attributes: PathAttributes
+    #: the path as an ``[[originate]]`` table (what the state store keeps)
+    table: Mapping[str, Any] = attrs.field(factory=dict, eq=False)
 
 
 def parse_paths(items: list[Mapping[str, Any]], offset: int = 0) -> list[OriginatedPath]:
@@ -997,7 +1035,14 @@ def parse_paths(items: list[Mapping[str, Any]], offset: int = 0) -> list[Origina
         attributes = PathAttributes(origin=int(ORIGIN_NAMES[origin]), as_path=(), next_hop=str(ip),
                                     med=item.get("med"), local_pref=item.get("local_pref"),
                                     communities=communities, large_communities=large)
-        out.append(OriginatedPath((afi, 1), key, attributes))
+        table: dict[str, Any] = {"prefix": prefix_to_str(key, afi), "next_hop": str(ip), "origin": origin}
+        for name in ("med", "local_pref"):
+            if item.get(name) is not None:
+                table[name] = item[name]
+        for name in ("communities", "large_communities"):
+            if item.get(name):
+                table[name] = list(item[name])
+        out.append(OriginatedPath((afi, 1), key, attributes, table))
     return out
 
 
