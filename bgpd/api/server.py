@@ -428,6 +428,11 @@ class RoutesServicer(routes_pb2_grpc.RoutesServicer):
                 paths.extend(parse_paths([path_from_pb(p) for p in request.paths], len(paths)))
         except ControlError as err:
             context.abort(getattr(grpc.StatusCode, err.status), str(err))
+        if not lease:
+            # Config (the state store): one call is one transaction, so a
+            # failure anywhere in the request leaves every path as it was.
+            count = self.bridge.call(context, self.control.add_paths, paths, "")
+            return routes_pb2.AddPathsResponse(count=count)
         count = 0
         for i in range(0, len(paths), ORIGINATE_CHUNK):
             count += self.bridge.call(context, self.control.add_paths, paths[i:i + ORIGINATE_CHUNK],
