@@ -167,7 +167,8 @@ class RestartTests(_Case):
         await self.change_everything()
         await self.rpc(self.peers.DeletePeer, peers_pb2.DeletePeerRequest(address="192.0.2.3"))
         await self.rpc(self.peers.DeletePeer, peers_pb2.DeletePeerRequest(address="192.0.2.1"))
-        r = await self.rpc(self.routes.DeletePaths, routes_pb2.DeletePathsRequest(prefixes=["198.51.100.0/24"]))
+        r = await self.rpc(self.routes.DeletePaths,
+                           routes_pb2.DeletePathsRequest(prefixes=["198.51.100.0/24"]))
         self.assertEqual(r.count, 1)
         await self.start()
         self.assertEqual(self.svc.config.neighbors, ())
@@ -196,7 +197,8 @@ class WriteFailureTests(_Case):
         await self.start(store)
         store.fail = "disk full"
         cfg = peers_pb2.PeerConfig(address="192.0.2.3", remote_as=65003, passive=True)
-        code, details = await self.status_of(self.rpc(self.peers.AddPeer, peers_pb2.AddPeerRequest(config=cfg)))
+        code, details = await self.status_of(self.rpc(self.peers.AddPeer,
+                                                      peers_pb2.AddPeerRequest(config=cfg)))
         self.assertEqual(code, grpc.StatusCode.UNAVAILABLE)
         self.assertIn("disk full", details)
         code, _ = await self.status_of(self.rpc(self.policy.ReplacePolicy,
