@@ -450,11 +450,13 @@ def _config_cmd(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
     if args.json:
         out.write(_json(r) + "\n")
         return
-    out.write("# The config bgpd runs: the file plus what the API changed, every default written out.\n")
+    # The text is StateControl.config_toml(): the file with the state store's
+    # overlay laid on it, each table from the API after a "# from the API" line.
+    out.write("# The config bgpd runs: the file plus the API's changes kept in the state store.\n")
     if r.api_neighbors:
-        out.write(f"# Neighbors added through the API: {', '.join(r.api_neighbors)}\n")
+        out.write(f"# Neighbors set through the API: {', '.join(r.api_neighbors)}\n")
     if r.api_paths:
-        out.write(f"# Paths originated through the API (not below): {', '.join(r.api_paths)}\n")
+        out.write(f"# Paths originated through the API: {', '.join(r.api_paths)}\n")
     out.write("\n" + r.toml)
 
 

@@ -16,6 +16,7 @@ from twisted.trial.unittest import TestCase
 from bgpd import cli
 from bgpd.config import parse_config
 from bgpd.service import BgpdService
+from bgpd.state.overlay import API_MARK
 
 CONFIG = """
 [bgp]
@@ -214,5 +215,6 @@ class BgpctlConfigTests(_CliCase):
         await self.run_cli("neighbor", "add", "192.0.2.7", "--remote-as", "65007", "--passive")
         code, out, err = await self.run_cli("config", "show")
         self.assertEqual((code, err), (0, ""))
-        self.assertIn("# Neighbors added through the API: 192.0.2.7", out)
+        self.assertIn("# Neighbors set through the API: 192.0.2.7", out)
+        self.assertIn(API_MARK, out)
         self.assertEqual(parse_config(out), self.svc.config)
