@@ -58,9 +58,12 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="bgpctl", description="Control a running bgpd over its gRPC API.")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--socket", metavar="PATH", help="the API's Unix socket ([api] listen = unix:PATH)")
+    where.add_argument("--socket", metavar="PATH",
+                       help="the API's Unix socket ([api] listen = unix:PATH; default "
+                       f"{DEFAULT_API_LISTEN[len('unix:'):]}, the one bgpd makes in [bgp] state_dir "
+                       "when [api] sets no listen)")
     where.add_argument("--target", metavar="HOST:PORT", default=None,
-                       help=f"the API's address (default {DEFAULT_API_LISTEN})")
+                       help="the API's address ([api] listen = HOST:PORT)")
     p.add_argument("--json", action="store_true", help="print the API's answer as JSON")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 

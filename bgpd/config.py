@@ -1910,7 +1910,10 @@ def neighbor_from_table(table: Mapping[str, Any], config: Config, path: str = "n
 
 
 API_KEYS = ("enabled", "listen", "read_only", "tls_cert", "tls_key", "tls_client_ca")
-DEFAULT_API_LISTEN = "127.0.0.1:50051"
+#: the API's Unix socket in ``[bgp] state_dir``: where it listens unless ``listen`` says otherwise
+API_SOCKET_NAME = "bgpd.sock"
+#: where bgpctl connects by default: that socket in the default state_dir
+DEFAULT_API_LISTEN = f"unix:{DEFAULT_STATE_DIR}/{API_SOCKET_NAME}"
 
 
 @attrs.frozen
@@ -1919,8 +1922,10 @@ class ApiConfig:
 
     #: Start the API server at all.
     enabled: bool = False
-    #: ``unix:/path/to/socket`` or ``HOST:PORT`` (IPv6 as ``[::1]:50051``).
-    listen: str = DEFAULT_API_LISTEN
+    #: ``unix:/path/to/socket`` or ``HOST:PORT`` (IPv6 as ``[::1]:50051``); "" (the
+    #: default) is the socket ``API_SOCKET_NAME`` in ``[bgp] state_dir``, which
+    #: only the service knows where it is (a relative state_dir follows the file).
+    listen: str = ""
     #: Reject every mutating call with PERMISSION_DENIED.
     read_only: bool = False
     #: PEM server certificate and key: required to listen beyond loopback.
@@ -1932,7 +1937,7 @@ class ApiConfig:
     @property
     def local_only(self) -> bool:
         """True for a Unix socket or a loopback address (no TLS needed)."""
-        return listen_is_local(self.listen)
+        return not self.listen or listen_is_local(self.listen)
 
 
 def split_listen(listen: str) -> tuple[str, int]:
@@ -1976,10 +1981,13 @@ def api_config_from_table(table: object, path: str = "api") -> ApiConfig:
     if tbl is None:
         raise ConfigErrors(v.errors)
     enabled = v.boolean(tbl, path, "enabled", True)
-    listen = v.string(tbl, path, "listen", DEFAULT_API_LISTEN)
+    listen = v.string(tbl, path, "listen", "")
     read_only = v.boolean(tbl, path, "read_only", False)
     tls = {name: v.string(tbl, path, name, None) for name in ("tls_cert", "tls_key", "tls_client_ca")}
-    if listen is not INVALID:
+    if listen == "" and "listen" in tbl:
+        v.error(_join(path, "listen"), "must be unix:PATH or HOST:PORT; leave it out for the "
+                f"socket {API_SOCKET_NAME} in bgp.state_dir")
+    elif listen is not INVALID and listen:
         if listen.startswith("unix:"):
             if not listen[len("unix:"):]:
                 v.error(_join(path, "listen"), "unix: needs a socket path, like unix:/run/bgpd/api.sock")
@@ -2137,6 +2145,8 @@ def config_to_tables(config: Config, policy_tables: Mapping[str, Any] | None = N
     out: dict[str, Any] = {"bgp": bgp}
     if config.api.enabled or config.api != ApiConfig():
         out["api"] = plain(config.api)
+        if not config.api.listen:
+            del out["api"]["listen"]  # the default socket in state_dir: written, it would not read back
     out.update(dict(policy_tables or {}))
     if neighbors:
         out["neighbors"] = neighbors

@@ -19,14 +19,18 @@ Adj-RIB-Out and sends only the differences.
 
 from __future__ import annotations
 
+import os
 import signal
 from typing import Any
 
+import attrs as _attrs
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from bgpd.config import (
+    API_SOCKET_NAME,
+    ApiConfig,
     Config,
     ConfigError,
     NeighborConfig,
@@ -43,7 +47,7 @@ from bgpd.session.fsm import State
 from bgpd.session.listener import BGPServerFactory, install_md5, listen, set_listen_ttl
 from bgpd.session.negotiation import SessionInfo
 from bgpd.state.store import MemoryStore, StateStore
-from bgpd.statecontrol import StateControl, read_overlay
+from bgpd.statecontrol import StateControl, read_overlay, resolve_state_dir
 from bgpd.wire.address import normalize_address
 from bgpd.wire.attributes import PathAttributes
 from bgpd.wire.constants import (
@@ -534,6 +538,25 @@ def _rib_options(config: Config) -> RibOptions:
     )
 
 
+def api_config(root: BgpdService) -> ApiConfig:
+    """``[api]`` with ``listen`` resolved: without one, the socket in ``[bgp] state_dir``.
+
+    The directory is made (mode 0750, as the state store makes it) so that
+    the socket's access is the directory's: the operator's group, not every
+    local user as a loopback port would be.
+    """
+    api = root.config.api
+    if api.listen:
+        return api
+    state_dir = resolve_state_dir(root.config, root.config_path)
+    try:
+        os.makedirs(state_dir, mode=0o750, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"api.listen: the default socket is in bgp.state_dir {state_dir}, "
+                         f"which cannot be made: {e.strerror}") from None
+    return _attrs.evolve(api, listen=f"unix:{os.path.join(state_dir, API_SOCKET_NAME)}")
+
+
 class ApiService(Service):
     """The gRPC API ([api]): one Control object handed to grpcio's servicers.
 
@@ -554,7 +577,7 @@ class ApiService(Service):
         from bgpd.api.server import ApiServer
 
         self.control = Control(self.root)
-        self.server = ApiServer(self.root.reactor, self.control, self.root.config.api)
+        self.server = ApiServer(self.root.reactor, self.control, api_config(self.root))
         self.server.start()
         super().startService()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 import tomllib
 
@@ -23,7 +24,16 @@ from bgpd.api._gen.bgpd.v1 import (
     routes_pb2_grpc,
 )
 from bgpd.api.control import Control, parse_paths
-from bgpd.config import load_config
+from bgpd.config import (
+    DEFAULT_API_LISTEN,
+    ApiConfig,
+    ConfigErrors,
+    api_config_from_table,
+    config_to_tables,
+    load_config,
+    parse_config,
+    to_toml,
+)
 from bgpd.service import BgpdService
 from bgpd.state.overlay import API_MARK
 from bgpd.state.store import MemoryStore, SqliteStore
@@ -268,3 +278,29 @@ class RollbackThroughStoreTests(SynchronousTestCase):
         svc.rib_service.rib.drain()
         self.assertEqual(svc.rib_service.rib.loc_rib_size((1, 1)), 1)
         svc.state.store.close()
+
+
+class DefaultListenTests(_Case):
+    async def test_default_socket_in_state_dir(self):
+        """Without [api] listen the API serves on bgpd.sock in state_dir (relative: next to the file)."""
+        with open(self.path, "w") as f:
+            f.write(FILE.replace('listen = "127.0.0.1:0"\n', ""))
+        await self.start(MemoryStore())
+        socket_path = os.path.join(self.dir, "state", "bgpd.sock")
+        self.assertEqual(self.svc.api.server.target, f"unix:{socket_path}")
+        self.assertTrue(stat.S_ISSOCK(os.lstat(socket_path).st_mode))
+        g = await self.rpc(self.glob.GetGlobal, global_pb2.GetGlobalRequest())
+        self.assertEqual(g.local_as, 65000)
+
+    def test_empty_listen_is_an_error(self):
+        """listen = "" is refused naming api.listen (leaving it out is the default socket)."""
+        with self.assertRaises(ConfigErrors) as e:
+            api_config_from_table({"listen": ""})
+        self.assertEqual(e.exception.errors[0].key, "api.listen")
+        self.assertTrue(ApiConfig().local_only)
+        self.assertEqual(DEFAULT_API_LISTEN, "unix:/var/lib/bgpd/bgpd.sock")
+
+    def test_default_listen_reads_back(self):
+        """The effective config of an [api] without listen reads back as the same config."""
+        config = parse_config(FILE.replace('listen = "127.0.0.1:0"\n', ""))
+        self.assertEqual(parse_config(to_toml(config_to_tables(config))).api, config.api)
