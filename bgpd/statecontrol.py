@@ -164,6 +164,15 @@ class StateControl:
         """Replace ``[sets]`` and ``[policies]`` as a whole, as the file writes them."""
         return self._commit([Change("policies", "", "put", {"sets": dict(sets), "policies": dict(policies)})])
 
+    def forget_policies(self) -> Config:
+        """Drop the API's ``[sets]`` / ``[policies]`` replacement: the file's run again (and
+        follow the file on SIGHUP).  Nothing to forget is no error."""
+        return self._commit([Change("policies", "", "clear")])
+
+    def policies_from_api(self) -> bool:
+        """Whether the running ``[sets]`` / ``[policies]`` are the API's (not the file's)."""
+        return any(c.kind == "policies" and c.op == "put" for c in self.overlay)
+
     def originate(self, tables: Sequence[Mapping[str, Any]]) -> list[OriginateConfig]:
         """Originate ``[[originate]]``-shaped tables, one transaction for the batch."""
         changes = []

@@ -718,7 +718,9 @@ class Control:
             raise FailedPrecondition("confirm_seconds", "an earlier replacement awaits confirmation: "
                                      "confirm it, or wait for its rollback")
         config, tables, _ = self._candidate(text)
-        before = self.policy_tables
+        # What the rollback restores: the API's previous tables, or the file's
+        # own sections (forgetting the replacement, so that SIGHUP follows the file again).
+        before = self.policy_tables if self.service.state.policies_from_api() else None
         # Written to the state store, then run (the store validates and compiles again).
         _stored(self.service.state.replace_policies, tables.get("sets", {}), tables.get("policies", {}))
         confirm = f", rolled back unless confirmed within {confirm_seconds:g}s" if confirm_seconds else ""
@@ -742,11 +744,18 @@ class Control:
             return 0.0
         return max(0.0, self._pending[0].getTime() - self.reactor.seconds())
 
-    def _roll_back(self, before: dict[str, Any]) -> None:
-        """The confirm timer ran out: the previous policies go back, through the state store."""
+    def _roll_back(self, before: dict[str, Any] | None) -> None:
+        """The confirm timer ran out: the previous policies go back, through the state store.
+
+        ``before`` None: they were the file's, so the API's replacement is forgotten.
+        """
         self._pending = None
+        state = self.service.state
         try:
-            _stored(self.service.state.replace_policies, before.get("sets", {}), before.get("policies", {}))
+            if before is None:
+                _stored(state.forget_policies)
+            else:
+                _stored(state.replace_policies, before.get("sets", {}), before.get("policies", {}))
         except ControlError as err:
             # Keep routing on what runs, and say so (a neighbor may now use a
             # policy the previous document lacks, or the store cannot write).

@@ -173,6 +173,10 @@ def effective_document(base: Config, overlay: Sequence[Change],
     }
     for change in overlay:
         if change.kind == "policies":
+            if change.op == "clear":
+                # Forgetting the API's replacement (a candidate being
+                # checked before it is stored): the file's sections stay.
+                continue
             table = change.table or {}
             for section in ("sets", "policies"):
                 if table.get(section):

@@ -255,6 +255,22 @@ class RollbackThroughStoreTests(SynchronousTestCase):
         self.assertEqual([n for n, _ in again.config.policies], ["mine"])
         again.state.store.close()
 
+    def test_rollback_to_the_files_policies_forgets_the_replacement(self):
+        """Rolled back to the file's policies, the store holds none: a SIGHUP follows the file again."""
+        with open(self.path, "a") as f:
+            f.write('\n[policies.filed]\ndefault = "accept"\n')
+        svc = self.service()
+        control = Control(svc)
+        control.replace_policy(POLICIES, confirm_seconds=30)
+        self.reactor.advance(31)
+        self.assertEqual([n for n, _ in svc.config.policies], ["filed"])
+        self.assertEqual(svc.state.overlay, [])
+        with open(self.path, "a") as f:
+            f.write('\n[policies.later]\ndefault = "reject"\n')
+        self.assertTrue(svc.reload())
+        self.assertEqual([n for n, _ in svc.config.policies], ["filed", "later"])
+        svc.state.store.close()
+
     def test_unconfirmed_policy_is_stored_until_rolled_back(self):
         """An unconfirmed replacement is in the store (a restart before the timer keeps it)."""
         svc = self.service()
