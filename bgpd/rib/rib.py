@@ -42,6 +42,7 @@ from bgpd.policy.explain import RehearsalResult
 from bgpd.policy.explain import rehearse as rehearse_chains
 from bgpd.rib import decision
 from bgpd.rib.adjout import Member, Sink, UpdateGroup, group_key
+from bgpd.rib.change import Change
 from bgpd.rib.options import RibOptions
 from bgpd.rib.route import LOCAL, STALE_REFRESH, STALE_RESTART, Path, PeerInfo
 from bgpd.wire.attributes import PathAttributes
@@ -52,8 +53,6 @@ from bgpd.wire.update import Update
 __all__ = ["Rib", "RibOptions", "RibStats", "Change", "PrefixCountCallback"]
 
 Family = tuple[int, int]
-#: (family, prefix, new best path or None)
-Change = tuple[Family, bytes, Path | None]
 #: ``callback(peer, family, count)``: the routes now accepted from ``peer`` in
 #: ``family`` (its Adj-RIB-In after import policy), once per processed batch
 #: that changed it (max-prefix, RFC 4486; the API; monitoring).
@@ -61,7 +60,6 @@ PrefixCountCallback = Callable[[PeerInfo, Family, int], None]
 
 (_ANNOUNCE, _WITHDRAW, _EOR, _DROP, _STALE, _GR_MARK, _RR_BEGIN, _RR_END, _REDECIDE,
  _GR_FLUSH) = range(10)
-_NONE = object()
 _EMPTY: dict = {}
 _LEAK_ALWAYS = (Role.CUSTOMER, Role.RS_CLIENT)
 _OTC_ADD = (Role.PROVIDER, Role.PEER, Role.RS)
@@ -177,6 +175,10 @@ class Rib:
         self._handle: Any = None
         self._subscribers: list[Callable[[list[Change]], None]] = []
         self._count_watchers: list[PrefixCountCallback] = []
+        #: family -> prefix -> the multipath set last published, only where it
+        #: has more than one path (max_paths > 1): what a change of the set
+        #: with the same best path is compared against.
+        self._published_mp: dict[Family, dict[bytes, tuple[Path, ...]]] = {}
         self.stats = RibStats()
 
     # -- session-facing API --------------------------------------------------
@@ -490,7 +492,12 @@ class Rib:
     # -- subscribers and queries --------------------------------------------
 
     def subscribe(self, callback: Callable[[list[Change]], None]) -> Callable[[], None]:
-        """Call ``callback(changes)`` with each batch of best-path changes; returns unsubscribe."""
+        """Call ``callback(changes)`` with each batch of :class:`Change` records; returns unsubscribe.
+
+        A record per prefix whose best path or (``max_paths`` > 1) multipath
+        set differs from before the turn; a prefix touched several times in
+        one turn gives one record.
+        """
         self._subscribers.append(callback)
 
         def unsubscribe() -> None:
@@ -766,14 +773,39 @@ class Rib:
                 if g.members:
                     g.changed(prefixes)
             if subs and first is not None:
-                batch = []
-                for p in dict.fromkeys(prefixes):
-                    b = self.best(fam, p)
-                    if b is not first.get((fam, p), _NONE):
-                        batch.append((fam, p, b))
+                if self.options.max_paths > 1:
+                    batch = self._changes_multipath(fam, prefixes, first)
+                else:
+                    batch = []
+                    best = self.best
+                    for p in dict.fromkeys(prefixes):
+                        b = best(fam, p)
+                        o = first.get((fam, p))
+                        if b is not o:
+                            batch.append(Change(fam, p, o, b, () if b is None else (b,)))
                 if batch:
                     for cb in list(subs):
                         cb(batch)
+
+    def _changes_multipath(self, fam: Family, prefixes: list, first: dict) -> list[Change]:
+        """The records of a turn with multipath on: a new best, or a new ECMP set."""
+        published = self._published_mp.setdefault(fam, {})
+        batch = []
+        for p in dict.fromkeys(prefixes):
+            b = self.best(fam, p)
+            o = first.get((fam, p))
+            mp = tuple(self.multipath(fam, p)) if b is not None else ()
+            last = published.get(p)
+            if last is None:
+                last = () if o is None else (o,)
+            if b is o and mp == last:
+                continue
+            if len(mp) > 1:
+                published[p] = mp
+            else:
+                published.pop(p, None)
+            batch.append(Change(fam, p, o, b, mp))
+        return batch
 
     # -- import -------------------------------------------------------------
 

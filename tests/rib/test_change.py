@@ -1,0 +1,114 @@
+"""The Loc-RIB change record (bgpd.rib.change): old and new best, the multipath set."""
+
+from __future__ import annotations
+
+from bgpd.rib import Change, RibOptions
+from bgpd.rib.testing import IPV4, announce, make_peer, pfx, withdraw
+from tests.rib.support import E1, RibTestCase, attrs
+
+P1 = pfx("203.0.113.0/24")
+P2 = pfx("198.51.100.128/25")
+#: Two eBGP peers in the same neighbouring AS: equal up to the router id.
+A1 = make_peer("192.0.2.2", 65001, local_address="192.0.2.1", router_id="192.0.2.2")
+A2 = make_peer("192.0.2.3", 65001, local_address="192.0.2.1", router_id="192.0.2.3")
+
+
+class ChangeRecordTests(RibTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.got: list[list[Change]] = []
+        self.rib.subscribe(self.got.append)
+
+    def flat(self) -> list[Change]:
+        out = [c for batch in self.got for c in batch]
+        del self.got[:]
+        return out
+
+    def test_new_old_and_withdraw(self):
+        """A new prefix has old None; its withdrawal has new None and an empty set."""
+        self.add(E1)
+        self.rib.receive(E1, announce(attrs(), [P1]))
+        self.settle()
+        (c,) = self.flat()
+        self.assertIsInstance(c, Change)
+        self.assertEqual((c.family, c.prefix, c.old), (IPV4, P1, None))
+        self.assertEqual(c.multipath, (c.new,))
+        new = c.new
+        self.rib.receive(E1, withdraw([P1]))
+        self.settle()
+        (c,) = self.flat()
+        self.assertEqual((c.old, c.new, c.multipath), (new, None, ()))
+
+    def test_batched_and_coalesced(self):
+        """Changes of one turn come as one list, a prefix touched twice once."""
+        self.add(E1)
+        self.rib.receive(E1, announce(attrs(), [P1, P2]))
+        self.rib.receive(E1, announce(attrs(med=7), [P1]))
+        self.settle()
+        self.assertEqual(len(self.got), 1)
+        batch = self.got[0]
+        self.assertEqual(sorted(c.prefix for c in batch), sorted([P1, P2]))
+        c1 = next(c for c in batch if c.prefix == P1)
+        self.assertIsNone(c1.old)
+        self.assertEqual(c1.new.attrs.med, 7)
+
+    def test_no_record_when_nothing_changed(self):
+        """The same route again makes no record."""
+        self.add(E1)
+        self.rib.receive(E1, announce(attrs(), [P1]))
+        self.settle()
+        self.flat()
+        self.rib.receive(E1, announce(attrs(), [P1]))
+        self.settle()
+        self.assertEqual(self.flat(), [])
+
+
+class MultipathChangeTests(RibTestCase):
+    options = RibOptions(mrai_ebgp=0.0, mrai_ibgp=0.0, max_paths=4)
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.got: list[Change] = []
+        self.rib.subscribe(self.got.extend)
+        self.add(A1)
+        self.add(A2)
+
+    def test_set_grows_with_same_best(self):
+        """A second equal path changes the set, not the best: a record all the same."""
+        self.rib.receive(A1, announce(attrs(nh="192.0.2.2"), [P1]))
+        self.settle()
+        (c,) = self.got
+        best = c.new
+        del self.got[:]
+        self.rib.receive(A2, announce(attrs(nh="192.0.2.3"), [P1]))
+        self.settle()
+        (c,) = self.got
+        self.assertIs(c.old, best)
+        self.assertIs(c.new, best)
+        self.assertEqual([p.attrs.next_hop for p in c.multipath], ["192.0.2.2", "192.0.2.3"])
+
+    def test_set_shrinks_with_same_best(self):
+        """Losing the second equal path is a record with the best alone."""
+        self.rib.receive(A1, announce(attrs(nh="192.0.2.2"), [P1]))
+        self.rib.receive(A2, announce(attrs(nh="192.0.2.3"), [P1]))
+        self.settle()
+        del self.got[:]
+        self.rib.receive(A2, withdraw([P1]))
+        self.settle()
+        (c,) = self.got
+        self.assertIs(c.old, c.new)
+        self.assertEqual(c.multipath, (c.new,))
+        del self.got[:]
+        # Nothing changes: no record.
+        self.rib.receive(A1, announce(attrs(nh="192.0.2.2"), [P1]))
+        self.settle()
+        self.assertEqual(self.got, [])
+
+    def test_unequal_path_is_no_change(self):
+        """A worse path (longer AS_PATH) joins neither the best nor the set: no record."""
+        self.rib.receive(A1, announce(attrs(nh="192.0.2.2"), [P1]))
+        self.settle()
+        del self.got[:]
+        self.rib.receive(A2, announce(attrs(path=(65001, 7), nh="192.0.2.3"), [P1]))
+        self.settle()
+        self.assertEqual(self.got, [])
