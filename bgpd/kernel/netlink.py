@@ -1,0 +1,232 @@
+"""The netlink side of the kernel writer: rtnetlink routes (RFC 3549 section 3.1.1).
+
+Writes go on a raw ``NETLINK_ROUTE`` socket, many messages per ``send``:
+each a ``RTM_NEWROUTE`` with ``NLM_F_CREATE | NLM_F_REPLACE`` (a change is one
+message) or a ``RTM_DELROUTE``, all with our protocol number and table, so
+only our routes are ever matched.  Only the last message of a chunk asks for
+an ACK: the kernel answers messages in order, so when that ACK arrives every
+error of the chunk (an ``NLMSG_ERROR`` naming its sequence number) has too.
+That is what makes a full table take seconds, not minutes.
+
+Reading the table (at start, to reconcile) uses pyroute2's ``IPRoute``
+(``get_routes``, in 0.7.2 and later).  Everything here blocks: the writer
+calls it from a worker thread, never the reactor's.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import socket
+import struct
+from typing import Any
+
+from bgpd.kernel.writer import KernelRoute, Key, NextHop
+from bgpd.wire.nlri import make_prefix
+
+__all__ = ["NetlinkBackend", "encode_route", "table_number"]
+
+NETLINK_ROUTE = 0
+SOL_NETLINK = 270
+NETLINK_CAP_ACK = 10
+NETLINK_EXT_ACK = 11
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+RTM_NEWROUTE = 24
+RTM_DELROUTE = 25
+NLM_F_REQUEST = 0x1
+NLM_F_ACK = 0x4
+NLM_F_REPLACE = 0x100
+NLM_F_CREATE = 0x400
+RTA_DST = 1
+RTA_OIF = 4
+RTA_GATEWAY = 5
+RTA_PRIORITY = 6
+RTA_MULTIPATH = 9
+RTA_TABLE = 15
+RTN_UNICAST = 1
+RT_SCOPE_UNIVERSE = 0
+RT_TABLE_UNSPEC = 0
+RT_TABLE_MAIN = 254
+
+_HDR = struct.Struct("=IHHII")
+_RTMSG = struct.Struct("=BBBBBBBBI")
+_RTA = struct.Struct("=HH")
+_RTNH = struct.Struct("=HBBi")
+_U32 = struct.Struct("=I")
+_AF = {1: socket.AF_INET, 2: socket.AF_INET6}
+_ALEN = {1: 4, 2: 16}
+
+_NAMED_TABLES = {"main": 254, "local": 255, "default": 253}
+
+
+def table_number(table: int | str, rt_tables: str = "/etc/iproute2/rt_tables") -> int:
+    """A table number from a number or a name (``main``, or one in ``rt_tables``)."""
+    if isinstance(table, int):
+        return table
+    if table.isdigit():
+        return int(table)
+    if table in _NAMED_TABLES:
+        return _NAMED_TABLES[table]
+    for path in (rt_tables,):
+        try:
+            with open(path) as f:
+                for line in f:
+                    parts = line.split("#", 1)[0].split()
+                    if len(parts) == 2 and parts[1] == table and parts[0].isdigit():
+                        return int(parts[0])
+        except OSError:
+            pass
+    raise ValueError(f"unknown routing table name {table!r}")
+
+
+def _attr(kind: int, data: bytes) -> bytes:
+    n = 4 + len(data)
+    return _RTA.pack(n, kind) + data + b"\0" * (-n & 3)
+
+
+def encode_route(route: KernelRoute, seq: int, table: int, protocol: int, metric: int, ack: bool,
+                 ifindex: Any = None) -> bytes:
+    """One RTM_NEWROUTE (replace) or RTM_DELROUTE message for ``route``.
+
+    ``ifindex(name) -> int`` resolves a next hop's interface (link-local).
+    """
+    afi = route.family[0]
+    af = _AF[afi]
+    alen = _ALEN[afi]
+    key = route.prefix
+    plen = key[0]
+    addr = key[1:] + bytes(alen - len(key) + 1)
+    body = [_attr(RTA_DST, addr), _attr(RTA_PRIORITY, _U32.pack(metric))]
+    if table > 255:
+        body.append(_attr(RTA_TABLE, _U32.pack(table)))
+    hops = route.nexthops
+    if hops:
+        kind = RTM_NEWROUTE
+        flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE
+        if len(hops) == 1:
+            nh, dev = hops[0]
+            body.append(_attr(RTA_GATEWAY, socket.inet_pton(af, nh)))
+            if dev is not None and ifindex is not None:
+                body.append(_attr(RTA_OIF, _U32.pack(ifindex(dev))))
+        else:
+            parts = []
+            for nh, dev in hops:
+                gw = _attr(RTA_GATEWAY, socket.inet_pton(af, nh))
+                idx = ifindex(dev) if dev is not None and ifindex is not None else 0
+                parts.append(_RTNH.pack(_RTNH.size + len(gw), 0, 0, idx) + gw)
+            body.append(_attr(RTA_MULTIPATH, b"".join(parts)))
+    else:
+        kind = RTM_DELROUTE
+        flags = NLM_F_REQUEST
+    if ack:
+        flags |= NLM_F_ACK
+    rtm = _RTMSG.pack(af, plen, 0, 0, table if table <= 255 else RT_TABLE_UNSPEC, protocol,
+                      RT_SCOPE_UNIVERSE, RTN_UNICAST, 0)
+    payload = rtm + b"".join(body)
+    return _HDR.pack(_HDR.size + len(payload), kind, flags, seq, 0) + payload
+
+
+class NetlinkBackend:
+    """Routes of one protocol in one table, written in chunks on a raw netlink socket."""
+
+    def __init__(self, table: int, protocol: int = 186, metric: int = 20, chunk: int = 2000) -> None:
+        self.table = table
+        self.protocol = protocol
+        self.metric = metric
+        self.chunk = chunk
+        self._seq = 0
+        s = self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+        # Errors only name the message (not echo it): small answers.
+        try:
+            s.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
+        except OSError:
+            pass
+        for opt in (33, socket.SO_RCVBUF):  # SO_RCVBUFFORCE (root), else the capped one
+            try:
+                s.setsockopt(socket.SOL_SOCKET, opt, 8 << 20)
+                break
+            except OSError:
+                continue
+        s.bind((0, 0))
+        self._ifindex: dict[str, int] = {}
+
+    def _index(self, name: str) -> int:
+        i = self._ifindex.get(name)
+        if i is None:
+            i = self._ifindex[name] = socket.if_nametoindex(name)
+        return i
+
+    def apply(self, routes: list[KernelRoute]) -> list[tuple[KernelRoute, int]]:
+        """Write ``routes`` (replace, or delete when without next hops); the failures."""
+        failures: list[tuple[KernelRoute, int]] = []
+        table, proto, metric, index = self.table, self.protocol, self.metric, self._index
+        for start in range(0, len(routes), self.chunk):
+            items: list[tuple[KernelRoute, bytes]] = []
+            base = self._seq + 1
+            for r in routes[start:start + self.chunk]:
+                try:
+                    items.append((r, encode_route(r, base + len(items), table, proto, metric,
+                                                  False, index)))
+                except (OSError, ValueError):
+                    # A bad address or unknown interface: this route only.
+                    failures.append((r, errno_mod.EINVAL))
+            if not items:
+                continue
+            last = base + len(items) - 1
+            self._seq = last
+            items[-1] = (items[-1][0], encode_route(items[-1][0], last, table, proto, metric,
+                                                    True, index))
+            self._sock.sendall(b"".join(m for _r, m in items))
+            for seq, code in self._acks(last):
+                idx = seq - base
+                if code and 0 <= idx < len(items):
+                    failures.append((items[idx][0], code))
+        return failures
+
+    def _acks(self, last: int) -> list[tuple[int, int]]:
+        """(seq, errno) of every error up to the ACK of ``last`` (errno 0: that ACK)."""
+        out = []
+        recv = self._sock.recv
+        for _ in range(1_000_000):
+            data = recv(1 << 20)
+            off = 0
+            while off + 16 <= len(data):
+                n, kind, _flags, seq, _pid = _HDR.unpack_from(data, off)
+                if kind == NLMSG_ERROR:
+                    (err,) = struct.unpack_from("=i", data, off + 16)
+                    out.append((seq, -err))
+                    if seq == last:
+                        return out
+                off += (n + 3) & ~3 if n else len(data)
+        raise RuntimeError("netlink: no ACK")
+
+    def dump(self) -> dict[Key, tuple[NextHop, ...]]:
+        """Our protocol's routes in our table, read with pyroute2."""
+        from pyroute2 import IPRoute
+
+        out: dict[Key, tuple[NextHop, ...]] = {}
+        with IPRoute() as ip:
+            for afi, af in ((1, socket.AF_INET), (2, socket.AF_INET6)):
+                for msg in ip.get_routes(family=af):
+                    if msg["proto"] != self.protocol:
+                        continue
+                    table = msg.get_attr("RTA_TABLE") or msg["table"]
+                    if table != self.table:
+                        continue
+                    if (msg.get_attr("RTA_PRIORITY") or 0) != self.metric:
+                        continue
+                    dst = msg.get_attr("RTA_DST") or ("0.0.0.0" if afi == 1 else "::")
+                    key = make_prefix(socket.inet_pton(af, dst), msg["dst_len"])
+                    hops: list[NextHop] = []
+                    gw = msg.get_attr("RTA_GATEWAY")
+                    if gw:
+                        hops.append((gw, None))
+                    for nh in msg.get_attr("RTA_MULTIPATH") or ():
+                        g = nh.get_attr("RTA_GATEWAY")
+                        if g:
+                            hops.append((g, None))
+                    out[((afi, 1), key)] = tuple(hops)
+        return out
+
+    def close(self) -> None:
+        self._sock.close()
