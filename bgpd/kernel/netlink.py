@@ -15,15 +15,20 @@ calls it from a worker thread, never the reactor's.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import errno as errno_mod
+import os
 import socket
 import struct
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 from bgpd.kernel.writer import KernelRoute, Key, NextHop
 from bgpd.wire.nlri import make_prefix
 
-__all__ = ["NetlinkBackend", "encode_route", "table_number"]
+__all__ = ["NetlinkBackend", "encode_route", "in_netns", "table_number"]
 
 NETLINK_ROUTE = 0
 SOL_NETLINK = 270
@@ -79,6 +84,38 @@ def table_number(table: int | str, rt_tables: str = "/etc/iproute2/rt_tables") -
     raise ValueError(f"unknown routing table name {table!r}")
 
 
+CLONE_NEWNET = 0x40000000
+
+
+@contextlib.contextmanager
+def in_netns(name: str | None) -> Iterator[None]:
+    """Run the block in network namespace ``name`` (``ip netns``), this thread only.
+
+    Sockets made inside stay in that namespace after the block: how the
+    tests and ``bench/kernel.py`` point a writer at a namespace of theirs
+    while the process stays where it is.
+    """
+    if name is None:
+        yield
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    here = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY)
+    there = os.open(f"/run/netns/{name}", os.O_RDONLY)
+    try:
+        if libc.setns(there, CLONE_NEWNET) != 0:
+            e = ctypes.get_errno()
+            raise OSError(e, f"setns {name}: {os.strerror(e)}")
+        try:
+            yield
+        finally:
+            if libc.setns(here, CLONE_NEWNET) != 0:
+                e = ctypes.get_errno()
+                raise OSError(e, f"setns back: {os.strerror(e)}")
+    finally:
+        os.close(here)
+        os.close(there)
+
+
 def _attr(kind: int, data: bytes) -> bytes:
     n = 4 + len(data)
     return _RTA.pack(n, kind) + data + b"\0" * (-n & 3)
@@ -129,13 +166,19 @@ def encode_route(route: KernelRoute, seq: int, table: int, protocol: int, metric
 class NetlinkBackend:
     """Routes of one protocol in one table, written in chunks on a raw netlink socket."""
 
-    def __init__(self, table: int, protocol: int = 186, metric: int = 20, chunk: int = 2000) -> None:
+    def __init__(self, table: int, protocol: int = 186, metric: int = 20, chunk: int = 2000,
+                 netns: str | None = None) -> None:
         self.table = table
         self.protocol = protocol
         self.metric = metric
         self.chunk = chunk
+        self.netns = netns
         self._seq = 0
-        s = self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+        #: messages sent: RTM_NEWROUTE (replace) and RTM_DELROUTE
+        self.replaced = 0
+        self.deleted = 0
+        with in_netns(netns):
+            s = self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
         # Errors only name the message (not echo it): small answers.
         try:
             s.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
@@ -177,6 +220,11 @@ class NetlinkBackend:
             items[-1] = (items[-1][0], encode_route(items[-1][0], last, table, proto, metric,
                                                     True, index))
             self._sock.sendall(b"".join(m for _r, m in items))
+            for r, _m in items:
+                if r.nexthops:
+                    self.replaced += 1
+                else:
+                    self.deleted += 1
             for seq, code in self._acks(last):
                 idx = seq - base
                 if code and 0 <= idx < len(items):
@@ -205,7 +253,9 @@ class NetlinkBackend:
         from pyroute2 import IPRoute
 
         out: dict[Key, tuple[NextHop, ...]] = {}
-        with IPRoute() as ip:
+        with in_netns(self.netns):
+            ip = IPRoute()
+        with ip:
             for afi, af in ((1, socket.AF_INET), (2, socket.AF_INET6)):
                 for msg in ip.get_routes(family=af):
                     if msg["proto"] != self.protocol:
