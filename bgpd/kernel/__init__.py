@@ -2,9 +2,7 @@
 
 :mod:`bgpd.kernel.writer` turns the RIB's change records into batched route
 writes done off the reactor thread; :mod:`bgpd.kernel.netlink` is the one
-module that talks to the kernel (pyroute2).
+module that talks to the kernel; :mod:`bgpd.kernel.tables` names tables
+(the standard library only: the config imports it).  Nothing is imported
+here, so that the config does not pull in Twisted through this package.
 """
-
-from bgpd.kernel.writer import FamilyCounts, KernelRoute, KernelWriter, WriterOptions
-
-__all__ = ["FamilyCounts", "KernelRoute", "KernelWriter", "WriterOptions"]

@@ -25,6 +25,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from bgpd.kernel.tables import table_number
 from bgpd.kernel.writer import KernelRoute, Key, NextHop
 from bgpd.wire.nlri import make_prefix
 
@@ -60,29 +61,6 @@ _RTNH = struct.Struct("=HBBi")
 _U32 = struct.Struct("=I")
 _AF = {1: socket.AF_INET, 2: socket.AF_INET6}
 _ALEN = {1: 4, 2: 16}
-
-_NAMED_TABLES = {"main": 254, "local": 255, "default": 253}
-
-
-def table_number(table: int | str, rt_tables: str = "/etc/iproute2/rt_tables") -> int:
-    """A table number from a number or a name (``main``, or one in ``rt_tables``)."""
-    if isinstance(table, int):
-        return table
-    if table.isdigit():
-        return int(table)
-    if table in _NAMED_TABLES:
-        return _NAMED_TABLES[table]
-    for path in (rt_tables,):
-        try:
-            with open(path) as f:
-                for line in f:
-                    parts = line.split("#", 1)[0].split()
-                    if len(parts) == 2 and parts[1] == table and parts[0].isdigit():
-                        return int(parts[0])
-        except OSError:
-            pass
-    raise ValueError(f"unknown routing table name {table!r}")
-
 
 CLONE_NEWNET = 0x40000000
 
