@@ -50,13 +50,18 @@ from bgpd.wire.constants import IPV4_UNICAST, Role
 from bgpd.wire.negotiated import Negotiated
 from bgpd.wire.update import Update
 
-__all__ = ["Rib", "RibOptions", "RibStats", "Change", "PrefixCountCallback"]
+__all__ = ["Rib", "RibOptions", "RibStats", "Change", "EndOfRibCallback", "PrefixCountCallback"]
 
 Family = tuple[int, int]
 #: ``callback(peer, family, count)``: the routes now accepted from ``peer`` in
 #: ``family`` (its Adj-RIB-In after import policy), once per processed batch
 #: that changed it (max-prefix, RFC 4486; the API; monitoring).
 PrefixCountCallback = Callable[[PeerInfo, Family, int], None]
+#: ``callback(peer, family, families)``: ``peer``'s End-of-RIB for ``family``
+#: (RFC 4724 section 2) has been processed, after the changes of every route
+#: it sent before it were published; ``families``: all it negotiated.  What
+#: the kernel writer waits for before it removes what an earlier run left.
+EndOfRibCallback = Callable[[PeerInfo, Family, frozenset], None]
 
 (_ANNOUNCE, _WITHDRAW, _EOR, _DROP, _STALE, _GR_MARK, _RR_BEGIN, _RR_END, _REDECIDE,
  _GR_FLUSH) = range(10)
@@ -175,6 +180,7 @@ class Rib:
         self._handle: Any = None
         self._subscribers: list[Callable[[list[Change]], None]] = []
         self._count_watchers: list[PrefixCountCallback] = []
+        self._eor_watchers: list[EndOfRibCallback] = []
         #: family -> prefix -> the multipath set last published, only where it
         #: has more than one path (max_paths > 1): what a change of the set
         #: with the same best path is compared against.
@@ -520,6 +526,20 @@ class Rib:
 
         return unsubscribe
 
+    def watch_end_of_rib(self, callback: EndOfRibCallback) -> Callable[[], None]:
+        """Call ``callback(peer, family, families)`` for each End-of-RIB processed; returns unsubscribe.
+
+        Called after the turn's changes are published, so every route the
+        peer sent before its End-of-RIB has reached the subscribers.
+        """
+        self._eor_watchers.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._eor_watchers:
+                self._eor_watchers.remove(callback)
+
+        return unsubscribe
+
     def loc_table(self, family: Family) -> dict:
         """The Loc-RIB of ``family``: prefix -> best path or tuple of candidates, best first.
 
@@ -635,6 +655,7 @@ class Rib:
         first: dict | None = {} if self._subscribers else None
         # (peer state, family) of every item looked at, for the count watchers.
         touched: set | None = set() if self._count_watchers else None
+        eors: list = []
         done = 0
         announce = self._announce
         popleft = work.popleft
@@ -677,6 +698,8 @@ class Rib:
             elif kind == _EOR:
                 work.popleft()
                 done += 1
+                if self._eor_watchers:
+                    eors.append((st.info, fam, st.families))
                 if fam in st.stale_families:
                     st.stale_families.discard(fam)
                     if not st.stale_families and st.stale_timer is not None:
@@ -750,6 +773,10 @@ class Rib:
         self._publish(changed, first)
         if touched:
             self._report_counts(touched)
+        if eors:
+            for info, fam, fams in eors:
+                for cb in list(self._eor_watchers):
+                    cb(info, fam, fams)
         return done
 
     def _report_counts(self, touched: set) -> None:

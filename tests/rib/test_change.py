@@ -112,3 +112,17 @@ class MultipathChangeTests(RibTestCase):
         self.rib.receive(A2, announce(attrs(path=(65001, 7), nh="192.0.2.3"), [P1]))
         self.settle()
         self.assertEqual(self.got, [])
+
+
+class EndOfRibWatchTests(RibTestCase):
+    def test_after_the_routes_before_it(self):
+        """An End-of-RIB is reported after the changes of the routes sent before it."""
+        seen: list = []
+        self.rib.subscribe(lambda batch: seen.extend(("change", c.prefix) for c in batch))
+        self.rib.watch_end_of_rib(lambda peer, fam, fams: seen.append(("eor", peer.address, fam, fams)))
+        self.add(E1)
+        self.rib.receive(E1, announce(attrs(), [P1]))
+        self.rib.end_of_rib(E1, IPV4)
+        self.settle()
+        self.assertEqual(seen[0], ("change", P1))
+        self.assertEqual(seen[-1], ("eor", E1.address, IPV4, frozenset({IPV4})))
