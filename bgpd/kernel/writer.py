@@ -23,6 +23,7 @@ from __future__ import annotations
 import errno as errno_mod
 import os
 from collections.abc import Callable
+from itertools import islice
 from typing import Any, Protocol
 
 import attrs
@@ -255,25 +256,17 @@ class KernelWriter:
                 self._fire_idle()
             return
         routes: list[KernelRoute] = []
-        inflight = self._inflight
         pending = self._pending
-        installed = self._installed
-        stale = self._stale
         limit = self.options.batch_size
+        # Oldest first, a slice at a time: next(iter(d)) per key after
+        # deleting the ones before it walks the deleted slots again (quadratic
+        # on a full table).
         while pending and len(routes) < limit:
-            key, hops = next(iter(pending.items()))
-            del pending[key]
-            if hops:
-                if installed.get(key) == hops:
-                    continue
-                if stale is not None and stale.get(key) == hops:
-                    # Left by an earlier run exactly as wanted: adopt it.
-                    installed[key] = hops
-                    continue
-            elif key not in installed and (stale is None or key not in stale):
-                continue
-            inflight[key] = hops
-            routes.append(KernelRoute(key[0], key[1], hops))
+            take = list(islice(pending.items(), limit - len(routes)))
+            for key, _h in take:
+                del pending[key]
+            for key, hops in take:
+                self._consider(key, hops, routes)
         if not routes:
             self._fire_idle()
             return
@@ -282,6 +275,22 @@ class KernelWriter:
         assert backend is not None
         d = self._defer(backend.apply, routes)
         d.addCallbacks(self._written, self._crashed, callbackArgs=(routes,), errbackArgs=(routes,))
+
+    def _consider(self, key: Key, hops: tuple[NextHop, ...], routes: list[KernelRoute]) -> None:
+        """Add the write ``key`` needs to ``routes``, if it needs one."""
+        installed = self._installed
+        stale = self._stale
+        if hops:
+            if installed.get(key) == hops:
+                return
+            if stale is not None and stale.get(key) == hops:
+                # Left by an earlier run exactly as wanted: adopt it.
+                installed[key] = hops
+                return
+        elif key not in installed and (stale is None or key not in stale):
+            return
+        self._inflight[key] = hops
+        routes.append(KernelRoute(key[0], key[1], hops))
 
     def _written(self, failures: list[tuple[KernelRoute, int]], routes: list[KernelRoute]) -> None:
         bad = {(r.family, r.prefix): code for r, code in failures}
