@@ -64,7 +64,10 @@ PrefixCountCallback = Callable[[PeerInfo, Family, int], None]
 EndOfRibCallback = Callable[[PeerInfo, Family, frozenset], None]
 
 (_ANNOUNCE, _WITHDRAW, _EOR, _DROP, _STALE, _GR_MARK, _RR_BEGIN, _RR_END, _REDECIDE,
- _GR_FLUSH) = range(10)
+ _GR_FLUSH, _NH_REDECIDE) = range(11)
+#: Loc-RIB entries looked at per unit of the turn's budget when searching
+#: for the paths through a next hop (a dict lookup and a compare each).
+_NH_SCAN = 16
 _EMPTY: dict = {}
 _LEAK_ALWAYS = (Role.CUSTOMER, Role.RS_CLIENT)
 _OTC_ADD = (Role.PROVIDER, Role.PEER, Role.RS)
@@ -495,6 +498,30 @@ class Rib:
         self._local.adj_in.setdefault(family, {})
         self._queue([_WITHDRAW, self._local, 0, family, None, [prefix], 0])
 
+    # -- next-hop resolution (RFC 4271 9.1.2.1) -------------------------------
+
+    def set_resolver(self, resolver: Callable[[str | None], bool] | None) -> None:
+        """Use ``resolver(next_hop) -> bool`` from now on (None: every next hop resolves).
+
+        Paths already decided keep their rank until :meth:`redecide_next_hops`
+        names their next hop.
+        """
+        self.options = attrs.evolve(self.options, resolver=resolver)
+        self._resolver = resolver
+
+    def redecide_next_hops(self, old: dict[str, bool]) -> None:
+        """The resolver's answer changed for these next hops: re-decide the paths through them.
+
+        ``old``: next hop -> what the resolver answered before (so that the
+        change records say what the best path was).  The Loc-RIB is searched
+        in chunks, in queue order, like any other work.
+        """
+        if not old:
+            return
+        for fam, loc in self._loc.items():
+            if loc:
+                self._queue([_NH_REDECIDE, self._local, self._local.gen, fam, dict(old), list(loc), 0])
+
     # -- subscribers and queries --------------------------------------------
 
     def subscribe(self, callback: Callable[[list[Change]], None]) -> Callable[[], None]:
@@ -752,6 +779,18 @@ class Rib:
                     popleft()
                 else:
                     item[6] = pos + n
+            elif kind == _NH_REDECIDE:
+                left = len(keys) - pos
+                n = min(left, (budget - done) * _NH_SCAN)
+                lst = changed.get(fam)
+                if lst is None:
+                    lst = changed[fam] = []
+                self._redecide_nh(fam, a, keys, pos, pos + n, lst, first)
+                done += max(1, n // _NH_SCAN)
+                if n == left:
+                    popleft()
+                else:
+                    item[6] = pos + n
             elif kind == _GR_FLUSH:
                 work.popleft()
                 done += 1
@@ -908,9 +947,12 @@ class Rib:
         if loc is None:
             loc = self._loc[fam] = {}
         addpath = fam in st.addpath_rx and st is not self._local
-        if policy.accepts_all and not addpath and self._resolver is None:
+        resolver = self._resolver
+        if policy.accepts_all and not addpath:
             # The full-table path: one interned path for the whole UPDATE
-            # (_intern, inlined).
+            # (_intern, inlined).  A resolver changes nothing here: a lone
+            # candidate is the entry whether it resolves or not (best()
+            # says whether it is usable), and two go through _update.
             table = st.intern
             path = Path(st, a, 0)
             got = table.setdefault(a, path)
@@ -934,14 +976,14 @@ class Rib:
                     loc[p] = path
                     append(p)
                     if first is not None:
-                        first.setdefault((fam, p), cur)
+                        first.setdefault((fam, p), cur if resolver is None or self.eligible(cur) else None)
                 else:
                     self._update(loc, p, st, 0, path, changed, first, fam)
             return
         info = st.info
         accepts = policy.accepts_all
         chunk = keys[start:end]
-        if not accepts and not addpath and self._resolver is None:
+        if not accepts and not addpath:
             # The full-table path above with a policy: the chain's answer per
             # prefix (one many() call for the UPDATE), the Loc-RIB update inlined.
             loc_get = loc.get
@@ -971,7 +1013,7 @@ class Rib:
                     loc[p] = path
                     append(p)
                     if first is not None:
-                        first.setdefault((fam, p), cur)
+                        first.setdefault((fam, p), cur if resolver is None or self.eligible(cur) else None)
                 else:
                     self._update(loc, p, st, 0, path, changed, first, fam)
             return
@@ -1069,6 +1111,37 @@ class Rib:
                     first[(fam, p)] = ob if self.eligible(ob) else None
                 loc[p] = new
                 changed.append(p)
+
+    def _redecide_nh(
+        self, fam: Family, old: dict[str, bool], keys: list, start: int, end: int, changed: list,
+        first: dict | None,
+    ) -> None:
+        """Re-decide the prefixes among ``keys[start:end]`` with a path through a next hop in ``old``."""
+        loc = self._loc.get(fam)
+        if loc is None:
+            return
+        eligible = self.eligible
+        for p in keys[start:end]:
+            cur = loc.get(p)
+            if cur is None:
+                continue
+            if cur.__class__ is Path:
+                nh = cur.attrs.next_hop
+                if nh not in old:
+                    continue
+                if first is not None and (fam, p) not in first:
+                    first[(fam, p)] = cur if old[nh] else None
+                changed.append(p)
+                continue
+            if not any(c.attrs.next_hop in old for c in cur):
+                continue
+            if first is not None and (fam, p) not in first:
+                ob = cur[0]
+                nh = ob.attrs.next_hop
+                ok = old[nh] if nh in old else eligible(ob)
+                first[(fam, p)] = ob if ok else None
+            loc[p] = tuple(decision.select(cur, self.options))
+            changed.append(p)
 
     def _drop_all(self, st: PeerState) -> None:
         st.gen += 1

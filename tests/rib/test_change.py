@@ -126,3 +126,68 @@ class EndOfRibWatchTests(RibTestCase):
         self.settle()
         self.assertEqual(seen[0], ("change", P1))
         self.assertEqual(seen[-1], ("eor", E1.address, IPV4, frozenset({IPV4})))
+
+
+class NextHopRedecideTests(RibTestCase):
+    """set_resolver and redecide_next_hops: the resolver made live (RFC 4271 9.1.2.1)."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.reachable = {"192.0.2.2": True, "192.0.2.3": True}
+        self.rib.set_resolver(lambda nh: self.reachable.get(nh, False))
+        self.got: list[Change] = []
+        self.rib.subscribe(self.got.extend)
+        self.add(A1)
+        self.add(A2)
+
+    def flip(self, nh: str, ok: bool) -> None:
+        old = {nh: self.reachable[nh]}
+        self.reachable[nh] = ok
+        self.rib.redecide_next_hops(old)
+        self.settle()
+
+    def test_lone_path_goes_and_returns(self):
+        """A prefix whose only next hop stops resolving loses its best path, and gets it back."""
+        self.rib.receive(A1, announce(attrs(nh="192.0.2.2"), [P1]))
+        self.settle()
+        best = self.rib.best(IPV4, P1)
+        del self.got[:]
+        self.flip("192.0.2.2", False)
+        self.assertIsNone(self.rib.best(IPV4, P1))
+        self.assertEqual([(c.old, c.new, c.multipath) for c in self.got], [(best, None, ())])
+        del self.got[:]
+        self.flip("192.0.2.2", True)
+        self.assertEqual([(c.old, c.new) for c in self.got], [(None, best)])
+
+    def test_other_path_takes_over(self):
+        """When the best path's next hop goes, the next path becomes best; it returns after."""
+        self.rib.receive(A1, announce(attrs(nh="192.0.2.2"), [P1]))
+        self.rib.receive(A2, announce(attrs(path=(65001, 9), nh="192.0.2.3"), [P1]))
+        self.settle()
+        self.assertEqual(self.rib.best(IPV4, P1).attrs.next_hop, "192.0.2.2")
+        del self.got[:]
+        self.flip("192.0.2.2", False)
+        self.assertEqual(self.rib.best(IPV4, P1).attrs.next_hop, "192.0.2.3")
+        (c,) = self.got
+        self.assertEqual((c.old.attrs.next_hop, c.new.attrs.next_hop), ("192.0.2.2", "192.0.2.3"))
+        self.flip("192.0.2.2", True)
+        self.assertEqual(self.rib.best(IPV4, P1).attrs.next_hop, "192.0.2.2")
+
+    def test_unrelated_prefixes_untouched(self):
+        """Only prefixes with a path through the next hop get a record."""
+        self.rib.receive(A1, announce(attrs(nh="192.0.2.2"), [P1]))
+        self.rib.receive(A2, announce(attrs(nh="192.0.2.3"), [P2]))
+        self.settle()
+        del self.got[:]
+        self.flip("192.0.2.3", False)
+        self.assertEqual([c.prefix for c in self.got], [P2])
+
+    def test_unresolvable_at_arrival(self):
+        """A route arriving with an unresolvable next hop is not best until it resolves."""
+        self.reachable["192.0.2.3"] = False
+        self.rib.receive(A2, announce(attrs(nh="192.0.2.3"), [P1]))
+        self.settle()
+        self.assertIsNone(self.rib.best(IPV4, P1))
+        self.assertEqual(self.got, [])
+        self.flip("192.0.2.3", True)
+        self.assertEqual(self.rib.best(IPV4, P1).attrs.next_hop, "192.0.2.3")
