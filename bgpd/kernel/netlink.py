@@ -29,7 +29,7 @@ from bgpd.kernel.tables import table_number
 from bgpd.kernel.writer import KernelRoute, Key, NextHop
 from bgpd.wire.nlri import make_prefix
 
-__all__ = ["NetlinkBackend", "encode_route", "in_netns", "table_number"]
+__all__ = ["NetlinkBackend", "dump_covering", "encode_route", "in_netns", "open_event_socket", "table_number"]
 
 NETLINK_ROUTE = 0
 SOL_NETLINK = 270
@@ -258,3 +258,103 @@ class NetlinkBackend:
 
     def close(self) -> None:
         self._sock.close()
+
+
+NLM_F_DUMP = 0x300
+RTM_GETROUTE = 26
+RTMGRP_LINK = 0x1
+RTMGRP_IPV4_IFADDR = 0x10
+RTMGRP_IPV4_ROUTE = 0x40
+RTMGRP_IPV6_IFADDR = 0x100
+RTMGRP_IPV6_ROUTE = 0x400
+
+
+def open_event_socket(netns: str | None = None) -> socket.socket:
+    """A netlink socket subscribed to link, address and route events (both families)."""
+    with in_netns(netns):
+        s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, 33, 4 << 20)  # SO_RCVBUFFORCE: a full table of events
+    except OSError:
+        pass
+    s.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_IFADDR
+            | RTMGRP_IPV6_ROUTE))
+    return s
+
+
+def _first_gateway(mp: bytes, af: int) -> str | None:
+    """The first gateway of an RTA_MULTIPATH attribute (a covering multipath route)."""
+    if len(mp) < _RTNH.size:
+        return None
+    n, _flags, _hops, _ifindex = _RTNH.unpack_from(mp, 0)
+    a = _RTNH.size
+    while a + 4 <= min(n, len(mp)):
+        alen, kind = _RTA.unpack_from(mp, a)
+        if alen < 4:
+            break
+        if kind == RTA_GATEWAY:
+            return socket.inet_ntop(af, mp[a + 4:a + alen])
+        a += (alen + 3) & ~3
+    return None
+
+
+def dump_covering(tables: tuple[int, ...], own_protocol: int,
+                  netns: str | None = None) -> list[tuple[int, int, int, str | None]]:
+    """``(4 or 6, network int, length, gateway)`` of each unicast route in ``tables`` not ours.
+
+    A raw dump, parsed only as far as needed: the main table may hold a full
+    table of our own routes, which are skipped by their protocol byte.
+    """
+    out: list[tuple[int, int, int]] = []
+    with in_netns(netns):
+        s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        s.bind((0, 0))
+        for seq, af in ((1, socket.AF_INET), (2, socket.AF_INET6)):
+            rtm = _RTMSG.pack(af, 0, 0, 0, 0, 0, 0, 0, 0)
+            s.sendall(_HDR.pack(_HDR.size + len(rtm), RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, seq, 0)
+                      + rtm)
+            version = 4 if af == socket.AF_INET else 6
+            bits = 32 if version == 4 else 128
+            alen = bits // 8
+            done = False
+            for _ in range(10_000_000):
+                if done:
+                    break
+                data = s.recv(1 << 20)
+                off = 0
+                while off + 16 <= len(data):
+                    n, kind, _f, _seq, _pid = _HDR.unpack_from(data, off)
+                    if kind == NLMSG_DONE or kind == NLMSG_ERROR:
+                        done = True
+                        break
+                    if kind == RTM_NEWROUTE:
+                        rt = _RTMSG.unpack_from(data, off + 16)
+                        plen, table, proto, rtype = rt[1], rt[4], rt[5], rt[7]
+                        if proto != own_protocol and rtype == RTN_UNICAST:
+                            dst = 0
+                            gw: str | None = None
+                            a = off + 16 + _RTMSG.size
+                            end = off + n
+                            while a + 4 <= end:
+                                alen_, akind = _RTA.unpack_from(data, a)
+                                if alen_ < 4:
+                                    break
+                                if akind == RTA_TABLE:
+                                    (table,) = _U32.unpack_from(data, a + 4)
+                                elif akind == RTA_DST:
+                                    dst = int.from_bytes(data[a + 4:a + 4 + alen], "big")
+                                elif akind == RTA_GATEWAY:
+                                    gw = socket.inet_ntop(af, data[a + 4:a + 4 + alen])
+                                elif akind == RTA_MULTIPATH and gw is None:
+                                    gw = _first_gateway(data[a + 4:a + alen_], af)
+                                a += (alen_ + 3) & ~3
+                            if table in tables:
+                                out.append((version, dst, plen, gw))
+                    if n < 16:
+                        break
+                    off += (n + 3) & ~3
+    finally:
+        s.close()
+    return out

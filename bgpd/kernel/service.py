@@ -1,7 +1,8 @@
 """The kernel service: the writer in the service tree, fed by the RIB (RFC 4271 9.1.3).
 
 Subscribes the :class:`~bgpd.kernel.writer.KernelWriter` to the Loc-RIB's
-change records.  At start the table is read and what an earlier run left is
+change records, and makes a :class:`~bgpd.kernel.nexthop.NextHopTracker`
+the RIB's resolver (RFC 4271 9.1.2.1).  At start the table is read and what an earlier run left is
 kept until the table has converged: End-of-RIB (RFC 4724 section 2) from
 every configured neighbor for every family it negotiated, or
 ``reconcile_time`` seconds, whichever comes first.  On stop the routes are
@@ -17,7 +18,8 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
 from bgpd.config import Config, KernelConfig
-from bgpd.kernel.netlink import NetlinkBackend
+from bgpd.kernel.netlink import NetlinkBackend, dump_covering, open_event_socket
+from bgpd.kernel.nexthop import NextHopTracker
 from bgpd.kernel.writer import FamilyCounts, KernelWriter, WriterOptions
 from bgpd.rib import PeerInfo, Rib
 from bgpd.wire.address import normalize_address
@@ -35,7 +37,7 @@ class KernelService(Service):
     name = "kernel"
 
     def __init__(self, config: Config, rib: Rib, reactor: Any, netns: str | None = None,
-                 defer_to_thread: Any = None) -> None:
+                 defer_to_thread: Any = None, watch_events: bool = True) -> None:
         kc = config.kernel
         assert kc is not None
         self.kconfig: KernelConfig = kc
@@ -50,6 +52,14 @@ class KernelService(Service):
         self.writer = KernelWriter(
             lambda: NetlinkBackend(kc.table, kc.protocol, kc.metric, netns=netns),
             opts, reactor.callLater, defer_to_thread or deferToThread)
+        tables = (254,) if kc.table == 254 else (254, kc.table)
+        self.nexthops = NextHopTracker(
+            rib, lambda: dump_covering(tables, kc.protocol, netns),
+            (lambda: open_event_socket(netns)) if watch_events else None, kc.protocol,
+            reactor.callLater, getattr(reactor, "callFromThread", None),
+            defer_to_thread or deferToThread)
+        self.writer.forwarding = self.nexthops.forwarding
+        self.nexthops.forwarding_watchers.append(self.writer.rewrite_next_hops)
         #: neighbor address -> families whose End-of-RIB is still awaited (None: not up yet)
         self._waiting: dict[str, set | None] = {
             normalize_address(n.address): None for n in config.neighbors}
@@ -61,6 +71,8 @@ class KernelService(Service):
         super().startService()
         self._unsubscribe = [self.rib.subscribe(self.writer.changes),
                              self.rib.watch_end_of_rib(self._end_of_rib)]
+        self.nexthops.start().addErrback(
+            lambda f: log.failure("kernel: cannot read the kernel's routes", f))
         d = self.writer.start()
         d.addErrback(lambda f: log.failure("kernel: cannot open netlink or read the table", f))
         self._timer = self.reactor.callLater(self.kconfig.reconcile_time, self._converge, "timer")
@@ -102,6 +114,7 @@ class KernelService(Service):
         for u in self._unsubscribe:
             u()
         self._unsubscribe = []
+        self.nexthops.stop()
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None

@@ -137,6 +137,9 @@ class KernelWriter:
         self._retry_handle: Any = None
         #: routes found at start, kept until converged()
         self._stale: dict[Key, tuple[NextHop, ...]] | None = None
+        #: ``forwarding(next_hop) -> onlink address or None``: a recursive next
+        #: hop is installed through the gateway it resolves to (the tracker's).
+        self.forwarding: Callable[[str], str | None] | None = None
         self._started = False
         self._busy = False
         self._stopping = False
@@ -283,14 +286,40 @@ class KernelWriter:
         if hops:
             if installed.get(key) == hops:
                 return
-            if stale is not None and stale.get(key) == hops:
+            out = self._kernel_hops(hops)
+            if stale is not None and out and stale.get(key) == out:
                 # Left by an earlier run exactly as wanted: adopt it.
                 installed[key] = hops
                 return
-        elif key not in installed and (stale is None or key not in stale):
+        else:
+            out = ()
+        if not out and key not in installed and (stale is None or key not in stale):
             return
         self._inflight[key] = hops
-        routes.append(KernelRoute(key[0], key[1], hops))
+        routes.append(KernelRoute(key[0], key[1], out))
+
+    def _kernel_hops(self, hops: tuple[NextHop, ...]) -> tuple[NextHop, ...]:
+        fw = self.forwarding
+        if fw is None:
+            return hops
+        out: list[NextHop] = []
+        for nh, dev in hops:
+            via = fw(nh)
+            if via is not None and (via, dev) not in out:
+                out.append((via, dev))
+        return tuple(out)
+
+    def rewrite_next_hops(self, next_hops: set[str]) -> None:
+        """These next hops now resolve through other gateways: write their routes again."""
+        n = 0
+        for key, hops in list(self._installed.items()):
+            if any(nh in next_hops for nh, _d in hops):
+                del self._installed[key]
+                self._pending.setdefault(key, hops)
+                n += 1
+        if n:
+            log.info("kernel: {count} routes follow their next hops to new gateways", count=n)
+            self._kick()
 
     def _written(self, failures: list[tuple[KernelRoute, int]], routes: list[KernelRoute]) -> None:
         bad = {(r.family, r.prefix): code for r, code in failures}
@@ -298,12 +327,12 @@ class KernelWriter:
         stale = self._stale
         for r in routes:
             key = (r.family, r.prefix)
-            self._inflight.pop(key, None)
+            hops = self._inflight.pop(key, r.nexthops)
             code = bad.get(key)
             if code is None or (not r.nexthops and code in (errno_mod.ESRCH, errno_mod.ENOENT)):
                 # Deleting what is already gone is done too.
                 if r.nexthops:
-                    installed[key] = r.nexthops
+                    installed[key] = hops
                 else:
                     installed.pop(key, None)
                 if stale is not None:
@@ -311,12 +340,12 @@ class KernelWriter:
                 if self._attempts:
                     self._attempts.pop(key, None)
                 continue
-            self._reject(key, r, code)
+            self._reject(key, r, code, hops)
         self.writes += len(routes)
         self._busy = False
         self._kick()
 
-    def _reject(self, key: Key, r: KernelRoute, code: int) -> None:
+    def _reject(self, key: Key, r: KernelRoute, code: int, hops: tuple[NextHop, ...]) -> None:
         self.errors += 1
         attempts = self._attempts.get(key, 0) + 1
         self._attempts[key] = attempts
@@ -326,7 +355,7 @@ class KernelWriter:
                  action="replace" if r.nexthops else "delete", prefix=r.destination, errno=code,
                  error=os.strerror(code) if code > 0 else "backend error", attempts=attempts)
         if key not in self._pending and not self._stopping:
-            self._failed[key] = r.nexthops
+            self._failed[key] = hops
             self._schedule_retry()
 
     def _schedule_retry(self) -> None:
@@ -350,8 +379,7 @@ class KernelWriter:
         log.failure("kernel: backend failed on a batch of {count} routes", failure, count=len(routes))
         for r in routes:
             key = (r.family, r.prefix)
-            self._inflight.pop(key, None)
-            self._reject(key, r, -1)
+            self._reject(key, r, -1, self._inflight.pop(key, r.nexthops))
         self._busy = False
         self._kick()
 

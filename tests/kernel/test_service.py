@@ -47,7 +47,7 @@ class KernelServiceTests(SynchronousTestCase):
         clock = Clock()
         config = parse_config(CONFIG.format(extra=extra))
         rib = Rib("192.0.2.1", 65000, options=RibOptions(mrai_ebgp=0.0), call_later=clock.callLater)
-        svc = KernelService(config, rib, clock, netns=self.ns.name, defer_to_thread=sync)
+        svc = KernelService(config, rib, clock, netns=self.ns.name, defer_to_thread=sync, watch_events=False)
         svc.startService()
         rib.add_peer(A1, (IPV4,), Negotiated(ibgp=False, peer_as=65001), FakeSink())
         return svc, rib, clock
