@@ -100,10 +100,12 @@ def _attr(kind: int, data: bytes) -> bytes:
 
 
 def encode_route(route: KernelRoute, seq: int, table: int, protocol: int, metric: int, ack: bool,
-                 ifindex: Any = None) -> bytes:
+                 ifindex: Any = None, tails: dict | None = None) -> bytes:
     """One RTM_NEWROUTE (replace) or RTM_DELROUTE message for ``route``.
 
     ``ifindex(name) -> int`` resolves a next hop's interface (link-local).
+    ``tails``: a cache of everything after RTA_DST, which depends only on
+    the family and the next hops (a full table has few distinct ones).
     """
     afi = route.family[0]
     af = _AF[afi]
@@ -111,10 +113,28 @@ def encode_route(route: KernelRoute, seq: int, table: int, protocol: int, metric
     key = route.prefix
     plen = key[0]
     addr = key[1:] + bytes(alen - len(key) + 1)
-    body = [_attr(RTA_DST, addr), _attr(RTA_PRIORITY, _U32.pack(metric))]
+    hops = route.nexthops
+    ck = (afi, hops)
+    cached = tails.get(ck) if tails is not None else None
+    if cached is None:
+        cached = _tail(af, hops, table, protocol, metric, ifindex)
+        if tails is not None:
+            tails[ck] = cached
+    tail, kind, flags = cached
+    if ack:
+        flags |= NLM_F_ACK
+    rtm = _RTMSG.pack(af, plen, 0, 0, table if table <= 255 else RT_TABLE_UNSPEC, protocol,
+                      RT_SCOPE_UNIVERSE, RTN_UNICAST, 0)
+    dst = _attr(RTA_DST, addr)
+    return _HDR.pack(_HDR.size + len(rtm) + len(dst) + len(tail), kind, flags, seq, 0) + rtm + dst + tail
+
+
+def _tail(af: int, hops: tuple, table: int, protocol: int, metric: int,
+          ifindex: Any) -> tuple[bytes, int, int]:
+    """The attributes after RTA_DST, the message type and its flags (without ACK)."""
+    body = [_attr(RTA_PRIORITY, _U32.pack(metric))]
     if table > 255:
         body.append(_attr(RTA_TABLE, _U32.pack(table)))
-    hops = route.nexthops
     if hops:
         kind = RTM_NEWROUTE
         flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE
@@ -133,12 +153,7 @@ def encode_route(route: KernelRoute, seq: int, table: int, protocol: int, metric
     else:
         kind = RTM_DELROUTE
         flags = NLM_F_REQUEST
-    if ack:
-        flags |= NLM_F_ACK
-    rtm = _RTMSG.pack(af, plen, 0, 0, table if table <= 255 else RT_TABLE_UNSPEC, protocol,
-                      RT_SCOPE_UNIVERSE, RTN_UNICAST, 0)
-    payload = rtm + b"".join(body)
-    return _HDR.pack(_HDR.size + len(payload), kind, flags, seq, 0) + payload
+    return b"".join(body), kind, flags
 
 
 class NetlinkBackend:
@@ -170,6 +185,8 @@ class NetlinkBackend:
                 continue
         s.bind((0, 0))
         self._ifindex: dict[str, int] = {}
+        #: (afi, next hops) -> the encoded attributes after RTA_DST (see encode_route)
+        self._tails: dict = {}
 
     def _index(self, name: str) -> int:
         i = self._ifindex.get(name)
@@ -181,13 +198,16 @@ class NetlinkBackend:
         """Write ``routes`` (replace, or delete when without next hops); the failures."""
         failures: list[tuple[KernelRoute, int]] = []
         table, proto, metric, index = self.table, self.protocol, self.metric, self._index
+        tails = self._tails
+        if len(tails) > 4096:
+            tails.clear()
         for start in range(0, len(routes), self.chunk):
             items: list[tuple[KernelRoute, bytes]] = []
             base = self._seq + 1
             for r in routes[start:start + self.chunk]:
                 try:
                     items.append((r, encode_route(r, base + len(items), table, proto, metric,
-                                                  False, index)))
+                                                  False, index, tails)))
                 except (OSError, ValueError):
                     # A bad address or unknown interface: this route only.
                     failures.append((r, errno_mod.EINVAL))
@@ -196,7 +216,7 @@ class NetlinkBackend:
             last = base + len(items) - 1
             self._seq = last
             items[-1] = (items[-1][0], encode_route(items[-1][0], last, table, proto, metric,
-                                                    True, index))
+                                                    True, index, tails))
             self._sock.sendall(b"".join(m for _r, m in items))
             for r, _m in items:
                 if r.nexthops:

@@ -24,7 +24,7 @@ import errno as errno_mod
 import os
 from collections.abc import Callable
 from itertools import islice
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import attrs
 from twisted.logger import Logger
@@ -43,9 +43,11 @@ Key = tuple[Family, bytes]
 NextHop = tuple[str, str | None]
 
 
-@attrs.frozen
-class KernelRoute:
-    """One route as the backend writes it: ``nexthops`` empty means delete."""
+class KernelRoute(NamedTuple):
+    """One route as the backend writes it: ``nexthops`` empty means delete.
+
+    A NamedTuple: a full table makes a million of them per direction.
+    """
 
     family: Family
     prefix: bytes
