@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import socket
 
 from twisted.internet import defer
 from twisted.internet.task import Clock
@@ -94,7 +93,7 @@ class TrackerTests(SynchronousTestCase):
                 if Sock.n == 1:
                     raise OSError(errno.ENOBUFS, "No buffer space available")
                 tracker._stop.set()
-                raise socket.timeout()
+                raise TimeoutError()
 
             def close(self) -> None:
                 pass
