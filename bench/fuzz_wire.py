@@ -6,7 +6,7 @@ and exits 1 if anything other than NotificationError escaped, printing each
 offending input as hex (reproduce one with ``--seed S --first I --cases 1``).
 The fuzzer itself is tests/wire/fuzzing.py, shared with tests/wire/test_fuzz.py.
 
-    python3 bench/fuzz_wire.py --cases 100000
+    .venv/bin/python bench/fuzz_wire.py --cases 100000
 """
 
 from __future__ import annotations

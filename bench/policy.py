@@ -10,8 +10,8 @@ fed as the RIB feeds them: every prefix of an UPDATE shares one attribute
 object (bench/synthetic.py's groups), each through the compiled chain, from
 cold caches; then once more with one ``Chain.many`` call per UPDATE.
 
-    python3 bench/policy.py             # full table (~1.04M + 225k prefixes)
-    python3 bench/policy.py --scale 0.02
+    .venv/bin/python bench/policy.py             # full table (~1.04M + 225k prefixes)
+    .venv/bin/python bench/policy.py --scale 0.02
 
 ``--for-feed`` is what ``bench/rib_scale.py --policy ixp`` runs in a child
 process: it prints, as JSON, the filter's ``[sets]`` and ``[policies]`` for

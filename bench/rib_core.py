@@ -9,8 +9,8 @@ hundred UPDATEs, the way reactor turns would interleave.  Prints one line:
 ``rib_core: N prefixes in T s = R prefixes/s end to end; peak RSS X MB;
 RSS per prefix B bytes; out: M UPDATEs, O MB``
 
-    python3 bench/rib_core.py                # full table
-    python3 bench/rib_core.py --scale 0.02   # quick smoke run
+    .venv/bin/python bench/rib_core.py                # full table
+    .venv/bin/python bench/rib_core.py --scale 0.02   # quick smoke run
 """
 
 from __future__ import annotations

@@ -58,10 +58,10 @@ Prints one line, e.g.::
     bgpd: 40.1s 31,262 pfx/s peak 620 MiB 490 B/pfx held 1,265,000 session drops 0
     longest stall 0.41s  bird: ...  gobgp: ...  wire baseline: 3.1s 404,512 pfx/s
 
-    sudo python3 bench/rib_scale.py                       # full table, bgpd, bird, gobgp
-    sudo python3 bench/rib_scale.py --scale 0.02 --routers bgpd   # CI smoke size
-    sudo python3 bench/rib_scale.py --routers bird --with-frr
-    sudo python3 bench/rib_scale.py --feeders 4 --routers bgpd --no-wire
+    sudo .venv/bin/python bench/rib_scale.py                       # full table, bgpd, bird, gobgp
+    sudo .venv/bin/python bench/rib_scale.py --scale 0.02 --routers bgpd   # CI smoke size
+    sudo .venv/bin/python bench/rib_scale.py --routers bird --with-frr
+    sudo .venv/bin/python bench/rib_scale.py --feeders 4 --routers bgpd --no-wire
 
 ``--policy ixp`` (bgpd, one feeder) puts the README's IXP route-server import
 filter (``examples/ixp-route-server.toml``'s ``ixp-in``: 10 terms, a

@@ -19,8 +19,8 @@ As root it runs in a private network namespace (nothing outside sees it);
 ``--host`` (or not being root) runs on the host's loopback instead, on an
 unprivileged port.  Both daemons are stopped by their PIDs at the end.
 
-    python3 bench/sessions.py                 # 200 sessions
-    python3 bench/sessions.py --sessions 20   # quick smoke run
+    .venv/bin/python bench/sessions.py                 # 200 sessions
+    .venv/bin/python bench/sessions.py --sessions 20   # quick smoke run
 """
 
 from __future__ import annotations

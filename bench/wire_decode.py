@@ -6,8 +6,8 @@ prefixes per second through framing + UPDATE decode of a realistic stream
 (about 4 prefixes per UPDATE, every UPDATE with its own attributes), and
 encode the same table packed back into UPDATEs; then IPv6 and combined figures.
 
-    python3 bench/wire_decode.py            # full table (~1.04M + 225k prefixes)
-    python3 bench/wire_decode.py --scale 0.02   # quick smoke run
+    .venv/bin/python bench/wire_decode.py            # full table (~1.04M + 225k prefixes)
+    .venv/bin/python bench/wire_decode.py --scale 0.02   # quick smoke run
 """
 
 from __future__ import annotations

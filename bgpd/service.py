@@ -47,7 +47,15 @@ from bgpd.session.listener import BGPServerFactory, install_md5, listen, set_lis
 from bgpd.session.negotiation import SessionInfo
 from bgpd.wire.address import normalize_address
 from bgpd.wire.attributes import PathAttributes
-from bgpd.wire.constants import FAMILIES_BY_NAME, ORIGIN_NAMES, CeaseError, RefreshSubtype, family_name
+from bgpd.wire.constants import (
+    AFI,
+    FAMILIES_BY_NAME,
+    IPV4_UNICAST,
+    ORIGIN_NAMES,
+    CeaseError,
+    RefreshSubtype,
+    family_name,
+)
 from bgpd.wire.nlri import prefix_from_str
 from bgpd.wire.refresh import RouteRefresh
 from bgpd.wire.update import Update
@@ -297,6 +305,12 @@ class RibService(Service):
             self._factories.pop(old, None)
         self.peers[peer] = pi
         self._factories[pi] = peer
+        if (not pi.ibgp and not pi.route_server_client and ":" in (local_address or "")
+                and IPV4_UNICAST in info.families
+                and (AFI.IPV4, 1, AFI.IPV6) not in info.negotiated.ext_nexthop):
+            log.warn("peer {peer}: IPv4 unicast over an IPv6 session without an IPv4 next hop "
+                     "of ours: no IPv4 routes are sent (set next_hop_ipv4, or extended_next_hop "
+                     "on both sides, RFC 8950)", peer=pi.address)
         if not pi.ibgp:
             for direction, names in (("import", cfg.import_policy), ("export", cfg.export_policy)):
                 if tuple(names) == ("reject-all",):

@@ -239,6 +239,13 @@ class UpdateGroup:
             self._next_hop = la
         else:
             self._next_hop = la if la and ":" not in la else None
+        #: eBGP over IPv6 with neither RFC 8950 nor an IPv4 address of ours
+        #: (next_hop_ipv4): an IPv4 route has no NEXT_HOP we could send
+        #: (RFC 4271 5.1.3), and passing on the learned one would point the
+        #: peer at a router it may not share a link with.
+        self._no_next_hop = (
+            self._plain_ebgp and family[0] == AFI.IPV4 and bool(la) and self._next_hop is None
+        )
         self.sent_updates = 0
         #: How many members are behind (skipped until they are writable).
         self._behind = 0
@@ -486,6 +493,8 @@ class UpdateGroup:
                 otc = self._local_as
         nh = self._next_hop
         if nh is None:
+            if self._no_next_hop:
+                return None
             nh = a.next_hop
             ll = a.next_hop_ll
         else:
@@ -547,6 +556,8 @@ class UpdateGroup:
             # eBGP's own address) when the family can carry it.
             keep = res.next_hop != pre.next_hop and _valid_next_hop(
                 res.next_hop, self.family, self._ext_nexthop)
+            if self._no_next_hop and not keep:
+                return None
             a = batch[key] = res.replace(**self._session_rewrite(res, path.owner.info, keep))
         return a
 

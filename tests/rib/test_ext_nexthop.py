@@ -47,3 +47,17 @@ class ExtendedNextHopSendTests(RibTestCase):
         with_ = group_key(PEER6, IPV4, Negotiated(ext_nexthop=EXT_NH), ("accept-all",), 0.0)
         without = group_key(PEER6, IPV4, Negotiated(), ("accept-all",), 0.0)
         self.assertNotEqual(with_, without)
+
+    def test_not_negotiated_no_third_party_next_hop(self):
+        """Not negotiated, no IPv4 address of ours: the IPv4 route does not go with its learned next hop."""
+        sink = self.send_v4_route(frozenset())
+        self.assertEqual(sink.routes(IPV4, Negotiated(ibgp=True)), {})
+
+    def test_configured_ipv4_next_hop_used(self):
+        """With an IPv4 address to use (next_hop_ipv4), the route goes with it."""
+        peer = make_peer("2001:db8::3", 65003, local_address="192.0.2.1", next_hop6="2001:db8::1")
+        self.add(E1)
+        sink = self.add(peer, families=(IPV4, IPV6), neg=Negotiated(peer_as=65003))
+        self.rib.receive(E1, announce_(attrs(), [P1]))
+        self.settle()
+        self.assertEqual(sink.routes(IPV4, Negotiated(ibgp=True))[P1].next_hop, "192.0.2.1")
