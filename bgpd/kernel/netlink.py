@@ -188,7 +188,9 @@ class NetlinkBackend:
         #: (afi, next hops) -> the encoded attributes after RTA_DST (see encode_route)
         self._tails: dict = {}
 
-    def _index(self, name: str) -> int:
+    def _index(self, name: str | int) -> int:
+        if isinstance(name, int):
+            return name
         i = self._ifindex.get(name)
         if i is None:
             i = self._ifindex[name] = socket.if_nametoindex(name)
@@ -319,8 +321,8 @@ def _first_gateway(mp: bytes, af: int) -> str | None:
 
 
 def dump_covering(tables: tuple[int, ...], own_protocol: int,
-                  netns: str | None = None) -> list[tuple[int, int, int, str | None]]:
-    """``(4 or 6, network int, length, gateway)`` of each unicast route in ``tables`` not ours.
+                  netns: str | None = None) -> list[tuple[int, int, int, str | None, int]]:
+    """``(4 or 6, network int, length, gateway, ifindex)`` of each unicast route in ``tables`` not ours.
 
     A raw dump, parsed only as far as needed: the main table may hold a full
     table of our own routes, which are skipped by their protocol byte.
@@ -355,6 +357,7 @@ def dump_covering(tables: tuple[int, ...], own_protocol: int,
                         if proto != own_protocol and rtype == RTN_UNICAST:
                             dst = 0
                             gw: str | None = None
+                            oif = 0
                             a = off + 16 + _RTMSG.size
                             end = off + n
                             while a + 4 <= end:
@@ -365,13 +368,15 @@ def dump_covering(tables: tuple[int, ...], own_protocol: int,
                                     (table,) = _U32.unpack_from(data, a + 4)
                                 elif akind == RTA_DST:
                                     dst = int.from_bytes(data[a + 4:a + 4 + alen], "big")
+                                elif akind == RTA_OIF:
+                                    (oif,) = _U32.unpack_from(data, a + 4)
                                 elif akind == RTA_GATEWAY:
                                     gw = socket.inet_ntop(af, data[a + 4:a + 4 + alen])
                                 elif akind == RTA_MULTIPATH and gw is None:
                                     gw = _first_gateway(data[a + 4:a + alen_], af)
                                 a += (alen_ + 3) & ~3
                             if table in tables:
-                                out.append((version, dst, plen, gw))
+                                out.append((version, dst, plen, gw, oif))
                     if n < 16:
                         break
                     off += (n + 3) & ~3

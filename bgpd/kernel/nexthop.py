@@ -48,11 +48,16 @@ class RouteSnapshot:
 
     def __init__(self, routes: Iterable[tuple] = ()) -> None:
         self._by_len: dict[int, dict[int, dict[int, str | None]]] = {4: {}, 6: {}}
+        #: connected routes (no gateway): (version, length, network) -> ifindex
+        self._links: dict[tuple[int, int, int], int] = {}
         for r in routes:
             version, net, plen = r[0], r[1], r[2]
             if plen == 0:
                 continue  # never through the default route
-            self._by_len[version].setdefault(plen, {}).setdefault(net, r[3] if len(r) > 3 else None)
+            gw = r[3] if len(r) > 3 else None
+            self._by_len[version].setdefault(plen, {}).setdefault(net, gw)
+            if gw is None and len(r) > 4 and r[4]:
+                self._links.setdefault((version, plen, net), r[4])
         self._lens = {v: sorted(t, reverse=True) for v, t in self._by_len.items()}
 
     def __len__(self) -> int:
@@ -81,6 +86,20 @@ class RouteSnapshot:
     def resolves(self, address: str | None) -> bool:
         """True when a route of the snapshot covers ``address``."""
         return self.forwarding(address) is not None
+
+    def link(self, address: str) -> int | None:
+        """The interface index of the connected subnet ``address`` is on, or None."""
+        try:
+            ip = ipaddress.ip_address(address.split("%", 1)[0])
+        except ValueError:
+            return None
+        bits = 32 if ip.version == 4 else 128
+        n = int(ip)
+        for plen in self._lens[ip.version]:
+            idx = self._links.get((ip.version, plen, n >> (bits - plen) << (bits - plen)))
+            if idx is not None:
+                return idx
+        return None
 
 
 _MISS: Any = object()
@@ -139,6 +158,20 @@ class NextHopTracker:
         a = next_hop if snap is None else snap.forwarding(next_hop)
         self._answers[next_hop] = a
         return a
+
+    def link(self, peer_address: str) -> int | None:
+        """The interface a peer is on (for its IPv6 link-local next hops), or None.
+
+        A peer address with a zone (``fe80::2%eth0``) names it; else the
+        connected subnet the address is on does.
+        """
+        if "%" in peer_address:
+            try:
+                return socket.if_nametoindex(peer_address.split("%", 1)[1])
+            except OSError:
+                return None
+        snap = self._snapshot
+        return None if snap is None else snap.link(peer_address)
 
     def start(self) -> Any:
         """Become the RIB's resolver, read the kernel and start watching it; a Deferred (first read)."""

@@ -59,6 +59,7 @@ class KernelService(Service):
             reactor.callLater, getattr(reactor, "callFromThread", None),
             defer_to_thread or deferToThread)
         self.writer.forwarding = self.nexthops.forwarding
+        self.writer.link_of = self.nexthops.link
         self.nexthops.forwarding_watchers.append(self.writer.rewrite_next_hops)
         #: neighbor address -> families whose End-of-RIB is still awaited (None: not up yet)
         self._waiting: dict[str, set | None] = {

@@ -38,9 +38,9 @@ log = Logger()
 
 Family = tuple[int, int]
 Key = tuple[Family, bytes]
-#: A next hop: (address, interface name or None).  The interface is set for
-#: an IPv6 link-local next hop, which means nothing without one.
-NextHop = tuple[str, str | None]
+#: A next hop: (address, interface index or name, or None).  The interface
+#: is set for an IPv6 link-local next hop, which means nothing without one.
+NextHop = tuple[str, int | str | None]
 
 
 class KernelRoute(NamedTuple):
@@ -92,20 +92,32 @@ class FamilyCounts:
     failed: int = 0
 
 
-def nexthops_of(change: Change, ecmp: bool) -> tuple[NextHop, ...]:
-    """The next hops to install for a change record (empty: remove the route)."""
+_LINK_LOCAL = ("fe8", "fe9", "fea", "feb", "FE8", "FE9", "FEA", "FEB")
+
+
+def nexthops_of(change: Change, ecmp: bool,
+                link_of: Callable[[str], int | None] | None = None) -> tuple[NextHop, ...]:
+    """The next hops to install for a change record (empty: remove the route).
+
+    An IPv6 link-local next hop (the only one a peer on our link may send,
+    RFC 2545 section 3) goes with the interface of the peer it came from,
+    ``link_of(peer address) -> ifindex``; without one it is left out.
+    """
     paths = change.multipath if ecmp else change.multipath[:1]
     out: list[NextHop] = []
     for p in paths:
         a = p.attrs
         nh = a.next_hop
-        if nh is None:
-            continue
-        if nh.lower().startswith("fe80:"):
-            # A bare link-local next hop needs the interface it was learned
-            # on; the session's interface is not known here yet: skip it.
-            continue
-        hop = (nh, None)
+        if nh is None or nh == "::" or nh[:3] in _LINK_LOCAL:
+            ll = a.next_hop_ll if nh is None or nh == "::" or a.next_hop_ll else nh
+            if ll is None or ll[:3] not in _LINK_LOCAL or link_of is None:
+                continue
+            idx = link_of(p.peer.address)
+            if idx is None:
+                continue
+            hop: NextHop = (ll, idx)
+        else:
+            hop = (nh, None)
         if hop not in out:
             out.append(hop)
     return tuple(out)
@@ -142,6 +154,9 @@ class KernelWriter:
         #: ``forwarding(next_hop) -> onlink address or None``: a recursive next
         #: hop is installed through the gateway it resolves to (the tracker's).
         self.forwarding: Callable[[str], str | None] | None = None
+        #: ``link_of(peer address) -> ifindex``: the interface of a peer's
+        #: link-local next hops (the tracker's).
+        self.link_of: Callable[[str], int | None] | None = None
         self._started = False
         self._busy = False
         self._stopping = False
@@ -227,13 +242,14 @@ class KernelWriter:
             return
         fams = self.options.families
         ecmp = self.options.ecmp
+        link_of = self.link_of
         pending = self._pending
         failed = self._failed
         for c in batch:
             if c.family not in fams:
                 continue
             key = (c.family, c.prefix)
-            pending[key] = nexthops_of(c, ecmp) if c.new is not None else ()
+            pending[key] = nexthops_of(c, ecmp, link_of) if c.new is not None else ()
             if failed:
                 failed.pop(key, None)
         self._kick()
@@ -306,6 +322,10 @@ class KernelWriter:
             return hops
         out: list[NextHop] = []
         for nh, dev in hops:
+            if dev is not None:
+                # Link-local with its interface: onlink by definition.
+                out.append((nh, dev))
+                continue
             via = fw(nh)
             if via is not None and (via, dev) not in out:
                 out.append((via, dev))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import select
 import struct
 import time
@@ -13,8 +14,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from bgpd.kernel.netlink import NetlinkBackend, dump_covering, open_event_socket
 from bgpd.kernel.nexthop import NextHopTracker, RouteSnapshot, relevant
 from bgpd.kernel.writer import KernelWriter, WriterOptions
-from bgpd.rib import Rib, RibOptions
-from bgpd.rib.testing import IPV4, FakeSink, announce, make_peer, pfx
+from bgpd.rib import Change, Rib, RibOptions, make_path
+from bgpd.rib.testing import IPV4, IPV6, FakeSink, announce, make_peer, pfx
 from bgpd.wire.negotiated import Negotiated
 from tests.kernel.netns import Netns, gateways
 from tests.rib.support import attrs
@@ -22,6 +23,8 @@ from tests.rib.support import attrs
 TABLE = 100
 P1 = pfx("203.0.113.0/24")
 P2 = pfx("203.0.113.128/25")
+P6 = pfx("2001:db8:99::/48")
+P6B = pfx("2001:db8:98::/48")
 A1 = make_peer("192.0.2.2", 65001, local_address="192.0.2.1")
 B1 = make_peer("198.51.100.2", 65002, local_address="198.51.100.1")
 
@@ -163,3 +166,45 @@ class ResolutionTests(SynchronousTestCase):
         self.assertTrue(relevant(read(), 186))
         self.ns.ip("link", "set", "w0", "down")
         self.assertTrue(relevant(read(), 186))
+
+
+class LinkLocalTests(SynchronousTestCase):
+    """IPv6 link-local next hops go in with the interface of the peer's link."""
+
+    def setUp(self) -> None:
+        self.ns = Netns()
+        self.addCleanup(self.ns.close)
+        self.index = json.loads(self.ns.ip("-j", "link", "show", "v0"))[0]["ifindex"]
+
+    def test_peer_link_from_connected_route(self):
+        """The tracker finds the interface of a peer on a connected IPv6 subnet."""
+        tracker = NextHopTracker(FakeRib(), lambda: dump_covering((254,), 186, self.ns.name), None, 186,
+                                 Clock().callLater, None, sync)
+        self.successResultOf(tracker.start())
+        self.assertEqual(tracker.link("2001:db8:0:1::2"), self.index)
+        self.assertIsNone(tracker.link("2001:db8:99::2"))
+
+    def test_installed_with_interface(self):
+        """A path with a link-local next hop is installed via it, dev the peer's interface."""
+        writer = KernelWriter(lambda: NetlinkBackend(TABLE, netns=self.ns.name),
+                              WriterOptions(families=frozenset({IPV6})), Clock().callLater, sync)
+        writer.link_of = lambda address: self.index if address == "2001:db8:0:1::2" else None
+        self.successResultOf(writer.start())
+        peer = make_peer("2001:db8:0:1::2", 65001)
+        path = make_path(peer, attrs(nh="2001:db8:0:1::2", next_hop_ll="fe80::1234"))
+        ll_only = make_path(peer, attrs(nh="fe80::99"))
+        writer.changes([Change(IPV6, P6, None, path, (path,)),
+                        Change(IPV6, P6B, None, ll_only, (ll_only,))])
+        got = self.ns.routes(TABLE, family="-6")
+        # A global next hop is used when there is one; a link-local one with its interface.
+        self.assertEqual(gateways(got["2001:db8:99::/48"]), ["2001:db8:0:1::2"])
+        self.assertEqual(gateways(got["2001:db8:98::/48"]), ["fe80::99"])
+        self.assertEqual(got["2001:db8:98::/48"]["dev"], "v0")
+
+
+class FakeRib:
+    def set_resolver(self, fn) -> None:
+        pass
+
+    def redecide_next_hops(self, old) -> None:
+        pass
