@@ -245,11 +245,23 @@ class KernelWriter:
         link_of = self.link_of
         pending = self._pending
         failed = self._failed
+        # The prefixes of one UPDATE share their path: their records come
+        # together, so the last answer is reused while the set is the same.
+        last_mp: tuple = ()
+        last_hops: tuple[NextHop, ...] = ()
         for c in batch:
             if c.family not in fams:
                 continue
             key = (c.family, c.prefix)
-            pending[key] = nexthops_of(c, ecmp, link_of) if c.new is not None else ()
+            mp = c.multipath
+            if not mp or c.new is None:
+                hops: tuple[NextHop, ...] = ()
+            elif len(mp) == 1 and len(last_mp) == 1 and mp[0] is last_mp[0]:
+                hops = last_hops
+            else:
+                hops = last_hops = nexthops_of(c, ecmp, link_of)
+                last_mp = mp
+            pending[key] = hops
             if failed:
                 failed.pop(key, None)
         self._kick()
