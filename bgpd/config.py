@@ -54,6 +54,7 @@ from typing import Any
 
 import attrs
 
+from bgpd.kernel.tables import table_number
 from bgpd.wire.address import normalize_address
 from bgpd.wire.communities import parse_community, parse_ext_community, parse_large_community
 from bgpd.wire.constants import (
@@ -78,6 +79,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConfigErrors",
+    "KernelConfig",
     "MaxPrefix",
     "NeighborChanges",
     "NeighborConfig",
@@ -343,6 +345,28 @@ class OriginateConfig:
         return _family_of_prefix(self.prefix)
 
 
+@attrs.frozen
+class KernelConfig:
+    """The ``[kernel]`` table: best paths into a kernel routing table.
+
+    ``table`` is the number (a name is resolved when validated); the routes
+    carry ``protocol`` and ``metric``, and bgpd touches no route of another
+    protocol.  ``ecmp`` installs the multipath set (``[bgp] max_paths`` > 1)
+    as one route.  ``reconcile_time``: how long routes left by an earlier
+    run stay at most before those bgpd no longer wants are removed (sooner
+    when every peer has sent End-of-RIB).
+    """
+
+    ipv4: bool = True
+    ipv6: bool = True
+    table: int = 254
+    protocol: int = 186
+    metric: int = 20
+    ecmp: bool = True
+    keep_on_stop: bool = False
+    reconcile_time: float = 120.0
+
+
 #: NeighborConfig fields a running session takes over as they are: nothing
 #: negotiated in the OPEN depends on them, so changing one needs no reset.
 SOFT_FIELDS = frozenset({"description", "import_policy", "export_policy", "max_prefix"})
@@ -385,6 +409,8 @@ class Config:
     source: Mapping[str, Any] | None = attrs.field(default=None, repr=False, eq=False, hash=False)
     #: ``[api]``: the gRPC API server (off when the table is absent).
     api: ApiConfig = attrs.field(factory=lambda: ApiConfig())
+    #: ``[kernel]``; None when the section is absent (nothing goes to the kernel).
+    kernel: KernelConfig | None = None
     _by_address: dict[str, NeighborConfig] = attrs.field(init=False, repr=False, eq=False, hash=False)
 
     @_by_address.default
@@ -499,7 +525,8 @@ NEIGHBOR_KEYS = tuple(f.name for f in attrs.fields(NeighborConfig))
 MAX_PREFIX_KEYS = tuple(f.name for f in attrs.fields(MaxPrefix))
 # family is derived from the prefix, never written.
 ORIGINATE_KEYS = tuple(f.name for f in attrs.fields(OriginateConfig) if f.name != "family")
-TOP_KEYS = ("bgp", "neighbors", "originate", "sets", "policies", "api")
+KERNEL_KEYS = tuple(f.name for f in attrs.fields(KernelConfig))
+TOP_KEYS = ("bgp", "neighbors", "originate", "sets", "policies", "api", "kernel")
 
 # Settings a neighbor inherits from [bgp] when it does not set them.
 _INHERITED = ("local_as", "hold_time", "connect_retry_time", "idle_hold_time", "max_idle_hold_time")
@@ -792,10 +819,53 @@ class _Validator:
                 api = api_config_from_table(top["api"])
             except ConfigError as err:
                 self.errors.extend(err.errors)
+        kernel = self.kernel(top["kernel"]) if "kernel" in top else None
         if bgp is None or neighbors is None or originate is None or self.errors:
             return None
         return Config(bgp=bgp, neighbors=neighbors, originate=originate, sets=sets, policies=policies,
-                      api=api)
+                      api=api, kernel=kernel)
+
+    def kernel(self, value: object) -> KernelConfig | None:
+        """``[kernel]``: every key optional."""
+        path = "kernel"
+        tbl = self.table(value, path, KERNEL_KEYS)
+        if tbl is None:
+            return None
+        n_errors = len(self.errors)
+        ipv4 = self.boolean(tbl, path, "ipv4", True)
+        ipv6 = self.boolean(tbl, path, "ipv6", True)
+        table = self.kernel_table(tbl, path)
+        # 0-4 are the kernel's own (unspec, redirect, kernel, boot, static):
+        # bgpd deletes routes of its protocol, so it must never be one of those.
+        protocol = self.integer(tbl, path, "protocol", _int_range(5, 255), 186)
+        metric = self.integer(tbl, path, "metric", _int_range(0, MAX_U32), 20)
+        ecmp = self.boolean(tbl, path, "ecmp", True)
+        keep = self.boolean(tbl, path, "keep_on_stop", False)
+        reconcile = self.seconds(tbl, path, "reconcile_time", 120.0)
+        if len(self.errors) > n_errors:
+            return None
+        return KernelConfig(ipv4=ipv4, ipv6=ipv6, table=table, protocol=protocol, metric=metric,
+                            ecmp=ecmp, keep_on_stop=keep, reconcile_time=reconcile)
+
+    def kernel_table(self, tbl: Mapping[str, Any], path: str) -> Any:
+        """A routing table: a number from 1 to 2^32-1 but 255 (local), or a name iproute2 knows."""
+        key = _join(path, "table")
+        if "table" not in tbl:
+            return 254
+        value = tbl["table"]
+        if isinstance(value, str):
+            try:
+                n = table_number(value)
+            except ValueError:
+                return self.error(key, f"unknown table name {value!r}: use a number, main, "
+                                       "or a name from /etc/iproute2/rt_tables")
+        elif isinstance(value, int) and not isinstance(value, bool):
+            n = value
+        else:
+            return self.error(key, f"must be a table number or name, got {_describe(value)}")
+        if not 1 <= n <= MAX_U32 or n == 255:
+            return self.error(key, f"must be a table from 1 to {MAX_U32} other than 255 (local), got {n}")
+        return n
 
     def bgp(self, value: object) -> BgpConfig | None:
         path = "bgp"

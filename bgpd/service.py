@@ -3,6 +3,8 @@
     BgpdService (MultiService, "bgpd")
       SessionsService ("sessions"): listening ports + one PeerFactory per neighbor
       RibService ("rib"): the RIB, and the bridge sessions <-> RIB
+      KernelService ("kernel", with a [kernel] section): best paths into a
+        kernel routing table (bgpd.kernel)
 
 SIGHUP reloads the config file: added peers start, removed peers stop with
 Cease "peer de-configured", changed peers reset only when the change needs a
@@ -38,6 +40,7 @@ from bgpd.config import (
     load_config,
     policy_inputs,
 )
+from bgpd.kernel.service import KernelService
 from bgpd.policy import BUILTIN, Policy
 from bgpd.policy.engine import compile_policies
 from bgpd.rib import PeerInfo, Rib, RibOptions, peer_role
@@ -620,6 +623,11 @@ class BgpdService(MultiService):
         self.config = config
         self.rib_service = RibService(config, reactor)
         self.rib_service.setServiceParent(self)
+        self.kernel: KernelService | None = None
+        if config.kernel is not None:
+            # Before the sessions: it is subscribed before the first route arrives.
+            self.kernel = KernelService(config, self.rib_service.rib, reactor)
+            self.kernel.setServiceParent(self)
         self.sessions = SessionsService(config, self.rib_service.bridge, reactor)
         self.sessions.setServiceParent(self)
         self.api: ApiService | None = None
@@ -642,6 +650,10 @@ class BgpdService(MultiService):
         if self._old_sighup is not None:
             signal.signal(signal.SIGHUP, self._old_sighup)
             self._old_sighup = None
+        if self.kernel is not None:
+            # Before the sessions go down and their routes are withdrawn:
+            # with keep_on_stop those must stay in the kernel.
+            self.kernel.freeze()
         self.state.store.close()
         return super().stopService()
 

@@ -1165,7 +1165,10 @@ class RouteWatch:
             return
         events = []
         family, within = self.family, self.within
-        for fam, prefix, path in changes:
+        for change in changes:
+            fam, prefix, path = change.family, change.prefix, change.new
+            if path is change.old:
+                continue  # the multipath set changed, not the best path
             if family is not None and fam != family:
                 continue
             if within is not None and not prefix_contains(within, prefix):

@@ -42,6 +42,7 @@ from bgpd.policy.explain import RehearsalResult
 from bgpd.policy.explain import rehearse as rehearse_chains
 from bgpd.rib import decision
 from bgpd.rib.adjout import Member, Sink, UpdateGroup, group_key
+from bgpd.rib.change import Change
 from bgpd.rib.options import RibOptions
 from bgpd.rib.route import LOCAL, STALE_REFRESH, STALE_RESTART, Path, PeerInfo
 from bgpd.wire.attributes import PathAttributes
@@ -49,19 +50,24 @@ from bgpd.wire.constants import IPV4_UNICAST, Role
 from bgpd.wire.negotiated import Negotiated
 from bgpd.wire.update import Update
 
-__all__ = ["Rib", "RibOptions", "RibStats", "Change", "PrefixCountCallback"]
+__all__ = ["Rib", "RibOptions", "RibStats", "Change", "EndOfRibCallback", "PrefixCountCallback"]
 
 Family = tuple[int, int]
-#: (family, prefix, new best path or None)
-Change = tuple[Family, bytes, Path | None]
 #: ``callback(peer, family, count)``: the routes now accepted from ``peer`` in
 #: ``family`` (its Adj-RIB-In after import policy), once per processed batch
 #: that changed it (max-prefix, RFC 4486; the API; monitoring).
 PrefixCountCallback = Callable[[PeerInfo, Family, int], None]
+#: ``callback(peer, family, families)``: ``peer``'s End-of-RIB for ``family``
+#: (RFC 4724 section 2) has been processed, after the changes of every route
+#: it sent before it were published; ``families``: all it negotiated.  What
+#: the kernel writer waits for before it removes what an earlier run left.
+EndOfRibCallback = Callable[[PeerInfo, Family, frozenset], None]
 
 (_ANNOUNCE, _WITHDRAW, _EOR, _DROP, _STALE, _GR_MARK, _RR_BEGIN, _RR_END, _REDECIDE,
- _GR_FLUSH) = range(10)
-_NONE = object()
+ _GR_FLUSH, _NH_REDECIDE) = range(11)
+#: Loc-RIB entries looked at per unit of the turn's budget when searching
+#: for the paths through a next hop (a dict lookup and a compare each).
+_NH_SCAN = 16
 _EMPTY: dict = {}
 _LEAK_ALWAYS = (Role.CUSTOMER, Role.RS_CLIENT)
 _OTC_ADD = (Role.PROVIDER, Role.PEER, Role.RS)
@@ -177,6 +183,11 @@ class Rib:
         self._handle: Any = None
         self._subscribers: list[Callable[[list[Change]], None]] = []
         self._count_watchers: list[PrefixCountCallback] = []
+        self._eor_watchers: list[EndOfRibCallback] = []
+        #: family -> prefix -> the multipath set last published, only where it
+        #: has more than one path (max_paths > 1): what a change of the set
+        #: with the same best path is compared against.
+        self._published_mp: dict[Family, dict[bytes, tuple[Path, ...]]] = {}
         self.stats = RibStats()
 
     # -- session-facing API --------------------------------------------------
@@ -487,10 +498,39 @@ class Rib:
         self._local.adj_in.setdefault(family, {})
         self._queue([_WITHDRAW, self._local, 0, family, None, [prefix], 0])
 
+    # -- next-hop resolution (RFC 4271 9.1.2.1) -------------------------------
+
+    def set_resolver(self, resolver: Callable[[str | None], bool] | None) -> None:
+        """Use ``resolver(next_hop) -> bool`` from now on (None: every next hop resolves).
+
+        Paths already decided keep their rank until :meth:`redecide_next_hops`
+        names their next hop.
+        """
+        self.options = attrs.evolve(self.options, resolver=resolver)
+        self._resolver = resolver
+
+    def redecide_next_hops(self, old: dict[str, bool]) -> None:
+        """The resolver's answer changed for these next hops: re-decide the paths through them.
+
+        ``old``: next hop -> what the resolver answered before (so that the
+        change records say what the best path was).  The Loc-RIB is searched
+        in chunks, in queue order, like any other work.
+        """
+        if not old:
+            return
+        for fam, loc in self._loc.items():
+            if loc:
+                self._queue([_NH_REDECIDE, self._local, self._local.gen, fam, dict(old), list(loc), 0])
+
     # -- subscribers and queries --------------------------------------------
 
     def subscribe(self, callback: Callable[[list[Change]], None]) -> Callable[[], None]:
-        """Call ``callback(changes)`` with each batch of best-path changes; returns unsubscribe."""
+        """Call ``callback(changes)`` with each batch of :class:`Change` records; returns unsubscribe.
+
+        A record per prefix whose best path or (``max_paths`` > 1) multipath
+        set differs from before the turn; a prefix touched several times in
+        one turn gives one record.
+        """
         self._subscribers.append(callback)
 
         def unsubscribe() -> None:
@@ -510,6 +550,20 @@ class Rib:
         def unsubscribe() -> None:
             if callback in self._count_watchers:
                 self._count_watchers.remove(callback)
+
+        return unsubscribe
+
+    def watch_end_of_rib(self, callback: EndOfRibCallback) -> Callable[[], None]:
+        """Call ``callback(peer, family, families)`` for each End-of-RIB processed; returns unsubscribe.
+
+        Called after the turn's changes are published, so every route the
+        peer sent before its End-of-RIB has reached the subscribers.
+        """
+        self._eor_watchers.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._eor_watchers:
+                self._eor_watchers.remove(callback)
 
         return unsubscribe
 
@@ -628,6 +682,7 @@ class Rib:
         first: dict | None = {} if self._subscribers else None
         # (peer state, family) of every item looked at, for the count watchers.
         touched: set | None = set() if self._count_watchers else None
+        eors: list = []
         done = 0
         announce = self._announce
         popleft = work.popleft
@@ -670,6 +725,8 @@ class Rib:
             elif kind == _EOR:
                 work.popleft()
                 done += 1
+                if self._eor_watchers:
+                    eors.append((st.info, fam, st.families))
                 if fam in st.stale_families:
                     st.stale_families.discard(fam)
                     if not st.stale_families and st.stale_timer is not None:
@@ -722,6 +779,18 @@ class Rib:
                     popleft()
                 else:
                     item[6] = pos + n
+            elif kind == _NH_REDECIDE:
+                left = len(keys) - pos
+                n = min(left, (budget - done) * _NH_SCAN)
+                lst = changed.get(fam)
+                if lst is None:
+                    lst = changed[fam] = []
+                self._redecide_nh(fam, a, keys, pos, pos + n, lst, first)
+                done += max(1, n // _NH_SCAN)
+                if n == left:
+                    popleft()
+                else:
+                    item[6] = pos + n
             elif kind == _GR_FLUSH:
                 work.popleft()
                 done += 1
@@ -743,6 +812,10 @@ class Rib:
         self._publish(changed, first)
         if touched:
             self._report_counts(touched)
+        if eors:
+            for info, fam, fams in eors:
+                for cb in list(self._eor_watchers):
+                    cb(info, fam, fams)
         return done
 
     def _report_counts(self, touched: set) -> None:
@@ -766,14 +839,39 @@ class Rib:
                 if g.members:
                     g.changed(prefixes)
             if subs and first is not None:
-                batch = []
-                for p in dict.fromkeys(prefixes):
-                    b = self.best(fam, p)
-                    if b is not first.get((fam, p), _NONE):
-                        batch.append((fam, p, b))
+                if self.options.max_paths > 1:
+                    batch = self._changes_multipath(fam, prefixes, first)
+                else:
+                    batch = []
+                    best = self.best
+                    for p in dict.fromkeys(prefixes):
+                        b = best(fam, p)
+                        o = first.get((fam, p))
+                        if b is not o:
+                            batch.append(Change(fam, p, o, b, () if b is None else (b,)))
                 if batch:
                     for cb in list(subs):
                         cb(batch)
+
+    def _changes_multipath(self, fam: Family, prefixes: list, first: dict) -> list[Change]:
+        """The records of a turn with multipath on: a new best, or a new ECMP set."""
+        published = self._published_mp.setdefault(fam, {})
+        batch = []
+        for p in dict.fromkeys(prefixes):
+            b = self.best(fam, p)
+            o = first.get((fam, p))
+            mp = tuple(self.multipath(fam, p)) if b is not None else ()
+            last = published.get(p)
+            if last is None:
+                last = () if o is None else (o,)
+            if b is o and mp == last:
+                continue
+            if len(mp) > 1:
+                published[p] = mp
+            else:
+                published.pop(p, None)
+            batch.append(Change(fam, p, o, b, mp))
+        return batch
 
     # -- import -------------------------------------------------------------
 
@@ -849,9 +947,12 @@ class Rib:
         if loc is None:
             loc = self._loc[fam] = {}
         addpath = fam in st.addpath_rx and st is not self._local
-        if policy.accepts_all and not addpath and self._resolver is None:
+        resolver = self._resolver
+        if policy.accepts_all and not addpath:
             # The full-table path: one interned path for the whole UPDATE
-            # (_intern, inlined).
+            # (_intern, inlined).  A resolver changes nothing here: a lone
+            # candidate is the entry whether it resolves or not (best()
+            # says whether it is usable), and two go through _update.
             table = st.intern
             path = Path(st, a, 0)
             got = table.setdefault(a, path)
@@ -875,14 +976,14 @@ class Rib:
                     loc[p] = path
                     append(p)
                     if first is not None:
-                        first.setdefault((fam, p), cur)
+                        first.setdefault((fam, p), cur if resolver is None or self.eligible(cur) else None)
                 else:
                     self._update(loc, p, st, 0, path, changed, first, fam)
             return
         info = st.info
         accepts = policy.accepts_all
         chunk = keys[start:end]
-        if not accepts and not addpath and self._resolver is None:
+        if not accepts and not addpath:
             # The full-table path above with a policy: the chain's answer per
             # prefix (one many() call for the UPDATE), the Loc-RIB update inlined.
             loc_get = loc.get
@@ -912,7 +1013,7 @@ class Rib:
                     loc[p] = path
                     append(p)
                     if first is not None:
-                        first.setdefault((fam, p), cur)
+                        first.setdefault((fam, p), cur if resolver is None or self.eligible(cur) else None)
                 else:
                     self._update(loc, p, st, 0, path, changed, first, fam)
             return
@@ -1010,6 +1111,37 @@ class Rib:
                     first[(fam, p)] = ob if self.eligible(ob) else None
                 loc[p] = new
                 changed.append(p)
+
+    def _redecide_nh(
+        self, fam: Family, old: dict[str, bool], keys: list, start: int, end: int, changed: list,
+        first: dict | None,
+    ) -> None:
+        """Re-decide the prefixes among ``keys[start:end]`` with a path through a next hop in ``old``."""
+        loc = self._loc.get(fam)
+        if loc is None:
+            return
+        eligible = self.eligible
+        for p in keys[start:end]:
+            cur = loc.get(p)
+            if cur is None:
+                continue
+            if cur.__class__ is Path:
+                nh = cur.attrs.next_hop
+                if nh not in old:
+                    continue
+                if first is not None and (fam, p) not in first:
+                    first[(fam, p)] = cur if old[nh] else None
+                changed.append(p)
+                continue
+            if not any(c.attrs.next_hop in old for c in cur):
+                continue
+            if first is not None and (fam, p) not in first:
+                ob = cur[0]
+                nh = ob.attrs.next_hop
+                ok = old[nh] if nh in old else eligible(ob)
+                first[(fam, p)] = ob if ok else None
+            loc[p] = tuple(decision.select(cur, self.options))
+            changed.append(p)
 
     def _drop_all(self, st: PeerState) -> None:
         st.gen += 1

@@ -247,14 +247,16 @@ class SubscriberTests(RibTestCase):
         self.add(E2)
         self.rib.receive(E1, announce(attrs(), [P1]))
         self.settle()
-        self.assertEqual([(f, p, b.attrs) for f, p, b in got], [(IPV4, P1, attrs())])
+        self.assertEqual([(c.family, c.prefix, c.old, c.new.attrs) for c in got], [(IPV4, P1, None, attrs())])
         del got[:]
         self.rib.receive(E2, announce(attrs(path=(65002, 1, 2)), [P1]))
         self.settle()
         self.assertEqual(got, [])
         self.rib.receive(E1, withdraw([P1]))
         self.settle()
-        self.assertEqual(got[0][2].peer, E2)
+        self.assertEqual(got[0].new.peer, E2)
+        self.assertEqual(got[0].old.peer, E1)
+        self.assertEqual(got[0].multipath, (got[0].new,))
 
     def test_unsubscribe(self):
         """After unsubscribing nothing more arrives."""

@@ -1,0 +1,385 @@
+"""The netlink side of the kernel writer: rtnetlink routes (RFC 3549 section 3.1.1).
+
+Writes go on a raw ``NETLINK_ROUTE`` socket, many messages per ``send``:
+each a ``RTM_NEWROUTE`` with ``NLM_F_CREATE | NLM_F_REPLACE`` (a change is one
+message) or a ``RTM_DELROUTE``, all with our protocol number and table, so
+only our routes are ever matched.  Only the last message of a chunk asks for
+an ACK: the kernel answers messages in order, so when that ACK arrives every
+error of the chunk (an ``NLMSG_ERROR`` naming its sequence number) has too.
+That is what makes a full table take seconds, not minutes.
+
+Reading the table (at start, to reconcile) uses pyroute2's ``IPRoute``
+(``get_routes``, in 0.7.2 and later).  Everything here blocks: the writer
+calls it from a worker thread, never the reactor's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno as errno_mod
+import os
+import socket
+import struct
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from bgpd.kernel.tables import table_number
+from bgpd.kernel.writer import KernelRoute, Key, NextHop
+from bgpd.wire.nlri import make_prefix
+
+__all__ = ["NetlinkBackend", "dump_covering", "encode_route", "in_netns", "open_event_socket", "table_number"]
+
+NETLINK_ROUTE = 0
+SOL_NETLINK = 270
+NETLINK_CAP_ACK = 10
+NETLINK_EXT_ACK = 11
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+RTM_NEWROUTE = 24
+RTM_DELROUTE = 25
+NLM_F_REQUEST = 0x1
+NLM_F_ACK = 0x4
+NLM_F_REPLACE = 0x100
+NLM_F_CREATE = 0x400
+RTA_DST = 1
+RTA_OIF = 4
+RTA_GATEWAY = 5
+RTA_PRIORITY = 6
+RTA_MULTIPATH = 9
+RTA_TABLE = 15
+RTN_UNICAST = 1
+RT_SCOPE_UNIVERSE = 0
+RT_TABLE_UNSPEC = 0
+RT_TABLE_MAIN = 254
+
+_HDR = struct.Struct("=IHHII")
+_RTMSG = struct.Struct("=BBBBBBBBI")
+_RTA = struct.Struct("=HH")
+_RTNH = struct.Struct("=HBBi")
+_U32 = struct.Struct("=I")
+_AF = {1: socket.AF_INET, 2: socket.AF_INET6}
+_ALEN = {1: 4, 2: 16}
+
+CLONE_NEWNET = 0x40000000
+
+
+@contextlib.contextmanager
+def in_netns(name: str | None) -> Iterator[None]:
+    """Run the block in network namespace ``name`` (``ip netns``), this thread only.
+
+    Sockets made inside stay in that namespace after the block: how the
+    tests and ``bench/kernel.py`` point a writer at a namespace of theirs
+    while the process stays where it is.
+    """
+    if name is None:
+        yield
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    here = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY)
+    there = os.open(f"/run/netns/{name}", os.O_RDONLY)
+    try:
+        if libc.setns(there, CLONE_NEWNET) != 0:
+            e = ctypes.get_errno()
+            raise OSError(e, f"setns {name}: {os.strerror(e)}")
+        try:
+            yield
+        finally:
+            if libc.setns(here, CLONE_NEWNET) != 0:
+                e = ctypes.get_errno()
+                raise OSError(e, f"setns back: {os.strerror(e)}")
+    finally:
+        os.close(here)
+        os.close(there)
+
+
+def _attr(kind: int, data: bytes) -> bytes:
+    n = 4 + len(data)
+    return _RTA.pack(n, kind) + data + b"\0" * (-n & 3)
+
+
+def encode_route(route: KernelRoute, seq: int, table: int, protocol: int, metric: int, ack: bool,
+                 ifindex: Any = None, tails: dict | None = None) -> bytes:
+    """One RTM_NEWROUTE (replace) or RTM_DELROUTE message for ``route``.
+
+    ``ifindex(name) -> int`` resolves a next hop's interface (link-local).
+    ``tails``: a cache of everything after RTA_DST, which depends only on
+    the family and the next hops (a full table has few distinct ones).
+    """
+    afi = route.family[0]
+    af = _AF[afi]
+    alen = _ALEN[afi]
+    key = route.prefix
+    plen = key[0]
+    addr = key[1:] + bytes(alen - len(key) + 1)
+    hops = route.nexthops
+    ck = (afi, hops)
+    cached = tails.get(ck) if tails is not None else None
+    if cached is None:
+        cached = _tail(af, hops, table, protocol, metric, ifindex)
+        if tails is not None:
+            tails[ck] = cached
+    tail, kind, flags = cached
+    if ack:
+        flags |= NLM_F_ACK
+    rtm = _RTMSG.pack(af, plen, 0, 0, table if table <= 255 else RT_TABLE_UNSPEC, protocol,
+                      RT_SCOPE_UNIVERSE, RTN_UNICAST, 0)
+    dst = _attr(RTA_DST, addr)
+    return _HDR.pack(_HDR.size + len(rtm) + len(dst) + len(tail), kind, flags, seq, 0) + rtm + dst + tail
+
+
+def _tail(af: int, hops: tuple, table: int, protocol: int, metric: int,
+          ifindex: Any) -> tuple[bytes, int, int]:
+    """The attributes after RTA_DST, the message type and its flags (without ACK)."""
+    body = [_attr(RTA_PRIORITY, _U32.pack(metric))]
+    if table > 255:
+        body.append(_attr(RTA_TABLE, _U32.pack(table)))
+    if hops:
+        kind = RTM_NEWROUTE
+        flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE
+        if len(hops) == 1:
+            nh, dev = hops[0]
+            body.append(_attr(RTA_GATEWAY, socket.inet_pton(af, nh)))
+            if dev is not None and ifindex is not None:
+                body.append(_attr(RTA_OIF, _U32.pack(ifindex(dev))))
+        else:
+            parts = []
+            for nh, dev in hops:
+                gw = _attr(RTA_GATEWAY, socket.inet_pton(af, nh))
+                idx = ifindex(dev) if dev is not None and ifindex is not None else 0
+                parts.append(_RTNH.pack(_RTNH.size + len(gw), 0, 0, idx) + gw)
+            body.append(_attr(RTA_MULTIPATH, b"".join(parts)))
+    else:
+        kind = RTM_DELROUTE
+        flags = NLM_F_REQUEST
+    return b"".join(body), kind, flags
+
+
+class NetlinkBackend:
+    """Routes of one protocol in one table, written in chunks on a raw netlink socket."""
+
+    def __init__(self, table: int, protocol: int = 186, metric: int = 20, chunk: int = 2000,
+                 netns: str | None = None) -> None:
+        self.table = table
+        self.protocol = protocol
+        self.metric = metric
+        self.chunk = chunk
+        self.netns = netns
+        self._seq = 0
+        #: messages sent: RTM_NEWROUTE (replace) and RTM_DELROUTE
+        self.replaced = 0
+        self.deleted = 0
+        with in_netns(netns):
+            s = self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+        # Errors only name the message (not echo it): small answers.
+        try:
+            s.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
+        except OSError:
+            pass
+        for opt in (33, socket.SO_RCVBUF):  # SO_RCVBUFFORCE (root), else the capped one
+            try:
+                s.setsockopt(socket.SOL_SOCKET, opt, 8 << 20)
+                break
+            except OSError:
+                continue
+        s.bind((0, 0))
+        self._ifindex: dict[str, int] = {}
+        #: (afi, next hops) -> the encoded attributes after RTA_DST (see encode_route)
+        self._tails: dict = {}
+
+    def _index(self, name: str | int) -> int:
+        if isinstance(name, int):
+            return name
+        i = self._ifindex.get(name)
+        if i is None:
+            i = self._ifindex[name] = socket.if_nametoindex(name)
+        return i
+
+    def apply(self, routes: list[KernelRoute]) -> list[tuple[KernelRoute, int]]:
+        """Write ``routes`` (replace, or delete when without next hops); the failures."""
+        failures: list[tuple[KernelRoute, int]] = []
+        table, proto, metric, index = self.table, self.protocol, self.metric, self._index
+        tails = self._tails
+        if len(tails) > 4096:
+            tails.clear()
+        for start in range(0, len(routes), self.chunk):
+            items: list[tuple[KernelRoute, bytes]] = []
+            base = self._seq + 1
+            for r in routes[start:start + self.chunk]:
+                try:
+                    items.append((r, encode_route(r, base + len(items), table, proto, metric,
+                                                  False, index, tails)))
+                except (OSError, ValueError):
+                    # A bad address or unknown interface: this route only.
+                    failures.append((r, errno_mod.EINVAL))
+            if not items:
+                continue
+            last = base + len(items) - 1
+            self._seq = last
+            items[-1] = (items[-1][0], encode_route(items[-1][0], last, table, proto, metric,
+                                                    True, index, tails))
+            self._sock.sendall(b"".join(m for _r, m in items))
+            for r, _m in items:
+                if r.nexthops:
+                    self.replaced += 1
+                else:
+                    self.deleted += 1
+            for seq, code in self._acks(last):
+                idx = seq - base
+                if code and 0 <= idx < len(items):
+                    failures.append((items[idx][0], code))
+        return failures
+
+    def _acks(self, last: int) -> list[tuple[int, int]]:
+        """(seq, errno) of every error up to the ACK of ``last`` (errno 0: that ACK)."""
+        out = []
+        recv = self._sock.recv
+        for _ in range(1_000_000):
+            data = recv(1 << 20)
+            off = 0
+            while off + 16 <= len(data):
+                n, kind, _flags, seq, _pid = _HDR.unpack_from(data, off)
+                if kind == NLMSG_ERROR:
+                    (err,) = struct.unpack_from("=i", data, off + 16)
+                    out.append((seq, -err))
+                    if seq == last:
+                        return out
+                off += (n + 3) & ~3 if n else len(data)
+        raise RuntimeError("netlink: no ACK")
+
+    def dump(self) -> dict[Key, tuple[NextHop, ...]]:
+        """Our protocol's routes in our table, read with pyroute2."""
+        from pyroute2 import IPRoute
+
+        out: dict[Key, tuple[NextHop, ...]] = {}
+        with in_netns(self.netns):
+            ip = IPRoute()
+        with ip:
+            for afi, af in ((1, socket.AF_INET), (2, socket.AF_INET6)):
+                for msg in ip.get_routes(family=af):
+                    if msg["proto"] != self.protocol:
+                        continue
+                    table = msg.get_attr("RTA_TABLE") or msg["table"]
+                    if table != self.table:
+                        continue
+                    if (msg.get_attr("RTA_PRIORITY") or 0) != self.metric:
+                        continue
+                    dst = msg.get_attr("RTA_DST") or ("0.0.0.0" if afi == 1 else "::")
+                    key = make_prefix(socket.inet_pton(af, dst), msg["dst_len"])
+                    hops: list[NextHop] = []
+                    gw = msg.get_attr("RTA_GATEWAY")
+                    if gw:
+                        hops.append((gw, None))
+                    for nh in msg.get_attr("RTA_MULTIPATH") or ():
+                        g = nh.get_attr("RTA_GATEWAY")
+                        if g:
+                            hops.append((g, None))
+                    out[((afi, 1), key)] = tuple(hops)
+        return out
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+NLM_F_DUMP = 0x300
+RTM_GETROUTE = 26
+RTMGRP_LINK = 0x1
+RTMGRP_IPV4_IFADDR = 0x10
+RTMGRP_IPV4_ROUTE = 0x40
+RTMGRP_IPV6_IFADDR = 0x100
+RTMGRP_IPV6_ROUTE = 0x400
+
+
+def open_event_socket(netns: str | None = None) -> socket.socket:
+    """A netlink socket subscribed to link, address and route events (both families)."""
+    with in_netns(netns):
+        s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, 33, 4 << 20)  # SO_RCVBUFFORCE: a full table of events
+    except OSError:
+        pass
+    s.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_IFADDR
+            | RTMGRP_IPV6_ROUTE))
+    return s
+
+
+def _first_gateway(mp: bytes, af: int) -> str | None:
+    """The first gateway of an RTA_MULTIPATH attribute (a covering multipath route)."""
+    if len(mp) < _RTNH.size:
+        return None
+    n, _flags, _hops, _ifindex = _RTNH.unpack_from(mp, 0)
+    a = _RTNH.size
+    while a + 4 <= min(n, len(mp)):
+        alen, kind = _RTA.unpack_from(mp, a)
+        if alen < 4:
+            break
+        if kind == RTA_GATEWAY:
+            return socket.inet_ntop(af, mp[a + 4:a + alen])
+        a += (alen + 3) & ~3
+    return None
+
+
+def dump_covering(tables: tuple[int, ...], own_protocol: int,
+                  netns: str | None = None) -> list[tuple[int, int, int, str | None, int]]:
+    """``(4 or 6, network int, length, gateway, ifindex)`` of each unicast route in ``tables`` not ours.
+
+    A raw dump, parsed only as far as needed: the main table may hold a full
+    table of our own routes, which are skipped by their protocol byte.
+    """
+    out: list[tuple[int, int, int]] = []
+    with in_netns(netns):
+        s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        s.bind((0, 0))
+        for seq, af in ((1, socket.AF_INET), (2, socket.AF_INET6)):
+            rtm = _RTMSG.pack(af, 0, 0, 0, 0, 0, 0, 0, 0)
+            s.sendall(_HDR.pack(_HDR.size + len(rtm), RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, seq, 0)
+                      + rtm)
+            version = 4 if af == socket.AF_INET else 6
+            bits = 32 if version == 4 else 128
+            alen = bits // 8
+            done = False
+            for _ in range(10_000_000):
+                if done:
+                    break
+                data = s.recv(1 << 20)
+                off = 0
+                while off + 16 <= len(data):
+                    n, kind, _f, _seq, _pid = _HDR.unpack_from(data, off)
+                    if kind == NLMSG_DONE or kind == NLMSG_ERROR:
+                        done = True
+                        break
+                    if kind == RTM_NEWROUTE:
+                        rt = _RTMSG.unpack_from(data, off + 16)
+                        plen, table, proto, rtype = rt[1], rt[4], rt[5], rt[7]
+                        if proto != own_protocol and rtype == RTN_UNICAST:
+                            dst = 0
+                            gw: str | None = None
+                            oif = 0
+                            a = off + 16 + _RTMSG.size
+                            end = off + n
+                            while a + 4 <= end:
+                                alen_, akind = _RTA.unpack_from(data, a)
+                                if alen_ < 4:
+                                    break
+                                if akind == RTA_TABLE:
+                                    (table,) = _U32.unpack_from(data, a + 4)
+                                elif akind == RTA_DST:
+                                    dst = int.from_bytes(data[a + 4:a + 4 + alen], "big")
+                                elif akind == RTA_OIF:
+                                    (oif,) = _U32.unpack_from(data, a + 4)
+                                elif akind == RTA_GATEWAY:
+                                    gw = socket.inet_ntop(af, data[a + 4:a + 4 + alen])
+                                elif akind == RTA_MULTIPATH and gw is None:
+                                    gw = _first_gateway(data[a + 4:a + alen_], af)
+                                a += (alen_ + 3) & ~3
+                            if table in tables:
+                                out.append((version, dst, plen, gw, oif))
+                    if n < 16:
+                        break
+                    off += (n + 3) & ~3
+    finally:
+        s.close()
+    return out

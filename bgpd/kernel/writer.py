@@ -1,0 +1,432 @@
+"""The kernel writer: Loc-RIB changes -> routes in one kernel table (RFC 4271 9.1.3, 9.2).
+
+Runs on the reactor thread, except the backend's calls, which go to one
+worker at a time through ``defer_to_thread`` (the service passes
+``twisted.internet.threads.deferToThread``), so the reactor never waits on
+netlink.  What is owed to the kernel is a dict keyed by (family, prefix):
+a prefix that changes several times before its batch is written is written
+once, with its latest next hops.  A change is one ``NLM_F_REPLACE`` message,
+never a delete plus an add.
+
+Ownership: the backend only writes and deletes routes with our protocol
+number in our table.  At start the writer reads what an earlier run left
+there; those routes stay until :meth:`KernelWriter.converged` (End-of-RIB
+from every peer, or the reconcile timer), then the stale ones are removed.
+A route found with the next hops it should have is not written again.
+
+A route the kernel rejects is logged with its prefix and errno, counted, and
+retried with a doubling back-off; the others go on.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import os
+from collections.abc import Callable
+from itertools import islice
+from typing import Any, NamedTuple, Protocol
+
+import attrs
+from twisted.logger import Logger
+
+from bgpd.rib.change import Change
+from bgpd.wire.nlri import prefix_to_str
+
+__all__ = ["Backend", "FamilyCounts", "KernelRoute", "KernelWriter", "WriterOptions"]
+
+log = Logger()
+
+Family = tuple[int, int]
+Key = tuple[Family, bytes]
+#: A next hop: (address, interface index or name, or None).  The interface
+#: is set for an IPv6 link-local next hop, which means nothing without one.
+NextHop = tuple[str, int | str | None]
+
+
+class KernelRoute(NamedTuple):
+    """One route as the backend writes it: ``nexthops`` empty means delete.
+
+    A NamedTuple: a full table makes a million of them per direction.
+    """
+
+    family: Family
+    prefix: bytes
+    nexthops: tuple[NextHop, ...]
+
+    @property
+    def destination(self) -> str:
+        return prefix_to_str(self.prefix, self.family[0])
+
+
+class Backend(Protocol):
+    """What the writer needs from netlink (:class:`bgpd.kernel.netlink.NetlinkBackend`)."""
+
+    def apply(self, routes: list[KernelRoute]) -> list[tuple[KernelRoute, int]]:
+        """Replace or delete each route; the ones that failed, with their errno."""
+
+    def dump(self) -> dict[Key, tuple[NextHop, ...]]:
+        """Our protocol's routes in our table."""
+
+    def close(self) -> None:
+        """Release the socket."""
+
+
+@attrs.frozen
+class WriterOptions:
+    """The writer's knobs (the ``[kernel]`` section gives them)."""
+
+    families: frozenset = frozenset()
+    #: Install the multipath set as one multipath route (else the best path only).
+    ecmp: bool = True
+    batch_size: int = 10_000
+    retry_initial: float = 1.0
+    retry_max: float = 60.0
+
+
+@attrs.define
+class FamilyCounts:
+    """Routes of one family: in the kernel, waiting to be written, rejected."""
+
+    installed: int = 0
+    pending: int = 0
+    failed: int = 0
+
+
+_LINK_LOCAL = ("fe8", "fe9", "fea", "feb", "FE8", "FE9", "FEA", "FEB")
+
+
+def nexthops_of(change: Change, ecmp: bool,
+                link_of: Callable[[str], int | None] | None = None) -> tuple[NextHop, ...]:
+    """The next hops to install for a change record (empty: remove the route).
+
+    An IPv6 link-local next hop (the only one a peer on our link may send,
+    RFC 2545 section 3) goes with the interface of the peer it came from,
+    ``link_of(peer address) -> ifindex``; without one it is left out.
+    """
+    paths = change.multipath if ecmp else change.multipath[:1]
+    out: list[NextHop] = []
+    for p in paths:
+        a = p.attrs
+        nh = a.next_hop
+        if nh is None or nh == "::" or nh[:3] in _LINK_LOCAL:
+            ll = a.next_hop_ll if nh is None or nh == "::" or a.next_hop_ll else nh
+            if ll is None or ll[:3] not in _LINK_LOCAL or link_of is None:
+                continue
+            idx = link_of(p.peer.address)
+            if idx is None:
+                continue
+            hop: NextHop = (ll, idx)
+        else:
+            hop = (nh, None)
+        if hop not in out:
+            out.append(hop)
+    return tuple(out)
+
+
+class KernelWriter:
+    """Keeps a kernel table in step with the Loc-RIB's best paths."""
+
+    def __init__(
+        self,
+        backend_factory: Callable[[], Backend],
+        options: WriterOptions,
+        call_later: Callable[..., Any],
+        defer_to_thread: Callable[..., Any],
+    ) -> None:
+        self.options = options
+        self._factory = backend_factory
+        self._backend: Backend | None = None
+        self.call_later = call_later
+        self._defer = defer_to_thread
+        #: what the kernel should have (and, after a write, has)
+        self._installed: dict[Key, tuple[NextHop, ...]] = {}
+        #: owed to the kernel: key -> next hops (empty: delete)
+        self._pending: dict[Key, tuple[NextHop, ...]] = {}
+        #: being written now (not in _pending unless changed again since)
+        self._inflight: dict[Key, tuple[NextHop, ...]] = {}
+        #: rejected, waiting for the retry timer: key -> next hops
+        self._failed: dict[Key, tuple[NextHop, ...]] = {}
+        #: failed attempts in a row per key (the back-off), until one succeeds
+        self._attempts: dict[Key, int] = {}
+        self._retry_handle: Any = None
+        #: routes found at start, kept until converged()
+        self._stale: dict[Key, tuple[NextHop, ...]] | None = None
+        #: ``forwarding(next_hop) -> onlink address or None``: a recursive next
+        #: hop is installed through the gateway it resolves to (the tracker's).
+        self.forwarding: Callable[[str], str | None] | None = None
+        #: ``link_of(peer address) -> ifindex``: the interface of a peer's
+        #: link-local next hops (the tracker's).
+        self.link_of: Callable[[str], int | None] | None = None
+        self._started = False
+        self._busy = False
+        self._stopping = False
+        self.writes = 0
+        self.errors = 0
+        self._idle_waiters: list = []
+
+    # -- life cycle --------------------------------------------------------
+
+    def start(self) -> Any:
+        """Open the backend and read the table (off the reactor); a Deferred."""
+        def opened(found: dict) -> None:
+            self._started = True
+            self._stale = dict(found)
+            log.info("kernel: {count} routes of ours found in the table", count=len(found))
+            self._kick()
+
+        d = self._defer(self._open_and_dump)
+        d.addCallback(opened)
+        return d
+
+    def _open_and_dump(self) -> dict:
+        self._backend = self._factory()
+        return self._backend.dump()
+
+    def converged(self) -> None:
+        """The Loc-RIB is complete: remove what an earlier run left and we no longer want."""
+        stale = self._stale
+        if stale is None:
+            return
+        self._stale = None
+        n = 0
+        for key, hops in stale.items():
+            if key not in self._installed and key not in self._pending and key not in self._inflight:
+                # In the kernel and ours: what _kick deletes.
+                self._installed[key] = hops
+                self._pending[key] = ()
+                n += 1
+        log.info("kernel: converged, removing {count} stale routes", count=n)
+        self._kick()
+
+    def stop(self, keep: bool = False) -> Any:
+        """Write what is pending, then remove our routes unless ``keep``; a Deferred."""
+        self._stopping = True
+        if self._retry_handle is not None:
+            self._retry_handle.cancel()
+            self._retry_handle = None
+        if not keep:
+            self._stale = None
+            self._pending = {k: () for k in list(self._installed) + list(self._inflight)
+                             + list(self._failed)}
+            self._failed = {}
+        else:
+            # Graceful restart: what is already there stays; nothing new goes in.
+            self._pending = {}
+        d = self.idle()
+
+        def close(_: Any) -> Any:
+            backend, self._backend = self._backend, None
+            if backend is not None:
+                return self._defer(backend.close)
+            return None
+
+        d.addCallback(close)
+        self._kick()
+        return d
+
+    def idle(self) -> Any:
+        """A Deferred that fires when nothing is pending or being written."""
+        from twisted.internet.defer import Deferred, succeed
+
+        if not self._busy and not self._pending:
+            return succeed(None)
+        d: Deferred = Deferred()
+        self._idle_waiters.append(d)
+        return d
+
+    # -- the RIB's side ------------------------------------------------------
+
+    def changes(self, batch: list[Change]) -> None:
+        """A batch of Loc-RIB change records (the RIB subscription's callback)."""
+        if self._stopping:
+            return
+        fams = self.options.families
+        ecmp = self.options.ecmp
+        link_of = self.link_of
+        pending = self._pending
+        failed = self._failed
+        # The prefixes of one UPDATE share their path: their records come
+        # together, so the last answer is reused while the set is the same.
+        last_mp: tuple = ()
+        last_hops: tuple[NextHop, ...] = ()
+        for c in batch:
+            if c.family not in fams:
+                continue
+            key = (c.family, c.prefix)
+            mp = c.multipath
+            if not mp or c.new is None:
+                hops: tuple[NextHop, ...] = ()
+            elif len(mp) == 1 and len(last_mp) == 1 and mp[0] is last_mp[0]:
+                hops = last_hops
+            else:
+                hops = last_hops = nexthops_of(c, ecmp, link_of)
+                last_mp = mp
+            pending[key] = hops
+            if failed:
+                failed.pop(key, None)
+        self._kick()
+
+    def status(self) -> dict[Family, FamilyCounts]:
+        """Per family: routes installed, pending (owed or being written), failed.
+
+        Failed: rejected by the kernel at the last attempt (being retried).
+        For the API's ``show kernel``; O(routes), so not for every turn.
+        """
+        out = {f: FamilyCounts() for f in self.options.families}
+        for key in self._installed:
+            out.setdefault(key[0], FamilyCounts()).installed += 1
+        for key in set(self._pending) | set(self._inflight):
+            out.setdefault(key[0], FamilyCounts()).pending += 1
+        for key in self._attempts:
+            out.setdefault(key[0], FamilyCounts()).failed += 1
+        return out
+
+    # -- writing -------------------------------------------------------------
+
+    def _kick(self) -> None:
+        if self._busy or not self._started or not self._pending:
+            if not self._busy and not self._pending:
+                self._fire_idle()
+            return
+        routes: list[KernelRoute] = []
+        pending = self._pending
+        limit = self.options.batch_size
+        # Oldest first, a slice at a time: next(iter(d)) per key after
+        # deleting the ones before it walks the deleted slots again (quadratic
+        # on a full table).
+        while pending and len(routes) < limit:
+            take = list(islice(pending.items(), limit - len(routes)))
+            for key, _h in take:
+                del pending[key]
+            for key, hops in take:
+                self._consider(key, hops, routes)
+        if not routes:
+            self._fire_idle()
+            return
+        self._busy = True
+        backend = self._backend
+        assert backend is not None
+        d = self._defer(backend.apply, routes)
+        d.addCallbacks(self._written, self._crashed, callbackArgs=(routes,), errbackArgs=(routes,))
+
+    def _consider(self, key: Key, hops: tuple[NextHop, ...], routes: list[KernelRoute]) -> None:
+        """Add the write ``key`` needs to ``routes``, if it needs one."""
+        installed = self._installed
+        stale = self._stale
+        if hops:
+            if installed.get(key) == hops:
+                return
+            out = self._kernel_hops(hops)
+            if stale is not None and out and stale.get(key) == out:
+                # Left by an earlier run exactly as wanted: adopt it.
+                installed[key] = hops
+                return
+        else:
+            out = ()
+        if not out and key not in installed and (stale is None or key not in stale):
+            return
+        self._inflight[key] = hops
+        routes.append(KernelRoute(key[0], key[1], out))
+
+    def _kernel_hops(self, hops: tuple[NextHop, ...]) -> tuple[NextHop, ...]:
+        fw = self.forwarding
+        if fw is None:
+            return hops
+        out: list[NextHop] = []
+        for nh, dev in hops:
+            if dev is not None:
+                # Link-local with its interface: onlink by definition.
+                out.append((nh, dev))
+                continue
+            via = fw(nh)
+            if via is not None and (via, dev) not in out:
+                out.append((via, dev))
+        return tuple(out)
+
+    def rewrite_next_hops(self, next_hops: set[str]) -> None:
+        """These next hops now resolve through other gateways: write their routes again."""
+        n = 0
+        for key, hops in list(self._installed.items()):
+            if any(nh in next_hops for nh, _d in hops):
+                del self._installed[key]
+                self._pending.setdefault(key, hops)
+                n += 1
+        if n:
+            log.info("kernel: {count} routes follow their next hops to new gateways", count=n)
+            self._kick()
+
+    def _written(self, failures: list[tuple[KernelRoute, int]], routes: list[KernelRoute]) -> None:
+        bad = {(r.family, r.prefix): code for r, code in failures}
+        installed = self._installed
+        stale = self._stale
+        for r in routes:
+            key = (r.family, r.prefix)
+            hops = self._inflight.pop(key, r.nexthops)
+            code = bad.get(key)
+            if code is None or (not r.nexthops and code in (errno_mod.ESRCH, errno_mod.ENOENT)):
+                # Deleting what is already gone is done too.
+                if r.nexthops:
+                    installed[key] = hops
+                else:
+                    installed.pop(key, None)
+                if stale is not None:
+                    stale.pop(key, None)
+                if self._attempts:
+                    self._attempts.pop(key, None)
+                continue
+            self._reject(key, r, code, hops)
+        self.writes += len(routes)
+        self._busy = False
+        self._kick()
+
+    def _reject(self, key: Key, r: KernelRoute, code: int, hops: tuple[NextHop, ...]) -> None:
+        self.errors += 1
+        attempts = self._attempts.get(key, 0) + 1
+        self._attempts[key] = attempts
+        if r.nexthops:
+            self._installed.pop(key, None)
+        log.warn("kernel: {action} {prefix} failed: errno {errno} ({error}), attempt {attempts}",
+                 action="replace" if r.nexthops else "delete", prefix=r.destination, errno=code,
+                 error=os.strerror(code) if code > 0 else "backend error", attempts=attempts)
+        if key not in self._pending and not self._stopping:
+            self._failed[key] = hops
+            self._schedule_retry()
+
+    def _schedule_retry(self) -> None:
+        if self._retry_handle is not None or not self._failed:
+            return
+        # One timer for all: the least-tried route decides, and every route
+        # that fails again doubles the wait of the next round.
+        attempts = min(self._attempts.get(k, 1) for k in self._failed)
+        o = self.options
+        delay = min(o.retry_max, o.retry_initial * 2 ** min(attempts - 1, 30))
+        self._retry_handle = self.call_later(delay, self._retry)
+
+    def _retry(self) -> None:
+        self._retry_handle = None
+        failed, self._failed = self._failed, {}
+        for key, hops in failed.items():
+            self._pending.setdefault(key, hops)
+        self._kick()
+
+    def _crashed(self, failure: Any, routes: list[KernelRoute]) -> None:
+        log.failure("kernel: backend failed on a batch of {count} routes", failure, count=len(routes))
+        for r in routes:
+            key = (r.family, r.prefix)
+            self._reject(key, r, -1, self._inflight.pop(key, r.nexthops))
+        self._busy = False
+        self._kick()
+
+    def _fire_idle(self) -> None:
+        if self._busy or self._pending:
+            return
+        waiters, self._idle_waiters = self._idle_waiters, []
+        for d in waiters:
+            d.callback(None)
+
+    @property
+    def installed(self) -> dict[Key, tuple[NextHop, ...]]:
+        """What the kernel has from us (read only)."""
+        return self._installed
+
+
