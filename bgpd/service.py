@@ -491,6 +491,10 @@ class RibService(Service):
             self._apply_policies(old, config)
         self._sync_originated(config)
 
+    def configured_route(self, family: tuple[int, int], prefix: bytes) -> PathAttributes | None:
+        """The attributes the config (file and state store) originates ``prefix`` with, or None."""
+        return self._originated.get((family, prefix))
+
     def _sync_originated(self, config: Config) -> None:
         wanted: dict[tuple[tuple[int, int], bytes], PathAttributes] = {}
         # Every API change re-runs this; with 100,000 originated paths,

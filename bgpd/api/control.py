@@ -571,12 +571,11 @@ class Control:
         if lease.call is not None and lease.call.active():
             lease.call.cancel()
         info = lease.info()
-        rib = self.service.rib_service.rib
         for k in lease.keys:
             if self.path_lease.get(k) == lease_id:
                 del self.path_lease[k]
                 self.originated.pop(k, None)
-                rib.withdraw_originated(*k)
+                self._release(k)
         if lease.keys:
             log.info("API: lease {lease} ended ({reason}): {n} paths withdrawn", lease=lease_id,
                      reason=reason, n=len(lease.keys))
@@ -606,14 +605,27 @@ class Control:
                 raise NotFound(f"prefixes[{i}]", f"{text} was not originated through the API")
         if stored:
             _stored(self.service.state.withdraw, list(dict.fromkeys(stored)))
-        rib = self.service.rib_service.rib
         for k in dict.fromkeys(keys):
             self.originated.pop(k, None)
             owner = self.path_lease.pop(k, None)
             if owner is not None and owner in self.leases:
                 self.leases[owner].keys.discard(k)
-            rib.withdraw_originated(*k)
+            self._release(k)
         return len(set(keys)) + len(set(stored))
+
+    def _release(self, k: tuple[tuple[int, int], bytes]) -> None:
+        """A leased path is gone: the config's own path for the prefix comes back, if it has one.
+
+        The RIB holds one originated path per prefix, whoever set it last;
+        withdrawing it outright would also take away a path the config
+        (file or state store) still originates.
+        """
+        rs = self.service.rib_service
+        configured = rs.configured_route(*k)
+        if configured is not None:
+            rs.rib.originate(k[0], k[1], configured)
+        else:
+            rs.rib.withdraw_originated(*k)
 
     def watch_routes(self, family: str = "", prefix: str = "", dump: bool = False,
                      bound: int = 100_000) -> RouteWatch:

@@ -348,3 +348,46 @@ class LeaseTests(_LeaseLab):
         self.control.add_paths(self.paths("203.0.113.0/25"), lease.id)
         self.control.delete_paths(["203.0.113.0/25"])
         self.assertEqual(self.control.renew_lease(lease.id).paths, 0)
+
+
+class LeaseOverConfiguredTests(_LeaseLab):
+    """A leased path over a prefix the config file originates too."""
+
+    CONFIGURED = CONFIG + """
+[[originate]]
+prefix = "203.0.113.0/25"
+next_hop = "192.0.2.1"
+med = 7
+"""
+
+    def setUp(self):
+        self.reactor = MemoryReactorClock()
+        self.svc = BgpdService(parse_config(self.CONFIGURED), None, self.reactor)
+        self.svc.startService()
+        self.control = Control(self.svc)
+
+    def med(self):
+        got = drain(self.control.list_routes(LOC_RIB, prefix="203.0.113.0/25"))
+        return [r.attributes.med for r in got]
+
+    def leased(self):
+        lease = self.control.create_lease(60)
+        paths = parse_paths([{"prefix": "203.0.113.0/25", "next_hop": "192.0.2.1", "med": 1}])
+        self.control.add_paths(paths, lease.id)
+        self.settle()
+        self.assertEqual(self.med(), [1])
+        return lease
+
+    def test_lease_end_brings_back_the_configured_path(self):
+        """When the lease ends, the file's [[originate]] path for the prefix is back."""
+        lease = self.leased()
+        self.control.end_lease(lease.id)
+        self.settle()
+        self.assertEqual(self.med(), [7])
+
+    def test_lease_expiry_brings_back_the_configured_path(self):
+        """When the lease runs out, the file's path is back too."""
+        self.leased()
+        self.reactor.advance(61)
+        self.settle()
+        self.assertEqual(self.med(), [7])
