@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="show state").add_subparsers(dest="what", required=True,
                                                                     parser_class=_Parser)
     show.add_parser("summary", help="the daemon and one line per neighbor")
+    show.add_parser("kernel", help="the kernel route writer: table, routes per family")
     show.add_parser("neighbors", help="every neighbor in detail")
     n = show.add_parser("neighbor", help="one neighbor in detail")
     n.add_argument("address")
@@ -299,6 +300,16 @@ class Client:
         self.channel.close()
 
 
+def _kernel(k: Any, out: IO[str]) -> None:
+    if not k.enabled:
+        out.write("kernel routes: off (no [kernel] table in the config)\n")
+        return
+    out.write(f"kernel routes: table {k.table}, protocol {k.protocol}, metric {k.metric}\n")
+    out.write(f"{'Family':<14} {'Installed':>10} {'Pending':>10} {'Failed':>10}\n")
+    for f in k.families:
+        out.write(f"{f.family:<14} {f.installed:>10} {f.pending:>10} {f.failed:>10}\n")
+
+
 def _show(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
     if args.what == "summary":
         g = c.glob.GetGlobal(global_pb2.GetGlobalRequest(), timeout=CALL_TIMEOUT)
@@ -308,6 +319,12 @@ def _show(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
                 "peers", [])}) + "\n")
         else:
             _summary(g, peers.peers, out)
+    elif args.what == "kernel":
+        k = c.glob.GetKernel(global_pb2.GetKernelRequest(), timeout=CALL_TIMEOUT)
+        if args.json:
+            out.write(_json(k) + "\n")
+        else:
+            _kernel(k, out)
     elif args.what == "neighbors":
         peers = c.peers.ListPeers(peers_pb2.ListPeersRequest(), timeout=CALL_TIMEOUT)
         if args.json:

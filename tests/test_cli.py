@@ -82,6 +82,13 @@ class BgpctlTests(_CliCase):
         self.assertEqual(doc["global"]["local_as"], 65000)
         self.assertEqual(doc["peers"][0]["config"]["address"], "192.0.2.1")
 
+    async def test_show_kernel_off(self):
+        """show kernel says the writer is off without [kernel]; --json says enabled false."""
+        code, out, err = await self.run_cli("show", "kernel")
+        self.assertEqual((code, out, err), (0, "kernel routes: off (no [kernel] table in the config)\n", ""))
+        code, out, _ = await self.run_cli("--json", "show", "kernel")
+        self.assertEqual((code, json.loads(out).get("enabled", False)), (0, False))
+
     async def test_show_neighbor(self):
         """show neighbor ADDR prints its state and policies; an unknown one fails in one line."""
         code, out, _ = await self.run_cli("show", "neighbor", "192.0.2.1")

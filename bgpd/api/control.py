@@ -147,6 +147,18 @@ class GlobalStatus:
 
 
 @attrs.frozen
+class KernelStatus:
+    """The kernel route writer (``bgpctl show kernel``): off, or its table and counts."""
+
+    enabled: bool
+    table: int = 0
+    protocol: int = 0
+    metric: int = 0
+    #: (family name, installed, pending, failed) per family the writer handles
+    families: tuple[tuple[str, int, int, int], ...] = ()
+
+
+@attrs.frozen
 class PeerStatus:
     """One neighbor as it runs (the Peers service)."""
 
@@ -247,6 +259,19 @@ class Control:
             peers_total=len(peers),
             peers_established=sum(1 for p in peers if p.state is State.ESTABLISHED),
             loc_rib=tuple((name, rib.loc_rib_size(fam)) for name, fam in FAMILIES_BY_NAME.items()),
+        )
+
+    def kernel_status(self) -> KernelStatus:
+        """The kernel writer's table and its routes per family (installed, pending, failed)."""
+        kernel = self.service.kernel
+        if kernel is None:
+            return KernelStatus(enabled=False)
+        kc = kernel.kconfig
+        counts = kernel.status()
+        return KernelStatus(
+            enabled=True, table=kc.table, protocol=kc.protocol, metric=kc.metric,
+            families=tuple((family_name(*fam), c.installed, c.pending, c.failed)
+                           for fam, c in sorted(counts.items())),
         )
 
     def running_config(self) -> tuple[str, tuple[str, ...], tuple[str, ...]]:

@@ -330,6 +330,13 @@ class GlobalServicer(global_pb2_grpc.GlobalServicer):
         text, peers, paths = self.bridge.call(context, self.bridge.control.running_config)
         return global_pb2.RunningConfig(toml=text, api_neighbors=peers, api_paths=paths)
 
+    def GetKernel(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        k = self.bridge.call(context, self.bridge.control.kernel_status)
+        return global_pb2.KernelInfo(
+            enabled=k.enabled, table=k.table, protocol=k.protocol, metric=k.metric,
+            families=[global_pb2.KernelFamily(family=f, installed=i, pending=p, failed=x)
+                      for f, i, p, x in k.families])
+
 
 class PeersServicer(peers_pb2_grpc.PeersServicer):
     def __init__(self, bridge: _Bridge) -> None:

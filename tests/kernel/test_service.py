@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from twisted.internet import defer
 from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
+from bgpd.api.control import Control, KernelStatus
 from bgpd.config import parse_config
 from bgpd.kernel.service import KernelService
 from bgpd.rib import Rib, RibOptions
 from bgpd.rib.testing import IPV4, FakeSink, announce, make_peer, pfx
+from bgpd.service import BgpdService
 from bgpd.wire.negotiated import Negotiated
 from tests.kernel.netns import Netns, gateways
 from tests.rib.support import attrs
@@ -88,3 +91,18 @@ class KernelServiceTests(SynchronousTestCase):
         rib.drain()
         self.successResultOf(svc.stopService())
         self.assertEqual(gateways(self.ns.routes(100)["203.0.113.0/24"]), ["192.0.2.2"])
+
+    def test_status_through_the_api(self):
+        """The API's control object reports the writer's table and counts (bgpctl show kernel)."""
+        ksvc, rib, clock = self.start()
+        rib.receive(A1, announce(attrs(nh="192.0.2.2"), [P1]))
+        rib.drain()
+        daemon = BgpdService(parse_config('[bgp]\nlocal_as = 65000\nrouter_id = "192.0.2.1"\n'
+                                          'listen_addresses = []\n'), None, MemoryReactorClock())
+        daemon.startService()
+        self.addCleanup(daemon.stopService)
+        control = Control(daemon)
+        self.assertEqual(control.kernel_status(), KernelStatus(enabled=False))
+        daemon.kernel = ksvc  # the writer in this test's namespace
+        self.assertEqual(control.kernel_status(),
+                         KernelStatus(True, 100, 186, 20, (("ipv4-unicast", 1, 0, 0),)))
