@@ -694,7 +694,7 @@ class Rib:
                 continue
             if touched is not None and fam is not None:
                 touched.add((st, fam))
-            if kind == _ANNOUNCE or kind == _WITHDRAW or kind == _STALE:
+            if kind == _ANNOUNCE or kind == _WITHDRAW or kind == _STALE or kind == _REDECIDE:
                 left = len(keys) - pos
                 room = budget - done
                 n = left if left <= room else room
@@ -705,8 +705,10 @@ class Rib:
                     announce(st, fam, a, keys, pos, pos + n, lst, first)
                 elif kind == _WITHDRAW:
                     self._withdraw(st, fam, keys, pos, pos + n, lst, first)
-                else:
+                elif kind == _STALE:
                     self._sweep_stale(st, fam, keys, pos, pos + n, lst, first)
+                else:
+                    self._redecide(st, fam, keys, pos, pos + n, lst, first)
                 done += n
                 if n == left:
                     popleft()
@@ -767,18 +769,6 @@ class Rib:
                 # next in line, before anything queued after the session went down.
                 for f in st.stale_families:
                     work.appendleft([_REDECIDE, st, st.gen, f, None, list(st.adj_in[f]), 0])
-            elif kind == _REDECIDE:
-                left = len(keys) - pos
-                n = min(left, budget - done)
-                lst = changed.get(fam)
-                if lst is None:
-                    lst = changed[fam] = []
-                self._redecide(st, fam, keys, pos, pos + n, lst, first)
-                done += n
-                if n == left:
-                    popleft()
-                else:
-                    item[6] = pos + n
             elif kind == _NH_REDECIDE:
                 left = len(keys) - pos
                 n = min(left, (budget - done) * _NH_SCAN)
