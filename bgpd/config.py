@@ -1226,6 +1226,11 @@ class _Validator:
             return INVALID
         if not items:
             return self.error(key, "must name at least one policy; leave the key out for the default")
+        return self.known_policies(key, items)
+
+    def known_policies(self, key: str, items: list) -> Any:
+        """``items`` as a tuple when each names a built-in or configured policy, else INVALID
+        (each unknown one an error at ``key[i]``)."""
         good = True
         for i, policy in enumerate(items):
             if policy not in BUILTIN_POLICIES and policy not in self.policy_names:
@@ -1919,17 +1924,7 @@ def _global_import_policy(v: _Validator, tbl: Mapping[str, Any], path: str) -> A
     items = v.string_list(tbl, path, "import_policy", INVALID)
     if items is INVALID:
         return INVALID
-    key = _join(path, "import_policy")
-    good = True
-    for i, policy in enumerate(items):
-        if policy not in BUILTIN_POLICIES and policy not in v.policy_names:
-            v.error(
-                f"{key}[{i}]",
-                f"unknown policy {policy!r}; defined policies: "
-                f"{', '.join(BUILTIN_POLICIES + v.policy_names)}",
-            )
-            good = False
-    return tuple(items) if good else INVALID
+    return v.known_policies(_join(path, "import_policy"), items)
 
 
 def import_chain_names(bgp: BgpConfig, neighbor: NeighborConfig) -> tuple[str, ...]:
