@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import enum
 import struct
-from typing import Union
 
 import attrs
 
@@ -270,8 +269,8 @@ class AspaPdu:
                 + struct.pack(f"!I{n}I", self.customer_as, *self.providers))
 
 
-Pdu = Union[SerialNotify, SerialQuery, ResetQuery, CacheResponse, PrefixPdu, EndOfData,
-            CacheReset, RouterKey, ErrorReport, AspaPdu]
+Pdu = (SerialNotify | SerialQuery | ResetQuery | CacheResponse | PrefixPdu | EndOfData
+       | CacheReset | RouterKey | ErrorReport | AspaPdu)
 
 
 # -- decoding ----------------------------------------------------------------
@@ -352,7 +351,7 @@ def _decode_aspa(version: int, flags: int, data: bytes) -> AspaPdu:
         if customer in providers:
             raise PduError(ErrorCode.ASPA_PROVIDER_LIST_ERROR,
                            f"ASPA of AS{customer} lists itself as a provider", data)
-        if any(a >= b for a, b in zip(providers, providers[1:])):
+        if any(a >= b for a, b in zip(providers, providers[1:], strict=False)):
             # Aspa keeps them sorted and unique; the order carries no meaning.
             providers = sorted(set(providers))
     elif providers:
