@@ -32,6 +32,8 @@ from bgpd.api._gen.bgpd.v1 import (
     policy_pb2_grpc,
     routes_pb2,
     routes_pb2_grpc,
+    rpki_pb2,
+    rpki_pb2_grpc,
 )
 from bgpd.config import DEFAULT_API_LISTEN
 
@@ -142,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     we = watch.add_parser("events", help="session state changes")
     we.add_argument("--peer", default="")
     we.add_argument("--count", type=int, default=0, help="stop after this many events")
+    rpki = sub.add_parser("rpki", help="RPKI: the RTR caches").add_subparsers(
+        dest="action", required=True, parser_class=_Parser)
+    rs = rpki.add_parser("status", help="every RTR cache: state, session, serial, VRP counts")
+    rs.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                    help="print the API's answer as JSON")
     return p
 
 
@@ -295,6 +302,7 @@ class Client:
         self.peers = peers_pb2_grpc.PeersStub(self.channel)
         self.routes = routes_pb2_grpc.RoutesStub(self.channel)
         self.events = events_pb2_grpc.EventsStub(self.channel)
+        self.rpki = rpki_pb2_grpc.RpkiStub(self.channel)
 
     def close(self) -> None:
         self.channel.close()
@@ -308,6 +316,42 @@ def _kernel(k: Any, out: IO[str]) -> None:
     out.write(f"{'Family':<14} {'Installed':>10} {'Pending':>10} {'Failed':>10}\n")
     for f in k.families:
         out.write(f"{f.family:<14} {f.installed:>10} {f.pending:>10} {f.failed:>10}\n")
+
+
+_RPKI_STATE = {rpki_pb2.RPKI_CACHE_IDLE: "idle", rpki_pb2.RPKI_CACHE_CONNECTING: "connecting",
+               rpki_pb2.RPKI_CACHE_CONNECTED: "connected", rpki_pb2.RPKI_CACHE_DOWN: "down"}
+
+
+def _rpki_status(r: Any, out: IO[str], now: float) -> None:
+    if not r.enabled:
+        out.write("rpki: off (no [rpki] table in the config)\n")
+        return
+    using = r.active_cache or "none (every route NotFound)"
+    out.write(f"rpki: using cache {using}{', ASPA on' if r.aspa else ''}\n")
+    rows: list[list[object]] = [["Cache", "Address", "Pref", "State", "Ver", "Session", "Serial",
+                                 "Updated", "IPv4", "IPv6", "ASPA", "Refresh/Retry/Expire"]]
+    for c in r.caches:
+        host = f"[{c.address}]" if ":" in c.address else c.address
+        mark = "*" if c.active else " "
+        rows.append([mark + c.name, f"{host}:{c.port}{'/tls' if c.transport == 'tls' else ''}",
+                     c.preference, _RPKI_STATE.get(c.state, "?"), c.protocol_version,
+                     c.session_id if c.HasField("session_id") else "-",
+                     c.serial if c.HasField("serial") else "-",
+                     _duration(max(0.0, now - c.last_update)) + " ago" if c.last_update else "never",
+                     c.ipv4_vrps, c.ipv6_vrps, c.aspas, f"{c.refresh}/{c.retry}/{c.expire}"])
+    _table(rows, out)
+    for c in r.caches:
+        if c.last_error:
+            out.write(f"  {c.name}: {c.last_error}\n")
+
+
+def _rpki_cmd(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
+    if args.action == "status":
+        r = c.rpki.GetRpkiStatus(rpki_pb2.GetRpkiStatusRequest(), timeout=CALL_TIMEOUT)
+        if args.json:
+            out.write(_json(r) + "\n")
+        else:
+            _rpki_status(r, out, time.time())
 
 
 def _show(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
@@ -552,7 +596,7 @@ def _policy_cmd(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
 
 
 _COMMANDS = {"show": _show, "neighbor": _neighbor_cmd, "route": _route_cmd, "watch": _watch,
-             "policy": _policy_cmd, "config": _config_cmd}
+             "policy": _policy_cmd, "config": _config_cmd, "rpki": _rpki_cmd}
 
 
 def main(argv: Sequence[str] | None = None, out: IO[str] | None = None, err: IO[str] | None = None) -> int:

@@ -33,6 +33,8 @@ from bgpd.api._gen.bgpd.v1 import (
     policy_pb2_grpc,
     routes_pb2,
     routes_pb2_grpc,
+    rpki_pb2,
+    rpki_pb2_grpc,
 )
 from bgpd.api.control import (
     ADJ_RIB_IN,
@@ -51,6 +53,7 @@ from bgpd.api.control import (
     Overflow,
     PeerStatus,
     RouteRecord,
+    RpkiStatus,
     SessionEventRecord,
     Withdrawn,
     parse_paths,
@@ -71,7 +74,8 @@ _SCALAR_KEYS = ("local_as", "description", "enabled", "passive", "local_address"
                 "route_reflector_client", "next_hop_self", "soft_reconfiguration_inbound",
                 "connect_retry_time", "ttl_security", "md5_password")
 _LIST_KEYS = ("families", "import_policy", "export_policy")
-SERVICE_NAMES = ("bgpd.v1.Global", "bgpd.v1.Peers", "bgpd.v1.Routes", "bgpd.v1.Events", "bgpd.v1.Policy")
+SERVICE_NAMES = ("bgpd.v1.Global", "bgpd.v1.Peers", "bgpd.v1.Routes", "bgpd.v1.Events", "bgpd.v1.Policy",
+                 "bgpd.v1.Rpki")
 _TABLES = {routes_pb2.LOC_RIB: LOC_RIB, routes_pb2.ADJ_RIB_IN: ADJ_RIB_IN,
            routes_pb2.ADJ_RIB_IN_PRE: ADJ_RIB_IN_PRE, routes_pb2.ADJ_RIB_OUT: ADJ_RIB_OUT}
 #: paths handed to the reactor thread per call while originating
@@ -590,6 +594,36 @@ def explanation_to_pb(e: Any) -> policy_pb2.ExplainRouteResponse:
     return pb
 
 
+_CACHE_STATES = {"idle": rpki_pb2.RPKI_CACHE_IDLE, "connecting": rpki_pb2.RPKI_CACHE_CONNECTING,
+                 "connected": rpki_pb2.RPKI_CACHE_CONNECTED, "down": rpki_pb2.RPKI_CACHE_DOWN}
+
+
+def rpki_status_to_pb(r: RpkiStatus) -> rpki_pb2.RpkiStatus:
+    caches = []
+    for info in r.caches:
+        st = info.status
+        pb = rpki_pb2.RpkiCache(
+            name=st.name, address=st.address, port=st.port, transport=st.transport,
+            preference=st.preference, state=_CACHE_STATES[st.state], preferred=info.preferred,
+            active=info.active, protocol_version=st.version, last_update=st.last_update or 0.0,
+            refresh=int(st.timers.refresh), retry=int(st.timers.retry), expire=int(st.timers.expire),
+            ipv4_vrps=st.ipv4_vrps, ipv6_vrps=st.ipv6_vrps, aspas=st.aspas, last_error=st.last_error)
+        if st.session_id is not None:
+            pb.session_id = st.session_id
+        if st.serial is not None:
+            pb.serial = st.serial
+        caches.append(pb)
+    return rpki_pb2.RpkiStatus(enabled=r.enabled, active_cache=r.active, caches=caches, aspa=r.aspa)
+
+
+class RpkiServicer(rpki_pb2_grpc.RpkiServicer):
+    def __init__(self, bridge: _Bridge) -> None:
+        self.bridge = bridge
+
+    def GetRpkiStatus(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        return rpki_status_to_pb(self.bridge.call(context, self.bridge.control.rpki_status))
+
+
 class PolicyServicer(policy_pb2_grpc.PolicyServicer):
     def __init__(self, bridge: _Bridge) -> None:
         self.bridge = bridge
@@ -670,6 +704,7 @@ class ApiServer:
         routes_pb2_grpc.add_RoutesServicer_to_server(RoutesServicer(self.bridge, watch_bound), self.server)
         events_pb2_grpc.add_EventsServicer_to_server(EventsServicer(self.bridge, watch_bound), self.server)
         policy_pb2_grpc.add_PolicyServicer_to_server(PolicyServicer(self.bridge), self.server)
+        rpki_pb2_grpc.add_RpkiServicer_to_server(RpkiServicer(self.bridge), self.server)
         self.health = _add_health(self.server)
         _add_reflection(self.server)
         creds = credentials(config)
