@@ -33,6 +33,8 @@ from bgpd.api._gen.bgpd.v1 import (
     policy_pb2_grpc,
     routes_pb2,
     routes_pb2_grpc,
+    rpki_pb2,
+    rpki_pb2_grpc,
 )
 from bgpd.api.control import (
     ADJ_RIB_IN,
@@ -56,6 +58,7 @@ from bgpd.api.control import (
     parse_paths,
 )
 from bgpd.config import ApiConfig, NeighborConfig, split_listen
+from bgpd.rpki.records import Validity, Vrp
 from bgpd.wire.communities import format_community, format_ext_community, format_large_community
 from bgpd.wire.constants import ORIGIN_NAMES, SegmentType, family_name
 from bgpd.wire.nlri import prefix_to_str
@@ -71,7 +74,8 @@ _SCALAR_KEYS = ("local_as", "description", "enabled", "passive", "local_address"
                 "route_reflector_client", "next_hop_self", "soft_reconfiguration_inbound",
                 "connect_retry_time", "ttl_security", "md5_password")
 _LIST_KEYS = ("families", "import_policy", "export_policy")
-SERVICE_NAMES = ("bgpd.v1.Global", "bgpd.v1.Peers", "bgpd.v1.Routes", "bgpd.v1.Events", "bgpd.v1.Policy")
+SERVICE_NAMES = ("bgpd.v1.Global", "bgpd.v1.Peers", "bgpd.v1.Routes", "bgpd.v1.Events", "bgpd.v1.Policy",
+                 "bgpd.v1.Rpki")
 _TABLES = {routes_pb2.LOC_RIB: LOC_RIB, routes_pb2.ADJ_RIB_IN: ADJ_RIB_IN,
            routes_pb2.ADJ_RIB_IN_PRE: ADJ_RIB_IN_PRE, routes_pb2.ADJ_RIB_OUT: ADJ_RIB_OUT}
 #: paths handed to the reactor thread per call while originating
@@ -200,7 +204,8 @@ def route_to_pb(r: RouteRecord,
             attributes = cache[r.attributes] = attributes_to_pb(r.attributes)
     return routes_pb2.Route(prefix=r.prefix, family=r.family, path_id=r.path_id, best=r.best,
                             source_peer=r.source_peer, source_router_id=r.source_router_id,
-                            attributes=attributes, explain_step=r.explain_step, stale=r.stale)
+                            attributes=attributes, explain_step=r.explain_step, stale=r.stale,
+                            rpki=r.rpki, aspa=r.aspa)
 
 
 # -- the fast path of listings: Route messages encoded by hand ------------------------
@@ -260,6 +265,10 @@ class RouteEncoder:
             body += _field(8, r.explain_step.encode())
         if r.stale:
             body += b"\x48\x01"
+        if r.rpki:
+            body += b"\x50" + _varint(r.rpki)
+        if r.aspa:
+            body += b"\x58" + _varint(r.aspa)
         return body
 
     def response(self, records: list[RouteRecord]) -> routes_pb2.ListRoutesResponse:
@@ -267,7 +276,7 @@ class RouteEncoder:
         attributes, sources = self.attributes, self.sources
         out = []
         for r in records:
-            if r.path_id or r.explain_step or r.stale:
+            if r.path_id or r.explain_step or r.stale or r.rpki or r.aspa:
                 body = self.route(r)
             else:
                 # the common case, inline: prefix, source, attributes, best
@@ -637,6 +646,54 @@ def _read(path: str, key: str) -> bytes:
         raise ValueError(f"{key}: cannot read {path}: {e.strerror or e}") from None
 
 
+# -- RPKI: origin validation and ASPA queries (issue 11) ---------------------------
+
+#: Validity -> RpkiState / AspaState numbers (1 valid, 2 invalid, 3 not-found / unknown)
+_STATE_PB = {Validity.VALID: 1, Validity.INVALID: 2, Validity.NOT_FOUND: 3}
+
+
+def vrp_to_pb(v: Vrp, asserted: bool = False) -> rpki_pb2.Vrp:
+    return rpki_pb2.Vrp(prefix=prefix_to_str(v.prefix, v.family[0]), max_length=v.max_length, asn=v.asn,
+                        asserted=asserted)
+
+
+class RpkiQueries:
+    """The validation RPCs of the Rpki service (ValidateRoute, ListVrps, ValidateAsPath).
+
+    A mixin of :class:`RpkiServicer`, kept apart from the cache status RPC
+    (GetRpkiStatus) so each side's code stays in its own block.
+    """
+
+    bridge: _Bridge
+
+    def ValidateRoute(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        origin = request.origin_as if request.HasField("origin_as") else None
+        e = self.bridge.call(context, self.bridge.control.validate_route, request.prefix, origin)
+        covering = [vrp_to_pb(v, a) for v, a in e.covering]
+        asserted = {(v, a) for v, a in e.covering}
+        matching = [vrp_to_pb(v, (v, True) in asserted) for v in e.matching]
+        return rpki_pb2.RouteValidation(state=_STATE_PB[e.state], matching=matching, covering=covering,
+                                        reason=e.reason)
+
+    def ListVrps(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        vrps = self.bridge.call(context, self.bridge.control.covering_vrps, request.prefix)
+        return rpki_pb2.ListVrpsResponse(vrps=[vrp_to_pb(v, a) for v, a in vrps])
+
+    def ValidateAsPath(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        state, hops = self.bridge.call(context, self.bridge.control.validate_as_path, list(request.as_path),
+                                       request.direction, request.as_set)
+        return rpki_pb2.AsPathValidation(
+            state=_STATE_PB[state],
+            hops=[rpki_pb2.AspaHop(customer_as=c, provider_as=p, result=r) for c, p, r in hops])
+
+
+class RpkiServicer(RpkiQueries, rpki_pb2_grpc.RpkiServicer):
+    """The Rpki service: cache status (the RTR side) and the validation queries."""
+
+    def __init__(self, bridge: _Bridge) -> None:
+        self.bridge = bridge
+
+
 def credentials(config: ApiConfig) -> grpc.ServerCredentials | None:
     """TLS credentials from ``config`` (None for none); ValueError names the key."""
     if config.tls_cert is None and config.tls_key is None:
@@ -670,6 +727,7 @@ class ApiServer:
         routes_pb2_grpc.add_RoutesServicer_to_server(RoutesServicer(self.bridge, watch_bound), self.server)
         events_pb2_grpc.add_EventsServicer_to_server(EventsServicer(self.bridge, watch_bound), self.server)
         policy_pb2_grpc.add_PolicyServicer_to_server(PolicyServicer(self.bridge), self.server)
+        rpki_pb2_grpc.add_RpkiServicer_to_server(RpkiServicer(self.bridge), self.server)
         self.health = _add_health(self.server)
         _add_reflection(self.server)
         creds = credentials(config)

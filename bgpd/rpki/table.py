@@ -339,15 +339,16 @@ class VrpTable:
 
     def covering(self, afi: int, prefix: bytes) -> list[Vrp]:
         """The VRPs in force whose prefix covers ``prefix`` (shortest first), for the query API."""
+        return [v for v, _asserted in self.covering_sources(afi, prefix)]
+
+    def covering_sources(self, afi: int, prefix: bytes) -> list[tuple[Vrp, bool]]:
+        """:meth:`covering` with, for each VRP, whether a SLURM assertion (not a cache) gave it."""
         fam = (afi, 1)
-        seen = set()
-        out = []
-        for key, x, _asserted in self._covering_packed(afi, prefix):
-            if (key, x) in seen:
-                continue
-            seen.add((key, x))
-            out.append(Vrp(fam, key, x & 0xFF, x >> 8))
-        out.sort(key=lambda v: (v.prefix[0], v.prefix, v.asn, v.max_length))
+        found: dict[tuple[bytes, int], bool] = {}
+        for key, x, asserted in self._covering_packed(afi, prefix):
+            found[(key, x)] = found.get((key, x), False) or asserted
+        out = [(Vrp(fam, key, x & 0xFF, x >> 8), asserted) for (key, x), asserted in found.items()]
+        out.sort(key=lambda va: (va[0].prefix[0], va[0].prefix, va[0].asn, va[0].max_length))
         return out
 
     def explain(

@@ -23,14 +23,15 @@ from typing import Any
 
 from twisted.logger import Logger
 
-from bgpd.rpki.aspa import AspaTable, collapse, direction_for_role
-from bgpd.rpki.records import Validity
+from bgpd.rpki.aspa import AspaTable, Hop, collapse, direction_for_role
+from bgpd.rpki.records import Validity, Vrp
 from bgpd.rpki.slurm import Slurm, load_slurm
 from bgpd.rpki.table import Changes, VrpTable, affected_by
 from bgpd.wire.attributes import PathAttributes
 from bgpd.wire.constants import Role
+from bgpd.wire.nlri import prefix_to_str
 
-__all__ = ["ASPA_NAMES", "RPKI_NAMES", "RouteValidation"]
+__all__ = ["ASPA_NAMES", "RPKI_NAMES", "Explained", "RouteValidation", "vrp_text"]
 
 log = Logger()
 
@@ -39,6 +40,43 @@ RPKI_NAMES = {Validity.VALID: "valid", Validity.INVALID: "invalid", Validity.NOT
 ASPA_NAMES = {Validity.VALID: "valid", Validity.INVALID: "invalid", Validity.NOT_FOUND: "unknown"}
 _RPKI_BY_VALUE = tuple(RPKI_NAMES[Validity(i)] for i in range(3))
 _CACHE_MAX = 1 << 16
+#: Validity -> the API's RpkiState / AspaState number (proto/bgpd/v1/rpki.proto).
+_CODE = (1, 3, 2)
+
+
+def vrp_text(v: Vrp) -> str:
+    """``192.0.2.0/24-24 AS64500``: prefix, max length, AS (how RPKI tools write a VRP)."""
+    return f"{prefix_to_str(v.prefix, v.family[0])}-{v.max_length} AS{v.asn}"
+
+
+class Explained(tuple):
+    """(state, matching VRPs, covering VRPs with their ``asserted`` flag, reason in words)."""
+
+    __slots__ = ()
+
+    def __new__(cls, state: Validity, matching: list[Vrp], covering: list[tuple[Vrp, bool]],
+                reason: str) -> Explained:
+        return super().__new__(cls, (state, matching, covering, reason))
+
+    @property
+    def state(self) -> Validity:
+        return self[0]
+
+    @property
+    def matching(self) -> list[Vrp]:
+        return self[1]
+
+    @property
+    def covering(self) -> list[tuple[Vrp, bool]]:
+        return self[2]
+
+    @property
+    def reason(self) -> str:
+        return self[3]
+
+
+HOP_NAMES = {Hop.PROVIDER_PLUS: "provider+", Hop.NOT_PROVIDER_PLUS: "not-provider+",
+             Hop.NO_ATTESTATION: "no-attestation"}
 
 
 class RouteValidation:
@@ -100,12 +138,17 @@ class RouteValidation:
         are not verified (Unknown): the draft verifies at the eBGP edge, by
         the relation to the neighbor, which only a role tells.
         """
-        if getattr(peer, "ibgp", True) or getattr(peer, "address", "local") == "local":
-            return Validity.NOT_FOUND
-        role = getattr(peer, "role", None)
+        state = self.aspa_verified(peer, attrs)
+        return Validity.NOT_FOUND if state is None else state
+
+    def aspa_verified(self, peer: Any, attrs: PathAttributes) -> Validity | None:
+        """:meth:`aspa_validity`, None where the path is not verified at all."""
+        if peer.ibgp or peer.address == "local":
+            return None
+        role = peer.role
         direction = direction_for_role(role)
         if direction is None:
-            return Validity.NOT_FOUND
+            return None
         # A route server does not put its AS in the path (RFC 7947 section 2.2.2.1).
         neighbor = None if role == Role.RS else peer.remote_as
         key = (attrs.as_path, direction, neighbor)
@@ -125,6 +168,51 @@ class RouteValidation:
                      attrs: PathAttributes) -> tuple[Validity, Validity]:
         """(RPKI state, ASPA state) of one route, for route listings."""
         return self.table.validate(family[0], prefix, attrs.origin_as), self.aspa_validity(peer, attrs)
+
+    def route_codes(self, peer: Any, afi: int, prefix: bytes, attrs: PathAttributes) -> tuple[int, int]:
+        """The listing's (RpkiState, AspaState) enum numbers: 1 valid, 2 invalid, 3 not-found / unknown.
+
+        Computed per listed path (a covering lookup, a cached ASPA answer):
+        nothing is stored per route.  The ASPA one is 0 where not verified.
+        """
+        aspa = self.aspa_verified(peer, attrs)
+        return (_CODE[self.table.validate(afi, prefix, attrs.origin_as)],
+                0 if aspa is None else _CODE[aspa])
+
+    # -- queries (the API) -------------------------------------------------------------
+
+    def explain(self, afi: int, prefix: bytes, origin_as: int | None) -> Explained:
+        """RFC 6811 section 2 for (``prefix``, ``origin_as``), with the VRPs and the reason in words."""
+        covering = self.table.covering_sources(afi, prefix)
+        plen = prefix[0]
+        matching = [v for v, _a in covering if origin_as and v.asn == origin_as and v.max_length >= plen]
+        if matching:
+            return Explained(Validity.VALID, matching, covering, f"VRP {vrp_text(matching[0])} matches")
+        if not covering:
+            return Explained(Validity.NOT_FOUND, [], covering, "no covering VRP")
+        vrps = [v for v, _a in covering]
+        same_as = [v for v in vrps if origin_as and v.asn == origin_as]
+        if origin_as is None:
+            why = "the origin is NONE (the AS path ends in an AS_SET)"
+        elif same_as:
+            why = (f"origin AS{origin_as} is authorised only up to /{max(v.max_length for v in same_as)},"
+                   f" the prefix is /{plen}")
+        else:
+            why = f"origin AS{origin_as} does not match"
+        return Explained(Validity.INVALID, [], covering,
+                         f"covered by {', '.join(vrp_text(v) for v in vrps)} but {why}")
+
+    def explain_path(self, as_path: list[int], direction: str,
+                     as_set: bool = False) -> tuple[Validity, list[tuple[int, int, str]]]:
+        """ASPA verification of ``as_path`` (neighbor first) and the hop checks from the origin up."""
+        segments: tuple = ((2, tuple(as_path)),) if as_path else ()
+        if as_set:
+            segments = (*segments, (1, (0,)))
+        state = self.aspa.verify(segments, direction)
+        ases = collapse(((2, tuple(as_path)),)) or ()
+        up = ases[::-1]
+        hops = [(up[i], up[i + 1], HOP_NAMES[self.aspa.hop(up[i], up[i + 1])]) for i in range(len(up) - 1)]
+        return state, hops
 
     # -- revalidation ---------------------------------------------------------------------
 
