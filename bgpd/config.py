@@ -47,6 +47,7 @@ import difflib
 import ipaddress
 import json
 import math
+import os
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
@@ -411,6 +412,8 @@ class Config:
     api: ApiConfig = attrs.field(factory=lambda: ApiConfig())
     #: ``[kernel]``; None when the section is absent (nothing goes to the kernel).
     kernel: KernelConfig | None = None
+    #: ``[rpki]``; None when the section is absent (no RTR cache, no validation).
+    rpki: RpkiConfig | None = None
     _by_address: dict[str, NeighborConfig] = attrs.field(init=False, repr=False, eq=False, hash=False)
 
     @_by_address.default
@@ -526,7 +529,7 @@ MAX_PREFIX_KEYS = tuple(f.name for f in attrs.fields(MaxPrefix))
 # family is derived from the prefix, never written.
 ORIGINATE_KEYS = tuple(f.name for f in attrs.fields(OriginateConfig) if f.name != "family")
 KERNEL_KEYS = tuple(f.name for f in attrs.fields(KernelConfig))
-TOP_KEYS = ("bgp", "neighbors", "originate", "sets", "policies", "api", "kernel")
+TOP_KEYS = ("bgp", "neighbors", "originate", "sets", "policies", "api", "kernel", "rpki")
 
 # Settings a neighbor inherits from [bgp] when it does not set them.
 _INHERITED = ("local_as", "hold_time", "connect_retry_time", "idle_hold_time", "max_idle_hold_time")
@@ -820,10 +823,11 @@ class _Validator:
             except ConfigError as err:
                 self.errors.extend(err.errors)
         kernel = self.kernel(top["kernel"]) if "kernel" in top else None
+        rpki = _rpki_section(self, top["rpki"]) if "rpki" in top else None
         if bgp is None or neighbors is None or originate is None or self.errors:
             return None
         return Config(bgp=bgp, neighbors=neighbors, originate=originate, sets=sets, policies=policies,
-                      api=api, kernel=kernel)
+                      api=api, kernel=kernel, rpki=rpki)
 
     def kernel(self, value: object) -> KernelConfig | None:
         """``[kernel]``: every key optional."""
@@ -2222,3 +2226,128 @@ def config_to_tables(config: Config, policy_tables: Mapping[str, Any] | None = N
     if originate:
         out["originate"] = originate
     return out
+
+
+# -- [rpki]: RTR caches (RFC 8210) ---------------------------------------------
+
+#: RFC 8210 section 6 bounds of each interval, seconds.
+RTR_TIMER_BOUNDS = {"refresh": (1, 86400), "retry": (1, 7200), "expire": (600, 172800)}
+#: IANA ports: rpki-rtr over TCP, rpki-rtr-tls over TLS (RFC 6810 section 7, RFC 8210 section 9)
+RTR_PORTS = {"tcp": 323, "tls": 324}
+RTR_TRANSPORTS = ("tcp", "tls")
+_RTR_TLS_KEYS = ("tls_ca", "tls_cert", "tls_key", "tls_server_name")
+
+
+@attrs.frozen
+class RpkiCacheConfig:
+    """One ``[[rpki.cache]]``: an RTR cache to take VRPs (and ASPAs) from."""
+
+    name: str
+    address: str
+    port: int = 323
+    #: lower is preferred (RFC 8210 section 10); ties keep the file's order
+    preference: int = 100
+    transport: str = "tcp"
+    #: TLS: PEM CA bundle to verify the cache (None: the system's trust store)
+    tls_ca: str | None = None
+    #: TLS: PEM client certificate and key, when the cache asks for one
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    #: TLS: the name the cache's certificate must carry (default: ``address``)
+    tls_server_name: str | None = None
+    #: interval overrides (RFC 8210 section 6); None takes the cache's
+    refresh: int | None = None
+    retry: int | None = None
+    expire: int | None = None
+
+
+@attrs.frozen
+class RpkiConfig:
+    """The ``[rpki]`` table: RTR caches and what to ask them for."""
+
+    caches: tuple[RpkiCacheConfig, ...] = attrs.field(default=(), converter=tuple)
+    #: ask for ASPA PDUs (RTR version 2, draft-ietf-sidrops-8210bis)
+    aspa: bool = False
+
+
+RPKI_CACHE_KEYS = tuple(f.name for f in attrs.fields(RpkiCacheConfig))
+#: the keys of [rpki] itself ("cache" is the array of caches)
+RPKI_KEYS = ("cache", "aspa")
+
+
+def _rpki_section(v: _Validator, value: object) -> RpkiConfig | None:
+    """``[rpki]``: at least one ``[[rpki.cache]]``, each with a unique name."""
+    path = "rpki"
+    tbl = v.table(value, path, RPKI_KEYS)
+    if tbl is None:
+        return None
+    n_errors = len(v.errors)
+    aspa = v.boolean(tbl, path, "aspa", False)
+    items = tbl.get("cache")
+    caches: list[RpkiCacheConfig] = []
+    if items is None:
+        v.error(_join(path, "cache"), "required: at least one [[rpki.cache]] with name and address")
+    elif not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
+        v.error(_join(path, "cache"), f"must be an array of tables ([[rpki.cache]]), got {_describe(items)}")
+    elif not items:
+        v.error(_join(path, "cache"), "must list at least one cache")
+    else:
+        seen: dict[str, int] = {}
+        for i, item in enumerate(items):
+            cache = _rpki_cache(v, item, f"{path}.cache[{i}]")
+            if cache is None:
+                continue
+            if cache.name in seen:
+                v.error(f"{path}.cache[{i}].name",
+                        f"duplicate of {path}.cache[{seen[cache.name]}].name ({cache.name!r})")
+                continue
+            seen[cache.name] = i
+            caches.append(cache)
+    if len(v.errors) > n_errors:
+        return None
+    return RpkiConfig(caches=tuple(caches), aspa=aspa)
+
+
+def _rpki_cache(v: _Validator, value: object, path: str) -> RpkiCacheConfig | None:
+    tbl = v.table(value, path, RPKI_CACHE_KEYS)
+    if tbl is None:
+        return None
+    n_errors = len(v.errors)
+    name = v.string(tbl, path, "name")
+    if isinstance(name, str) and not name.strip():
+        v.error(_join(path, "name"), "must not be empty: logs and bgpctl name the cache by it")
+    address = v.string(tbl, path, "address")
+    if isinstance(address, str):
+        ip = _parse_ip(address)
+        if isinstance(ip, str) and not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?", address):
+            v.error(_join(path, "address"), f"must be an IP address or a host name, got {_describe(address)}")
+    transport = v.choice(tbl, path, "transport", RTR_TRANSPORTS, "tcp")
+    port = v.integer(tbl, path, "port", _int_range(1, 65535), RTR_PORTS.get(transport, 323))
+    preference = v.integer(tbl, path, "preference", _int_range(0, 255), 100)
+    tls = {key: v.string(tbl, path, key, None) for key in _RTR_TLS_KEYS}
+    if transport == "tcp":
+        for key in _RTR_TLS_KEYS:
+            if key in tbl:
+                v.error(_join(path, key), f'only with transport = "tls" ({path}.transport is "tcp")')
+    elif transport == "tls":
+        for key in ("tls_ca", "tls_cert", "tls_key"):
+            file = tls[key]
+            if isinstance(file, str) and not os.access(file, os.R_OK):
+                v.error(_join(path, key), f"cannot read {file!r}")
+        if (tls["tls_cert"] is None) != (tls["tls_key"] is None):
+            missing = "tls_key" if tls["tls_key"] is None else "tls_cert"
+            v.error(_join(path, missing), "tls_cert and tls_key go together (the client certificate)")
+    timers = {}
+    for key, (lo, hi) in RTR_TIMER_BOUNDS.items():
+        timers[key] = v.integer(tbl, path, key, _int_range(lo, hi), None)
+    expire = timers["expire"]
+    for key in ("refresh", "retry"):
+        other = timers[key]
+        if isinstance(expire, int) and isinstance(other, int) and expire <= other:
+            v.error(_join(path, "expire"), f"must be larger than {key} ({other}), got {expire} "
+                    "(RFC 8210 section 6)")
+    if len(v.errors) > n_errors:
+        return None
+    return RpkiCacheConfig(name=name, address=address, port=port, preference=preference,
+                           transport=transport, refresh=timers["refresh"], retry=timers["retry"],
+                           expire=timers["expire"], **tls)
