@@ -1465,6 +1465,7 @@ POLICY_KEYS = ("default", "terms")
 TERM_KEYS = ("name", "match", "action")
 ROUTE_TYPES = ("ebgp", "ibgp", "local")
 RPKI_STATES = ("valid", "invalid", "not-found")  # RFC 6811 section 2
+ASPA_STATES = ("valid", "invalid", "unknown")  # draft-ietf-sidrops-aspa-verification
 # match key -> the set kind it names
 _SET_CONDITIONS = {
     "prefix_set": "prefix",
@@ -1478,6 +1479,7 @@ _SET_CONDITIONS = {
 _RANGE_CONDITIONS = ("med", "local_pref", "prefix_length", "as_path_length")
 MATCH_KEYS = tuple(_SET_CONDITIONS) + _RANGE_CONDITIONS + (
     "family", "peer_address", "peer_as", "route_type", "origin", "first_as_is_peer", "rpki",
+    "aspa",
 )
 _COMMUNITY_ACTIONS = {
     "communities": ("community", parse_community),
@@ -1756,6 +1758,8 @@ def _condition_value(v: _Validator, name: str, tbl: Mapping[str, Any], path: str
         return _choices(v, value, key, ROUTE_TYPES)
     if name == "rpki":
         return _choices(v, value, key, RPKI_STATES)
+    if name == "aspa":
+        return _choices(v, value, key, ASPA_STATES)
     if name == "origin":
         names = _choices(v, value, key, ORIGINS)
         return INVALID if names is INVALID else tuple(ORIGINS.index(n) for n in names)

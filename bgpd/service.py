@@ -44,6 +44,7 @@ from bgpd.kernel.service import KernelService
 from bgpd.policy import BUILTIN, Policy
 from bgpd.policy.engine import compile_policies
 from bgpd.rib import PeerInfo, Rib, RibOptions, peer_role
+from bgpd.rpki.validation import RouteValidation
 from bgpd.runtime import tune_gc
 from bgpd.session.factory import PeerFactory, SessionListener
 from bgpd.session.fsm import State
@@ -277,6 +278,8 @@ class RibService(Service):
         #: name -> compiled policy (the built-ins too), and what each was compiled from
         self.policies: dict[str, Policy] = {}
         self._policy_inputs: dict[str, tuple] = {}
+        #: RPKI origin validation and ASPA (bgpd.rpki.validation): None without [rpki].
+        self.validation: RouteValidation | None = None
         self.policies, self._policy_inputs = self.prepare(config)
         self.rib = Rib(bgp.router_id, bgp.local_as, bgp.cluster_id, _rib_options(config),
                        call_later=reactor.callLater, policies=self.policies)

@@ -41,6 +41,9 @@ from bgpd.config import (
 from bgpd.policy import chain
 from bgpd.policy.explain import Explanation, RehearsalResult, explain
 from bgpd.rib import Path, PeerInfo
+from bgpd.rpki.aspa import DOWNSTREAM, UPSTREAM
+from bgpd.rpki.records import Validity, Vrp
+from bgpd.rpki.validation import Explained, RouteValidation
 from bgpd.session.factory import PeerFactory
 from bgpd.session.fsm import State
 from bgpd.wire.address import normalize_address
@@ -827,6 +830,50 @@ class Control:
         address = normalize_address(self._factory(peer, "peer").config.address) if peer else None
         return EventWatch(self, address, bound)
 
+    # -- RPKI: origin validation and ASPA queries (issue 11) -------------------
+
+    @property
+    def validation(self) -> RouteValidation | None:
+        """The VRP / ASPA tables (None without ``[rpki]``)."""
+        return self.service.rib_service.validation
+
+    @property
+    def route_codes(self) -> Callable[..., tuple[int, int]] | None:
+        """What route listings compute each path's RPKI / ASPA state with (None: not validated)."""
+        v = self.validation
+        return None if v is None else v.route_codes
+
+    def _rpki(self) -> RouteValidation:
+        v = self.validation
+        if v is None:
+            raise FailedPrecondition("rpki", "origin validation is off: the config has no [rpki] table")
+        return v
+
+    def validate_route(self, prefix: str, origin_as: int | None) -> Explained:
+        """RFC 6811 for (``prefix``, ``origin_as``; None: NONE): state, VRPs, the reason in words."""
+        v = self._rpki()
+        if not prefix:
+            raise InvalidArgument("prefix", "required: the route's prefix")
+        key = parse_prefix(prefix, None, "prefix")
+        afi = 2 if ":" in prefix else 1
+        return v.explain(afi, key, origin_as)
+
+    def covering_vrps(self, prefix: str) -> list[tuple[Vrp, bool]]:
+        """The VRPs in force covering ``prefix``, each with whether SLURM asserted it."""
+        v = self._rpki()
+        if not prefix:
+            raise InvalidArgument("prefix", "required: the prefix whose covering VRPs to list")
+        key = parse_prefix(prefix, None, "prefix")
+        return v.table.covering_sources(2 if ":" in prefix else 1, key)
+
+    def validate_as_path(self, as_path: list[int], direction: str,
+                         as_set: bool = False) -> tuple[Validity, list[tuple[int, int, str]]]:
+        """ASPA verification of ``as_path`` (neighbor first) by the ``direction`` procedure."""
+        v = self._rpki()
+        if direction not in (UPSTREAM, DOWNSTREAM):
+            raise InvalidArgument("direction", f'must be "{UPSTREAM}" or "{DOWNSTREAM}", got {direction!r}')
+        return v.explain_path(list(as_path), direction, as_set)
+
     def _validate(self, table: Mapping[str, Any]) -> NeighborConfig:
         try:
             return neighbor_from_table(table, self.config)
@@ -871,6 +918,9 @@ class RouteRecord(NamedTuple):
     attributes: PathAttributes
     explain_step: str = ""
     stale: bool = False
+    #: RpkiState / AspaState numbers (proto/bgpd/v1/rpki.proto); 0 without [rpki].
+    rpki: int = 0
+    aspa: int = 0
 
 
 @attrs.frozen
@@ -975,6 +1025,7 @@ class RouteCursor:
         match = self.match
         keys = self.keys
         table = self.table
+        codes = self.control.route_codes
         i, end = self.pos, min(len(keys), self.pos + n)
         while i < end:
             key = keys[i]
@@ -992,15 +1043,17 @@ class RouteCursor:
             elif table == LOC_RIB:
                 paths = (value,) if value.__class__ is Path else value
                 if not self.all_paths or len(paths) == 1:
-                    out.append(_record(text, fname, paths[0], rib.eligible(paths[0]), ""))
+                    out.append(_record(text, fname, paths[0], rib.eligible(paths[0]), "", codes, prefix))
                 else:
                     if out and len(out) + len(paths) > cap:
                         break  # this prefix's paths go whole into the next call
                     steps = {id(loser): step for step, _, loser in rib.explain(self.family, prefix)}
                     for j, p in enumerate(paths):
-                        out.append(_record(text, fname, p, j == 0 and rib.eligible(p), steps.get(id(p), "")))
+                        out.append(_record(text, fname, p, j == 0 and rib.eligible(p), steps.get(id(p), ""),
+                                           codes, prefix))
             else:
-                out.append(_record(text, fname, value, rib.best(self.family, prefix) is value, ""))
+                out.append(_record(text, fname, value, rib.best(self.family, prefix) is value, "", codes,
+                                   prefix))
             i += 1
             if len(out) >= cap:
                 break
@@ -1013,8 +1066,14 @@ class RouteCursor:
         return self.pos >= len(self.keys) or bool(self.limit and self.sent >= self.limit)
 
 
-def _record(prefix: str, family: str, path: Path, best: bool, step: str) -> RouteRecord:
+def _record(prefix: str, family: str, path: Path, best: bool, step: str,
+            codes: Callable[..., tuple[int, int]] | None = None, key: bytes = b"") -> RouteRecord:
     info = path.peer
+    if codes is not None:
+        # RPKI / ASPA states of the path, computed as it is listed ([rpki] only).
+        rpki, aspa = codes(info, FAMILIES_BY_NAME[family][0], key, path.attrs)
+        return RouteRecord(prefix, family, path.path_id, best, info.address, info.router_id, path.attrs,
+                           step, bool(path.stale), rpki, aspa)
     return RouteRecord(prefix, family, path.path_id, best, info.address, info.router_id, path.attrs,
                        step, bool(path.stale))
 
@@ -1234,7 +1293,8 @@ class RouteWatch:
             if path is None:
                 events.append(Withdrawn(text, family_name(*fam)))
             else:
-                events.append(_record(text, family_name(*fam), path, True, ""))
+                events.append(_record(text, family_name(*fam), path, True, "", self.control.route_codes,
+                                      prefix))
         self._push(events)
 
     def close(self) -> None:

@@ -59,6 +59,7 @@ from bgpd.api.control import (
     parse_paths,
 )
 from bgpd.config import ApiConfig, NeighborConfig, split_listen
+from bgpd.rpki.records import Validity, Vrp
 from bgpd.wire.communities import format_community, format_ext_community, format_large_community
 from bgpd.wire.constants import ORIGIN_NAMES, SegmentType, family_name
 from bgpd.wire.nlri import prefix_to_str
@@ -204,7 +205,8 @@ def route_to_pb(r: RouteRecord,
             attributes = cache[r.attributes] = attributes_to_pb(r.attributes)
     return routes_pb2.Route(prefix=r.prefix, family=r.family, path_id=r.path_id, best=r.best,
                             source_peer=r.source_peer, source_router_id=r.source_router_id,
-                            attributes=attributes, explain_step=r.explain_step, stale=r.stale)
+                            attributes=attributes, explain_step=r.explain_step, stale=r.stale,
+                            rpki=r.rpki, aspa=r.aspa)
 
 
 # -- the fast path of listings: Route messages encoded by hand ------------------------
@@ -264,6 +266,10 @@ class RouteEncoder:
             body += _field(8, r.explain_step.encode())
         if r.stale:
             body += b"\x48\x01"
+        if r.rpki:
+            body += b"\x50" + _varint(r.rpki)
+        if r.aspa:
+            body += b"\x58" + _varint(r.aspa)
         return body
 
     def response(self, records: list[RouteRecord]) -> routes_pb2.ListRoutesResponse:
@@ -271,7 +277,7 @@ class RouteEncoder:
         attributes, sources = self.attributes, self.sources
         out = []
         for r in records:
-            if r.path_id or r.explain_step or r.stale:
+            if r.path_id or r.explain_step or r.stale or r.rpki or r.aspa:
                 body = self.route(r)
             else:
                 # the common case, inline: prefix, source, attributes, best
@@ -669,6 +675,54 @@ def _read(path: str, key: str) -> bytes:
             return f.read()
     except OSError as e:
         raise ValueError(f"{key}: cannot read {path}: {e.strerror or e}") from None
+
+
+# -- RPKI: origin validation and ASPA queries (issue 11) ---------------------------
+
+#: Validity -> RpkiState / AspaState numbers (1 valid, 2 invalid, 3 not-found / unknown)
+_STATE_PB = {Validity.VALID: 1, Validity.INVALID: 2, Validity.NOT_FOUND: 3}
+
+
+def vrp_to_pb(v: Vrp, asserted: bool = False) -> rpki_pb2.Vrp:
+    return rpki_pb2.Vrp(prefix=prefix_to_str(v.prefix, v.family[0]), max_length=v.max_length, asn=v.asn,
+                        asserted=asserted)
+
+
+class RpkiQueries:
+    """The validation RPCs of the Rpki service (ValidateRoute, ListVrps, ValidateAsPath).
+
+    A mixin of :class:`RpkiServicer`, kept apart from the cache status RPC
+    (GetRpkiStatus) so each side's code stays in its own block.
+    """
+
+    bridge: _Bridge
+
+    def ValidateRoute(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        origin = request.origin_as if request.HasField("origin_as") else None
+        e = self.bridge.call(context, self.bridge.control.validate_route, request.prefix, origin)
+        covering = [vrp_to_pb(v, a) for v, a in e.covering]
+        asserted = {(v, a) for v, a in e.covering}
+        matching = [vrp_to_pb(v, (v, True) in asserted) for v in e.matching]
+        return rpki_pb2.RouteValidation(state=_STATE_PB[e.state], matching=matching, covering=covering,
+                                        reason=e.reason)
+
+    def ListVrps(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        vrps = self.bridge.call(context, self.bridge.control.covering_vrps, request.prefix)
+        return rpki_pb2.ListVrpsResponse(vrps=[vrp_to_pb(v, a) for v, a in vrps])
+
+    def ValidateAsPath(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        state, hops = self.bridge.call(context, self.bridge.control.validate_as_path, list(request.as_path),
+                                       request.direction, request.as_set)
+        return rpki_pb2.AsPathValidation(
+            state=_STATE_PB[state],
+            hops=[rpki_pb2.AspaHop(customer_as=c, provider_as=p, result=r) for c, p, r in hops])
+
+
+class RpkiServicer(RpkiQueries, rpki_pb2_grpc.RpkiServicer):
+    """The Rpki service: cache status (the RTR side) and the validation queries."""
+
+    def __init__(self, bridge: _Bridge) -> None:
+        self.bridge = bridge
 
 
 def credentials(config: ApiConfig) -> grpc.ServerCredentials | None:

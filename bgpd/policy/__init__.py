@@ -38,7 +38,7 @@ class Chain:
     ``accept-all`` peer cheap.
     """
 
-    __slots__ = ("names", "policies", "accepts_all", "rejects_all")
+    __slots__ = ("names", "policies", "accepts_all", "rejects_all", "validated")
 
     def __init__(self, names: tuple[str, ...], policies: tuple[Policy, ...]) -> None:
         self.names = names
@@ -48,6 +48,9 @@ class Chain:
         # An empty chain accepts: the config layer resolves RFC 8212 defaults
         # into explicit names, so "no names" only happens in tests.
         self.accepts_all = not self.rejects_all and all(t == "accept" for t in trivial)
+        #: Some policy reads an RPKI / ASPA state (``rpki`` / ``aspa`` conditions):
+        #: the RIB keeps the input of the routes such a chain rejected or changed.
+        self.validated = any(getattr(p, "depends_on_validation", False) for p in policies)
 
     def __call__(
         self, peer: Any, family: tuple[int, int], prefix: Any, attributes: PathAttributes
@@ -120,8 +123,8 @@ def chain(names: Iterable[str], registry: Mapping[str, Policy] | None = None) ->
 from bgpd.policy.builtin import BUILTIN  # noqa: E402  (builtin imports Policy from here)
 
 
-def registry(sets: Any, policies: Any, rpki: Any = None) -> dict[str, Policy]:
+def registry(sets: Any, policies: Any, rpki: Any = None, aspa: Any = None) -> dict[str, Policy]:
     """The built-ins plus every configured policy (``Config.sets``, ``Config.policies``), compiled."""
     from bgpd.policy.engine import compile_policies
 
-    return {**BUILTIN, **compile_policies(sets, policies, rpki)}
+    return {**BUILTIN, **compile_policies(sets, policies, rpki, aspa)}

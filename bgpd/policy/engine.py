@@ -11,8 +11,9 @@ policy's ``default`` does, with the changes made by the terms that continued.
 What is matched: prefixes (RFC 4271 section 4.3 NLRI), AS_PATH (section
 5.1.2; RFC 6793 4-octet ASNs), ORIGIN, MED, LOCAL_PREF, NEXT_HOP, the
 communities of RFC 1997 (well-known values, RFC 1997 / RFC 7999), RFC 4360
-and RFC 8092, and the RPKI validation state of RFC 6811 (a hook: the
-validator is passed in; without one every route is "not-found").
+and RFC 8092, the RPKI validation state of RFC 6811 and the ASPA state of
+draft-ietf-sidrops-aspa-verification (hooks: the validators are passed in by
+bgpd.rpki; without them every route is "not-found" / "unknown").
 
 Speed (DESIGN.md: a full table through an import filter):
 
@@ -41,6 +42,8 @@ from bgpd.wire.prefix_index import PrefixIndex
 
 __all__ = [
     "CompiledPolicy",
+    "ASPA_STATES",
+    "AspaValidator",
     "RPKI_STATES",
     "RpkiValidator",
     "as_path_text",
@@ -56,9 +59,17 @@ AddressSet = AsPathSet = CommunitySet = PolicyDef = PolicySets = Range = SetRef 
 RPKI_STATES = ("valid", "invalid", "not-found")  # RFC 6811 section 2
 #: ``validator(family, prefix, attrs) -> one of RPKI_STATES``; the RPKI issue provides one.
 RpkiValidator = Callable[[tuple[int, int], bytes, PathAttributes], str]
+ASPA_STATES = ("valid", "invalid", "unknown")  # draft-ietf-sidrops-aspa-verification
+#: ``validator(peer, family, attrs) -> one of ASPA_STATES``: the procedure follows the peer's role.
+AspaValidator = Callable[[Any, tuple[int, int], PathAttributes], str]
+#: Conditions whose answer changes when RPKI data does (the RIB revalidates those chains).
+VALIDATION_CONDITIONS = frozenset({"rpki", "aspa"})
 
 # Conditions that read the peer, the family, the prefix (never cached per attrs).
-PEER_CONDITIONS = frozenset({"peer_address", "neighbor_set", "peer_as", "route_type", "first_as_is_peer"})
+PEER_CONDITIONS = frozenset({
+    "peer_address", "neighbor_set", "peer_as", "route_type", "first_as_is_peer",
+    "aspa",  # the procedure (upstream / downstream) follows the peer's role
+})
 FAMILY_CONDITIONS = frozenset({"family", "next_hop_set"})
 PREFIX_CONDITIONS = frozenset({"prefix_set", "prefix_length", "rpki"})
 
@@ -293,11 +304,41 @@ _COMMUNITY_FIELD = {
 Cond = Callable[[Any, tuple[int, int], bytes, PathAttributes], bool]
 
 
+class _StateCondition:
+    """A condition on a validation state that can also say the state (for explain)."""
+
+    __slots__ = ("state", "states")
+
+    def __init__(self, state: Callable[[Any, tuple[int, int], bytes, PathAttributes], str],
+                 states: frozenset[str]) -> None:
+        self.state = state
+        self.states = states
+
+    def __call__(self, p: Any, f: tuple[int, int], k: bytes, a: PathAttributes) -> bool:
+        return self.state(p, f, k, a) in self.states
+
+
+def _stateful(state: Callable[[Any, tuple[int, int], bytes, PathAttributes], str],
+              states: frozenset[str]) -> Cond:
+    return _StateCondition(state, states)
+
+
+def state_of(
+    cond: Any, peer: Any, family: tuple[int, int], prefix: bytes, attrs: PathAttributes,
+) -> str | None:
+    """The validation state an ``rpki`` / ``aspa`` condition looked at, None for other conditions."""
+    if isinstance(cond, _StateCondition):
+        return cond.state(peer, family, prefix, attrs)
+    return None
+
+
 def _mode(ref: SetRef, hit: bool) -> bool:
     return not hit if ref.mode == "invert" else hit
 
 
-def _condition(key: str, value: Any, sets: _Sets, rpki: RpkiValidator | None) -> Cond:
+def _condition(
+    key: str, value: Any, sets: _Sets, rpki: RpkiValidator | None, aspa: AspaValidator | None = None,
+) -> Cond:
     """One condition as ``f(peer, family, prefix, attrs) -> bool``."""
     if key == "prefix_set":
         match_prefix = sets.get("prefix", value.name)
@@ -309,8 +350,13 @@ def _condition(key: str, value: Any, sets: _Sets, rpki: RpkiValidator | None) ->
     if key == "rpki":
         states = frozenset(value)
         if rpki is None:
-            return lambda p, f, k, a: "not-found" in states
-        return lambda p, f, k, a: rpki(f, k, a) in states
+            return _stateful(lambda p, f, k, a: "not-found", states)
+        return _stateful(lambda p, f, k, a: rpki(f, k, a), states)
+    if key == "aspa":
+        states = frozenset(value)
+        if aspa is None:
+            return _stateful(lambda p, f, k, a: "unknown", states)
+        return _stateful(lambda p, f, k, a: aspa(p, f, a), states)
     if key == "as_path_set":
         count, total = sets.get("as_path", value.name)
         if value.mode == "all":
@@ -454,14 +500,15 @@ class CompiledTerm:
         "set_mask", "set_want",
     )
 
-    def __init__(self, term: Term, sets: _Sets, rpki: RpkiValidator | None) -> None:
+    def __init__(self, term: Term, sets: _Sets, rpki: RpkiValidator | None,
+                 aspa: AspaValidator | None = None) -> None:
         self.name = term.name
         self.term = term
         self.attr_conds: list[tuple[str, Cond]] = []
         self.prefix_conds: list[tuple[str, Cond]] = []
         for key, value in term.conditions:
             target = self.prefix_conds if key in PREFIX_CONDITIONS else self.attr_conds
-            target.append((key, _condition(key, value, sets, rpki)))
+            target.append((key, _condition(key, value, sets, rpki, aspa)))
         self.actions = [(key, _action(key, value, sets)) for key, value in term.actions]
         self.result = term.result
         # CompiledPolicy turns prefix_set conditions into bits of its one
@@ -507,12 +554,13 @@ class CompiledPolicy:
     """
 
     def __init__(
-        self, definition: PolicyDef, sets: PolicySets | _Sets, rpki: RpkiValidator | None = None
+        self, definition: PolicyDef, sets: PolicySets | _Sets, rpki: RpkiValidator | None = None,
+        aspa: AspaValidator | None = None,
     ) -> None:
         compiled_sets = sets if isinstance(sets, _Sets) else _Sets(sets)
         self.name = definition.name
         self.definition = definition
-        self.terms = [CompiledTerm(t, compiled_sets, rpki) for t in definition.terms]
+        self.terms = [CompiledTerm(t, compiled_sets, rpki, aspa) for t in definition.terms]
         self._classify_index = self._prefix_classes(compiled_sets)
         # One walk per route, probing only the lengths stored near it (IPv4
         # by its first octet, IPv6 by its first 16 bits).
@@ -531,6 +579,9 @@ class CompiledPolicy:
             if (k == "prepend" and v[0] is None) or (k == "next_hop" and v == "self")
         }
         self.depends_on_prefix = bool(conds & PREFIX_CONDITIONS)
+        #: Reads an RPKI / ASPA state: the RIB keeps what it needs to run it again
+        #: when those change (Rib.revalidate), and the caches are cleared then.
+        self.depends_on_validation = bool(conds & VALIDATION_CONDITIONS)
         self.depends_on_peer = bool(conds & PEER_CONDITIONS) or bool(session_actions)
         self.depends_on_family = (
             self.depends_on_prefix or bool(conds & FAMILY_CONDITIONS) or "next_hop" in session_actions
@@ -700,16 +751,18 @@ class CompiledPolicy:
 
 
 def compile_policy(
-    definition: PolicyDef, sets: PolicySets, rpki: RpkiValidator | None = None
+    definition: PolicyDef, sets: PolicySets, rpki: RpkiValidator | None = None,
+    aspa: AspaValidator | None = None,
 ) -> CompiledPolicy:
     """Compile one policy against the sets it names."""
-    return CompiledPolicy(definition, sets, rpki)
+    return CompiledPolicy(definition, sets, rpki, aspa)
 
 
 def compile_policies(
     sets: PolicySets,
     policies: Iterable[PolicyDef] | Mapping[str, PolicyDef],
     rpki: RpkiValidator | None = None,
+    aspa: AspaValidator | None = None,
 ) -> dict[str, CompiledPolicy]:
     """Compile every policy; returns ``{name: CompiledPolicy}`` (a registry for :func:`chain`).
 
@@ -721,5 +774,5 @@ def compile_policies(
     for d in items:
         if isinstance(d, tuple):  # (name, PolicyDef) pairs, as Config holds them
             d = d[1]
-        out[d.name] = CompiledPolicy(d, compiled_sets, rpki)
+        out[d.name] = CompiledPolicy(d, compiled_sets, rpki, aspa)
     return out

@@ -22,7 +22,7 @@ from typing import Any
 
 import attrs
 
-from bgpd.policy.engine import CompiledPolicy
+from bgpd.policy.engine import CompiledPolicy, state_of
 from bgpd.wire.attributes import PathAttributes
 
 __all__ = [
@@ -110,7 +110,9 @@ def _explain_policy(
         ok = True
         for key, cond in term.attr_conds + term.prefix_conds:
             hit = bool(cond(peer, family, prefix, a))
-            results.append((key, hit))
+            state = state_of(cond, peer, family, prefix, a)
+            # rpki / aspa: say which state was seen ("rpki=invalid"), not just the outcome.
+            results.append((key if state is None else f"{key}={state}", hit))
             ok = ok and hit
             if not ok:
                 break  # as evaluation does: later conditions are not looked at

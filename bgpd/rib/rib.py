@@ -91,7 +91,7 @@ class PeerState:
         "info", "families", "neg", "sink", "import_policy", "export_policy", "adj_in", "pre",
         "intern", "intern_limit", "gen", "up", "addpath_rx", "stale_families", "stale_timer",
         "tx_ids", "soft", "members", "mrai", "rejected", "gr_pending", "counts",
-        "refresh_stale",
+        "refresh_stale", "held",
     )
 
     def __init__(self, info: PeerInfo) -> None:
@@ -123,6 +123,11 @@ class PeerState:
         self.counts: dict[Family, int] = {}
         #: Paths made stale by a BoRR (no longer in ``intern``), until EoRR.
         self.refresh_stale: list[Path] = []
+        #: Only while the import chain reads an RPKI / ASPA state (``Chain.validated``):
+        #: family -> key -> the attributes (after the ingress checks) of each
+        #: route that chain rejected or rewrote, so that :meth:`Rib.revalidate`
+        #: can run it again; a route it accepted unchanged is its Adj-RIB-In path.
+        self.held: dict[Family, dict] = {}
 
     @property
     def export_names(self) -> tuple[str, ...]:
@@ -275,6 +280,8 @@ class Rib:
         self._leave_groups(st)
         st.up = False
         st.sink = None
+        # Rejected routes are not kept across sessions; stale ones are never revalidated.
+        st.held = {}
         if graceful and stale_time > 0:
             st.gr_pending = True
             self._queue([_GR_MARK, st, st.gen, None, None, None, 0])
@@ -375,6 +382,8 @@ class Rib:
         new = chain(import_policy, self.policies)
         if st is not None:
             st.import_policy = new
+            if not new.validated:
+                st.held = {}
         return new
 
     def set_export_policies(self, changes: dict[str, Iterable[str]]) -> None:
@@ -486,6 +495,64 @@ class Rib:
                 by_attrs.setdefault(path.attrs, []).append(key)
             for a, keys in by_attrs.items():
                 self._queue([_ANNOUNCE, st, st.gen, fam, a, keys, 0])
+
+    def revalidate(
+        self, family: Family, prefixes: Callable[[bytes], bool] | None = None,
+        paths: Callable[[PathAttributes], bool] | None = None,
+    ) -> int:
+        """RPKI / ASPA states changed: run the import chains that read them again, where it matters.
+
+        For every up peer whose import chain reads a validation state
+        (``Chain.validated``), the routes of ``family`` whose prefix passes
+        ``prefixes`` and whose attributes pass ``paths`` (None: all) are
+        queued as if received again: the chain runs over the attributes
+        they arrived with (their Adj-RIB-In path when it accepted them
+        unchanged, else the copy kept in ``held``), and the decision process
+        runs for exactly those prefixes; no session is reset.  Stale routes
+        (graceful restart, BoRR) are left alone: the peer is re-sending
+        them.  The chains' caches are emptied first (an ``aspa`` answer is
+        cached per attribute set).  Returns the number of routes queued.
+        """
+        queued = 0
+        cleared: set[int] = set()
+        for st in list(self._peers.values()):
+            policy = st.import_policy
+            if not st.up or not policy.validated:
+                continue
+            for p in policy.policies:
+                if id(p) not in cleared and getattr(p, "depends_on_validation", False):
+                    cleared.add(id(p))
+                    p.clear_cache()  # type: ignore[attr-defined]
+            adj = st.adj_in.get(family)
+            if not adj:
+                adj = _EMPTY
+            held = st.held.get(family) or _EMPTY
+            addpath = family in st.addpath_rx
+            by_attrs: dict = {}
+            for k, path in adj.items():
+                if path.stale:
+                    continue
+                if prefixes is not None and not prefixes(k[1] if addpath else k):
+                    continue
+                if k in held:
+                    continue
+                a = path.attrs
+                if paths is not None and not paths(a):
+                    continue
+                keys = by_attrs.get(a)
+                if keys is None:
+                    keys = by_attrs[a] = []
+                keys.append(k)
+            for k, a in held.items():
+                if prefixes is not None and not prefixes(k[1] if addpath else k):
+                    continue
+                if paths is not None and not paths(a):
+                    continue
+                by_attrs.setdefault(a, []).append(k)
+            for a, keys in by_attrs.items():
+                self._queue([_ANNOUNCE, st, st.gen, family, a, keys, 0])
+                queued += len(keys)
+        return queued
 
     # -- originated routes ----------------------------------------------------
 
@@ -606,6 +673,10 @@ class Rib:
             b = entry if entry.__class__ is Path else entry[0]
             if self.eligible(b):
                 yield p, b
+
+    def families(self) -> set[Family]:
+        """The families some up peer exchanges routes of."""
+        return {fam for st in self._peers.values() if st.up for fam in st.families}
 
     def loc_rib_size(self, family: Family) -> int:
         return len(self._loc.get(family, {}))
@@ -740,6 +811,8 @@ class Rib:
                 work.popleft()
                 table = st.adj_in.get(fam, {})
                 done += 1 + len(table) // 64
+                # What the peer re-sends meets the chain again; what it does not is gone.
+                st.held.pop(fam, None)
                 for path in table.values():
                     if not path.stale:  # a restart-stale path stays one
                         path.stale = STALE_REFRESH
@@ -980,7 +1053,13 @@ class Rib:
             append = changed.append
             last: Any = None
             path = None
+            held = st.held.setdefault(fam, {}) if policy.validated else None
             for p, r in zip(chunk, policy.many(info, fam, chunk, a), strict=True):
+                if held is not None:
+                    if r is not a:
+                        held[p] = a
+                    elif held:
+                        held.pop(p, None)
                 if r is None:
                     st.rejected += 1
                     self.stats.rejected += 1
@@ -1016,12 +1095,18 @@ class Rib:
             # The prefixes of one UPDATE share ``a``: the chain looks at the
             # attributes once, and at each prefix only where a term must.
             results = policy.many(info, fam, chunk, a)
+        held = st.held.setdefault(fam, {}) if policy.validated else None
         for i, k in enumerate(chunk):
             if addpath:
                 pid, p = k
             else:
                 pid, p = 0, k
             r = a if accepts else results[i]
+            if held is not None:
+                if r is not a:
+                    held[k] = a
+                elif held:
+                    held.pop(k, None)
             if r is None:
                 st.rejected += 1
                 self.stats.rejected += 1
@@ -1047,6 +1132,10 @@ class Rib:
             pre = st.pre.get(fam, {})
             for k in keys[start:end]:
                 pre.pop(k, None)
+        held = st.held.get(fam)
+        if held:
+            for k in keys[start:end]:
+                held.pop(k, None)
         loc = self._loc.get(fam)
         if loc is None:
             return
@@ -1145,6 +1234,7 @@ class Rib:
                 self._queue([_DROP, st, st.gen, fam, None, table, 0])
         st.adj_in = {}
         st.pre = None
+        st.held = {}
         st.intern = {}
         st.refresh_stale = []
         st.intern_limit = 4096
