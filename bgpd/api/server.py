@@ -622,9 +622,10 @@ def rpki_status_to_pb(r: RpkiStatus) -> rpki_pb2.RpkiStatus:
     return rpki_pb2.RpkiStatus(enabled=r.enabled, active_cache=r.active, caches=caches, aspa=r.aspa)
 
 
-class RpkiServicer(rpki_pb2_grpc.RpkiServicer):
-    def __init__(self, bridge: _Bridge) -> None:
-        self.bridge = bridge
+class RpkiStatusRpc:
+    """The cache status RPC of the Rpki service (GetRpkiStatus), a mixin of :class:`RpkiServicer`."""
+
+    bridge: _Bridge
 
     def GetRpkiStatus(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         return rpki_status_to_pb(self.bridge.call(context, self.bridge.control.rpki_status))
@@ -718,7 +719,7 @@ class RpkiQueries:
             hops=[rpki_pb2.AspaHop(customer_as=c, provider_as=p, result=r) for c, p, r in hops])
 
 
-class RpkiServicer(RpkiQueries, rpki_pb2_grpc.RpkiServicer):
+class RpkiServicer(RpkiStatusRpc, RpkiQueries, rpki_pb2_grpc.RpkiServicer):
     """The Rpki service: cache status (the RTR side) and the validation queries."""
 
     def __init__(self, bridge: _Bridge) -> None:
