@@ -78,6 +78,8 @@ TIMER_BOUNDS = {"refresh": (1, 86400), "retry": (1, 7200), "expire": (600, 17280
 INITIAL_BACKOFF = 1.0
 #: how long a TCP connect may take before it counts as failed
 CONNECT_TIMEOUT = 30.0
+#: Serial Queries in a row a cache may answer by closing before the client resets (see connectionLost)
+SILENT_SERIAL_FAILURES = 2
 
 
 @attrs.frozen
@@ -232,8 +234,20 @@ class RTRProtocol(protocol.Protocol):
 
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:  # noqa: N802
         self._cancel_timers()
+        f = self.factory
+        if self._querying and self._query_session is not None and self._tx is None:
+            # A Serial Query answered by a closed connection and nothing else:
+            # some caches (stayrtr) drop a router whose Session ID they do not
+            # know, and their Corrupt Data report can be lost with the
+            # connection.  Twice in a row and the session is given up: the
+            # next query is a Reset Query (the data stays until it is replaced).
+            f.silent_serial_failures += 1
+            if f.silent_serial_failures >= SILENT_SERIAL_FAILURES:
+                f.note_error(f"{f.silent_serial_failures} Serial Queries answered by a closed connection: "
+                             "asking for the whole data set next")
+                f.forget_session()
         self._abort()
-        self.factory.lost(self, reason)
+        f.lost(self, reason)
 
     def dataReceived(self, data: bytes) -> None:  # noqa: N802
         if self._closing:
@@ -516,6 +530,11 @@ class RTRProtocol(protocol.Protocol):
             # Not fatal (section 12): the cache has no data yet; ask again after Retry.
             self._refresh_call = f.clock.callLater(f.timers.retry, self._refresh)
             return
+        if report.code == ErrorCode.CORRUPT_DATA and self._query_session is not None and self._tx is None:
+            # Section 5.1: the answer a cache gives a Serial Query naming a
+            # Session ID it does not have (it restarted).  Ask for everything.
+            f.forget_session()
+            f.reconnect_now = True
         if report.code == ErrorCode.UNSUPPORTED_PROTOCOL_VERSION and not self._settled and f.version > 0:
             # Section 7: the report's version is the highest the cache speaks.
             f.downgrade(min(report.version, f.version - 1), "the cache does not speak it")
@@ -624,6 +643,8 @@ class RTRFactory(protocol.ClientFactory):
         self.failures = 0
         #: the next connection attempt goes out at once (version downgrade, Session ID change)
         self.reconnect_now = False
+        #: Serial Queries in a row answered only by the connection closing
+        self.silent_serial_failures = 0
         self.proto: RTRProtocol | None = None
         self._connector: Any = None
         self._retry_call: Any = None
@@ -788,6 +809,7 @@ class RTRFactory(protocol.ClientFactory):
         self.has_data = True
         self.live = True
         self.failures = 0
+        self.silent_serial_failures = 0
         if eod.version >= 1 and eod.refresh and eod.retry and eod.expire:
             got = Timers(float(eod.refresh), float(eod.retry), float(eod.expire))
         else:

@@ -157,6 +157,42 @@ class ExchangeTests(SynchronousTestCase):
         self.assertEqual(link2.sent(), [P.ResetQuery(1)])
 
 
+class RestartedCacheTests(SynchronousTestCase):
+    """A cache that restarted (a new Session ID) answering a Serial Query (section 5.1)."""
+
+    def loaded(self) -> tuple[Rig, object]:
+        rig = Rig()
+        rig.factory.start()
+        link = rig.connect(pump=False)
+        link.feed(P.CacheResponse(1, 5), P.PrefixPdu(1, True, A), P.EndOfData(1, 5, 1, 60, 30, 600))
+        link.lose()
+        rig.reactor.advance(1)
+        return rig, link
+
+    def test_corrupt_data_to_serial_query_resets(self) -> None:
+        """Corrupt Data in answer to a Serial Query: the next connection sends Reset Query at once."""
+        rig, _ = self.loaded()
+        link = rig.connect(pump=False)
+        self.assertEqual(link.sent(), [P.SerialQuery(1, 5, 1)])
+        link.feed(P.ErrorReport(1, ErrorCode.CORRUPT_DATA, b"", "session mismatch"))
+        link.lose()
+        rig.reactor.advance(0)
+        link = rig.connect(pump=False)
+        self.assertEqual(link.sent(), [P.ResetQuery(1)])
+        self.assertEqual(rig.sink.data["c1"], {A})  # kept until the reset's End of Data
+
+    def test_silent_close_twice_resets(self) -> None:
+        """A Serial Query answered by a bare close, twice: the third connection sends Reset Query."""
+        rig, _ = self.loaded()
+        for _ in range(2):
+            link = rig.connect(pump=False)
+            self.assertEqual(link.sent(), [P.SerialQuery(1, 5, 1)])
+            link.lose()
+            rig.reactor.advance(30)
+        link = rig.connect(pump=False)
+        self.assertEqual(link.sent(), [P.ResetQuery(1)])
+
+
 class ErrorTests(SynchronousTestCase):
     """Error Reports both ways (sections 5.11, 12): the right code, then the session closes."""
 
