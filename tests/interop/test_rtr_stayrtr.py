@@ -77,10 +77,10 @@ class StayrtrTests(SynchronousTestCase):
         os.replace(tmp, self.file)  # stayrtr never reads half a file
 
     def start_stayrtr(self, *extra: str) -> Process:
-        self.stayrtr = self.ns.popen([self.stayrtr_bin, "-bind", f"127.0.0.1:{self.port}", "-cache", self.file,
-                                      "-checktime=false", "-refresh", "1", "-metrics.addr", "127.0.0.1:0",
-                                      "-rtr.refresh", "30", "-rtr.retry", "5", "-rtr.expire", "600",
-                                      *extra], log_name="stayrtr.log")
+        argv = [self.stayrtr_bin, "-bind", f"127.0.0.1:{self.port}", "-cache", self.file,
+                "-checktime=false", "-refresh", "1", "-metrics.addr", "127.0.0.1:0",
+                "-rtr.refresh", "30", "-rtr.retry", "5", "-rtr.expire", "600", *extra]
+        self.stayrtr = self.ns.popen(argv, log_name="stayrtr.log")
         self.addCleanup(self.stayrtr.stop)
         return self.stayrtr
 
