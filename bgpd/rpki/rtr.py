@@ -96,12 +96,18 @@ DEFAULT_TIMERS = Timers()
 
 
 def bound_timers(refresh: float, retry: float, expire: float) -> Timers:
-    """The intervals clamped into section 6's ranges (a cache's out-of-range value is not fatal)."""
+    """The intervals clamped into section 6's ranges (a cache's out-of-range value is not fatal).
+
+    Expire must also exceed Refresh and Retry (section 6): otherwise data
+    held from a cache that is up and fine would expire before the next
+    query, so those two are brought down to half of Expire.
+    """
     def clamp(name: str, value: float) -> float:
         lo, hi = TIMER_BOUNDS[name]
         return float(min(max(value, lo), hi))
 
-    return Timers(clamp("refresh", refresh), clamp("retry", retry), clamp("expire", expire))
+    expire = clamp("expire", expire)
+    return Timers(min(clamp("refresh", refresh), expire / 2), min(clamp("retry", retry), expire / 2), expire)
 
 
 @attrs.frozen

@@ -372,6 +372,10 @@ class TimerTests(SynchronousTestCase):
         self.assertEqual(bound_timers(0, 99999, 10), Timers(1, 7200, 600))
         self.assertEqual(bound_timers(100000, 0, 999999), Timers(86400, 1, 172800))
 
+    def test_expire_above_refresh(self) -> None:
+        """A cache's Expire not above its Refresh / Retry: those become half of Expire."""
+        self.assertEqual(bound_timers(3600, 7000, 1200), Timers(600, 600, 1200))
+
     def test_config_overrides(self) -> None:
         """Configured intervals win over the cache's."""
         server = CacheServer([A], timers=(120, 60, 1200))
