@@ -369,7 +369,7 @@ class TimerTests(SynchronousTestCase):
 
     def test_bounds(self) -> None:
         """Values outside section 6's ranges are clamped."""
-        self.assertEqual(bound_timers(0, 99999, 10), Timers(1, 7200, 600))
+        self.assertEqual(bound_timers(0, 99999, 10), Timers(1, 300, 600))
         self.assertEqual(bound_timers(100000, 0, 999999), Timers(86400, 1, 172800))
 
     def test_expire_above_refresh(self) -> None:
