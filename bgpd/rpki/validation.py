@@ -82,9 +82,10 @@ HOP_NAMES = {Hop.PROVIDER_PLUS: "provider+", Hop.NOT_PROVIDER_PLUS: "not-provide
 class RouteValidation:
     """The VRP and ASPA tables, the SLURM file, and the hooks into policy and the RIB."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, table: VrpTable | None = None) -> None:
         self.aspa = AspaTable()
-        self.table = VrpTable(aspa_sink=self.aspa)
+        #: ``table``: one already loaded (the bench); it forwards no ASPA records then.
+        self.table = VrpTable(aspa_sink=self.aspa) if table is None else table
         #: The SLURM rules in force (``[rpki] slurm``, read and checked with the config).
         self.slurm = Slurm()
         self._clock = clock
