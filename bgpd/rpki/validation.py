@@ -212,10 +212,10 @@ class RouteValidation:
         start = self._clock()
         queued = 0
         for afi, keys in changes.items():
-            test = None if keys is None else affected_by(keys, afi)
+            select = None if keys is None else affected_by(keys, afi)
             for rib in self._ribs:
                 for fam in self._families(rib, afi):
-                    queued += rib.revalidate(fam, prefixes=test)
+                    queued += rib.revalidate(fam, select=select)
         self.last_revalidation = (queued, self._clock() - start)
         if queued:
             log.info("rpki: VRPs changed ({what}): {n} routes to run import policy for again",
