@@ -144,14 +144,17 @@ def build_parser() -> argparse.ArgumentParser:
     we = watch.add_parser("events", help="session state changes")
     we.add_argument("--peer", default="")
     we.add_argument("--count", type=int, default=0, help="stop after this many events")
-    _rpki_parsers(sub)
+    rpki = sub.add_parser("rpki", help="RPKI: the RTR caches, origin validation, ASPA").add_subparsers(
+        dest="action", required=True, parser_class=_Parser)
+    rs = rpki.add_parser("status", help="every RTR cache: state, session, serial, VRP counts")
+    rs.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                    help="print the API's answer as JSON")
+    _rpki_parsers(rpki)
     return p
 
 
-def _rpki_parsers(sub: Any) -> None:
-    """``bgpctl rpki validate PREFIX ASN`` and ``bgpctl rpki vrps PREFIX`` (origin validation, RFC 6811)."""
-    rp = sub.add_parser("rpki", help="RPKI origin validation and ASPA").add_subparsers(
-        dest="what", required=True, parser_class=_Parser)
+def _rpki_parsers(rp: Any) -> None:
+    """``bgpctl rpki validate PREFIX ASN``, ``rpki vrps PREFIX``, ``rpki aspa DIR PATH`` (RFC 6811, ASPA)."""
     rv = rp.add_parser("validate", help="validate a (prefix, origin AS) against the VRPs in force")
     rv.add_argument("prefix")
     rv.add_argument("asn", help='the origin AS ("AS64500" or 64500); "none" for origin NONE (AS_SET)')
@@ -322,6 +325,7 @@ class Client:
         self.peers = peers_pb2_grpc.PeersStub(self.channel)
         self.routes = routes_pb2_grpc.RoutesStub(self.channel)
         self.events = events_pb2_grpc.EventsStub(self.channel)
+        self.rpki = rpki_pb2_grpc.RpkiStub(self.channel)
 
     def close(self) -> None:
         self.channel.close()
@@ -335,6 +339,44 @@ def _kernel(k: Any, out: IO[str]) -> None:
     out.write(f"{'Family':<14} {'Installed':>10} {'Pending':>10} {'Failed':>10}\n")
     for f in k.families:
         out.write(f"{f.family:<14} {f.installed:>10} {f.pending:>10} {f.failed:>10}\n")
+
+
+_RPKI_STATE = {rpki_pb2.RPKI_CACHE_IDLE: "idle", rpki_pb2.RPKI_CACHE_CONNECTING: "connecting",
+               rpki_pb2.RPKI_CACHE_CONNECTED: "connected", rpki_pb2.RPKI_CACHE_DOWN: "down"}
+
+
+def _rpki_status(r: Any, out: IO[str], now: float) -> None:
+    if not r.enabled:
+        out.write("rpki: off (no [rpki] table in the config)\n")
+        return
+    using = r.active_cache or "none (every route NotFound)"
+    out.write(f"rpki: using cache {using}{', ASPA on' if r.aspa else ''}\n")
+    rows: list[list[object]] = [["Cache", "Address", "Pref", "State", "Ver", "Session", "Serial",
+                                 "Updated", "IPv4", "IPv6", "ASPA", "Refresh/Retry/Expire"]]
+    for c in r.caches:
+        host = f"[{c.address}]" if ":" in c.address else c.address
+        mark = "*" if c.active else " "
+        rows.append([mark + c.name, f"{host}:{c.port}{'/tls' if c.transport == 'tls' else ''}",
+                     c.preference, _RPKI_STATE.get(c.state, "?"), c.protocol_version,
+                     c.session_id if c.HasField("session_id") else "-",
+                     c.serial if c.HasField("serial") else "-",
+                     _duration(max(0.0, now - c.last_update)) + " ago" if c.last_update else "never",
+                     c.ipv4_vrps, c.ipv6_vrps, c.aspas, f"{c.refresh}/{c.retry}/{c.expire}"])
+    _table(rows, out)
+    for c in r.caches:
+        if c.last_error:
+            out.write(f"  {c.name}: {c.last_error}\n")
+
+
+def _rpki_cmd(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
+    if args.action == "status":
+        r = c.rpki.GetRpkiStatus(rpki_pb2.GetRpkiStatusRequest(), timeout=CALL_TIMEOUT)
+        if args.json:
+            out.write(_json(r) + "\n")
+        else:
+            _rpki_status(r, out, time.time())
+    else:
+        _rpki_query_cmd(c, args, out)
 
 
 def _show(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
@@ -604,9 +646,9 @@ def _vrp_line(v: Any) -> str:
     return f"{v.prefix}-{v.max_length} AS{v.asn}{'  (SLURM assertion)' if v.asserted else ''}"
 
 
-def _rpki_cmd(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
-    stub = rpki_pb2_grpc.RpkiStub(c.channel)
-    if args.what == "validate":
+def _rpki_query_cmd(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
+    stub = c.rpki
+    if args.action == "validate":
         req = rpki_pb2.ValidateRouteRequest(prefix=args.prefix)
         origin = _asn_arg(args.asn)
         if origin is not None:
@@ -619,7 +661,7 @@ def _rpki_cmd(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
         out.write(f"{args.prefix} {asn}: {_RPKI_NAME[r.state]}: {r.reason}\n")
         for v in r.covering:
             out.write(f"  {'match' if v in r.matching else 'cover'} {_vrp_line(v)}\n")
-    elif args.what == "vrps":
+    elif args.action == "vrps":
         r = stub.ListVrps(rpki_pb2.ListVrpsRequest(prefix=args.prefix), timeout=CALL_TIMEOUT)
         if args.json:
             out.write(_json(r) + "\n")

@@ -5,6 +5,8 @@
       RibService ("rib"): the RIB, and the bridge sessions <-> RIB
       KernelService ("kernel", with a [kernel] section): best paths into a
         kernel routing table (bgpd.kernel)
+      RpkiService ("rpki", with an [rpki] section): the RTR caches (RFC 8210)
+        feeding the VRP / ASPA tables routes are validated against (bgpd.rpki)
 
 SIGHUP reloads the config file: added peers start, removed peers stop with
 Cease "peer de-configured", changed peers reset only when the change needs a
@@ -44,6 +46,7 @@ from bgpd.kernel.service import KernelService
 from bgpd.policy import BUILTIN, Policy
 from bgpd.policy.engine import compile_policies
 from bgpd.rib import PeerInfo, Rib, RibOptions, peer_role
+from bgpd.rpki.service import RpkiService
 from bgpd.rpki.slurm import Slurm
 from bgpd.rpki.validation import RouteValidation
 from bgpd.runtime import tune_gc
@@ -668,6 +671,11 @@ class BgpdService(MultiService):
             # Before the sessions: it is subscribed before the first route arrives.
             self.kernel = KernelService(config, self.rib_service.rib, reactor)
             self.kernel.setServiceParent(self)
+        self.rpki: RpkiService | None = None
+        if config.rpki is not None:
+            # Before the sessions, so the first routes meet whatever data the caches send.
+            self.rpki = RpkiService(config.rpki, self._rpki_tables().table, reactor)
+            self.rpki.setServiceParent(self)
         self.sessions = SessionsService(config, self.rib_service.bridge, reactor)
         self.sessions.setServiceParent(self)
         self.api: ApiService | None = None
@@ -675,6 +683,14 @@ class BgpdService(MultiService):
             self.api = ApiService(self)
             self.api.setServiceParent(self)
         self._old_sighup: Any = None
+
+    def _rpki_tables(self) -> RouteValidation:
+        """The VRP / ASPA tables the caches feed: the RIB's validation, made here if it has none yet."""
+        validation = self.rib_service.validation
+        if validation is None:
+            validation = self.rib_service.validation = RouteValidation()
+            validation.attach(self.rib_service.rib)
+        return validation
 
     def startService(self) -> None:
         tune_gc()

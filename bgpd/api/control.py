@@ -162,6 +162,18 @@ class KernelStatus:
 
 
 @attrs.frozen
+class RpkiStatus:
+    """The RPKI caches (``bgpctl rpki status``): off, or each cache's status."""
+
+    enabled: bool
+    aspa: bool = False
+    #: the name of the cache whose data is in use ("" when none)
+    active: str = ""
+    #: bgpd.rpki.service.RpkiCacheInfo per cache, most preferred first
+    caches: tuple[Any, ...] = ()
+
+
+@attrs.frozen
 class PeerStatus:
     """One neighbor as it runs (the Peers service)."""
 
@@ -276,6 +288,14 @@ class Control:
             families=tuple((family_name(*fam), c.installed, c.pending, c.failed)
                            for fam, c in sorted(counts.items())),
         )
+
+    def rpki_status(self) -> RpkiStatus:
+        """The RTR caches (``bgpctl rpki status``): per cache its connection, session and counts."""
+        svc = self.service.rpki
+        if svc is None:
+            return RpkiStatus(enabled=False)
+        active = svc.active.settings.name if svc.active is not None else ""
+        return RpkiStatus(enabled=True, aspa=svc.config.aspa, active=active, caches=tuple(svc.status()))
 
     def running_config(self) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
         """The effective config as TOML (the API's parts marked), the API's neighbors and paths.

@@ -53,6 +53,7 @@ from bgpd.api.control import (
     Overflow,
     PeerStatus,
     RouteRecord,
+    RpkiStatus,
     SessionEventRecord,
     Withdrawn,
     parse_paths,
@@ -599,6 +600,37 @@ def explanation_to_pb(e: Any) -> policy_pb2.ExplainRouteResponse:
     return pb
 
 
+_CACHE_STATES = {"idle": rpki_pb2.RPKI_CACHE_IDLE, "connecting": rpki_pb2.RPKI_CACHE_CONNECTING,
+                 "connected": rpki_pb2.RPKI_CACHE_CONNECTED, "down": rpki_pb2.RPKI_CACHE_DOWN}
+
+
+def rpki_status_to_pb(r: RpkiStatus) -> rpki_pb2.RpkiStatus:
+    caches = []
+    for info in r.caches:
+        st = info.status
+        pb = rpki_pb2.RpkiCache(
+            name=st.name, address=st.address, port=st.port, transport=st.transport,
+            preference=st.preference, state=_CACHE_STATES[st.state], preferred=info.preferred,
+            active=info.active, protocol_version=st.version, last_update=st.last_update or 0.0,
+            refresh=int(st.timers.refresh), retry=int(st.timers.retry), expire=int(st.timers.expire),
+            ipv4_vrps=st.ipv4_vrps, ipv6_vrps=st.ipv6_vrps, aspas=st.aspas, last_error=st.last_error)
+        if st.session_id is not None:
+            pb.session_id = st.session_id
+        if st.serial is not None:
+            pb.serial = st.serial
+        caches.append(pb)
+    return rpki_pb2.RpkiStatus(enabled=r.enabled, active_cache=r.active, caches=caches, aspa=r.aspa)
+
+
+class RpkiStatusRpc:
+    """The cache status RPC of the Rpki service (GetRpkiStatus), a mixin of :class:`RpkiServicer`."""
+
+    bridge: _Bridge
+
+    def GetRpkiStatus(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        return rpki_status_to_pb(self.bridge.call(context, self.bridge.control.rpki_status))
+
+
 class PolicyServicer(policy_pb2_grpc.PolicyServicer):
     def __init__(self, bridge: _Bridge) -> None:
         self.bridge = bridge
@@ -687,7 +719,7 @@ class RpkiQueries:
             hops=[rpki_pb2.AspaHop(customer_as=c, provider_as=p, result=r) for c, p, r in hops])
 
 
-class RpkiServicer(RpkiQueries, rpki_pb2_grpc.RpkiServicer):
+class RpkiServicer(RpkiStatusRpc, RpkiQueries, rpki_pb2_grpc.RpkiServicer):
     """The Rpki service: cache status (the RTR side) and the validation queries."""
 
     def __init__(self, bridge: _Bridge) -> None:

@@ -45,7 +45,7 @@ from twisted.python.failure import Failure
 from bgpd.rpki import pdu as P
 from bgpd.rpki.pdu import ErrorCode, PduError, PduType
 from bgpd.rpki.records import Aspa, RpkiSink, Vrp
-from bgpd.wire.constants import IPV4_UNICAST
+from bgpd.wire.constants import IPV4_UNICAST, IPV6_UNICAST
 from bgpd.wire.nlri import prefix_to_str
 
 __all__ = [
@@ -63,6 +63,13 @@ __all__ = [
 log = Logger()
 
 _HEADER = struct.Struct("!BBHI").unpack_from
+_V4_BODY = struct.Struct("!BBBxII").unpack_from
+_V6_BODY = struct.Struct("!BBBxQQI").unpack_from
+_PLEN_BYTE = [bytes((n,)) for n in range(129)]
+_NBYTES = [(n + 7) >> 3 for n in range(129)]
+# the host bits of an address of each prefix length
+_HOST4 = [(1 << (32 - n)) - 1 for n in range(33)] + [0] * 96
+_HOST6 = [(1 << (128 - n)) - 1 for n in range(129)]
 
 #: RFC 8210 section 6: (minimum, maximum) seconds of each interval.
 TIMER_BOUNDS = {"refresh": (1, 86400), "retry": (1, 7200), "expire": (600, 172800)}
@@ -175,12 +182,6 @@ CONNECTED = "connected"
 DOWN = "down"
 
 
-def _vrp_key(vrp: Vrp) -> int:
-    # The prefix key starts with its length octet, which fixes its size, so
-    # this packing is one-to-one; an int is a third the size of the record.
-    return (int.from_bytes(vrp.prefix, "big") << 40) | (vrp.max_length << 32) | vrp.asn
-
-
 class _Transaction:
     """One Cache Response up to its End of Data: what changed, so an abort can undo it."""
 
@@ -211,7 +212,7 @@ class RTRProtocol(protocol.Protocol):
 
     def __init__(self, factory: RTRFactory) -> None:
         self.factory = factory
-        self._buf = bytearray()
+        self._buf = b""
         self._tx: _Transaction | None = None
         #: a query is out and its answer (Cache Response ... End of Data, or Cache Reset) not complete
         self._querying = False
@@ -237,34 +238,102 @@ class RTRProtocol(protocol.Protocol):
     def dataReceived(self, data: bytes) -> None:  # noqa: N802
         if self._closing:
             return
-        buf = self._buf
-        buf += data
-        i, n = 0, len(buf)
+        if self._buf:
+            data = self._buf + data
+        i, n = 0, len(data)
         try:
-            while n - i >= 8:
-                version, ptype, _field, length = _HEADER(buf, i)
-                if length < 8 or length > P.MAX_PDU_LEN:
-                    P.parse_header(buf, i)  # raises with the right code and bytes
-                if n - i < length:
-                    break
-                chunk = bytes(buf[i:i + length])
-                i += length
-                if (ptype == PduType.IPV4_PREFIX or ptype == PduType.IPV6_PREFIX) and self._tx is not None \
-                        and version == self.factory.version:
-                    self._prefix(chunk)  # the bulk of a transfer: no PDU record in between
-                else:
-                    self._pdu(chunk)
-                if self._closing:
-                    return
+            i = self._frames(data, n)
         except PduError as err:
+            self._buf = b""
             self.send_error(err.code, err.reason, err.pdu)
             return
-        finally:
-            del buf[:i]
+        self._buf = data[i:] if i < n else b""
+        if self._closing:
+            return
         self._flush()
         if self._querying and self._retry_call is not None:
             # A long transfer that keeps moving is not a query that failed.
             self._retry_call.reset(self.factory.timers.retry)
+
+    def _frames(self, data: bytes, n: int) -> int:
+        """Handle every whole PDU in ``data``; returns where the first incomplete one starts.
+
+        Prefix PDUs inside a transaction, the bulk of any transfer, are
+        decoded right here from the buffer: no copy of the PDU, no record
+        but the Vrp, set and list methods bound once.
+        """
+        i = 0
+        version = self.factory.version
+        tx = self._tx
+        header = _HEADER
+        v4body, v6body = _V4_BODY, _V6_BODY
+        plen_byte, nbytes, host4, host6 = _PLEN_BYTE, _NBYTES, _HOST4, _HOST6
+        while n - i >= 8:
+            ver, ptype, _field, length = header(data, i)
+            if length < 8 or length > P.MAX_PDU_LEN:
+                P.parse_header(data, i)  # raises with the right code and bytes
+            j = i + length
+            if j > n:
+                break
+            if tx is not None and ver == version:
+                if ptype == 4 and length == 20:
+                    flags, plen, maxlen, addr, asn = v4body(data, i + 8)
+                    if plen > 32 or maxlen > 32 or maxlen < plen:
+                        P.decode_prefix(data[i:j])  # raises Corrupt Data with the reason
+                    if addr & host4[plen]:
+                        addr &= ~host4[plen] & 0xFFFFFFFF
+                        prefix = plen_byte[plen] + addr.to_bytes(4, "big")[:nbytes[plen]]
+                    else:
+                        prefix = plen_byte[plen] + data[i + 12:i + 12 + nbytes[plen]]
+                    keys = tx.v4
+                    family = IPV4_UNICAST
+                elif ptype == 6 and length == 32:
+                    flags, plen, maxlen, hi, lo, asn = v6body(data, i + 8)
+                    if plen > 128 or maxlen > 128 or maxlen < plen:
+                        P.decode_prefix(data[i:j])
+                    addr = hi << 64 | lo
+                    if addr & host6[plen]:
+                        addr &= ~host6[plen] & (1 << 128) - 1
+                        prefix = plen_byte[plen] + addr.to_bytes(16, "big")[:nbytes[plen]]
+                    else:
+                        prefix = plen_byte[plen] + data[i + 12:i + 12 + nbytes[plen]]
+                    keys = tx.v6
+                    family = IPV6_UNICAST
+                else:
+                    self._pdu(data[i:j])
+                    i = j
+                    if self._closing:
+                        return i
+                    tx = self._tx
+                    version = self.factory.version
+                    continue
+                # (address, length, max length, AS) in one int: one-to-one, a third of a Vrp's size
+                key = addr << 48 | plen << 40 | maxlen << 32 | asn
+                if flags & 1:
+                    if key in keys:
+                        raise PduError(ErrorCode.DUPLICATE_ANNOUNCEMENT,
+                                       f"{_show(Vrp(family, prefix, maxlen, asn))} announced twice",
+                                       data[i:j])
+                    keys.add(key)
+                    tx.announced.append(Vrp(family, prefix, maxlen, asn))
+                else:
+                    if key not in keys:
+                        raise PduError(ErrorCode.WITHDRAWAL_OF_UNKNOWN_RECORD,
+                                       f"{_show(Vrp(family, prefix, maxlen, asn))} was not announced",
+                                       data[i:j])
+                    keys.discard(key)
+                    tx.withdrawn.append(Vrp(family, prefix, maxlen, asn))
+                if not tx.reset:
+                    tx.undo.append((keys, key, flags & 1))
+                i = j
+                continue
+            self._pdu(data[i:j])
+            i = j
+            if self._closing:
+                return i
+            tx = self._tx
+            version = self.factory.version
+        return i
 
     # -- queries --------------------------------------------------------------
 
@@ -384,26 +453,8 @@ class RTRProtocol(protocol.Protocol):
         f.sink.begin(f.settings.name, reset)
 
     def _prefix(self, data: bytes) -> None:
-        announce, vrp = P.decode_prefix(data)
-        tx = self._tx
-        assert tx is not None
-        keys = tx.v4 if vrp.family == IPV4_UNICAST else tx.v6
-        key = _vrp_key(vrp)
-        if announce:
-            if key in keys:
-                raise PduError(ErrorCode.DUPLICATE_ANNOUNCEMENT, f"{_show(vrp)} announced twice", data)
-            keys.add(key)
-            tx.announced.append(vrp)
-            tx.added += 1
-        else:
-            if key not in keys:
-                raise PduError(ErrorCode.WITHDRAWAL_OF_UNKNOWN_RECORD,
-                               f"{_show(vrp)} was not announced", data)
-            keys.discard(key)
-            tx.withdrawn.append(vrp)
-            tx.removed += 1
-        if not tx.reset:
-            tx.undo.append((keys, key, announce))
+        """A Prefix PDU that reached the general path: handled by the same fast code."""
+        self._frames(data, len(data))
 
     def _aspa(self, pdu: P.AspaPdu, data: bytes) -> None:
         tx = self._tx
@@ -429,6 +480,8 @@ class RTRProtocol(protocol.Protocol):
             return
         f = self.factory
         if tx.announced or tx.withdrawn:
+            tx.added += len(tx.announced)
+            tx.removed += len(tx.withdrawn)
             f.sink.vrps(f.settings.name, tx.announced, tx.withdrawn)
             tx.announced, tx.withdrawn = [], []
         if tx.aspa_announced or tx.aspa_withdrawn:

@@ -1,0 +1,122 @@
+"""A local RTR cache serving N synthetic VRPs, and the RTR client's load time (RFC 8210 section 8).
+
+The cache is :class:`bgpd.rpki.testing.CacheServer` (bgpd's own PDU codec)
+listening on loopback.  ``bench/rpki.py`` uses :func:`serve` to time the
+whole load into the VRP table; run alone this script times the client's
+part only: the Reset Query, then every Prefix PDU framed, decoded,
+checked against the cache's set and handed to a sink that only counts,
+until End of Data.  Prints one line:
+
+``rtr: N VRPs decoded and handed to the sink in S s (R VRPs/s), client set M MB``
+
+(the client set: the per-cache packed keys the client keeps, RFC 8210 section 5.6's
+duplicate and unknown-withdrawal checks; the sink's own table is not in it)
+
+    python3 bench/rtr_cache.py                 # 800,000 VRPs
+    python3 bench/rtr_cache.py --vrps 20000    # quick smoke run
+    python3 bench/rtr_cache.py --serve 3323    # just serve them (for another client)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from bgpd.rpki.records import Aspa, Vrp  # noqa: E402
+from bgpd.rpki.rtr import CacheSettings, RTRFactory  # noqa: E402
+from bgpd.rpki.testing import CacheServer, synthetic_vrps  # noqa: E402
+from bgpd.runtime import tune_gc  # noqa: E402
+
+__all__ = ["CountingSink", "serve"]
+
+
+class CountingSink:
+    """The trivial sink: counts what it is handed, applies nothing."""
+
+    def __init__(self, on_end: Any = None) -> None:
+        self.announced = 0
+        self.withdrawn = 0
+        self.serial: int | None = None
+        self.on_end = on_end
+
+    def begin(self, cache: str, reset: bool) -> None:
+        pass
+
+    def vrps(self, cache: str, announced: Sequence[Vrp], withdrawn: Sequence[Vrp]) -> None:
+        self.announced += len(announced)
+        self.withdrawn += len(withdrawn)
+
+    def aspas(self, cache: str, announced: Sequence[Aspa], withdrawn: Sequence[int]) -> None:
+        pass
+
+    def end(self, cache: str, serial: int) -> None:
+        self.serial = serial
+        if self.on_end is not None:
+            self.on_end()
+
+    def abort(self, cache: str) -> None:
+        pass
+
+    def drop(self, cache: str) -> None:
+        pass
+
+
+def serve(reactor: Any, n: int, port: int = 0, interface: str = "127.0.0.1") -> tuple[CacheServer, Any]:
+    """Listen with a cache of ``n`` synthetic VRPs; returns (cache, listening port).
+
+    The Prefix PDUs are encoded before this returns, so a timed client
+    measures its own work, not the cache's.
+    """
+    cache = CacheServer(synthetic_vrps(n))
+    cache.response(1, None)
+    return cache, reactor.listenTCP(port, cache, interface=interface)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--vrps", type=int, default=800_000)
+    ap.add_argument("--serve", type=int, metavar="PORT", help="only serve, on this loopback port")
+    args = ap.parse_args(argv)
+    tune_gc()  # as the daemon runs
+    from twisted.internet import reactor
+
+    cache, port = serve(reactor, args.vrps, args.serve or 0)
+    if args.serve:
+        print(f"rtr cache: {len(cache.vrps)} VRPs on 127.0.0.1:{port.getHost().port}", flush=True)
+        reactor.run()
+        return 0
+    n = len(cache.vrps)
+    started: list[float] = []
+    result: dict[str, float] = {}
+
+    def done() -> None:
+        result["seconds"] = time.perf_counter() - started[0]
+        reactor.stop()
+
+    sink = CountingSink(done)
+    settings = CacheSettings(name="bench", address="127.0.0.1", port=port.getHost().port)
+    factory = RTRFactory(settings, sink, reactor)
+    started.append(time.perf_counter())
+    factory.start()
+    reactor.callLater(600, reactor.stop)  # bounded: a broken client must not hang the bench
+    reactor.run()
+    if "seconds" not in result or sink.announced != n:
+        print(f"rtr: FAILED: {sink.announced} of {n} VRPs by End of Data", file=sys.stderr)
+        return 1
+    s = result["seconds"]
+    # What the client keeps per cache to tell duplicates and unknown withdrawals.
+    keys = (factory.v4_keys, factory.v6_keys)
+    set_mb = sum(sys.getsizeof(k) + sum(map(sys.getsizeof, k)) for k in keys) / 1e6
+    print(f"rtr: {n} VRPs decoded and handed to the sink in {s:.2f} s ({n / s:,.0f} VRPs/s), "
+          f"client set {set_mb:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
