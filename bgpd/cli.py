@@ -144,12 +144,29 @@ def build_parser() -> argparse.ArgumentParser:
     we = watch.add_parser("events", help="session state changes")
     we.add_argument("--peer", default="")
     we.add_argument("--count", type=int, default=0, help="stop after this many events")
-    rpki = sub.add_parser("rpki", help="RPKI: the RTR caches").add_subparsers(
+    rpki = sub.add_parser("rpki", help="RPKI: the RTR caches, origin validation, ASPA").add_subparsers(
         dest="action", required=True, parser_class=_Parser)
     rs = rpki.add_parser("status", help="every RTR cache: state, session, serial, VRP counts")
     rs.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                     help="print the API's answer as JSON")
+    _rpki_parsers(rpki)
     return p
+
+
+def _rpki_parsers(rp: Any) -> None:
+    """``bgpctl rpki validate PREFIX ASN``, ``rpki vrps PREFIX``, ``rpki aspa DIR PATH`` (RFC 6811, ASPA)."""
+    rv = rp.add_parser("validate", help="validate a (prefix, origin AS) against the VRPs in force")
+    rv.add_argument("prefix")
+    rv.add_argument("asn", help='the origin AS ("AS64500" or 64500); "none" for origin NONE (AS_SET)')
+    rs = rp.add_parser("vrps", help="the VRPs covering a prefix")
+    rs.add_argument("prefix")
+    ra = rp.add_parser("aspa", help="verify an AS path (neighbor first) by ASPA")
+    ra.add_argument("direction", choices=("upstream", "downstream"))
+    ra.add_argument("as_path", nargs="+", help="the ASes, the neighbor first, the origin last")
+    for q in (rv, rs, ra):
+        # Also after the subcommand (bgpctl rpki validate P ASN --json); SUPPRESS keeps the global one.
+        q.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                       help="print the API's answer as JSON")
 
 
 def _neighbor_parser(verb: str) -> argparse.ArgumentParser:
@@ -251,12 +268,16 @@ def _as_path(a: Any) -> str:
 
 def _route_lines(routes: Sequence[Any], out: IO[str], detail: bool) -> None:
     if not detail:
-        rows: list[Sequence[object]] = [("", "Prefix", "Next hop", "From", "MED", "LocPrf", "Path")]
+        # The RPKI column only when bgpd validates ([rpki]): V valid, I invalid, N not found.
+        rov = any(r.rpki or r.aspa for r in routes)
+        rows: list[Sequence[object]] = [("", "Prefix", "Next hop", "From", "MED", "LocPrf", "Path")
+                                        + (("RPKI", "ASPA") if rov else ())]
         for r in routes:
             a = r.attributes
             rows.append(("*>" if r.best else "* ", r.prefix, a.next_hop, r.source_peer or "-",
                          a.med if a.HasField("med") else "", a.local_pref if a.HasField("local_pref") else "",
-                         f"{_as_path(a)} {_ORIGIN_CODE.get(a.origin, '?')}".strip()))
+                         f"{_as_path(a)} {_ORIGIN_CODE.get(a.origin, '?')}".strip())
+                        + ((_RPKI_CODE[r.rpki], _ASPA_CODE[r.aspa]) if rov else ()))
         _table(rows, out)
         return
     for r in routes:
@@ -283,6 +304,8 @@ def _route_lines(routes: Sequence[Any], out: IO[str], detail: bool) -> None:
             out.write(f"  originator {a.originator_id}\n")
         if a.HasField("otc"):
             out.write(f"  only to customer {a.otc}\n")
+        if r.rpki or r.aspa:
+            out.write(f"  RPKI {_RPKI_NAME[r.rpki]}, ASPA {_ASPA_NAME[r.aspa]}\n")
         for u in a.unknown:
             out.write(f"  attribute {u.type} flags 0x{u.flags:02x} {u.value.hex()}\n")
 
@@ -352,6 +375,8 @@ def _rpki_cmd(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
             out.write(_json(r) + "\n")
         else:
             _rpki_status(r, out, time.time())
+    else:
+        _rpki_query_cmd(c, args, out)
 
 
 def _show(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
@@ -593,6 +618,70 @@ def _policy_cmd(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
                     for route in routes:
                         diff = "; ".join(f"{ch.field} {ch.before} -> {ch.after}" for ch in route.changes)
                         out.write(f"  {label} {route.prefix}{'  ' + diff if diff else ''}\n")
+
+
+# -- rpki: origin validation and ASPA queries (issue 11) ------------------------
+
+#: RpkiState / AspaState numbers (proto/bgpd/v1/rpki.proto) -> words and one-letter codes
+_RPKI_NAME = {0: "not validated", 1: "valid", 2: "invalid", 3: "not found"}
+_ASPA_NAME = {0: "not verified", 1: "valid", 2: "invalid", 3: "unknown"}
+_RPKI_CODE = {0: "-", 1: "V", 2: "I", 3: "N"}
+_ASPA_CODE = {0: "-", 1: "V", 2: "I", 3: "U"}
+
+
+def _asn_arg(text: str) -> int | None:
+    t = text.strip().upper()
+    if t == "NONE":
+        return None
+    try:
+        n = int(t[2:] if t.startswith("AS") else t)
+    except ValueError:
+        raise CliError(f"bgpctl: not an AS number: {text!r}", EXIT_USAGE) from None
+    if not 0 <= n <= 0xFFFFFFFF:
+        raise CliError(f"bgpctl: AS number out of range: {text!r}", EXIT_USAGE)
+    return n
+
+
+def _vrp_line(v: Any) -> str:
+    return f"{v.prefix}-{v.max_length} AS{v.asn}{'  (SLURM assertion)' if v.asserted else ''}"
+
+
+def _rpki_query_cmd(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
+    stub = c.rpki
+    if args.action == "validate":
+        req = rpki_pb2.ValidateRouteRequest(prefix=args.prefix)
+        origin = _asn_arg(args.asn)
+        if origin is not None:
+            req.origin_as = origin
+        r = stub.ValidateRoute(req, timeout=CALL_TIMEOUT)
+        if args.json:
+            out.write(_json(r) + "\n")
+            return
+        asn = "NONE" if origin is None else f"AS{origin}"
+        out.write(f"{args.prefix} {asn}: {_RPKI_NAME[r.state]}: {r.reason}\n")
+        for v in r.covering:
+            out.write(f"  {'match' if v in r.matching else 'cover'} {_vrp_line(v)}\n")
+    elif args.action == "vrps":
+        r = stub.ListVrps(rpki_pb2.ListVrpsRequest(prefix=args.prefix), timeout=CALL_TIMEOUT)
+        if args.json:
+            out.write(_json(r) + "\n")
+            return
+        if not r.vrps:
+            out.write(f"no VRP covers {args.prefix}\n")
+        for v in r.vrps:
+            out.write(_vrp_line(v) + "\n")
+    else:
+        path = [_asn_arg(a) for a in args.as_path]
+        if None in path:
+            raise CliError("bgpctl: the AS path holds AS numbers only", EXIT_USAGE)
+        r = stub.ValidateAsPath(rpki_pb2.ValidateAsPathRequest(as_path=path, direction=args.direction),
+                                timeout=CALL_TIMEOUT)
+        if args.json:
+            out.write(_json(r) + "\n")
+            return
+        out.write(f"{' '.join(str(a) for a in path)} ({args.direction}): {_ASPA_NAME[r.state]}\n")
+        for h in r.hops:
+            out.write(f"  AS{h.customer_as} -> AS{h.provider_as}: {h.result}\n")
 
 
 _COMMANDS = {"show": _show, "neighbor": _neighbor_cmd, "route": _route_cmd, "watch": _watch,

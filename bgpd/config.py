@@ -56,6 +56,7 @@ from typing import Any
 import attrs
 
 from bgpd.kernel.tables import table_number
+from bgpd.rpki.slurm import Slurm, SlurmError, load_slurm
 from bgpd.wire.address import normalize_address
 from bgpd.wire.communities import parse_community, parse_ext_community, parse_large_community
 from bgpd.wire.constants import (
@@ -2268,11 +2269,15 @@ class RpkiConfig:
     caches: tuple[RpkiCacheConfig, ...] = attrs.field(default=(), converter=tuple)
     #: ask for ASPA PDUs (RTR version 2, draft-ietf-sidrops-8210bis)
     aspa: bool = False
+    #: a SLURM file (RFC 8416): local filters and assertions over the caches' data
+    slurm: str | None = None
+    #: its contents, read and checked with the config (so a bad file is a config error)
+    slurm_rules: Slurm | None = attrs.field(default=None, repr=False)
 
 
 RPKI_CACHE_KEYS = tuple(f.name for f in attrs.fields(RpkiCacheConfig))
 #: the keys of [rpki] itself ("cache" is the array of caches)
-RPKI_KEYS = ("cache", "aspa")
+RPKI_KEYS = ("cache", "aspa", "slurm")
 
 
 def _rpki_section(v: _Validator, value: object) -> RpkiConfig | None:
@@ -2303,9 +2308,24 @@ def _rpki_section(v: _Validator, value: object) -> RpkiConfig | None:
                 continue
             seen[cache.name] = i
             caches.append(cache)
+    slurm, rules = _rpki_slurm(v, tbl, path)
     if len(v.errors) > n_errors:
         return None
-    return RpkiConfig(caches=tuple(caches), aspa=aspa)
+    return RpkiConfig(caches=tuple(caches), aspa=aspa, slurm=slurm, slurm_rules=rules)
+
+
+def _rpki_slurm(v: _Validator, tbl: Mapping[str, Any], path: str) -> tuple[str | None, Slurm | None]:
+    """``[rpki] slurm``: the file is read now, so a bad one is refused like the config (start, SIGHUP)."""
+    slurm = v.string(tbl, path, "slurm", None)
+    if not isinstance(slurm, str):
+        return None, None
+    try:
+        return slurm, load_slurm(slurm)
+    except OSError as e:
+        v.error(_join(path, "slurm"), f"cannot read the SLURM file {slurm}: {e.strerror or e}")
+    except SlurmError as e:
+        v.error(_join(path, "slurm"), f"SLURM file {slurm} (RFC 8416): {e}")
+    return None, None
 
 
 def _rpki_cache(v: _Validator, value: object, path: str) -> RpkiCacheConfig | None:

@@ -47,6 +47,7 @@ from bgpd.policy import BUILTIN, Policy
 from bgpd.policy.engine import compile_policies
 from bgpd.rib import PeerInfo, Rib, RibOptions, peer_role
 from bgpd.rpki.service import RpkiService
+from bgpd.rpki.slurm import Slurm
 from bgpd.rpki.validation import RouteValidation
 from bgpd.runtime import tune_gc
 from bgpd.session.factory import PeerFactory, SessionListener
@@ -282,10 +283,13 @@ class RibService(Service):
         self.policies: dict[str, Policy] = {}
         self._policy_inputs: dict[str, tuple] = {}
         #: RPKI origin validation and ASPA (bgpd.rpki.validation): None without [rpki].
-        self.validation: RouteValidation | None = None
+        self.validation: RouteValidation | None = _validation(config)
         self.policies, self._policy_inputs = self.prepare(config)
         self.rib = Rib(bgp.router_id, bgp.local_as, bgp.cluster_id, _rib_options(config),
                        call_later=reactor.callLater, policies=self.policies)
+        if self.validation is not None:
+            # VRP / ASPA / SLURM changes re-run import policy where they matter.
+            self.validation.attach(self.rib)
         self.bridge = RoutingBridge(self)
         self.peers: dict[PeerFactory, PeerInfo] = {}
         self._originated: dict[tuple[tuple[int, int], bytes], PathAttributes] = {}
@@ -430,7 +434,9 @@ class RibService(Service):
         inputs = {name: policy_inputs(config, name) for name, _ in config.policies}
         keep = {n: self.policies[n] for n, i in inputs.items()
                 if n in self.policies and self._policy_inputs.get(n) == i}
-        fresh = compile_policies(config.sets, [d for n, d in config.policies if n not in keep])
+        v = self.validation
+        rpki, aspa = (None, None) if v is None else (v.rpki_state, v.aspa_state)
+        fresh = compile_policies(config.sets, [d for n, d in config.policies if n not in keep], rpki, aspa)
         return {**BUILTIN, **keep, **fresh}, inputs
 
     def _apply_policies(self, old: Config, new: Config) -> None:
@@ -493,9 +499,26 @@ class RibService(Service):
                      "bgpd; the running RIB keeps the old ones")
         self.policies, self._policy_inputs = prepared
         rib.set_policies(self.policies)
+        self._reload_rpki(old, config)
         if (old.bgp.router_id, old.bgp.local_as) == (config.bgp.router_id, config.bgp.local_as):
             self._apply_policies(old, config)
         self._sync_originated(config)
+
+    def _reload_rpki(self, old: Config, new: Config) -> None:
+        """SIGHUP: a changed SLURM file is applied over the caches' data (RFC 8416), no fetch."""
+        if (old.rpki is None) != (new.rpki is None):
+            log.warn("[rpki] was {what}: origin validation is turned {how} after a restart of bgpd",
+                     what="added" if old.rpki is None else "removed",
+                     how="on" if old.rpki is None else "off")
+            return
+        if self.validation is None or new.rpki is None:
+            return
+        rules = new.rpki.slurm_rules or Slurm()
+        if rules != self.validation.slurm:
+            self.validation.apply_slurm(rules)
+            log.info("rpki: SLURM file {path} applied: {filters} filters, {assertions} assertions",
+                     path=new.rpki.slurm or "(none)", filters=len(rules.filters),
+                     assertions=len(rules.assertions))
 
     def configured_route(self, family: tuple[int, int], prefix: bytes) -> PathAttributes | None:
         """The attributes the config (file and state store) originates ``prefix`` with, or None."""
@@ -536,6 +559,16 @@ class RibService(Service):
 def _chain_inputs(config: Config, names: tuple[str, ...]) -> tuple:
     """What a chain of policy names behaves by in ``config`` (see ``policy_inputs``)."""
     return tuple(policy_inputs(config, name) for name in names)
+
+
+def _validation(config: Config) -> RouteValidation | None:
+    """The VRP / ASPA tables for ``[rpki]`` (with its SLURM file applied), or None."""
+    if config.rpki is None:
+        return None
+    v = RouteValidation()
+    if config.rpki.slurm_rules is not None:
+        v.apply_slurm(config.rpki.slurm_rules)
+    return v
 
 
 def _rib_options(config: Config) -> RibOptions:

@@ -497,21 +497,22 @@ class Rib:
                 self._queue([_ANNOUNCE, st, st.gen, fam, a, keys, 0])
 
     def revalidate(
-        self, family: Family, prefixes: Callable[[bytes], bool] | None = None,
+        self, family: Family, select: Callable[[Iterable[bytes]], Iterable[bytes]] | None = None,
         paths: Callable[[PathAttributes], bool] | None = None,
     ) -> int:
         """RPKI / ASPA states changed: run the import chains that read them again, where it matters.
 
         For every up peer whose import chain reads a validation state
-        (``Chain.validated``), the routes of ``family`` whose prefix passes
-        ``prefixes`` and whose attributes pass ``paths`` (None: all) are
-        queued as if received again: the chain runs over the attributes
-        they arrived with (their Adj-RIB-In path when it accepted them
-        unchanged, else the copy kept in ``held``), and the decision process
-        runs for exactly those prefixes; no session is reset.  Stale routes
-        (graceful restart, BoRR) are left alone: the peer is re-sending
-        them.  The chains' caches are emptied first (an ``aspa`` answer is
-        cached per attribute set).  Returns the number of routes queued.
+        (``Chain.validated``), the routes of ``family`` whose prefix is among
+        ``select(prefixes)`` (the affected ones of those given; None: all)
+        and whose attributes pass ``paths`` (None: all) are queued as if
+        received again: the chain runs over the attributes they arrived with
+        (their Adj-RIB-In path when it accepted them unchanged, else the
+        copy kept in ``held``), and the decision process runs for exactly
+        those prefixes; no session is reset.  Stale routes (graceful
+        restart, BoRR) are left alone: the peer is re-sending them.  The
+        chains' caches are emptied first (an ``aspa`` answer is cached per
+        attribute set).  Returns the number of routes queued.
         """
         queued = 0
         cleared: set[int] = set()
@@ -523,32 +524,34 @@ class Rib:
                 if id(p) not in cleared and getattr(p, "depends_on_validation", False):
                     cleared.add(id(p))
                     p.clear_cache()  # type: ignore[attr-defined]
-            adj = st.adj_in.get(family)
-            if not adj:
-                adj = _EMPTY
+            adj = st.adj_in.get(family) or _EMPTY
             held = st.held.get(family) or _EMPTY
             addpath = family in st.addpath_rx
             by_attrs: dict = {}
-            for k, path in adj.items():
-                if path.stale:
+            for table, kept in ((adj, False), (held, True)):
+                if not table:
                     continue
-                if prefixes is not None and not prefixes(k[1] if addpath else k):
-                    continue
-                if k in held:
-                    continue
-                a = path.attrs
-                if paths is not None and not paths(a):
-                    continue
-                keys = by_attrs.get(a)
-                if keys is None:
-                    keys = by_attrs[a] = []
-                keys.append(k)
-            for k, a in held.items():
-                if prefixes is not None and not prefixes(k[1] if addpath else k):
-                    continue
-                if paths is not None and not paths(a):
-                    continue
-                by_attrs.setdefault(a, []).append(k)
+                if select is None:
+                    keys: Iterable = table
+                elif addpath:
+                    wanted = set(select({k[1] for k in table}))
+                    keys = [k for k in table if k[1] in wanted]
+                else:
+                    keys = select(table)
+                for k in keys:
+                    if kept:
+                        a = table[k]
+                    else:
+                        path = table[k]
+                        if path.stale or k in held:
+                            continue
+                        a = path.attrs
+                    if paths is not None and not paths(a):
+                        continue
+                    got = by_attrs.get(a)
+                    if got is None:
+                        got = by_attrs[a] = []
+                    got.append(k)
             for a, keys in by_attrs.items():
                 self._queue([_ANNOUNCE, st, st.gen, family, a, keys, 0])
                 queued += len(keys)

@@ -421,21 +421,20 @@ def _diff(old: PrefixIndex | None, new: PrefixIndex) -> set[bytes] | None:
     return out
 
 
-def affected_by(keys: Iterable[bytes], afi: int) -> Callable[[bytes], bool]:
-    """A fast test ``f(route prefix) -> bool``: does some key in ``keys`` cover the route?
+def affected_by(keys: Iterable[bytes], afi: int) -> Callable[[Iterable[bytes]], list[bytes]]:
+    """``select(route prefixes) -> those covered by some key in ``keys``` (the changed VRP prefixes).
 
-    What revalidation scans a table with, so it must be cheap for the many
-    routes that are not affected: the route's first 16 bits (IPv4) or 32 bits
-    (IPv6), or fewer when a changed prefix is shorter, are looked up in a set
-    before the precise walk over an index of the changed prefixes.
+    What revalidation goes through a whole table with, so it must be cheap
+    for the many routes that are not affected: one comprehension keeps the
+    routes whose first 16 bits (IPv4) or 32 bits (IPv6) -- fewer when a
+    changed prefix is shorter -- are those of a changed prefix, and only
+    they take the precise walk over an index of the changed prefixes.
     """
     index = PrefixIndex()
-    shortest = 128
     for k in keys:
         index[k] = True
-        shortest = min(shortest, k[0])
     if not len(index):
-        return _never
+        return _none
     top = 16 if afi == 1 else 32
     # Expand every changed prefix shorter than ``top`` into the top-bit values
     # it spans, shrinking ``top`` while that would be too many.
@@ -444,30 +443,30 @@ def affected_by(keys: Iterable[bytes], afi: int) -> Callable[[bytes], bool]:
         if span <= 1 << 16:
             break
         top -= 8
-    tops: set[int] = set()
+    walk = index.covering_values
+    if top == 0:
+        return lambda prefixes: [p for p in prefixes if walk(p)]
+    nbytes = top >> 3
+    tops: set[bytes] = set()
     for k, _v in index.items():
         plen = k[0]
         n = key_int(k)
         if plen >= top:
-            tops.add(n >> (plen - top))
+            tops.add((n >> (plen - top)).to_bytes(nbytes, "big"))
         else:
             base = n << (top - plen)
-            tops.update(range(base, base + (1 << (top - plen))))
-    nbytes = top >> 3
-    walk = index.covering_values
+            tops.update(x.to_bytes(nbytes, "big") for x in range(base, base + (1 << (top - plen))))
+    end = 1 + nbytes
 
-    def affected(prefix: bytes) -> bool:
-        plen = prefix[0]
-        if plen < top:
-            return bool(walk(prefix))
-        if int.from_bytes(prefix[1 : 1 + nbytes], "big") not in tops:
-            return False
-        return bool(walk(prefix))
+    def select(prefixes: Iterable[bytes]) -> list[bytes]:
+        # A key's octets after the length are its top bits (host bits zero), so
+        # a route of ``top`` bits or more is covered only if its first octets
+        # are a changed prefix's; a shorter one (fewer octets) is walked.
+        near = [p for p in prefixes if p[1:end] in tops or len(p) < end]
+        return [p for p in near if walk(p)]
 
-    if top == 0:
-        return lambda prefix: bool(walk(prefix))
-    return affected
+    return select
 
 
-def _never(prefix: bytes) -> bool:
-    return False
+def _none(prefixes: Iterable[bytes]) -> list[bytes]:
+    return []

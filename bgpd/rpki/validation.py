@@ -25,7 +25,7 @@ from twisted.logger import Logger
 
 from bgpd.rpki.aspa import AspaTable, Hop, collapse, direction_for_role
 from bgpd.rpki.records import Validity, Vrp
-from bgpd.rpki.slurm import Slurm, load_slurm
+from bgpd.rpki.slurm import Slurm
 from bgpd.rpki.table import Changes, VrpTable, affected_by
 from bgpd.wire.attributes import PathAttributes
 from bgpd.wire.constants import Role
@@ -82,10 +82,11 @@ HOP_NAMES = {Hop.PROVIDER_PLUS: "provider+", Hop.NOT_PROVIDER_PLUS: "not-provide
 class RouteValidation:
     """The VRP and ASPA tables, the SLURM file, and the hooks into policy and the RIB."""
 
-    def __init__(self, slurm_path: str | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, table: VrpTable | None = None) -> None:
         self.aspa = AspaTable()
-        self.table = VrpTable(aspa_sink=self.aspa)
-        self.slurm_path = slurm_path
+        #: ``table``: one already loaded (the bench); it forwards no ASPA records then.
+        self.table = VrpTable(aspa_sink=self.aspa) if table is None else table
+        #: The SLURM rules in force (``[rpki] slurm``, read and checked with the config).
         self.slurm = Slurm()
         self._clock = clock
         self._ribs: list[Any] = []
@@ -97,28 +98,6 @@ class RouteValidation:
         self.aspa.subscribe(self._aspas_changed)
 
     # -- SLURM (RFC 8416) --------------------------------------------------------
-
-    def load_slurm(self) -> None:
-        """Read the SLURM file (at start: errors propagate, SlurmError / OSError) and apply it."""
-        if self.slurm_path is None:
-            return
-        self.apply_slurm(load_slurm(self.slurm_path))
-
-    def reload_slurm(self) -> bool:
-        """SIGHUP: read the file again; a bad file is logged and the one in force stays."""
-        if self.slurm_path is None:
-            return True
-        try:
-            slurm = load_slurm(self.slurm_path)
-        except (OSError, ValueError) as e:
-            log.error("rpki: SLURM file {path} refused, keeping the one in force: {err}",
-                      path=self.slurm_path, err=e)
-            return False
-        if slurm != self.slurm:
-            self.apply_slurm(slurm)
-            log.info("rpki: SLURM file {path} applied: {filters} filters, {assertions} assertions",
-                     path=self.slurm_path, filters=len(slurm.filters), assertions=len(slurm.assertions))
-        return True
 
     def apply_slurm(self, slurm: Slurm) -> None:
         """Put ``slurm``'s filters and assertions in force over the caches' data."""
@@ -233,10 +212,10 @@ class RouteValidation:
         start = self._clock()
         queued = 0
         for afi, keys in changes.items():
-            test = None if keys is None else affected_by(keys, afi)
+            select = None if keys is None else affected_by(keys, afi)
             for rib in self._ribs:
                 for fam in self._families(rib, afi):
-                    queued += rib.revalidate(fam, prefixes=test)
+                    queued += rib.revalidate(fam, select=select)
         self.last_revalidation = (queued, self._clock() - start)
         if queued:
             log.info("rpki: VRPs changed ({what}): {n} routes to run import policy for again",

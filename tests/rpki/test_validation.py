@@ -8,14 +8,11 @@ for the affected prefixes only, and the RIB re-decides, with no reset.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-
 from bgpd.config import parse_config
 from bgpd.policy import registry
 from bgpd.rib.testing import IPV4, IPV6, announce, make_peer, pfx, withdraw
 from bgpd.rpki.records import Aspa, Validity, Vrp
+from bgpd.rpki.slurm import Slurm, parse_slurm
 from bgpd.rpki.validation import RouteValidation
 from bgpd.wire.constants import Role
 from tests.rib.support import E1, E2, RibTestCase, attrs
@@ -129,25 +126,18 @@ class RevalidationTests(RibTestCase):
         self.assertIn(pfx("10.1.0.0/16"), self.rib.adj_rib_in(E1, IPV4))
         self.assertIn(E1.address, [p.address for p in self.rib.peers()])
 
-    def test_slurm_reload(self):
-        """A SLURM assertion applied later makes the rejected route Valid; a bad file keeps it."""
-        with tempfile.TemporaryDirectory() as d:
-            path = os.path.join(d, "slurm.json")
-            doc = {"slurmVersion": 1,
-                   "validationOutputFilters": {"prefixFilters": [], "bgpsecFilters": []},
-                   "locallyAddedAssertions": {"prefixAssertions": [
-                       {"prefix": "10.1.0.0/16", "asn": 65001}], "bgpsecAssertions": []}}
-            with open(path, "w") as f:
-                json.dump(doc, f)
-            self.v.slurm_path = path
-            self.assertTrue(self.v.reload_slurm())
-            self.settle()
-            self.assertEqual(self.rib.best(IPV4, pfx("10.1.0.0/16")).attrs.local_pref, 200)
-            with open(path, "w") as f:
-                f.write("{not json")
-            self.assertFalse(self.v.reload_slurm())
-            self.settle()
-            self.assertIsNotNone(self.rib.best(IPV4, pfx("10.1.0.0/16")))
+    def test_slurm_applied(self):
+        """A SLURM assertion applied later makes the rejected route Valid; removing it undoes that."""
+        doc = {"slurmVersion": 1,
+               "validationOutputFilters": {"prefixFilters": [], "bgpsecFilters": []},
+               "locallyAddedAssertions": {"prefixAssertions": [
+                   {"prefix": "10.1.0.0/16", "asn": 65001}], "bgpsecAssertions": []}}
+        self.v.apply_slurm(parse_slurm(doc))
+        self.settle()
+        self.assertEqual(self.rib.best(IPV4, pfx("10.1.0.0/16")).attrs.local_pref, 200)
+        self.v.apply_slurm(Slurm())
+        self.settle()
+        self.assertIsNone(self.rib.best(IPV4, pfx("10.1.0.0/16")))
 
     def test_accept_all_peer_untouched(self):
         """A peer whose chain reads no state keeps nothing and is not re-run."""
