@@ -161,6 +161,29 @@ class FailoverTests(SynchronousTestCase):
 class ConfigTests(SynchronousTestCase):
     """The [rpki] section becomes the client's settings."""
 
+    def test_reload_names_what_waits_for_restart(self) -> None:
+        """SIGHUP with changed caches keeps the running ones and logs the names that changed."""
+        base = '[bgp]\nlocal_as = 65000\nrouter_id = "192.0.2.1"\n[rpki]\n'
+        one = '[[rpki.cache]]\nname = "a"\naddress = "192.0.2.2"\n'
+        old = parse_config(base + one).rpki
+        new = parse_config(base + one.replace("192.0.2.2", "192.0.2.3")
+                           + '[[rpki.cache]]\nname = "b"\naddress = "192.0.2.4"\n').rpki
+        assert old is not None and new is not None
+        svc = RpkiService(old, RecordingSink(), MemoryReactorClock())
+        lines: list[str] = []
+
+        def observer(event: dict) -> None:
+            from twisted.logger import formatEvent
+
+            lines.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        self.assertTrue(svc.reload(new))
+        self.assertFalse(svc.reload(old))
+        self.assertEqual([c.settings.address for c in svc.caches], ["192.0.2.2"])
+        self.assertTrue(any("changed (a, b)" in ln for ln in lines), lines)
+
     def test_service_from_config(self) -> None:
         """Caches are ordered by preference, then file order; ASPA asks for version 2."""
         cfg = parse_config('[bgp]\nlocal_as = 64500\nrouter_id = "192.0.2.1"\n[rpki]\naspa = true\n'
