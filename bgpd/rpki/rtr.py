@@ -193,7 +193,7 @@ DOWN = "down"
 class _Transaction:
     """One Cache Response up to its End of Data: what changed, so an abort can undo it."""
 
-    __slots__ = ("reset", "v4", "v6", "aspas", "undo", "announced", "withdrawn",
+    __slots__ = ("reset", "v4", "v6", "aspas", "legacy_aspas", "undo", "announced", "withdrawn",
                  "aspa_announced", "aspa_withdrawn", "added", "removed")
 
     def __init__(self, reset: bool, factory: RTRFactory) -> None:
@@ -203,8 +203,10 @@ class _Transaction:
             self.v4: set[int] = set()
             self.v6: set[int] = set()
             self.aspas: dict[int, tuple[int, ...]] = {}
+            self.legacy_aspas: dict[tuple[int, int], tuple[int, ...]] = {}
         else:
             self.v4, self.v6, self.aspas = factory.v4_keys, factory.v6_keys, factory.aspa_table
+            self.legacy_aspas = factory.legacy_aspas
         #: (set or dict, key, old value or None): applied to the live set, reversed on abort
         self.undo: list[tuple[Any, int, Any]] = []
         self.announced: list[Vrp] = []
@@ -479,6 +481,9 @@ class RTRProtocol(protocol.Protocol):
     def _aspa(self, pdu: P.AspaPdu, data: bytes) -> None:
         tx = self._tx
         assert tx is not None
+        if pdu.afi is not None:
+            self._legacy_aspa(pdu, data)
+            return
         table = tx.aspas
         old = table.get(pdu.customer_as)
         if pdu.announce:
@@ -493,6 +498,34 @@ class RTRProtocol(protocol.Protocol):
             tx.aspa_withdrawn.append(pdu.customer_as)
         if not tx.reset:
             tx.undo.append((table, pdu.customer_as, old))
+
+    def _legacy_aspa(self, pdu: P.AspaPdu, data: bytes) -> None:
+        """A draft-10 per-family ASPA: the sink sees one record per customer, its providers' union."""
+        tx = self._tx
+        assert tx is not None
+        per_afi, table = tx.legacy_aspas, tx.aspas
+        key = (pdu.customer_as, pdu.afi)
+        old = per_afi.get(key)
+        if pdu.announce:
+            per_afi[key] = pdu.providers
+        else:
+            if old is None:
+                raise PduError(ErrorCode.WITHDRAWAL_OF_UNKNOWN_RECORD,
+                               f"ASPA of AS{pdu.customer_as} (AFI {pdu.afi}) was not announced", data)
+            del per_afi[key]
+        merged = tuple(sorted(set(per_afi.get((pdu.customer_as, 1), ()))
+                              | set(per_afi.get((pdu.customer_as, 2), ()))))
+        was = table.get(pdu.customer_as)
+        if merged:
+            table[pdu.customer_as] = merged
+            if merged != was:
+                tx.aspa_announced.append(Aspa(pdu.customer_as, merged))
+        elif was is not None:
+            del table[pdu.customer_as]
+            tx.aspa_withdrawn.append(pdu.customer_as)
+        if not tx.reset:
+            tx.undo.append((per_afi, key, old))
+            tx.undo.append((table, pdu.customer_as, was))
 
     def _flush(self) -> None:
         tx = self._tx
@@ -637,6 +670,8 @@ class RTRFactory(protocol.ClientFactory):
         self.v4_keys: set[int] = set()
         self.v6_keys: set[int] = set()
         self.aspa_table: dict[int, tuple[int, ...]] = {}
+        #: (customer AS, AFI) -> providers, from a cache of the draft-10 ASPA layout
+        self.legacy_aspas: dict[tuple[int, int], tuple[int, ...]] = {}
         self.has_data = False
         #: connected and in sync: an End of Data arrived on the current connection
         self.live = False
@@ -697,6 +732,7 @@ class RTRFactory(protocol.ClientFactory):
         had = self.has_data
         self.forget_session()
         self.v4_keys, self.v6_keys, self.aspa_table = set(), set(), {}
+        self.legacy_aspas = {}
         self.has_data = False
         self.live = False
         if had:
@@ -810,6 +846,7 @@ class RTRFactory(protocol.ClientFactory):
         """An End of Data was handed to the sink: commit the transaction here (called by the Protocol)."""
         if tx.reset:
             self.v4_keys, self.v6_keys, self.aspa_table = tx.v4, tx.v6, tx.aspas
+            self.legacy_aspas = tx.legacy_aspas
         self.session_id = eod.session_id
         self.serial = eod.serial
         self.has_data = True

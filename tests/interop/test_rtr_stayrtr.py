@@ -9,7 +9,9 @@ no reset); with stayrtr stopped, retries while the data stays; with
 stayrtr back, the data again.  A version-0 stayrtr is spoken to at
 version 0.  A last, slow test (about ten minutes: RFC 8210 section 6
 makes 600 s the shortest Expire) stops the cache for good and waits for
-the data to expire.  Needs root and stayrtr; skips without them (fails
+the data to expire.  With ``aspa`` on, stayrtr 0.5.1 speaks version 2 with
+the ASPA PDU layout of draft-ietf-sidrops-8210bis-10, which the client
+reads as well as the current one.  Needs root and stayrtr; skips without them (fails
 under CI=true).
 """
 
@@ -31,22 +33,27 @@ V4 = [("192.0.2.0/24", 24, 64500), ("198.51.100.0/22", 24, 64501), ("198.51.100.
 V6 = [("2001:db8::/32", 48, 64500), ("2001:db8:1000::/36", 36, 64503)]
 
 
-def _roas(items: list[tuple[str, int, int]]) -> str:
-    return json.dumps({"roas": [{"prefix": p, "maxLength": m, "asn": f"AS{a}"} for p, m, a in items]})
+def _roas(items: list[tuple[str, int, int]], aspas: dict | None = None) -> str:
+    doc: dict = {"roas": [{"prefix": p, "maxLength": m, "asn": f"AS{a}"} for p, m, a in items]}
+    if aspas is not None:
+        doc["provider_authorizations"] = aspas
+    return json.dumps(doc)
 
 
 class RtrBgpd(BgpdDriver):
     """bgpd with an [api] on loopback and stayrtr as its cache."""
 
-    def __init__(self, ns: Netns, api_port: int, cache_port: int, **bgp: object) -> None:
+    def __init__(self, ns: Netns, api_port: int, cache_port: int, aspa: bool = False, **bgp: object) -> None:
         super().__init__(ns, 65000, "192.0.2.254", listen_addresses=[], **bgp)
         self.api_port = api_port
         self.cache_port = cache_port
+        self.aspa = aspa
 
     def config_text(self) -> str:
         return super().config_text() + (
             f'\n[api]\nlisten = "127.0.0.1:{self.api_port}"\n'
-            f'\n[rpki]\n[[rpki.cache]]\nname = "stayrtr"\naddress = "127.0.0.1"\nport = {self.cache_port}\n')
+            f'\n[rpki]\naspa = {"true" if self.aspa else "false"}\n'
+            f'[[rpki.cache]]\nname = "stayrtr"\naddress = "127.0.0.1"\nport = {self.cache_port}\n')
 
     def rpki_status(self) -> dict:
         r = self.ns.run([sys.executable, "-m", "bgpd.cli", "--target", f"127.0.0.1:{self.api_port}",
@@ -70,10 +77,10 @@ class StayrtrTests(SynchronousTestCase):
             self.api = free_port()
         self.stayrtr: Process | None = None
 
-    def write(self, items: list[tuple[str, int, int]]) -> None:
+    def write(self, items: list[tuple[str, int, int]], aspas: dict | None = None) -> None:
         tmp = self.file + ".new"
         with open(tmp, "w") as f:
-            f.write(_roas(items))
+            f.write(_roas(items, aspas))
         os.replace(tmp, self.file)  # stayrtr never reads half a file
 
     def start_stayrtr(self, *extra: str) -> Process:
@@ -84,8 +91,8 @@ class StayrtrTests(SynchronousTestCase):
         self.addCleanup(self.stayrtr.stop)
         return self.stayrtr
 
-    def start_bgpd(self) -> RtrBgpd:
-        bgpd = RtrBgpd(self.ns, self.api, self.port)
+    def start_bgpd(self, aspa: bool = False) -> RtrBgpd:
+        bgpd = RtrBgpd(self.ns, self.api, self.port, aspa=aspa)
         bgpd.start()
         self.addCleanup(bgpd.stop)
         return bgpd
@@ -137,6 +144,21 @@ class StayrtrTests(SynchronousTestCase):
         c = self.wait_counts(bgpd, 3, 2)
         self.assertEqual(c.get("protocol_version", 0), 0)
         self.assertEqual((c["refresh"], c["retry"], c["expire"]), (3600, 600, 7200))
+
+    def test_aspa_version_2(self) -> None:
+        """With aspa on, stayrtr 0.5.1 speaks version 2 (its draft-10 ASPA layout): records per customer."""
+        self.write(V4 + V6, {"ipv4": [{"customer_asid": 64500, "providers": [64501, 64502]},
+                                      {"customer_asid": 64510, "providers": [64511]}],
+                             "ipv6": [{"customer_asid": 64500, "providers": [64501, 64502]}]})
+        self.start_stayrtr("-protocol", "2")
+        bgpd = self.start_bgpd(aspa=True)
+        c = self.wait_counts(bgpd, 3, 2)
+        self.assertEqual((c["protocol_version"], int(c.get("aspas", 0))), (2, 2))
+        self.assertFalse(c.get("last_error"))
+        # One customer's record withdrawn in both families: one left.
+        self.write(V4 + V6, {"ipv4": [{"customer_asid": 64510, "providers": [64511]}], "ipv6": []})
+        poll(lambda: int(self.cache(bgpd).get("aspas", 0)) == 1, TIMEOUT, 0.5, "the ASPA withdrawal")
+        self.assertFalse(self.cache(bgpd).get("last_error"))
 
     def test_stopped_cache_expires(self) -> None:
         """Stopped for longer than Expire (600 s, the RFC's least), its data is dropped: no cache in use."""

@@ -113,6 +113,27 @@ class ExchangeTests(SynchronousTestCase):
         self.assertEqual(rig.sink.aspa["c1"], {65010: (65011,)})
         self.assertEqual(rig.factory.status().aspas, 1)
 
+    def test_aspa_draft10_per_family(self) -> None:
+        """Per-family ASPAs of the draft-10 layout: one record per customer, the union; gone with both."""
+        rig = Rig(max_version=2)
+        rig.factory.start()
+        link = rig.connect(pump=False)
+        link.sent()
+        link.feed(P.CacheResponse(2, 5), P.AspaPdu(2, True, 65000, (65001,), afi=1),
+                  P.AspaPdu(2, True, 65000, (65002,), afi=2), P.EndOfData(2, 5, 1, 60, 30, 600))
+        self.assertEqual(rig.sink.aspa["c1"], {65000: (65001, 65002)})
+        rig.reactor.advance(60)
+        link.sent()
+        link.feed(P.CacheResponse(2, 5), P.AspaPdu(2, False, 65000, (65001,), afi=1),
+                  P.EndOfData(2, 5, 2, 60, 30, 600))
+        self.assertEqual(rig.sink.aspa["c1"], {65000: (65002,)})
+        rig.reactor.advance(60)
+        link.sent()
+        link.feed(P.CacheResponse(2, 5), P.AspaPdu(2, False, 65000, (65002,), afi=2),
+                  P.EndOfData(2, 5, 3, 60, 30, 600))
+        self.assertEqual(rig.sink.aspa["c1"], {})
+        self.assertEqual(link.sent(), [])
+
     def test_router_key_ignored(self) -> None:
         """A Router Key PDU inside a response is accepted and not kept."""
         rig = Rig()
