@@ -651,6 +651,8 @@ class RTRFactory(protocol.ClientFactory):
     """
 
     protocol = RTRProtocol
+    # Its own log lines say when it connects; Twisted's "Starting factory" would be noise.
+    noisy = False
 
     def __init__(self, settings: CacheSettings, sink: RpkiSink, reactor: Any,
                  listener: CacheListener | None = None, wall_clock: Callable[[], float] | None = None,
@@ -708,6 +710,8 @@ class RTRFactory(protocol.ClientFactory):
         """Disconnect, stop retrying; ``drop`` (a reason) also forgets the cache's data and the sink's."""
         self.enabled = False
         self.live = False
+        # Stopped by choice, not by failing: when it is wanted again it gets a first try.
+        self.failures = 0
         self._cancel_retry()
         if self.proto is not None:
             self.proto.close()

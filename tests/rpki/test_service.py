@@ -109,6 +109,19 @@ class FailoverTests(SynchronousTestCase):
         self.assertEqual(t.sink.data, {"two": {B}})
         self.assertEqual(t.state("three"), IDLE)
 
+    def test_next_after_failback_gets_first_try(self) -> None:
+        """A cache that failed, then was stopped by a failback, is tried first next time; the third waits."""
+        t = Three()
+        t.fail("one")
+        t.fail("two")
+        self.assertEqual(t.attempts("three"), 1)
+        t.reactor.advance(1)
+        t.up("one")
+        self.assertEqual((t.state("two"), t.state("three")), (IDLE, IDLE))
+        t.down("one")
+        self.assertEqual((t.attempts("two"), t.attempts("three")), (3, 1))
+        self.assertEqual(t.state("two"), CONNECTING)
+
     def test_expiry_of_active_without_replacement(self) -> None:
         """With every cache gone, the data in use is dropped at Expire: routes become NotFound."""
         t = Three()
