@@ -7,6 +7,8 @@ bytes on StringTransports: against the test cache of
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from bgpd.rpki import pdu as P
@@ -469,3 +471,37 @@ class TimerTests(SynchronousTestCase):
         self.assertEqual(rig.sink.names()[-1], "abort")
         self.assertEqual(rig.sink.data["c1"], {A})
         self.assertEqual(rig.factory.status().ipv4_vrps, 1)
+
+
+class FuzzTests(SynchronousTestCase):
+    """Whatever a cache sends, the client answers with an Error Report or goes on; it never raises."""
+
+    @given(st.lists(st.binary(min_size=1, max_size=64), max_size=8), st.booleans())
+    @settings(max_examples=300, deadline=None)
+    def test_random_bytes(self, chunks: list[bytes], in_response: bool) -> None:
+        """Random reads, inside a Cache Response or not: no exception, any reply is an Error Report."""
+        rig = Rig()
+        rig.factory.start()
+        link = rig.connect(pump=False)
+        link.sent()
+        if in_response:
+            link.feed(P.CacheResponse(1, 5))
+        for c in chunks:
+            link.client.dataReceived(c)
+        for pdu in link.sent():
+            self.assertIsInstance(pdu, (P.ErrorReport, P.ResetQuery, P.SerialQuery))
+
+    @given(st.integers(0, 63), st.binary(min_size=1, max_size=4))
+    @settings(max_examples=300, deadline=None)
+    def test_mutated_stream(self, at: int, junk: bytes) -> None:
+        """A valid transfer with bytes overwritten anywhere: the client never raises."""
+        data = bytearray(CacheServer([A, B, C]).response(1, None))
+        at = at % len(data)
+        data[at:at + len(junk)] = junk
+        rig = Rig()
+        rig.factory.start()
+        link = rig.connect(pump=False)
+        link.sent()
+        link.client.dataReceived(bytes(data))
+        for pdu in link.sent():
+            self.assertIsInstance(pdu, (P.ErrorReport, P.ResetQuery, P.SerialQuery))
