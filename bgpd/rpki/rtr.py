@@ -435,6 +435,10 @@ class RTRProtocol(protocol.Protocol):
         elif isinstance(pdu, P.CacheReset):
             if self._tx is not None:
                 raise PduError(ErrorCode.CORRUPT_DATA, "Cache Reset inside a Cache Response", data)
+            if self._querying and self._query_session is None:
+                # Section 8.3: the answer to a Serial Query only; answering a
+                # Reset Query so would have the two ask each other forever.
+                raise PduError(ErrorCode.CORRUPT_DATA, "Cache Reset in answer to a Reset Query", data)
             log.info("rpki: cache {cache} ({address}): Cache Reset, sending Reset Query",
                      cache=f.settings.name, address=f.settings.endpoint)
             self._cancel(self._retry_call)

@@ -315,6 +315,10 @@ class ErrorTests(SynchronousTestCase):
         (report,) = link.sent()
         self.assertEqual((report.code, report.pdu), (ErrorCode.ASPA_PROVIDER_LIST_ERROR, bad))
 
+    def test_cache_reset_to_reset_query(self) -> None:
+        """Cache Reset in answer to a Reset Query is Corrupt Data, not another Reset Query."""
+        self.expect(ErrorCode.CORRUPT_DATA, P.CacheReset(1))
+
     def test_prefix_outside_response(self) -> None:
         """A Prefix PDU with no Cache Response before it: Corrupt Data."""
         self.expect(ErrorCode.CORRUPT_DATA, P.PrefixPdu(1, True, A))
