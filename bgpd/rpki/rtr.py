@@ -414,6 +414,9 @@ class RTRProtocol(protocol.Protocol):
             assert isinstance(report, P.ErrorReport)
             self._error_report(report)
             return
+        if ptype == PduType.SERIAL_NOTIFY and not self._settled:
+            # Section 7: ignored while the version is not settled, whatever version it has.
+            return
         pdu = P.decode(data)
         self._check_version(version, data)
         if isinstance(pdu, P.PrefixPdu):

@@ -378,6 +378,19 @@ class VersionTests(SynchronousTestCase):
         self.assertEqual(rig.factory.version, 1)
         self.assertEqual(rig.sink.data["c1"], {A})
 
+    def test_serial_notify_ignored_at_startup(self) -> None:
+        """Serial Notify before the first answer is ignored, whatever its version (section 7)."""
+        rig = Rig(max_version=2)
+        rig.factory.start()
+        link = rig.connect(pump=False)
+        link.sent()
+        link.feed(P.SerialNotify(0, 5, 9), bytes.fromhex("03 00 0005 0000000c 00000009".replace(" ", "")))
+        self.assertEqual(link.sent(), [])
+        self.assertFalse(link.ct.disconnecting)
+        self.assertEqual(rig.factory.version, 2)
+        link.feed(P.CacheResponse(2, 5), P.PrefixPdu(2, True, A), P.EndOfData(2, 5, 1, 60, 30, 600))
+        self.assertEqual(rig.sink.data["c1"], {A})
+
     def test_downgrade_by_response_version(self) -> None:
         """A cache answering a version 2 query with version 1 PDUs: the session is version 1."""
         rig = Rig(max_version=2)
