@@ -401,7 +401,7 @@ class RTRProtocol(protocol.Protocol):
     def _pdu(self, data: bytes) -> None:
         f = self.factory
         version, ptype = data[0], data[1]
-        if ptype == PduType.ERROR_REPORT and version in P.SUPPORTED_VERSIONS:
+        if ptype == PduType.ERROR_REPORT:
             # Checked before the version: a cache refusing ours reports at its own.
             try:
                 report = P.decode(data)

@@ -338,6 +338,12 @@ class ErrorTests(SynchronousTestCase):
         self.assertTrue(self.link.ct.disconnecting)
         self.assertIn("disk on fire", self.rig.factory.last_error)
 
+    def test_error_report_of_unknown_version_not_answered(self) -> None:
+        """An Error Report of a version bgpd does not know closes the session, unanswered (section 7)."""
+        self.link.feed(bytes.fromhex("05 0a 0001 00000010 00000000 00000000".replace(" ", "")))
+        self.assertEqual(self.link.sent(), [])
+        self.assertTrue(self.link.ct.disconnecting)
+
     def test_no_data_available_retries(self) -> None:
         """No Data Available is not fatal: the query goes again after Retry, same connection."""
         self.link.feed(P.ErrorReport(1, ErrorCode.NO_DATA_AVAILABLE, b"", "warming up"))
