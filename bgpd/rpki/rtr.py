@@ -573,8 +573,11 @@ class RTRProtocol(protocol.Protocol):
         self._retry_call = None
         self._querying = False
         if report.code == ErrorCode.NO_DATA_AVAILABLE:
-            # Not fatal (section 12): the cache has no data yet; ask again after Retry.
+            # Not fatal (section 12): the cache has no data yet.  Section 8.5:
+            # ask again periodically, and meanwhile let the other caches be
+            # tried, in preference order.
             self._refresh_call = f.clock.callLater(f.timers.retry, self._refresh)
+            f.no_data()
             return
         if report.code == ErrorCode.CORRUPT_DATA and self._query_session is not None and self._tx is None:
             # Section 5.1: the answer a cache gives a Serial Query naming a
@@ -843,6 +846,11 @@ class RTRFactory(protocol.ClientFactory):
                  cache=self.settings.name, address=self.settings.endpoint, old=self.version,
                  new=version, why=why)
         self.version = version
+
+    def no_data(self) -> None:
+        """The cache answered "No Data Available": counts as a failure, so the next cache is tried."""
+        self.failures += 1
+        self.listener.cache_changed(self)
 
     def forget_session(self) -> None:
         """The Session ID and serial mean nothing any more: the next query is a Reset Query."""

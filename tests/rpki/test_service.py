@@ -73,6 +73,23 @@ class FailoverTests(SynchronousTestCase):
         self.assertEqual(t.state("three"), IDLE)
         self.assertEqual(t.state("one"), DOWN)  # still retried
 
+    def test_no_data_tries_the_next(self) -> None:
+        """The preferred cache has no data yet: the next one is used; the first takes over once loaded."""
+        t = Three()
+        t.servers["one"].no_data = True
+        t.up("one")
+        self.assertEqual(t.attempts("two"), 1)
+        t.up("two")
+        self.assertEqual(t.active(), "two")
+        t.servers["one"].no_data = False
+        t.reactor.advance(30)  # one's Retry (the default timers until it has sent data: 600)
+        t.rigs["one"].link.pump()
+        self.assertEqual(t.active(), "two")
+        t.reactor.advance(600 - 30)
+        t.rigs["one"].link.pump()
+        self.assertEqual(t.active(), "one")
+        self.assertEqual(t.sink.data, {"one": {A}})
+
     def test_failover_and_failback(self) -> None:
         """One down -> two takes over at its End of Data; one back -> one takes over, two dropped."""
         t = Three()
