@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from twisted.logger import Logger
 
-from bgpd.rpki.records import Validity, Vrp
+from bgpd.rpki.records import RpkiSink, Validity, Vrp
 from bgpd.wire.nlri import prefix_contains
 from bgpd.wire.prefix_index import PrefixIndex, key_int
 
@@ -122,7 +122,7 @@ class VrpTable:
     to the ASPA table given as ``aspa_sink``, if any).
     """
 
-    def __init__(self, aspa_sink: object | None = None) -> None:
+    def __init__(self, aspa_sink: RpkiSink | None = None) -> None:
         #: cache -> afi -> index of that cache's VRPs
         self._caches: dict[str, dict[int, PrefixIndex]] = {}
         self._serials: dict[str, int] = {}
@@ -141,7 +141,7 @@ class VrpTable:
         """A Cache Response starts (RFC 8210 section 5.5)."""
         self._pending[cache] = _Pending(reset)
         if self._aspa_sink is not None:
-            self._aspa_sink.begin(cache, reset)  # type: ignore[attr-defined]
+            self._aspa_sink.begin(cache, reset)
 
     def vrps(self, cache: str, announced: Sequence[Vrp], withdrawn: Sequence[Vrp]) -> None:
         """Prefix PDUs of the running transaction (RFC 8210 sections 5.6, 5.7)."""
@@ -162,13 +162,13 @@ class VrpTable:
     def aspas(self, cache: str, announced: Sequence, withdrawn: Sequence[int]) -> None:
         """ASPA PDUs: handed to the ASPA table."""
         if self._aspa_sink is not None:
-            self._aspa_sink.aspas(cache, announced, withdrawn)  # type: ignore[attr-defined]
+            self._aspa_sink.aspas(cache, announced, withdrawn)
 
     def end(self, cache: str, serial: int) -> None:
         """End of Data (RFC 8210 section 5.8): apply the transaction, tell the subscribers."""
         pend = self._pending.pop(cache, None)
         if self._aspa_sink is not None:
-            self._aspa_sink.end(cache, serial)  # type: ignore[attr-defined]
+            self._aspa_sink.end(cache, serial)
         if pend is None:
             return
         self._serials[cache] = serial
@@ -193,14 +193,14 @@ class VrpTable:
         """The transaction broke off: the data before it stays."""
         self._pending.pop(cache, None)
         if self._aspa_sink is not None:
-            self._aspa_sink.abort(cache)  # type: ignore[attr-defined]
+            self._aspa_sink.abort(cache)
 
     def drop(self, cache: str) -> None:
         """Forget ``cache``'s data (expired, RFC 8210 section 6): its routes fall back to NotFound."""
         self._pending.pop(cache, None)
         self._serials.pop(cache, None)
         if self._aspa_sink is not None:
-            self._aspa_sink.drop(cache)  # type: ignore[attr-defined]
+            self._aspa_sink.drop(cache)
         old = self._caches.get(cache)
         if old is None:
             return
