@@ -33,11 +33,11 @@ or ``None`` for "too many to list, look at everything".
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from twisted.logger import Logger
 
-from bgpd.rpki.records import Validity, Vrp
+from bgpd.rpki.records import RpkiSink, Validity, Vrp
 from bgpd.wire.nlri import prefix_contains
 from bgpd.wire.prefix_index import PrefixIndex, key_int
 
@@ -122,7 +122,7 @@ class VrpTable:
     to the ASPA table given as ``aspa_sink``, if any).
     """
 
-    def __init__(self, aspa_sink: object | None = None) -> None:
+    def __init__(self, aspa_sink: RpkiSink | None = None) -> None:
         #: cache -> afi -> index of that cache's VRPs
         self._caches: dict[str, dict[int, PrefixIndex]] = {}
         self._serials: dict[str, int] = {}
@@ -141,7 +141,7 @@ class VrpTable:
         """A Cache Response starts (RFC 8210 section 5.5)."""
         self._pending[cache] = _Pending(reset)
         if self._aspa_sink is not None:
-            self._aspa_sink.begin(cache, reset)  # type: ignore[attr-defined]
+            self._aspa_sink.begin(cache, reset)
 
     def vrps(self, cache: str, announced: Sequence[Vrp], withdrawn: Sequence[Vrp]) -> None:
         """Prefix PDUs of the running transaction (RFC 8210 sections 5.6, 5.7)."""
@@ -162,13 +162,13 @@ class VrpTable:
     def aspas(self, cache: str, announced: Sequence, withdrawn: Sequence[int]) -> None:
         """ASPA PDUs: handed to the ASPA table."""
         if self._aspa_sink is not None:
-            self._aspa_sink.aspas(cache, announced, withdrawn)  # type: ignore[attr-defined]
+            self._aspa_sink.aspas(cache, announced, withdrawn)
 
     def end(self, cache: str, serial: int) -> None:
         """End of Data (RFC 8210 section 5.8): apply the transaction, tell the subscribers."""
         pend = self._pending.pop(cache, None)
         if self._aspa_sink is not None:
-            self._aspa_sink.end(cache, serial)  # type: ignore[attr-defined]
+            self._aspa_sink.end(cache, serial)
         if pend is None:
             return
         self._serials[cache] = serial
@@ -176,7 +176,7 @@ class VrpTable:
         if pend.fresh is not None:
             old = self._caches.get(cache, {})
             for afi, new in pend.fresh.items():
-                changes[afi] = _diff(old.get(afi), new)
+                changes[afi] = self._changed(cache, afi, old.get(afi), new)
             self._caches[cache] = pend.fresh
         else:
             mine = self._caches.setdefault(cache, {1: PrefixIndex(), 2: PrefixIndex()})
@@ -193,19 +193,45 @@ class VrpTable:
         """The transaction broke off: the data before it stays."""
         self._pending.pop(cache, None)
         if self._aspa_sink is not None:
-            self._aspa_sink.abort(cache)  # type: ignore[attr-defined]
+            self._aspa_sink.abort(cache)
 
     def drop(self, cache: str) -> None:
         """Forget ``cache``'s data (expired, RFC 8210 section 6): its routes fall back to NotFound."""
         self._pending.pop(cache, None)
         self._serials.pop(cache, None)
-        old = self._caches.pop(cache, None)
         if self._aspa_sink is not None:
-            self._aspa_sink.drop(cache)  # type: ignore[attr-defined]
+            self._aspa_sink.drop(cache)
+        old = self._caches.get(cache)
         if old is None:
             return
+        changes = {afi: self._changed(cache, afi, index, None) for afi, index in old.items()}
+        del self._caches[cache]
         self._rebuild_walk()
-        self._notify({afi: _diff(None, index) for afi, index in old.items()})
+        self._notify(changes)
+
+    def _changed(self, cache: str, afi: int, old: PrefixIndex | None,
+                 new: PrefixIndex | None) -> set[bytes] | None:
+        """The prefixes whose VRPs *in force* differ when ``cache``'s data goes from ``old`` to ``new``.
+
+        Another cache holding the same VRPs (a failover: the new cache's
+        reset, then the old one's drop) changes nothing in force, so neither
+        step makes the RIB run its policies again.  None: too many to list.
+        """
+        others = [c[afi] for name, c in self._caches.items() if name != cache and afi in c and len(c[afi])]
+        out: set[bytes] = set()
+        for k in _diff(old, new):
+            if others:
+                before = set(_values(old.get(k) or ())) if old is not None else set()
+                after = set(_values(new.get(k) or ())) if new is not None else set()
+                held = set()
+                for idx in others:
+                    held.update(_values(idx.get(k) or ()))
+                if before | held == after | held:
+                    continue
+            out.add(k)
+            if len(out) > ALL_THRESHOLD:
+                return None
+        return out
 
     # -- local exceptions (SLURM) ------------------------------------------------
 
@@ -403,22 +429,22 @@ def _union(a: set[bytes] | None, b: set[bytes] | None) -> set[bytes] | None:
     return a
 
 
-def _diff(old: PrefixIndex | None, new: PrefixIndex) -> set[bytes] | None:
-    """The prefixes whose VRPs differ between two indexes of one AFI."""
-    if old is None or not len(old):
-        if len(new) > ALL_THRESHOLD:
-            return None
-        return {k for k, _v in new.items()}
-    out: set[bytes] = set()
-    get_new = new.get
-    for k, v in old.items():
-        if get_new(k) != v:
-            out.add(k)
-    get_old = old.get
-    for k, _v in new.items():
-        if get_old(k) is None:
-            out.add(k)
-    return out
+def _diff(old: PrefixIndex | None, new: PrefixIndex | None) -> Iterator[bytes]:
+    """The prefixes whose VRPs differ between two indexes of one AFI (None: empty)."""
+    if old is not None:
+        get_new = new.get if new is not None else _nothing
+        for k, v in old.items():
+            if get_new(k) != v:
+                yield k
+    if new is not None:
+        get_old = old.get if old is not None else _nothing
+        for k, _v in new.items():
+            if get_old(k) is None:
+                yield k
+
+
+def _nothing(key: bytes) -> None:
+    return None
 
 
 def affected_by(keys: Iterable[bytes], afi: int) -> Callable[[Iterable[bytes]], list[bytes]]:

@@ -176,6 +176,19 @@ class TransactionTests(SynchronousTestCase):
         self.assertEqual(self.t.validate(1, key("192.0.2.0/24"), 64500), Validity.NOT_FOUND)
         self.assertEqual(self.t.validate(1, key("203.0.113.0/24"), 64502), Validity.VALID)
 
+    def test_failover_changes_nothing_in_force(self):
+        """A second cache loading the same VRPs, then the first one dropped: no batch at all."""
+        load(self.t, vrp("192.0.2.0/24", 24, 64500), vrp("198.51.100.0/24", 24, 64501), cache="c2")
+        self.t.drop("c1")
+        self.assertEqual(self.batches, [])
+        self.assertEqual(self.t.validate(1, key("192.0.2.0/24"), 64500), Validity.VALID)
+
+    def test_failover_reports_the_difference(self):
+        """The new cache's data differs in one VRP: only that prefix is in the batches."""
+        load(self.t, vrp("192.0.2.0/24", 24, 64500), vrp("203.0.113.0/24", 24, 64502), cache="c2")
+        self.t.drop("c1")
+        self.assertEqual(self.batches, [{1: {key("203.0.113.0/24")}}, {1: {key("198.51.100.0/24")}}])
+
     def test_no_change_no_batch(self):
         """A serial that changes nothing (re-announcing a held VRP) sends no batch."""
         self.t.begin("c1", False)

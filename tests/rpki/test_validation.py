@@ -8,8 +8,11 @@ for the affected prefixes only, and the RIB re-decides, with no reset.
 
 from __future__ import annotations
 
-from bgpd.config import parse_config
+from twisted.trial.unittest import SynchronousTestCase
+
+from bgpd.config import ConfigError, parse_config
 from bgpd.policy import registry
+from bgpd.policy.explain import explain
 from bgpd.rib.testing import IPV4, IPV6, announce, make_peer, pfx, withdraw
 from bgpd.rpki.records import Aspa, Validity, Vrp
 from bgpd.rpki.slurm import Slurm, parse_slurm
@@ -189,3 +192,40 @@ class AspaRevalidationTests(RibTestCase):
         """Routes from iBGP are not ASPA-verified (Unknown)."""
         ibgp = make_peer("192.0.2.10", 65000)
         self.assertEqual(self.v.aspa_state(ibgp, IPV4, attrs((65030, 65020))), "unknown")
+
+
+class PolicyConditionTests(SynchronousTestCase):
+    """The rpki / aspa conditions: config-validated, compiled with the validators, shown by explain."""
+
+    def test_bad_aspa_value(self):
+        """An unknown aspa state is a config error naming the key."""
+        text = POLICIES.replace('match = { aspa = "invalid" }', 'match = { aspa = "leak" }')
+        with self.assertRaises(ConfigError) as cm:
+            parse_config(text)
+        self.assertIn("policies.aspa.terms[0].match.aspa", str(cm.exception))
+
+    def test_aspa_list(self):
+        """aspa takes a list of states too."""
+        text = POLICIES.replace('match = { aspa = "invalid" }', 'match = { aspa = ["invalid", "unknown"] }')
+        config = parse_config(text)
+        p = registry(config.sets, config.policies)["aspa"]
+        self.assertIsNone(p(CUSTOMER, IPV4, pfx("10.0.0.0/8"), attrs((65002,))))
+
+    def test_explain_shows_state(self):
+        """explain names the state each rpki condition saw."""
+        v = RouteValidation()
+        v.table.begin("c", True)
+        v.table.vrps("c", [vrp("10.0.0.0/8", 8, 65099)], [])
+        v.table.end("c", 1)
+        config = parse_config(POLICIES)
+        reg = registry(config.sets, config.policies, v.rpki_state, v.aspa_state)
+        e = explain([reg["rov"]], E1, IPV4, pfx("10.0.0.0/8"), attrs((65001,)))
+        self.assertEqual(e.policies[0].terms[0].conditions, (("rpki=invalid", True),))
+        self.assertFalse(e.accepted)
+
+    def test_without_validator(self):
+        """Compiled without validators (no [rpki]): rpki is not-found, aspa unknown."""
+        config = parse_config(POLICIES)
+        reg = registry(config.sets, config.policies)
+        self.assertIsNotNone(reg["rov"](E1, IPV4, pfx("10.0.0.0/8"), attrs((65001,))))
+        self.assertTrue(reg["rov"].depends_on_validation)
