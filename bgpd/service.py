@@ -5,6 +5,8 @@
       RibService ("rib"): the RIB, and the bridge sessions <-> RIB
       KernelService ("kernel", with a [kernel] section): best paths into a
         kernel routing table (bgpd.kernel)
+      MonitorService ("monitor"): session history, metrics ([monitor]),
+        MRT dumps ([mrt]) (bgpd.monitor)
 
 SIGHUP reloads the config file: added peers start, removed peers stop with
 Cease "peer de-configured", changed peers reset only when the change needs a
@@ -41,6 +43,8 @@ from bgpd.config import (
     policy_inputs,
 )
 from bgpd.kernel.service import KernelService
+from bgpd.monitor.metrics import DaemonParts
+from bgpd.monitor.service import MonitorService
 from bgpd.policy import BUILTIN, Policy
 from bgpd.policy.engine import compile_policies
 from bgpd.rib import PeerInfo, Rib, RibOptions, peer_role
@@ -600,6 +604,18 @@ class ApiService(Service):
         return deferToThreadPool(self.root.reactor, self.root.reactor.getThreadPool(), server.stop)
 
 
+def _monitor_service(root: BgpdService, config: Config, reactor: Any) -> MonitorService:
+    """The monitor ([monitor], [mrt]) with the parts it reads (bgpd.monitor imports no service)."""
+    rib_service = root.rib_service
+    parts = DaemonParts(
+        peers=lambda: root.sessions.peers,
+        peer_info=rib_service.peers.get,
+        rib=rib_service.rib,
+        kernel=lambda: root.kernel.status() if root.kernel is not None else None,
+    )
+    return MonitorService(config, parts, rib_service.bridge.watch_state, reactor)
+
+
 class BgpdService(MultiService):
     """The root of the service tree."""
 
@@ -632,6 +648,9 @@ class BgpdService(MultiService):
             # Before the sessions: it is subscribed before the first route arrives.
             self.kernel = KernelService(config, self.rib_service.rib, reactor)
             self.kernel.setServiceParent(self)
+        # Before the sessions: their first state change is already recorded.
+        self.monitor = _monitor_service(self, config, reactor)
+        self.monitor.setServiceParent(self)
         self.sessions = SessionsService(config, self.rib_service.bridge, reactor)
         self.sessions.setServiceParent(self)
         self.api: ApiService | None = None
@@ -690,3 +709,4 @@ class BgpdService(MultiService):
         self.config = new
         self.rib_service.reload(new, prepared)
         self.sessions.reload(new)
+        self.monitor.reload(new)

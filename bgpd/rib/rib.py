@@ -637,6 +637,11 @@ class Rib:
     def peers(self) -> list[PeerInfo]:
         return [st.info for st in self._peers.values()]
 
+    def peer_rejected(self, peer: PeerInfo) -> int:
+        """Prefixes ``peer`` sent that import policy rejected (the metrics read it)."""
+        st = self._peers.get(peer.address)
+        return st.rejected if st is not None else 0
+
     def live_paths(self) -> int:
         return sum(len(st.intern) for st in self._peers.values()) + len(self._local.intern)
 

@@ -74,6 +74,9 @@ class BGPProtocol(Protocol):
         self.last_received = 0.0
         self.messages_in = 0
         self.messages_out = 0
+        #: the same by message type (index: the type code, RFC 4271 4.1), for the metrics
+        self.in_by_type = [0] * 8
+        self.out_by_type = [0] * 8
         # Set by the controller: what this connection saw of the OPEN exchange.
         self.remote_open = None
         self.session_info = None
@@ -120,6 +123,7 @@ class BGPProtocol(Protocol):
             if self.closing:
                 return
             self.messages_in += 1
+            self.in_by_type[msg_type & 7] += 1
             try:
                 msg = decode_message(msg_type, body, neg, cache)
             except NotificationError as err:
@@ -157,6 +161,7 @@ class BGPProtocol(Protocol):
         if self.closing or self.transport is None:
             return
         self.messages_out += 1
+        self.out_by_type[msg.msg_type & 7] += 1
         if msg.msg_type == MsgType.OPEN:
             self.open_sent = True
         self.transport.write(encode_message(msg, self.negotiated))
@@ -165,6 +170,7 @@ class BGPProtocol(Protocol):
         if self.closing or self.transport is None:
             return
         self.messages_out += 1
+        self.out_by_type[MsgType.KEEPALIVE] += 1
         self.transport.write(KEEPALIVE_BYTES)
 
     def send_raw(self, messages: list[bytes]) -> None:
@@ -172,6 +178,7 @@ class BGPProtocol(Protocol):
         if self.closing or self.transport is None:
             return
         self.messages_out += len(messages)
+        self.out_by_type[MsgType.UPDATE] += len(messages)
         self.transport.writeSequence(messages)
 
     def notify_and_close(self, notification: Notification) -> None:
@@ -180,6 +187,7 @@ class BGPProtocol(Protocol):
             return
         if self.transport is not None:
             self.messages_out += 1
+            self.out_by_type[MsgType.NOTIFICATION] += 1
             self.transport.write(encode_message(notification, self.negotiated))
         self.close()
 
