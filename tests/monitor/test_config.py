@@ -51,7 +51,8 @@ class MonitorConfigTests(SynchronousTestCase):
                       errors('[monitor]\nmetrics_listen = "127.0.0.1:0"\n')["monitor.metrics_listen"])
         self.assertIn("IP address or localhost",
                       errors('[monitor]\nmetrics_listen = "example.org:80"\n')["monitor.metrics_listen"])
-        self.assertIn("must be a string", errors("[monitor]\nmetrics_listen = 9179\n")["monitor.metrics_listen"])
+        self.assertIn("must be a string",
+                      errors("[monitor]\nmetrics_listen = 9179\n")["monitor.metrics_listen"])
 
 
 class MrtConfigTests(SynchronousTestCase):
