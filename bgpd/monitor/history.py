@@ -137,7 +137,7 @@ class SessionHistory:
         h.events.append(event)
         if event.down:
             h.flaps += 1
-        self._log(event, h.flaps)
+        self._log(event, old, new, h.flaps)
         for w in list(self.watchers):
             w(event)
 
@@ -165,12 +165,16 @@ class SessionHistory:
             return TCP_ERROR, None
         return OTHER, None
 
-    def _log(self, e: SessionEvent, flaps: int) -> None:
-        text = "peer {peer} ({description}) {old} -> {new}: {reason}"
-        if not e.description:
-            text = "peer {peer} {old} -> {new}: {reason}"
+    def _log(self, e: SessionEvent, old: State, new: State, flaps: int) -> None:
+        # The text keeps the factory's former "peer ADDR OLD -> NEW: reason"
+        # (enum names), which log readers such as the interop driver parse;
+        # the description goes last.
+        text = "peer {peer} {old_state} -> {new_state}: {reason}"
+        if e.description:
+            text += " [{description}]"
         level = log.warn if e.down else log.info
         level(text, peer=e.peer, description=e.description, old=e.old, new=e.new,
+              old_state=old.name, new_state=new.name,
               reason=e.reason, kind=e.kind, code=e.code, subcode=e.subcode,
               code_name=e.code_name, shutdown_message=e.shutdown_message, flaps=flaps,
               session_event=True)

@@ -152,12 +152,25 @@ class LogLineTests(SynchronousTestCase):
         changes = self._changes()
         self.assertEqual(len(changes), len(history.events("192.0.2.2")))
         # No other line repeats the change (the factory leaves it to the history).
-        self.assertEqual([e for e in self.logged if "-> {new}" in e.get("log_format", "")], changes)
+        self.assertEqual([e for e in self.logged if "-> {new" in e.get("log_format", "")], changes)
         last = changes[-1]
         self.assertEqual((last["peer"], last["description"], last["old"], last["new"]),
                          ("192.0.2.2", "transit A", "Established", "Idle"))
         self.assertEqual((last["code"], last["subcode"], last["shutdown_message"]), (6, 2, "bye"))
         self.assertEqual(last["log_level"].name, "warn")
+
+    def test_text_line_keeps_the_parsed_form(self):
+        """The text is still "peer ADDR OLD -> NEW: reason", what log readers parse, description last."""
+        from twisted.logger import formatEvent
+
+        from tests.interop.bgpd_driver import _TRANSITION
+
+        h, _ = _harness()
+        h.established()
+        text = formatEvent(self._changes()[-1])
+        self.assertEqual(text, "peer 192.0.2.2 OPEN_CONFIRM -> ESTABLISHED: KeepAliveMsg [transit A]")
+        m = _TRANSITION.search("] " + text)
+        self.assertEqual(m.group(1, 2, 3), ("192.0.2.2", "OPEN_CONFIRM", "ESTABLISHED"))
 
     def test_json_line(self):
         """The JSON form is one object per line with the fields and the formatted text."""
@@ -173,7 +186,7 @@ class LogLineTests(SynchronousTestCase):
                                                                   "Established"))
         self.assertEqual(obj["level"], "info")
         self.assertEqual(obj["namespace"], "bgpd.monitor.history")
-        self.assertIn("192.0.2.2 OpenConfirm -> Established", obj["text"])
+        self.assertIn("peer 192.0.2.2 OPEN_CONFIRM -> ESTABLISHED: KeepAliveMsg", obj["text"])
         self.assertIsInstance(obj["time"], float)
 
     def test_json_of_odd_values(self):
