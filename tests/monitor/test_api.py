@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 
-from twisted.internet import reactor, threads
+from twisted.internet import defer, reactor, threads
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -89,10 +89,10 @@ class ControlMonitorTests(SynchronousTestCase):
 
     def test_unwritable_file_is_unavailable(self):
         """A file in a directory that does not exist fails the dump as Unavailable."""
-        self.svc.monitor.defer_to_thread = lambda fn, *a: __import__(
-            "twisted.internet.defer", fromlist=["maybeDeferred"]).maybeDeferred(fn, *a)
+        self.svc.monitor.defer_to_thread = defer.maybeDeferred
         failures = []
-        self.control.dump_rib(os.path.join(os.path.abspath(self.mktemp()), "no", "x.mrt")).addErrback(failures.append)
+        path = os.path.join(os.path.abspath(self.mktemp()), "no", "x.mrt")
+        self.control.dump_rib(path).addErrback(failures.append)
         self.reactor.advance(0)
         self.assertEqual(len(failures), 1)
         failures[0].trap(Unavailable)
@@ -135,7 +135,8 @@ class BgpctlMonitorTests(TestCase):
         self.assertEqual(doc["events"][0]["old_state"], "Idle")
         self.assertEqual(doc["events"][0]["new_state"], "Connect")
         code, out, err = await self.run_cli("show", "history", "192.0.2.9")
-        self.assertEqual((code, err), (cli.EXIT_REFUSED, "bgpctl: not found: address: no neighbor 192.0.2.9\n"))
+        self.assertEqual((code, err),
+                         (cli.EXIT_REFUSED, "bgpctl: not found: address: no neighbor 192.0.2.9\n"))
 
     async def test_dump_rib(self):
         """dump rib FILE writes the Loc-RIB; the file reads back with both originated prefixes."""
