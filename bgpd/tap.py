@@ -48,9 +48,9 @@ class Options(usage.Options):
         parent = getattr(self, "parent", None)
         if self.loaded.monitor.log_format != "json" or parent is None or parent.get("logger"):
             return
-        from bgpd.monitor.jsonlog import observer_factory
+        from bgpd.monitor.jsonlog import configure
 
-        parent["logger"] = observer_factory(parent.get("logfile"), bool(parent.get("nodaemon")))
+        parent["logger"] = configure(parent.get("logfile"), bool(parent.get("nodaemon")))
 
 
 def makeService(options: Options) -> IService:

@@ -23,7 +23,8 @@ from typing import IO, Any
 from twisted.logger import ILogObserver, formatEvent
 from zope.interface import implementer
 
-__all__ = ["JsonLineObserver", "event_to_json", "observer_factory"]
+__all__ = ["JsonLineObserver", "configure", "configured_observer", "event_to_json",
+           "observer_factory"]
 
 _KEEP = {"log_time": "time", "log_namespace": "namespace"}
 
@@ -87,3 +88,25 @@ def observer_factory(logfile: str | None, nodaemon: bool) -> Callable[[], JsonLi
         return JsonLineObserver(open(logfile or "twistd.log", "a", buffering=1, encoding="utf-8"))  # noqa: SIM115
 
     return make
+
+
+#: what :func:`configured_observer` makes (set by :func:`configure`)
+_configured: Callable[[], JsonLineObserver] | None = None
+
+
+def configure(logfile: str | None, nodaemon: bool) -> str:
+    """Prepare :func:`configured_observer`; returns its name for twistd's ``logger`` option.
+
+    twistd imports the ``logger`` option by name (``namedAny``) once every
+    option is parsed, so the factory is named, with where to write kept here.
+    """
+    global _configured
+    _configured = observer_factory(logfile, nodaemon)
+    return f"{__name__}.configured_observer"
+
+
+def configured_observer() -> JsonLineObserver:
+    """twistd's log observer factory for ``log_format = "json"``."""
+    if _configured is None:
+        return JsonLineObserver(sys.stdout)
+    return _configured()
