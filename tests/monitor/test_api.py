@@ -21,6 +21,7 @@ from bgpd.config import parse_config
 from bgpd.service import BgpdService
 from bgpd.session.protocol import BGPProtocol
 from tests.monitor import mrtdecode
+from tests.monitor.support import temp_path
 
 CONFIG = """
 [bgp]
@@ -91,7 +92,7 @@ class ControlMonitorTests(SynchronousTestCase):
         """A file in a directory that does not exist fails the dump as Unavailable."""
         self.svc.monitor.defer_to_thread = defer.maybeDeferred
         failures = []
-        path = os.path.join(os.path.abspath(self.mktemp()), "no", "x.mrt")
+        path = os.path.join(os.path.abspath(temp_path(self)), "no", "x.mrt")
         self.control.dump_rib(path).addErrback(failures.append)
         self.reactor.advance(0)
         self.assertEqual(len(failures), 1)

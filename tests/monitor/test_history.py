@@ -28,6 +28,7 @@ from bgpd.monitor.jsonlog import JsonLineObserver, event_to_json, observer_facto
 from bgpd.session.fsm import State
 from bgpd.wire.message import encode_message
 from bgpd.wire.notification import Notification
+from tests.monitor.support import temp_path
 from tests.session.test_factory import Harness, RecordingListener, neighbor
 
 
@@ -203,7 +204,7 @@ class LogLineTests(SynchronousTestCase):
 
         self.assertIs(observer_factory("-", True)().out, sys.stdout)
         self.assertIs(observer_factory(None, True)().out, sys.stdout)
-        path = self.mktemp()
+        path = temp_path(self)
         obs = observer_factory(path, False)()
         obs({"log_format": "hello {who}", "who": "world", "log_time": 2.0})
         obs.out.close()

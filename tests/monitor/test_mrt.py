@@ -37,6 +37,7 @@ from bgpd.wire.attributes import PathAttributes
 from bgpd.wire.negotiated import Negotiated
 from bgpd.wire.update import pack_reach
 from tests.monitor import mrtdecode
+from tests.monitor.support import temp_path
 from tests.test_pipeline import Peer
 
 TS = 1_700_000_000  # 0x6553F100
@@ -121,7 +122,7 @@ class _RibCase(SynchronousTestCase):
         self.rib.add_peer(peer, families, neg, FakeSink())
 
     def dump(self, table="loc-rib", peers=(), chunk=1000, compression="none"):
-        path = self.mktemp()
+        path = temp_path(self)
         d = MrtDump(self.rib, table, path, peers, "192.0.2.1", 65000, self.clock.callLater,
                     sync_thread, compression, wall=lambda: TS, chunk=chunk)
         results = []
@@ -259,7 +260,7 @@ class ChunkingTests(_RibCase):
         self.rib.drain()
         turns: list = []  # one reactor turn per call, run by hand
 
-        d = MrtDump(self.rib, "loc-rib", self.mktemp(), [], "192.0.2.1", 65000,
+        d = MrtDump(self.rib, "loc-rib", temp_path(self), [], "192.0.2.1", 65000,
                     lambda delay, fn, *args: turns.append((fn, args)), sync_thread,
                     wall=lambda: TS, chunk=1000)
         done = []
@@ -294,7 +295,7 @@ class ChunkingTests(_RibCase):
         from bgpd.monitor import mrt
 
         self.patch(mrt, "WRITE_SIZE", 1)  # a write after every chunk
-        dump = MrtDump(self.rib, "loc-rib", self.mktemp(), [], "192.0.2.1", 65000,
+        dump = MrtDump(self.rib, "loc-rib", temp_path(self), [], "192.0.2.1", 65000,
                        self.clock.callLater, slow, wall=lambda: TS, chunk=1000)
         dump.start()
         for _ in range(50):
@@ -312,7 +313,7 @@ class ChunkingTests(_RibCase):
 
     def test_write_error_fails_the_dump(self):
         """A write that fails ends the dump with its error and leaves no file behind."""
-        path = os.path.join(self.mktemp(), "missing-dir", "x.mrt")
+        path = os.path.join(temp_path(self), "missing-dir", "x.mrt")
         d = MrtDump(self.rib, "loc-rib", path, [], "192.0.2.1", 65000, self.clock.callLater,
                     sync_thread, wall=lambda: TS)
         failures = []
@@ -332,7 +333,7 @@ class SchedulerTests(SynchronousTestCase):
         clock = Clock()
         clock.advance(TS + 10)
         cfg = parse_config('[bgp]\nlocal_as = 65000\nrouter_id = "192.0.2.1"\n[mrt]\n'
-                           f'directory = "{self.mktemp()}"\ninterval = 600\ncompression = "gzip"\n'
+                           f'directory = "{temp_path(self)}"\ninterval = 600\ncompression = "gzip"\n'
                            'tables = ["loc-rib", "adj-rib-in"]\n').mrt
         started = []
         hold: list[defer.Deferred] = []
@@ -408,7 +409,7 @@ class ServiceDumpTests(SynchronousTestCase):
         for _ in range(10):
             self.reactor.advance(0.1)
         for table, peer in (("loc-rib", ""), ("adj-rib-in", "192.0.2.2"), ("adj-rib-in", "")):
-            path = self.mktemp()
+            path = temp_path(self)
             done = []
             self.svc.monitor.dump(table, path, peer=peer).addCallback(done.append)
             for _ in range(10):

@@ -18,6 +18,8 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.monitor.support import temp_path
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = """
 [bgp]
@@ -36,7 +38,7 @@ class JsonLogTests(SynchronousTestCase):
     """The tap's JSON observer."""
 
     def _config(self, fmt: str) -> str:
-        d = os.path.abspath(self.mktemp())
+        d = os.path.abspath(temp_path(self))
         os.makedirs(d)
         path = os.path.join(d, "bgpd.toml")
         with open(path, "w") as f:
