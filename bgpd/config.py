@@ -2252,7 +2252,7 @@ def config_to_tables(config: Config, policy_tables: Mapping[str, Any] | None = N
 # -- [monitor] and [mrt] (bgpd.monitor) --------------------------------------------
 
 MONITOR_KEYS = ("history_size", "log_format", "metrics_listen")
-MRT_KEYS = ("directory", "interval", "file_pattern", "compression", "tables")
+MRT_KEYS = ("directory", "interval", "file_pattern", "compression", "tables", "updates")
 LOG_FORMATS = ("text", "json")
 MRT_COMPRESSIONS = ("none", "gzip", "bz2")
 MRT_TABLES = ("loc-rib", "adj-rib-in")
@@ -2289,6 +2289,8 @@ class MrtConfig:
     file_pattern: str = "{table}.%Y%m%d.%H%M.mrt"
     compression: str = "none"
     tables: tuple[str, ...] = attrs.field(default=("loc-rib",), converter=tuple)
+    #: also log every received message and state change (BGP4MP, RFC 6396 4.4)
+    updates: bool = False
 
 
 def _metrics_host_port(listen: str) -> tuple[str, int]:
@@ -2350,18 +2352,21 @@ def mrt_config_from_table(table: object, path: str = "mrt") -> MrtConfig:
             v.error(_join(path, "file_pattern"), f"must make a file name without '/', got {pattern!r}")
     compression = v.choice(tbl, path, "compression", MRT_COMPRESSIONS, "none")
     tables = v.string_list(tbl, path, "tables", ["loc-rib"])
+    updates = v.boolean(tbl, path, "updates", False)
     if isinstance(tables, list):
-        if not tables:
-            v.error(_join(path, "tables"), f"must name at least one of {', '.join(MRT_TABLES)}")
+        if not tables and updates is not True:
+            v.error(_join(path, "tables"), f"must name at least one of {', '.join(MRT_TABLES)} "
+                    "(or set mrt.updates = true)")
         for i, t in enumerate(tables):
             if t not in MRT_TABLES:
                 v.error(f"{_join(path, 'tables')}[{i}]", f"must be one of {', '.join(MRT_TABLES)}; got {t!r}")
         if len(set(tables)) != len(tables):
             v.error(_join(path, "tables"), "names a table twice")
-        elif len(tables) > 1 and isinstance(pattern, str) and "{table}" not in pattern:
-            v.error(_join(path, "file_pattern"), "must contain {table} when mrt.tables names "
-                    "more than one table (one file per table)")
+        elif (len(tables) + (updates is True)) > 1 and isinstance(pattern, str) \
+                and "{table}" not in pattern:
+            v.error(_join(path, "file_pattern"), "must contain {table} when more than one kind "
+                    "of file is written (mrt.tables, mrt.updates): one file per table")
     if v.errors:
         raise ConfigErrors(v.errors)
     return MrtConfig(directory=directory, interval=interval, file_pattern=pattern,
-                     compression=compression, tables=tuple(tables))
+                     compression=compression, tables=tuple(tables), updates=updates)

@@ -52,7 +52,9 @@ class DaemonParts:
     ``peers()`` -> address -> the session's PeerFactory; ``peer_info(f)`` ->
     the RIB's PeerInfo of an Established peer or None; ``kernel()`` -> the
     kernel writer's ``status()`` or None without ``[kernel]``; ``rpki()`` ->
-    a mapping of RPKI figures, or None when there is no RPKI status to read.
+    a mapping of RPKI figures (name -> number), or None when there is no
+    RPKI status to read (the service tree passes none yet: the RPKI
+    service is not on main).
     """
 
     peers: Callable[[], Mapping[str, Any]]
@@ -60,6 +62,10 @@ class DaemonParts:
     rib: Any
     kernel: Callable[[], Mapping | None] = lambda: None
     rpki: Callable[[], Mapping | None] = lambda: None
+    #: ``set_message_tap(tap)``: every session's received messages to ``tap``
+    #: (``bgpd.session.tap.SessionTap``), or none with None; a no-op until
+    #: the service tree has the sessions' tap
+    set_message_tap: Callable[[Any], None] = lambda tap: None
 
 
 class LagMonitor:

@@ -20,6 +20,7 @@ from twisted.logger import Logger
 from twisted.python import threadable
 
 from bgpd.config import Config
+from bgpd.monitor.bgp4mp import UpdatesLog
 from bgpd.monitor.history import SessionHistory
 from bgpd.monitor.metrics import DaemonCollector, DaemonParts, LagMonitor, make_registry
 from bgpd.monitor.mrt import ADJ_RIB_IN, LOC_RIB, DumpResult, MrtDump, MrtScheduler
@@ -55,6 +56,10 @@ class MonitorService(Service):
         self.history = SessionHistory(config.monitor.history_size, wall)
         # Subscribed now, before any session starts: no change goes unrecorded.
         self._unwatch = watch_state(self.history.state_changed)
+        self._watch_state = watch_state
+        #: the [mrt] updates log (BGP4MP), while it runs
+        self.updates: UpdatesLog | None = None
+        self._unwatch_updates: Any = None
         self.lag: LagMonitor | None = None
         self.collector: DaemonCollector | None = None
         self.registry: Any = None
@@ -83,6 +88,24 @@ class MonitorService(Service):
             self.scheduler = MrtScheduler(self.config.mrt, self._scheduled_dump,
                                           self.reactor.callLater, self.wall)
             self.scheduler.start()
+            if self.config.mrt.updates:
+                self._start_updates(self.config.mrt)
+
+    def _start_updates(self, mrt: Any) -> None:
+        self.updates = UpdatesLog(mrt, self.reactor.callLater, self.defer_to_thread, self.wall)
+        self.updates.start()
+        self._unwatch_updates = self._watch_state(self.updates.state_changed)
+        self.parts.set_message_tap(self.updates)
+
+    def _stop_updates(self) -> Any:
+        log_, self.updates = self.updates, None
+        if log_ is None:
+            return None
+        self.parts.set_message_tap(None)
+        if self._unwatch_updates is not None:
+            self._unwatch_updates()
+            self._unwatch_updates = None
+        return log_.stop()
 
     def _listen(self, host: str, port: int) -> None:
         from prometheus_client.twisted import MetricsResource
@@ -108,8 +131,12 @@ class MonitorService(Service):
             self.lag.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
+        waits = [self._stop_updates()]
         port, self.port = self.port, None
-        return port.stopListening() if port is not None else None
+        if port is not None:
+            waits.append(port.stopListening())
+        waits = [w for w in waits if w is not None]
+        return defer.gatherResults(waits) if waits else None
 
     def close(self) -> None:
         """Stop recording (the service tree is being torn down)."""
@@ -126,10 +153,13 @@ class MonitorService(Service):
             if self.scheduler is not None:
                 self.scheduler.stop()
                 self.scheduler = None
+            self._stop_updates()
             if config.mrt is not None:
                 self.scheduler = MrtScheduler(config.mrt, self._scheduled_dump,
                                               self.reactor.callLater, self.wall)
                 self.scheduler.start()
+                if config.mrt.updates:
+                    self._start_updates(config.mrt)
 
     # -- MRT ------------------------------------------------------------------
 

@@ -134,3 +134,31 @@ def read(data: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         r["subtype"] = sub
         ribs.append(r)
     return index, ribs
+
+
+def bgp4mp(data: bytes) -> list[dict[str, Any]]:
+    """Every BGP4MP_ET record (RFC 6396 3 and 4.4, RFC 8050 3): times, peers, states, messages."""
+    out = []
+    for ts, mtype, sub, body in records(data):
+        assert mtype == 17, mtype
+        (usec,) = struct.unpack_from("!I", body, 0)
+        peer_as, local_as, ifindex, afi = struct.unpack_from("!IIHH", body, 4)
+        n = 16 if afi == 2 else 4
+        fam = socket.AF_INET6 if afi == 2 else socket.AF_INET
+        peer_ip = socket.inet_ntop(fam, body[16:16 + n])
+        local_ip = socket.inet_ntop(fam, body[16 + n:16 + 2 * n])
+        rest = body[16 + 2 * n:]
+        rec: dict[str, Any] = {"time": ts + usec / 1e6, "subtype": sub, "peer_as": peer_as,
+                               "local_as": local_as, "ifindex": ifindex, "peer": peer_ip,
+                               "local": local_ip}
+        if sub == 5:
+            rec["old"], rec["new"] = struct.unpack("!HH", rest)
+        else:
+            assert sub in (4, 9), sub
+            assert rest[:16] == b"\xff" * 16, "no marker"
+            (length,) = struct.unpack_from("!H", rest, 16)
+            assert length == len(rest), "message length"
+            rec["type"] = rest[18]
+            rec["message"] = rest
+        out.append(rec)
+    return out

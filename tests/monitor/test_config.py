@@ -78,6 +78,11 @@ class MrtConfigTests(SynchronousTestCase):
         """Two tables in one file name would overwrite each other: {table} is required then."""
         got = errors('[mrt]\ndirectory = "/d"\nfile_pattern = "rib.%H"\ntables = ["loc-rib", "adj-rib-in"]\n')
         self.assertIn("{table}", got["mrt.file_pattern"])
+        got = errors('[mrt]\ndirectory = "/d"\nfile_pattern = "rib.%H"\nupdates = true\n')
+        self.assertIn("{table}", got["mrt.file_pattern"])
+        c = parse_config(BASE + '[mrt]\ndirectory = "/d"\ntables = []\nupdates = true\n'
+                         'file_pattern = "u.%H"\n')
+        self.assertEqual((c.mrt.tables, c.mrt.updates), ((), True))
         c = parse_config(BASE + '[mrt]\ndirectory = "/d"\ntables = ["loc-rib", "adj-rib-in"]\n')
         self.assertEqual(c.mrt.tables, ("loc-rib", "adj-rib-in"))
         self.assertIn("empty", errors('[mrt]\ndirectory = ""\n')["mrt.directory"])
