@@ -45,6 +45,7 @@ from bgpd.rib.adjout import Member, Sink, UpdateGroup, group_key
 from bgpd.rib.change import Change
 from bgpd.rib.options import RibOptions
 from bgpd.rib.route import LOCAL, STALE_REFRESH, STALE_RESTART, Path, PeerInfo
+from bgpd.rib.tap import AdjInTap
 from bgpd.wire.attributes import PathAttributes
 from bgpd.wire.constants import IPV4_UNICAST, Role
 from bgpd.wire.negotiated import Negotiated
@@ -189,6 +190,8 @@ class Rib:
         #: with the same best path is compared against.
         self._published_mp: dict[Family, dict[bytes, tuple[Path, ...]]] = {}
         self.stats = RibStats()
+        #: Who sees post-policy Adj-RIB-In changes (BMP), or None.
+        self._adj_tap: AdjInTap | None = None
 
     # -- session-facing API --------------------------------------------------
 
@@ -538,6 +541,28 @@ class Rib:
                 self._subscribers.remove(callback)
 
         return unsubscribe
+
+    def set_adj_in_tap(self, tap: AdjInTap | None) -> None:
+        """Report post-policy Adj-RIB-In changes to ``tap`` (None: to nobody)."""
+        self._adj_tap = tap
+
+    def _tap_results(self, st: PeerState, fam: Family, chunk: list, results: list | None,
+                     a: PathAttributes) -> None:
+        """Report one policy run's results, grouped by the attributes each key ended with."""
+        tap = self._adj_tap
+        if tap is None or st is self._local:
+            return
+        if results is None:
+            tap.adj_in_changed(st.info, fam, a, chunk)
+            return
+        groups: dict[int, tuple[PathAttributes | None, list]] = {}
+        for k, r in zip(chunk, results, strict=True):
+            g = groups.get(id(r))
+            if g is None:
+                g = groups[id(r)] = (r, [])
+            g[1].append(k)
+        for r, keys in groups.values():
+            tap.adj_in_changed(st.info, fam, r, keys)
 
     def watch_prefix_counts(self, callback: PrefixCountCallback) -> Callable[[], None]:
         """Call ``callback(peer, family, count)`` when a batch changed a peer's accepted count.
@@ -969,6 +994,8 @@ class Rib:
                         first.setdefault((fam, p), cur if resolver is None or self.eligible(cur) else None)
                 else:
                     self._update(loc, p, st, 0, path, changed, first, fam)
+            if self._adj_tap is not None:
+                self._tap_results(st, fam, keys[start:end], None, a)
             return
         info = st.info
         accepts = policy.accepts_all
@@ -980,7 +1007,8 @@ class Rib:
             append = changed.append
             last: Any = None
             path = None
-            for p, r in zip(chunk, policy.many(info, fam, chunk, a), strict=True):
+            answers = policy.many(info, fam, chunk, a)
+            for p, r in zip(chunk, answers, strict=True):
                 if r is None:
                     st.rejected += 1
                     self.stats.rejected += 1
@@ -1006,6 +1034,8 @@ class Rib:
                         first.setdefault((fam, p), cur if resolver is None or self.eligible(cur) else None)
                 else:
                     self._update(loc, p, st, 0, path, changed, first, fam)
+            if self._adj_tap is not None:
+                self._tap_results(st, fam, chunk, answers, a)
             return
         base: dict = {}
         if accepts:
@@ -1035,6 +1065,8 @@ class Rib:
                 path = base[bk] = self._intern(st, r, pid)
             adj[k] = path
             self._update(loc, p, st, pid, path, changed, first, fam)
+        if self._adj_tap is not None:
+            self._tap_results(st, fam, chunk, results, a)
 
     def _withdraw(
         self, st: PeerState, fam: Family, keys: list, start: int, end: int, changed: list, first: dict | None,
@@ -1057,6 +1089,9 @@ class Rib:
             if old is None:
                 continue
             self._unlink(loc, k[1] if addpath else k, st, old, changed, first, fam)
+        tap = self._adj_tap
+        if tap is not None and st is not self._local:
+            tap.adj_in_changed(st.info, fam, None, keys[start:end])
 
     def _unlink(
         self, loc: dict, p: bytes, st: PeerState, old: Path, changed: list, first: dict | None,
