@@ -546,6 +546,10 @@ class Rib:
         """Report post-policy Adj-RIB-In changes to ``tap`` (None: to nobody)."""
         self._adj_tap = tap
 
+    @property
+    def adj_in_tap(self) -> AdjInTap | None:
+        return self._adj_tap
+
     def _tap_results(self, st: PeerState, fam: Family, chunk: list, results: list | None,
                      a: PathAttributes) -> None:
         """Report one policy run's results, grouped by the attributes each key ended with."""
@@ -661,6 +665,11 @@ class Rib:
 
     def peers(self) -> list[PeerInfo]:
         return [st.info for st in self._peers.values()]
+
+    def rejected(self, peer: PeerInfo) -> int:
+        """Prefixes of ``peer`` its import policy or the ingress checks refused, so far."""
+        st = self._peers.get(peer.address)
+        return 0 if st is None else st.rejected
 
     def live_paths(self) -> int:
         return sum(len(st.intern) for st in self._peers.values()) + len(self._local.intern)

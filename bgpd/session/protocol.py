@@ -17,8 +17,8 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from bgpd.wire.address import normalize_address
 from bgpd.session.tap import IN, OUT, SessionTap
+from bgpd.wire.address import normalize_address
 from bgpd.wire.attributes import AttributeCache
 from bgpd.wire.constants import HEADER_LEN, MARKER, MAX_MESSAGE_LEN, MsgType
 from bgpd.wire.errors import NotificationError

@@ -59,7 +59,8 @@ class BmpConfigTests(SynchronousTestCase):
         """).bmp
         self.assertEqual((cfg.sys_name, cfg.sys_descr), ("r1", "edge"))
         c = cfg.collectors[0]
-        self.assertEqual((c.address, c.port, c.monitoring), ("2001:db8::50", 5000, ("loc-rib", "adj-rib-out")))
+        self.assertEqual((c.address, c.port), ("2001:db8::50", 5000))
+        self.assertEqual(c.monitoring, ("loc-rib", "adj-rib-out"))
         self.assertEqual((c.statistics_interval, c.buffer, c.retry_time), (0.0, 65536, 5.0))
 
     def test_round_trip_config_show(self):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.python.failure import Failure
 from twisted.internet.error import ConnectionDone
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from bgpd.session.tap import IN, OUT, DownReason, FanoutTap, PeerDown, PeerUp, SessionTap
