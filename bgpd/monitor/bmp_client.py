@@ -687,7 +687,15 @@ def _post_table(rib: Any, info: PeerInfo | None, family: tuple[int, int]) -> Cal
 
 
 def _out_table(rib: Any, info: PeerInfo | None, family: tuple[int, int]) -> Callable[[], dict]:
-    return lambda: {} if info is None else rib.adj_rib_out(info, family)
+    # adj_rib_out builds a new dict from the update group each call: read it
+    # once for the whole dump (later changes come live, after the dump).
+    snapshot: list[dict] = []
+
+    def table() -> dict:
+        if not snapshot:
+            snapshot.append({} if info is None else rib.adj_rib_out(info, family))
+        return snapshot[0]
+    return table
 
 
 def _attrs_of(value: Any) -> PathAttributes | None:

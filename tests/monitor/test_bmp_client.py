@@ -417,3 +417,31 @@ class ServiceTests(Base):
         self.service.stopService()
         self.assertIsInstance(self.messages()[-1], Termination)
         self.assertEqual(self.attached[-1], (None, False, False))
+
+
+class AdjRibOutDumpTests(Base):
+    """The Adj-RIB-Out view's dump (RFC 8671)."""
+
+    views = ("adj-rib-out",)
+
+    def test_dump_reads_adj_rib_out_once(self):
+        """What the RIB would send the peer is dumped with O and L set, the table built once."""
+        other = make_peer("198.51.100.2", 65003, local_address="198.51.100.1")
+        self.bring_up()
+        self.host.rib.add_peer(other, [IPV4], Negotiated(peer_as=65003), FakeSink())
+        self.host.rib.receive(other, announce(PathAttributes(origin=0, as_path=((2, (65003,)),),
+                                                             next_hop="198.51.100.2"), PREFIXES))
+        self.settle()
+        self.patch(client_module, "DUMP_SLICE", 2)
+        calls = []
+        real = self.host.rib.adj_rib_out
+
+        def counted(info, family):
+            calls.append(info.address)
+            return real(info, family)
+
+        self.patch(self.host.rib, "adj_rib_out", counted)
+        self.start()
+        out = self.routes(self.messages(), FLAG_L | FLAG_O)
+        self.assertEqual(sorted(out), sorted(PREFIXES))
+        self.assertEqual(calls, [PEER_ADDR])
