@@ -12,6 +12,8 @@ log alone:
   session: BIRD's address, AS and BGP Identifier, both ports;
 * Route Monitoring (4.6) of every prefix BIRD announced, pre-policy (as
   BIRD sent it: AS_PATH 65001, no tag) and post-policy (L flag: the tag);
+* the Loc-RIB (RFC 9069: BIRD's routes and bgpd's own) and the Adj-RIB-Out
+  towards BIRD (RFC 8671: bgpd's own route, with bgpd's AS);
 * Statistics Reports (4.8): the Adj-RIB-In route count;
 * the Peer Down (4.9) once BIRD stops, with the reason BIRD gave (its Cease
   NOTIFICATION, reason 3).
@@ -39,6 +41,8 @@ BMP_PORT = 1790
 ROUTES = {"198.51.100.0/25": {"med": 5}, "198.51.100.128/26": {},
           "2001:db8:100::/48": {}, "2001:db8:101::/48": {"communities": ["65001:9"]}}
 TIMEOUT = 40.0
+#: bgpd's own route: in its Loc-RIB, and sent to BIRD (its Adj-RIB-Out).
+OWN = "198.51.100.192/27"
 
 POLICY = f"""
 [policies.tag-in]
@@ -54,7 +58,7 @@ sys_descr = "bgpd under test"
 name = "pmacct"
 address = "127.0.0.1"
 port = {BMP_PORT}
-monitoring = ["pre-policy", "post-policy"]
+monitoring = ["pre-policy", "post-policy", "adj-rib-out", "loc-rib"]
 statistics_interval = 2
 retry_time = 2
 """
@@ -140,7 +144,8 @@ class PmbmpdTests(SynchronousTestCase):
         neighbor = BgpdNeighbor(self.bird_ip, BIRD_AS,
                                 keys={"import_policy": ["tag-in"],
                                       "soft_reconfiguration_inbound": True})
-        self.bgpd = BmpBgpd(b.ns, BGPD_AS, b.router_id, [neighbor], mrai_ebgp=0)
+        self.bgpd = BmpBgpd(b.ns, BGPD_AS, b.router_id, [neighbor], mrai_ebgp=0,
+                            originate=[{"prefix": OWN}])
         self.bird = Bird(lab["bird"].ns, BIRD_AS, lab["bird"].router_id,
                          [Neighbor(b.ipv4, BGPD_AS, passive=True, families=("ipv4", "ipv6"),
                                    local_address=lab["bird"].ipv4)], routes=ROUTES)
@@ -160,10 +165,14 @@ class PmbmpdTests(SynchronousTestCase):
         except AssertionError:
             self.fail(f"pmbmpd never logged {what}" + self.explain())
 
-    def routes(self, post: int) -> dict[str, dict[str, Any]]:
+    def view(self, **flags: int) -> dict[str, dict[str, Any]]:
+        """The announced routes pmbmpd logged with every one of ``flags`` (is_post, is_out...)."""
         return {m["ip_prefix"]: m for m in self.pm.of("route_monitor")
-                if m.get("is_post") == post and m.get("peer_ip") == self.bird_ip
+                if all(m.get(k) == v for k, v in flags.items())
                 and "ip_prefix" in m and m.get("log_type") == "update"}
+
+    def routes(self, post: int) -> dict[str, dict[str, Any]]:
+        return self.view(is_post=post, is_in=1, peer_ip=self.bird_ip)
 
     def test_stream(self):
         """Initiation, Peer Up, pre- and post-policy routes, statistics, then the Peer Down."""
@@ -192,6 +201,12 @@ class PmbmpdTests(SynchronousTestCase):
             problems.append(f"MED lost: {self.routes(0)['198.51.100.0/25']}")
         if problems:
             self.fail("\n".join(problems) + self.explain())
+
+        # RFC 9069: the Loc-RIB instance (peer type 3) holds BIRD's routes and ours;
+        # RFC 8671: what bgpd sent BIRD (its own route, bgpd's AS first).
+        self.wait("the Loc-RIB", lambda: want | {OWN} <= set(self.view(is_loc=1)))
+        out = self.wait("the Adj-RIB-Out", lambda: self.view(is_out=1, peer_ip=self.bird_ip).get(OWN))
+        self.assertEqual(out.get("as_path"), str(BGPD_AS), out)
 
         def counted() -> bool:
             return any(s.get("counter_type") == 7 and s.get("counter_value") == len(ROUTES)
