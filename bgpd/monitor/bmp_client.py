@@ -127,6 +127,9 @@ class PeerView:
     def __init__(self, peer: Any, up: PeerUp) -> None:
         self.peer = peer
         self.up = up
+        #: As the RIB's PeerInfo spells it (a link-local peer keeps its zone).
+        self.key = normalize_address(peer.config.address)
+        #: As the per-peer header carries it (16 octets: no zone).
         self.address = normalize_address(peer.config.address, keep_zone=False)
         info = up.info
         self.asn = info.peer_asn
@@ -501,7 +504,7 @@ class BmpMonitor:
     def _add_view(self, peer: Any, up: PeerUp) -> PeerView:
         view = PeerView(peer, up)
         self.views[peer] = view
-        self._by_address[view.address] = view
+        self._by_address[view.key] = view
         return view
 
     # -- SessionTap ---------------------------------------------------------------------
@@ -535,8 +538,8 @@ class BmpMonitor:
         view = self.views.pop(peer, None)
         if view is None:
             return
-        if self._by_address.get(view.address) is view:
-            del self._by_address[view.address]
+        if self._by_address.get(view.key) is view:
+            del self._by_address[view.key]
         msg = encode(PeerDownMsg.make(view.header(down.timestamp), down.reason,
                                       notification=down.notification, fsm_event=down.fsm_event))
         for station in self._all:
@@ -647,7 +650,7 @@ class BmpMonitor:
             stats.append((Stat.ADJ_RIB_IN_ROUTES, total))
             if self._want[LOC]:
                 # Counted from the Loc-RIB records, which flow only with loc-rib monitoring on.
-                stats.append((Stat.LOC_RIB_ROUTES, max(0, self.loc_counts.get(view.address, 0))))
+                stats.append((Stat.LOC_RIB_ROUTES, max(0, self.loc_counts.get(view.key, 0))))
             stats += per_family
             out.append(encode(StatisticsReport(view.header(now), tuple(stats))))
         return out

@@ -445,3 +445,26 @@ class AdjRibOutDumpTests(Base):
         out = self.routes(self.messages(), FLAG_L | FLAG_O)
         self.assertEqual(sorted(out), sorted(PREFIXES))
         self.assertEqual(calls, [PEER_ADDR])
+
+
+class LinkLocalPeerTests(Base):
+    """A peer known by a link-local address with its zone (RFC 4007)."""
+
+    views = ("post-policy",)
+
+    def test_post_policy_found_by_zone(self):
+        """The RIB names the peer with its zone; the header carries the address without it."""
+        self.peer = FakePeer("fe80::2%eth0")
+        info = make_peer("fe80::2%eth0", 65002, router_id="192.0.2.2")
+        up = peer_up()
+        self.host.up[self.peer] = up
+        self.host.infos[self.peer] = info
+        self.monitor.session_up(self.peer, up)
+        self.host.rib.add_peer(info, [IPV4], Negotiated(peer_as=65002), FakeSink())
+        self.start()
+        self.endpoint.transport.clear()
+        self.host.rib.receive(info, announce(ATTRS, PREFIXES[:1]))
+        self.settle()
+        (m,) = [m for m in self.messages() if isinstance(m, RouteMonitoring)]
+        self.assertEqual(m.peer.address, "fe80::2")
+        self.assertEqual(self.routes([m], FLAG_L), PREFIXES[:1])
