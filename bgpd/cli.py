@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                                     parser_class=_Parser)
     show.add_parser("summary", help="the daemon and one line per neighbor")
     show.add_parser("kernel", help="the kernel route writer: table, routes per family")
+    show.add_parser("bmp", help="the BMP collectors: state, messages, drops, buffer")
     show.add_parser("neighbors", help="every neighbor in detail")
     n = show.add_parser("neighbor", help="one neighbor in detail")
     n.add_argument("address")
@@ -328,6 +329,20 @@ def _kernel(k: Any, out: IO[str]) -> None:
         out.write(f"{f.family:<14} {f.installed:>10} {f.pending:>10} {f.failed:>10}\n")
 
 
+def _bmp(b: Any, out: IO[str]) -> None:
+    if not b.enabled:
+        out.write("bmp: off (no [[bmp.collector]] in the config)\n")
+        return
+    out.write(f"{'Collector':<12} {'Address':<24} {'State':<10} {'Messages':>10} {'MB':>9} "
+              f"{'Drops':>6} {'Buffered':>9}  Monitoring\n")
+    for s in b.collectors:
+        where = f"[{s.address}]:{s.port}" if ":" in s.address else f"{s.address}:{s.port}"
+        out.write(f"{s.name:<12} {where:<24} {s.state:<10} {s.messages:>10} "
+                  f"{s.octets / 1e6:>9.1f} {s.drops:>6} {s.buffered:>9}  {','.join(s.monitoring)}\n")
+        if s.last_error:
+            out.write(f"{'':<12} last: {s.last_error}\n")
+
+
 def _show(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
     if args.what == "summary":
         g = c.glob.GetGlobal(global_pb2.GetGlobalRequest(), timeout=CALL_TIMEOUT)
@@ -337,6 +352,12 @@ def _show(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
                 "peers", [])}) + "\n")
         else:
             _summary(g, peers.peers, out)
+    elif args.what == "bmp":
+        b = c.glob.GetBmp(global_pb2.GetBmpRequest(), timeout=CALL_TIMEOUT)
+        if args.json:
+            out.write(_json(b) + "\n")
+        else:
+            _bmp(b, out)
     elif args.what == "kernel":
         k = c.glob.GetKernel(global_pb2.GetKernelRequest(), timeout=CALL_TIMEOUT)
         if args.json:

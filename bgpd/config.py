@@ -370,6 +370,40 @@ class KernelConfig:
     reconcile_time: float = 120.0
 
 
+#: What a BMP collector may be sent (RFC 7854 4.6, RFC 8671, RFC 9069).
+BMP_MONITORING = ("pre-policy", "post-policy", "adj-rib-out", "loc-rib")
+
+
+@attrs.frozen
+class BmpCollectorConfig:
+    """One ``[[bmp.collector]]``: a BMP station bgpd connects to (RFC 7854 3.2).
+
+    ``monitoring`` names the views sent (:data:`BMP_MONITORING`);
+    ``statistics_interval`` seconds between Statistics Reports (0: none);
+    ``buffer`` the octets queued for a slow station before its session is
+    dropped and re-synced; ``retry_time`` the longest wait between connect
+    attempts (the back-off doubles from 1 s up to it).
+    """
+
+    name: str
+    address: str
+    port: int
+    monitoring: tuple[str, ...] = attrs.field(default=("pre-policy", "post-policy"), converter=tuple)
+    statistics_interval: float = 60.0
+    buffer: int = 16 * 1024 * 1024
+    retry_time: float = 30.0
+
+
+@attrs.frozen
+class BmpConfig:
+    """The ``[bmp]`` table: BMP collectors (RFC 7854), and what the Initiation names."""
+
+    collectors: tuple[BmpCollectorConfig, ...] = attrs.field(default=(), converter=tuple)
+    #: sysName and sysDescr of the Initiation message (RFC 7854 4.4); "" = hostname / "bgpd".
+    sys_name: str = ""
+    sys_descr: str = ""
+
+
 #: NeighborConfig fields a running session takes over as they are: nothing
 #: negotiated in the OPEN depends on them, so changing one needs no reset.
 SOFT_FIELDS = frozenset({"description", "import_policy", "export_policy", "max_prefix"})
@@ -418,6 +452,8 @@ class Config:
     monitor: MonitorConfig = attrs.field(factory=lambda: MonitorConfig())
     #: ``[mrt]``; None when the section is absent (no scheduled dumps)
     mrt: MrtConfig | None = None
+    #: ``[bmp]``; None when the section is absent (no BMP).
+    bmp: BmpConfig | None = None
     _by_address: dict[str, NeighborConfig] = attrs.field(init=False, repr=False, eq=False, hash=False)
 
     @_by_address.default
@@ -533,7 +569,9 @@ MAX_PREFIX_KEYS = tuple(f.name for f in attrs.fields(MaxPrefix))
 # family is derived from the prefix, never written.
 ORIGINATE_KEYS = tuple(f.name for f in attrs.fields(OriginateConfig) if f.name != "family")
 KERNEL_KEYS = tuple(f.name for f in attrs.fields(KernelConfig))
-TOP_KEYS = ("bgp", "neighbors", "originate", "sets", "policies", "api", "kernel")
+BMP_KEYS = ("collector", "sys_name", "sys_descr")
+BMP_COLLECTOR_KEYS = tuple(f.name for f in attrs.fields(BmpCollectorConfig))
+TOP_KEYS = ("bgp", "neighbors", "originate", "sets", "policies", "api", "kernel", "bmp")
 # bgpd.monitor's sections
 TOP_KEYS += ("monitor", "mrt")
 
@@ -829,11 +867,12 @@ class _Validator:
             except ConfigError as err:
                 self.errors.extend(err.errors)
         kernel = self.kernel(top["kernel"]) if "kernel" in top else None
+        bmp = self.bmp(top["bmp"]) if "bmp" in top else None
         monitor, mrt = self.monitor_sections(top)
         if bgp is None or neighbors is None or originate is None or self.errors:
             return None
         return Config(bgp=bgp, neighbors=neighbors, originate=originate, sets=sets, policies=policies,
-                      api=api, kernel=kernel, monitor=monitor, mrt=mrt)
+                      api=api, kernel=kernel, bmp=bmp, monitor=monitor, mrt=mrt)
 
     def monitor_sections(self, top: Mapping[str, Any]) -> tuple[MonitorConfig, MrtConfig | None]:
         """``[monitor]`` and ``[mrt]`` (bgpd.monitor), their errors collected with the rest."""
@@ -891,6 +930,87 @@ class _Validator:
         if not 1 <= n <= MAX_U32 or n == 255:
             return self.error(key, f"must be a table from 1 to {MAX_U32} other than 255 (local), got {n}")
         return n
+
+    # -- [bmp] (RFC 7854) --
+
+    def bmp(self, value: object) -> BmpConfig | None:
+        """``[bmp]``: optional names for the Initiation, and ``[[bmp.collector]]`` tables."""
+        path = "bmp"
+        tbl = self.table(value, path, BMP_KEYS)
+        if tbl is None:
+            return None
+        n_errors = len(self.errors)
+        sys_name = self.string(tbl, path, "sys_name", "")
+        sys_descr = self.string(tbl, path, "sys_descr", "")
+        items = tbl.get("collector", [])
+        collectors: list[BmpCollectorConfig] = []
+        if not isinstance(items, list):
+            self.error(f"{path}.collector",
+                       f"must be an array of tables ([[bmp.collector]]), got {_describe(items)}")
+            items = []
+        names: dict[str, int] = {}
+        stations: dict[tuple[str, int], int] = {}
+        for i, item in enumerate(items):
+            c = self.bmp_collector(item, f"{path}.collector[{i}]")
+            if c is None:
+                continue
+            if c.name in names:
+                self.error(f"{path}.collector[{i}].name",
+                           f"duplicate collector name {c.name!r} (also bmp.collector[{names[c.name]}])")
+            names.setdefault(c.name, i)
+            where = (c.address, c.port)
+            if where in stations:
+                self.error(f"{path}.collector[{i}].address",
+                           f"[{c.address}]:{c.port} is already bmp.collector[{stations[where]}]")
+            stations.setdefault(where, i)
+            collectors.append(c)
+        if len(self.errors) > n_errors:
+            return None
+        return BmpConfig(collectors=tuple(collectors), sys_name=sys_name, sys_descr=sys_descr)
+
+    def bmp_collector(self, value: object, path: str) -> BmpCollectorConfig | None:
+        tbl = self.table(value, path, BMP_COLLECTOR_KEYS)
+        if tbl is None:
+            return None
+        n_errors = len(self.errors)
+        name = self.string(tbl, path, "name")
+        if isinstance(name, str) and not name.strip():
+            self.error(_join(path, "name"), "must not be empty")
+        address = self.string(tbl, path, "address")
+        if isinstance(address, str):
+            ip = _parse_ip(address)
+            if isinstance(ip, str):
+                address = self.error(_join(path, "address"), ip)
+            elif ip.is_unspecified or ip.is_multicast:
+                address = self.error(_join(path, "address"),
+                                     f"must be a unicast host address, got {ip}")
+            else:
+                address = str(ip)
+        port = self.integer(tbl, path, "port", _int_range(1, 65535))
+        monitoring = self.string_list(tbl, path, "monitoring", ["pre-policy", "post-policy"])
+        if isinstance(monitoring, list):
+            key = _join(path, "monitoring")
+            if not monitoring:
+                self.error(key, f"must name at least one of {', '.join(BMP_MONITORING)}")
+            seen: set[str] = set()
+            for j, kind in enumerate(monitoring):
+                if kind not in BMP_MONITORING:
+                    self.error(f"{key}[{j}]", f"must be one of {', '.join(BMP_MONITORING)}; got {kind!r}")
+                elif kind in seen:
+                    self.error(f"{key}[{j}]", f"{kind!r} is listed twice")
+                seen.add(kind)
+        interval = self.seconds(tbl, path, "statistics_interval", 60.0)
+        if isinstance(interval, float) and 0 < interval < 1:
+            self.error(_join(path, "statistics_interval"),
+                       f"must be 0 (no reports) or at least 1 second, got {interval!r}")
+        buffer = self.integer(tbl, path, "buffer", _int_range(65536, 2**32), 16 * 1024 * 1024)
+        retry = self.seconds(tbl, path, "retry_time", 30.0)
+        if isinstance(retry, float) and retry < 1:
+            self.error(_join(path, "retry_time"), f"must be at least 1 second, got {retry!r}")
+        if len(self.errors) > n_errors:
+            return None
+        return BmpCollectorConfig(name=name, address=address, port=port, monitoring=tuple(monitoring),
+                                  statistics_interval=interval, buffer=buffer, retry_time=retry)
 
     def bgp(self, value: object) -> BgpConfig | None:
         path = "bgp"
@@ -2246,6 +2366,9 @@ def config_to_tables(config: Config, policy_tables: Mapping[str, Any] | None = N
         out["neighbors"] = neighbors
     if originate:
         out["originate"] = originate
+    if config.bmp is not None:
+        out["bmp"] = {"sys_name": config.bmp.sys_name, "sys_descr": config.bmp.sys_descr,
+                      "collector": [plain(c) for c in config.bmp.collectors]}
     return out
 
 

@@ -159,6 +159,24 @@ class KernelStatus:
 
 
 @attrs.frozen
+class BmpCollectorStatus:
+    """One BMP collector (``bgpctl show bmp``): its connection and counters."""
+
+    name: str
+    address: str
+    port: int
+    monitoring: tuple[str, ...]
+    state: str
+    messages: int
+    octets: int
+    drops: int
+    connects: int
+    buffered: int
+    buffer: int
+    last_error: str
+
+
+@attrs.frozen
 class PeerStatus:
     """One neighbor as it runs (the Peers service)."""
 
@@ -273,6 +291,13 @@ class Control:
             families=tuple((family_name(*fam), c.installed, c.pending, c.failed)
                            for fam, c in sorted(counts.items())),
         )
+
+    def bmp_status(self) -> tuple[BmpCollectorStatus, ...]:
+        """Every configured BMP collector's state and counters (none without [bmp])."""
+        bmp = self.service.bmp
+        if bmp is None:
+            return ()
+        return tuple(BmpCollectorStatus(**s) for s in bmp.status())
 
     def running_config(self) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
         """The effective config as TOML (the API's parts marked), the API's neighbors and paths.

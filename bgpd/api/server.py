@@ -340,6 +340,16 @@ class GlobalServicer(global_pb2_grpc.GlobalServicer):
             families=[global_pb2.KernelFamily(family=f, installed=i, pending=p, failed=x)
                       for f, i, p, x in k.families])
 
+    def GetBmp(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        stations = self.bridge.call(context, self.bridge.control.bmp_status)
+        return global_pb2.BmpInfo(enabled=bool(stations), collectors=[
+            global_pb2.BmpCollector(
+                name=s.name, address=s.address, port=s.port, monitoring=list(s.monitoring),
+                state=s.state, messages=s.messages, octets=s.octets, drops=s.drops,
+                connects=s.connects, buffered=s.buffered, buffer=s.buffer,
+                last_error=s.last_error)
+            for s in stations])
+
 
 class PeersServicer(peers_pb2_grpc.PeersServicer):
     def __init__(self, bridge: _Bridge) -> None:

@@ -62,9 +62,8 @@ class DaemonParts:
     rib: Any
     kernel: Callable[[], Mapping | None] = lambda: None
     rpki: Callable[[], Mapping | None] = lambda: None
-    #: ``set_message_tap(tap)``: every session's received messages to ``tap``
-    #: (``bgpd.session.tap.SessionTap``), or none with None; a no-op until
-    #: the service tree has the sessions' tap
+    #: ``set_message_tap(tap)``: every session's messages to ``tap``
+    #: (``bgpd.session.tap.SessionTap``), or to none with None
     set_message_tap: Callable[[Any], None] = lambda tap: None
 
 
@@ -233,7 +232,7 @@ class DaemonCollector(Collector):
                                         len(rib.adj_rib_in(pi, fam, pre_policy=True)))
                 g = rib.update_group(pi, fam)
                 prefixes.add_metric([address, name, "advertised"], len(g.out) if g is not None else 0)
-            rejected.add_metric([address], rib.peer_rejected(pi))
+            rejected.add_metric([address], rib.rejected(pi))
         return (state, up, uptime, m_in, m_out, updates, est, flaps, prefixes, rejected, notes)
 
     def _rib(self) -> Iterable[Metric]:

@@ -45,6 +45,7 @@ from bgpd.rib.adjout import Member, Sink, UpdateGroup, group_key
 from bgpd.rib.change import Change
 from bgpd.rib.options import RibOptions
 from bgpd.rib.route import LOCAL, STALE_REFRESH, STALE_RESTART, Path, PeerInfo
+from bgpd.rib.tap import AdjInTap
 from bgpd.wire.attributes import PathAttributes
 from bgpd.wire.constants import IPV4_UNICAST, Role
 from bgpd.wire.negotiated import Negotiated
@@ -189,6 +190,8 @@ class Rib:
         #: with the same best path is compared against.
         self._published_mp: dict[Family, dict[bytes, tuple[Path, ...]]] = {}
         self.stats = RibStats()
+        #: Who sees post-policy Adj-RIB-In changes (BMP), or None.
+        self._adj_tap: AdjInTap | None = None
 
     # -- session-facing API --------------------------------------------------
 
@@ -539,6 +542,32 @@ class Rib:
 
         return unsubscribe
 
+    def set_adj_in_tap(self, tap: AdjInTap | None) -> None:
+        """Report post-policy Adj-RIB-In changes to ``tap`` (None: to nobody)."""
+        self._adj_tap = tap
+
+    @property
+    def adj_in_tap(self) -> AdjInTap | None:
+        return self._adj_tap
+
+    def _tap_results(self, st: PeerState, fam: Family, chunk: list, results: list | None,
+                     a: PathAttributes) -> None:
+        """Report one policy run's results, grouped by the attributes each key ended with."""
+        tap = self._adj_tap
+        if tap is None or st is self._local:
+            return
+        if results is None:
+            tap.adj_in_changed(st.info, fam, a, chunk)
+            return
+        groups: dict[int, tuple[PathAttributes | None, list]] = {}
+        for k, r in zip(chunk, results, strict=True):
+            g = groups.get(id(r))
+            if g is None:
+                g = groups[id(r)] = (r, [])
+            g[1].append(k)
+        for r, keys in groups.values():
+            tap.adj_in_changed(st.info, fam, r, keys)
+
     def watch_prefix_counts(self, callback: PrefixCountCallback) -> Callable[[], None]:
         """Call ``callback(peer, family, count)`` when a batch changed a peer's accepted count.
 
@@ -637,10 +666,10 @@ class Rib:
     def peers(self) -> list[PeerInfo]:
         return [st.info for st in self._peers.values()]
 
-    def peer_rejected(self, peer: PeerInfo) -> int:
-        """Prefixes ``peer`` sent that import policy rejected (the metrics read it)."""
+    def rejected(self, peer: PeerInfo) -> int:
+        """Prefixes of ``peer`` its import policy or the ingress checks refused, so far."""
         st = self._peers.get(peer.address)
-        return st.rejected if st is not None else 0
+        return 0 if st is None else st.rejected
 
     def live_paths(self) -> int:
         return sum(len(st.intern) for st in self._peers.values()) + len(self._local.intern)
@@ -974,6 +1003,8 @@ class Rib:
                         first.setdefault((fam, p), cur if resolver is None or self.eligible(cur) else None)
                 else:
                     self._update(loc, p, st, 0, path, changed, first, fam)
+            if self._adj_tap is not None:
+                self._tap_results(st, fam, keys[start:end], None, a)
             return
         info = st.info
         accepts = policy.accepts_all
@@ -985,7 +1016,8 @@ class Rib:
             append = changed.append
             last: Any = None
             path = None
-            for p, r in zip(chunk, policy.many(info, fam, chunk, a), strict=True):
+            answers = policy.many(info, fam, chunk, a)
+            for p, r in zip(chunk, answers, strict=True):
                 if r is None:
                     st.rejected += 1
                     self.stats.rejected += 1
@@ -1011,6 +1043,8 @@ class Rib:
                         first.setdefault((fam, p), cur if resolver is None or self.eligible(cur) else None)
                 else:
                     self._update(loc, p, st, 0, path, changed, first, fam)
+            if self._adj_tap is not None:
+                self._tap_results(st, fam, chunk, answers, a)
             return
         base: dict = {}
         if accepts:
@@ -1040,6 +1074,8 @@ class Rib:
                 path = base[bk] = self._intern(st, r, pid)
             adj[k] = path
             self._update(loc, p, st, pid, path, changed, first, fam)
+        if self._adj_tap is not None:
+            self._tap_results(st, fam, chunk, results, a)
 
     def _withdraw(
         self, st: PeerState, fam: Family, keys: list, start: int, end: int, changed: list, first: dict | None,
@@ -1062,6 +1098,9 @@ class Rib:
             if old is None:
                 continue
             self._unlink(loc, k[1] if addpath else k, st, old, changed, first, fam)
+        tap = self._adj_tap
+        if tap is not None and st is not self._local:
+            tap.adj_in_changed(st.info, fam, None, keys[start:end])
 
     def _unlink(
         self, loc: dict, p: bytes, st: PeerState, old: Path, changed: list, first: dict | None,

@@ -178,3 +178,81 @@ class ServiceUpdatesTests(SynchronousTestCase):
         self.assertEqual([(f[0], f[2], f[3], f[4]) for f in fields],
                          [("BGP4MP_ET", "STATE", "192.0.2.2", "65002")] * 2)
         self.assertEqual([line.split("|")[5:7] for line in out], [["1", "2"], ["2", "1"]])
+
+
+TAP_BASE = """
+[bgp]
+local_as = 65001
+router_id = "192.0.2.1"
+listen_addresses = []
+
+[[neighbors]]
+address = "192.0.2.2"
+remote_as = 65002
+import_policy = ["accept-all"]
+export_policy = ["accept-all"]
+
+[mrt]
+directory = "{d}"
+tables = []
+updates = true
+file_pattern = "u.%H%M"
+"""
+TAP_BMP = """
+[bmp]
+[[bmp.collector]]
+name = "c1"
+address = "192.0.2.50"
+port = 1790
+"""
+
+
+class MessageTapTests(SynchronousTestCase):
+    """Received messages reach the log through the sessions' tap, beside BMP's when both run."""
+
+    def run_session(self, text: str) -> tuple[BgpdService, list[dict], object]:
+        from twisted.internet.address import IPv4Address
+        from twisted.internet.testing import StringTransport
+
+        from tests.session.test_factory import peer_open, update_bytes, wire
+
+        d = temp_path(self, "mrt")
+        reactor = MemoryReactorClock()
+        svc = BgpdService(parse_config(text.format(d=d)), None, reactor)
+        svc.monitor.defer_to_thread = defer.maybeDeferred
+        svc.startService()
+        peer = svc.sessions.peers["192.0.2.2"]
+        host, port, factory = [c for c in reactor.tcpClients if c[0] == "192.0.2.2"][-1][:3]
+        proto = factory.buildProtocol(IPv4Address("TCP", host, port))
+        proto.makeConnection(StringTransport(hostAddress=IPv4Address("TCP", "192.0.2.1", 40000),
+                                             peerAddress=IPv4Address("TCP", host, port)))
+        proto.dataReceived(wire(peer_open(asn=65002)) + KEEPALIVE_BYTES + update_bytes())
+        self.assertIs(peer.state.name, "ESTABLISHED")
+        tap = svc.sessions.message_tap
+        svc.stopService()
+        reactor.advance(3)
+        files = [os.path.join(d, f) for f in os.listdir(d)]
+        self.assertEqual(len(files), 1)
+        return svc, mrtdecode.bgp4mp(open(files[0], "rb").read()), tap
+
+    def test_received_messages_logged(self):
+        """OPEN, KEEPALIVE and UPDATE as received, with our address on the connection, and the states."""
+        _, recs, tap = self.run_session(TAP_BASE)
+        self.assertIsInstance(tap, UpdatesLog)
+        msgs = [r for r in recs if r["subtype"] == 4]
+        self.assertEqual([m["type"] for m in msgs], [1, 4, 2])
+        self.assertEqual({(m["peer"], m["local"], m["peer_as"]) for m in msgs},
+                         {("192.0.2.2", "192.0.2.1", 65002)})
+        states = [(r["old"], r["new"]) for r in recs if r["subtype"] == 5]
+        self.assertEqual(states[:4], [(1, 2), (2, 4), (4, 5), (5, 6)])
+
+    def test_shared_with_bmp(self):
+        """With [bmp] too, both receive the messages: the sessions' tap is a fan-out."""
+        from bgpd.session.tap import FanoutTap
+
+        svc, recs, tap = self.run_session(TAP_BASE + TAP_BMP)
+        self.assertEqual([r["type"] for r in recs if r["subtype"] == 4], [1, 4, 2])
+        self.assertIsInstance(tap, FanoutTap)
+        self.assertEqual({type(t) for t in tap.taps}, {UpdatesLog, type(svc.bmp.monitor)})
+        # Stopped: the log gave its slot up, BMP's stays.
+        self.assertNotIsInstance(svc.sessions.message_tap, FanoutTap)
