@@ -5,7 +5,8 @@ and IPv6 routes over an IPv6 session, each with its own AS path (BIRD
 prepends).  bgpd dumps its Loc-RIB (RFC 6396 TABLE_DUMP_V2, through the
 API's DumpRib, as ``bgpctl dump rib`` does); ``bgpdump -m`` (Debian's
 bgpdump) must list exactly the Loc-RIB's prefixes with the AS paths BIRD
-sent, plain and gzip-compressed.  The Prometheus endpoint, scraped over
+sent, plain and gzip-compressed; the ``[mrt] updates`` log (BGP4MP) lists
+BIRD's UPDATEs and the state changes.  The Prometheus endpoint, scraped over
 HTTP inside bgpd's namespace during the run, shows both sessions
 Established with the prefix counts, then the session down after BIRD stops.
 Needs root, BIRD and bgpdump; skips without them (fails under CI=true).
@@ -65,8 +66,11 @@ class MonitorInteropTests(SynchronousTestCase):
                      BgpdNeighbor(r.ipv6, BIRD_AS, families=("ipv6-unicast",))]
         self.bgpd = _Bgpd(b.ns, BGPD_AS, b.router_id, neighbors, mrai_ebgp=0)
         self.socket = os.path.join(self.bgpd.dir, "api.sock")
+        self.mrt_dir = os.path.join(self.bgpd.dir, "mrt")
         self.bgpd.extra = (f'[api]\nlisten = "unix:{self.socket}"\n\n'
-                           f'[monitor]\nmetrics_listen = "{METRICS_PORT}"\nhistory_size = 16\n')
+                           f'[monitor]\nmetrics_listen = "{METRICS_PORT}"\nhistory_size = 16\n\n'
+                           f'[mrt]\ndirectory = "{self.mrt_dir}"\ntables = []\nupdates = true\n'
+                           'interval = 3600\nfile_pattern = "{table}.%Y%m%d.%H%M.mrt"\n')
         self.bird.start()
         self.bgpd.start()
         self.addCleanup(self.bgpd.stop)
@@ -125,6 +129,32 @@ class MonitorInteropTests(SynchronousTestCase):
                 self.assertIn(f[3], (self.lab["bird"].ipv4, self.lab["bird"].ipv6), line)
                 self.assertEqual(f[4], str(BIRD_AS), line)
             self.assertEqual(got, loc, compression)
+
+    def test_updates_log(self):
+        """The [mrt] updates log: bgpdump lists BIRD's UPDATEs with their AS paths and the state changes."""
+        want = {p: [BIRD_AS, *a["as_path"]] for p, a in {**V4_ROUTES, **V6_ROUTES}.items()}
+        poll(lambda: self.loc_rib() == want, TIMEOUT, 0.5, "bgpd's Loc-RIB to hold every BIRD route")
+        self.bgpd.stop()  # the log's file is complete (renamed from .tmp) once bgpd has stopped
+        # One file per hour: a run across the hour has two.
+        files = sorted(os.path.join(self.mrt_dir, f) for f in os.listdir(self.mrt_dir))
+        self.assertTrue(files and all(os.path.basename(f).startswith("updates.")
+                                      and f.endswith(".mrt") for f in files), files)
+        lines = []
+        for path in files:
+            lines += subprocess.run(["bgpdump", "-m", path], capture_output=True, text=True,
+                                    timeout=60, check=True).stdout.splitlines()
+        announced: dict[str, list[int]] = {}
+        states = []
+        for line in lines:
+            f = line.split("|")
+            self.assertEqual(f[0], "BGP4MP_ET", line)
+            if f[2] == "A":
+                announced[f[5]] = [int(x) for x in f[6].split()]
+            elif f[2] == "STATE":
+                states.append((f[3], f[5], f[6]))
+        self.assertEqual(announced, want)
+        for addr in (self.lab["bird"].ipv4, self.lab["bird"].ipv6):
+            self.assertIn((addr, "5", "6"), states)  # OpenConfirm -> Established
 
     def test_metrics_follow_the_sessions(self):
         """Metrics over HTTP: both sessions up with their prefix counts; BIRD gone, down and a flap."""
