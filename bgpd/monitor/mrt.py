@@ -109,7 +109,7 @@ def encode_attributes(attributes: Any, family: tuple[int, int]) -> bytes:
     """A path's attributes as a RIB entry holds them (RFC 6396 section 4.3.4)."""
     nh = attributes.next_hop
     if family == IPV4_UNICAST and (nh is None or ":" not in nh):
-        return attributes.pack(True, True)
+        return attributes.pack_uncached(True, True)
     raw = b""
     if nh is not None:
         raw = socket.inet_pton(socket.AF_INET6 if ":" in nh else socket.AF_INET, nh)
@@ -117,7 +117,7 @@ def encode_attributes(attributes: Any, family: tuple[int, int]) -> bytes:
             raw += socket.inet_pton(socket.AF_INET6, attributes.next_hop_ll)
     # Only the next hop's length and the next hop (no AFI/SAFI, no NLRI).
     value = bytes((len(raw),)) + raw
-    return attributes.pack(True, False) + struct.pack("!BBH", 0x90, _MP_REACH, len(value)) + value
+    return attributes.pack_uncached(True, False) + struct.pack("!BBH", 0x90, _MP_REACH, len(value)) + value
 
 
 def encode_rib(sequence: int, prefix: bytes, entries: Iterable[tuple[int, int, int, bytes]],
@@ -276,6 +276,8 @@ class MrtDump:
         self._started = wall()
         #: per family: the prefixes still to visit (copied at the start)
         self._work: list[tuple[tuple[int, int], list, int]] = []
+        #: attribute set -> its encoding, for this dump only (sets are shared by many prefixes)
+        self._encoded: dict[tuple[Any, tuple[int, int]], bytes] = {}
         #: most prefixes encoded in one reactor turn (the tests' bound), and turns taken
         self.largest_turn = 0
         self.turns = 0
@@ -309,6 +311,7 @@ class MrtDump:
                 self._flush()
             self.call_later(0, self._step)
             return
+        self._encoded = {}
         self._flush()
         self._tail.addCallback(
             lambda _: None if self._failure is not None else self.defer_to_thread(self.sink.close))
@@ -347,17 +350,17 @@ class MrtDump:
                 index = 0 if info.address == "local" else self.index_of.get(info)
                 if index is None:
                     continue  # a peer that came up after the dump began
-                entries.append((index, ts, 0, encode_attributes(best.attrs, fam)))
+                entries.append((index, ts, 0, self._attrs(best.attrs, fam)))
             elif src.by_prefix is not None:
                 for pid in src.by_prefix.get(prefix, ()):
                     path = t.get((pid, prefix))
                     if path is not None:
-                        entries.append((src.index, ts, pid, encode_attributes(path.attrs, fam)))
+                        entries.append((src.index, ts, pid, self._attrs(path.attrs, fam)))
                         addpath = True
             else:
                 path = t.get(prefix)
                 if path is not None:
-                    entries.append((src.index, ts, 0, encode_attributes(path.attrs, fam)))
+                    entries.append((src.index, ts, 0, self._attrs(path.attrs, fam)))
         if not entries:
             return
         if addpath:
@@ -368,6 +371,13 @@ class MrtDump:
         self._seq += 1
         self._prefixes += 1
         self._add(mrt_record(ts, _RIB_SUBTYPE[(fam, addpath)], body))
+
+    def _attrs(self, attributes: Any, fam: tuple[int, int]) -> bytes:
+        key = (attributes, fam)
+        raw = self._encoded.get(key)
+        if raw is None:
+            raw = self._encoded[key] = encode_attributes(attributes, fam)
+        return raw
 
     def _add(self, record: bytes) -> None:
         self._buffer.append(record)

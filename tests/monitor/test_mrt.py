@@ -217,6 +217,25 @@ class RoundTripTests(_RibCase):
         self.assertEqual(gzip.open(self.dump(compression="gzip")[2]).read(), plain)
         self.assertEqual(bz2.open(self.dump(compression="bz2")[2]).read(), plain)
 
+    def test_dump_leaves_no_encoding_behind(self):
+        """The attribute sets keep no cached encoding after a dump; each is encoded once per dump."""
+        a = make_peer("192.0.2.2", 65002)
+        self.up(a)
+        shared = PathAttributes(as_path=((2, (65002,)),), next_hop="192.0.2.2", med=1)
+        self.rib.receive(a, announce(shared, [bytes((24, 10, 0, i)) for i in range(50)]))
+        self.rib.drain()
+        calls = []
+        from bgpd.monitor import mrt
+
+        real = mrt.encode_attributes
+        self.patch(mrt, "encode_attributes", lambda at, fam: calls.append(at) or real(at, fam))
+        dump, result, _ = self.dump()
+        self.assertEqual(result.prefixes, 50)
+        self.assertEqual(len(calls), 1)
+        stored = self.rib.best(IPV4, bytes((24, 10, 0, 0))).attrs
+        self.assertIsNone(stored._packed)  # no copy kept on the shared set
+        self.assertEqual(dump._encoded, {})
+
     def test_empty_rib(self):
         """An empty RIB is a file with the peer index alone."""
         _, result, path = self.dump()
