@@ -66,6 +66,9 @@ WRITE_SIZE = 1 << 20
 MAX_PENDING_WRITES = 4
 
 _HEADER = struct.Struct("!IHHI")
+_SEQ = struct.Struct("!I")
+#: entry count 1, then one entry's peer index, originated time, attribute length
+_ONE_ENTRY = struct.Struct("!HHIH")
 _ENTRY = struct.Struct("!HIH")
 _ENTRY_ADDPATH = struct.Struct("!HIIH")
 
@@ -278,6 +281,9 @@ class MrtDump:
         self._work: list[tuple[tuple[int, int], list, int]] = []
         #: attribute set -> its encoding, for this dump only (sets are shared by many prefixes)
         self._encoded: dict[tuple[Any, tuple[int, int]], bytes] = {}
+        #: family -> source -> attribute set -> a Loc-RIB record's part after
+        #: the prefix, this dump only
+        self._tails: dict[tuple[int, int], dict[Any, dict[Any, bytes]]] = {}
         #: most prefixes encoded in one reactor turn (the tests' bound), and turns taken
         self.largest_turn = 0
         self.turns = 0
@@ -312,6 +318,7 @@ class MrtDump:
             self.call_later(0, self._step)
             return
         self._encoded = {}
+        self._tails = {}
         self._flush()
         self._tail.addCallback(
             lambda _: None if self._failure is not None else self.defer_to_thread(self.sink.close))
@@ -323,8 +330,11 @@ class MrtDump:
         while budget > 0 and self._work:
             fam, keys, pos = self._work[0]
             end = min(len(keys), pos + budget)
-            for i in range(pos, end):
-                self._encode_prefix(fam, keys[i])
+            if self.table == LOC_RIB:
+                self._encode_loc(fam, keys, pos, end)
+            else:
+                for i in range(pos, end):
+                    self._encode_prefix(fam, keys[i])
             done += end - pos
             budget -= end - pos
             if end >= len(keys):
@@ -332,6 +342,60 @@ class MrtDump:
             else:
                 self._work[0] = (fam, keys, end)
         return done
+
+    def _encode_loc(self, fam: tuple[int, int], keys: list, pos: int, end: int) -> None:
+        """The Loc-RIB's records for ``keys[pos:end]``: one entry (the best path) each.
+
+        The hot loop of a full-table dump: the part of a record after the
+        prefix (entry count, the entry's head, the attributes) is built once
+        per (attribute set, source) and shared by every prefix using it.
+        """
+        table = self.sources[fam][0].table
+        get = table.get
+        eligible = self.rib.eligible
+        index_of = self.index_of
+        # Per family: equal attribute sets encode differently in IPv4 and IPv6.
+        tails = self._tails.setdefault(fam, {})
+        ts = self.timestamp
+        head = _HEADER.pack
+        seq_pack = _SEQ.pack
+        subtype = _RIB_SUBTYPE[(fam, False)]
+        seq = self._seq
+        out = self._buffer
+        n_bytes = 0
+        n = 0
+        for i in range(pos, end):
+            prefix = keys[i]
+            entry = get(prefix)
+            if entry is None:
+                continue  # withdrawn since the dump began
+            best = entry if entry.__class__ is not tuple else entry[0]
+            if not eligible(best):
+                continue
+            info = best.owner.info
+            # Nested dicts, not a tuple key: no allocation per prefix (and so
+            # no garbage collections triggered by a full table's worth).
+            by_attrs = tails.get(info)
+            if by_attrs is None:
+                by_attrs = tails[info] = {}
+            tail = by_attrs.get(best.attrs)
+            if tail is None:
+                index = 0 if info.address == "local" else index_of.get(info)
+                if index is None:
+                    continue  # a peer that came up after the dump began
+                raw = encode_attributes(best.attrs, fam)
+                tail = by_attrs[best.attrs] = _ONE_ENTRY.pack(1, index, ts, len(raw)) + raw
+            record = (head(ts & 0xFFFFFFFF, TABLE_DUMP_V2, subtype, 4 + len(prefix) + len(tail))
+                      + seq_pack(seq) + prefix + tail)
+            seq += 1
+            n += 1
+            n_bytes += len(record)
+            out.append(record)
+        self._seq = seq
+        self._prefixes += n
+        self._records += n
+        self._bytes += n_bytes
+        self._buffered += n_bytes
 
     def _encode_prefix(self, fam: tuple[int, int], prefix: bytes) -> None:
         entries: list[tuple[int, int, int, bytes]] = []

@@ -236,6 +236,22 @@ class RoundTripTests(_RibCase):
         self.assertIsNone(stored._packed)  # no copy kept on the shared set
         self.assertEqual(dump._encoded, {})
 
+    def test_same_attributes_in_both_families(self):
+        """One attribute set on an IPv4 and an IPv6 prefix: NEXT_HOP for one, MP_REACH for the other."""
+        a = make_peer("192.0.2.2", 65002)
+        self.up(a, (IPV4, IPV6))
+        shared = PathAttributes(as_path=((2, (65002,)),), next_hop="192.0.2.2")
+        self.rib.receive(a, announce(shared, ["198.51.100.0/24"]))
+        self.rib.receive(a, announce(shared, ["2001:db8:1::/48"], IPV6))
+        self.rib.drain()
+        _, _, path = self.dump()
+        _, ribs = mrtdecode.read(open(path, "rb").read())
+        attrs = {r["prefix"]: r["entries"][0]["attrs"] for r in ribs}
+        self.assertIn(3, attrs["198.51.100.0/24"])
+        self.assertNotIn(14, attrs["198.51.100.0/24"])
+        self.assertIn(14, attrs["2001:db8:1::/48"])
+        self.assertNotIn(3, attrs["2001:db8:1::/48"])
+
     def test_empty_rib(self):
         """An empty RIB is a file with the peer index alone."""
         _, result, path = self.dump()
