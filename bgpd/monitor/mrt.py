@@ -220,7 +220,8 @@ class _FileSink:
     def write(self, data: bytes) -> None:
         if self.f is None:
             if self.compression == "gzip":
-                self.f = gzip.open(self.tmp, "wb")
+                # Level 6 (gzip's own default): 9 took 2.8 times as long for 3% less (bench/mrt.py).
+                self.f = gzip.open(self.tmp, "wb", compresslevel=6)
             elif self.compression == "bz2":
                 self.f = bz2.open(self.tmp, "wb")
             else:
