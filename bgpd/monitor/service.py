@@ -26,7 +26,7 @@ from bgpd.monitor.metrics import DaemonCollector, DaemonParts, LagMonitor, make_
 from bgpd.monitor.mrt import ADJ_RIB_IN, LOC_RIB, DumpResult, MrtDump, MrtScheduler
 from bgpd.wire.address import normalize_address
 
-__all__ = ["DumpError", "MonitorService"]
+__all__ = ["DumpError", "DumpResult", "MonitorService"]
 
 log = Logger()
 
@@ -55,7 +55,7 @@ class MonitorService(Service):
         self.defer_to_thread = defer_to_thread or threads.deferToThread
         self.history = SessionHistory(config.monitor.history_size, wall)
         # Subscribed now, before any session starts: no change goes unrecorded.
-        self._unwatch = watch_state(self.history.state_changed)
+        watch_state(self.history.state_changed)
         self._watch_state = watch_state
         #: the [mrt] updates log (BGP4MP), while it runs
         self.updates: UpdatesLog | None = None
@@ -138,10 +138,6 @@ class MonitorService(Service):
         waits = [w for w in waits if w is not None]
         return defer.gatherResults(waits) if waits else None
 
-    def close(self) -> None:
-        """Stop recording (the service tree is being torn down)."""
-        self._unwatch()
-
     def reload(self, config: Config) -> None:
         """A SIGHUP: the history size and the [mrt] schedule follow; the metrics address needs a restart."""
         old, self.config = self.config, config
@@ -206,5 +202,3 @@ class MonitorService(Service):
         log.info("mrt: dumping the {table} to {path}", table=table, path=path)
         return d.start()
 
-
-__all__ += ["DumpResult"]
