@@ -619,11 +619,12 @@ class BmpMonitor:
                 if POST in station.views:
                     tables.append((view.fixed[POST], _post_table(rib, info, family),
                                    family in view.addpath_rx))
-                if OUT in station.views:
-                    tables.append((view.fixed["re-encoded-out"], _out_table(rib, info, family),
-                                   family in view.addpath_tx))
                 for fixed, table, addpath in tables:
                     yield from _dump_table(fixed, ts, family, table, addpath)
+                    yield route_monitoring(fixed, ts, end_of_rib(family))
+                if OUT in station.views:
+                    fixed = view.fixed["re-encoded-out"]
+                    yield from _dump_out(fixed, ts, rib, info, family, family in view.addpath_tx)
                     yield route_monitoring(fixed, ts, end_of_rib(family))
         if LOC in station.views:
             fixed = _loc_rib_fixed(self.host.local_as, self.host.router_id)
@@ -689,16 +690,29 @@ def _post_table(rib: Any, info: PeerInfo | None, family: tuple[int, int]) -> Cal
     return lambda: {} if info is None else rib.adj_rib_in(info, family)
 
 
-def _out_table(rib: Any, info: PeerInfo | None, family: tuple[int, int]) -> Callable[[], dict]:
-    # adj_rib_out builds a new dict from the update group each call: read it
-    # once for the whole dump (later changes come live, after the dump).
-    snapshot: list[dict] = []
+def _dump_out(fixed: bytes, ts: bytes, rib: Any, info: PeerInfo | None, family: tuple[int, int],
+              addpath: bool) -> Iterator[bytes]:
+    """The Adj-RIB-Out towards a peer, a slice of the Loc-RIB's prefixes at a time.
 
-    def table() -> dict:
-        if not snapshot:
-            snapshot.append({} if info is None else rib.adj_rib_out(info, family))
-        return snapshot[0]
-    return table
+    The update group computes what it sent per prefix (its export policy
+    applied), so the whole table at once would be seconds of one turn.
+    """
+    if info is None:
+        return
+    keys = list(rib.loc_table(family))
+    for i in range(0, len(keys), DUMP_SLICE):
+        sent = rib.adj_rib_out(info, family, keys[i:i + DUMP_SLICE])
+        groups: dict[int, tuple[PathAttributes, list]] = {}
+        for k, a in sent.items():
+            if a is None:
+                continue
+            g = groups.get(id(a))
+            if g is None:
+                g = groups[id(a)] = (a, [])
+            g[1].append(k)
+        for a, ks in groups.values():
+            for update in route_updates(family, a, ks, addpath):
+                yield route_monitoring(fixed, ts, update)
 
 
 def _attrs_of(value: Any) -> PathAttributes | None:

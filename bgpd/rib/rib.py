@@ -649,13 +649,16 @@ class Rib:
             raise ValueError(f"soft reconfiguration is not enabled for {peer.address}")
         return tables.get(family, {})
 
-    def adj_rib_out(self, peer: PeerInfo, family: Family) -> dict:
-        """prefix -> attributes as sent to ``peer`` (after the current batch)."""
+    def adj_rib_out(self, peer: PeerInfo, family: Family, prefixes: Iterable | None = None) -> dict:
+        """prefix -> attributes as sent to ``peer`` (after the current batch).
+
+        ``prefixes``: only these, so that a full table can be read in slices.
+        """
         st = self._peers.get(peer.address)
         if st is None or family not in st.members:
             return {}
         g, m = st.members[family]
-        return g.adj_rib_out(m)
+        return g.adj_rib_out(m, prefixes)
 
     def update_group(self, peer: PeerInfo, family: Family) -> UpdateGroup | None:
         st = self._peers.get(peer.address)

@@ -424,8 +424,8 @@ class AdjRibOutDumpTests(Base):
 
     views = ("adj-rib-out",)
 
-    def test_dump_reads_adj_rib_out_once(self):
-        """What the RIB would send the peer is dumped with O and L set, the table built once."""
+    def test_dump_reads_adj_rib_out_in_slices(self):
+        """What the RIB would send the peer is dumped with O and L set, a slice at a time."""
         other = make_peer("198.51.100.2", 65003, local_address="198.51.100.1")
         self.bring_up()
         self.host.rib.add_peer(other, [IPV4], Negotiated(peer_as=65003), FakeSink())
@@ -436,15 +436,16 @@ class AdjRibOutDumpTests(Base):
         calls = []
         real = self.host.rib.adj_rib_out
 
-        def counted(info, family):
-            calls.append(info.address)
-            return real(info, family)
+        def counted(info, family, prefixes=None):
+            calls.append(None if prefixes is None else len(prefixes))
+            return real(info, family, prefixes)
 
         self.patch(self.host.rib, "adj_rib_out", counted)
         self.start()
         out = self.routes(self.messages(), FLAG_L | FLAG_O)
         self.assertEqual(sorted(out), sorted(PREFIXES))
-        self.assertEqual(calls, [PEER_ADDR])
+        # Never the whole table in one call: 5 prefixes in slices of 2.
+        self.assertEqual(calls, [2, 2, 1])
 
 
 class LinkLocalPeerTests(Base):
