@@ -641,7 +641,11 @@ class BmpMonitor:
             info = self.host.peer_info(view.peer)
             if info is None:
                 continue
-            stats: list[tuple[int, object]] = [(Stat.REJECTED_BY_POLICY, rib.rejected(info))]
+            cluster, as_path, originator = rib.loop_rejects(info)
+            stats: list[tuple[int, object]] = [(Stat.REJECTED_BY_POLICY, rib.rejected(info)),
+                                               (Stat.CLUSTER_LIST_LOOP, cluster),
+                                               (Stat.AS_PATH_LOOP, as_path),
+                                               (Stat.ORIGINATOR_ID_LOOP, originator)]
             total = 0
             per_family = []
             for family in view.families:

@@ -351,6 +351,20 @@ class LiveTests(Base):
         self.assertEqual(report.get(bmp.Stat.LOC_RIB_ROUTES), 5)
         self.assertEqual(report.get(bmp.Stat.REJECTED_BY_POLICY), 0)
         self.assertEqual(report.get(bmp.Stat.ADJ_RIB_IN_ROUTES_FAMILY), (1, 1, 5))
+        self.assertEqual(report.get(bmp.Stat.AS_PATH_LOOP), 0)
+
+    def test_statistics_loops(self):
+        """Our own AS in an AS_PATH counts as an AS_PATH loop (type 4), its prefixes rejected."""
+        self.bring_up()
+        self.start()
+        looped = PathAttributes(origin=0, as_path=((2, (65002, 65000)),), next_hop=PEER_ADDR)
+        self.receive(pack_reach(1, 1, looped, PREFIXES[:2])[0])
+        self.endpoint.transport.clear()
+        self.clock.advance(10)
+        (report,) = [m for m in self.messages() if isinstance(m, StatisticsReport)]
+        self.assertEqual(report.get(bmp.Stat.AS_PATH_LOOP), 1)
+        self.assertEqual(report.get(bmp.Stat.REJECTED_BY_POLICY), 2)
+        self.assertEqual(report.get(bmp.Stat.CLUSTER_LIST_LOOP), 0)
 
 
 class SlowStationTests(Base):
