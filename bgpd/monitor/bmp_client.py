@@ -30,6 +30,7 @@ views need; with none, the routing path is as it was.
 
 from __future__ import annotations
 
+import functools
 import socket
 import struct
 import time
@@ -453,6 +454,24 @@ class BmpStation(Service):
         }
 
 
+def _guarded(method: Callable[..., None]) -> Callable[..., None]:
+    """A tap entry point that never raises into the session or the RIB calling it.
+
+    Monitoring must not break routing: a failure is logged (the first ten,
+    then every thousandth) and counted in ``failures``, and routing goes on.
+    """
+    @functools.wraps(method)
+    def run(self: BmpMonitor, *args: Any) -> None:
+        try:
+            method(self, *args)
+        except Exception:  # noqa: BLE001 - see above
+            self.failures += 1
+            if self.failures <= 10 or self.failures % 1000 == 0:
+                log.failure("bmp: {what} failed (failure {n}); routing goes on",
+                            what=method.__name__, n=self.failures)
+    return run
+
+
 class BmpMonitor:
     """The taps' side: turns session and RIB events into BMP messages for every station.
 
@@ -473,6 +492,8 @@ class BmpMonitor:
         self.loc_counts: dict[str, int] = {}
         self._want: dict[str, tuple[BmpStation, ...]] = {PRE: (), POST: (), OUT: (), LOC: ()}
         self._all: tuple[BmpStation, ...] = ()
+        #: Tap calls that failed (see _guarded).
+        self.failures = 0
 
     def set_stations(self, stations: list[BmpStation]) -> None:
         self.stations = list(stations)
@@ -509,6 +530,7 @@ class BmpMonitor:
 
     # -- SessionTap ---------------------------------------------------------------------
 
+    @_guarded
     def message(self, peer: Any, direction: str, timestamp: float, data: bytes) -> None:
         if data[18] != 2:
             return  # only UPDATEs are monitored (Route Mirroring is not)
@@ -527,6 +549,7 @@ class BmpMonitor:
         for station in targets:
             station.send(msg)
 
+    @_guarded
     def session_up(self, peer: Any, up: PeerUp) -> None:
         view = self._add_view(peer, up)
         if self._all:
@@ -534,6 +557,7 @@ class BmpMonitor:
             for station in self._all:
                 station.send(msg)
 
+    @_guarded
     def session_down(self, peer: Any, down: PeerDown) -> None:
         view = self.views.pop(peer, None)
         if view is None:
@@ -547,6 +571,7 @@ class BmpMonitor:
 
     # -- AdjInTap (post-policy) -----------------------------------------------------------
 
+    @_guarded
     def adj_in_changed(self, peer: PeerInfo, family: tuple[int, int],
                        attributes: PathAttributes | None, keys: list) -> None:
         targets = self._want[POST]
@@ -564,6 +589,7 @@ class BmpMonitor:
 
     # -- Loc-RIB subscriber (RFC 9069) -----------------------------------------------------
 
+    @_guarded
     def loc_rib_changed(self, changes: list[Change]) -> None:
         counts = self.loc_counts
         for c in changes:

@@ -483,3 +483,23 @@ class LinkLocalPeerTests(Base):
         (m,) = [m for m in self.messages() if isinstance(m, RouteMonitoring)]
         self.assertEqual(m.peer.address, "fe80::2")
         self.assertEqual(self.routes([m], FLAG_L), PREFIXES[:1])
+
+
+class GuardTests(Base):
+    """A failure inside BMP never reaches the session or the RIB that called the tap."""
+
+    def test_failure_contained(self):
+        """A station whose send raises: the tap call returns, the failure is logged and counted."""
+        self.bring_up()
+        self.start()
+        station = self.service.stations["c1"]
+
+        def broken(data: bytes) -> None:
+            raise RuntimeError("broken station")
+
+        station.send = broken
+        data = pack_reach(1, 1, ATTRS, PREFIXES[:1])[0]
+        self.receive(data)  # the tap and then the RIB: neither raises
+        self.assertEqual(len(self.host.rib.adj_rib_in(INFO, IPV4)), 1)
+        self.assertEqual(self.monitor.failures, 2)  # pre-policy and post-policy
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
