@@ -111,9 +111,19 @@ class BmpHost(Protocol):
         """The RIB's record of ``peer``'s session, or None (not in the RIB yet)."""
 
 
+_last_ts: list = [None, b""]
+
+
 def _timestamp(ts: float) -> bytes:
+    """The per-peer header's seconds and microseconds (RFC 7854 4.2)."""
+    # Every message of one reactor turn has the same time: encode it once.
+    if ts == _last_ts[0]:
+        return _last_ts[1]
     seconds = int(ts)
-    return _TS.pack(seconds, min(999_999, int((ts - seconds) * 1_000_000)))
+    micros = int((ts - seconds) * 1_000_000)
+    data = _TS.pack(seconds, micros if micros < 1_000_000 else 999_999)
+    _last_ts[0], _last_ts[1] = ts, data
+    return data
 
 
 def _address16(address: str) -> tuple[bytes, bool]:
