@@ -347,6 +347,19 @@ def tcp_endpoint(reactor: Any, config: BmpCollectorConfig) -> Any:
     return endpoints.TCP4ClientEndpoint(reactor, config.address, config.port, timeout=10)
 
 
+class _NotingEndpoint:
+    """The station's endpoint, noting why a connection attempt failed (for the API and logs)."""
+
+    def __init__(self, endpoint: Any, station: BmpStation) -> None:
+        self.endpoint = endpoint
+        self.station = station
+
+    def connect(self, factory: Any) -> Any:
+        d = self.endpoint.connect(factory)
+        d.addErrback(self.station.connect_failed)
+        return d
+
+
 class BmpStation(Service):
     """One ``[[bmp.collector]]``: its reconnecting connection, counters and views."""
 
@@ -367,7 +380,7 @@ class BmpStation(Service):
         self.last_error = ""
         self._stats: Any = None
         self.client = ClientService(
-            endpoint(reactor, config), _StationFactory(self),
+            _NotingEndpoint(endpoint(reactor, config), self), _StationFactory(self),
             retryPolicy=backoffPolicy(initialDelay=1.0, maxDelay=config.retry_time, factor=2.0),
             clock=reactor)
 
@@ -396,6 +409,15 @@ class BmpStation(Service):
                  addr=self.config.address, port=self.config.port)
         first, dump = self.monitor.initial(self)
         proto.start_dump(first, dump)
+
+    def connect_failed(self, reason: Any) -> Any:
+        why = reason.getErrorMessage()
+        if why != self.last_error:
+            # Once per distinct reason: the back-off retries quietly.
+            log.info("bmp {name}: cannot connect to [{addr}]:{port}: {why}", name=self.name,
+                     addr=self.config.address, port=self.config.port, why=why)
+        self.last_error = why
+        return reason
 
     def dump_done(self, proto: BmpProtocol) -> None:
         log.info("bmp {name}: tables sent ({n} messages so far)", name=self.name, n=self.messages)

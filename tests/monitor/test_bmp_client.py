@@ -503,3 +503,21 @@ class GuardTests(Base):
         self.assertEqual(len(self.host.rib.adj_rib_in(INFO, IPV4)), 1)
         self.assertEqual(self.monitor.failures, 2)  # pre-policy and post-policy
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
+
+
+class ConnectFailureTests(Base):
+    """A station that cannot be reached: retried with back-off, the reason shown."""
+
+    def test_refused_then_up(self):
+        """A refused connect is noted in status(); the back-off retries until it connects."""
+        self.endpoint.fail = True
+        self.start()
+        station = self.service.stations["c1"]
+        status = station.status()
+        self.assertEqual(status["state"], "connecting")
+        self.assertIn("refused", status["last_error"])
+        self.assertEqual(self.endpoint.protocols, [])
+        self.endpoint.fail = False
+        self.clock.advance(4)  # the first retry: about 2 s, up to 1 s of jitter
+        self.assertEqual(len(self.endpoint.protocols), 1)
+        self.assertEqual(station.status()["state"], "up")
