@@ -842,22 +842,37 @@ class BmpService(MultiService):
         self.endpoint = endpoint
         self.monitor = BmpMonitor(host, reactor, config.sys_name, config.sys_descr)
         self._attach = attach
+        #: What the taps were last set for: (any station, post-policy, loc-rib).
+        self._wired: tuple[bool, bool, bool] | None = None
         self.stations: dict[str, BmpStation] = {}
         self._build(config)
 
     def _build(self, config: BmpConfig) -> None:
+        stations = {}
         for c in config.collectors:
-            if c.name not in self.stations:
+            st = self.stations.get(c.name)
+            if st is None:
                 st = BmpStation(c, self.monitor, self.reactor, self.endpoint)
-                self.stations[c.name] = st
                 st.setServiceParent(self)
-        self.monitor.set_stations(list(self.stations.values()))
+            stations[c.name] = st
+        self.stations = stations  # in config order
+        self.monitor.set_stations(list(stations.values()))
 
     def _wire(self) -> None:
+        """Set the taps the stations' views need, when that changed.
+
+        Setting them again rebuilds the peer views from the sessions up now
+        and, with Loc-RIB monitoring, counts the Loc-RIB once: a reload
+        that changes no view costs nothing.
+        """
         m = self.monitor
+        want = (bool(self.stations), m.wants(POST), m.wants(LOC))
+        if want == self._wired:
+            return
+        self._wired = want
         if self.stations:
             m.adopt_established()
-            self._attach(m, m.wants(POST), m.wants(LOC))
+            self._attach(m, want[1], want[2])
         else:
             self._attach(None, False, False)
 
@@ -868,6 +883,7 @@ class BmpService(MultiService):
     def stopService(self) -> Any:
         d = super().stopService()
         self._attach(None, False, False)
+        self._wired = None
         return d
 
     def reload(self, config: BmpConfig) -> None:

@@ -425,6 +425,26 @@ class ServiceTests(Base):
         self.assertEqual(len(self.endpoint.protocols), 2)
         self.assertIs(self.attached[-1][0], self.monitor)
 
+    def test_reload_without_view_change_keeps_taps(self):
+        """A reload that changes no view leaves the taps alone (no Loc-RIB recount, no rebuild)."""
+        self.start()
+        n = len(self.attached)
+        extra = BmpCollectorConfig("c2", "192.0.2.51", 1790, monitoring=("pre-policy",))
+        self.service.reload(BmpConfig(collectors=self.cfg.collectors + (extra,)))
+        self.assertEqual(len(self.attached), n)
+        self.assertEqual(list(self.service.stations), ["c1", "c2"])
+        self.assertEqual([s["name"] for s in self.service.status()], ["c1", "c2"])
+
+    def test_reload_keeps_config_order(self):
+        """A changed collector keeps its place in the config's order."""
+        self.start()
+        c2 = BmpCollectorConfig("c2", "192.0.2.51", 1790)
+        self.service.reload(BmpConfig(collectors=self.cfg.collectors + (c2,)))
+        changed = BmpCollectorConfig("c1", "192.0.2.50", 1790, monitoring=("pre-policy",))
+        self.service.reload(BmpConfig(collectors=(changed, c2)))
+        self.assertEqual(list(self.service.stations), ["c1", "c2"])
+        self.assertEqual(self.service.stations["c1"].config, changed)
+
     def test_stop(self):
         """Stopping sends Termination and clears the taps."""
         self.start()
