@@ -179,6 +179,9 @@ class Result:
     load_end: float = 0.0
     #: Prefixes the sink ended holding through another feeder than the best.
     stale: int = 0
+    #: The router's CPU seconds (user + system) over its whole run, read
+    #: just before it is stopped (bench/monitor.py compares them).
+    cpu: float | None = None
 
     def _tail(self) -> str:
         text = f" stale {self.stale:,}" if self.stale else ""
@@ -644,6 +647,8 @@ def run_router(lab: Lab, name: str, feeders: list[Feeder], n4: int, n6: int,
         for sink in sinks:
             sink.stop()
         if router is not None:
+            if router.proc is not None and router.proc.alive():
+                res.cpu = cpu_seconds(router.proc.pid)
             router.stop()
 
 

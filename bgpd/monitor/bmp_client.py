@@ -30,6 +30,7 @@ views need; with none, the routing path is as it was.
 
 from __future__ import annotations
 
+import functools
 import socket
 import struct
 import time
@@ -110,9 +111,19 @@ class BmpHost(Protocol):
         """The RIB's record of ``peer``'s session, or None (not in the RIB yet)."""
 
 
+_last_ts: list = [None, b""]
+
+
 def _timestamp(ts: float) -> bytes:
+    """The per-peer header's seconds and microseconds (RFC 7854 4.2)."""
+    # Every message of one reactor turn has the same time: encode it once.
+    if ts == _last_ts[0]:
+        return _last_ts[1]
     seconds = int(ts)
-    return _TS.pack(seconds, min(999_999, int((ts - seconds) * 1_000_000)))
+    micros = int((ts - seconds) * 1_000_000)
+    data = _TS.pack(seconds, micros if micros < 1_000_000 else 999_999)
+    _last_ts[0], _last_ts[1] = ts, data
+    return data
 
 
 def _address16(address: str) -> tuple[bytes, bool]:
@@ -336,6 +347,19 @@ def tcp_endpoint(reactor: Any, config: BmpCollectorConfig) -> Any:
     return endpoints.TCP4ClientEndpoint(reactor, config.address, config.port, timeout=10)
 
 
+class _NotingEndpoint:
+    """The station's endpoint, noting why a connection attempt failed (for the API and logs)."""
+
+    def __init__(self, endpoint: Any, station: BmpStation) -> None:
+        self.endpoint = endpoint
+        self.station = station
+
+    def connect(self, factory: Any) -> Any:
+        d = self.endpoint.connect(factory)
+        d.addErrback(self.station.connect_failed)
+        return d
+
+
 class BmpStation(Service):
     """One ``[[bmp.collector]]``: its reconnecting connection, counters and views."""
 
@@ -356,7 +380,7 @@ class BmpStation(Service):
         self.last_error = ""
         self._stats: Any = None
         self.client = ClientService(
-            endpoint(reactor, config), _StationFactory(self),
+            _NotingEndpoint(endpoint(reactor, config), self), _StationFactory(self),
             retryPolicy=backoffPolicy(initialDelay=1.0, maxDelay=config.retry_time, factor=2.0),
             clock=reactor)
 
@@ -385,6 +409,15 @@ class BmpStation(Service):
                  addr=self.config.address, port=self.config.port)
         first, dump = self.monitor.initial(self)
         proto.start_dump(first, dump)
+
+    def connect_failed(self, reason: Any) -> Any:
+        why = reason.getErrorMessage()
+        if why != self.last_error:
+            # Once per distinct reason: the back-off retries quietly.
+            log.info("bmp {name}: cannot connect to [{addr}]:{port}: {why}", name=self.name,
+                     addr=self.config.address, port=self.config.port, why=why)
+        self.last_error = why
+        return reason
 
     def dump_done(self, proto: BmpProtocol) -> None:
         log.info("bmp {name}: tables sent ({n} messages so far)", name=self.name, n=self.messages)
@@ -453,6 +486,24 @@ class BmpStation(Service):
         }
 
 
+def _guarded(method: Callable[..., None]) -> Callable[..., None]:
+    """A tap entry point that never raises into the session or the RIB calling it.
+
+    Monitoring must not break routing: a failure is logged (the first ten,
+    then every thousandth) and counted in ``failures``, and routing goes on.
+    """
+    @functools.wraps(method)
+    def run(self: BmpMonitor, *args: Any) -> None:
+        try:
+            method(self, *args)
+        except Exception:  # noqa: BLE001 - see above
+            self.failures += 1
+            if self.failures <= 10 or self.failures % 1000 == 0:
+                log.failure("bmp: {what} failed (failure {n}); routing goes on",
+                            what=method.__name__, n=self.failures)
+    return run
+
+
 class BmpMonitor:
     """The taps' side: turns session and RIB events into BMP messages for every station.
 
@@ -473,6 +524,8 @@ class BmpMonitor:
         self.loc_counts: dict[str, int] = {}
         self._want: dict[str, tuple[BmpStation, ...]] = {PRE: (), POST: (), OUT: (), LOC: ()}
         self._all: tuple[BmpStation, ...] = ()
+        #: Tap calls that failed (see _guarded).
+        self.failures = 0
 
     def set_stations(self, stations: list[BmpStation]) -> None:
         self.stations = list(stations)
@@ -509,6 +562,7 @@ class BmpMonitor:
 
     # -- SessionTap ---------------------------------------------------------------------
 
+    @_guarded
     def message(self, peer: Any, direction: str, timestamp: float, data: bytes) -> None:
         if data[18] != 2:
             return  # only UPDATEs are monitored (Route Mirroring is not)
@@ -527,6 +581,7 @@ class BmpMonitor:
         for station in targets:
             station.send(msg)
 
+    @_guarded
     def session_up(self, peer: Any, up: PeerUp) -> None:
         view = self._add_view(peer, up)
         if self._all:
@@ -534,6 +589,7 @@ class BmpMonitor:
             for station in self._all:
                 station.send(msg)
 
+    @_guarded
     def session_down(self, peer: Any, down: PeerDown) -> None:
         view = self.views.pop(peer, None)
         if view is None:
@@ -547,6 +603,7 @@ class BmpMonitor:
 
     # -- AdjInTap (post-policy) -----------------------------------------------------------
 
+    @_guarded
     def adj_in_changed(self, peer: PeerInfo, family: tuple[int, int],
                        attributes: PathAttributes | None, keys: list) -> None:
         targets = self._want[POST]
@@ -564,6 +621,7 @@ class BmpMonitor:
 
     # -- Loc-RIB subscriber (RFC 9069) -----------------------------------------------------
 
+    @_guarded
     def loc_rib_changed(self, changes: list[Change]) -> None:
         counts = self.loc_counts
         for c in changes:
@@ -619,11 +677,12 @@ class BmpMonitor:
                 if POST in station.views:
                     tables.append((view.fixed[POST], _post_table(rib, info, family),
                                    family in view.addpath_rx))
-                if OUT in station.views:
-                    tables.append((view.fixed["re-encoded-out"], _out_table(rib, info, family),
-                                   family in view.addpath_tx))
                 for fixed, table, addpath in tables:
                     yield from _dump_table(fixed, ts, family, table, addpath)
+                    yield route_monitoring(fixed, ts, end_of_rib(family))
+                if OUT in station.views:
+                    fixed = view.fixed["re-encoded-out"]
+                    yield from _dump_out(fixed, ts, rib, info, family, family in view.addpath_tx)
                     yield route_monitoring(fixed, ts, end_of_rib(family))
         if LOC in station.views:
             fixed = _loc_rib_fixed(self.host.local_as, self.host.router_id)
@@ -640,7 +699,11 @@ class BmpMonitor:
             info = self.host.peer_info(view.peer)
             if info is None:
                 continue
-            stats: list[tuple[int, object]] = [(Stat.REJECTED_BY_POLICY, rib.rejected(info))]
+            cluster, as_path, originator = rib.loop_rejects(info)
+            stats: list[tuple[int, object]] = [(Stat.REJECTED_BY_POLICY, rib.rejected(info)),
+                                               (Stat.CLUSTER_LIST_LOOP, cluster),
+                                               (Stat.AS_PATH_LOOP, as_path),
+                                               (Stat.ORIGINATOR_ID_LOOP, originator)]
             total = 0
             per_family = []
             for family in view.families:
@@ -689,16 +752,29 @@ def _post_table(rib: Any, info: PeerInfo | None, family: tuple[int, int]) -> Cal
     return lambda: {} if info is None else rib.adj_rib_in(info, family)
 
 
-def _out_table(rib: Any, info: PeerInfo | None, family: tuple[int, int]) -> Callable[[], dict]:
-    # adj_rib_out builds a new dict from the update group each call: read it
-    # once for the whole dump (later changes come live, after the dump).
-    snapshot: list[dict] = []
+def _dump_out(fixed: bytes, ts: bytes, rib: Any, info: PeerInfo | None, family: tuple[int, int],
+              addpath: bool) -> Iterator[bytes]:
+    """The Adj-RIB-Out towards a peer, a slice of the Loc-RIB's prefixes at a time.
 
-    def table() -> dict:
-        if not snapshot:
-            snapshot.append({} if info is None else rib.adj_rib_out(info, family))
-        return snapshot[0]
-    return table
+    The update group computes what it sent per prefix (its export policy
+    applied), so the whole table at once would be seconds of one turn.
+    """
+    if info is None:
+        return
+    keys = list(rib.loc_table(family))
+    for i in range(0, len(keys), DUMP_SLICE):
+        sent = rib.adj_rib_out(info, family, keys[i:i + DUMP_SLICE])
+        groups: dict[int, tuple[PathAttributes, list]] = {}
+        for k, a in sent.items():
+            if a is None:
+                continue
+            g = groups.get(id(a))
+            if g is None:
+                g = groups[id(a)] = (a, [])
+            g[1].append(k)
+        for a, ks in groups.values():
+            for update in route_updates(family, a, ks, addpath):
+                yield route_monitoring(fixed, ts, update)
 
 
 def _attrs_of(value: Any) -> PathAttributes | None:
@@ -766,22 +842,37 @@ class BmpService(MultiService):
         self.endpoint = endpoint
         self.monitor = BmpMonitor(host, reactor, config.sys_name, config.sys_descr)
         self._attach = attach
+        #: What the taps were last set for: (any station, post-policy, loc-rib).
+        self._wired: tuple[bool, bool, bool] | None = None
         self.stations: dict[str, BmpStation] = {}
         self._build(config)
 
     def _build(self, config: BmpConfig) -> None:
+        stations = {}
         for c in config.collectors:
-            if c.name not in self.stations:
+            st = self.stations.get(c.name)
+            if st is None:
                 st = BmpStation(c, self.monitor, self.reactor, self.endpoint)
-                self.stations[c.name] = st
                 st.setServiceParent(self)
-        self.monitor.set_stations(list(self.stations.values()))
+            stations[c.name] = st
+        self.stations = stations  # in config order
+        self.monitor.set_stations(list(stations.values()))
 
     def _wire(self) -> None:
+        """Set the taps the stations' views need, when that changed.
+
+        Setting them again rebuilds the peer views from the sessions up now
+        and, with Loc-RIB monitoring, counts the Loc-RIB once: a reload
+        that changes no view costs nothing.
+        """
         m = self.monitor
+        want = (bool(self.stations), m.wants(POST), m.wants(LOC))
+        if want == self._wired:
+            return
+        self._wired = want
         if self.stations:
             m.adopt_established()
-            self._attach(m, m.wants(POST), m.wants(LOC))
+            self._attach(m, want[1], want[2])
         else:
             self._attach(None, False, False)
 
@@ -792,6 +883,7 @@ class BmpService(MultiService):
     def stopService(self) -> Any:
         d = super().stopService()
         self._attach(None, False, False)
+        self._wired = None
         return d
 
     def reload(self, config: BmpConfig) -> None:

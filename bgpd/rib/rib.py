@@ -92,7 +92,7 @@ class PeerState:
         "info", "families", "neg", "sink", "import_policy", "export_policy", "adj_in", "pre",
         "intern", "intern_limit", "gen", "up", "addpath_rx", "stale_families", "stale_timer",
         "tx_ids", "soft", "members", "mrai", "rejected", "gr_pending", "counts",
-        "refresh_stale",
+        "refresh_stale", "loops",
     )
 
     def __init__(self, info: PeerInfo) -> None:
@@ -124,6 +124,9 @@ class PeerState:
         self.counts: dict[Family, int] = {}
         #: Paths made stale by a BoRR (no longer in ``intern``), until EoRR.
         self.refresh_stale: list[Path] = []
+        #: UPDATEs refused by the ingress loop checks: CLUSTER_LIST, AS_PATH,
+        #: ORIGINATOR_ID (BMP Statistics types 3, 4, 5, RFC 7854 4.8).
+        self.loops = [0, 0, 0]
 
     @property
     def export_names(self) -> tuple[str, ...]:
@@ -649,13 +652,16 @@ class Rib:
             raise ValueError(f"soft reconfiguration is not enabled for {peer.address}")
         return tables.get(family, {})
 
-    def adj_rib_out(self, peer: PeerInfo, family: Family) -> dict:
-        """prefix -> attributes as sent to ``peer`` (after the current batch)."""
+    def adj_rib_out(self, peer: PeerInfo, family: Family, prefixes: Iterable | None = None) -> dict:
+        """prefix -> attributes as sent to ``peer`` (after the current batch).
+
+        ``prefixes``: only these, so that a full table can be read in slices.
+        """
         st = self._peers.get(peer.address)
         if st is None or family not in st.members:
             return {}
         g, m = st.members[family]
-        return g.adj_rib_out(m)
+        return g.adj_rib_out(m, prefixes)
 
     def update_group(self, peer: PeerInfo, family: Family) -> UpdateGroup | None:
         st = self._peers.get(peer.address)
@@ -670,6 +676,11 @@ class Rib:
         """Prefixes of ``peer`` its import policy or the ingress checks refused, so far."""
         st = self._peers.get(peer.address)
         return 0 if st is None else st.rejected
+
+    def loop_rejects(self, peer: PeerInfo) -> tuple[int, int, int]:
+        """UPDATEs of ``peer`` refused for a CLUSTER_LIST, AS_PATH or ORIGINATOR_ID loop."""
+        st = self._peers.get(peer.address)
+        return (0, 0, 0) if st is None else (st.loops[0], st.loops[1], st.loops[2])
 
     def live_paths(self) -> int:
         return sum(len(st.intern) for st in self._peers.values()) + len(self._local.intern)
@@ -912,11 +923,14 @@ class Rib:
             if self.local_as != las and self.local_as in asns:
                 n += asns.count(self.local_as)
         if n > info.allowas_in:
+            st.loops[1] += 1
             return None
         if info.ibgp:
             if a.originator_id is not None and a.originator_id == self.router_id:
+                st.loops[2] += 1
                 return None
             if a.cluster_list and self.cluster_id in a.cluster_list:
+                st.loops[0] += 1
                 return None
         else:
             role = info.role

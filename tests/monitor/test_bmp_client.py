@@ -351,6 +351,20 @@ class LiveTests(Base):
         self.assertEqual(report.get(bmp.Stat.LOC_RIB_ROUTES), 5)
         self.assertEqual(report.get(bmp.Stat.REJECTED_BY_POLICY), 0)
         self.assertEqual(report.get(bmp.Stat.ADJ_RIB_IN_ROUTES_FAMILY), (1, 1, 5))
+        self.assertEqual(report.get(bmp.Stat.AS_PATH_LOOP), 0)
+
+    def test_statistics_loops(self):
+        """Our own AS in an AS_PATH counts as an AS_PATH loop (type 4), its prefixes rejected."""
+        self.bring_up()
+        self.start()
+        looped = PathAttributes(origin=0, as_path=((2, (65002, 65000)),), next_hop=PEER_ADDR)
+        self.receive(pack_reach(1, 1, looped, PREFIXES[:2])[0])
+        self.endpoint.transport.clear()
+        self.clock.advance(10)
+        (report,) = [m for m in self.messages() if isinstance(m, StatisticsReport)]
+        self.assertEqual(report.get(bmp.Stat.AS_PATH_LOOP), 1)
+        self.assertEqual(report.get(bmp.Stat.REJECTED_BY_POLICY), 2)
+        self.assertEqual(report.get(bmp.Stat.CLUSTER_LIST_LOOP), 0)
 
 
 class SlowStationTests(Base):
@@ -411,6 +425,26 @@ class ServiceTests(Base):
         self.assertEqual(len(self.endpoint.protocols), 2)
         self.assertIs(self.attached[-1][0], self.monitor)
 
+    def test_reload_without_view_change_keeps_taps(self):
+        """A reload that changes no view leaves the taps alone (no Loc-RIB recount, no rebuild)."""
+        self.start()
+        n = len(self.attached)
+        extra = BmpCollectorConfig("c2", "192.0.2.51", 1790, monitoring=("pre-policy",))
+        self.service.reload(BmpConfig(collectors=self.cfg.collectors + (extra,)))
+        self.assertEqual(len(self.attached), n)
+        self.assertEqual(list(self.service.stations), ["c1", "c2"])
+        self.assertEqual([s["name"] for s in self.service.status()], ["c1", "c2"])
+
+    def test_reload_keeps_config_order(self):
+        """A changed collector keeps its place in the config's order."""
+        self.start()
+        c2 = BmpCollectorConfig("c2", "192.0.2.51", 1790)
+        self.service.reload(BmpConfig(collectors=self.cfg.collectors + (c2,)))
+        changed = BmpCollectorConfig("c1", "192.0.2.50", 1790, monitoring=("pre-policy",))
+        self.service.reload(BmpConfig(collectors=(changed, c2)))
+        self.assertEqual(list(self.service.stations), ["c1", "c2"])
+        self.assertEqual(self.service.stations["c1"].config, changed)
+
     def test_stop(self):
         """Stopping sends Termination and clears the taps."""
         self.start()
@@ -424,8 +458,8 @@ class AdjRibOutDumpTests(Base):
 
     views = ("adj-rib-out",)
 
-    def test_dump_reads_adj_rib_out_once(self):
-        """What the RIB would send the peer is dumped with O and L set, the table built once."""
+    def test_dump_reads_adj_rib_out_in_slices(self):
+        """What the RIB would send the peer is dumped with O and L set, a slice at a time."""
         other = make_peer("198.51.100.2", 65003, local_address="198.51.100.1")
         self.bring_up()
         self.host.rib.add_peer(other, [IPV4], Negotiated(peer_as=65003), FakeSink())
@@ -436,15 +470,16 @@ class AdjRibOutDumpTests(Base):
         calls = []
         real = self.host.rib.adj_rib_out
 
-        def counted(info, family):
-            calls.append(info.address)
-            return real(info, family)
+        def counted(info, family, prefixes=None):
+            calls.append(None if prefixes is None else len(prefixes))
+            return real(info, family, prefixes)
 
         self.patch(self.host.rib, "adj_rib_out", counted)
         self.start()
         out = self.routes(self.messages(), FLAG_L | FLAG_O)
         self.assertEqual(sorted(out), sorted(PREFIXES))
-        self.assertEqual(calls, [PEER_ADDR])
+        # Never the whole table in one call: 5 prefixes in slices of 2.
+        self.assertEqual(calls, [2, 2, 1])
 
 
 class LinkLocalPeerTests(Base):
@@ -468,3 +503,41 @@ class LinkLocalPeerTests(Base):
         (m,) = [m for m in self.messages() if isinstance(m, RouteMonitoring)]
         self.assertEqual(m.peer.address, "fe80::2")
         self.assertEqual(self.routes([m], FLAG_L), PREFIXES[:1])
+
+
+class GuardTests(Base):
+    """A failure inside BMP never reaches the session or the RIB that called the tap."""
+
+    def test_failure_contained(self):
+        """A station whose send raises: the tap call returns, the failure is logged and counted."""
+        self.bring_up()
+        self.start()
+        station = self.service.stations["c1"]
+
+        def broken(data: bytes) -> None:
+            raise RuntimeError("broken station")
+
+        station.send = broken
+        data = pack_reach(1, 1, ATTRS, PREFIXES[:1])[0]
+        self.receive(data)  # the tap and then the RIB: neither raises
+        self.assertEqual(len(self.host.rib.adj_rib_in(INFO, IPV4)), 1)
+        self.assertEqual(self.monitor.failures, 2)  # pre-policy and post-policy
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
+
+
+class ConnectFailureTests(Base):
+    """A station that cannot be reached: retried with back-off, the reason shown."""
+
+    def test_refused_then_up(self):
+        """A refused connect is noted in status(); the back-off retries until it connects."""
+        self.endpoint.fail = True
+        self.start()
+        station = self.service.stations["c1"]
+        status = station.status()
+        self.assertEqual(status["state"], "connecting")
+        self.assertIn("refused", status["last_error"])
+        self.assertEqual(self.endpoint.protocols, [])
+        self.endpoint.fail = False
+        self.clock.advance(4)  # the first retry: about 2 s, up to 1 s of jitter
+        self.assertEqual(len(self.endpoint.protocols), 1)
+        self.assertEqual(station.status()["state"], "up")

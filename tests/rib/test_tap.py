@@ -92,3 +92,17 @@ class AdjInTapTests(PolicyRibCase):
         self.rib.set_adj_in_tap(None)
         self.feed()
         self.assertEqual(self.tap.calls, [])
+
+
+class AdjRibOutSliceTests(PolicyRibCase):
+    """Rib.adj_rib_out(prefixes=...): a slice of the Adj-RIB-Out, as the whole one has it."""
+
+    def test_slice_matches_whole(self):
+        """Each slice is the whole table's entries for those prefixes, unknown ones left out."""
+        self.add(E1)
+        self.add(E2)
+        self.feed()
+        whole = self.rib.adj_rib_out(E2, IPV4)
+        self.assertEqual(len(whole), len(PREFIXES))
+        part = self.rib.adj_rib_out(E2, IPV4, PREFIXES[:3] + [pfx("203.0.113.0/24")])
+        self.assertEqual(part, {p: whole[p] for p in PREFIXES[:3]})
