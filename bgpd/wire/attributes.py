@@ -13,6 +13,7 @@ import socket
 import struct
 import sys
 from collections.abc import Iterable
+from typing import ClassVar
 
 from bgpd.wire.constants import AS_TRANS, AttrType, Origin, SegmentType, UpdateError
 from bgpd.wire.errors import NotificationError, Outcome, Problem
@@ -73,7 +74,7 @@ class PathAttributes:
     Treat instances as immutable: use :meth:`replace` to derive a new one.
     """
 
-    _FIELDS = (
+    _FIELDS: ClassVar[tuple[str, ...]] = (
         "origin",
         "as_path",
         "next_hop",
@@ -125,8 +126,8 @@ class PathAttributes:
         self.otc = otc
         self.next_hop_ll = next_hop_ll
         self.unknown = unknown
-        self._hash = None
-        self._packed = None
+        self._hash: int | None = None
+        self._packed: list[bytes | None] | None = None
 
 
     def key(self) -> tuple:
@@ -239,10 +240,12 @@ class PathAttributes:
         slot = (2 if as4 else 0) + (1 if with_next_hop else 0)
         packed = self._packed
         if packed is None:
-            packed = self._packed = [None, None, None, None]
+            packed = [None, None, None, None]
+            self._packed = packed
         data = packed[slot]
         if data is None:
-            data = packed[slot] = _pack_attributes(self, as4, with_next_hop)
+            data = _pack_attributes(self, as4, with_next_hop)
+            packed[slot] = data
         return data
 
 

@@ -18,9 +18,9 @@ import struct
 from bgpd.wire.constants import AFI, UpdateError
 from bgpd.wire.errors import NotificationError
 
-MAX_BITS = {AFI.IPV4: 32, AFI.IPV6: 128}
-ADDR_LEN = {AFI.IPV4: 4, AFI.IPV6: 16}
-_INET = {AFI.IPV4: socket.AF_INET, AFI.IPV6: socket.AF_INET6}
+MAX_BITS: dict[int, int] = {AFI.IPV4: 32, AFI.IPV6: 128}
+ADDR_LEN: dict[int, int] = {AFI.IPV4: 4, AFI.IPV6: 16}
+_INET: dict[int, int] = {AFI.IPV4: socket.AF_INET, AFI.IPV6: socket.AF_INET6}
 _MASK = [0] + [(0xFF << (8 - r)) & 0xFF for r in range(1, 8)]
 # Octets a prefix of each length takes, its length octet included, and the
 # host bits of the last octet for each length modulo 8.
@@ -48,7 +48,7 @@ def decode_prefixes(data: bytes, max_bits: int = 32) -> list[bytes]:
 
 def decode_prefix_span(data: bytes, i: int, n: int, max_bits: int = 32) -> list[bytes]:
     """:func:`decode_prefixes` over ``data[i:n]``, without copying the field out first."""
-    out = []
+    out: list[bytes] = []
     append = out.append
     step = _STEP
     while i < n:
@@ -75,7 +75,7 @@ def _cleared(data: bytes, i: int, j: int, rem: int) -> bytes:
 
 def decode_path_prefixes(data: bytes, max_bits: int = 32) -> list[tuple[int, bytes]]:
     """Decode add-path NLRI (RFC 7911): each prefix preceded by a 4-octet path id."""
-    out = []
+    out: list[tuple[int, bytes]] = []
     append = out.append
     i = 0
     n = len(data)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import socket
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from bgpd.wire.attributes import (
     _UNPACK4,
@@ -130,7 +130,7 @@ class Update:
 
     __slots__ = ("withdrawn", "attributes", "nlri", "mp_reach", "mp_unreach", "problems",
                  "treat_as_withdraw")
-    msg_type = MsgType.UPDATE
+    msg_type: ClassVar[MsgType] = MsgType.UPDATE
 
     def __init__(
         self,
@@ -250,6 +250,8 @@ def decode_update(
         raise NotificationError(3, UpdateError.MALFORMED_ATTRIBUTE_LIST, b"",
                                 f"total path attribute length {aend - astart} overruns the message")
     v4_pid = neg._v4_addpath_rx
+    withdrawn: list
+    nlri: list
     if wlen:
         if v4_pid:
             withdrawn = decode_path_prefixes(body[2:astart - 2], 32)
@@ -348,7 +350,9 @@ def decode_update(
         mp_attrs = table.get(key)
         if mp_attrs is None:
             nh, ll = _next_hop_strings(mp_nh)
-            mp_attrs = PathAttributes(fields[0], fields[1], nh, *fields[3:13], ll, fields[14])
+            f = fields
+            mp_attrs = PathAttributes(f[0], f[1], nh, f[3], f[4], f[5], f[6], f[7], f[8], f[9],
+                                      f[10], f[11], f[12], ll, f[14])
             if clean:
                 table[key] = mp_attrs
                 if len(table) >= cache.max_entries:
@@ -399,6 +403,7 @@ def _decode_mp_unreach(body: bytes, span: tuple, neg: Negotiated, problems: list
                                  f"MP_UNREACH_NLRI for family {afi}/{safi} not negotiated"))
         return None
     max_bits, with_path_id = rx
+    wd: list
     try:
         if with_path_id:
             wd = decode_path_prefixes(body[vs + 3:ve], max_bits)
@@ -447,6 +452,7 @@ def _decode_mp_reach(body: bytes, span: tuple, neg: Negotiated, problems: list) 
                                 f"MP_REACH_NLRI next hop length {nhlen} for AFI {afi}")
     nh = body[vs + 4:vs + 4 + nhlen]
     max_bits, with_path_id = rx
+    prefixes: list
     try:
         if with_path_id:
             prefixes = decode_path_prefixes(body[vs + 5 + nhlen:ve], max_bits)
@@ -513,10 +519,24 @@ def _parse_attributes(body: bytes, i: int, aend: int, neg: Negotiated, has_v4: b
     ``pieces`` the ``(start, end)`` of the MP attributes (left out of the
     intern key), ``as4_path``/``as4_agg`` for :func:`_finish`.
     """
-    origin = as_path = next_hop = med = local_pref = communities = large = ext = None
-    aggregator = originator = cluster = otc = as4_path = as4_agg = None
+    # Any: each starts as None (absent), may become a placeholder for "seen
+    # but bad" and then the value (precise types would only add checks).
+    origin: Any = None
+    as_path: Any = None
+    next_hop: Any = None
+    med: Any = None
+    local_pref: Any = None
+    communities: Any = None
+    large: Any = None
+    ext: Any = None
+    aggregator: Any = None
+    originator: Any = None
+    cluster: Any = None
+    otc: Any = None
+    as4_path: Any = None
+    as4_agg: Any = None
     atomic = False
-    unknown = None
+    unknown: list | None = None
     problems: list[Problem] = []
     pieces = None
     taw = False
@@ -902,7 +922,7 @@ _MP_UNREACH_HEAD = struct.Struct("!16sHBHHBBHHB").pack
 
 def _chunks(items: list, room: int, size_of: Callable[[Any], int]) -> list:
     out = []
-    cur = []
+    cur: list = []
     used = 0
     for item in items:
         size = size_of(item)
