@@ -46,15 +46,16 @@ HOT_MODULES: tuple[str, ...] = (
 MANIFEST = "_hotpath_build.json"
 ENV_PURE = "BGPD_PURE_PYTHON"
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+#: the directory holding the bgpd package
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _source_path(name: str) -> str:
-    return os.path.join(os.path.dirname(_PACKAGE_DIR), *name.split(".")) + ".py"
+def _source_path(name: str, root: str = _ROOT) -> str:
+    return os.path.join(root, *name.split(".")) + ".py"
 
 
-def _extension_path(name: str) -> str | None:
-    base = os.path.join(os.path.dirname(_PACKAGE_DIR), *name.split("."))
+def _extension_path(name: str, root: str = _ROOT) -> str | None:
+    base = os.path.join(root, *name.split("."))
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
         if os.path.exists(base + suffix):
             return base + suffix
@@ -66,10 +67,10 @@ def _sha256(path: str) -> str:
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def check_build(modules: Sequence[str] = HOT_MODULES, package_dir: str = _PACKAGE_DIR) -> str | None:
-    """Why the compiled build cannot be used, or None if it can."""
+def check_build(modules: Sequence[str] = HOT_MODULES, root: str = _ROOT) -> str | None:
+    """Why the compiled build of ``modules`` under ``root`` cannot be used, or None if it can."""
     try:
-        with open(os.path.join(package_dir, MANIFEST)) as f:
+        with open(os.path.join(root, modules[0].split(".")[0], MANIFEST)) as f:
             manifest = json.load(f)
     except FileNotFoundError:
         return "no compiled build (installed without a compiler, or the build failed)"
@@ -79,10 +80,10 @@ def check_build(modules: Sequence[str] = HOT_MODULES, package_dir: str = _PACKAG
         return f"compiled for {manifest.get('cache_tag')}, running {sys.implementation.cache_tag}"
     sources = manifest.get("sources", {})
     for name in modules:
-        if _extension_path(name) is None:
+        if _extension_path(name, root) is None:
             return f"{name} has no compiled module"
         try:
-            digest = _sha256(_source_path(name))
+            digest = _sha256(_source_path(name, root))
         except OSError as e:
             return f"{name}: {e}"
         if sources.get(name) != digest:
@@ -90,17 +91,18 @@ def check_build(modules: Sequence[str] = HOT_MODULES, package_dir: str = _PACKAG
     return None
 
 
-class _SourceFinder(importlib.abc.MetaPathFinder):
+class SourceFinder(importlib.abc.MetaPathFinder):
     """Loads the hot modules from their ``.py`` source, never the extension."""
 
-    def __init__(self, modules: Sequence[str]) -> None:
+    def __init__(self, modules: Sequence[str], root: str = _ROOT) -> None:
         self._modules = frozenset(modules)
+        self._root = root
 
     def find_spec(self, fullname: str, path: Sequence[str] | None = None,
                   target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
         if fullname not in self._modules:
             return None
-        source = _source_path(fullname)
+        source = _source_path(fullname, self._root)
         if not os.path.exists(source):
             return None
         return importlib.util.spec_from_file_location(fullname, source)
@@ -116,8 +118,8 @@ def _choose() -> tuple[str, str]:
 
 
 VARIANT, REASON = _choose()
-if VARIANT == "pure" and not any(isinstance(f, _SourceFinder) for f in sys.meta_path):
-    sys.meta_path.insert(0, _SourceFinder(HOT_MODULES))
+if VARIANT == "pure" and not any(isinstance(f, SourceFinder) for f in sys.meta_path):
+    sys.meta_path.insert(0, SourceFinder(HOT_MODULES))
 
 
 def loaded_compiled() -> list[str]:
