@@ -225,5 +225,6 @@ def verdict(step: dict, sink: list | None) -> tuple[bool, str]:
     if late:
         return False, f"{late:,} changes later than 1 s (largest {worst:.2f} s)"
     if step["reached"] < 0.9 * step["rate"]:
-        return False, f"the router took only {step['reached']:,.0f} UPDATEs/s"
+        return False, (f"only {step['reached']:,.0f} UPDATEs/s written (the router's "
+                       "back-pressure, or the feeder's own limit)")
     return True, f"largest delay {worst:.2f} s"

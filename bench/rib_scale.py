@@ -196,6 +196,7 @@ class Result:
     #: --churn: the highest rate of a step the router kept up with (None: no churn run)
     churn_rate: float | None = None
     churn_steps: list[str] = field(default_factory=list)
+    churn_peak_kib: int = 0
     #: largest gap between two reads from the router (sink and feeders), s; the hold time
     gap: float | None = None
     hold: int | None = None
@@ -211,7 +212,10 @@ class Result:
         if self.gap is not None:
             text += f" keepalive gap {self.gap:.2f}s (hold {self.hold}s)"
         if self.churn_rate is not None:
-            text += f" churn {self.churn_rate:,.0f} upd/s [{'; '.join(self.churn_steps)}]"
+            text += f" churn {self.churn_rate:,.0f} upd/s"
+            if self.churn_peak_kib:
+                text += f" (peak {self.churn_peak_kib / 1024:,.0f} MiB)"
+            text += f" [{'; '.join(self.churn_steps)}]"
         return text
 
     def describe(self) -> str:
@@ -510,6 +514,7 @@ def _converge(lab: Lab, res: Result, sinks: list[Process], feeders: list[Feeder]
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
     procs: list[Process] = []
+    load_peak = 0
     try:
         start = time.monotonic()
         deadline = start + timeout
@@ -609,6 +614,8 @@ def _converge(lab: Lab, res: Result, sinks: list[Process], feeders: list[Feeder]
         if done is not None and first_t is not None and p.get("whole"):
             res.seconds = done["t"] - first_t
             if churn is not None:
+                # Peak RSS per prefix is the load's; the churn's is its own figure.
+                load_peak = sampler.peak_kib if sampler is not None else 0
                 run_churn(res, procs[0], sinks[0], churn_go, churn_stop, churn)
         elif not res.problem:
             stray = last_event(sinks[0], "stray")
@@ -623,7 +630,9 @@ def _converge(lab: Lab, res: Result, sinks: list[Process], feeders: list[Feeder]
     finally:
         if sampler is not None:
             sampler.stop()
-            res.peak_kib = sampler.peak_kib
+            res.peak_kib = load_peak or sampler.peak_kib
+            if load_peak:
+                res.churn_peak_kib = sampler.peak_kib
         if drops is not None:
             res.drops = drops()
         res.load_end = time.monotonic()

@@ -117,7 +117,7 @@ class ChurnTests(SynchronousTestCase):
         self.assertTrue(churn.verdict(step, [100, 0.4, 0])[0])
         self.assertIn("not seen", churn.verdict(step, [99, 0.4, 0])[1])
         self.assertIn("later than 1 s", churn.verdict(step, [100, 1.7, 3])[1])
-        self.assertIn("took only", churn.verdict(dict(step, reached=500.0), [100, 0.4, 0])[1])
+        self.assertIn("UPDATEs/s written", churn.verdict(dict(step, reached=500.0), [100, 0.4, 0])[1])
         self.assertFalse(churn.verdict(step, None)[0])
 
     def test_changes_packed_together_count_each(self):
