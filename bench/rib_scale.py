@@ -197,6 +197,8 @@ class Result:
     churn_rate: float | None = None
     churn_steps: list[str] = field(default_factory=list)
     churn_peak_kib: int = 0
+    #: paths the router holds per prefix (one per feeder)
+    paths_per_prefix: int = 1
     #: largest gap between two reads from the router (sink and feeders), s; the hold time
     gap: float | None = None
     hold: int | None = None
@@ -229,6 +231,8 @@ class Result:
         if self.peak_kib:
             per = max(0, self.peak_kib - self.base_kib) * 1024 / self.total
             text += f" peak {self.peak_kib / 1024:,.0f} MiB {per:,.0f} B/pfx"
+            if self.paths_per_prefix > 1:
+                text += f" {per / self.paths_per_prefix:,.0f} B/path"
         return text + f" held {self.got:,}" + self._tail()
 
 
@@ -687,7 +691,7 @@ def run_router(lab: Lab, name: str, feeders: list[Feeder], n4: int, n6: int,
     ``policy`` (--policy ixp): bgpd's filter tables; ``n4`` / ``n6`` are then
     what the filter accepts, and the sink counts instead of matching the feed.
     """
-    res = Result(name, n4 + n6, limit=timeout)
+    res = Result(name, n4 + n6, limit=timeout, paths_per_prefix=len(feeders))
     router: Daemon | _Bgpd | None = None
     sinks: list[Process] = []
     probe: Process | None = None
