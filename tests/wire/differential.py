@@ -22,12 +22,15 @@ from bgpd.wire.attributes import AttributeCache, PathAttributes
 from bgpd.wire.errors import NotificationError
 from bgpd.wire.message import Framer, decode_message, encode_message
 from bgpd.wire.negotiated import Negotiated
-from bgpd.wire.update import MPReach, MPUnreach, Update, pack_reach, pack_withdraw
+from bgpd.wire.update import MPReach, MPUnreach, Update, decode_update, pack_reach, pack_withdraw
 
 #: A job: ``("decode", data, neg)`` frames and decodes a byte stream (twice,
 #: the second time through the attribute cache the first one filled, and once
 #: more fed in 7-octet pieces); ``("encode", plain_update, neg)`` rebuilds an
-#: UPDATE from :func:`plain` form and encodes it.
+#: UPDATE from :func:`plain` form and encodes it; ``("sweep", bodies, neg)``
+#: decodes UPDATE bodies through a small cache, keeping every third result,
+#: and sweeps it (the sweep counts references, which compiled code must not
+#: change).
 Job = tuple[str, Any, Negotiated]
 
 
@@ -127,6 +130,15 @@ def _decode_stream(data: bytes, neg: Negotiated, cache: AttributeCache, piece: i
 def run(job: Job) -> tuple:
     """One job's observable result."""
     kind, payload, neg = job
+    if kind == "sweep":
+        cache = AttributeCache(max_entries=50)
+        keep = []
+        for i, body in enumerate(payload):
+            update = decode_update(body, neg, cache)
+            if i % 3 == 0:
+                keep.append(update)
+        before = len(cache)
+        return (before, cache.sweep(), len(cache), cache.hits, cache.misses, len(keep))
     if kind == "decode":
         cache = AttributeCache()
         first = _decode_stream(payload, neg, cache, len(payload) or 1)

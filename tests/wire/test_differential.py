@@ -20,7 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from twisted.trial.unittest import SynchronousTestCase
 
 from bgpd import hotpath
+from bgpd.wire.attributes import PathAttributes
 from bgpd.wire.message import encode_message
+from bgpd.wire.update import pack_reach
 from tests.ci import missing
 from tests.wire import corpus, fuzzing
 from tests.wire.differential import Job, plain, run_all
@@ -97,6 +99,16 @@ class DifferentialTests(SynchronousTestCase):
             labels.append(f"fuzz seed 13 case {i}")
             jobs.append(("decode", data, CONTEXTS[i % len(CONTEXTS)]))
         self.compare(labels, jobs)
+
+    def test_cache_sweep(self):
+        """The attribute cache keeps and sweeps the same entries (it counts references)."""
+        bodies = []
+        for i in range(300):
+            attrs = PathAttributes(as_path=((2, (65001, i % 97 + 1)),), next_hop="192.0.2.1",
+                                   communities=(i,) if i % 2 else ())
+            bodies.append(pack_reach(1, 1, attrs, [bytes((24, 10, i % 250, 0))])[0][19:])
+        jobs = [("sweep", bodies, neg) for neg in CONTEXTS if not neg.addpath_rx]
+        self.compare([f"sweep context {j}" for j in range(len(jobs))], jobs)
 
     def test_hypothesis_updates(self):
         """Hypothesis-generated UPDATEs: encoded from the same fields, then decoded."""
