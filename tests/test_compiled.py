@@ -201,8 +201,6 @@ class PureSuiteTests(SynchronousTestCase):
         r = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "tests",
              "--ignore=tests/interop",
-             # they compare with the compiled build, which this run has not
-             "--ignore=tests/wire/test_differential.py",
              "--deselect", "tests/test_compiled.py::PureSuiteTests::test_unit_suite_on_pure_python"],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False)
         tail = "\n".join(r.stdout.splitlines()[-15:])

@@ -4,8 +4,11 @@ RFC 4271 4.1-4.3 and 6, RFC 4760, RFC 7606, RFC 7911: for the golden
 captures of real daemons, the rule-by-rule corpus, the mutation fuzzer's
 inputs and hypothesis-generated UPDATEs, both builds decode the same objects,
 encode the same bytes and raise the same errors (NOTIFICATION code, subcode,
-data and reason).  The compiled build runs in this interpreter; the pure one
-in a worker started with ``BGPD_PURE_PYTHON=1`` (``tests/wire/differential.py``).
+data and reason).  The compiled build runs in this interpreter and the pure
+one in a worker started with ``BGPD_PURE_PYTHON=1`` (``tests/wire/differential.py``);
+in a run that is itself forced pure (``BGPD_PURE_PYTHON=1``, as
+``tests/test_compiled.py`` runs the suite a second time) the worker is the
+compiled one.
 """
 
 from __future__ import annotations
@@ -37,15 +40,20 @@ CONTEXTS = [*fuzzing.CONTEXTS, EBGP_BENCH]
 FUZZ_CASES = 1500
 
 
-def pure_results(jobs: list[Job]) -> list[tuple]:
-    """``jobs`` run by the pure-Python source in a worker interpreter."""
-    env = dict(os.environ, BGPD_PURE_PYTHON="1")
+def other_results(jobs: list[Job]) -> list[tuple]:
+    """``jobs`` run by the other build (the one this interpreter does not run) in a worker."""
+    env = dict(os.environ)
+    env.pop(hotpath.ENV_PURE, None)
+    want = "compiled" if hotpath.VARIANT == "pure" else "pure"
+    if want == "pure":
+        env[hotpath.ENV_PURE] = "1"
     r = subprocess.run([sys.executable, "-m", "tests.wire.differential"], cwd=ROOT, env=env,
                        input=pickle.dumps(jobs), capture_output=True, timeout=600, check=False)
     if r.returncode != 0:
-        raise AssertionError(f"pure worker failed: {r.stderr.decode()[-2000:]}")
+        raise AssertionError(f"{want} worker failed: {r.stderr.decode()[-2000:]}")
     variant, compiled, results = pickle.loads(r.stdout)
-    assert variant == "pure" and compiled == [], (variant, compiled)
+    expected = list(hotpath.HOT_MODULES) if want == "compiled" else []
+    assert variant == want and compiled == expected, (variant, compiled)
     return results
 
 
@@ -53,18 +61,23 @@ class DifferentialTests(SynchronousTestCase):
     """Each input set gives identical results from both builds."""
 
     def setUp(self):
-        if hotpath.VARIANT != "compiled":
-            missing(f"the compiled hot path ({hotpath.REASON})")
-        self.assertEqual(hotpath.loaded_compiled(), list(hotpath.HOT_MODULES))
+        if hotpath.VARIANT == "compiled":
+            self.assertEqual(hotpath.loaded_compiled(), list(hotpath.HOT_MODULES))
+            return
+        self.assertEqual(hotpath.loaded_compiled(), [])
+        # Forced pure: the worker runs the build, which must be there.
+        problem = hotpath.check_build()
+        if problem is not None:
+            missing(f"the compiled hot path ({problem})")
 
     def compare(self, labels: list[str], jobs: list[Job]) -> None:
         mine = run_all(jobs)
-        theirs = pure_results(jobs)
+        theirs = other_results(jobs)
         self.assertEqual(len(mine), len(theirs))
         for label, job, a, b in zip(labels, jobs, mine, theirs, strict=True):
             if a != b:
-                self.fail(f"{label}: compiled and pure differ for {job!r}\n"
-                          f"compiled: {a!r}\npure:     {b!r}")
+                self.fail(f"{label}: the builds differ for {job!r}\n"
+                          f"{hotpath.VARIANT} (here): {a!r}\nthe other:     {b!r}")
 
     def test_golden_captures(self):
         """The golden captures, each under every session context."""
