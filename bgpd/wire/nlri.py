@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
+from typing import Final
 
 from bgpd.wire.constants import AFI, UpdateError
 from bgpd.wire.errors import NotificationError
@@ -21,12 +22,14 @@ from bgpd.wire.errors import NotificationError
 MAX_BITS: dict[int, int] = {AFI.IPV4: 32, AFI.IPV6: 128}
 ADDR_LEN: dict[int, int] = {AFI.IPV4: 4, AFI.IPV6: 16}
 _INET: dict[int, int] = {AFI.IPV4: socket.AF_INET, AFI.IPV6: socket.AF_INET6}
-_MASK = [0] + [(0xFF << (8 - r)) & 0xFF for r in range(1, 8)]
+# Final: the compiled build (bgpd.hotpath) reads these as C statics, not as
+# module-dict look-ups on every use.
+_MASK: Final = [0] + [(0xFF << (8 - r)) & 0xFF for r in range(1, 8)]
 # Octets a prefix of each length takes, its length octet included, and the
 # host bits of the last octet for each length modulo 8.
-_STEP = [1 + ((plen + 7) >> 3) for plen in range(256)]
-_HOST = [0] + [0xFF >> r for r in range(1, 8)]
-_unpack_path_id = struct.Struct("!I").unpack_from
+_STEP: Final = [1 + ((plen + 7) >> 3) for plen in range(256)]
+_HOST: Final = [0] + [0xFF >> r for r in range(1, 8)]
+_unpack_path_id: Final = struct.Struct("!I").unpack_from
 
 Prefix = bytes
 PathPrefix = tuple[int, bytes]

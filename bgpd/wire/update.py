@@ -15,7 +15,7 @@ from __future__ import annotations
 import socket
 import struct
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from bgpd.wire.attributes import (
     _UNPACK4,
@@ -43,10 +43,12 @@ from bgpd.wire.nlri import (
     encode_path_prefixes,
 )
 
-_ntoa = socket.inet_ntoa
-_ntop = socket.inet_ntop
-_pton = socket.inet_pton
-_AF6 = socket.AF_INET6
+# Final: the compiled build (bgpd.hotpath) reads these as C statics, not as
+# module-dict look-ups on every use.
+_ntoa: Final = socket.inet_ntoa
+_ntop: Final = socket.inet_ntop
+_pton: Final = socket.inet_pton
+_AF6: Final = socket.AF_INET6
 _U32 = struct.Struct("!I")
 _U16 = struct.Struct("!H")
 _HDR = struct.Struct("!HB")
@@ -69,15 +71,15 @@ _AS4_AGG = AttrType.AS4_AGGREGATOR
 _LARGE = AttrType.LARGE_COMMUNITIES
 _OTC = AttrType.OTC
 
-_DEFAULT_CACHE = AttributeCache()
-_u32_at = _U32.unpack_from
+_DEFAULT_CACHE: Final = AttributeCache()
+_u32_at: Final = _U32.unpack_from
 
 # Next-hop text by wire bytes: a session brings few distinct next hops, and
 # formatting an address costs more than a dict look-up.  Bounded: cleared
 # when full.
-_NH_CACHE_MAX = 4096
-_NH4: dict[bytes, str] = {}
-_NH_MP: dict[bytes, tuple[str, str | None]] = {}
+_NH_CACHE_MAX: Final = 4096
+_NH4: Final[dict[bytes, str]] = {}
+_NH_MP: Final[dict[bytes, tuple[str, str | None]]] = {}
 
 
 class MPReach:
@@ -475,7 +477,7 @@ def _decode_mp_reach(body: bytes, span: tuple, neg: Negotiated, problems: list) 
     return afi, safi, nh, prefixes, False
 
 
-_ZERO16 = bytes(16)
+_ZERO16: Final = bytes(16)
 
 
 def _link_local(addr: bytes) -> bool:
@@ -508,7 +510,7 @@ def _mp_next_hop_error(nh: bytes, neg: Negotiated) -> str | None:
     return None
 
 
-_DUP = "attribute {} repeated; later copy discarded"
+_DUP: Final = "attribute {} repeated; later copy discarded"
 
 
 def _parse_attributes(body: bytes, i: int, aend: int, neg: Negotiated, has_v4: bool) -> tuple:
@@ -878,12 +880,12 @@ class _DupType(Exception):
     pass
 
 
-_Dup = _DupType()
-_TAW = Outcome.TREAT_AS_WITHDRAW
-_DISCARD = Outcome.ATTRIBUTE_DISCARD
-_LEN_ERR = UpdateError.ATTRIBUTE_LENGTH_ERROR
-_OPT_ERR = UpdateError.OPTIONAL_ATTRIBUTE_ERROR
-_FLAGS_ERR = UpdateError.ATTRIBUTE_FLAGS_ERROR
+_Dup: Final = _DupType()
+_TAW: Final = Outcome.TREAT_AS_WITHDRAW
+_DISCARD: Final = Outcome.ATTRIBUTE_DISCARD
+_LEN_ERR: Final = UpdateError.ATTRIBUTE_LENGTH_ERROR
+_OPT_ERR: Final = UpdateError.OPTIONAL_ATTRIBUTE_ERROR
+_FLAGS_ERR: Final = UpdateError.ATTRIBUTE_FLAGS_ERROR
 _UNPACK_N: dict[int, Callable] = {}
 
 
@@ -914,10 +916,10 @@ def pack_end_of_rib(afi: int, safi: int) -> bytes:
 # Everything before the path attributes, packed at once: marker, length,
 # type, withdrawn routes length (0), path attributes length; for MP_REACH
 # also its attribute header (extended length) and afi/safi/next-hop length.
-_REACH_HEAD = struct.Struct("!16sHBHH").pack
-_MP_REACH_HEAD = struct.Struct("!16sHBHHBBHHBB").pack
-_WITHDRAW_HEAD = struct.Struct("!16sHBH").pack
-_MP_UNREACH_HEAD = struct.Struct("!16sHBHHBBHHB").pack
+_REACH_HEAD: Final = struct.Struct("!16sHBHH").pack
+_MP_REACH_HEAD: Final = struct.Struct("!16sHBHHBBHHBB").pack
+_WITHDRAW_HEAD: Final = struct.Struct("!16sHBH").pack
+_MP_UNREACH_HEAD: Final = struct.Struct("!16sHBHHBBHHB").pack
 
 
 def _chunks(items: list, room: int, size_of: Callable[[Any], int]) -> list:
