@@ -882,7 +882,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"{name}: starting")
             churn = ChurnArgs(args.churn_start, args.churn_max, args.churn_step) if args.churn else None
             res = run_router(lab, name, feeders, want4, want6, timeout,
-                             Shape(args.stagger, args.barrier, args.sink_late, args.pace), policy, churn)
+                             Shape(args.stagger, args.barrier, args.sink_late, args.pace), policy, churn=churn)
             if policy:
                 res.name = f"{name} with the IXP filter"
             log(res.describe())
