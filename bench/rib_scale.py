@@ -881,8 +881,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in routers:
             log(f"{name}: starting")
             churn = ChurnArgs(args.churn_start, args.churn_max, args.churn_step) if args.churn else None
-            res = run_router(lab, name, feeders, want4, want6, timeout,
-                             Shape(args.stagger, args.barrier, args.sink_late, args.pace), policy, churn=churn)
+            shape = Shape(args.stagger, args.barrier, args.sink_late, args.pace)
+            res = run_router(lab, name, feeders, want4, want6, timeout, shape, policy, churn=churn)
             if policy:
                 res.name = f"{name} with the IXP filter"
             log(res.describe())
