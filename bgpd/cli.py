@@ -396,6 +396,8 @@ def _rpki_cmd(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
             _rpki_status(r, out, time.time())
     else:
         _rpki_query_cmd(c, args, out)
+
+
 def _bmp(b: Any, out: IO[str]) -> None:
     if not b.enabled:
         out.write("bmp: off (no [[bmp.collector]] in the config)\n")

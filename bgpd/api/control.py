@@ -171,6 +171,9 @@ class RpkiStatus:
     active: str = ""
     #: bgpd.rpki.service.RpkiCacheInfo per cache, most preferred first
     caches: tuple[Any, ...] = ()
+
+
+@attrs.frozen
 class BmpCollectorStatus:
     """One BMP collector (``bgpctl show bmp``): its connection and counters."""
 
@@ -311,6 +314,7 @@ class Control:
             return RpkiStatus(enabled=False)
         active = svc.active.settings.name if svc.active is not None else ""
         return RpkiStatus(enabled=True, aspa=svc.config.aspa, active=active, caches=tuple(svc.status()))
+
     def bmp_status(self) -> tuple[BmpCollectorStatus, ...]:
         """Every configured BMP collector's state and counters (none without [bmp])."""
         bmp = self.service.bmp
@@ -894,6 +898,7 @@ class Control:
         if direction not in (UPSTREAM, DOWNSTREAM):
             raise InvalidArgument("direction", f'must be "{UPSTREAM}" or "{DOWNSTREAM}", got {direction!r}')
         return v.explain_path(list(as_path), direction, as_set)
+
     # -- Monitor (bgpd.monitor): session history, MRT dumps ---------------------
 
     def peer_history(self, address: str) -> PeerHistoryInfo:
