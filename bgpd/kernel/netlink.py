@@ -46,6 +46,7 @@ NLM_F_CREATE = 0x400
 RTA_DST = 1
 RTA_OIF = 4
 RTA_GATEWAY = 5
+RTA_PREFSRC = 7
 RTA_PRIORITY = 6
 RTA_MULTIPATH = 9
 RTA_TABLE = 15
@@ -114,10 +115,10 @@ def encode_route(route: KernelRoute, seq: int, table: int, protocol: int, metric
     plen = key[0]
     addr = key[1:] + bytes(alen - len(key) + 1)
     hops = route.nexthops
-    ck = (afi, hops)
+    ck = (afi, hops, route.source)
     cached = tails.get(ck) if tails is not None else None
     if cached is None:
-        cached = _tail(af, hops, table, protocol, metric, ifindex)
+        cached = _tail(af, hops, table, protocol, metric, ifindex, route.source)
         if tails is not None:
             tails[ck] = cached
     tail, kind, flags = cached
@@ -130,9 +131,11 @@ def encode_route(route: KernelRoute, seq: int, table: int, protocol: int, metric
 
 
 def _tail(af: int, hops: tuple, table: int, protocol: int, metric: int,
-          ifindex: Any) -> tuple[bytes, int, int]:
+          ifindex: Any, source: str | None = None) -> tuple[bytes, int, int]:
     """The attributes after RTA_DST, the message type and its flags (without ACK)."""
     body = [_attr(RTA_PRIORITY, _U32.pack(metric))]
+    if source is not None and hops:
+        body.append(_attr(RTA_PREFSRC, socket.inet_pton(af, source)))
     if table > 255:
         body.append(_attr(RTA_TABLE, _U32.pack(table)))
     if hops:
@@ -230,6 +233,27 @@ class NetlinkBackend:
                 if code and 0 <= idx < len(items):
                     failures.append((items[idx][0], code))
         return failures
+
+    def remeter(self, routes: list[KernelRoute], metric: int) -> tuple[list[tuple[KernelRoute, int]], int]:
+        """Write ``routes`` at ``metric``, then delete them at the metric they had.
+
+        A route is matched by table, prefix, TOS and metric: the new one is
+        a second route until the old one goes, so the prefix is never
+        missing.  Returns the failed writes and the count of old routes
+        that could not be deleted (one already gone is not counted).
+        """
+        old = self.metric
+        self.metric = metric
+        self._tails.clear()
+        failed = self.apply(routes)
+        self.metric = old
+        self._tails.clear()
+        try:
+            gone = self.apply([KernelRoute(r.family, r.prefix, ()) for r in routes])
+        finally:
+            self.metric = metric
+            self._tails.clear()
+        return failed, sum(1 for _r, code in gone if code not in (errno_mod.ESRCH, errno_mod.ENOENT))
 
     def _acks(self, last: int) -> list[tuple[int, int]]:
         """(seq, errno) of every error up to the ACK of ``last`` (errno 0: that ACK)."""

@@ -16,6 +16,10 @@ A route found with the next hops it should have is not written again.
 
 A route the kernel rejects is logged with its prefix and errno, counted, and
 retried with a doubling back-off; the others go on.
+
+Export policy (``[kernel] export_policy``): ``export`` decides per best path
+whether it goes in, and may name its preferred source (RTA_PREFSRC); a
+rejected prefix is kept out (removed if it was in) and counted as filtered.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from twisted.logger import Logger
 from bgpd.rib.change import Change
 from bgpd.wire.nlri import prefix_to_str
 
-__all__ = ["Backend", "FamilyCounts", "KernelRoute", "KernelWriter", "WriterOptions"]
+__all__ = ["Backend", "ExportDecision", "FamilyCounts", "KernelRoute", "KernelWriter", "WriterOptions",
+           "ROUTE_STATES"]
 
 log = Logger()
 
@@ -41,6 +46,10 @@ Key = tuple[Family, bytes]
 #: A next hop: (address, interface index or name, or None).  The interface
 #: is set for an IPv6 link-local next hop, which means nothing without one.
 NextHop = tuple[str, int | str | None]
+#: ``export(path's peer, family, prefix, attrs) -> (goes in, source address or None)``
+ExportDecision = Callable[[Any, Family, bytes, Any], tuple[bool, str | None]]
+#: What :meth:`KernelWriter.state` says about a prefix's best path.
+ROUTE_STATES = ("installed", "pending", "failed", "filtered", "unresolved")
 
 
 class KernelRoute(NamedTuple):
@@ -52,6 +61,8 @@ class KernelRoute(NamedTuple):
     family: Family
     prefix: bytes
     nexthops: tuple[NextHop, ...]
+    #: the preferred source address (RTA_PREFSRC) the export policy set, or None
+    source: str | None = None
 
     @property
     def destination(self) -> str:
@@ -69,6 +80,10 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Release the socket."""
+
+    def remeter(self, routes: list[KernelRoute], metric: int) -> tuple[list[tuple[KernelRoute, int]], int]:
+        """Write ``routes`` at ``metric``, then delete them at the old one; the writes that
+        failed, and how many old routes could not be deleted.  The backend keeps ``metric``."""
 
 
 @attrs.frozen
@@ -149,6 +164,14 @@ class KernelWriter:
         #: failed attempts in a row per key (the back-off), until one succeeds
         self._attempts: dict[Key, int] = {}
         self._retry_handle: Any = None
+        #: the export policy's decision per best path (None: every route goes in)
+        self.export: ExportDecision | None = None
+        #: prefixes whose best path the export policy keeps out of the kernel
+        self._filtered: set[Key] = set()
+        #: source addresses: wanted (by the export policy) and in the kernel; only
+        #: routes that have one are keys, so without a policy these stay empty
+        self._src_want: dict[Key, str] = {}
+        self._src_installed: dict[Key, str] = {}
         #: routes found at start, kept until converged()
         self._stale: dict[Key, tuple[NextHop, ...]] | None = None
         #: ``forwarding(next_hop) -> onlink address or None``: a recursive next
@@ -158,6 +181,8 @@ class KernelWriter:
         #: link-local next hops (the tracker's).
         self.link_of: Callable[[str], int | None] | None = None
         self._started = False
+        #: a metric to move every route to, at the next moment nothing is being written
+        self._new_metric: int | None = None
         self._busy = False
         self._stopping = False
         self.writes = 0
@@ -245,6 +270,9 @@ class KernelWriter:
         link_of = self.link_of
         pending = self._pending
         failed = self._failed
+        export = self.export
+        filtered = self._filtered
+        src_want = self._src_want
         # The prefixes of one UPDATE share their path: their records come
         # together, so the last answer is reused while the set is the same.
         last_mp: tuple = ()
@@ -261,10 +289,46 @@ class KernelWriter:
             else:
                 hops = last_hops = nexthops_of(c, ecmp, link_of)
                 last_mp = mp
+            if export is not None and hops:
+                new = c.new
+                ok, src = export(new.peer, c.family, c.prefix, new.attrs)
+                if not ok:
+                    hops = ()
+                    filtered.add(key)
+                elif filtered:
+                    filtered.discard(key)
+                if src is not None and ok:
+                    src_want[key] = src
+                elif src_want:
+                    src_want.pop(key, None)
+            else:
+                if filtered:
+                    filtered.discard(key)
+                if src_want:
+                    src_want.pop(key, None)
             pending[key] = hops
             if failed:
                 failed.pop(key, None)
         self._kick()
+
+    def state(self, family: Family, prefix: bytes) -> str:
+        """Where the best path of ``prefix`` stands with the kernel (one of :data:`ROUTE_STATES`).
+
+        A lookup in the writer's own tables, nothing kept per listing.
+        ``unresolved``: the best path has no next hop the kernel can take
+        (none resolves to an onlink gateway, or a link-local one has no
+        interface), so nothing is installed for it.
+        """
+        key = (family, prefix)
+        if key in self._attempts:
+            return "failed"
+        if key in self._pending or key in self._inflight or key in self._failed or not self._started:
+            return "pending"
+        if key in self._filtered:
+            return "filtered"
+        if key in self._installed:
+            return "installed"
+        return "unresolved"
 
     def status(self) -> dict[Family, FamilyCounts]:
         """Per family: routes installed, pending (owed or being written), failed.
@@ -283,7 +347,61 @@ class KernelWriter:
 
     # -- writing -------------------------------------------------------------
 
+    def set_options(self, options: WriterOptions) -> None:
+        """New options (a reload); the routes of a family no longer handled are removed.
+
+        A family newly handled is filled by the caller (its Loc-RIB run
+        through :meth:`changes`), as is an ``ecmp`` change.
+        """
+        gone = self.options.families - options.families
+        self.options = options
+        if not gone:
+            return
+        for d in (self._failed, self._attempts, self._src_want):
+            for key in [k for k in d if k[0] in gone]:
+                del d[key]
+        self._filtered = {k for k in self._filtered if k[0] not in gone}
+        for key in list(self._installed) + list(self._inflight) + list(self._pending):
+            if key[0] in gone:
+                self._pending[key] = ()
+        self._kick()
+
+    def set_metric(self, metric: int) -> None:
+        """Move every route of ours to ``metric`` (a reload): each is written at the new
+        metric before the old one is deleted, so no prefix leaves the kernel."""
+        self._new_metric = metric
+        self._kick()
+
+    def _remeter(self) -> None:
+        metric, self._new_metric = self._new_metric, None
+        assert metric is not None and self._backend is not None
+        src = self._src_installed
+        routes = [KernelRoute(k[0], k[1], self._kernel_hops(h), src.get(k) if src else None)
+                  for k, h in self._installed.items()]
+        # Left by an earlier run and not adopted yet: they move too, and stay until converged().
+        routes += [KernelRoute(k[0], k[1], h) for k, h in (self._stale or {}).items()
+                   if k not in self._installed and h]
+        routes = [r for r in routes if r.nexthops]
+        self._busy = True
+        d = self._defer(self._backend.remeter, routes, metric)
+        d.addCallbacks(self._remetered, self._crashed, callbackArgs=(metric,), errbackArgs=([],))
+
+    def _remetered(self, result: tuple[list[tuple[KernelRoute, int]], int], metric: int) -> None:
+        failures, not_deleted = result
+        log.info("kernel: routes moved to metric {metric}", metric=metric)
+        if not_deleted:
+            log.warn("kernel: {count} routes at the old metric could not be deleted", count=not_deleted)
+        for r, code in failures:
+            key = (r.family, r.prefix)
+            if key in self._installed:
+                self._reject(key, r, code, self._installed[key])
+        self._busy = False
+        self._kick()
+
     def _kick(self) -> None:
+        if self._new_metric is not None and not self._busy and self._started:
+            self._remeter()
+            return
         if self._busy or not self._started or not self._pending:
             if not self._busy and not self._pending:
                 self._fire_idle()
@@ -313,11 +431,15 @@ class KernelWriter:
         """Add the write ``key`` needs to ``routes``, if it needs one."""
         installed = self._installed
         stale = self._stale
+        src = self._src_want.get(key) if self._src_want else None
         if hops:
-            if installed.get(key) == hops:
+            if installed.get(key) == hops and (
+                    self._src_installed.get(key) if self._src_installed else None) == src:
                 return
             out = self._kernel_hops(hops)
-            if stale is not None and out and stale.get(key) == out:
+            # A route with a source is written again rather than adopted:
+            # the table is read without RTA_PREFSRC.
+            if stale is not None and out and src is None and stale.get(key) == out:
                 # Left by an earlier run exactly as wanted: adopt it.
                 installed[key] = hops
                 return
@@ -326,7 +448,7 @@ class KernelWriter:
         if not out and key not in installed and (stale is None or key not in stale):
             return
         self._inflight[key] = hops
-        routes.append(KernelRoute(key[0], key[1], out))
+        routes.append(KernelRoute(key[0], key[1], out, src if out else None))
 
     def _kernel_hops(self, hops: tuple[NextHop, ...]) -> tuple[NextHop, ...]:
         fw = self.forwarding
@@ -367,8 +489,14 @@ class KernelWriter:
                 # Deleting what is already gone is done too.
                 if r.nexthops:
                     installed[key] = hops
+                    if r.source is not None:
+                        self._src_installed[key] = r.source
+                    elif self._src_installed:
+                        self._src_installed.pop(key, None)
                 else:
                     installed.pop(key, None)
+                    if self._src_installed:
+                        self._src_installed.pop(key, None)
                 if stale is not None:
                     stale.pop(key, None)
                 if self._attempts:
@@ -385,6 +513,7 @@ class KernelWriter:
         self._attempts[key] = attempts
         if r.nexthops:
             self._installed.pop(key, None)
+            self._src_installed.pop(key, None)
         log.warn("kernel: {action} {prefix} failed: errno {errno} ({error}), attempt {attempts}",
                  action="replace" if r.nexthops else "delete", prefix=r.destination, errno=code,
                  error=os.strerror(code) if code > 0 else "backend error", attempts=attempts)
