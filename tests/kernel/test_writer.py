@@ -253,3 +253,50 @@ class ReconcileTests(WriterTestCase):
             self.threads.release()
         self.successResultOf(d)
         self.assertEqual(backend.table, {})
+
+
+class StateTests(WriterTestCase):
+    """KernelWriter.state: a prefix's best path as the route listings flag it."""
+
+    def test_pending_then_installed(self):
+        """Pending while the batch is being written, installed after."""
+        w = self.make()
+        self.threads.holding = True
+        w.changes([change(P1, "192.0.2.2")])
+        self.assertEqual(w.state(IPV4, P1), "pending")
+        self.threads.release()
+        self.assertEqual(w.state(IPV4, P1), "installed")
+
+    def test_failed(self):
+        """A route the kernel rejected is failed until a write succeeds."""
+        backend = FakeBackend(fail={(IPV4, P1): errno.ENETUNREACH})
+        w = self.make(backend)
+        w.changes([change(P1, "192.0.2.2")])
+        self.assertEqual(w.state(IPV4, P1), "failed")
+        del backend.fail[(IPV4, P1)]
+        self.clock.advance(60)
+        self.assertEqual(w.state(IPV4, P1), "installed")
+
+    def test_filtered_and_source(self):
+        """The export decision keeps a prefix out (filtered) and gives another its source."""
+        w = self.make()
+        w.export = lambda peer, fam, prefix, a: (prefix != P2, "192.0.2.1" if prefix == P1 else None)
+        w.changes([change(P1, "192.0.2.2"), change(P2, "192.0.2.2")])
+        self.assertEqual(w.state(IPV4, P2), "filtered")
+        self.assertEqual(self.backend.batches[-1],
+                         [KernelRoute(IPV4, P1, (("192.0.2.2", None),), "192.0.2.1")])
+        # The same next hops with another source: written again, once.
+        w.export = lambda peer, fam, prefix, a: (True, "192.0.2.9")
+        w.changes([change(P1, "192.0.2.2")])
+        self.assertEqual(self.backend.batches[-1][0].source, "192.0.2.9")
+        n = len(self.backend.batches)
+        w.changes([change(P1, "192.0.2.2")])
+        self.assertEqual(len(self.backend.batches), n)
+
+    def test_unresolved(self):
+        """A best path whose next hop resolves to no gateway is not written: unresolved."""
+        w = self.make()
+        w.forwarding = lambda nh: None
+        w.changes([change(P1, "192.0.2.2")])
+        self.assertEqual(w.state(IPV4, P1), "unresolved")
+        self.assertEqual(self.backend.batches, [])
