@@ -100,34 +100,42 @@ def _attr(kind: int, data: bytes) -> bytes:
     return _RTA.pack(n, kind) + data + b"\0" * (-n & 3)
 
 
+#: nlmsghdr, rtmsg and the RTA_DST header in one pack (the address follows:
+#: 4 or 16 octets, so RTA_DST needs no padding)
+_HEAD = struct.Struct("=IHHIIBBBBBBBBIHH")
+#: zero octets to pad a prefix's address octets to the family's length, by count
+_ZEROS = tuple(bytes(n) for n in range(17))
+
+
 def encode_route(route: KernelRoute, seq: int, table: int, protocol: int, metric: int, ack: bool,
                  ifindex: Any = None, tails: dict | None = None) -> bytes:
     """One RTM_NEWROUTE (replace) or RTM_DELROUTE message for ``route``.
 
     ``ifindex(name) -> int`` resolves a next hop's interface (link-local).
     ``tails``: a cache of everything after RTA_DST, which depends only on
-    the family and the next hops (a full table has few distinct ones).
+    the family, the next hops and the source (a full table has few distinct ones).
     """
-    afi = route.family[0]
-    af = _AF[afi]
-    alen = _ALEN[afi]
-    key = route.prefix
-    plen = key[0]
-    addr = key[1:] + bytes(alen - len(key) + 1)
-    hops = route.nexthops
-    ck = (afi, hops, route.source)
+    ck = (route.family[0], route.nexthops, route.source)
     cached = tails.get(ck) if tails is not None else None
     if cached is None:
-        cached = _tail(af, hops, table, protocol, metric, ifindex, route.source)
+        cached = _tail_entry(ck, table, protocol, metric, ifindex)
         if tails is not None:
             tails[ck] = cached
-    tail, kind, flags = cached
-    if ack:
-        flags |= NLM_F_ACK
-    rtm = _RTMSG.pack(af, plen, 0, 0, table if table <= 255 else RT_TABLE_UNSPEC, protocol,
-                      RT_SCOPE_UNIVERSE, RTN_UNICAST, 0)
-    dst = _attr(RTA_DST, addr)
-    return _HDR.pack(_HDR.size + len(rtm) + len(dst) + len(tail), kind, flags, seq, 0) + rtm + dst + tail
+    tail, kind, flags, size, af, alen = cached
+    key = route.prefix
+    return _HEAD.pack(size, kind, flags | NLM_F_ACK if ack else flags, seq, 0, af, key[0], 0, 0,
+                      table if table <= 255 else RT_TABLE_UNSPEC, protocol, RT_SCOPE_UNIVERSE,
+                      RTN_UNICAST, 0, 4 + alen, RTA_DST) + key[1:] + _ZEROS[alen + 1 - len(key)] + tail
+
+
+def _tail_entry(ck: tuple, table: int, protocol: int, metric: int,
+                ifindex: Any) -> tuple[bytes, int, int, int, int, int]:
+    """What every message with these (afi, next hops, source) shares: the attributes after
+    RTA_DST, type, flags (without ACK), message length, address family and address length."""
+    afi, hops, source = ck
+    af, alen = _AF[afi], _ALEN[afi]
+    tail, kind, flags = _tail(af, hops, table, protocol, metric, ifindex, source)
+    return tail, kind, flags, _HEAD.size + alen + len(tail), af, alen
 
 
 def _tail(af: int, hops: tuple, table: int, protocol: int, metric: int,
@@ -162,7 +170,7 @@ def _tail(af: int, hops: tuple, table: int, protocol: int, metric: int,
 class NetlinkBackend:
     """Routes of one protocol in one table, written in chunks on a raw netlink socket."""
 
-    def __init__(self, table: int, protocol: int = 186, metric: int = 20, chunk: int = 2000,
+    def __init__(self, table: int, protocol: int = 186, metric: int = 20, chunk: int = 10_000,
                  netns: str | None = None) -> None:
         self.table = table
         self.protocol = protocol
@@ -186,6 +194,21 @@ class NetlinkBackend:
                 break
             except OSError:
                 continue
+        # One send per chunk, and the kernel refuses a send larger than the
+        # send buffer (EMSGSIZE): a large buffer makes chunks large, and each
+        # chunk is two system calls after which the worker waits for the GIL
+        # (up to the 5 ms switch interval when the reactor is busy).
+        for opt in (32, socket.SO_SNDBUF):  # SO_SNDBUFFORCE (root), else the capped one
+            try:
+                s.setsockopt(socket.SOL_SOCKET, opt, 8 << 20)
+                break
+            except OSError:
+                continue
+        #: one batch at a time on the socket: the writer hands over the next
+        #: while this one is written (its sequence numbers, its ACKs)
+        self._lock = threading.Lock()
+        #: the most octets one send may carry (half the buffer the kernel gave)
+        self.send_limit = s.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2
         s.bind((0, 0))
         self._ifindex: dict[str, int] = {}
         #: (afi, next hops) -> the encoded attributes after RTA_DST (see encode_route)
@@ -201,38 +224,74 @@ class NetlinkBackend:
 
     def apply(self, routes: list[KernelRoute]) -> list[tuple[KernelRoute, int]]:
         """Write ``routes`` (replace, or delete when without next hops); the failures."""
+        with self._lock:
+            return self._apply(routes)
+
+    def _apply(self, routes: list[KernelRoute]) -> list[tuple[KernelRoute, int]]:
         failures: list[tuple[KernelRoute, int]] = []
         table, proto, metric, index = self.table, self.protocol, self.metric, self._index
         tails = self._tails
         if len(tails) > 4096:
             tails.clear()
+        tbl = table if table <= 255 else RT_TABLE_UNSPEC
+        pack = _HEAD.pack
+        zeros = _ZEROS
         for start in range(0, len(routes), self.chunk):
-            items: list[tuple[KernelRoute, bytes]] = []
-            base = self._seq + 1
+            # What encode_route does, inline: this loop runs a million times for
+            # a full table, on the worker thread but holding the GIL the reactor needs.
+            sent: list[KernelRoute] = []
+            msgs: list[bytes] = []
+            seq = base = self._seq + 1
+            deletes = 0
+            octets = 0
             for r in routes[start:start + self.chunk]:
-                try:
-                    items.append((r, encode_route(r, base + len(items), table, proto, metric,
-                                                  False, index, tails)))
-                except (OSError, ValueError):
-                    # A bad address or unknown interface: this route only.
-                    failures.append((r, errno_mod.EINVAL))
-            if not items:
+                fam, key, hops, src = r
+                ck = (fam[0], hops, src)
+                cached = tails.get(ck)
+                if cached is None:
+                    try:
+                        cached = tails[ck] = _tail_entry(ck, table, proto, metric, index)
+                    except (OSError, ValueError):
+                        # A bad address or unknown interface: this route only.
+                        failures.append((r, errno_mod.EINVAL))
+                        continue
+                tail, kind, flags, size, af, alen = cached
+                msgs.append(pack(size, kind, flags, seq, 0, af, key[0], 0, 0, tbl, proto, 0, 1, 0,
+                                 4 + alen, RTA_DST) + key[1:] + zeros[alen + 1 - len(key)] + tail)
+                sent.append(r)
+                seq += 1
+                octets += size
+                if not hops:
+                    deletes += 1
+            if not sent:
                 continue
-            last = base + len(items) - 1
+            last = seq - 1
             self._seq = last
-            items[-1] = (items[-1][0], encode_route(items[-1][0], last, table, proto, metric,
-                                                    True, index, tails))
-            self._sock.sendall(b"".join(m for _r, m in items))
-            for r, _m in items:
-                if r.nexthops:
-                    self.replaced += 1
-                else:
-                    self.deleted += 1
+            msgs[-1] = encode_route(sent[-1], last, table, proto, metric, True, index, tails)
+            if octets <= self.send_limit:
+                self._sock.sendall(b"".join(msgs))
+            else:
+                self._send_split(msgs)
+            self.deleted += deletes
+            self.replaced += len(sent) - deletes
             for seq, code in self._acks(last):
                 idx = seq - base
-                if code and 0 <= idx < len(items):
-                    failures.append((items[idx][0], code))
+                if code and 0 <= idx < len(sent):
+                    failures.append((sent[idx], code))
         return failures
+
+    def _send_split(self, msgs: list[bytes]) -> None:
+        """Send ``msgs`` in as few sends as the send buffer allows, never splitting one."""
+        buf: list[bytes] = []
+        n = 0
+        for m in msgs:
+            if buf and n + len(m) > self.send_limit:
+                self._sock.sendall(b"".join(buf))
+                buf, n = [], 0
+            buf.append(m)
+            n += len(m)
+        if buf:
+            self._sock.sendall(b"".join(buf))
 
     def remeter(self, routes: list[KernelRoute], metric: int) -> tuple[list[tuple[KernelRoute, int]], int]:
         """Write ``routes`` at ``metric``, then delete them at the metric they had.
@@ -242,17 +301,18 @@ class NetlinkBackend:
         missing.  Returns the failed writes and the count of old routes
         that could not be deleted (one already gone is not counted).
         """
-        old = self.metric
-        self.metric = metric
-        self._tails.clear()
-        failed = self.apply(routes)
-        self.metric = old
-        self._tails.clear()
-        try:
-            gone = self.apply([KernelRoute(r.family, r.prefix, ()) for r in routes])
-        finally:
+        with self._lock:
+            old = self.metric
             self.metric = metric
             self._tails.clear()
+            failed = self._apply(routes)
+            self.metric = old
+            self._tails.clear()
+            try:
+                gone = self._apply([KernelRoute(r.family, r.prefix, ()) for r in routes])
+            finally:
+                self.metric = metric
+                self._tails.clear()
         return failed, sum(1 for _r, code in gone if code not in (errno_mod.ESRCH, errno_mod.ENOENT))
 
     def _acks(self, last: int) -> list[tuple[int, int]]:

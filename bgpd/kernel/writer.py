@@ -94,6 +94,10 @@ class WriterOptions:
     #: Install the multipath set as one multipath route (else the best path only).
     ecmp: bool = True
     batch_size: int = 10_000
+    #: batches handed to worker threads at once: the backend writes one at a
+    #: time (its lock), the next already waiting, so the kernel never waits
+    #: for the reactor to take in a result.  Their prefixes never overlap.
+    in_flight: int = 2
     retry_initial: float = 1.0
     retry_max: float = 60.0
 
@@ -183,7 +187,11 @@ class KernelWriter:
         self._started = False
         #: a metric to move every route to, at the next moment nothing is being written
         self._new_metric: int | None = None
-        self._busy = False
+        #: the next batch, prepared while the worker writes the current one (its
+        #: keys are in _inflight already): the kernel never waits on the reactor
+        self._ready: list[KernelRoute] | None = None
+        #: batches with the worker now (at most options.in_flight)
+        self._writing = 0
         self._stopping = False
         self.writes = 0
         self.errors = 0
@@ -229,6 +237,10 @@ class KernelWriter:
         if self._retry_handle is not None:
             self._retry_handle.cancel()
             self._retry_handle = None
+        ready, self._ready = self._ready, None
+        for r in ready or ():
+            # Never sent: what it would have written is decided again below.
+            self._inflight.pop((r.family, r.prefix), None)
         if not keep:
             self._stale = None
             self._pending = {k: () for k in list(self._installed) + list(self._inflight)
@@ -253,7 +265,7 @@ class KernelWriter:
         """A Deferred that fires when nothing is pending or being written."""
         from twisted.internet.defer import Deferred, succeed
 
-        if not self._busy and not self._pending:
+        if not self._writing and not self._pending and not self._ready:
             return succeed(None)
         d: Deferred = Deferred()
         self._idle_waiters.append(d)
@@ -273,6 +285,8 @@ class KernelWriter:
         export = self.export
         filtered = self._filtered
         src_want = self._src_want
+        inflight = self._inflight if self._ready else None
+        stale_ready = False
         # The prefixes of one UPDATE share their path: their records come
         # together, so the last answer is reused while the set is the same.
         last_mp: tuple = ()
@@ -309,7 +323,21 @@ class KernelWriter:
             pending[key] = hops
             if failed:
                 failed.pop(key, None)
+            if inflight is not None and key in inflight:
+                stale_ready = True
+        if stale_ready:
+            self._unprepare()
         self._kick()
+
+    def _unprepare(self) -> None:
+        """Put the prepared batch back: a prefix in it changed, and is written once, as it is now."""
+        ready, self._ready = self._ready, None
+        pending, inflight = self._pending, self._inflight
+        for r in ready or ():
+            key = (r.family, r.prefix)
+            hops = inflight.pop(key)
+            if key not in pending:
+                pending[key] = hops
 
     def state(self, family: Family, prefix: bytes) -> str:
         """Where the best path of ``prefix`` stands with the kernel (one of :data:`ROUTE_STATES`).
@@ -382,7 +410,7 @@ class KernelWriter:
         routes += [KernelRoute(k[0], k[1], h) for k, h in (self._stale or {}).items()
                    if k not in self._installed and h]
         routes = [r for r in routes if r.nexthops]
-        self._busy = True
+        self._writing += 1
         d = self._defer(self._backend.remeter, routes, metric)
         d.addCallbacks(self._remetered, self._crashed, callbackArgs=(metric,), errbackArgs=([],))
 
@@ -395,20 +423,61 @@ class KernelWriter:
             key = (r.family, r.prefix)
             if key in self._installed:
                 self._reject(key, r, code, self._installed[key])
-        self._busy = False
+        self._writing -= 1
         self._kick()
 
     def _kick(self) -> None:
-        if self._new_metric is not None and not self._busy and self._started:
+        if not self._started:
+            return
+        if self._new_metric is not None and not self._writing:
+            # A prepared batch waits: it is written at the new metric after.
             self._remeter()
             return
-        if self._busy or not self._started or not self._pending:
-            if not self._busy and not self._pending:
-                self._fire_idle()
-            return
+        if self._ready is None and self._pending:
+            self._ready = self._prepare() or None
+        self._send_ready()
+        if self._ready is None and self._pending:
+            # While the worker writes (the GIL is free during the send):
+            # the batch after it is ready when it returns.
+            self._ready = self._prepare() or None
+        if not self._writing and not self._ready and not self._pending:
+            self._fire_idle()
+
+    def _send_ready(self) -> None:
+        """Hand prepared batches to the worker while fewer than ``in_flight`` are there."""
+        limit = self.options.in_flight
+        while self._ready and self._writing < limit and self._new_metric is None and self._started:
+            routes, self._ready = self._ready, None
+            self._writing += 1
+            backend = self._backend
+            assert backend is not None
+            d = self._defer(backend.apply, routes)
+            d.addCallbacks(self._written, self._crashed, callbackArgs=(routes,), errbackArgs=(routes,))
+            if self._writing < limit and self._pending:
+                self._ready = self._prepare() or None
+
+    def _prepare(self) -> list[KernelRoute]:
+        """The next batch: up to ``batch_size`` writes taken from ``_pending``, oldest first.
+
+        A key being written (or in the batch prepared) stays pending until
+        that write is done, so no key is in two batches.  The per-route work
+        is inline (no call per route): it runs on the reactor thread for a
+        full table.
+        """
         routes: list[KernelRoute] = []
+        append = routes.append
         pending = self._pending
+        inflight = self._inflight
+        installed = self._installed
+        stale = self._stale or None  # empty: nothing to look up per route
+        src_want = self._src_want
+        src_installed = self._src_installed
+        kernel_hops = self._kernel_hops if self.forwarding is not None else None
+        new = tuple.__new__  # KernelRoute's own __new__ is a Python call: this is not
         limit = self.options.batch_size
+        skipped: dict[Key, tuple[NextHop, ...]] = {}
+        last_hops: Any = None
+        last_out: tuple[NextHop, ...] = ()
         # Oldest first, a slice at a time: next(iter(d)) per key after
         # deleting the ones before it walks the deleted slots again (quadratic
         # on a full table).
@@ -417,38 +486,36 @@ class KernelWriter:
             for key, _h in take:
                 del pending[key]
             for key, hops in take:
-                self._consider(key, hops, routes)
-        if not routes:
-            self._fire_idle()
-            return
-        self._busy = True
-        backend = self._backend
-        assert backend is not None
-        d = self._defer(backend.apply, routes)
-        d.addCallbacks(self._written, self._crashed, callbackArgs=(routes,), errbackArgs=(routes,))
-
-    def _consider(self, key: Key, hops: tuple[NextHop, ...], routes: list[KernelRoute]) -> None:
-        """Add the write ``key`` needs to ``routes``, if it needs one."""
-        installed = self._installed
-        stale = self._stale
-        src = self._src_want.get(key) if self._src_want else None
-        if hops:
-            if installed.get(key) == hops and (
-                    self._src_installed.get(key) if self._src_installed else None) == src:
-                return
-            out = self._kernel_hops(hops)
-            # A route with a source is written again rather than adopted:
-            # the table is read without RTA_PREFSRC.
-            if stale is not None and out and src is None and stale.get(key) == out:
-                # Left by an earlier run exactly as wanted: adopt it.
-                installed[key] = hops
-                return
-        else:
-            out = ()
-        if not out and key not in installed and (stale is None or key not in stale):
-            return
-        self._inflight[key] = hops
-        routes.append(KernelRoute(key[0], key[1], out, src if out else None))
+                if key in inflight:
+                    skipped[key] = hops
+                    continue
+                src = src_want.get(key) if src_want else None
+                if hops:
+                    if installed.get(key) == hops and (
+                            src_installed.get(key) if src_installed else None) == src:
+                        continue
+                    if kernel_hops is None:
+                        out = hops
+                    elif hops is last_hops:
+                        out = last_out
+                    else:
+                        out = last_out = kernel_hops(hops)
+                        last_hops = hops
+                    # A route with a source is written again rather than adopted:
+                    # the table is read without RTA_PREFSRC.
+                    if stale is not None and out and src is None and stale.get(key) == out:
+                        # Left by an earlier run exactly as wanted: adopt it.
+                        installed[key] = hops
+                        continue
+                else:
+                    out = ()
+                if not out and key not in installed and (stale is None or key not in stale):
+                    continue
+                inflight[key] = hops
+                append(new(KernelRoute, (key[0], key[1], out, src if out else None)))
+        if skipped:
+            pending.update(skipped)
+        return routes
 
     def _kernel_hops(self, hops: tuple[NextHop, ...]) -> tuple[NextHop, ...]:
         fw = self.forwarding
@@ -478,9 +545,27 @@ class KernelWriter:
             self._kick()
 
     def _written(self, failures: list[tuple[KernelRoute, int]], routes: list[KernelRoute]) -> None:
-        bad = {(r.family, r.prefix): code for r, code in failures}
+        self._writing -= 1
+        # The next batch first: the kernel works on it while these results are taken in.
+        self._send_ready()
         installed = self._installed
         stale = self._stale
+        if not failures and not stale and not self._attempts and not self._src_installed \
+                and not self._src_want:
+            # The usual batch (no error, no source, no retry): only what must be done.
+            pop = self._inflight.pop
+            drop = installed.pop
+            for r in routes:
+                key = (r[0], r[1])
+                hops = pop(key, r[2])
+                if r[2]:
+                    installed[key] = hops
+                else:
+                    drop(key, None)
+            self.writes += len(routes)
+            self._kick()
+            return
+        bad = {(r.family, r.prefix): code for r, code in failures}
         for r in routes:
             key = (r.family, r.prefix)
             hops = self._inflight.pop(key, r.nexthops)
@@ -504,7 +589,6 @@ class KernelWriter:
                 continue
             self._reject(key, r, code, hops)
         self.writes += len(routes)
-        self._busy = False
         self._kick()
 
     def _reject(self, key: Key, r: KernelRoute, code: int, hops: tuple[NextHop, ...]) -> None:
@@ -540,14 +624,14 @@ class KernelWriter:
 
     def _crashed(self, failure: Any, routes: list[KernelRoute]) -> None:
         log.failure("kernel: backend failed on a batch of {count} routes", failure, count=len(routes))
+        self._writing -= 1
         for r in routes:
             key = (r.family, r.prefix)
             self._reject(key, r, -1, self._inflight.pop(key, r.nexthops))
-        self._busy = False
         self._kick()
 
     def _fire_idle(self) -> None:
-        if self._busy or self._pending:
+        if self._writing or self._pending or self._ready:
             return
         waiters, self._idle_waiters = self._idle_waiters, []
         for d in waiters:

@@ -219,3 +219,22 @@ class EncodingTests(SynchronousTestCase):
         m = encode_route(KernelRoute(IPV4, P1, ()), 1, 100, 186, 20, False)
         _n, kind, flags, _seq, _pid = struct.unpack_from("=IHHII", m)
         self.assertEqual((kind, flags), (25, 0x1))
+
+
+class SendBufferTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.ns = Netns()
+        self.addCleanup(self.ns.close)
+
+    def test_chunk_larger_than_the_send_buffer(self):
+        """A chunk of more octets than one send may carry goes in several sends, every route in."""
+        import socket
+
+        b = NetlinkBackend(TABLE, netns=self.ns.name)
+        self.addCleanup(b.close)
+        b._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        b.send_limit = b._sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2
+        routes = [KernelRoute(IPV4, pfx(f"10.{i >> 8}.{i & 255}.0/24"), (("192.0.2.2", None),))
+                  for i in range(500)]
+        self.assertEqual(b.apply(routes), [])
+        self.assertEqual(len(self.ns.routes(TABLE)), 500)

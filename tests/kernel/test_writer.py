@@ -102,8 +102,8 @@ class WriterTests(WriterTestCase):
         self.assertEqual(w.status()[IPV4].installed, 0)
 
     def test_coalesced_while_writing(self):
-        """A prefix changed three times while a batch is written is written once more."""
-        w = self.make()
+        """A prefix changed three times while the worker is full is written once more."""
+        w = self.make(in_flight=1)
         self.threads.holding = True
         w.changes([change(P2, "192.0.2.2")])
         for nh in ("192.0.2.3", "192.0.2.4", "192.0.2.5"):
@@ -115,8 +115,8 @@ class WriterTests(WriterTestCase):
         self.assertEqual(writes, [KernelRoute(IPV4, P1, (("192.0.2.5", None),))])
 
     def test_one_batch_at_a_time(self):
-        """While a batch is in the worker the next waits: never two at once."""
-        w = self.make()
+        """With in_flight 1, while a batch is in the worker the next waits: never two at once."""
+        w = self.make(in_flight=1)
         self.threads.holding = True
         w.changes([change(P1, "192.0.2.2")])
         w.changes([change(P2, "192.0.2.2")])
@@ -125,6 +125,21 @@ class WriterTests(WriterTestCase):
         self.assertEqual(len(self.threads.held), 1)
         self.threads.release()
         self.assertEqual(len(self.backend.table), 2)
+
+    def test_two_in_flight_disjoint(self):
+        """The default hands a second batch over while the first is written; a prefix in
+        the first that changes again waits for it, and is then written as it is last."""
+        w = self.make(batch_size=1)
+        self.threads.holding = True
+        w.changes([change(P1, "192.0.2.2"), change(P2, "192.0.2.2")])
+        self.assertEqual(len(self.threads.held), 2)
+        w.changes([change(P1, "192.0.2.3"), change(P1, "192.0.2.4")])
+        self.assertEqual(len(self.threads.held), 2)
+        self.threads.release()
+        self.threads.release()
+        writes = [r.nexthops for b in self.backend.batches for r in b if r.prefix == P1]
+        self.assertEqual(writes, [(("192.0.2.2", None),), (("192.0.2.4", None),)])
+        self.assertEqual(self.backend.table[(IPV4, P1)], (("192.0.2.4", None),))
 
     def test_family_disabled(self):
         """A family not enabled is never written."""
