@@ -3,7 +3,12 @@
 Writes go on a raw ``NETLINK_ROUTE`` socket, many messages per ``send``:
 each a ``RTM_NEWROUTE`` with ``NLM_F_CREATE | NLM_F_REPLACE`` (a change is one
 message) or a ``RTM_DELROUTE``, all with our protocol number and table, so
-only our routes are ever matched.  Only the last message of a chunk asks for
+a delete only ever matches our routes.  A replace matches by table, prefix,
+TOS and metric whatever the protocol, so it is used only for a prefix whose
+route there is ours; a route not yet ours goes with ``NLM_F_CREATE |
+NLM_F_EXCL`` (``KernelRoute.exclusive``), which the kernel refuses with
+EEXIST when another protocol has that prefix at that metric: bgpd never
+overwrites it (counted as failed, retried with back-off).  Only the last message of a chunk asks for
 an ACK: the kernel answers messages in order, so when that ACK arrives every
 error of the chunk (an ``NLMSG_ERROR`` naming its sequence number) has too.
 That is what makes a full table take seconds, not minutes.
@@ -22,7 +27,7 @@ import os
 import socket
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from bgpd.kernel.tables import table_number
@@ -42,6 +47,7 @@ RTM_DELROUTE = 25
 NLM_F_REQUEST = 0x1
 NLM_F_ACK = 0x4
 NLM_F_REPLACE = 0x100
+NLM_F_EXCL = 0x200
 NLM_F_CREATE = 0x400
 RTA_DST = 1
 RTA_OIF = 4
@@ -122,6 +128,8 @@ def encode_route(route: KernelRoute, seq: int, table: int, protocol: int, metric
         if tails is not None:
             tails[ck] = cached
     tail, kind, flags, size, af, alen = cached
+    if route.exclusive and flags & NLM_F_REPLACE:
+        flags = flags & ~NLM_F_REPLACE | NLM_F_EXCL
     key = route.prefix
     return _HEAD.pack(size, kind, flags | NLM_F_ACK if ack else flags, seq, 0, af, key[0], 0, 0,
                       table if table <= 255 else RT_TABLE_UNSPEC, protocol, RT_SCOPE_UNIVERSE,
@@ -245,7 +253,7 @@ class NetlinkBackend:
             deletes = 0
             octets = 0
             for r in routes[start:start + self.chunk]:
-                fam, key, hops, src = r
+                fam, key, hops, src, excl = r
                 ck = (fam[0], hops, src)
                 cached = tails.get(ck)
                 if cached is None:
@@ -256,6 +264,8 @@ class NetlinkBackend:
                         failures.append((r, errno_mod.EINVAL))
                         continue
                 tail, kind, flags, size, af, alen = cached
+                if excl and hops:
+                    flags = flags & ~NLM_F_REPLACE | NLM_F_EXCL
                 msgs.append(pack(size, kind, flags, seq, 0, af, key[0], 0, 0, tbl, proto, 0, 1, 0,
                                  4 + alen, RTA_DST) + key[1:] + zeros[alen + 1 - len(key)] + tail)
                 sent.append(r)
@@ -293,7 +303,8 @@ class NetlinkBackend:
         if buf:
             self._sock.sendall(b"".join(buf))
 
-    def remeter(self, routes: list[KernelRoute], metric: int) -> tuple[list[tuple[KernelRoute, int]], int]:
+    def remeter(self, routes: list[KernelRoute], metric: int,
+                old_only: Sequence[KernelRoute] = ()) -> tuple[list[tuple[KernelRoute, int]], int]:
         """Write ``routes`` at ``metric``, then delete them at the metric they had.
 
         A route is matched by table, prefix, TOS and metric: the new one is
@@ -309,7 +320,8 @@ class NetlinkBackend:
             self.metric = old
             self._tails.clear()
             try:
-                gone = self._apply([KernelRoute(r.family, r.prefix, ()) for r in routes])
+                gone = self._apply([KernelRoute(r.family, r.prefix, ()) for r in routes]
+                                   + [KernelRoute(r.family, r.prefix, ()) for r in old_only])
             finally:
                 self.metric = metric
                 self._tails.clear()

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import errno as errno_mod
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import islice
 from typing import Any, NamedTuple, Protocol
 
@@ -63,6 +63,10 @@ class KernelRoute(NamedTuple):
     nexthops: tuple[NextHop, ...]
     #: the preferred source address (RTA_PREFSRC) the export policy set, or None
     source: str | None = None
+    #: a route not in the kernel from us: created only if no route of that
+    #: prefix and metric is there (``NLM_F_EXCL``), never replacing another
+    #: protocol's (a replace matches by prefix, TOS and metric, not protocol)
+    exclusive: bool = False
 
     @property
     def destination(self) -> str:
@@ -81,9 +85,11 @@ class Backend(Protocol):
     def close(self) -> None:
         """Release the socket."""
 
-    def remeter(self, routes: list[KernelRoute], metric: int) -> tuple[list[tuple[KernelRoute, int]], int]:
-        """Write ``routes`` at ``metric``, then delete them at the old one; the writes that
-        failed, and how many old routes could not be deleted.  The backend keeps ``metric``."""
+    def remeter(self, routes: list[KernelRoute], metric: int,
+                old_only: Sequence[KernelRoute] = ()) -> tuple[list[tuple[KernelRoute, int]], int]:
+        """Write ``routes`` at ``metric``, then delete them, and ``old_only``, at the old one;
+        the writes that failed, and how many old routes could not be deleted.  The backend
+        keeps ``metric``."""
 
 
 @attrs.frozen
@@ -176,6 +182,11 @@ class KernelWriter:
         #: routes that have one are keys, so without a policy these stay empty
         self._src_want: dict[Key, str] = {}
         self._src_installed: dict[Key, str] = {}
+        #: prefixes whose route in the kernel is (or may still be) ours though not
+        #: in _installed: a replace that failed, a route to write again through
+        #: a new gateway.  They are replaced, not created exclusively, and
+        #: deleted when withdrawn.  Small: only those cases.
+        self._unlisted: set[Key] = set()
         #: routes found at start, kept until converged()
         self._stale: dict[Key, tuple[NextHop, ...]] | None = None
         #: ``forwarding(next_hop) -> onlink address or None``: a recursive next
@@ -244,7 +255,7 @@ class KernelWriter:
         if not keep:
             self._stale = None
             self._pending = {k: () for k in list(self._installed) + list(self._inflight)
-                             + list(self._failed)}
+                             + list(self._failed) + list(self._unlisted)}
             self._failed = {}
         else:
             # Graceful restart: what is already there stays; nothing new goes in.
@@ -389,7 +400,7 @@ class KernelWriter:
             for key in [k for k in d if k[0] in gone]:
                 del d[key]
         self._filtered = {k for k in self._filtered if k[0] not in gone}
-        for key in list(self._installed) + list(self._inflight) + list(self._pending):
+        for key in list(self._installed) + list(self._inflight) + list(self._pending) + list(self._unlisted):
             if key[0] in gone:
                 self._pending[key] = ()
         self._kick()
@@ -404,14 +415,18 @@ class KernelWriter:
         metric, self._new_metric = self._new_metric, None
         assert metric is not None and self._backend is not None
         src = self._src_installed
-        routes = [KernelRoute(k[0], k[1], self._kernel_hops(h), src.get(k) if src else None)
+        # Exclusive: at the new metric another protocol's route may be there.
+        routes = [KernelRoute(k[0], k[1], self._kernel_hops(h), src.get(k) if src else None, True)
                   for k, h in self._installed.items()]
         # Left by an earlier run and not adopted yet: they move too, and stay until converged().
-        routes += [KernelRoute(k[0], k[1], h) for k, h in (self._stale or {}).items()
+        routes += [KernelRoute(k[0], k[1], h, None, True) for k, h in (self._stale or {}).items()
                    if k not in self._installed and h]
         routes = [r for r in routes if r.nexthops]
+        # Ours at the old metric but not listed: deleted there, written anew (exclusive) after.
+        old_only = [KernelRoute(k[0], k[1], ()) for k in self._unlisted if k not in self._installed]
+        self._unlisted = set()
         self._writing += 1
-        d = self._defer(self._backend.remeter, routes, metric)
+        d = self._defer(self._backend.remeter, routes, metric, old_only)
         d.addCallbacks(self._remetered, self._crashed, callbackArgs=(metric,), errbackArgs=([],))
 
     def _remetered(self, result: tuple[list[tuple[KernelRoute, int]], int], metric: int) -> None:
@@ -470,6 +485,7 @@ class KernelWriter:
         inflight = self._inflight
         installed = self._installed
         stale = self._stale or None  # empty: nothing to look up per route
+        unlisted = self._unlisted or None
         src_want = self._src_want
         src_installed = self._src_installed
         kernel_hops = self._kernel_hops if self.forwarding is not None else None
@@ -509,10 +525,12 @@ class KernelWriter:
                         continue
                 else:
                     out = ()
-                if not out and key not in installed and (stale is None or key not in stale):
+                ours = key in installed or (stale is not None and key in stale) or (
+                    unlisted is not None and key in unlisted)
+                if not out and not ours:
                     continue
                 inflight[key] = hops
-                append(new(KernelRoute, (key[0], key[1], out, src if out else None)))
+                append(new(KernelRoute, (key[0], key[1], out, src if out else None, bool(out) and not ours)))
         if skipped:
             pending.update(skipped)
         return routes
@@ -538,6 +556,7 @@ class KernelWriter:
         for key, hops in list(self._installed.items()):
             if any(nh in next_hops for nh, _d in hops):
                 del self._installed[key]
+                self._unlisted.add(key)
                 self._pending.setdefault(key, hops)
                 n += 1
         if n:
@@ -551,7 +570,7 @@ class KernelWriter:
         installed = self._installed
         stale = self._stale
         if not failures and not stale and not self._attempts and not self._src_installed \
-                and not self._src_want:
+                and not self._src_want and not self._unlisted:
             # The usual batch (no error, no source, no retry): only what must be done.
             pop = self._inflight.pop
             drop = installed.pop
@@ -586,6 +605,8 @@ class KernelWriter:
                     stale.pop(key, None)
                 if self._attempts:
                     self._attempts.pop(key, None)
+                if self._unlisted:
+                    self._unlisted.discard(key)
                 continue
             self._reject(key, r, code, hops)
         self.writes += len(routes)
@@ -596,11 +617,18 @@ class KernelWriter:
         attempts = self._attempts.get(key, 0) + 1
         self._attempts[key] = attempts
         if r.nexthops:
-            self._installed.pop(key, None)
+            if self._installed.pop(key, None) is not None or not r.exclusive:
+                # A replace that failed leaves our previous route where it was.
+                self._unlisted.add(key)
             self._src_installed.pop(key, None)
-        log.warn("kernel: {action} {prefix} failed: errno {errno} ({error}), attempt {attempts}",
-                 action="replace" if r.nexthops else "delete", prefix=r.destination, errno=code,
-                 error=os.strerror(code) if code > 0 else "backend error", attempts=attempts)
+        if code == errno_mod.EEXIST and r.exclusive:
+            log.warn("kernel: {prefix} not installed: another protocol's route has that prefix and "
+                     "metric in the table, and bgpd does not replace it (errno {errno}), attempt "
+                     "{attempts}", prefix=r.destination, errno=code, attempts=attempts)
+        else:
+            log.warn("kernel: {action} {prefix} failed: errno {errno} ({error}), attempt {attempts}",
+                     action="replace" if r.nexthops else "delete", prefix=r.destination, errno=code,
+                     error=os.strerror(code) if code > 0 else "backend error", attempts=attempts)
         if key not in self._pending and not self._stopping:
             self._failed[key] = hops
             self._schedule_retry()

@@ -174,6 +174,35 @@ class OwnershipTests(NetnsTestCase):
         self.assertEqual(self.ns.routes(TABLE), {})
         self.assertEqual(self.ns.routes(TABLE, proto="static"), others)
 
+    def test_same_prefix_same_metric_not_overwritten(self):
+        """A static route with bgpd's prefix and metric stays: bgpd's write fails (EEXIST, counted,
+        retried) instead of replacing it, for IPv4 and IPv6, and goes in once the route is gone."""
+        for fam, dst, _prefix, nh in (("-4", "203.0.113.0/24", P1, "192.0.2.2"),
+                                      ("-6", "2001:db8:99::/48", P6, "2001:db8:0:1::2")):
+            self.ns.ip(fam, "route", "add", dst, "via", nh[:-1] + "9", "table", str(TABLE),
+                       "proto", "static", "metric", "20")
+        retries: list = []
+        opts = WriterOptions(families=frozenset({IPV4, IPV6}))
+        w = KernelWriter(lambda: NetlinkBackend(TABLE, 186, 20, netns=self.ns.name), opts,
+                         lambda d, fn, *a: retries.append(fn), sync)
+        self.successResultOf(w.start())
+        rib = self.rib(w)
+        rib.receive(A1, announce(attrs(nh="192.0.2.2"), [P1]))
+        rib.receive(A1, announce(attrs(nh="2001:db8:0:1::2"), [P6], IPV6))
+        rib.drain()
+        for fam, dst, fam_key, prefix in (("-4", "203.0.113.0/24", IPV4, P1),
+                                          ("-6", "2001:db8:99::/48", IPV6, P6)):
+            got = self.ns.routes(TABLE, proto=None, family=fam)[dst]
+            self.assertEqual((got["protocol"], got.get("metric")), ("static", 20), fam)
+            self.assertEqual(w.state(fam_key, prefix), "failed")
+        self.assertEqual(w.status()[IPV4].failed, 1)
+        self.assertTrue(retries)
+        # The other protocol's route goes: the retry installs ours.
+        self.ns.ip("route", "del", "203.0.113.0/24", "table", str(TABLE), "proto", "static")
+        retries.pop()()
+        self.assertEqual(self.ns.routes(TABLE)["203.0.113.0/24"]["gateway"], "192.0.2.2")
+        self.assertEqual(w.state(IPV4, P1), "installed")
+
 
 class RestartTests(NetnsTestCase):
     def test_reconcile_after_crash(self):

@@ -112,7 +112,8 @@ class WriterTests(WriterTestCase):
         self.threads.release()  # the P2 batch; the P1 batch starts
         self.threads.release()
         writes = [r for b in self.backend.batches for r in b if r.prefix == P1]
-        self.assertEqual(writes, [KernelRoute(IPV4, P1, (("192.0.2.5", None),))])
+        # Exclusive: a first install never replaces another protocol's route.
+        self.assertEqual(writes, [KernelRoute(IPV4, P1, (("192.0.2.5", None),), None, True)])
 
     def test_one_batch_at_a_time(self):
         """With in_flight 1, while a batch is in the worker the next waits: never two at once."""
@@ -299,7 +300,7 @@ class StateTests(WriterTestCase):
         w.changes([change(P1, "192.0.2.2"), change(P2, "192.0.2.2")])
         self.assertEqual(w.state(IPV4, P2), "filtered")
         self.assertEqual(self.backend.batches[-1],
-                         [KernelRoute(IPV4, P1, (("192.0.2.2", None),), "192.0.2.1")])
+                         [KernelRoute(IPV4, P1, (("192.0.2.2", None),), "192.0.2.1", True)])
         # The same next hops with another source: written again, once.
         w.export = lambda peer, fam, prefix, a: (True, "192.0.2.9")
         w.changes([change(P1, "192.0.2.2")])
@@ -315,3 +316,34 @@ class StateTests(WriterTestCase):
         w.changes([change(P1, "192.0.2.2")])
         self.assertEqual(w.state(IPV4, P1), "unresolved")
         self.assertEqual(self.backend.batches, [])
+
+
+class OwnershipTests(WriterTestCase):
+    """Which writes may replace: only a route bgpd knows is its own."""
+
+    def test_failed_replace_then_withdrawn(self):
+        """A replace the kernel refused leaves our old route: a withdrawal still deletes it,
+        and the retry replaces (not an exclusive create, which our own route would refuse)."""
+        backend = FakeBackend()
+        w = self.make(backend)
+        w.changes([change(P1, "192.0.2.2")])
+        backend.fail[(IPV4, P1)] = errno.ENETUNREACH
+        w.changes([change(P1, "192.0.2.3")])
+        self.assertFalse(backend.batches[-1][0].exclusive)
+        del backend.fail[(IPV4, P1)]
+        self.clock.advance(1)
+        self.assertEqual(backend.batches[-1], [KernelRoute(IPV4, P1, (("192.0.2.3", None),), None, False)])
+        w.changes([change(P1)])
+        self.assertEqual(backend.batches[-1], [KernelRoute(IPV4, P1, ())])
+        self.assertEqual(backend.table, {})
+
+    def test_withdrawn_while_failing(self):
+        """Withdrawn while its replace is failing: the old route is deleted, not left behind."""
+        backend = FakeBackend()
+        w = self.make(backend)
+        w.changes([change(P1, "192.0.2.2")])
+        backend.fail[(IPV4, P1)] = errno.ENETUNREACH
+        w.changes([change(P1, "192.0.2.3")])
+        del backend.fail[(IPV4, P1)]
+        w.changes([change(P1)])
+        self.assertEqual(backend.table, {})
