@@ -131,6 +131,18 @@ class KernelReloadTests(SynchronousTestCase):
         self.assertEqual(got["198.51.100.0/24"]["prefsrc"], "192.0.2.1")
         self.assertEqual(ksvc.writer.state(IPV4, P1), "filtered")
 
+    def test_policy_replaced_through_the_api(self):
+        """ReplacePolicy (the API's Control) re-evaluates the kernel's routes as SIGHUP does."""
+        from bgpd.api.control import Control
+
+        daemon, ksvc, clock = self.start(text())
+        policies = text(drop="203.0.113.0/24").split("[sets.prefix.drop]", 1)[1].split("[kernel]")[0]
+        Control(daemon).replace_policy("[sets.prefix.drop]" + policies)
+        for _ in range(100):
+            clock.advance(0)
+        self.assertEqual(set(self.ns.routes(100)), {"198.51.100.0/24"})
+        self.assertEqual(ksvc.writer.state(IPV4, P1), "filtered")
+
     def test_policy_removed_on_sighup(self):
         """Without export_policy after the reload, every best path goes in, without a source."""
         daemon, ksvc, clock = self.start(text())
