@@ -13,8 +13,9 @@ an ACK: the kernel answers messages in order, so when that ACK arrives every
 error of the chunk (an ``NLMSG_ERROR`` naming its sequence number) has too.
 That is what makes a full table take seconds, not minutes.
 
-Reading the table (at start, to reconcile) uses pyroute2's ``IPRoute``
-(``get_routes``, in 0.7.2 and later).  Everything here blocks: the writer
+Reading the table (at start, to reconcile) is a raw ``RTM_GETROUTE`` dump
+parsed only as far as needed (pyroute2's ``get_routes`` was too slow for a
+full table).  Everything here blocks: the writer
 calls it from a worker thread, never the reactor's.
 """
 
@@ -345,34 +346,76 @@ class NetlinkBackend:
         raise RuntimeError("netlink: no ACK")
 
     def dump(self) -> dict[Key, tuple[NextHop, ...]]:
-        """Our protocol's routes in our table, read with pyroute2."""
-        from pyroute2 import IPRoute
+        """Our protocol's routes in our table at our metric, from a raw ``RTM_GETROUTE`` dump.
 
+        Parsed only as far as needed, like :func:`dump_covering`: pyroute2's
+        ``IPRoute.get_routes`` read 5,500-9,500 routes/s (measured, 208,000
+        routes), so a full table left by an earlier run took minutes to
+        read at start, and nothing is written until it is read.
+        """
         out: dict[Key, tuple[NextHop, ...]] = {}
         with in_netns(self.netns):
-            ip = IPRoute()
-        with ip:
-            for afi, af in ((1, socket.AF_INET), (2, socket.AF_INET6)):
-                for msg in ip.get_routes(family=af):
-                    if msg["proto"] != self.protocol:
-                        continue
-                    table = msg.get_attr("RTA_TABLE") or msg["table"]
-                    if table != self.table:
-                        continue
-                    if (msg.get_attr("RTA_PRIORITY") or 0) != self.metric:
-                        continue
-                    dst = msg.get_attr("RTA_DST") or ("0.0.0.0" if afi == 1 else "::")
-                    key = make_prefix(socket.inet_pton(af, dst), msg["dst_len"])
-                    hops: list[NextHop] = []
-                    gw = msg.get_attr("RTA_GATEWAY")
-                    if gw:
-                        hops.append((gw, None))
-                    for nh in msg.get_attr("RTA_MULTIPATH") or ():
-                        g = nh.get_attr("RTA_GATEWAY")
-                        if g:
-                            hops.append((g, None))
-                    out[((afi, 1), key)] = tuple(hops)
+            s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            s.bind((0, 0))
+            for seq, (afi, af) in enumerate(((1, socket.AF_INET), (2, socket.AF_INET6)), 1):
+                rtm = _RTMSG.pack(af, 0, 0, 0, 0, 0, 0, 0, 0)
+                s.sendall(_HDR.pack(_HDR.size + len(rtm), RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP,
+                                    seq, 0) + rtm)
+                fam = (afi, 1)
+                done = False
+                for _ in range(100_000_000):
+                    if done:
+                        break
+                    data = s.recv(1 << 20)
+                    off = 0
+                    while off + 16 <= len(data):
+                        n, kind, _f, _seq, _pid = _HDR.unpack_from(data, off)
+                        if kind == NLMSG_DONE or kind == NLMSG_ERROR:
+                            done = True
+                            break
+                        if n < 16:
+                            break
+                        # Not ours: skipped by the protocol octet, nothing parsed.
+                        if kind == RTM_NEWROUTE and data[off + 21] == self.protocol:
+                            found = self._route(data, off, n, af)
+                            if found is not None:
+                                out[(fam, found[0])] = found[1]
+                        off += (n + 3) & ~3
+        finally:
+            s.close()
         return out
+
+    def _route(self, data: bytes, off: int, n: int, af: int) -> tuple[bytes, tuple[NextHop, ...]] | None:
+        """(prefix key, next hops) of one RTM_NEWROUTE of ours, or None if of another table or metric."""
+        _af, plen, _src, _tos, table, _proto, _scope, rtype, _fl = _RTMSG.unpack_from(data, off + 16)
+        if rtype != RTN_UNICAST:
+            return None
+        alen = 4 if af == socket.AF_INET else 16
+        dst = bytes(alen)
+        metric = 0
+        hops: list[NextHop] = []
+        a = off + 16 + _RTMSG.size
+        end = off + n
+        while a + 4 <= end:
+            alen_, akind = _RTA.unpack_from(data, a)
+            if alen_ < 4:
+                break
+            if akind == RTA_TABLE:
+                (table,) = _U32.unpack_from(data, a + 4)
+            elif akind == RTA_DST:
+                dst = data[a + 4:a + 4 + alen]
+            elif akind == RTA_PRIORITY:
+                (metric,) = _U32.unpack_from(data, a + 4)
+            elif akind == RTA_GATEWAY:
+                hops.insert(0, (socket.inet_ntop(af, data[a + 4:a + 4 + alen]), None))
+            elif akind == RTA_MULTIPATH:
+                hops.extend(_gateways(data[a + 4:a + alen_], af))
+            a += (alen_ + 3) & ~3
+        if table != self.table or metric != self.metric:
+            return None
+        return make_prefix(dst, plen), tuple(hops)
 
     def close(self) -> None:
         self._sock.close()
@@ -398,6 +441,28 @@ def open_event_socket(netns: str | None = None) -> socket.socket:
     s.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_IFADDR
             | RTMGRP_IPV6_ROUTE))
     return s
+
+
+def _gateways(mp: bytes, af: int) -> list[NextHop]:
+    """Every gateway of an RTA_MULTIPATH attribute, in order."""
+    out: list[NextHop] = []
+    off = 0
+    for _ in range(len(mp) // _RTNH.size + 1):
+        if off + _RTNH.size > len(mp):
+            break
+        n, _flags, _hops, _ifindex = _RTNH.unpack_from(mp, off)
+        if n < _RTNH.size:
+            break
+        a = off + _RTNH.size
+        while a + 4 <= min(off + n, len(mp)):
+            alen, kind = _RTA.unpack_from(mp, a)
+            if alen < 4:
+                break
+            if kind == RTA_GATEWAY:
+                out.append((socket.inet_ntop(af, mp[a + 4:a + alen]), None))
+            a += (alen + 3) & ~3
+        off += (n + 3) & ~3
+    return out
 
 
 def _first_gateway(mp: bytes, af: int) -> str | None:
