@@ -5,6 +5,8 @@
       RibService ("rib"): the RIB, and the bridge sessions <-> RIB
       KernelService ("kernel", with a [kernel] section): best paths into a
         kernel routing table (bgpd.kernel)
+      MonitorService ("monitor"): session history, metrics ([monitor]),
+        MRT dumps ([mrt]) (bgpd.monitor)
 
 SIGHUP reloads the config file: added peers start, removed peers stop with
 Cease "peer de-configured", changed peers reset only when the change needs a
@@ -41,6 +43,8 @@ from bgpd.config import (
     policy_inputs,
 )
 from bgpd.kernel.service import KernelService
+from bgpd.monitor.metrics import DaemonParts
+from bgpd.monitor.service import MonitorService
 from bgpd.policy import BUILTIN, Policy
 from bgpd.policy.engine import compile_policies
 from bgpd.rib import PeerInfo, Rib, RibOptions, peer_role
@@ -49,7 +53,7 @@ from bgpd.session.factory import PeerFactory, SessionListener
 from bgpd.session.fsm import State
 from bgpd.session.listener import BGPServerFactory, install_md5, listen, set_listen_ttl
 from bgpd.session.negotiation import SessionInfo
-from bgpd.session.tap import PeerUp, SessionTap
+from bgpd.session.tap import FanoutTap, PeerUp, SessionTap
 from bgpd.state.store import MemoryStore, StateStore
 from bgpd.statecontrol import StateControl, read_overlay, resolve_state_dir
 from bgpd.wire.address import normalize_address
@@ -612,6 +616,19 @@ class ApiService(Service):
         return deferToThreadPool(self.root.reactor, self.root.reactor.getThreadPool(), server.stop)
 
 
+def _monitor_service(root: BgpdService, config: Config, reactor: Any) -> MonitorService:
+    """The monitor ([monitor], [mrt]) with the parts it reads (bgpd.monitor imports no service)."""
+    rib_service = root.rib_service
+    parts = DaemonParts(
+        peers=lambda: root.sessions.peers,
+        peer_info=rib_service.peers.get,
+        rib=rib_service.rib,
+        kernel=lambda: root.kernel.status() if root.kernel is not None else None,
+        set_message_tap=lambda tap: root.set_message_tap("mrt", tap),
+    )
+    return MonitorService(config, parts, rib_service.bridge.watch_state, reactor)
+
+
 class BgpdService(MultiService):
     """The root of the service tree."""
 
@@ -644,6 +661,11 @@ class BgpdService(MultiService):
             # Before the sessions: it is subscribed before the first route arrives.
             self.kernel = KernelService(config, self.rib_service.rib, reactor)
             self.kernel.setServiceParent(self)
+        #: the sessions' message tap by user (see set_message_tap)
+        self._message_taps: dict[str, Any] = {}
+        # Before the sessions: their first state change is already recorded.
+        self.monitor = _monitor_service(self, config, reactor)
+        self.monitor.setServiceParent(self)
         self.sessions = SessionsService(config, self.rib_service.bridge, reactor)
         self.sessions.setServiceParent(self)
         self.api: ApiService | None = None
@@ -706,7 +728,15 @@ class BgpdService(MultiService):
         self.config = new
         self.rib_service.reload(new, prepared)
         self.sessions.reload(new)
+        self.monitor.reload(new)
         self._bmp_reload(new)
+
+    def set_message_tap(self, name: str, tap: SessionTap | None) -> None:
+        """BMP ("bmp") and the MRT updates log ("mrt") share the sessions' one message tap."""
+        self._message_taps[name] = tap
+        taps = [t for t in self._message_taps.values() if t is not None]
+        self.sessions.set_message_tap(
+            None if not taps else taps[0] if len(taps) == 1 else FanoutTap(taps))
 
     # -- BMP ([bmp], bgpd.monitor.bmp_client) --------------------------------------
 
@@ -727,7 +757,7 @@ class BgpdService(MultiService):
     def _bmp_attach(self, monitor: Any, post_policy: bool, loc_rib: bool) -> None:
         """Set (or clear, ``monitor`` None) the taps BMP's configured views need."""
         rib = self.rib_service.rib
-        self.sessions.set_message_tap(monitor)
+        self.set_message_tap("bmp", monitor)
         rib.set_adj_in_tap(monitor if post_policy else None)
         if self._bmp_unsubscribe is not None:
             self._bmp_unsubscribe()

@@ -1,5 +1,7 @@
-"""Monitoring: session history, metrics, BMP (RFC 7854) and MRT (RFC 6396).
+"""Monitoring (issue 12): session history, Prometheus metrics, BMP (RFC 7854), MRT (RFC 6396).
 
-Consumers of the session and RIB taps and subscriptions; nothing in the
-routing path imports this package.
+Consumers of what the sessions and the RIB already publish (state-change
+callbacks, taps, subscriptions, tables, counters); nothing here wraps a
+session or the RIB, nothing in the routing path imports this package, and
+nothing here imports the service tree (import-linter contracts).
 """

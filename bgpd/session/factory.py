@@ -349,8 +349,7 @@ class PeerFactory(ClientFactory):
             self.state = new
             self.last_state_change = self.reactor.seconds()
             reason = self._reason(event, ctx)
-            log.info("peer {peer} {old} -> {new}: {reason}", peer=self.config.address,
-                     old=old.name, new=new.name, reason=reason)
+            # The one log line per change is the listener's (bgpd.monitor.history).
             self.listener.state_changed(self, old, new, reason)
             if new is _S.IDLE:
                 # Idle "refuses all incoming BGP connections": a second
@@ -912,8 +911,6 @@ class PeerFactory(ClientFactory):
         if old is not _S.OPEN_SENT:
             self.last_state_change = self.reactor.seconds()
             reason = "connection collision: the peer's connection survives"
-            log.info("peer {peer} {old} -> {new}: {reason}", peer=self.config.address,
-                     old=old.name, new=self.state.name, reason=reason)
             self.listener.state_changed(self, old, self.state, reason)
         if proto is pending:
             self._open_received(pending, msg)

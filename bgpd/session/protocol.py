@@ -83,6 +83,9 @@ class BGPProtocol(Protocol):
         self.last_received = 0.0
         self.messages_in = 0
         self.messages_out = 0
+        #: the same by message type (index: the type code, RFC 4271 4.1), for the metrics
+        self.in_by_type = [0] * 8
+        self.out_by_type = [0] * 8
         # Set by the controller: what this connection saw of the OPEN exchange.
         self.remote_open = None
         self.session_info = None
@@ -136,6 +139,7 @@ class BGPProtocol(Protocol):
             if self.closing:
                 return
             self.messages_in += 1
+            self.in_by_type[msg_type & 7] += 1
             if tap is not None or msg_type == 1:
                 raw = _framed(msg_type, body)
                 if msg_type == 1:
@@ -189,6 +193,7 @@ class BGPProtocol(Protocol):
         if self.closing or self.transport is None:
             return
         self.messages_out += 1
+        self.out_by_type[msg.msg_type & 7] += 1
         data = encode_message(msg, self.negotiated)
         if msg.msg_type == MsgType.OPEN:
             self.open_sent = True
@@ -201,6 +206,7 @@ class BGPProtocol(Protocol):
         if self.closing or self.transport is None:
             return
         self.messages_out += 1
+        self.out_by_type[MsgType.KEEPALIVE] += 1
         self.transport.write(KEEPALIVE_BYTES)
         if self.tap is not None:
             self._tap_out(KEEPALIVE_BYTES)
@@ -210,6 +216,7 @@ class BGPProtocol(Protocol):
         if self.closing or self.transport is None:
             return
         self.messages_out += len(messages)
+        self.out_by_type[MsgType.UPDATE] += len(messages)
         self.transport.writeSequence(messages)
         if self.tap is not None:
             for data in messages:
@@ -221,6 +228,7 @@ class BGPProtocol(Protocol):
             return
         if self.transport is not None:
             self.messages_out += 1
+            self.out_by_type[MsgType.NOTIFICATION] += 1
             data = encode_message(notification, self.negotiated)
             self.transport.write(data)
             if self.tap is not None:
