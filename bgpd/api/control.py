@@ -978,6 +978,9 @@ class RouteRecord(NamedTuple):
     #: RpkiState / AspaState numbers (proto/bgpd/v1/rpki.proto); 0 without [rpki].
     rpki: int = 0
     aspa: int = 0
+    #: where the path stands with the kernel writer (``KernelService.path_state``):
+    #: installed, pending, failed, filtered, unresolved, not-selected; "" without one
+    kernel: str = ""
 
 
 @attrs.frozen
@@ -1083,6 +1086,10 @@ class RouteCursor:
         keys = self.keys
         table = self.table
         codes = self.control.route_codes
+        # A lookup per listed path in the kernel writer's own tables: nothing kept per route.
+        ksvc = self.control.service.kernel
+        kstate = ksvc.path_state if ksvc is not None and table != ADJ_RIB_OUT else None
+        fam = self.family
         i, end = self.pos, min(len(keys), self.pos + n)
         while i < end:
             key = keys[i]
@@ -1100,17 +1107,21 @@ class RouteCursor:
             elif table == LOC_RIB:
                 paths = (value,) if value.__class__ is Path else value
                 if not self.all_paths or len(paths) == 1:
-                    out.append(_record(text, fname, paths[0], rib.eligible(paths[0]), "", codes, prefix))
+                    best = rib.eligible(paths[0])
+                    out.append(_record(text, fname, paths[0], best, "", codes, prefix,
+                                       kstate(fam, prefix, paths[0], best) if kstate else ""))
                 else:
                     if out and len(out) + len(paths) > cap:
                         break  # this prefix's paths go whole into the next call
                     steps = {id(loser): step for step, _, loser in rib.explain(self.family, prefix)}
                     for j, p in enumerate(paths):
-                        out.append(_record(text, fname, p, j == 0 and rib.eligible(p), steps.get(id(p), ""),
-                                           codes, prefix))
+                        best = j == 0 and rib.eligible(p)
+                        out.append(_record(text, fname, p, best, steps.get(id(p), ""), codes, prefix,
+                                           kstate(fam, prefix, p, best) if kstate else ""))
             else:
-                out.append(_record(text, fname, value, rib.best(self.family, prefix) is value, "", codes,
-                                   prefix))
+                best = rib.best(self.family, prefix) is value
+                out.append(_record(text, fname, value, best, "", codes, prefix,
+                                   kstate(fam, prefix, value, best) if kstate else ""))
             i += 1
             if len(out) >= cap:
                 break
@@ -1124,15 +1135,15 @@ class RouteCursor:
 
 
 def _record(prefix: str, family: str, path: Path, best: bool, step: str,
-            codes: Callable[..., tuple[int, int]] | None = None, key: bytes = b"") -> RouteRecord:
+            codes: Callable[..., tuple[int, int]] | None = None, key: bytes = b"",
+            kernel: str = "") -> RouteRecord:
     info = path.peer
+    rpki = aspa = 0
     if codes is not None:
         # RPKI / ASPA states of the path, computed as it is listed ([rpki] only).
         rpki, aspa = codes(info, FAMILIES_BY_NAME[family][0], key, path.attrs)
-        return RouteRecord(prefix, family, path.path_id, best, info.address, info.router_id, path.attrs,
-                           step, bool(path.stale), rpki, aspa)
     return RouteRecord(prefix, family, path.path_id, best, info.address, info.router_id, path.attrs,
-                       step, bool(path.stale))
+                       step, bool(path.stale), rpki, aspa, kernel)
 
 
 #: the longest lease TTL, seconds (a day)
