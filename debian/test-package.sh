@@ -140,7 +140,7 @@ if have_systemd; then
 else
     # No systemd: deb-systemd-invoke does nothing, so the daemon is run as
     # the unit would, before and after the upgrade.
-    NS=bgpdu-$$-$RANDOM
+    NS=debpkg-up-$$-$RANDOM
     ip netns add "$NS"
     ip -n "$NS" link set lo up
     start_like_unit "$NS" "$AUTOPKGTEST_TMP/up1.log"
@@ -185,7 +185,7 @@ dpkg-query -W bgpd >/dev/null 2>&1 && left="$left dpkg-status"
 routes=$(ip route show proto 186 table all; ip -6 route show proto 186 table all)
 [ -z "$routes" ] || left="$left routes-proto-186"
 for ns in $(ip netns list | awk '{print $1}'); do
-    case $ns in bgpdt-*|bgpds-*|birds-*|bgpdu-*) left="$left netns-$ns" ;; esac
+    case $ns in debpkg-*) left="$left netns-$ns" ;; esac
 done
 [ -z "$left" ] || fail "purge left:$left"
 echo "nothing left: no user or group bgpd, no /etc/bgpd, /var/lib/bgpd, /run/bgpd, no proto 186 routes"
