@@ -248,3 +248,65 @@ class DebianPackageTests(SynchronousTestCase):
         last = [line for line in result.stdout.splitlines() if line.strip()][-1:] or [""]
         self.assertEqual(result.returncode, 0, output[-6000:])
         self.assertTrue(last[0].startswith("test-package: PASS"), output[-6000:])
+
+
+def _unit() -> dict[str, list[str]]:
+    """debian/bgpd.service as key -> every value given (systemd's unit syntax, simply read)."""
+    values: dict[str, list[str]] = {}
+    with open(os.path.join(ROOT, "debian", "bgpd.service")) as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith(("#", "[")):
+                key, _, value = line.partition("=")
+                values.setdefault(key, []).append(value)
+    return values
+
+
+class PackageFilesTests(SynchronousTestCase):
+    """The shipped config and unit agree with each other and with bgpd."""
+
+    def setUp(self):
+        with open(os.path.join(ROOT, "debian", "config.toml")) as f:
+            self.config = parse_config(f.read())
+        self.unit = _unit()
+
+    def test_config_starts_with_no_peers(self):
+        """The conffile is valid, has no neighbors and originates nothing."""
+        self.assertEqual(self.config.neighbors, ())
+        self.assertEqual(tuple(self.config.originate), ())
+
+    def test_api_socket_where_bgpctl_looks(self):
+        """The API listens on bgpctl's first default socket, in the unit's RuntimeDirectory, group-usable."""
+        self.assertTrue(self.config.api.enabled)
+        self.assertEqual(self.config.api.listen, f"unix:{PACKAGE_SOCKET}")
+        self.assertEqual(self.config.api.socket_mode, 0o660)
+        self.assertEqual(os.path.dirname(PACKAGE_SOCKET), "/run/" + self.unit["RuntimeDirectory"][-1])
+        self.assertEqual(self.unit["RuntimeDirectoryMode"], ["0750"])
+
+    def test_state_in_the_state_directory(self):
+        """The state store is the unit's StateDirectory, bgpd's default state_dir."""
+        from bgpd.config import DEFAULT_STATE_DIR
+
+        self.assertEqual(self.config.bgp.state_dir, DEFAULT_STATE_DIR)
+        self.assertEqual("/var/lib/" + self.unit["StateDirectory"][-1], DEFAULT_STATE_DIR)
+
+    def test_unit_runs_the_default_config(self):
+        """ExecStart runs twistd3 in the foreground on tap.py's default config file."""
+        from bgpd.tap import Options
+
+        words = self.unit["ExecStart"][-1].split()
+        self.assertEqual(words[0], "/usr/bin/twistd3")
+        self.assertIn("--nodaemon", words)
+        self.assertEqual(words[words.index("bgpd") + 1:], ["-c", Options()["config"]])
+        self.assertEqual(self.unit["Type"], ["notify"])
+        self.assertEqual(self.unit["ExecReload"], ["/bin/kill -HUP $MAINPID"])
+
+    def test_unit_privileges(self):
+        """User and group bgpd, exactly the two capabilities, no new privileges."""
+        self.assertEqual((self.unit["User"], self.unit["Group"]), (["bgpd"], ["bgpd"]))
+        caps = {"CAP_NET_BIND_SERVICE", "CAP_NET_ADMIN"}
+        self.assertEqual(set(self.unit["AmbientCapabilities"][-1].split()), caps)
+        self.assertEqual(set(self.unit["CapabilityBoundingSet"][-1].split()), caps)
+        self.assertEqual(self.unit["NoNewPrivileges"], ["yes"])
+        self.assertEqual(set(self.unit["RestrictAddressFamilies"][-1].split()),
+                         {"AF_INET", "AF_INET6", "AF_UNIX", "AF_NETLINK"})
