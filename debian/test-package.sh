@@ -22,7 +22,7 @@ START=$(date +%s)
 NS=
 summary() {
     local rc=$1 took=$(( $(date +%s) - START ))
-    if [ $rc -eq 0 ]; then
+    if [ "$rc" -eq 0 ]; then
         echo "test-package: PASS (build, lintian, install, autopkgtests: $TESTS, upgrade, remove, purge) in ${took}s"
     else
         echo "test-package: FAIL at step '$STEP' (exit $rc) after ${took}s"

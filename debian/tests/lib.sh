@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the autopkgtests of bgpd (sourced, not a test itself).
 #
 # Where systemd is PID 1, the service is started with systemctl.  Where it
@@ -15,7 +16,7 @@ unset VIRTUAL_ENV PYTHONPATH PYTHONHOME
 : "${AUTOPKGTEST_TMP:=$(mktemp -d)}"
 # Out of the source tree (autopkgtest starts there): python3 must import
 # the installed bgpd, not ./bgpd.
-cd "$AUTOPKGTEST_TMP"
+cd "$AUTOPKGTEST_TMP" || exit 1
 BGPD_PID=
 NOTIFY_PID=
 NOTIFY_DIR=
@@ -38,7 +39,7 @@ unit_caps() {
     caps=$(unit_value AmbientCapabilities)
     for c in $caps; do
         c=${c#CAP_}
-        out="$out,+$(echo "$c" | tr 'A-Z' 'a-z')"
+        out="$out,+$(echo "$c" | tr '[:upper:]' '[:lower:]')"
     done
     echo "${out#,}"
 }
