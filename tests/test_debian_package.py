@@ -51,6 +51,10 @@ def _generate(generator: str) -> str:
     for pkg in ("bgpd", os.path.join("bgpd", "api")):
         os.makedirs(os.path.join(tree, pkg), exist_ok=True)
         open(os.path.join(tree, pkg, "__init__.py"), "w").close()
+    # setup.py may read build settings from bgpd/ at import (the compiled hot path's list).
+    hotpath = os.path.join(ROOT, "bgpd", "hotpath.py")
+    if os.path.exists(hotpath):
+        shutil.copy(hotpath, os.path.join(tree, "bgpd"))
     spec = importlib.util.spec_from_file_location("bgpd_setup_under_test", os.path.join(tree, "setup.py"))
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
