@@ -13,8 +13,10 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -314,3 +316,53 @@ class PackageFilesTests(SynchronousTestCase):
         self.assertEqual(self.unit["NoNewPrivileges"], ["yes"])
         self.assertEqual(set(self.unit["RestrictAddressFamilies"][-1].split()),
                          {"AF_INET", "AF_INET6", "AF_UNIX", "AF_NETLINK"})
+
+
+def _command_paths(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every leaf command of an argparse parser, as its words (``("show", "summary")``)."""
+    paths = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                paths.extend(_command_paths(sub, (*prefix, name)) or [(*prefix, name)])
+    return paths
+
+
+def _man_text(name: str) -> str:
+    """A man page's words with the groff markup taken out (macros, fonts, escapes, quotes)."""
+    with open(os.path.join(ROOT, "debian", name)) as f:
+        text = f.read()
+    text = re.sub(r"\\f[BIRP]", "", text).replace("\\-", "-").replace('"', " ")
+    text = re.sub(r"^\.[A-Z]+ ?", "", text, flags=re.MULTILINE)
+    return " ".join(text.split())
+
+
+class ManPageTests(SynchronousTestCase):
+    """The hand-written man pages say what the code does."""
+
+    def test_every_bgpctl_command_documented(self):
+        """Each bgpctl command (and each neighbor verb) is in bgpctl(1)."""
+        from bgpd.cli import build_parser
+
+        text = _man_text("bgpctl.1")
+        paths = [p for p in _command_paths(build_parser()) if p != ("neighbor",)]
+        paths += [("neighbor", "add"), ("neighbor", "del"), ("enable",), ("disable",), ("reset",)]
+        self.assertGreater(len(paths), 20)
+        undocumented = [" ".join(p) for p in paths if " ".join(p) not in text]
+        self.assertEqual(undocumented, [])
+
+    def test_every_option_documented(self):
+        """Each option of bgpctl and of twistd bgpd is in its man page."""
+        from bgpd.cli import build_parser
+        from bgpd.tap import Options
+
+        text = _man_text("bgpctl.1")
+        options = {o for a in build_parser()._actions for o in a.option_strings if o.startswith("--")}
+        options.discard("--help")
+        self.assertEqual(sorted(o for o in options if o not in text), [])
+        daemon = _man_text("bgpd.8")
+        for long_name, short, _default, _doc in Options.optParameters:
+            self.assertIn(f"--{long_name}", daemon)
+            self.assertIn(f"-{short}", daemon)
+        for long_name, _short, _doc in Options.optFlags:
+            self.assertIn(f"--{long_name}", daemon)
