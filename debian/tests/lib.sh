@@ -12,7 +12,7 @@
 UNIT=/lib/systemd/system/bgpd.service
 # Debian's own tools only: no virtualenv, pyenv or /usr/local on the path.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
-unset VIRTUAL_ENV PYTHONPATH PYTHONHOME
+unset VIRTUAL_ENV PYTHONPATH PYTHONHOME BGPD_PURE_PYTHON
 : "${AUTOPKGTEST_TMP:=$(mktemp -d)}"
 # Out of the source tree (autopkgtest starts there): python3 must import
 # the installed bgpd, not ./bgpd.
