@@ -908,6 +908,9 @@ class RouteRecord(NamedTuple):
     attributes: PathAttributes
     explain_step: str = ""
     stale: bool = False
+    #: where the path stands with the kernel writer (``KernelService.path_state``):
+    #: installed, pending, failed, filtered, unresolved, not-selected; "" without one
+    kernel: str = ""
 
 
 @attrs.frozen
@@ -1012,6 +1015,10 @@ class RouteCursor:
         match = self.match
         keys = self.keys
         table = self.table
+        # A lookup per listed path in the kernel writer's own tables: nothing kept per route.
+        ksvc = self.control.service.kernel
+        kstate = ksvc.path_state if ksvc is not None and table != ADJ_RIB_OUT else None
+        fam = self.family
         i, end = self.pos, min(len(keys), self.pos + n)
         while i < end:
             key = keys[i]
@@ -1029,15 +1036,21 @@ class RouteCursor:
             elif table == LOC_RIB:
                 paths = (value,) if value.__class__ is Path else value
                 if not self.all_paths or len(paths) == 1:
-                    out.append(_record(text, fname, paths[0], rib.eligible(paths[0]), ""))
+                    best = rib.eligible(paths[0])
+                    out.append(_record(text, fname, paths[0], best, "",
+                                       kstate(fam, prefix, paths[0], best) if kstate else ""))
                 else:
                     if out and len(out) + len(paths) > cap:
                         break  # this prefix's paths go whole into the next call
                     steps = {id(loser): step for step, _, loser in rib.explain(self.family, prefix)}
                     for j, p in enumerate(paths):
-                        out.append(_record(text, fname, p, j == 0 and rib.eligible(p), steps.get(id(p), "")))
+                        best = j == 0 and rib.eligible(p)
+                        out.append(_record(text, fname, p, best, steps.get(id(p), ""),
+                                           kstate(fam, prefix, p, best) if kstate else ""))
             else:
-                out.append(_record(text, fname, value, rib.best(self.family, prefix) is value, ""))
+                best = rib.best(self.family, prefix) is value
+                out.append(_record(text, fname, value, best, "",
+                                   kstate(fam, prefix, value, best) if kstate else ""))
             i += 1
             if len(out) >= cap:
                 break
@@ -1050,10 +1063,10 @@ class RouteCursor:
         return self.pos >= len(self.keys) or bool(self.limit and self.sent >= self.limit)
 
 
-def _record(prefix: str, family: str, path: Path, best: bool, step: str) -> RouteRecord:
+def _record(prefix: str, family: str, path: Path, best: bool, step: str, kernel: str = "") -> RouteRecord:
     info = path.peer
     return RouteRecord(prefix, family, path.path_id, best, info.address, info.router_id, path.attrs,
-                       step, bool(path.stale))
+                       step, bool(path.stale), kernel)
 
 
 #: the longest lease TTL, seconds (a day)

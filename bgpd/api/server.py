@@ -192,6 +192,14 @@ def attributes_to_pb(a: Any) -> routes_pb2.PathAttributes:
     return pb
 
 
+#: RouteRecord.kernel -> routes_pb2.KernelState
+KERNEL_STATES = {
+    "installed": routes_pb2.KERNEL_STATE_INSTALLED, "pending": routes_pb2.KERNEL_STATE_PENDING,
+    "failed": routes_pb2.KERNEL_STATE_FAILED, "filtered": routes_pb2.KERNEL_STATE_FILTERED,
+    "not-selected": routes_pb2.KERNEL_STATE_NOT_SELECTED, "unresolved": routes_pb2.KERNEL_STATE_UNRESOLVED,
+}
+
+
 def route_to_pb(r: RouteRecord,
                 cache: dict[Any, routes_pb2.PathAttributes] | None = None) -> routes_pb2.Route:
     """``cache``: attribute sets already converted (the RIB shares one set among many prefixes)."""
@@ -203,7 +211,8 @@ def route_to_pb(r: RouteRecord,
             attributes = cache[r.attributes] = attributes_to_pb(r.attributes)
     return routes_pb2.Route(prefix=r.prefix, family=r.family, path_id=r.path_id, best=r.best,
                             source_peer=r.source_peer, source_router_id=r.source_router_id,
-                            attributes=attributes, explain_step=r.explain_step, stale=r.stale)
+                            attributes=attributes, explain_step=r.explain_step, stale=r.stale,
+                            kernel=KERNEL_STATES.get(r.kernel, 0))
 
 
 # -- the fast path of listings: Route messages encoded by hand ------------------------
@@ -263,6 +272,8 @@ class RouteEncoder:
             body += _field(8, r.explain_step.encode())
         if r.stale:
             body += b"\x48\x01"
+        if r.kernel:
+            body += b"\x78" + bytes((KERNEL_STATES.get(r.kernel, 0),))  # field 15, varint
         return body
 
     def response(self, records: list[RouteRecord]) -> routes_pb2.ListRoutesResponse:
@@ -270,7 +281,7 @@ class RouteEncoder:
         attributes, sources = self.attributes, self.sources
         out = []
         for r in records:
-            if r.path_id or r.explain_step or r.stale:
+            if r.path_id or r.explain_step or r.stale or r.kernel:
                 body = self.route(r)
             else:
                 # the common case, inline: prefix, source, attributes, best
