@@ -2,7 +2,13 @@
 
 The generated modules are not committed (bgpd/api/_gen is ignored by git);
 ``pip install .`` and ``pip install -e .`` both run ``build_py``, which
-runs grpc_tools.protoc first.
+generates them first: with grpcio-tools (``grpc_tools.protoc``, what pip
+installs as a build requirement), or with the ``protoc`` and
+``grpc_python_plugin`` on PATH (Debian's protobuf-compiler and
+protobuf-compiler-grpc), so that a distribution's build makes code that
+matches its own protobuf runtime.  The second is used when grpc_tools is not
+importable, or always with ``BGPD_PROTOC=protoc`` (debian/rules sets it: an
+old grpc_tools on the build machine must not be picked).
 
 The hot modules (``bgpd.hotpath.HOT_MODULES``) are compiled with mypyc
 from the same ``.py`` files when mypyc (a build requirement), a C compiler
@@ -19,6 +25,8 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import subprocess
 import sys
 
 from setuptools import setup
@@ -33,21 +41,53 @@ GEN_DIR = os.path.join(HERE, "bgpd", "api", "_gen")
 _IMPORT = re.compile(r"^from bgpd\.v1 import ", re.MULTILINE)
 
 
-def generate_protos() -> None:
-    """Run protoc (grpcio-tools) over proto/bgpd/v1/*.proto into bgpd/api/_gen."""
-    from importlib.resources import files
+def _grpc_tools_args(sources: list[str]) -> list[str] | None:
+    """protoc's arguments for grpc_tools, or None when it is not importable."""
+    try:
+        from importlib.resources import files
 
+        import grpc_tools  # noqa: F401
+    except ImportError:
+        return None
+    well_known = str(files("grpc_tools") / "_proto")
+    return [f"-I{os.path.join(HERE, 'proto')}", f"-I{well_known}",
+            f"--python_out={GEN_DIR}", f"--grpc_python_out={GEN_DIR}", *sources]
+
+
+def _run_grpc_tools(args: list[str]) -> int:
     from grpc_tools import protoc
 
+    return protoc.main(["grpc_tools.protoc", *args])
+
+
+def _run_system_protoc(sources: list[str]) -> None:
+    """protoc with grpc_python_plugin, both from PATH (Debian: protobuf-compiler(-grpc))."""
+    protoc = shutil.which("protoc")
+    plugin = shutil.which("grpc_python_plugin")
+    if protoc is None or plugin is None:
+        raise SystemExit("generating bgpd/api/_gen needs grpcio-tools, or protoc and "
+                         "grpc_python_plugin on PATH (Debian: protobuf-compiler, "
+                         "protobuf-compiler-grpc)")
+    args = [protoc, f"--plugin=protoc-gen-grpc_python={plugin}", f"-I{os.path.join(HERE, 'proto')}",
+            f"--python_out={GEN_DIR}", f"--grpc_python_out={GEN_DIR}", *sources]
+    if subprocess.run(args, check=False).returncode != 0:
+        raise SystemExit("protoc failed on " + " ".join(sources))
+
+
+def generate_protos() -> str:
+    """Generate proto/bgpd/v1/*.proto into bgpd/api/_gen; returns the generator used."""
     sources = sorted(glob.glob(os.path.join(HERE, "proto", "bgpd", "v1", "*.proto")))
     if not sources:
         raise SystemExit("no .proto files under proto/bgpd/v1")
     os.makedirs(GEN_DIR, exist_ok=True)
-    well_known = str(files("grpc_tools") / "_proto")
-    args = ["grpc_tools.protoc", f"-I{os.path.join(HERE, 'proto')}", f"-I{well_known}",
-            f"--python_out={GEN_DIR}", f"--grpc_python_out={GEN_DIR}", *sources]
-    if protoc.main(args) != 0:
-        raise SystemExit("protoc failed on " + " ".join(sources))
+    args = None if os.environ.get("BGPD_PROTOC") == "protoc" else _grpc_tools_args(sources)
+    if args is not None:
+        if _run_grpc_tools(args) != 0:
+            raise SystemExit("protoc failed on " + " ".join(sources))
+        used = "grpc_tools"
+    else:
+        _run_system_protoc(sources)
+        used = "protoc"
     for dirpath, _dirs, names in os.walk(GEN_DIR):
         open(os.path.join(dirpath, "__init__.py"), "a").close()
         for name in names:
@@ -59,6 +99,7 @@ def generate_protos() -> None:
                 if fixed != text:
                     with open(path, "w") as f:
                         f.write(fixed)
+    return used
 
 
 class BuildPyWithProtos(build_py):
@@ -185,7 +226,9 @@ def _sha256(path: str) -> str:
         return hashlib.sha256(f.read()).hexdigest()
 
 
-setup(
-    cmdclass={"build_py": BuildPyWithProtos, "build_ext": BuildExtOrPure},
-    ext_modules=hot_extensions(),
-)
+# Guarded so that tests can import the generators (setuptools runs this file as __main__).
+if __name__ == "__main__":
+    setup(
+        cmdclass={"build_py": BuildPyWithProtos, "build_ext": BuildExtOrPure},
+        ext_modules=hot_extensions(),
+    )

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import IO, Any
 
 import grpc
@@ -40,10 +41,17 @@ from bgpd.api._gen.bgpd.v1 import (
 from bgpd.config import DEFAULT_API_LISTEN
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
+#: the Debian package's socket ([api] listen in its /etc/bgpd/config.toml), tried first
+PACKAGE_SOCKET = "/run/bgpd/bgpd.sock"
 #: the origin codes of a "show ip bgp" line
 _ORIGIN_CODE = {"igp": "i", "egp": "e", "incomplete": "?"}
 #: seconds for one unary call (watch streams have none)
 CALL_TIMEOUT = 30.0
+
+
+def default_target(exists: Callable[[str], bool] = os.path.exists) -> str:
+    """Without --socket or --target: the packaged service's socket if there is one, else the default."""
+    return f"unix:{PACKAGE_SOCKET}" if exists(PACKAGE_SOCKET) else DEFAULT_API_LISTEN
 
 
 class CliError(Exception):
@@ -64,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     where = p.add_mutually_exclusive_group()
     where.add_argument("--socket", metavar="PATH",
                        help="the API's Unix socket ([api] listen = unix:PATH; default "
+                       f"{PACKAGE_SOCKET} (the Debian package's) when it exists, else "
                        f"{DEFAULT_API_LISTEN[len('unix:'):]}, the one bgpd makes in [bgp] state_dir "
                        "when [api] sets no listen)")
     where.add_argument("--target", metavar="HOST:PORT", default=None,
@@ -793,7 +802,7 @@ def main(argv: Sequence[str] | None = None, out: IO[str] | None = None, err: IO[
     except CliError as e:
         err.write(f"{e}\n")
         return e.code
-    target = f"unix:{args.socket}" if args.socket else (args.target or DEFAULT_API_LISTEN)
+    target = f"unix:{args.socket}" if args.socket else (args.target or default_target())
     client = Client(target)
     try:
         _COMMANDS[args.command](client, args, out)

@@ -2175,7 +2175,7 @@ def neighbor_from_table(table: Mapping[str, Any], config: Config, path: str = "n
     return neighbor
 
 
-API_KEYS = ("enabled", "listen", "read_only", "tls_cert", "tls_key", "tls_client_ca")
+API_KEYS = ("enabled", "listen", "read_only", "tls_cert", "tls_key", "tls_client_ca", "socket_mode")
 #: the API's Unix socket in ``[bgp] state_dir``: where it listens unless ``listen`` says otherwise
 API_SOCKET_NAME = "bgpd.sock"
 #: where bgpctl connects by default: that socket in the default state_dir
@@ -2199,6 +2199,10 @@ class ApiConfig:
     tls_key: str | None = None
     #: PEM CA bundle: when set, clients must present a certificate it signed.
     tls_client_ca: str | None = None
+    #: Permission bits given to the Unix socket once bound (None: what the umask
+    #: made).  Connecting needs write permission on the socket file, so a group
+    #: of operators (the Debian package's ``bgpd`` group) needs 0o660.
+    socket_mode: int | None = None
 
     @property
     def local_only(self) -> bool:
@@ -2270,9 +2274,20 @@ def api_config_from_table(table: object, path: str = "api") -> ApiConfig:
                                     "loopback, and the API is served beyond loopback only over TLS")
     if tls["tls_client_ca"] is not None and tls["tls_cert"] is None:
         v.error(_join(path, "tls_client_ca"), f"needs {path}.tls_cert and {path}.tls_key (TLS)")
+    socket_mode = _api_socket_mode(v, tbl, path, listen)
     if v.errors:
         raise ConfigErrors(v.errors)
-    return ApiConfig(enabled=enabled, listen=listen, read_only=read_only, **tls)
+    return ApiConfig(enabled=enabled, listen=listen, read_only=read_only, socket_mode=socket_mode, **tls)
+
+
+def _api_socket_mode(v: _Validator, tbl: Mapping[str, Any], path: str, listen: Any) -> Any:
+    """``[api] socket_mode``: permission bits 0o000..0o777, only for a Unix socket."""
+    mode = v.integer(tbl, path, "socket_mode", ("an integer from 0 to 0o777 (write it as 0o660)",
+                                                lambda n: 0 <= n <= 0o777), None)
+    if isinstance(mode, int) and isinstance(listen, str) and listen and not listen.startswith("unix:"):
+        v.error(_join(path, "socket_mode"), f"applies to a Unix socket only, and {path}.listen "
+                f"is {listen}")
+    return mode
 
 
 # -- the API: candidate policies --------------------------------------------------

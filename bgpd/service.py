@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+from collections.abc import Mapping
 from typing import Any
 
 import attrs as _attrs
@@ -656,6 +658,27 @@ class ApiService(Service):
         return deferToThreadPool(self.root.reactor, self.root.reactor.getThreadPool(), server.stop)
 
 
+def sd_notify(state: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Send ``state`` (e.g. ``READY=1``) to systemd, as sd_notify(3) does; False when not asked.
+
+    systemd (``Type=notify``, as the Debian package's bgpd.service) names a
+    datagram socket in ``$NOTIFY_SOCKET``, ``@`` for the abstract namespace.
+    Written with the socket module so that no libsystemd binding is needed.
+    """
+    path = (os.environ if environ is None else environ).get("NOTIFY_SOCKET", "")
+    if not path:
+        return False
+    address = "\0" + path[1:] if path.startswith("@") else path
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+            s.connect(address)
+            s.sendall(state.encode())
+    except OSError as e:
+        log.warn("cannot notify systemd at {path}: {error}", path=path, error=e)
+        return False
+    return True
+
+
 def _monitor_service(root: BgpdService, config: Config, reactor: Any) -> MonitorService:
     """The monitor ([monitor], [mrt]) with the parts it reads (bgpd.monitor imports no service)."""
     rib_service = root.rib_service
@@ -742,8 +765,12 @@ class BgpdService(MultiService):
                     signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.reload))
             except ValueError:  # not the main thread (tests)
                 pass
+        # Every child has started: the BGP ports are bound and the API serves,
+        # so `systemctl start bgpd` may return now.
+        sd_notify("READY=1\nSTATUS=running")
 
     def stopService(self) -> Any:
+        sd_notify("STOPPING=1")
         if self._old_sighup is not None:
             signal.signal(signal.SIGHUP, self._old_sighup)
             self._old_sighup = None

@@ -836,6 +836,14 @@ class ApiServer:
             raise ValueError(f"api.listen: cannot listen on {config.listen}: {e}") from None
         if not config.listen.startswith("unix:") and self.port == 0:
             raise ValueError(f"api.listen: cannot listen on {config.listen}")
+        if config.listen.startswith("unix:") and config.socket_mode is not None:
+            # grpcio binds here, with the umask's bits; the directory keeps
+            # everyone else out until the mode is set.
+            try:
+                os.chmod(config.listen[len("unix:"):], config.socket_mode)
+            except OSError as e:
+                raise ValueError(f"api.socket_mode: cannot set {oct(config.socket_mode)} on "
+                                 f"{config.listen[len('unix:'):]}: {e.strerror}") from None
 
     @property
     def target(self) -> str:

@@ -262,7 +262,12 @@ def decode_update(
     else:
         withdrawn = []
     if aend < n:
-        nlri = decode_path_prefixes(body[aend:], 32) if v4_pid else decode_prefix_span(body, aend, n, 32)
+        # An if statement, not a conditional expression: Debian 12's mypy 1.0
+        # types the latter as object, and its mypyc then refuses the module.
+        if v4_pid:
+            nlri = decode_path_prefixes(body[aend:], 32)
+        else:
+            nlri = decode_prefix_span(body, aend, n, 32)
     else:
         nlri = []
     if aend == astart:
@@ -540,9 +545,12 @@ def _parse_attributes(body: bytes, i: int, aend: int, neg: Negotiated, has_v4: b
     atomic = False
     unknown: list | None = None
     problems: list[Problem] = []
-    pieces = None
+    pieces: list[tuple[int, int]] | None = None
     taw = False
-    mp_reach_span = mp_unreach_span = None
+    # Annotated: Debian 12's mypy 1.0 types a bare None as None for good, skips
+    # the code that tests it as unreachable, and its mypyc then crashes there.
+    mp_reach_span: tuple[int, int, int] | None = None
+    mp_unreach_span: tuple[int, int, int] | None = None
     as4 = neg.as4
     ibgp = neg.ibgp
     local = neg.local_addresses
