@@ -18,6 +18,7 @@ from bgpd.rpki.records import Aspa, Validity, Vrp
 from bgpd.rpki.slurm import Slurm, parse_slurm
 from bgpd.rpki.validation import RouteValidation
 from bgpd.wire.constants import Role
+from bgpd.wire.negotiated import Negotiated
 from tests.rib.support import E1, E2, RibTestCase, attrs
 
 POLICIES = """
@@ -229,3 +230,31 @@ class PolicyConditionTests(SynchronousTestCase):
         reg = registry(config.sets, config.policies)
         self.assertIsNotNone(reg["rov"](E1, IPV4, pfx("10.0.0.0/8"), attrs((65001,))))
         self.assertTrue(reg["rov"].depends_on_validation)
+
+
+class AddPathRevalidationTests(RibTestCase):
+    """ADD-PATH receive (RFC 7911): keys are (path id, prefix); revalidation finds them by prefix."""
+
+    def test_two_paths_follow_the_vrps(self):
+        """Two paths of one prefix, different origins: a VRP change swaps which one is accepted."""
+        v = RouteValidation()
+        config = parse_config(POLICIES)
+        self.rib.set_policies(registry(config.sets, config.policies, v.rpki_state, v.aspa_state))
+        v.attach(self.rib)
+        self.add(E1, neg=Negotiated(addpath_rx=frozenset({IPV4})), import_policy=["rov"])
+        p = pfx("10.0.0.0/16")
+        self.rib.receive(E1, announce(attrs((65001, 65010)), [(1, p)]))
+        self.rib.receive(E1, announce(attrs((65001, 65020)), [(2, p)]))
+        self.settle()
+        self.assertEqual(len(self.rib.candidates(IPV4, p)), 2)
+
+        def load(asn, serial):
+            v.table.begin("c", True)
+            v.table.vrps("c", [vrp("10.0.0.0/16", 16, asn)], [])
+            v.table.end("c", serial)
+            self.settle()
+
+        load(65010, 1)
+        self.assertEqual([c.path_id for c in self.rib.candidates(IPV4, p)], [1])
+        load(65020, 2)
+        self.assertEqual([c.path_id for c in self.rib.candidates(IPV4, p)], [2])
