@@ -742,3 +742,5 @@ class BgpdService(MultiService):
         self.config = new
         self.rib_service.reload(new, prepared)
         self.sessions.reload(new)
+        if self.rpki is not None and new.rpki is not None:
+            self.rpki.reload(new.rpki)

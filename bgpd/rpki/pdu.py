@@ -252,12 +252,20 @@ class ErrorReport:
 
 @attrs.frozen
 class AspaPdu:
-    """An ASPA PDU (8210bis section 5.12): flags bit 0 announce; a withdrawal lists no provider."""
+    """An ASPA PDU (8210bis section 5.12): flags bit 0 announce; a withdrawal lists no provider.
+
+    ``afi`` is None for that layout.  1 (IPv4) or 2 (IPv6) marks the older
+    per-family layout of draft-ietf-sidrops-8210bis-10, which Debian 12's
+    stayrtr 0.5.1 sends: zero in the header, then flags, an AFI flag (0
+    IPv4, 1 IPv6), a provider count, the customer AS and the providers; a
+    withdrawal there repeats the providers.
+    """
 
     version: int
     announce: bool
     customer_as: int
     providers: tuple[int, ...] = ()
+    afi: int | None = None
 
     @property
     def aspa(self) -> Aspa:
@@ -265,6 +273,10 @@ class AspaPdu:
 
     def encode(self) -> bytes:
         n = len(self.providers)
+        if self.afi is not None:
+            return (_HEADER.pack(self.version, PduType.ASPA, 0, 16 + 4 * n)
+                    + struct.pack(f"!BBHI{n}I", int(self.announce), self.afi - 1, n, self.customer_as,
+                                  *self.providers))
         return (_HEADER.pack(self.version, PduType.ASPA, int(self.announce) << 8, 12 + 4 * n)
                 + struct.pack(f"!I{n}I", self.customer_as, *self.providers))
 
@@ -337,8 +349,32 @@ def _decode_error_report(version: int, code: int, data: bytes) -> ErrorReport:
     return ErrorReport(version, code, bytes(pdu), raw.decode("utf-8", "replace"))
 
 
+def _legacy_aspa(version: int, data: bytes) -> AspaPdu | None:
+    """The draft-10 layout (see :class:`AspaPdu`), or None when ``data`` is not in it.
+
+    The two layouts cannot be mistaken for each other in a valid PDU: in
+    the current one a PDU with no flag set is a withdrawal, 12 octets long,
+    while a draft-10 PDU is 16 octets or more with zero in the header.
+    """
+    n = len(data)
+    if n < 16 or (n - 16) % 4 or data[2] or data[3] or data[8] > 1 or data[9] > 1:
+        return None
+    count = struct.unpack_from("!H", data, 10)[0]
+    if count != (n - 16) // 4:
+        return None
+    customer, *providers = struct.unpack_from(f"!I{count}I", data, 12)
+    if data[8] & 1 and not providers:
+        raise PduError(ErrorCode.ASPA_PROVIDER_LIST_ERROR,
+                       f"ASPA announcement for AS{customer} lists no provider", data)
+    return AspaPdu(version, bool(data[8] & 1), customer, tuple(sorted(set(providers))), afi=data[9] + 1)
+
+
 def _decode_aspa(version: int, flags: int, data: bytes) -> AspaPdu:
     n = len(data)
+    if flags == 0 and n >= 16:
+        legacy = _legacy_aspa(version, data)
+        if legacy is not None:
+            return legacy
     if n < 12 or (n - 12) % 4:
         raise PduError(ErrorCode.CORRUPT_DATA, f"ASPA PDU length {n}: must be 12 + 4 * providers", data)
     count = (n - 12) // 4

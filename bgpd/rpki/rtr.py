@@ -78,6 +78,8 @@ TIMER_BOUNDS = {"refresh": (1, 86400), "retry": (1, 7200), "expire": (600, 17280
 INITIAL_BACKOFF = 1.0
 #: how long a TCP connect may take before it counts as failed
 CONNECT_TIMEOUT = 30.0
+#: Serial Queries in a row a cache may answer by closing before the client resets (see connectionLost)
+SILENT_SERIAL_FAILURES = 2
 
 
 @attrs.frozen
@@ -94,12 +96,18 @@ DEFAULT_TIMERS = Timers()
 
 
 def bound_timers(refresh: float, retry: float, expire: float) -> Timers:
-    """The intervals clamped into section 6's ranges (a cache's out-of-range value is not fatal)."""
+    """The intervals clamped into section 6's ranges (a cache's out-of-range value is not fatal).
+
+    Expire must also exceed Refresh and Retry (section 6): otherwise data
+    held from a cache that is up and fine would expire before the next
+    query, so those two are brought down to half of Expire.
+    """
     def clamp(name: str, value: float) -> float:
         lo, hi = TIMER_BOUNDS[name]
         return float(min(max(value, lo), hi))
 
-    return Timers(clamp("refresh", refresh), clamp("retry", retry), clamp("expire", expire))
+    expire = clamp("expire", expire)
+    return Timers(min(clamp("refresh", refresh), expire / 2), min(clamp("retry", retry), expire / 2), expire)
 
 
 @attrs.frozen
@@ -185,7 +193,7 @@ DOWN = "down"
 class _Transaction:
     """One Cache Response up to its End of Data: what changed, so an abort can undo it."""
 
-    __slots__ = ("reset", "v4", "v6", "aspas", "undo", "announced", "withdrawn",
+    __slots__ = ("reset", "v4", "v6", "aspas", "legacy_aspas", "undo", "announced", "withdrawn",
                  "aspa_announced", "aspa_withdrawn", "added", "removed")
 
     def __init__(self, reset: bool, factory: RTRFactory) -> None:
@@ -195,8 +203,10 @@ class _Transaction:
             self.v4: set[int] = set()
             self.v6: set[int] = set()
             self.aspas: dict[int, tuple[int, ...]] = {}
+            self.legacy_aspas: dict[tuple[int, int], tuple[int, ...]] = {}
         else:
             self.v4, self.v6, self.aspas = factory.v4_keys, factory.v6_keys, factory.aspa_table
+            self.legacy_aspas = factory.legacy_aspas
         #: (set or dict, key, old value or None): applied to the live set, reversed on abort
         self.undo: list[tuple[Any, int, Any]] = []
         self.announced: list[Vrp] = []
@@ -232,8 +242,20 @@ class RTRProtocol(protocol.Protocol):
 
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:  # noqa: N802
         self._cancel_timers()
+        f = self.factory
+        if self._querying and self._query_session is not None and self._tx is None:
+            # A Serial Query answered by a closed connection and nothing else:
+            # some caches (stayrtr) drop a router whose Session ID they do not
+            # know, and their Corrupt Data report can be lost with the
+            # connection.  Twice in a row and the session is given up: the
+            # next query is a Reset Query (the data stays until it is replaced).
+            f.silent_serial_failures += 1
+            if f.silent_serial_failures >= SILENT_SERIAL_FAILURES:
+                f.note_error(f"{f.silent_serial_failures} Serial Queries answered by a closed connection: "
+                             "asking for the whole data set next")
+                f.forget_session()
         self._abort()
-        self.factory.lost(self, reason)
+        f.lost(self, reason)
 
     def dataReceived(self, data: bytes) -> None:  # noqa: N802
         if self._closing:
@@ -379,7 +401,7 @@ class RTRProtocol(protocol.Protocol):
     def _pdu(self, data: bytes) -> None:
         f = self.factory
         version, ptype = data[0], data[1]
-        if ptype == PduType.ERROR_REPORT and version in P.SUPPORTED_VERSIONS:
+        if ptype == PduType.ERROR_REPORT:
             # Checked before the version: a cache refusing ours reports at its own.
             try:
                 report = P.decode(data)
@@ -391,6 +413,9 @@ class RTRProtocol(protocol.Protocol):
                 return
             assert isinstance(report, P.ErrorReport)
             self._error_report(report)
+            return
+        if ptype == PduType.SERIAL_NOTIFY and not self._settled:
+            # Section 7: ignored while the version is not settled, whatever version it has.
             return
         pdu = P.decode(data)
         self._check_version(version, data)
@@ -413,6 +438,10 @@ class RTRProtocol(protocol.Protocol):
         elif isinstance(pdu, P.CacheReset):
             if self._tx is not None:
                 raise PduError(ErrorCode.CORRUPT_DATA, "Cache Reset inside a Cache Response", data)
+            if self._querying and self._query_session is None:
+                # Section 8.3: the answer to a Serial Query only; answering a
+                # Reset Query so would have the two ask each other forever.
+                raise PduError(ErrorCode.CORRUPT_DATA, "Cache Reset in answer to a Reset Query", data)
             log.info("rpki: cache {cache} ({address}): Cache Reset, sending Reset Query",
                      cache=f.settings.name, address=f.settings.endpoint)
             self._cancel(self._retry_call)
@@ -459,6 +488,9 @@ class RTRProtocol(protocol.Protocol):
     def _aspa(self, pdu: P.AspaPdu, data: bytes) -> None:
         tx = self._tx
         assert tx is not None
+        if pdu.afi is not None:
+            self._legacy_aspa(pdu, data)
+            return
         table = tx.aspas
         old = table.get(pdu.customer_as)
         if pdu.announce:
@@ -473,6 +505,34 @@ class RTRProtocol(protocol.Protocol):
             tx.aspa_withdrawn.append(pdu.customer_as)
         if not tx.reset:
             tx.undo.append((table, pdu.customer_as, old))
+
+    def _legacy_aspa(self, pdu: P.AspaPdu, data: bytes) -> None:
+        """A draft-10 per-family ASPA: the sink sees one record per customer, its providers' union."""
+        tx = self._tx
+        assert tx is not None
+        per_afi, table = tx.legacy_aspas, tx.aspas
+        key = (pdu.customer_as, pdu.afi)
+        old = per_afi.get(key)
+        if pdu.announce:
+            per_afi[key] = pdu.providers
+        else:
+            if old is None:
+                raise PduError(ErrorCode.WITHDRAWAL_OF_UNKNOWN_RECORD,
+                               f"ASPA of AS{pdu.customer_as} (AFI {pdu.afi}) was not announced", data)
+            del per_afi[key]
+        merged = tuple(sorted(set(per_afi.get((pdu.customer_as, 1), ()))
+                              | set(per_afi.get((pdu.customer_as, 2), ()))))
+        was = table.get(pdu.customer_as)
+        if merged:
+            table[pdu.customer_as] = merged
+            if merged != was:
+                tx.aspa_announced.append(Aspa(pdu.customer_as, merged))
+        elif was is not None:
+            del table[pdu.customer_as]
+            tx.aspa_withdrawn.append(pdu.customer_as)
+        if not tx.reset:
+            tx.undo.append((per_afi, key, old))
+            tx.undo.append((table, pdu.customer_as, was))
 
     def _flush(self) -> None:
         tx = self._tx
@@ -513,9 +573,17 @@ class RTRProtocol(protocol.Protocol):
         self._retry_call = None
         self._querying = False
         if report.code == ErrorCode.NO_DATA_AVAILABLE:
-            # Not fatal (section 12): the cache has no data yet; ask again after Retry.
+            # Not fatal (section 12): the cache has no data yet.  Section 8.5:
+            # ask again periodically, and meanwhile let the other caches be
+            # tried, in preference order.
             self._refresh_call = f.clock.callLater(f.timers.retry, self._refresh)
+            f.no_data()
             return
+        if report.code == ErrorCode.CORRUPT_DATA and self._query_session is not None and self._tx is None:
+            # Section 5.1: the answer a cache gives a Serial Query naming a
+            # Session ID it does not have (it restarted).  Ask for everything.
+            f.forget_session()
+            f.reconnect_now = True
         if report.code == ErrorCode.UNSUPPORTED_PROTOCOL_VERSION and not self._settled and f.version > 0:
             # Section 7: the report's version is the highest the cache speaks.
             f.downgrade(min(report.version, f.version - 1), "the cache does not speak it")
@@ -593,6 +661,8 @@ class RTRFactory(protocol.ClientFactory):
     """
 
     protocol = RTRProtocol
+    # Its own log lines say when it connects; Twisted's "Starting factory" would be noise.
+    noisy = False
 
     def __init__(self, settings: CacheSettings, sink: RpkiSink, reactor: Any,
                  listener: CacheListener | None = None, wall_clock: Callable[[], float] | None = None,
@@ -612,6 +682,8 @@ class RTRFactory(protocol.ClientFactory):
         self.v4_keys: set[int] = set()
         self.v6_keys: set[int] = set()
         self.aspa_table: dict[int, tuple[int, ...]] = {}
+        #: (customer AS, AFI) -> providers, from a cache of the draft-10 ASPA layout
+        self.legacy_aspas: dict[tuple[int, int], tuple[int, ...]] = {}
         self.has_data = False
         #: connected and in sync: an End of Data arrived on the current connection
         self.live = False
@@ -624,6 +696,8 @@ class RTRFactory(protocol.ClientFactory):
         self.failures = 0
         #: the next connection attempt goes out at once (version downgrade, Session ID change)
         self.reconnect_now = False
+        #: Serial Queries in a row answered only by the connection closing
+        self.silent_serial_failures = 0
         self.proto: RTRProtocol | None = None
         self._connector: Any = None
         self._retry_call: Any = None
@@ -646,6 +720,8 @@ class RTRFactory(protocol.ClientFactory):
         """Disconnect, stop retrying; ``drop`` (a reason) also forgets the cache's data and the sink's."""
         self.enabled = False
         self.live = False
+        # Stopped by choice, not by failing: when it is wanted again it gets a first try.
+        self.failures = 0
         self._cancel_retry()
         if self.proto is not None:
             self.proto.close()
@@ -670,6 +746,7 @@ class RTRFactory(protocol.ClientFactory):
         had = self.has_data
         self.forget_session()
         self.v4_keys, self.v6_keys, self.aspa_table = set(), set(), {}
+        self.legacy_aspas = {}
         self.has_data = False
         self.live = False
         if had:
@@ -770,6 +847,11 @@ class RTRFactory(protocol.ClientFactory):
                  new=version, why=why)
         self.version = version
 
+    def no_data(self) -> None:
+        """The cache answered "No Data Available": counts as a failure, so the next cache is tried."""
+        self.failures += 1
+        self.listener.cache_changed(self)
+
     def forget_session(self) -> None:
         """The Session ID and serial mean nothing any more: the next query is a Reset Query."""
         self.session_id = self.serial = self.pending_session = None
@@ -783,11 +865,13 @@ class RTRFactory(protocol.ClientFactory):
         """An End of Data was handed to the sink: commit the transaction here (called by the Protocol)."""
         if tx.reset:
             self.v4_keys, self.v6_keys, self.aspa_table = tx.v4, tx.v6, tx.aspas
+            self.legacy_aspas = tx.legacy_aspas
         self.session_id = eod.session_id
         self.serial = eod.serial
         self.has_data = True
         self.live = True
         self.failures = 0
+        self.silent_serial_failures = 0
         if eod.version >= 1 and eod.refresh and eod.retry and eod.expire:
             got = Timers(float(eod.refresh), float(eod.retry), float(eod.expire))
         else:

@@ -187,6 +187,28 @@ class RpkiService(Service):
                 else:
                     c.stop()
 
+    def reload(self, new: RpkiConfig) -> bool:
+        """SIGHUP: the caches are not rebuilt live; say which change waits for a restart.
+
+        Returns whether anything about the caches changed (the new values
+        take effect when bgpd is restarted).
+        """
+        old = self.config
+        changed = False
+        if new.aspa != old.aspa:
+            log.warn("rpki: rpki.aspa changed to {value}: it applies after a restart of bgpd",
+                     value="true" if new.aspa else "false")
+            changed = True
+        if new.caches != old.caches:
+            before = {c.name: c for c in old.caches}
+            after = {c.name: c for c in new.caches}
+            # added, removed, or changed in any key
+            names = sorted(n for n in before.keys() | after.keys() if before.get(n) != after.get(n))
+            log.warn("rpki: [[rpki.cache]] changed ({names}): the caches in use stay as they are "
+                     "until a restart of bgpd", names=", ".join(names) or "order")
+            changed = True
+        return changed
+
     # -- status ----------------------------------------------------------------------
 
     def status(self) -> list[RpkiCacheInfo]:

@@ -141,6 +141,8 @@ class CacheServer(protocol.Factory):
         self.queries: list[P.Pdu] = []
         #: pre-encoded Prefix PDUs per version of the current data (the bench's 800,000)
         self._encoded: dict[int, bytes] = {}
+        #: answer every query with "No Data Available" (a cache still loading)
+        self.no_data = False
 
     def buildProtocol(self, addr: Any) -> CacheProtocol:  # noqa: N802
         return CacheProtocol(self)
@@ -240,6 +242,10 @@ class CacheProtocol(protocol.Protocol):
             self.transport.loseConnection()
             return
         self.version = version
+        if s.no_data and isinstance(pdu, P.ResetQuery | P.SerialQuery):
+            self.transport.write(P.ErrorReport(version, P.ErrorCode.NO_DATA_AVAILABLE, b"",
+                                               "still loading").encode())
+            return
         if isinstance(pdu, P.ResetQuery):
             self.transport.write(s.response(version, None))
         elif isinstance(pdu, P.SerialQuery):

@@ -50,6 +50,8 @@ def _pdus() -> st.SearchStrategy:
         st.builds(lambda c, ps: P.AspaPdu(2, True, c, tuple(sorted(ps - {c}) or [c + 1 & 0xFFFFFFFF or 1])),
                   st.integers(0, 2**32 - 2), st.frozensets(u32, max_size=20)),
         st.builds(P.AspaPdu, st.just(2), st.just(False), u32),
+        st.builds(lambda ann, c, ps, afi: P.AspaPdu(2, ann, c, tuple(sorted(ps)), afi=afi),
+                  st.booleans(), u32, st.frozensets(u32, min_size=1, max_size=20), st.sampled_from((1, 2))),
     )
 
 
@@ -117,6 +119,13 @@ class GoldenTests(SynchronousTestCase):
         """ASPA (8210bis 5.12): flags in the header, length, customer AS, providers."""
         data = _hex("02 0b 0100 00000014 0000fde8 0000fde9 0000fdea")
         self.assertEqual(P.decode(data), P.AspaPdu(2, True, 65000, (65001, 65002)))
+
+    def test_aspa_draft10_layout(self) -> None:
+        """The draft-10 ASPA layout stayrtr 0.5.1 writes: zero, then flags, AFI flag, count, customer."""
+        data = _hex("02 0b 0000 00000018 01 01 0002 0000fde8 0000fde9 0000fdea")
+        self.assertEqual(P.decode(data), P.AspaPdu(2, True, 65000, (65001, 65002), afi=2))
+        withdraw = _hex("02 0b 0000 00000014 00 00 0001 0000fde8 0000fde9")
+        self.assertEqual(P.decode(withdraw), P.AspaPdu(2, False, 65000, (65001,), afi=1))
 
     def test_router_key_ignored_fields(self) -> None:
         """Router Key (5.10) decodes so the client can skip it."""

@@ -7,6 +7,8 @@ bytes on StringTransports: against the test cache of
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from bgpd.rpki import pdu as P
@@ -113,6 +115,27 @@ class ExchangeTests(SynchronousTestCase):
         self.assertEqual(rig.sink.aspa["c1"], {65010: (65011,)})
         self.assertEqual(rig.factory.status().aspas, 1)
 
+    def test_aspa_draft10_per_family(self) -> None:
+        """Per-family ASPAs of the draft-10 layout: one record per customer, the union; gone with both."""
+        rig = Rig(max_version=2)
+        rig.factory.start()
+        link = rig.connect(pump=False)
+        link.sent()
+        link.feed(P.CacheResponse(2, 5), P.AspaPdu(2, True, 65000, (65001,), afi=1),
+                  P.AspaPdu(2, True, 65000, (65002,), afi=2), P.EndOfData(2, 5, 1, 60, 30, 600))
+        self.assertEqual(rig.sink.aspa["c1"], {65000: (65001, 65002)})
+        rig.reactor.advance(60)
+        link.sent()
+        link.feed(P.CacheResponse(2, 5), P.AspaPdu(2, False, 65000, (65001,), afi=1),
+                  P.EndOfData(2, 5, 2, 60, 30, 600))
+        self.assertEqual(rig.sink.aspa["c1"], {65000: (65002,)})
+        rig.reactor.advance(60)
+        link.sent()
+        link.feed(P.CacheResponse(2, 5), P.AspaPdu(2, False, 65000, (65002,), afi=2),
+                  P.EndOfData(2, 5, 3, 60, 30, 600))
+        self.assertEqual(rig.sink.aspa["c1"], {})
+        self.assertEqual(link.sent(), [])
+
     def test_router_key_ignored(self) -> None:
         """A Router Key PDU inside a response is accepted and not kept."""
         rig = Rig()
@@ -155,6 +178,42 @@ class ExchangeTests(SynchronousTestCase):
         self.assertEqual(rig.attempts(), 2)
         link2 = rig.connect(pump=False)
         self.assertEqual(link2.sent(), [P.ResetQuery(1)])
+
+
+class RestartedCacheTests(SynchronousTestCase):
+    """A cache that restarted (a new Session ID) answering a Serial Query (section 5.1)."""
+
+    def loaded(self) -> tuple[Rig, object]:
+        rig = Rig()
+        rig.factory.start()
+        link = rig.connect(pump=False)
+        link.feed(P.CacheResponse(1, 5), P.PrefixPdu(1, True, A), P.EndOfData(1, 5, 1, 60, 30, 600))
+        link.lose()
+        rig.reactor.advance(1)
+        return rig, link
+
+    def test_corrupt_data_to_serial_query_resets(self) -> None:
+        """Corrupt Data in answer to a Serial Query: the next connection sends Reset Query at once."""
+        rig, _ = self.loaded()
+        link = rig.connect(pump=False)
+        self.assertEqual(link.sent(), [P.SerialQuery(1, 5, 1)])
+        link.feed(P.ErrorReport(1, ErrorCode.CORRUPT_DATA, b"", "session mismatch"))
+        link.lose()
+        rig.reactor.advance(0)
+        link = rig.connect(pump=False)
+        self.assertEqual(link.sent(), [P.ResetQuery(1)])
+        self.assertEqual(rig.sink.data["c1"], {A})  # kept until the reset's End of Data
+
+    def test_silent_close_twice_resets(self) -> None:
+        """A Serial Query answered by a bare close, twice: the third connection sends Reset Query."""
+        rig, _ = self.loaded()
+        for _ in range(2):
+            link = rig.connect(pump=False)
+            self.assertEqual(link.sent(), [P.SerialQuery(1, 5, 1)])
+            link.lose()
+            rig.reactor.advance(30)
+        link = rig.connect(pump=False)
+        self.assertEqual(link.sent(), [P.ResetQuery(1)])
 
 
 class ErrorTests(SynchronousTestCase):
@@ -256,6 +315,10 @@ class ErrorTests(SynchronousTestCase):
         (report,) = link.sent()
         self.assertEqual((report.code, report.pdu), (ErrorCode.ASPA_PROVIDER_LIST_ERROR, bad))
 
+    def test_cache_reset_to_reset_query(self) -> None:
+        """Cache Reset in answer to a Reset Query is Corrupt Data, not another Reset Query."""
+        self.expect(ErrorCode.CORRUPT_DATA, P.CacheReset(1))
+
     def test_prefix_outside_response(self) -> None:
         """A Prefix PDU with no Cache Response before it: Corrupt Data."""
         self.expect(ErrorCode.CORRUPT_DATA, P.PrefixPdu(1, True, A))
@@ -274,6 +337,12 @@ class ErrorTests(SynchronousTestCase):
         self.assertEqual(self.link.sent(), [])
         self.assertTrue(self.link.ct.disconnecting)
         self.assertIn("disk on fire", self.rig.factory.last_error)
+
+    def test_error_report_of_unknown_version_not_answered(self) -> None:
+        """An Error Report of a version bgpd does not know closes the session, unanswered (section 7)."""
+        self.link.feed(bytes.fromhex("05 0a 0001 00000010 00000000 00000000".replace(" ", "")))
+        self.assertEqual(self.link.sent(), [])
+        self.assertTrue(self.link.ct.disconnecting)
 
     def test_no_data_available_retries(self) -> None:
         """No Data Available is not fatal: the query goes again after Retry, same connection."""
@@ -315,6 +384,19 @@ class VersionTests(SynchronousTestCase):
         self.assertEqual(rig.factory.version, 1)
         self.assertEqual(rig.sink.data["c1"], {A})
 
+    def test_serial_notify_ignored_at_startup(self) -> None:
+        """Serial Notify before the first answer is ignored, whatever its version (section 7)."""
+        rig = Rig(max_version=2)
+        rig.factory.start()
+        link = rig.connect(pump=False)
+        link.sent()
+        link.feed(P.SerialNotify(0, 5, 9), bytes.fromhex("03 00 0005 0000000c 00000009".replace(" ", "")))
+        self.assertEqual(link.sent(), [])
+        self.assertFalse(link.ct.disconnecting)
+        self.assertEqual(rig.factory.version, 2)
+        link.feed(P.CacheResponse(2, 5), P.PrefixPdu(2, True, A), P.EndOfData(2, 5, 1, 60, 30, 600))
+        self.assertEqual(rig.sink.data["c1"], {A})
+
     def test_downgrade_by_response_version(self) -> None:
         """A cache answering a version 2 query with version 1 PDUs: the session is version 1."""
         rig = Rig(max_version=2)
@@ -333,8 +415,12 @@ class TimerTests(SynchronousTestCase):
 
     def test_bounds(self) -> None:
         """Values outside section 6's ranges are clamped."""
-        self.assertEqual(bound_timers(0, 99999, 10), Timers(1, 7200, 600))
+        self.assertEqual(bound_timers(0, 99999, 10), Timers(1, 300, 600))
         self.assertEqual(bound_timers(100000, 0, 999999), Timers(86400, 1, 172800))
+
+    def test_expire_above_refresh(self) -> None:
+        """A cache's Expire not above its Refresh / Retry: those become half of Expire."""
+        self.assertEqual(bound_timers(3600, 7000, 1200), Timers(600, 600, 1200))
 
     def test_config_overrides(self) -> None:
         """Configured intervals win over the cache's."""
@@ -408,3 +494,37 @@ class TimerTests(SynchronousTestCase):
         self.assertEqual(rig.sink.names()[-1], "abort")
         self.assertEqual(rig.sink.data["c1"], {A})
         self.assertEqual(rig.factory.status().ipv4_vrps, 1)
+
+
+class FuzzTests(SynchronousTestCase):
+    """Whatever a cache sends, the client answers with an Error Report or goes on; it never raises."""
+
+    @given(st.lists(st.binary(min_size=1, max_size=64), max_size=8), st.booleans())
+    @settings(max_examples=300, deadline=None)
+    def test_random_bytes(self, chunks: list[bytes], in_response: bool) -> None:
+        """Random reads, inside a Cache Response or not: no exception, any reply is an Error Report."""
+        rig = Rig()
+        rig.factory.start()
+        link = rig.connect(pump=False)
+        link.sent()
+        if in_response:
+            link.feed(P.CacheResponse(1, 5))
+        for c in chunks:
+            link.client.dataReceived(c)
+        for pdu in link.sent():
+            self.assertIsInstance(pdu, (P.ErrorReport, P.ResetQuery, P.SerialQuery))
+
+    @given(st.integers(0, 63), st.binary(min_size=1, max_size=4))
+    @settings(max_examples=300, deadline=None)
+    def test_mutated_stream(self, at: int, junk: bytes) -> None:
+        """A valid transfer with bytes overwritten anywhere: the client never raises."""
+        data = bytearray(CacheServer([A, B, C]).response(1, None))
+        at = at % len(data)
+        data[at:at + len(junk)] = junk
+        rig = Rig()
+        rig.factory.start()
+        link = rig.connect(pump=False)
+        link.sent()
+        link.client.dataReceived(bytes(data))
+        for pdu in link.sent():
+            self.assertIsInstance(pdu, (P.ErrorReport, P.ResetQuery, P.SerialQuery))

@@ -73,6 +73,23 @@ class FailoverTests(SynchronousTestCase):
         self.assertEqual(t.state("three"), IDLE)
         self.assertEqual(t.state("one"), DOWN)  # still retried
 
+    def test_no_data_tries_the_next(self) -> None:
+        """The preferred cache has no data yet: the next one is used; the first takes over once loaded."""
+        t = Three()
+        t.servers["one"].no_data = True
+        t.up("one")
+        self.assertEqual(t.attempts("two"), 1)
+        t.up("two")
+        self.assertEqual(t.active(), "two")
+        t.servers["one"].no_data = False
+        t.reactor.advance(30)  # one's Retry (the default timers until it has sent data: 600)
+        t.rigs["one"].link.pump()
+        self.assertEqual(t.active(), "two")
+        t.reactor.advance(600 - 30)
+        t.rigs["one"].link.pump()
+        self.assertEqual(t.active(), "one")
+        self.assertEqual(t.sink.data, {"one": {A}})
+
     def test_failover_and_failback(self) -> None:
         """One down -> two takes over at its End of Data; one back -> one takes over, two dropped."""
         t = Three()
@@ -108,6 +125,19 @@ class FailoverTests(SynchronousTestCase):
         self.assertEqual(t.active(), "two")
         self.assertEqual(t.sink.data, {"two": {B}})
         self.assertEqual(t.state("three"), IDLE)
+
+    def test_next_after_failback_gets_first_try(self) -> None:
+        """A cache that failed, then was stopped by a failback, is tried first next time; the third waits."""
+        t = Three()
+        t.fail("one")
+        t.fail("two")
+        self.assertEqual(t.attempts("three"), 1)
+        t.reactor.advance(1)
+        t.up("one")
+        self.assertEqual((t.state("two"), t.state("three")), (IDLE, IDLE))
+        t.down("one")
+        self.assertEqual((t.attempts("two"), t.attempts("three")), (3, 1))
+        self.assertEqual(t.state("two"), CONNECTING)
 
     def test_expiry_of_active_without_replacement(self) -> None:
         """With every cache gone, the data in use is dropped at Expire: routes become NotFound."""
@@ -160,6 +190,29 @@ class FailoverTests(SynchronousTestCase):
 
 class ConfigTests(SynchronousTestCase):
     """The [rpki] section becomes the client's settings."""
+
+    def test_reload_names_what_waits_for_restart(self) -> None:
+        """SIGHUP with changed caches keeps the running ones and logs the names that changed."""
+        base = '[bgp]\nlocal_as = 65000\nrouter_id = "192.0.2.1"\n[rpki]\n'
+        one = '[[rpki.cache]]\nname = "a"\naddress = "192.0.2.2"\n'
+        old = parse_config(base + one).rpki
+        new = parse_config(base + one.replace("192.0.2.2", "192.0.2.3")
+                           + '[[rpki.cache]]\nname = "b"\naddress = "192.0.2.4"\n').rpki
+        assert old is not None and new is not None
+        svc = RpkiService(old, RecordingSink(), MemoryReactorClock())
+        lines: list[str] = []
+
+        def observer(event: dict) -> None:
+            from twisted.logger import formatEvent
+
+            lines.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        self.assertTrue(svc.reload(new))
+        self.assertFalse(svc.reload(old))
+        self.assertEqual([c.settings.address for c in svc.caches], ["192.0.2.2"])
+        self.assertTrue(any("changed (a, b)" in ln for ln in lines), lines)
 
     def test_service_from_config(self) -> None:
         """Caches are ordered by preference, then file order; ASPA asks for version 2."""
