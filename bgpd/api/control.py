@@ -978,6 +978,9 @@ class RouteRecord(NamedTuple):
     #: RpkiState / AspaState numbers (proto/bgpd/v1/rpki.proto); 0 without [rpki].
     rpki: int = 0
     aspa: int = 0
+    #: where the path stands with the kernel writer (``KernelService.path_state``):
+    #: installed, pending, failed, filtered, unresolved, not-selected; "" without one
+    kernel: str = ""
 
 
 @attrs.frozen
@@ -1083,6 +1086,10 @@ class RouteCursor:
         keys = self.keys
         table = self.table
         codes = self.control.route_codes
+        # A lookup per listed path in the kernel writer's own tables: nothing kept per route.
+        ksvc = self.control.service.kernel
+        kstate = ksvc.path_state if ksvc is not None and table != ADJ_RIB_OUT else None
+        fam = self.family
         i, end = self.pos, min(len(keys), self.pos + n)
         while i < end:
             key = keys[i]
@@ -1100,17 +1107,21 @@ class RouteCursor:
             elif table == LOC_RIB:
                 paths = (value,) if value.__class__ is Path else value
                 if not self.all_paths or len(paths) == 1:
-                    out.append(_record(text, fname, paths[0], rib.eligible(paths[0]), "", codes, prefix))
+                    best = rib.eligible(paths[0])
+                    out.append(_record(text, fname, paths[0], best, "",
+                                       kstate(fam, prefix, paths[0], best) if kstate else "", codes, prefix))
                 else:
                     if out and len(out) + len(paths) > cap:
                         break  # this prefix's paths go whole into the next call
                     steps = {id(loser): step for step, _, loser in rib.explain(self.family, prefix)}
                     for j, p in enumerate(paths):
-                        out.append(_record(text, fname, p, j == 0 and rib.eligible(p), steps.get(id(p), ""),
-                                           codes, prefix))
+                        best = j == 0 and rib.eligible(p)
+                        out.append(_record(text, fname, p, best, steps.get(id(p), ""),
+                                           kstate(fam, prefix, p, best) if kstate else "", codes, prefix))
             else:
-                out.append(_record(text, fname, value, rib.best(self.family, prefix) is value, "", codes,
-                                   prefix))
+                best = rib.best(self.family, prefix) is value
+                out.append(_record(text, fname, value, best, "",
+                                   kstate(fam, prefix, value, best) if kstate else "", codes, prefix))
             i += 1
             if len(out) >= cap:
                 break
@@ -1123,16 +1134,16 @@ class RouteCursor:
         return self.pos >= len(self.keys) or bool(self.limit and self.sent >= self.limit)
 
 
-def _record(prefix: str, family: str, path: Path, best: bool, step: str,
+def _record(prefix: str, family: str, path: Path, best: bool, step: str, kernel: str = "",
             codes: Callable[..., tuple[int, int]] | None = None, key: bytes = b"") -> RouteRecord:
     info = path.peer
     if codes is not None:
         # RPKI / ASPA states of the path, computed as it is listed ([rpki] only).
         rpki, aspa = codes(info, FAMILIES_BY_NAME[family][0], key, path.attrs)
         return RouteRecord(prefix, family, path.path_id, best, info.address, info.router_id, path.attrs,
-                           step, bool(path.stale), rpki, aspa)
+                           step, bool(path.stale), rpki, aspa, kernel)
     return RouteRecord(prefix, family, path.path_id, best, info.address, info.router_id, path.attrs,
-                       step, bool(path.stale))
+                       step, bool(path.stale), kernel=kernel)
 
 
 #: the longest lease TTL, seconds (a day)
@@ -1350,8 +1361,8 @@ class RouteWatch:
             if path is None:
                 events.append(Withdrawn(text, family_name(*fam)))
             else:
-                events.append(_record(text, family_name(*fam), path, True, "", self.control.route_codes,
-                                      prefix))
+                events.append(_record(text, family_name(*fam), path, True, "",
+                                      codes=self.control.route_codes, key=prefix))
         self._push(events)
 
     def close(self) -> None:

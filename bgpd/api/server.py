@@ -197,6 +197,14 @@ def attributes_to_pb(a: Any) -> routes_pb2.PathAttributes:
     return pb
 
 
+#: RouteRecord.kernel -> routes_pb2.KernelState
+KERNEL_STATES = {
+    "installed": routes_pb2.KERNEL_STATE_INSTALLED, "pending": routes_pb2.KERNEL_STATE_PENDING,
+    "failed": routes_pb2.KERNEL_STATE_FAILED, "filtered": routes_pb2.KERNEL_STATE_FILTERED,
+    "not-selected": routes_pb2.KERNEL_STATE_NOT_SELECTED, "unresolved": routes_pb2.KERNEL_STATE_UNRESOLVED,
+}
+
+
 def route_to_pb(r: RouteRecord,
                 cache: dict[Any, routes_pb2.PathAttributes] | None = None) -> routes_pb2.Route:
     """``cache``: attribute sets already converted (the RIB shares one set among many prefixes)."""
@@ -209,7 +217,7 @@ def route_to_pb(r: RouteRecord,
     return routes_pb2.Route(prefix=r.prefix, family=r.family, path_id=r.path_id, best=r.best,
                             source_peer=r.source_peer, source_router_id=r.source_router_id,
                             attributes=attributes, explain_step=r.explain_step, stale=r.stale,
-                            rpki=r.rpki, aspa=r.aspa)
+                            rpki=r.rpki, aspa=r.aspa, kernel=KERNEL_STATES.get(r.kernel, 0))
 
 
 # -- the fast path of listings: Route messages encoded by hand ------------------------
@@ -273,6 +281,8 @@ class RouteEncoder:
             body += b"\x50" + _varint(r.rpki)
         if r.aspa:
             body += b"\x58" + _varint(r.aspa)
+        if r.kernel:
+            body += b"\x78" + bytes((KERNEL_STATES.get(r.kernel, 0),))  # field 15, varint
         return body
 
     def response(self, records: list[RouteRecord]) -> routes_pb2.ListRoutesResponse:
@@ -280,7 +290,7 @@ class RouteEncoder:
         attributes, sources = self.attributes, self.sources
         out = []
         for r in records:
-            if r.path_id or r.explain_step or r.stale or r.rpki or r.aspa:
+            if r.path_id or r.explain_step or r.stale or r.rpki or r.aspa or r.kernel:
                 body = self.route(r)
             else:
                 # the common case, inline: prefix, source, attributes, best
