@@ -1361,8 +1361,8 @@ class RouteWatch:
             if path is None:
                 events.append(Withdrawn(text, family_name(*fam)))
             else:
-                events.append(_record(text, family_name(*fam), path, True, "", self.control.route_codes,
-                                      prefix))
+                events.append(_record(text, family_name(*fam), path, True, "",
+                                      codes=self.control.route_codes, key=prefix))
         self._push(events)
 
     def close(self) -> None:

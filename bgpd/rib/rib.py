@@ -65,7 +65,7 @@ PrefixCountCallback = Callable[[PeerInfo, Family, int], None]
 EndOfRibCallback = Callable[[PeerInfo, Family, frozenset], None]
 
 (_ANNOUNCE, _WITHDRAW, _EOR, _DROP, _STALE, _GR_MARK, _RR_BEGIN, _RR_END, _REDECIDE,
- _GR_FLUSH, _NH_REDECIDE) = range(11)
+ _GR_FLUSH, _NH_REDECIDE, _REVALIDATE) = range(12)
 #: Loc-RIB entries looked at per unit of the turn's budget when searching
 #: for the paths through a next hop (a dict lookup and a compare each).
 _NH_SCAN = 16
@@ -511,14 +511,16 @@ class Rib:
         For every up peer whose import chain reads a validation state
         (``Chain.validated``), the routes of ``family`` whose prefix is among
         ``select(prefixes)`` (the affected ones of those given; None: all)
-        and whose attributes pass ``paths`` (None: all) are queued as if
-        received again: the chain runs over the attributes they arrived with
-        (their Adj-RIB-In path when it accepted them unchanged, else the
-        copy kept in ``held``), and the decision process runs for exactly
-        those prefixes; no session is reset.  Stale routes (graceful
-        restart, BoRR) are left alone: the peer is re-sending them.  The
-        chains' caches are emptied first (an ``aspa`` answer is cached per
-        attribute set).  Returns the number of routes queued.
+        are queued, and when their turn comes those whose attributes pass
+        ``paths`` (None: all) go through the chain again as if received
+        again: from the attributes they arrived with (their Adj-RIB-In path
+        when it accepted them unchanged, else the copy kept in ``held``), and
+        the decision process runs for exactly those prefixes; no session is
+        reset.  The work is chunked like any other (a drop of all RPKI data
+        looks at every route, in turns of ``chunk_size``).  Stale routes
+        (graceful restart, BoRR) are left alone: the peer is re-sending them.
+        The chains' caches are emptied first (an ``aspa`` answer is cached
+        per attribute set).  Returns the number of routes queued.
         """
         queued = 0
         cleared: set[int] = set()
@@ -532,36 +534,42 @@ class Rib:
                     p.clear_cache()  # type: ignore[attr-defined]
             adj = st.adj_in.get(family) or _EMPTY
             held = st.held.get(family) or _EMPTY
-            addpath = family in st.addpath_rx
-            by_attrs: dict = {}
-            for table, kept in ((adj, False), (held, True)):
-                if not table:
-                    continue
-                if select is None:
-                    keys: Iterable = table
-                elif addpath:
-                    wanted = set(select({k[1] for k in table}))
-                    keys = [k for k in table if k[1] in wanted]
+            # A rejected route is in held only; a rewritten one in both.
+            keys = list(adj) + [k for k in held if k not in adj]
+            if select is not None and keys:
+                if family in st.addpath_rx:
+                    wanted = set(select({k[1] for k in keys}))
+                    keys = [k for k in keys if k[1] in wanted]
                 else:
-                    keys = select(table)
-                for k in keys:
-                    if kept:
-                        a = table[k]
-                    else:
-                        path = table[k]
-                        if path.stale or k in held:
-                            continue
-                        a = path.attrs
-                    if paths is not None and not paths(a):
-                        continue
-                    got = by_attrs.get(a)
-                    if got is None:
-                        got = by_attrs[a] = []
-                    got.append(k)
-            for a, keys in by_attrs.items():
-                self._queue([_ANNOUNCE, st, st.gen, family, a, keys, 0])
+                    keys = list(select(keys))
+            if keys:
+                self._queue([_REVALIDATE, st, st.gen, family, paths, keys, 0])
                 queued += len(keys)
         return queued
+
+    def _revalidate_some(
+        self, st: PeerState, fam: Family, paths: Callable[[PathAttributes], bool] | None, keys: list,
+        start: int, end: int, changed: list, first: dict | None,
+    ) -> None:
+        """Run ``st``'s import chain again for ``keys[start:end]``, from what they were received with."""
+        adj = st.adj_in.get(fam) or _EMPTY
+        held = st.held.get(fam) or _EMPTY
+        by_attrs: dict = {}
+        for k in keys[start:end]:
+            a = held.get(k)
+            if a is None:
+                path = adj.get(k)
+                if path is None or path.stale:
+                    continue  # withdrawn since, or waiting for the peer to send it again
+                a = path.attrs
+            if paths is not None and not paths(a):
+                continue
+            group = by_attrs.get(a)
+            if group is None:
+                group = by_attrs[a] = []
+            group.append(k)
+        for a, group in by_attrs.items():
+            self._announce(st, fam, a, group, 0, len(group), changed, first)
 
     # -- originated routes ----------------------------------------------------
 
@@ -813,7 +821,8 @@ class Rib:
                 continue
             if touched is not None and fam is not None:
                 touched.add((st, fam))
-            if kind == _ANNOUNCE or kind == _WITHDRAW or kind == _STALE or kind == _REDECIDE:
+            if (kind == _ANNOUNCE or kind == _WITHDRAW or kind == _STALE or kind == _REDECIDE
+                    or kind == _REVALIDATE):
                 left = len(keys) - pos
                 room = budget - done
                 n = left if left <= room else room
@@ -826,6 +835,8 @@ class Rib:
                     self._withdraw(st, fam, keys, pos, pos + n, lst, first)
                 elif kind == _STALE:
                     self._sweep_stale(st, fam, keys, pos, pos + n, lst, first)
+                elif kind == _REVALIDATE:
+                    self._revalidate_some(st, fam, a, keys, pos, pos + n, lst, first)
                 else:
                     self._redecide(st, fam, keys, pos, pos + n, lst, first)
                 done += n

@@ -242,5 +242,5 @@ class RouteValidation:
                     queued += rib.revalidate(fam, paths=through)
         self.last_revalidation = (queued, self._clock() - start)
         if queued:
-            log.info("rpki: ASPA records of {n_as} customer ASes changed: {n} routes to run import policy "
-                     "for again", n_as=len(customers), n=queued)
+            log.info("rpki: ASPA records of {n_as} customer ASes changed: {n} routes to look at again "
+                     "(those through them run import policy again)", n_as=len(customers), n=queued)

@@ -18,6 +18,13 @@ to GoBGP (AS4200000003).  Checked:
   the least Expire): stayrtr stopped for longer than Expire, the data is
   dropped, every route falls back to NotFound and the Invalid one is
   accepted again.
+* ASPA (draft-ietf-sidrops-aspa-verification; stayrtr 0.5.1 speaks RTR
+  version 2 with ASPA records): BIRD is bgpd's customer (``role =
+  "provider"``, RFC 9234), so its routes get upstream verification; an
+  import policy rejects ASPA-invalid ones.  A route leaked through an origin
+  whose ASPA does not list BIRD's AS is missing at GoBGP, one from an AS
+  without ASPA (unknown) is there; when the ASPA record adds BIRD's AS the
+  leak becomes valid and reaches GoBGP, with no session reset.
 
 Needs root, BIRD, GoBGP and stayrtr; skips without them (fails under CI=true).
 """
@@ -50,6 +57,13 @@ BASE = [(V, 26, BIRD_AS), (I, 26, 64999)]
 CHANGED = BASE + [(X, 26, 64998), (I, 26, BIRD_AS)]
 
 POLICY = """
+[policies.aspa-in]
+default = "accept"
+[[policies.aspa-in.terms]]
+name = "drop-leaks"
+match = { aspa = "invalid" }
+action = "reject"
+
 [policies.rov]
 default = "accept"
 [[policies.rov.terms]]
@@ -59,8 +73,13 @@ action = "reject"
 """
 
 
-def roas(items: list[tuple[str, int, int]]) -> str:
-    return json.dumps({"roas": [{"prefix": p, "maxLength": m, "asn": f"AS{a}"} for p, m, a in items]})
+def roas(items: list[tuple[str, int, int]], aspas: dict[int, list[int]] | None = None) -> str:
+    doc: dict[str, Any] = {"roas": [{"prefix": p, "maxLength": m, "asn": f"AS{a}"} for p, m, a in items]}
+    if aspas:
+        # stayrtr 0.5.1's format: records per address family (draft-ietf-sidrops-8210bis-10).
+        records = [{"customer_asid": c, "providers": p} for c, p in sorted(aspas.items())]
+        doc["provider_authorizations"] = {"ipv4": records, "ipv6": records}
+    return json.dumps(doc)
 
 
 class RovBgpd(BgpdDriver):
@@ -68,11 +87,13 @@ class RovBgpd(BgpdDriver):
 
     api_port = 0
     cache_port = 0
+    aspa = False
 
     def config_text(self) -> str:
         return super().config_text() + (
             f'\n[api]\nlisten = "127.0.0.1:{self.api_port}"\n'
-            f'\n[rpki]\n[[rpki.cache]]\nname = "stayrtr"\naddress = "127.0.0.1"\n'
+            f'\n[rpki]\naspa = {"true" if self.aspa else "false"}\n'
+            f'[[rpki.cache]]\nname = "stayrtr"\naddress = "127.0.0.1"\n'
             f'port = {self.cache_port}\n' + POLICY)
 
     def bgpctl(self, *args: str) -> Any:
@@ -93,6 +114,11 @@ class _RovLab(_LabCase):
     """bgpd, BIRD and (with ``with_gobgp``) GoBGP, stayrtr in bgpd's namespace."""
 
     with_gobgp: ClassVar[bool] = True
+    #: BIRD's routes, bgpd's import policy and role towards BIRD, ASPA on or off
+    routes: ClassVar[dict[str, dict[str, Any]]] = BIRD_ROUTES
+    import_policy: ClassVar[str] = "rov"
+    role: ClassVar[str | None] = None
+    aspa: ClassVar[dict[int, list[int]] | None] = None
     bird: ClassVar[Bird]
     gobgp: ClassVar[GoBGP]
     bgpd: ClassVar[RovBgpd]
@@ -106,13 +132,16 @@ class _RovLab(_LabCase):
         names = ["bgpd", "bird"] + (["gobgp"] if cls.with_gobgp else [])
         cls.lab = lab = Lab(names).open()
         b = lab["bgpd"]
-        neighbors = [BgpdNeighbor(lab["bird"].ipv4, BIRD_AS, families=("ipv4-unicast",),
-                                  keys={"import_policy": ["rov"], "export_policy": ["accept-all"]})]
+        keys: dict[str, Any] = {"import_policy": [cls.import_policy], "export_policy": ["accept-all"]}
+        if cls.role is not None:
+            keys["role"] = cls.role
+        neighbors = [BgpdNeighbor(lab["bird"].ipv4, BIRD_AS, families=("ipv4-unicast",), keys=keys)]
         if cls.with_gobgp:
             neighbors.append(BgpdNeighbor(lab["gobgp"].ipv4, GOBGP_AS, families=("ipv4-unicast",),
                                           keys={"import_policy": ["accept-all"],
                                                 "export_policy": ["accept-all"]}))
         cls.bgpd = RovBgpd(b.ns, BGPD_AS, b.router_id, neighbors, mrai_ebgp=0)
+        cls.bgpd.aspa = cls.aspa is not None
         cls.port = free_port()
         cls.bgpd.cache_port = cls.port
         cls.bgpd.api_port = free_port()
@@ -120,13 +149,14 @@ class _RovLab(_LabCase):
             cls.bgpd.api_port = free_port()
         cls.bgpds = [cls.bgpd]
         cls.vrp_file = os.path.join(b.ns.workdir, "vrps.json")
-        cls.write_vrps(BASE)
+        cls.write_vrps(BASE, cls.aspa)
         cls.stayrtr = b.ns.popen([stayrtr, "-bind", f"127.0.0.1:{cls.port}", "-cache", cls.vrp_file,
                                   "-checktime=false", "-refresh", "1", "-metrics.addr", "127.0.0.1:0",
-                                  "-protocol", "1", "-rtr.refresh", str(REFRESH), "-rtr.retry", "5",
+                                  "-protocol", "2" if cls.aspa is not None else "1",
+                                  "-rtr.refresh", str(REFRESH), "-rtr.retry", "5",
                                   "-rtr.expire", "600"], log_name="stayrtr.log")
         peer = [Neighbor(b.ipv4, BGPD_AS, passive=True)]
-        cls.bird = Bird(lab["bird"].ns, BIRD_AS, lab["bird"].router_id, peer, routes=BIRD_ROUTES)
+        cls.bird = Bird(lab["bird"].ns, BIRD_AS, lab["bird"].router_id, peer, routes=cls.routes)
         cls.bird.export_filter = BIRD_EXPORT
         cls.bird.start()
         if cls.with_gobgp:
@@ -137,10 +167,10 @@ class _RovLab(_LabCase):
             cls.bgpd.wait_established(lab[node].ipv4, ESTABLISH_TIMEOUT)
 
     @classmethod
-    def write_vrps(cls, items: list[tuple[str, int, int]]) -> None:
+    def write_vrps(cls, items: list[tuple[str, int, int]], aspas: dict[int, list[int]] | None = None) -> None:
         tmp = cls.vrp_file + ".new"
         with open(tmp, "w") as f:
-            f.write(roas(items))
+            f.write(roas(items, aspas))
         os.replace(tmp, cls.vrp_file)  # stayrtr never reads half a file
 
     def wait_states(self, want: dict[str, str], timeout: float = ROUTE_TIMEOUT) -> None:
@@ -208,4 +238,34 @@ class RovExpiryTests(_RovLab):
         self.wait_states({V: nf, I: nf, N: nf, X: nf}, timeout=600 + 120)
         self.assertEqual(self.bgpd.validate(I, BIRD_AS)["reason"], "no covering VRP")
         self.assertIn("(Expire)", self.bgpd.log())
+        self.assert_clean_logs()
+
+
+#: BIRD (our customer) sends: its own route, a leak (an origin whose ASPA
+#: names another provider), a route from an origin without ASPA.
+OWN, LEAK, NOASPA = "198.51.100.0/27", "198.51.100.32/27", "198.51.100.64/27"
+ASPA_ROUTES = {OWN: {}, LEAK: {"as_path": [65030]}, NOASPA: {"as_path": [65040]}}
+
+
+class AspaTests(_RovLab):
+    """ASPA from stayrtr at version 2: a customer's leak is dropped, fixed by a new record, no reset."""
+
+    routes = ASPA_ROUTES
+    import_policy = "aspa-in"
+    role = "provider"  # ours: BIRD is our customer, so upstream verification
+    aspa: ClassVar[dict[int, list[int]] | None] = {65030: [65099], BIRD_AS: [BGPD_AS]}
+
+    def test_leak_dropped_then_attested(self):
+        """The leak is missing at GoBGP, the unknown route there; BIRD's AS in the record brings it."""
+        self.wait_gobgp({OWN, NOASPA})
+        state = self.bgpd.bgpctl("rpki", "aspa", "upstream", str(BIRD_AS), "65030")
+        self.assertEqual(state["state"], "ASPA_INVALID")
+        transitions = len(self.bgpd.transitions())
+        log_at = len(self.bgpd.run_log())
+        self.write_vrps(BASE, {65030: [65099, BIRD_AS], BIRD_AS: [BGPD_AS]})
+        self.wait_gobgp({OWN, NOASPA, LEAK})
+        self.assertEqual(len(self.bgpd.transitions()), transitions, self.bgpd.run_log()[log_at:])
+        after = self.bgpd.run_log()[log_at:]
+        self.assertNotIn("NOTIFICATION", after)
+        self.assertNotIn("ROUTE-REFRESH", after)
         self.assert_clean_logs()

@@ -169,11 +169,13 @@ class EncoderTests(SynchronousTestCase):
     """The hand-written listing encoder writes the rpki / aspa fields as protobuf does."""
 
     def test_same_as_protobuf(self):
-        """RouteEncoder.response equals route_to_pb with the states set and unset."""
+        """RouteEncoder.response equals route_to_pb with the states set, unset, and beside the kernel's."""
         a = PathAttributes(as_path=((2, (64500,)),), next_hop="192.0.2.1")
         records = [RouteRecord("192.0.2.0/24", "ipv4-unicast", 0, True, "192.0.2.1", "192.0.2.1", a, "",
                                False, 1, 3),
-                   RouteRecord("192.0.3.0/24", "ipv4-unicast", 0, True, "192.0.2.1", "192.0.2.1", a)]
+                   RouteRecord("192.0.3.0/24", "ipv4-unicast", 0, True, "192.0.2.1", "192.0.2.1", a),
+                   RouteRecord("192.0.4.0/24", "ipv4-unicast", 0, True, "192.0.2.1", "192.0.2.1", a, "",
+                               False, 2, 0, "installed")]
         got = RouteEncoder().response(records)
         self.assertEqual(list(got.routes), [route_to_pb(r) for r in records])
         first = got.routes[0]

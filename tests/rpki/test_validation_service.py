@@ -12,12 +12,13 @@ import os
 import tempfile
 
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from bgpd.config import ConfigError, parse_config
 from bgpd.rib.testing import IPV4, announce, pfx
-from bgpd.rpki.records import Vrp
-from bgpd.service import RibService
+from bgpd.rpki.records import Validity, Vrp
+from bgpd.service import BgpdService, RibService
 from tests.test_policy_service import FakeFactory, info, route
 
 CONFIG = """
@@ -172,3 +173,52 @@ class ServiceTests(SynchronousTestCase):
         self.svc.rib.drain()
         self.assertIsNone(self.best())
         self.assertEqual(self.feeder.refreshes, 0)
+
+
+class SighupTests(SynchronousTestCase):
+    """BgpdService.reload (the SIGHUP path) with [rpki] slurm: a bad file keeps the one in force."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp()
+        self.path = os.path.join(self.dir, "slurm.json")
+        self.config_path = os.path.join(self.dir, "bgpd.toml")
+        self.addCleanup(self._clean)
+
+    def _clean(self):
+        for f in os.listdir(self.dir):
+            path = os.path.join(self.dir, f)
+            if os.path.isdir(path):
+                for g in os.listdir(path):
+                    os.unlink(os.path.join(path, g))
+                os.rmdir(path)
+            else:
+                os.unlink(path)
+        os.rmdir(self.dir)
+
+    def write_slurm(self, doc) -> None:
+        with open(self.path, "w") as f:
+            f.write(doc if isinstance(doc, str) else json.dumps(doc))
+
+    def test_bad_file_on_sighup(self):
+        """A malformed SLURM file on reload: refused, logged, the assertion in force stays."""
+        self.write_slurm(slurm_doc(65001))
+        text = CONFIG.format(slurm=f'slurm = "{self.path}"').replace(
+            "listen_addresses = []", f'listen_addresses = []\nstate_dir = "{self.dir}/state"')
+        with open(self.config_path, "w") as f:
+            f.write(text)
+        svc = BgpdService(parse_config(text), self.config_path, MemoryReactorClock())
+        svc.startService()
+        self.addCleanup(svc.stopService)
+        table = svc.rib_service.validation.table
+        self.assertEqual(table.validate(1, pfx("10.0.0.0/16"), 65001), Validity.VALID)
+        self.write_slurm('{"slurmVersion": 2}')
+        errors = []
+        observer = errors.append
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        self.assertFalse(svc.reload())
+        self.assertTrue(any("rpki.slurm" in formatEvent(e) for e in errors))
+        self.assertEqual(table.validate(1, pfx("10.0.0.0/16"), 65001), Validity.VALID)
+        self.write_slurm(slurm_doc(65002))
+        self.assertTrue(svc.reload())
+        self.assertEqual(table.validate(1, pfx("10.0.0.0/16"), 65001), Validity.INVALID)
