@@ -504,18 +504,7 @@ class RibService(Service):
         for route in config.originate:
             hit = built.get(route)
             if hit is None:
-                afi, key = prefix_from_str(route.prefix)
-                fam = FAMILIES_BY_NAME[route.family]
-                hit = ((fam, key), PathAttributes(
-                    origin=int(ORIGIN_NAMES[route.origin]),
-                    as_path=(),
-                    next_hop=route.next_hop,
-                    med=route.med,
-                    local_pref=route.local_pref,
-                    communities=tuple(route.communities),
-                    large_communities=tuple(route.large_communities),
-                    ext_communities=tuple(route.ext_communities),
-                ))
+                hit = originated_route(route)
             fresh[route] = hit
             wanted[hit[0]] = hit[1]
         self._originate_built = fresh
@@ -525,6 +514,39 @@ class RibService(Service):
             if self._originated.get((fam, key)) != attrs:
                 self.rib.originate(fam, key, attrs)
         self._originated = wanted
+
+
+    def take_originated(self, built: list[tuple[Any, tuple[Any, PathAttributes]]]) -> None:
+        """Originate some of the next config's routes now (the API, in chunks, before
+        :meth:`reload` takes that config; its sync then finds them in place).
+
+        ``built``: (OriginateConfig, :func:`originated_route` of it) pairs.
+        """
+        for route, hit in built:
+            self._originate_built[route] = hit
+            k, attrs = hit
+            if self._originated.get(k) != attrs:
+                self._originated[k] = attrs
+                self.rib.originate(k[0], k[1], attrs)
+
+
+def originated_route(route: Any) -> tuple[tuple[tuple[int, int], bytes], PathAttributes]:
+    """An ``[[originate]]`` record as the RIB takes it: ((family, prefix key), attributes).
+
+    Pure: the API builds these on its own threads for a large batch.
+    """
+    afi, key = prefix_from_str(route.prefix)
+    fam = FAMILIES_BY_NAME[route.family]
+    return (fam, key), PathAttributes(
+        origin=int(ORIGIN_NAMES[route.origin]),
+        as_path=(),
+        next_hop=route.next_hop,
+        med=route.med,
+        local_pref=route.local_pref,
+        communities=tuple(route.communities),
+        large_communities=tuple(route.large_communities),
+        ext_communities=tuple(route.ext_communities),
+    )
 
 
 def _chain_inputs(config: Config, names: tuple[str, ...]) -> tuple:

@@ -23,9 +23,12 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import attrs
+from twisted.internet import threads
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
 
-from bgpd.config import Config, ConfigError, ConfigErrors, NeighborConfig, OriginateConfig
+from bgpd.config import Config, ConfigError, ConfigErrors, NeighborConfig, OriginateConfig, config_from_dict
 from bgpd.state.overlay import OriginateCache, effective_config, neighbor_key, originate_key, render_toml
 from bgpd.state.store import Change, CorruptState, StateError, StateStore
 
@@ -87,6 +90,9 @@ class StateControl:
         # Spares re-validating every originated path on every call.
         self._cache = OriginateCache()
         self._cache.prime(base)
+        #: runs a store write off the reactor thread, returning a Deferred
+        #: (a reactor without threads, as in tests: in place)
+        self.run_in_thread = _thread_runner(service.reactor)
 
     # -- start and reload ------------------------------------------------------
 
@@ -186,6 +192,77 @@ class StateControl:
         by_prefix = {o.prefix: o for o in config.originate}
         return [by_prefix[c.key] for c in changes]
 
+    def originate_batch(self, batch: OriginateBatch, chunk: int = 2000) -> Deferred:
+        """Originate a batch checked by `check_originate`, the store written off the reactor.
+
+        The reactor validates the effective config (the batch's tables are
+        taken as validated), hands the write to a thread (`run_in_thread`),
+        and once it is durable takes the routes into the RIB ``chunk`` at a
+        time, one reactor turn each, then runs the new config.  Fires with
+        the `OriginateConfig` records; a failed write fails it with
+        `StateError` and changes nothing (the overlay, the RIB and the
+        running config stay as they were).
+        """
+        for change, route in zip(batch.changes, batch.routes, strict=True):
+            self._cache.put(change.table, route)
+        changes = batch.changes
+        candidate, prepared = self._candidate(changes)
+        base, before = self.base, self.overlay
+        mine: list[list[Change]] = []
+
+        def stored(stored: list[Change]) -> Deferred:
+            replaced = {(c.kind, c.key) for c in changes}
+            fresh = self.overlay is before
+            self.overlay = [c for c in self.overlay if (c.kind, c.key) not in replaced] + stored
+            if fresh:
+                mine.append(self.overlay)
+            _log_kept(changes)
+            return self._hand_over(batch, chunk)
+
+        def run(_: object) -> list[OriginateConfig]:
+            if mine and mine[0] is self.overlay and self.base is base:
+                self._service.take_config(candidate, prepared)
+            else:
+                # Another change (or a SIGHUP) ran while this one was being
+                # written: the config to run is the overlay as it is now.
+                self._service.take_config(*self._candidate([]))
+            return batch.routes
+
+        d = self.run_in_thread(self.store.record, changes)
+        return d.addCallback(stored).addCallback(run)
+
+    def _hand_over(self, batch: OriginateBatch, chunk: int) -> Deferred:
+        """The batch's routes into the RIB, ``chunk`` per reactor turn."""
+        rs = self._service.rib_service
+        reactor = self._service.reactor
+        pairs = list(zip(batch.routes, batch.built, strict=True))
+        done: Deferred = Deferred()
+
+        def step(i: int) -> None:
+            try:
+                rs.take_originated(pairs[i:i + chunk])
+            except Exception:  # noqa: BLE001 - handed to the caller as its error
+                done.errback()
+                return
+            if i + chunk < len(pairs):
+                reactor.callLater(0, step, i + chunk)
+            else:
+                done.callback(None)
+
+        step(0)
+        return done
+
+    def _candidate(self, changes: list[Change]) -> tuple[Config, Any]:
+        """The effective config with ``changes`` over the overlay, and its compiled policies."""
+        replaced = {(c.kind, c.key) for c in changes}
+        kept = [c for c in self.overlay if (c.kind, c.key) not in replaced]
+        candidate = effective_config(self.base, kept + changes, self._cache)
+        try:
+            prepared = self._service.rib_service.prepare(candidate)
+        except Exception as err:  # noqa: BLE001 - any compiler failure refuses the change
+            raise ConfigErrors([ConfigError("policies", f"does not compile: {err}")]) from None
+        return candidate, prepared
+
     def withdraw(self, prefixes: Sequence[str]) -> None:
         """Withdraw originated paths by prefix (a file's one too); `NotFound` for one not originated."""
         have = {o.prefix for o in self._service.config.originate}
@@ -223,11 +300,55 @@ class StateControl:
             raise ConfigErrors([ConfigError("policies", f"does not compile: {err}")]) from None
         stored = self.store.record(changes)
         self.overlay = kept + stored
-        what = ", ".join(f"{c.op} {c.label}" for c in changes[:5])
-        log.info("state store: {n} API change(s) kept: {what}{more}", n=len(changes), what=what,
-                 more=" ..." if len(changes) > 5 else "")
+        _log_kept(changes)
         self._service.take_config(candidate, prepared)
         return candidate
+
+
+def _thread_runner(reactor: Any) -> Any:
+    if not hasattr(reactor, "getThreadPool"):
+        return maybeDeferred
+    return lambda fn, *args: threads.deferToThreadPool(reactor, reactor.getThreadPool(), fn, *args)
+
+
+def _log_kept(changes: Sequence[Change]) -> None:
+    what = ", ".join(f"{c.op} {c.label}" for c in changes[:5])
+    log.info("state store: {n} API change(s) kept: {what}{more}", n=len(changes), what=what,
+             more=" ..." if len(changes) > 5 else "")
+
+
+@attrs.frozen
+class OriginateBatch:
+    """Paths to originate, checked off the reactor (`check_originate`)."""
+
+    #: the ``[[originate]]`` tables, as the store keeps them
+    tables: Sequence[Mapping[str, Any]]
+    #: each table validated
+    routes: list[OriginateConfig]
+    #: the store's changes, one per table
+    changes: list[Change]
+    #: each route as the RIB takes it (``bgpd.service.originated_route``)
+    built: list[Any]
+
+
+def check_originate(tables: Sequence[Mapping[str, Any]], bgp: Mapping[str, Any]) -> OriginateBatch:
+    """Validate ``[[originate]]`` tables with the config's rules; pure, for any thread.
+
+    ``bgp``: the running ``[bgp]`` table (validation needs one).  Raises
+    `ConfigErrors` naming ``originate[i].KEY``.  The tables are kept (not
+    copied) and must not be modified afterwards.
+    """
+    from bgpd.service import originated_route
+
+    tables = [dict(t) for t in tables]
+    for i, table in enumerate(tables):
+        try:
+            originate_key(table.get("prefix"))
+        except ValueError as e:
+            raise ConfigErrors([ConfigError(f"originate[{i}].prefix", str(e))]) from None
+    routes = list(config_from_dict({"bgp": bgp, "originate": tables}).originate)
+    changes = [Change("originate", r.prefix, "put", t) for t, r in zip(tables, routes, strict=True)]
+    return OriginateBatch(tables, routes, changes, [originated_route(r) for r in routes])
 
 
 def _found(n: NeighborConfig | None) -> NeighborConfig:

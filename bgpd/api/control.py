@@ -20,6 +20,7 @@ from __future__ import annotations
 import ipaddress
 import queue
 import secrets
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -551,6 +552,40 @@ class Control:
     def _add_stored_paths(self, paths: list[OriginatedPath]) -> int:
         before = {o.prefix: o for o in self.config.originate}
         routes = _stored(self.service.state.originate, [p.table for p in paths])
+        self._let_go(paths)
+        return sum(1 for r in routes if before.get(r.prefix) != r)
+
+    def bgp_table(self) -> Mapping[str, Any]:
+        """The running ``[bgp]`` table as written: what `check_stored_paths` validates against."""
+        return dict((self.config.source or {}).get("bgp") or {})
+
+    def add_stored_batch(self, paths: list[OriginatedPath], batch: Any) -> Any:
+        """Originate a large lease-less batch checked by `check_stored_paths` (a Deferred of the count).
+
+        The reactor only validates the effective config and then takes the
+        routes in chunks; the state store is written from a thread in
+        between (`StateControl.originate_batch`).  A write failure fails the
+        call with UNAVAILABLE and changes nothing.
+        """
+        from bgpd.state.store import StateError
+
+        before = {o.prefix: o for o in self.config.originate}
+        try:
+            d = self.service.state.originate_batch(batch)
+        except ConfigError:
+            return _stored(_raise, sys.exc_info()[1])
+
+        def done(routes: list[Any]) -> int:
+            self._let_go(paths)
+            return sum(1 for r in routes if before.get(r.prefix) != r)
+
+        def failed(f: Any) -> Any:
+            f.trap(StateError, ConfigError)
+            return _stored(_raise, f.value)
+
+        return d.addCallbacks(done, failed)
+
+    def _let_go(self, paths: list[OriginatedPath]) -> None:
         # A path a lease held is config now: the lease lets go of it (the
         # service originated it again from the config when it took it).
         for p in paths:
@@ -560,7 +595,6 @@ class Control:
                 self.originated.pop(k, None)
                 if owner in self.leases:
                     self.leases[owner].keys.discard(k)
-        return sum(1 for r in routes if before.get(r.prefix) != r)
 
     # -- leases ----------------------------------------------------------------
 
@@ -1090,6 +1124,25 @@ def parse_paths(items: list[Mapping[str, Any]], offset: int = 0) -> list[Origina
                 table[name] = list(item[name])
         out.append(OriginatedPath((afi, 1), key, attributes, table))
     return out
+
+
+def check_stored_paths(paths: list[OriginatedPath], bgp: Mapping[str, Any]) -> Any:
+    """Validate ``parse_paths``' results as ``[[originate]]`` tables; pure (any thread).
+
+    Returns a `bgpd.statecontrol.OriginateBatch` for `Control.add_stored_batch`;
+    errors name ``paths[i].KEY``.
+    """
+    from bgpd.statecontrol import check_originate
+
+    try:
+        return check_originate([p.table for p in paths], bgp)
+    except ConfigError as err:
+        first = err.errors[0] if hasattr(err, "errors") else err
+        raise InvalidArgument(first.key.replace("originate[", "paths[", 1), first.reason) from None
+
+
+def _raise(err: BaseException) -> None:
+    raise err
 
 
 class RouteWatch:

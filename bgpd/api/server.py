@@ -53,6 +53,7 @@ from bgpd.api.control import (
     RouteRecord,
     SessionEventRecord,
     Withdrawn,
+    check_stored_paths,
     parse_paths,
 )
 from bgpd.config import ApiConfig, NeighborConfig, split_listen
@@ -438,7 +439,14 @@ class RoutesServicer(routes_pb2_grpc.RoutesServicer):
         if not lease:
             # Config (the state store): one call is one transaction, so a
             # failure anywhere in the request leaves every path as it was.
-            count = self.bridge.call(context, self.control.add_paths, paths, "")
+            # Checked here, on this thread; the reactor validates the whole
+            # config, a thread writes the store, the RIB takes it in chunks.
+            bgp = self.bridge.call(context, self.control.bgp_table)
+            try:
+                batch = check_stored_paths(paths, bgp)
+            except ControlError as err:
+                context.abort(getattr(grpc.StatusCode, err.status), str(err))
+            count = self.bridge.call(context, self.control.add_stored_batch, paths, batch)
             return routes_pb2.AddPathsResponse(count=count)
         count = 0
         for i in range(0, len(paths), ORIGINATE_CHUNK):
