@@ -1023,8 +1023,73 @@ class RouteCursor:
         return out
 
     @property
+    def raw(self) -> bool:
+        """Whether :meth:`next_raw` serves this listing (the Loc-RIB's best paths)."""
+        return self.table == LOC_RIB and not self.all_paths
+
+    def next_raw(self, n: int = CHUNK, most: int = 0) -> RawChunk:
+        """:meth:`next` for a listing of best paths, as a snapshot for another thread to render.
+
+        The reactor's share of a full-table listing: one dict lookup per
+        prefix, and the facts the API shows of each distinct path (paths are
+        shared by every prefix with the same source and attributes, so
+        those are far fewer).  The grpc thread turns the snapshot into text
+        and bytes (`bgpd.api.server.RouteEncoder.raw_response`) without
+        touching the RIB.
+        """
+        cap = min(n, most) if most else n
+        if self.limit:
+            cap = min(cap, self.limit - self.sent)
+        items: list[tuple[bytes, Path]] = []
+        meta: dict[Path, PathFacts] = {}
+        if cap <= 0:
+            return RawChunk(self.family, items, meta)
+        rib = self.control.service.rib_service.rib
+        source = self._source()
+        match = self.match
+        keys = self.keys
+        i, end = self.pos, len(keys)
+        get = source.get
+        eligible = rib.eligible
+        while i < end and len(items) < cap:
+            stop = min(end, i + cap - len(items))
+            for key in keys[i:stop]:
+                value = get(key)
+                if value is None or (match is not None and not match(key)):
+                    continue
+                path = value if value.__class__ is Path else value[0]
+                items.append((key, path))
+                if path not in meta:
+                    info = path.owner.info
+                    meta[path] = PathFacts(path.attrs, info.address, info.router_id, path.path_id,
+                                           bool(path.stale), eligible(path))
+            i = stop
+        self.pos = i
+        self.sent += len(items)
+        return RawChunk(self.family, items, meta)
+
+    @property
     def done(self) -> bool:
         return self.pos >= len(self.keys) or bool(self.limit and self.sent >= self.limit)
+
+
+class PathFacts(NamedTuple):
+    """What a listing shows of one (shared) path, read on the reactor thread."""
+
+    attributes: PathAttributes
+    source_peer: str
+    source_router_id: str
+    path_id: int
+    stale: bool
+    best: bool
+
+
+class RawChunk(NamedTuple):
+    """A chunk of a best-path listing: (prefix key, path) pairs and each path's facts."""
+
+    family: tuple[int, int]
+    items: list[tuple[bytes, Path]]
+    meta: dict[Path, PathFacts]
 
 
 def _record(prefix: str, family: str, path: Path, best: bool, step: str) -> RouteRecord:

@@ -94,6 +94,35 @@ class RoutesControlTests(SynchronousTestCase):
         peer.send(*pack_reach(1, 1, a, [pfx(p) for p in prefixes]))
         self.settle()
 
+    def test_raw_listing_equals_records(self):
+        """next_raw + raw_response give the very Routes that next + route_to_pb give, in chunks."""
+        from bgpd.api._gen.bgpd.v1 import routes_pb2
+        from bgpd.api.server import RouteEncoder, route_to_pb
+
+        self.announce(self.a, [f"198.51.100.{i}/32" for i in range(20)], med=5)
+        self.announce(self.a, [f"198.51.101.{i}/32" for i in range(7)], local_pref=9)
+        self.announce(self.b, ["198.51.100.0/32", "203.0.113.0/24"], local_pref=50)
+        want = routes_pb2.ListRoutesResponse(routes=[route_to_pb(r) for r in drain(
+            self.control.list_routes())])
+        self.assertEqual(len(want.routes), 28)
+        cursor = self.control.list_routes()
+        self.assertTrue(cursor.raw)
+        encoder = RouteEncoder()
+        data = b""
+        for _ in range(100):
+            chunk = cursor.next_raw(3)
+            self.assertLessEqual(len(chunk.items), 3)
+            data += encoder.raw_response(chunk)
+            if cursor.done:
+                break
+        self.assertEqual(routes_pb2.ListRoutesResponse.FromString(data), want)
+        # a limit and a filter hold as in next()
+        cursor = self.control.list_routes(more_specifics="198.51.101.0/24", limit=5)
+        got = cursor.next_raw(100)
+        self.assertEqual([k[-1] for k, _ in got.items], [0, 1, 2, 3, 4])
+        self.assertTrue(cursor.done)
+        self.assertFalse(self.control.list_routes(all_paths=True).raw)
+
     def test_loc_rib_listing_with_explain(self):
         """The Loc-RIB lists best paths; all_paths adds the loser with its decision step."""
         self.announce(self.a, ["198.51.100.0/24", "198.51.100.128/25"], med=5)
