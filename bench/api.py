@@ -184,7 +184,8 @@ def main() -> None:
           f"(reactor stall {results['list_stall']:.2f} s, bgpd CPU {results['list_cpu']:.1f} s); "
           f"AddPaths {add['n']:,} paths in "
           f"{add['s']:.1f} s = {add['n'] / add['s']:,.0f} paths/s "
-          f"(stall {results['add_stall']:.2f} s, bgpd CPU {results['add_cpu']:.1f} s); watch during the load ({results['load_s']:.1f} s, "
+          f"(stall {results['add_stall']:.2f} s, bgpd CPU {results['add_cpu']:.1f} s); "
+          f"watch during the load ({results['load_s']:.1f} s, "
           f"{n_table / results['load_s']:,.0f} prefixes/s, "
           f"stall {results['load_stall']:.2f} s): max lag {w['lag']:,}, "
           f"overflow {'YES' if w['overflow'] else 'no'}, {w['n']:,} events")

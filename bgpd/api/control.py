@@ -1210,15 +1210,72 @@ def _raise(err: BaseException) -> None:
     raise err
 
 
-class RouteWatch:
-    """One WatchRoutes stream: a bounded queue filled on the reactor thread.
+class WatchBatch(NamedTuple):
+    """What one read of a watch takes (`RouteWatch.take`), for the grpc thread to render.
 
-    Each RIB change batch (and each chunk of the optional dump) is put into
-    ``queue`` as one list of events, which the gRPC thread takes with
-    :meth:`take`.  Routing never waits: past ``bound`` queued events the
-    watch unsubscribes and queues an :class:`Overflow`, which ends the
-    stream.  The dump fills at most half the bound and then waits for the
-    reader, so a reader that keeps up never overflows.
+    ``events``: (family, prefix key, (path, facts)) for a new best path,
+    (family, prefix key, None) for a withdrawal, or an `EndOfDump`; the
+    path is there only as an identity for the encoder's cache (the grpc
+    thread reads only its facts, read on the reactor).  ``lag``: the
+    events still queued behind these.
+    """
+
+    events: list[Any]
+    lag: int
+
+    def records(self) -> list[Any]:
+        """The events as RouteRecord / Withdrawn / EndOfDump (the slow, readable form)."""
+        out: list[Any] = []
+        for e in self.events:
+            if isinstance(e, EndOfDump):
+                out.append(e)
+                continue
+            fam, key, entry = e
+            text, fname = prefix_to_str(key, fam[0]), family_name(*fam)
+            if entry is None:
+                out.append(Withdrawn(text, fname))
+            else:
+                f = entry[1]
+                out.append(RouteRecord(text, fname, f.path_id, f.best, f.source_peer, f.source_router_id,
+                                       f.attributes, "", f.stale))
+        return out
+
+
+class _EndMarker:
+    """The key of the end-of-dump entry in a watch's queue (unique, never a prefix)."""
+
+    __slots__ = ()
+
+
+def _facts(path: Path, cache: dict[Path, tuple[Path, PathFacts]]) -> tuple[Path, PathFacts]:
+    """(path, what a watch shows of it), read now on the reactor; ``cache`` for one batch."""
+    hit = cache.get(path)
+    if hit is None:
+        info = path.owner.info
+        hit = cache[path] = (path, PathFacts(path.attrs, info.address, info.router_id, path.path_id,
+                                             bool(path.stale), True))
+    return hit
+
+
+class RouteWatch:
+    """One WatchRoutes stream: a bounded, coalescing queue filled on the reactor thread.
+
+    The queue is an insertion-ordered dict keyed by (family, prefix): a
+    prefix that changes again before the reader took it is sent once, with
+    its latest state, in the place of its first change; so a reader that
+    keeps up with distinct prefixes keeps up with any rate of change.  The
+    reactor stores, per change, the facts the stream shows (read there);
+    the reader takes a batch under ``_lock`` on its own thread, without a
+    round trip through the reactor, and renders it there.  ``ready`` is set
+    while the queue holds anything, for the reader to wait on.
+
+    Routing never waits: past ``bound`` queued prefixes the watch
+    unsubscribes, drops the queue, and the next ``take`` returns
+    :class:`Overflow`, which ends the stream.  The dump fills at most half
+    the bound and then waits for the reader, so a reader that keeps up
+    never overflows.  Changes during the dump are held (coalesced too, and
+    bounded too) and queued after its end marker; dumped entries are keyed
+    apart from changes, so a change to a dumped prefix follows the marker.
     """
 
     def __init__(self, control: Control, family: tuple[int, int] | None, within: bytes | None,
@@ -1227,18 +1284,19 @@ class RouteWatch:
         self.family = family
         self.within = within
         self.bound = bound
-        self.queue: queue.Queue = queue.Queue()
-        #: events queued and not yet taken (the reactor adds, the reader subtracts)
-        self.count = 0
+        self.pending: dict[Any, Any] = {}
+        self.ready = threading.Event()
         self._lock = threading.Lock()
         self.closed = False
+        self.overflow: Overflow | None = None
         self._dumping = dump
-        self._held: list[Any] = []
-        rib = control.service.rib_service.rib
-        self._unsubscribe = rib.subscribe(self._changes)
+        self._held: dict[Any, Any] = {}
+        self._end: EndOfDump | None = None
+        self._unsubscribe = self._subscribe()
         self._cursors: list[RouteCursor] = []
         self._dumped = 0
         if dump:
+            rib = control.service.rib_service.rib
             fams = [family] if family is not None else list(FAMILIES_BY_NAME.values())
             for fam in fams:
                 match = None if within is None else _within(within)
@@ -1246,80 +1304,86 @@ class RouteWatch:
                                                  match, False, 0))
             self._dump_step()
 
-    def _push(self, events: list[Any]) -> None:
-        if self.closed or not events:
-            return
-        with self._lock:
-            over = self.count + len(events) > self.bound
-            if not over:
-                self.count += len(events)
-        if over:
-            self._overflow()
-            return
-        self.queue.put(events)
+    def _subscribe(self) -> Callable[[], None]:
+        return self.control.service.rib_service.rib.subscribe(self._changes)
+
+    @property
+    def count(self) -> int:
+        """Events queued and not yet taken."""
+        return len(self.pending)
 
     def _overflow(self) -> None:
         self.close()
-        self.queue.put(Overflow(self.bound))
-
-    def take(self, most: int, timeout: float) -> list[Any]:
-        """Up to ``most`` events (more if one batch is bigger), waiting at most ``timeout`` (reader thread).
-
-        An :class:`Overflow` comes last in the list when the watch ended.
-        """
-        try:
-            out = self.queue.get(timeout=timeout)
-        except queue.Empty:
-            return []
-        if isinstance(out, Overflow):
-            return [out]
-        out = list(out)
-        while len(out) < most:
-            try:
-                more = self.queue.get_nowait()
-            except queue.Empty:
-                break
-            if isinstance(more, Overflow):
-                out.append(more)
-                break
-            out.extend(more)
         with self._lock:
-            self.count -= sum(1 for e in out if not isinstance(e, Overflow))
-        return out
+            self.overflow = Overflow(self.bound)
+            self.pending = {}
+        self._held = {}
+        self.ready.set()
+
+    def take(self, most: int) -> WatchBatch | Overflow:
+        """Up to ``most`` queued events, oldest first (any thread); `Overflow` once it overflowed."""
+        with self._lock:
+            if self.overflow is not None:
+                return self.overflow
+            pending = self.pending
+            keys = []
+            for k in pending:
+                keys.append(k)
+                if len(keys) >= most:
+                    break
+            events: list[Any] = []
+            for k in keys:
+                entry = pending.pop(k)
+                if k.__class__ is _EndMarker:
+                    events.append(entry)
+                elif len(k) == 2:  # (family, prefix): a change
+                    events.append((k[0], k[1], entry))
+                else:  # ("dump", family, prefix)
+                    events.append((k[1], k[2], entry))
+            if not pending and not self.closed:
+                self.ready.clear()
+            return WatchBatch(events, len(pending))
 
     def _dump_step(self) -> None:
         if self.closed:
             return
         # Fill the queue to half its bound at most: the rest is room for the
         # changes that keep arriving, so a reader that keeps up never overflows.
-        room = self.bound // 2 - self.count
+        room = self.bound // 2 - len(self.pending)
         if room <= 0:
             self.control.reactor.callLater(0.01, self._dump_step)
             return
         while self._cursors and self._cursors[0].done:
             self._cursors.pop(0)
         if self._cursors:
-            batch = [r for r in self._cursors[0].next(min(CHUNK, room)) if r.best]
-            self._dumped += len(batch)
-            self._push(batch)
+            cursor = self._cursors[0]
+            chunk = cursor.next_raw(min(CHUNK, room))
+            fam, meta = cursor.family, chunk.meta
+            facts = {p: (p, f._replace(best=True)) for p, f in meta.items() if f.best}
+            entries = [(("dump", fam, key), facts[path]) for key, path in chunk.items if path in facts]
+            with self._lock:
+                self.pending.update(entries)
+            self._dumped += len(entries)
+            if entries:
+                self.ready.set()
             self.control.reactor.callLater(0, self._dump_step)
             return
         self._dumping = False
-        self._push([EndOfDump(self._dumped)])
-        held, self._held = self._held, []
-        self._changes(held)
+        self._end = EndOfDump(self._dumped)
+        held, self._held = self._held, {}
+        with self._lock:
+            self.pending[_EndMarker()] = self._end
+            self.pending.update(held)
+        self.ready.set()
+        if len(self.pending) > self.bound:
+            self._overflow()
 
     def _changes(self, changes: list[Any]) -> None:
         if self.closed:
             return
-        if self._dumping:
-            if len(self._held) + len(changes) > self.bound:
-                self._overflow()
-                return
-            self._held.extend(changes)
-            return
-        events = []
         family, within = self.family, self.within
+        cache: dict[Path, tuple[Path, PathFacts]] = {}
+        out = []
         for change in changes:
             fam, prefix, path = change.family, change.prefix, change.new
             if path is change.old:
@@ -1328,12 +1392,24 @@ class RouteWatch:
                 continue
             if within is not None and not prefix_contains(within, prefix):
                 continue
-            text = prefix_to_str(prefix, fam[0])
-            if path is None:
-                events.append(Withdrawn(text, family_name(*fam)))
-            else:
-                events.append(_record(text, family_name(*fam), path, True, ""))
-        self._push(events)
+            out.append(((fam, prefix), None if path is None else _facts(path, cache)))
+        self._queue(out)
+
+    def _queue(self, entries: list[tuple[Any, Any]]) -> None:
+        """Queue (key, entry) pairs: held during the dump, for the reader after it."""
+        if not entries:
+            return
+        if self._dumping:
+            self._held.update(entries)
+            size = len(self._held)
+        else:
+            with self._lock:
+                self.pending.update(entries)
+                size = len(self.pending)
+        if size > self.bound:
+            self._overflow()
+        elif not self._dumping:
+            self.ready.set()
 
     def close(self) -> None:
         """Stop watching (the client went away, or the queue overflowed)."""
@@ -1341,6 +1417,7 @@ class RouteWatch:
             self.closed = True
             self._unsubscribe()
             self._cursors = []
+            self.ready.set()  # a reader waiting wakes and sees it closed
 
 
 def _within(outer: bytes) -> Callable[[bytes], bool]:

@@ -54,6 +54,7 @@ from bgpd.api.control import (
     RawChunk,
     RouteRecord,
     SessionEventRecord,
+    WatchBatch,
     Withdrawn,
     check_stored_paths,
     parse_paths,
@@ -82,8 +83,8 @@ ORIGINATE_CHUNK = 1000
 #: prefixes snapshotted per reactor turn for a best-path listing (the reactor's
 #: share is about 0.4 us a prefix; see bench/api.py)
 RAW_CHUNK = 20_000
-#: most events in one WatchRoutesResponse
-WATCH_BATCH = 1000
+#: most events in one WatchRoutesResponse (one reactor call takes them)
+WATCH_BATCH = 5000
 
 
 class _Bridge:
@@ -242,7 +243,8 @@ class RouteEncoder:
         self.attributes: dict[Any, bytes] = {}
         self.sources: dict[tuple[str, str, str], bytes] = {}
         #: path -> (its facts, its Route bytes but the prefix), for raw_response
-        self.parts: dict[Any, tuple[PathFacts, bytes]] = {}
+        self.parts: dict[Any, tuple[PathFacts, str, bytes]] = {}
+        self.family_names: dict[tuple[int, int], str] = {}
 
     def _attributes(self, a: Any) -> bytes:
         if len(self.attributes) > 100_000:
@@ -306,12 +308,46 @@ class RouteEncoder:
         for key, path in chunk.items:
             facts = meta[path]
             hit = parts.get(path)
-            if hit is None or hit[0] != facts:
-                hit = parts[path] = (facts, self._part(fname, facts))
+            if hit is None or hit[0] != facts or hit[1] != fname:
+                hit = parts[path] = (facts, fname, self._part(fname, facts))
             p = to_str(key, afi).encode()
-            n = len(p) + 2 + len(hit[1])
+            n = len(p) + 2 + len(hit[2])
             append((b"\x0a" + bytes((n,)) if n < 0x80 else b"\x0a" + _varint(n)) + b"\x0a" +
-                   bytes((len(p),)) + p + hit[1])
+                   bytes((len(p),)) + p + hit[2])
+        return b"".join(out)
+
+    def watch_raw(self, batch: WatchBatch) -> bytes:
+        """A WatchRoutesResponse's wire bytes from what `RouteWatch.take` took.
+
+        Each event is RouteEvent (field 1 of the response) holding a Route
+        (1), a Withdrawal (2) or an EndOfDump (3); a path's part is built
+        once per stream, as in `raw_response`.
+        """
+        parts = self.parts
+        names = self.family_names
+        out = []
+        append = out.append
+        to_str = prefix_to_str
+        for e in batch.events:
+            if e.__class__ is EndOfDump:
+                append(_field(1, _field(3, (b"\x08" + _varint(e.count)) if e.count else b"")))
+                continue
+            fam, key, entry = e
+            fname = names.get(fam) or names.setdefault(fam, family_name(*fam))
+            p = to_str(key, fam[0]).encode()
+            if entry is None:
+                append(_field(1, _field(2, _field(1, p) + _field(2, fname.encode()))))
+                continue
+            path, facts = entry
+            hit = parts.get(path)
+            if hit is None or hit[0] != facts or hit[1] != fname:
+                hit = parts[path] = (facts, fname, self._part(fname, facts))
+            n = len(p) + 2 + len(hit[2])  # the Route
+            m = n + (2 if n < 0x80 else len(_varint(n)))  # the RouteEvent around it
+            append(b"\x0a" + (bytes((m,)) if m < 0x80 else _varint(m)) + b"\x0a" +
+                   (bytes((n,)) if n < 0x80 else _varint(n)) + b"\x0a" + bytes((len(p),)) + p + hit[2])
+        if batch.lag:
+            append(b"\x10" + _varint(batch.lag))
         return b"".join(out)
 
     def _part(self, fname: str, facts: PathFacts) -> bytes:
@@ -581,15 +617,24 @@ class RoutesServicer(routes_pb2_grpc.RoutesServicer):
         watch = self.bridge.call(context, self.control.watch_routes, request.family, request.prefix,
                                  request.dump, self.watch_bound)
         context.add_callback(lambda: reactor.callFromThread(watch.close))
+        yield from self._watch(context, watch)
+
+    def _watch(self, context: grpc.ServicerContext, watch: Any) -> Any:
+        """Stream a watch's batches until the client goes; an overflow ends it (RESOURCE_EXHAUSTED)."""
+        reactor = self.bridge.reactor
         encoder = RouteEncoder()
         try:
             while context.is_active():
-                items = watch.take(WATCH_BATCH, 0.5)
-                if not items:
+                if not watch.ready.wait(0.5):
                     continue
-                if isinstance(items[-1], Overflow):
-                    _overflow(context, items[-1])
-                yield encoder.watch_response(items, watch.count)
+                batch = watch.take(WATCH_BATCH)  # no reactor turn: the queue has its own lock
+                if isinstance(batch, Overflow):
+                    _overflow(context, batch)
+                if not batch.events:
+                    if watch.closed:
+                        return
+                    continue
+                yield self.raw(encoder.watch_raw(batch), routes_pb2.WatchRoutesResponse)
         finally:
             reactor.callFromThread(watch.close)
 
@@ -620,7 +665,7 @@ def _drain(context: grpc.ServicerContext, watch: Any) -> Any:
 def _overflow(context: grpc.ServicerContext, item: Overflow) -> None:
     context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                   f"watch queue overflow: more than {item.bound} messages queued for "
-                  "this stream; read faster or narrow it")
+                  "this stream (changes not read yet); read faster or narrow it")
 
 
 class EventsServicer(events_pb2_grpc.EventsServicer):

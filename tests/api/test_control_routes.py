@@ -23,7 +23,7 @@ from bgpd.api.control import (
 from bgpd.config import parse_config
 from bgpd.service import BgpdService
 from bgpd.wire.attributes import PathAttributes
-from bgpd.wire.update import pack_reach
+from bgpd.wire.update import pack_reach, pack_withdraw
 from tests.test_pipeline import Peer, pfx
 
 CONFIG = """
@@ -63,10 +63,12 @@ def queued(watch) -> list:
     """Every event the watch queued, taken as its reader would."""
     items = []
     for _ in range(1000):
-        got = watch.take(100, 0)
-        if not got:
+        got = watch.take(100)
+        if isinstance(got, Overflow):
+            return [*items, got]
+        if not got.events:
             return items
-        items.extend(got)
+        items.extend(got.records())
     raise AssertionError("the queue never emptied")
 
 
@@ -250,6 +252,41 @@ class RoutesControlTests(SynchronousTestCase):
         self.announce(self.a, ["192.0.2.128/25"])
         self.assertEqual(queued(watch), [])
 
+    def test_watch_coalesces_per_prefix(self):
+        """A prefix changed twice before the reader took it is sent once, with its latest state."""
+        watch = self.control.watch_routes()
+        self.announce(self.a, ["198.51.100.0/24", "203.0.113.0/24"], med=1)
+        self.announce(self.a, ["198.51.100.0/24"], med=2)
+        self.assertEqual(watch.count, 2)
+        items = queued(watch)
+        self.assertEqual([(i.prefix, i.attributes.med) for i in items],
+                         [("198.51.100.0/24", 2), ("203.0.113.0/24", 1)])
+        self.announce(self.a, ["198.51.100.0/24"], med=3)
+        self.a.send(*pack_withdraw(1, 1, [pfx("198.51.100.0/24")]))
+        self.settle()
+        self.assertEqual(queued(watch), [Withdrawn("198.51.100.0/24", "ipv4-unicast")])
+
+    def test_watch_lag_and_batches(self):
+        """take() returns at most the batch asked for; lag counts what is still queued behind it."""
+        watch = self.control.watch_routes()
+        self.announce(self.a, [f"198.51.100.{i * 16}/28" for i in range(10)])
+        first = watch.take(4)
+        self.assertEqual((len(first.events), first.lag), (4, 6))
+        self.assertTrue(watch.ready.is_set())
+        second = watch.take(100)
+        self.assertEqual((len(second.events), second.lag), (6, 0))
+        self.assertFalse(watch.ready.is_set())
+
+    def test_change_of_a_dumped_prefix_follows_the_end_of_dump(self):
+        """A dumped path not read yet stays in the dump; its change comes after end-of-dump."""
+        self.announce(self.a, ["198.51.100.0/24"], med=1)
+        watch = self.control.watch_routes(dump=True)
+        self.settle()
+        self.announce(self.a, ["198.51.100.0/24"], med=2)
+        items = queued(watch)
+        self.assertEqual([type(i) for i in items], [RouteRecord, EndOfDump, RouteRecord])
+        self.assertEqual([items[0].attributes.med, items[2].attributes.med], [1, 2])
+
     def test_watch_filter(self):
         """A watch of one prefix sees only it and its more-specifics."""
         watch = self.control.watch_routes(family="ipv4-unicast", prefix="198.51.100.0/24")
@@ -313,6 +350,25 @@ class RouteEncoderTests(SynchronousTestCase):
             routes_pb2.RouteEvent(update=route_to_pb(records[1]))])
         self.assertEqual(got, want)
         self.assertEqual(got.events[2].WhichOneof("event"), "end_of_dump")
+
+    def test_watch_raw_equals_watch_response(self):
+        """watch_raw's bytes parse to the message watch_response builds from the same batch's records."""
+        from bgpd.api._gen.bgpd.v1 import routes_pb2
+        from bgpd.api.control import PathFacts, WatchBatch
+        from bgpd.api.server import RouteEncoder
+
+        a = PathAttributes(as_path=((2, (65001,)),), next_hop="192.0.2.9", med=0,
+                           communities=(65000 << 16 | 1,))
+        b = PathAttributes(next_hop="2001:db8::1", local_pref=7)
+        pa = (object(), PathFacts(a, "192.0.2.2", "192.0.2.2", 0, False, True))
+        pb = (object(), PathFacts(b, "192.0.2.3", "192.0.2.3", 9, True, True))
+        batch = WatchBatch([((1, 1), pfx("198.51.100.0/24"), pa), EndOfDump(1), EndOfDump(0),
+                            ((1, 1), pfx("203.0.113.0/24"), None), ((2, 1), pfx("2001:db8::/32"), pb),
+                            ((1, 1), pfx("198.51.100.0/24"), pa)], 42)
+        encoder = RouteEncoder()
+        got = routes_pb2.WatchRoutesResponse.FromString(encoder.watch_raw(batch))
+        self.assertEqual(got, encoder.watch_response(batch.records(), 42))
+        self.assertEqual(len(got.events), 6)
 
 
 class _LeaseLab(SynchronousTestCase):
