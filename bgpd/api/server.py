@@ -343,7 +343,7 @@ class RouteEncoder:
             if hit is None or hit[0] != facts or hit[1] != fname:
                 hit = parts[path] = (facts, fname, self._part(fname, facts))
             n = len(p) + 2 + len(hit[2])  # the Route
-            m = n + (2 if n < 0x80 else len(_varint(n)))  # the RouteEvent around it
+            m = n + 1 + (1 if n < 0x80 else len(_varint(n)))  # the RouteEvent around it: tag, length, Route
             append(b"\x0a" + (bytes((m,)) if m < 0x80 else _varint(m)) + b"\x0a" +
                    (bytes((n,)) if n < 0x80 else _varint(n)) + b"\x0a" + bytes((len(p),)) + p + hit[2])
         if batch.lag:

@@ -359,7 +359,9 @@ class RouteEncoderTests(SynchronousTestCase):
 
         a = PathAttributes(as_path=((2, (65001,)),), next_hop="192.0.2.9", med=0,
                            communities=(65000 << 16 | 1,))
-        b = PathAttributes(next_hop="2001:db8::1", local_pref=7)
+        # long enough that the Route's and the RouteEvent's lengths take two octets
+        b = PathAttributes(next_hop="2001:db8::1", local_pref=7,
+                           communities=tuple(65000 << 16 | i for i in range(40)))
         pa = (object(), PathFacts(a, "192.0.2.2", "192.0.2.2", 0, False, True))
         pb = (object(), PathFacts(b, "192.0.2.3", "192.0.2.3", 9, True, True))
         batch = WatchBatch([((1, 1), pfx("198.51.100.0/24"), pa), EndOfDump(1), EndOfDump(0),
