@@ -279,7 +279,7 @@ class RibService(Service):
         self._policy_inputs: dict[str, tuple] = {}
         self.policies, self._policy_inputs = self.prepare(config)
         self.rib = Rib(bgp.router_id, bgp.local_as, bgp.cluster_id, _rib_options(config),
-                       call_later=reactor.callLater, policies=self.policies)
+                       call_later=reactor.callLater, policies=self.policies, clock=reactor.seconds)
         self.bridge = RoutingBridge(self)
         self.peers: dict[PeerFactory, PeerInfo] = {}
         self._originated: dict[tuple[tuple[int, int], bytes], PathAttributes] = {}

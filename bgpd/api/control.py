@@ -885,6 +885,8 @@ class RouteRecord(NamedTuple):
     attributes: PathAttributes
     explain_step: str = ""
     stale: bool = False
+    #: seconds since the path's attribute set was first received from its peer (`path_age`)
+    age: int = 0
 
 
 @attrs.frozen
@@ -983,6 +985,7 @@ class RouteCursor:
         if cap <= 0:
             return out
         rib = self.control.service.rib_service.rib
+        now = self.control.reactor.seconds()
         source = self._source()
         afi = self.family[0]
         fname = family_name(*self.family)
@@ -1006,15 +1009,16 @@ class RouteCursor:
             elif table == LOC_RIB:
                 paths = (value,) if value.__class__ is Path else value
                 if not self.all_paths or len(paths) == 1:
-                    out.append(_record(text, fname, paths[0], rib.eligible(paths[0]), ""))
+                    out.append(_record(text, fname, paths[0], rib.eligible(paths[0]), "", now))
                 else:
                     if out and len(out) + len(paths) > cap:
                         break  # this prefix's paths go whole into the next call
                     steps = {id(loser): step for step, _, loser in rib.explain(self.family, prefix)}
                     for j, p in enumerate(paths):
-                        out.append(_record(text, fname, p, j == 0 and rib.eligible(p), steps.get(id(p), "")))
+                        out.append(_record(text, fname, p, j == 0 and rib.eligible(p),
+                                           steps.get(id(p), ""), now))
             else:
-                out.append(_record(text, fname, value, rib.best(self.family, prefix) is value, ""))
+                out.append(_record(text, fname, value, rib.best(self.family, prefix) is value, "", now))
             i += 1
             if len(out) >= cap:
                 break
@@ -1051,6 +1055,7 @@ class RouteCursor:
         i, end = self.pos, len(keys)
         get = source.get
         eligible = rib.eligible
+        now = self.control.reactor.seconds()
         while i < end and len(items) < cap:
             stop = min(end, i + cap - len(items))
             for key in keys[i:stop]:
@@ -1062,7 +1067,7 @@ class RouteCursor:
                 if path not in meta:
                     info = path.owner.info
                     meta[path] = PathFacts(path.attrs, info.address, info.router_id, path.path_id,
-                                           bool(path.stale), eligible(path))
+                                           bool(path.stale), eligible(path), path_age(path, now))
             i = stop
         self.pos = i
         self.sent += len(items)
@@ -1082,6 +1087,8 @@ class PathFacts(NamedTuple):
     path_id: int
     stale: bool
     best: bool
+    #: `path_age` when read
+    age: int = 0
 
 
 class RawChunk(NamedTuple):
@@ -1092,10 +1099,19 @@ class RawChunk(NamedTuple):
     meta: dict[Path, PathFacts]
 
 
-def _record(prefix: str, family: str, path: Path, best: bool, step: str) -> RouteRecord:
+def _record(prefix: str, family: str, path: Path, best: bool, step: str, now: float = 0.0) -> RouteRecord:
     info = path.peer
     return RouteRecord(prefix, family, path.path_id, best, info.address, info.router_id, path.attrs,
-                       step, bool(path.stale))
+                       step, bool(path.stale), path_age(path, now))
+
+
+def path_age(path: Path, now: float) -> int:
+    """Whole seconds since ``path.since``: since its attribute set was first received
+    from its source peer (the RIB shares one Path per peer and attribute set, so a
+    prefix that moved onto an attribute set the peer already used gets that set's
+    age, as BIRD's "since" does).  0 when unknown (a RIB without a clock)."""
+    since = path.since
+    return int(now - since) if since and now > since else 0
 
 
 #: the longest lease TTL, seconds (a day)
@@ -1237,7 +1253,7 @@ class WatchBatch(NamedTuple):
             else:
                 f = entry[1]
                 out.append(RouteRecord(text, fname, f.path_id, f.best, f.source_peer, f.source_router_id,
-                                       f.attributes, "", f.stale))
+                                       f.attributes, "", f.stale, f.age))
         return out
 
 
@@ -1247,13 +1263,13 @@ class _EndMarker:
     __slots__ = ()
 
 
-def _facts(path: Path, cache: dict[Path, tuple[Path, PathFacts]]) -> tuple[Path, PathFacts]:
+def _facts(path: Path, cache: dict[Path, tuple[Path, PathFacts]], now: float) -> tuple[Path, PathFacts]:
     """(path, what a watch shows of it), read now on the reactor; ``cache`` for one batch."""
     hit = cache.get(path)
     if hit is None:
         info = path.owner.info
         hit = cache[path] = (path, PathFacts(path.attrs, info.address, info.router_id, path.path_id,
-                                             bool(path.stale), True))
+                                             bool(path.stale), True, path_age(path, now)))
     return hit
 
 
@@ -1383,6 +1399,7 @@ class RouteWatch:
             return
         family, within = self.family, self.within
         cache: dict[Path, tuple[Path, PathFacts]] = {}
+        now = self.control.reactor.seconds()
         out = []
         for change in changes:
             fam, prefix, path = change.family, change.prefix, change.new
@@ -1392,7 +1409,7 @@ class RouteWatch:
                 continue
             if within is not None and not prefix_contains(within, prefix):
                 continue
-            out.append(((fam, prefix), None if path is None else _facts(path, cache)))
+            out.append(((fam, prefix), None if path is None else _facts(path, cache, now)))
         self._queue(out)
 
     def _queue(self, entries: list[tuple[Any, Any]]) -> None:

@@ -207,7 +207,8 @@ def route_to_pb(r: RouteRecord,
             attributes = cache[r.attributes] = attributes_to_pb(r.attributes)
     return routes_pb2.Route(prefix=r.prefix, family=r.family, path_id=r.path_id, best=r.best,
                             source_peer=r.source_peer, source_router_id=r.source_router_id,
-                            attributes=attributes, explain_step=r.explain_step, stale=r.stale)
+                            attributes=attributes, explain_step=r.explain_step, stale=r.stale,
+                            age_seconds=r.age)
 
 
 # -- the fast path of listings: Route messages encoded by hand ------------------------
@@ -270,6 +271,8 @@ class RouteEncoder:
             body += _field(8, r.explain_step.encode())
         if r.stale:
             body += b"\x48\x01"
+        if r.age:
+            body += b"\x50" + _varint(r.age)
         return body
 
     def response(self, records: list[RouteRecord]) -> routes_pb2.ListRoutesResponse:
@@ -277,7 +280,7 @@ class RouteEncoder:
         attributes, sources = self.attributes, self.sources
         out = []
         for r in records:
-            if r.path_id or r.explain_step or r.stale:
+            if r.path_id or r.explain_step or r.stale or r.age:
                 body = self.route(r)
             else:
                 # the common case, inline: prefix, source, attributes, best
@@ -364,6 +367,8 @@ class RouteEncoder:
             body += b"\x20\x01"
         if facts.stale:
             body += b"\x48\x01"
+        if facts.age:
+            body += b"\x50" + _varint(facts.age)
         return body
 
     def watch_response(self, items: list[Any], lag: int) -> routes_pb2.WatchRoutesResponse:

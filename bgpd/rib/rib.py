@@ -162,6 +162,7 @@ class Rib:
         options: RibOptions | None = None,
         call_later: Callable[..., Any] | None = None,
         policies: dict[str, Policy] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.router_id = router_id
         self.local_as = local_as
@@ -170,6 +171,10 @@ class Rib:
         self._resolver = self.options.resolver
         if call_later is None:
             raise TypeError("Rib needs call_later (reactor.callLater or Clock().callLater)")
+        #: ``clock() -> seconds`` (reactor.seconds): read once per processing
+        #: turn into ``now``, each new Path's ``since``; None: paths have no time
+        self._clock = clock
+        self.now = 0.0
         #: ``call_later(delay, fn, *args) -> handle``; update groups use it too.
         self.call_later = call_later
         self.policies: dict[str, Policy] = dict(BUILTIN if policies is None else policies)
@@ -677,6 +682,8 @@ class Rib:
 
     def _process(self, budget: int) -> int:
         work = self._work
+        if self._clock is not None:
+            self.now = self._clock()
         changed: dict[Family, list] = {}
         # (family, prefix) -> best path before this turn touched it (for subscribers)
         first: dict | None = {} if self._subscribers else None
@@ -897,7 +904,7 @@ class Rib:
 
     def _intern(self, st: PeerState, a: PathAttributes, pid: int) -> Path:
         table = st.intern
-        path = Path(st, a, pid)
+        path = Path(st, a, pid, self.now)
         got = table.setdefault(a if pid == 0 else (pid, a), path)
         if got is path and len(table) >= st.intern_limit:
             self._sweep_intern(st)
@@ -923,7 +930,7 @@ class Rib:
         self.stats.prefixes_in += end - start
         if st.pre is not None:
             pre = st.pre.setdefault(fam, {})
-            raw_path = Path(st, raw)
+            raw_path = Path(st, raw, 0, self.now)
             for k in keys[start:end]:
                 pre[k] = raw_path
         a = self._ingress(st, raw)
@@ -944,7 +951,7 @@ class Rib:
             # candidate is the entry whether it resolves or not (best()
             # says whether it is usable), and two go through _update.
             table = st.intern
-            path = Path(st, a, 0)
+            path = Path(st, a, 0, self.now)
             got = table.setdefault(a, path)
             if got is not path:
                 path = got

@@ -252,6 +252,29 @@ class RoutesControlTests(SynchronousTestCase):
         self.announce(self.a, ["192.0.2.128/25"])
         self.assertEqual(queued(watch), [])
 
+    def test_path_age_is_since_the_attribute_set_arrived(self):
+        """A path's age counts from when its peer first sent that attribute set, in listings and watches."""
+        self.reactor.advance(1)  # (the clock's 0 is "no time"); within the hold time throughout
+        self.announce(self.a, ["198.51.100.0/24"], med=5)  # settle() takes 3 s
+        arrived = self.svc.rib_service.rib.best((1, 1), pfx("198.51.100.0/24")).since
+        self.assertGreater(arrived, 1)
+        self.reactor.advance(30)
+        watch = self.control.watch_routes()
+        # the same attribute set for another prefix: the shared path, its age
+        self.announce(self.a, ["203.0.113.0/24"], med=5)
+        age = int(self.reactor.seconds() - arrived)
+        ages = {r.prefix: r.age for r in drain(self.control.list_routes())}
+        self.assertEqual(ages, {"198.51.100.0/24": age, "203.0.113.0/24": age})
+        cursor = self.control.list_routes()
+        chunk = cursor.next_raw(10)
+        self.assertEqual({f.age for f in chunk.meta.values()}, {age})
+        self.assertGreaterEqual(queued(watch)[0].age, 30)
+        # a new attribute set is a new path: its age starts again
+        self.announce(self.a, ["198.51.100.0/24"], med=6)
+        ages = {r.prefix: r.age for r in drain(self.control.list_routes())}
+        self.assertLessEqual(ages["198.51.100.0/24"], 3)
+        self.assertEqual(ages["203.0.113.0/24"], age + 3)
+
     def test_watch_coalesces_per_prefix(self):
         """A prefix changed twice before the reader took it is sent once, with its latest state."""
         watch = self.control.watch_routes()
@@ -334,6 +357,7 @@ class RouteEncoderTests(SynchronousTestCase):
             RouteRecord("2001:db8::/32", "ipv6-unicast", 0, False, "", "", PathAttributes(
                 next_hop="2001:db8::1")),
             RouteRecord("10.0.0.0/8", "ipv4-unicast", 300, True, "local", "0.0.0.0", a, "x" * 200),
+            RouteRecord("10.0.0.0/9", "ipv4-unicast", 0, True, "local", "0.0.0.0", a, age=86400 * 400),
         ]
         got = RouteEncoder().response(records)
         want = routes_pb2.ListRoutesResponse(routes=[route_to_pb(r) for r in records])
