@@ -139,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     wr.add_argument("--family", default="")
     wr.add_argument("--prefix", default="", help="only this prefix and its more-specifics")
     wr.add_argument("--count", type=int, default=0, help="stop after this many messages")
+    wr.add_argument("--peer", default="", help="a neighbor's Adj-RIB-In instead (with --in or --in-pre)")
+    wt = wr.add_mutually_exclusive_group()
+    wt.add_argument("--in", dest="table", action="store_const", const=routes_pb2.ADJ_RIB_IN,
+                    help="the peer's Adj-RIB-In after import policy (the default with --peer)")
+    wt.add_argument("--in-pre", dest="table", action="store_const", const=routes_pb2.ADJ_RIB_IN_PRE,
+                    help="the peer's Adj-RIB-In before import policy")
     we = watch.add_parser("events", help="session state changes")
     we.add_argument("--peer", default="")
     we.add_argument("--count", type=int, default=0, help="stop after this many events")
@@ -260,6 +266,9 @@ def _route_lines(routes: Sequence[Any], out: IO[str], detail: bool) -> None:
         head += " [best]" if r.best else f" [lost to the best path at: {r.explain_step or '-'}]"
         out.write(head + ("  stale" if r.stale else "") + "\n")
         out.write(f"  origin {a.origin}, AS path {_as_path(a) or '(empty)'}\n")
+        if r.age_seconds:
+            # since its peer first sent this attribute set (the API's age_seconds)
+            out.write(f"  age {_duration(r.age_seconds)}\n")
         if a.HasField("med"):
             out.write(f"  MED {a.med}\n")
         if a.HasField("local_pref"):
@@ -427,8 +436,11 @@ def _route_cmd(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
 
 def _watch(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
     if args.what == "routes":
-        stream = c.routes.WatchRoutes(routes_pb2.WatchRoutesRequest(family=args.family, prefix=args.prefix,
-                                                                    dump=args.dump))
+        if args.table is not None and not args.peer:
+            raise CliError("bgpctl watch routes: --in and --in-pre need --peer ADDR", EXIT_USAGE)
+        table = (args.table or routes_pb2.ADJ_RIB_IN) if args.peer else routes_pb2.LOC_RIB
+        stream = c.routes.WatchRoutes(routes_pb2.WatchRoutesRequest(
+            family=args.family, prefix=args.prefix, dump=args.dump, table=table, peer=args.peer))
     else:
         stream = c.events.WatchEvents(events_pb2.WatchEventsRequest(peer=args.peer))
     n = 0
@@ -458,7 +470,8 @@ def _print_event(args: argparse.Namespace, m: Any, lag: int, out: IO[str]) -> No
         if kind == "end_of_dump":
             out.write(f"-- end of dump ({m.end_of_dump.count} paths) --\n")
         elif kind == "withdraw":
-            out.write(f"- {m.withdraw.prefix}\n")
+            pid = f" path id {m.withdraw.path_id}" if m.withdraw.path_id else ""
+            out.write(f"- {m.withdraw.prefix}{pid}\n")
         else:
             a = m.update.attributes
             out.write(f"+ {m.update.prefix} via {a.next_hop} from {m.update.source_peer} "

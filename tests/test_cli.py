@@ -149,6 +149,15 @@ class BgpctlTests(_CliCase):
         self.assertEqual(code, 0)
         self.assertEqual(json.loads(out.strip()), {"end_of_dump": {}})
 
+    async def test_watch_peer_adj_rib_in(self):
+        """watch routes --peer ADDR asks for that peer's Adj-RIB-In; --in without --peer is usage."""
+        code, _, err = await self.run_cli("watch", "routes", "--peer", "192.0.2.1", "--in-pre")
+        self.assertEqual(code, cli.EXIT_REFUSED)
+        self.assertIn("failed precondition: peer: neighbor 192.0.2.1 is not Established", err)
+        code, _, err = await self.run_cli("watch", "routes", "--in")
+        self.assertEqual(code, cli.EXIT_USAGE)
+        self.assertIn("--peer", err)
+
     async def test_usage_and_unreachable(self):
         """Bad usage exits 2 in one line; a socket with no bgpd behind it exits 3."""
         code, _, err = await self.run_cli("show", "nonsense")

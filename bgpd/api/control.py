@@ -693,6 +693,20 @@ class Control:
         within = parse_prefix(prefix, fam, "prefix") if prefix else None
         return RouteWatch(self, fam, within, dump, bound)
 
+    def watch_adj_rib_in(self, peer: str, pre_policy: bool = False, family: str = "", prefix: str = "",
+                         dump: bool = False, bound: int = 100_000) -> AdjRibInWatch:
+        """Start a watch of one Established peer's Adj-RIB-In (see :class:`AdjRibInWatch`)."""
+        fam = parse_family(family) if family else None
+        within = parse_prefix(prefix, fam, "prefix") if prefix else None
+        factory = self._factory(peer, "peer")
+        pi = self._info(factory)
+        if pi is None:
+            raise FailedPrecondition("peer", f"neighbor {factory.address} is not Established")
+        if pre_policy and not factory.config.soft_reconfiguration_inbound:
+            raise FailedPrecondition("table", f"neighbor {factory.address} has soft_reconfiguration_inbound "
+                                     "off: no pre-policy Adj-RIB-In is kept")
+        return AdjRibInWatch(self, pi, pre_policy, fam, within, dump, bound)
+
     # -- Policy --------------------------------------------------------------
 
     @property
@@ -891,10 +905,12 @@ class RouteRecord(NamedTuple):
 
 @attrs.frozen
 class Withdrawn:
-    """A prefix that no longer has a best path (WatchRoutes)."""
+    """A prefix that no longer has a best path (WatchRoutes), or a path gone from an Adj-RIB-In."""
 
     prefix: str
     family: str
+    #: the ADD-PATH path id of the path gone from an Adj-RIB-In
+    path_id: int = 0
 
 
 @attrs.frozen
@@ -1229,8 +1245,9 @@ def _raise(err: BaseException) -> None:
 class WatchBatch(NamedTuple):
     """What one read of a watch takes (`RouteWatch.take`), for the grpc thread to render.
 
-    ``events``: (family, prefix key, (path, facts)) for a new best path,
-    (family, prefix key, None) for a withdrawal, or an `EndOfDump`; the
+    ``events``: (family, key, (path, facts)) for a new best path,
+    (family, key, None) for a withdrawal, or an `EndOfDump` (a key is a
+    prefix, or (path id, prefix) in an ADD-PATH Adj-RIB-In); the
     path is there only as an identity for the encoder's cache (the grpc
     thread reads only its facts, read on the reactor).  ``lag``: the
     events still queued behind these.
@@ -1247,9 +1264,10 @@ class WatchBatch(NamedTuple):
                 out.append(e)
                 continue
             fam, key, entry = e
-            text, fname = prefix_to_str(key, fam[0]), family_name(*fam)
+            path_id, prefix = _split_key(key)
+            text, fname = prefix_to_str(prefix, fam[0]), family_name(*fam)
             if entry is None:
-                out.append(Withdrawn(text, fname))
+                out.append(Withdrawn(text, fname, path_id))
             else:
                 f = entry[1]
                 out.append(RouteRecord(text, fname, f.path_id, f.best, f.source_peer, f.source_router_id,
@@ -1312,16 +1330,18 @@ class RouteWatch:
         self._cursors: list[RouteCursor] = []
         self._dumped = 0
         if dump:
-            rib = control.service.rib_service.rib
-            fams = [family] if family is not None else list(FAMILIES_BY_NAME.values())
-            for fam in fams:
-                match = None if within is None else _within(within)
-                self._cursors.append(RouteCursor(control, LOC_RIB, fam, None, list(rib.loc_table(fam)),
-                                                 match, False, 0))
+            self._cursors = self._dump_cursors([family] if family is not None
+                                               else list(FAMILIES_BY_NAME.values()))
             self._dump_step()
 
     def _subscribe(self) -> Callable[[], None]:
         return self.control.service.rib_service.rib.subscribe(self._changes)
+
+    def _dump_cursors(self, fams: list[tuple[int, int]]) -> list[RouteCursor]:
+        rib = self.control.service.rib_service.rib
+        match = None if self.within is None else _within(self.within)
+        return [RouteCursor(self.control, LOC_RIB, fam, None, list(rib.loc_table(fam)), match, False, 0)
+                for fam in fams]
 
     @property
     def count(self) -> int:
@@ -1352,9 +1372,9 @@ class RouteWatch:
                 entry = pending.pop(k)
                 if k.__class__ is _EndMarker:
                     events.append(entry)
-                elif len(k) == 2:  # (family, prefix): a change
+                elif len(k) == 2:  # (family, key): a change
                     events.append((k[0], k[1], entry))
-                else:  # ("dump", family, prefix)
+                else:  # ("dump", family, key)
                     events.append((k[1], k[2], entry))
             if not pending and not self.closed:
                 self.ready.clear()
@@ -1374,9 +1394,7 @@ class RouteWatch:
         if self._cursors:
             cursor = self._cursors[0]
             chunk = cursor.next_raw(min(CHUNK, room))
-            fam, meta = cursor.family, chunk.meta
-            facts = {p: (p, f._replace(best=True)) for p, f in meta.items() if f.best}
-            entries = [(("dump", fam, key), facts[path]) for key, path in chunk.items if path in facts]
+            entries = self._dumped_entries(cursor.family, chunk)
             with self._lock:
                 self.pending.update(entries)
             self._dumped += len(entries)
@@ -1393,6 +1411,12 @@ class RouteWatch:
         self.ready.set()
         if len(self.pending) > self.bound:
             self._overflow()
+
+    def _dumped_entries(self, fam: tuple[int, int], chunk: RawChunk) -> list[tuple[Any, Any]]:
+        # The Loc-RIB's best paths; one with an unresolvable next hop is not
+        # in the Loc-RIB as far as a watch goes.
+        facts = {p: (p, f._replace(best=True)) for p, f in chunk.meta.items() if f.best}
+        return [(("dump", fam, key), facts[path]) for key, path in chunk.items if path in facts]
 
     def _changes(self, changes: list[Any]) -> None:
         if self.closed:
@@ -1435,6 +1459,67 @@ class RouteWatch:
             self._unsubscribe()
             self._cursors = []
             self.ready.set()  # a reader waiting wakes and sees it closed
+
+
+class AdjRibInWatch(RouteWatch):
+    """A watch of one peer's Adj-RIB-In, after (``pre_policy`` False) or before import policy.
+
+    The RIB names the keys each turn touched for the peer
+    (`Rib.watch_adj_rib_in`); this reads their state there and then, on the
+    reactor: a path (best tells whether it is the Loc-RIB's best too) or a
+    withdrawal.  Same queue as `RouteWatch`: coalesced per key, bounded,
+    the dump first if asked.  A key the RIB names unchanged (a stale sweep,
+    a soft reset in) is sent again with its state.
+    """
+
+    def __init__(self, control: Control, peer: PeerInfo, pre_policy: bool, family: tuple[int, int] | None,
+                 within: bytes | None, dump: bool, bound: int) -> None:
+        self.peer = peer
+        self.pre_policy = pre_policy
+        self.table = ADJ_RIB_IN_PRE if pre_policy else ADJ_RIB_IN
+        super().__init__(control, family, within, dump, bound)
+
+    def _subscribe(self) -> Callable[[], None]:
+        return self.control.service.rib_service.rib.watch_adj_rib_in(self.peer, self._touched)
+
+    def _dump_cursors(self, fams: list[tuple[int, int]]) -> list[RouteCursor]:
+        rib = self.control.service.rib_service.rib
+        match = None if self.within is None else _within(self.within)
+        return [RouteCursor(self.control, self.table, fam, self.peer,
+                            list(rib.adj_rib_in(self.peer, fam, self.pre_policy)), match, False, 0)
+                for fam in fams]
+
+    def _dumped_entries(self, fam: tuple[int, int], chunk: RawChunk) -> list[tuple[Any, Any]]:
+        now = self.control.reactor.seconds()
+        cache: dict[Path, tuple[Path, PathFacts]] = {}
+        return [(("dump", fam, key), self._entry(fam, _split_key(key)[1], path, cache, now))
+                for key, path in chunk.items]
+
+    def _touched(self, fam: tuple[int, int], keys: list) -> None:
+        if self.closed or (self.family is not None and fam != self.family):
+            return
+        rib = self.control.service.rib_service.rib
+        try:
+            table = rib.adj_rib_in(self.peer, fam, self.pre_policy)
+        except ValueError:
+            return  # soft reconfiguration went off: nothing pre-policy is kept any more
+        within = self.within
+        now = self.control.reactor.seconds()
+        cache: dict[Path, tuple[Path, PathFacts]] = {}
+        out = []
+        for key in keys:
+            prefix = key[1] if key.__class__ is tuple else key
+            if within is not None and not prefix_contains(within, prefix):
+                continue
+            path = table.get(key)
+            out.append(((fam, key), None if path is None else self._entry(fam, prefix, path, cache, now)))
+        self._queue(out)
+
+    def _entry(self, fam: tuple[int, int], prefix: bytes, path: Path,
+               cache: dict[Path, tuple[Path, PathFacts]], now: float) -> tuple[Path, PathFacts]:
+        entry = _facts(path, cache, now)
+        best = self.control.service.rib_service.rib.best(fam, prefix) is path
+        return entry if best else (path, entry[1]._replace(best=False))
 
 
 def _within(outer: bytes) -> Callable[[bytes], bool]:

@@ -337,9 +337,15 @@ class RouteEncoder:
                 continue
             fam, key, entry = e
             fname = names.get(fam) or names.setdefault(fam, family_name(*fam))
+            path_id = 0
+            if key.__class__ is tuple:  # (path id, prefix): an ADD-PATH Adj-RIB-In
+                path_id, key = key
             p = to_str(key, fam[0]).encode()
             if entry is None:
-                append(_field(1, _field(2, _field(1, p) + _field(2, fname.encode()))))
+                body = _field(1, p) + _field(2, fname.encode())
+                if path_id:
+                    body += b"\x18" + _varint(path_id)
+                append(_field(1, _field(2, body)))
                 continue
             path, facts = entry
             hit = parts.get(path)
@@ -378,7 +384,8 @@ class RouteEncoder:
             if isinstance(item, EndOfDump):
                 event = _field(3, (b"\x08" + _varint(item.count)) if item.count else b"")
             elif isinstance(item, Withdrawn):
-                event = _field(2, _field(1, item.prefix.encode()) + _field(2, item.family.encode()))
+                event = _field(2, _field(1, item.prefix.encode()) + _field(2, item.family.encode()) +
+                               ((b"\x18" + _varint(item.path_id)) if item.path_id else b""))
             else:
                 event = _field(1, self.route(item))
             out.append(_field(1, event))
@@ -619,8 +626,21 @@ class RoutesServicer(routes_pb2_grpc.RoutesServicer):
 
     def WatchRoutes(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         reactor = self.bridge.reactor
-        watch = self.bridge.call(context, self.control.watch_routes, request.family, request.prefix,
-                                 request.dump, self.watch_bound)
+        if request.table == routes_pb2.LOC_RIB:
+            if request.peer:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                              "peer: the Loc-RIB has no peer; leave peer empty")
+            watch = self.bridge.call(context, self.control.watch_routes, request.family, request.prefix,
+                                     request.dump, self.watch_bound)
+        elif request.table in (routes_pb2.ADJ_RIB_IN, routes_pb2.ADJ_RIB_IN_PRE):
+            if not request.peer:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, "peer: required for an Adj-RIB-In")
+            watch = self.bridge.call(context, self.control.watch_adj_rib_in, request.peer,
+                                     request.table == routes_pb2.ADJ_RIB_IN_PRE, request.family,
+                                     request.prefix, request.dump, self.watch_bound)
+        else:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"table: a watch reads LOC_RIB, ADJ_RIB_IN or ADJ_RIB_IN_PRE, not {request.table}")
         context.add_callback(lambda: reactor.callFromThread(watch.close))
         yield from self._watch(context, watch)
 

@@ -30,6 +30,7 @@ update group's Adj-RIB-Out to one shared exported route.
 
 from __future__ import annotations
 
+import itertools
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -188,6 +189,8 @@ class Rib:
         self._handle: Any = None
         self._subscribers: list[Callable[[list[Change]], None]] = []
         self._count_watchers: list[PrefixCountCallback] = []
+        #: peer address -> callbacks of watch_adj_rib_in
+        self._adj_watchers: dict[str, list[Callable[[Family, list], None]]] = {}
         self._eor_watchers: list[EndOfRibCallback] = []
         #: family -> prefix -> the multipath set last published, only where it
         #: has more than one path (max_paths > 1): what a change of the set
@@ -544,6 +547,29 @@ class Rib:
 
         return unsubscribe
 
+    def watch_adj_rib_in(self, peer: PeerInfo,
+                         callback: Callable[[Family, list], None]) -> Callable[[], None]:
+        """Call ``callback(family, keys)`` after a turn touched these keys of ``peer``'s Adj-RIB-In.
+
+        The keys (prefixes, or (path id, prefix) with ADD-PATH) of every
+        item the turn worked on for that peer: announced, withdrawn, swept
+        as stale, dropped.  Pre- and post-policy tables change at the same
+        keys; the callback reads whichever it watches.  A key may be named
+        when its path did not change (a stale sweep, a re-run of import
+        policy names every key looked at).  One list per item, no per-prefix
+        cost for peers nobody watches.  Returns a function that unsubscribes.
+        """
+        cbs = self._adj_watchers.setdefault(peer.address, [])
+        cbs.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in cbs:
+                cbs.remove(callback)
+            if not cbs and self._adj_watchers.get(peer.address) is cbs:
+                del self._adj_watchers[peer.address]
+
+        return unsubscribe
+
     def watch_prefix_counts(self, callback: PrefixCountCallback) -> Callable[[], None]:
         """Call ``callback(peer, family, count)`` when a batch changed a peer's accepted count.
 
@@ -690,6 +716,9 @@ class Rib:
         # (peer state, family) of every item looked at, for the count watchers.
         touched: set | None = set() if self._count_watchers else None
         eors: list = []
+        # (peer state, family, keys) of items for watched peers (watch_adj_rib_in)
+        adj_watched = self._adj_watchers
+        adj_touched: list | None = [] if adj_watched else None
         done = 0
         announce = self._announce
         popleft = work.popleft
@@ -716,6 +745,8 @@ class Rib:
                     self._sweep_stale(st, fam, keys, pos, pos + n, lst, first)
                 else:
                     self._redecide(st, fam, keys, pos, pos + n, lst, first)
+                if adj_touched is not None and kind != _REDECIDE and st.info.address in adj_watched:
+                    adj_touched.append((st, fam, keys[pos:pos + n]))
                 done += n
                 if n == left:
                     popleft()
@@ -727,6 +758,9 @@ class Rib:
                 lst = changed.get(fam)
                 if lst is None:
                     lst = changed[fam] = []
+                if adj_touched is not None and st.info.address in adj_watched:
+                    # _drop_some pops from the end
+                    adj_touched.append((st, fam, list(itertools.islice(reversed(table), n))))
                 self._drop_some(st, fam, table, n, lst, first)
                 done += n
                 if not table:
@@ -807,6 +841,10 @@ class Rib:
         if done > self.stats.largest_turn:
             self.stats.largest_turn = done
         self._publish(changed, first)
+        if adj_touched:
+            for st, fam, keys in adj_touched:
+                for cb in list(adj_watched.get(st.info.address, ())):
+                    cb(fam, keys)
         if touched:
             self._report_counts(touched)
         if eors:

@@ -310,6 +310,37 @@ class RoutesControlTests(SynchronousTestCase):
         self.assertEqual([type(i) for i in items], [RouteRecord, EndOfDump, RouteRecord])
         self.assertEqual([items[0].attributes.med, items[2].attributes.med], [1, 2])
 
+    def test_adj_rib_in_watch(self):
+        """A watch of one peer's Adj-RIB-In sees its announcements and withdrawals only, dump first."""
+        self.announce(self.a, ["198.51.100.0/24"], med=1)
+        watch = self.control.watch_adj_rib_in("192.0.2.2", dump=True)
+        pre = self.control.watch_adj_rib_in("192.0.2.2", pre_policy=True, prefix="203.0.113.0/24")
+        self.settle()
+        self.announce(self.b, ["203.0.113.0/24", "198.51.100.0/24"], local_pref=50)
+        self.announce(self.a, ["203.0.113.0/24"], med=2)
+        self.a.send(*pack_withdraw(1, 1, [pfx("198.51.100.0/24")]))
+        self.settle()
+        items = queued(watch)
+        self.assertEqual([type(i) for i in items], [RouteRecord, EndOfDump, RouteRecord, Withdrawn])
+        self.assertEqual([(i.prefix, i.source_peer) for i in items[::2]],
+                         [("198.51.100.0/24", "192.0.2.2"), ("203.0.113.0/24", "192.0.2.2")])
+        self.assertEqual(items[3], Withdrawn("198.51.100.0/24", "ipv4-unicast"))
+        # b's local-pref 50 loses to a's default 100 for 203.0.113.0/24: a's path is the best
+        self.assertTrue(items[2].best)
+        self.assertEqual([(i.prefix, i.attributes.med) for i in queued(pre)], [("203.0.113.0/24", 2)])
+        watch.close()
+        pre.close()
+        self.announce(self.a, ["192.0.2.128/25"])
+        self.assertEqual(queued(watch), [])
+
+    def test_adj_rib_in_watch_errors(self):
+        """An unknown peer is NOT_FOUND; pre-policy without soft reconfiguration is FAILED_PRECONDITION."""
+        with self.assertRaises(NotFound):
+            self.control.watch_adj_rib_in("192.0.2.99")
+        with self.assertRaises(FailedPrecondition) as cm:
+            self.control.watch_adj_rib_in("192.0.2.3", pre_policy=True)
+        self.assertEqual(cm.exception.field, "table")
+
     def test_watch_filter(self):
         """A watch of one prefix sees only it and its more-specifics."""
         watch = self.control.watch_routes(family="ipv4-unicast", prefix="198.51.100.0/24")
