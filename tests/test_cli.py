@@ -14,7 +14,7 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from bgpd import cli
-from bgpd.config import parse_config
+from bgpd.config import DEFAULT_API_LISTEN, parse_config
 from bgpd.service import BgpdService
 from bgpd.state.overlay import API_MARK
 
@@ -188,6 +188,53 @@ name = "docs"
 match = { prefix_set = "docs" }
 action = { local_pref = 300, accept = true }
 """
+
+
+class BgpctlCompletionTests(TestCase):
+    def complete(self, *words: str) -> list[str]:
+        """What bash offers after ``bgpctl WORDS`` (the last word is the one being completed)."""
+        script = cli.completion_script("bash")
+        line = " ".join(f"'{w}'" for w in ("bgpctl", *words))
+        program = (f"{script}\nCOMP_WORDS=({line}); COMP_CWORD={len(words)}; _bgpctl; "
+                   'printf "%s\\n" "${COMPREPLY[@]}"')
+        r = subprocess.run(["bash", "-c", program], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return sorted(x for x in r.stdout.splitlines() if x)
+
+    def test_completion_follows_the_parser(self):
+        """The generated script completes commands, subcommands and each command's own options."""
+        self.assertEqual(self.complete("sh"), ["show"])
+        self.assertEqual(self.complete("show", "rou"), ["route", "routes"])
+        self.assertIn("--in-pre", self.complete("--json", "show", "routes", "--"))
+        self.assertIn("--peer", self.complete("watch", "routes", "--family", "ipv4-unicast", "--p"))
+        self.assertEqual(self.complete("--socket", "/tmp/x", "watch", "routes", "--pe"), ["--peer"])
+        self.assertEqual(self.complete("policy", "explain", "192.0.2.1", "im"), ["import"])
+        self.assertIn("--remote-as", self.complete("neighbor", "add", "192.0.2.9", "--re"))
+        self.assertEqual(self.complete("neighbor", "192.0.2.1", "dis"), ["disable"])
+
+    def test_completion_command_prints_it(self):
+        """bgpctl completion bash prints the script (no bgpd needed)."""
+        out, err = io.StringIO(), io.StringIO()
+        self.assertEqual(cli.main(["completion", "bash"], out, err), 0)
+        self.assertEqual(out.getvalue(), cli.completion_script("bash"))
+        self.assertIn("complete -F _bgpctl bgpctl", out.getvalue())
+
+
+class SocketFromEnvironmentTests(TestCase):
+    def test_bgpd_socket_is_the_default(self):
+        """$BGPD_SOCKET (a path or unix:PATH) is the socket without --socket/--target; else the default."""
+        self.assertEqual(cli.default_target({"BGPD_SOCKET": "/run/x.sock"}), "unix:/run/x.sock")
+        self.assertEqual(cli.default_target({"BGPD_SOCKET": "unix:/run/y.sock"}), "unix:/run/y.sock")
+        self.assertEqual(cli.default_target({}), DEFAULT_API_LISTEN)
+        self.assertEqual(cli.default_target({"BGPD_SOCKET": ""}), DEFAULT_API_LISTEN)
+
+    async def test_main_uses_it(self):
+        """bgpctl with $BGPD_SOCKET naming a dead socket says so (it tried that one)."""
+        out, err = io.StringIO(), io.StringIO()
+        code = await threads.deferToThread(cli.main, ["show", "summary"], out, err,
+                                           {"BGPD_SOCKET": "/nonexistent/bgpd-test.sock"})
+        self.assertEqual(code, cli.EXIT_UNREACHABLE)
+        self.assertIn("unix:/nonexistent/bgpd-test.sock", err.getvalue())
 
 
 class BgpctlPolicyTests(_CliCase):
