@@ -1974,7 +1974,13 @@ def neighbor_from_table(table: Mapping[str, Any], config: Config, path: str = "n
     return neighbor
 
 
-API_KEYS = ("enabled", "listen", "read_only", "tls_cert", "tls_key", "tls_client_ca")
+API_KEYS = ("enabled", "listen", "read_only", "tls_cert", "tls_key", "tls_client_ca", "max_calls")
+#: ``[api] max_calls``: calls served at once by default (each watch stream holds one)
+DEFAULT_API_MAX_CALLS = 32
+#: its bounds: each call may hold a thread
+API_MAX_CALLS_RANGE = (1, 1024)
+#: the [api] keys a SIGHUP applies; the others need a restart of bgpd
+API_RELOADABLE = ("read_only",)
 #: the API's Unix socket in ``[bgp] state_dir``: where it listens unless ``listen`` says otherwise
 API_SOCKET_NAME = "bgpd.sock"
 #: where bgpctl connects by default: that socket in the default state_dir
@@ -1998,6 +2004,8 @@ class ApiConfig:
     tls_key: str | None = None
     #: PEM CA bundle: when set, clients must present a certificate it signed.
     tls_client_ca: str | None = None
+    #: Calls served at once; one more gets RESOURCE_EXHAUSTED (each watch stream holds one).
+    max_calls: int = DEFAULT_API_MAX_CALLS
 
     @property
     def local_only(self) -> bool:
@@ -2049,6 +2057,7 @@ def api_config_from_table(table: object, path: str = "api") -> ApiConfig:
     listen = v.string(tbl, path, "listen", "")
     read_only = v.boolean(tbl, path, "read_only", False)
     tls = {name: v.string(tbl, path, name, None) for name in ("tls_cert", "tls_key", "tls_client_ca")}
+    max_calls = v.integer(tbl, path, "max_calls", _int_range(*API_MAX_CALLS_RANGE), DEFAULT_API_MAX_CALLS)
     if listen == "" and "listen" in tbl:
         v.error(_join(path, "listen"), "must be unix:PATH or HOST:PORT; leave it out for the "
                 f"socket {API_SOCKET_NAME} in bgp.state_dir")
@@ -2071,7 +2080,7 @@ def api_config_from_table(table: object, path: str = "api") -> ApiConfig:
         v.error(_join(path, "tls_client_ca"), f"needs {path}.tls_cert and {path}.tls_key (TLS)")
     if v.errors:
         raise ConfigErrors(v.errors)
-    return ApiConfig(enabled=enabled, listen=listen, read_only=read_only, **tls)
+    return ApiConfig(enabled=enabled, listen=listen, read_only=read_only, max_calls=max_calls, **tls)
 
 
 # -- the API: candidate policies --------------------------------------------------

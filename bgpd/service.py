@@ -610,6 +610,21 @@ class ApiService(Service):
         self.server.start()
         super().startService()
 
+    def reload(self) -> None:
+        """A SIGHUP: the [api] keys that can change while running change (read_only); one
+        line names each other key that changed, which needs a restart of bgpd."""
+        if self.server is None:
+            return
+        try:
+            new = api_config(self.root)
+        except ValueError as e:
+            log.error("config reload: {err}; the API server keeps running as it was", err=str(e))
+            return
+        restart = self.server.reload(new)
+        if restart:
+            log.warn("config reload: {keys} changed: applies after a restart of bgpd (the API "
+                     "server keeps its listener, TLS and call limit)", keys=", ".join(restart))
+
     def stopService(self) -> Any:
         super().stopService()
         server, self.server = self.server, None
@@ -705,7 +720,16 @@ class BgpdService(MultiService):
             log.warn("bgp.state_dir changed: it applies after a restart of bgpd")
         self.state.base = base
         self.take_config(new, prepared)
+        self._reload_api(new)
         return True
+
+    def _reload_api(self, new: Config) -> None:
+        """[api] on SIGHUP: ApiService applies what it can; the rest is one line naming each key."""
+        if self.api is not None:
+            self.api.reload()
+        elif new.api.enabled:
+            log.warn("config reload: api.enabled: the API server starts only at bgpd's start; "
+                     "restart bgpd to serve it")
 
     def take_config(self, new: Config, prepared: tuple[dict[str, Policy], dict[str, tuple]]) -> None:
         """Run ``new`` (validated; ``prepared`` from ``rib_service.prepare``): the reload path."""

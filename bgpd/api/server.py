@@ -14,10 +14,12 @@ from __future__ import annotations
 import os
 import queue
 import stat
+import threading
 from collections.abc import Callable
 from concurrent import futures
 from typing import Any
 
+import attrs
 import grpc
 from twisted.internet import threads
 from twisted.logger import Logger
@@ -59,7 +61,7 @@ from bgpd.api.control import (
     check_stored_paths,
     parse_paths,
 )
-from bgpd.config import ApiConfig, NeighborConfig, split_listen
+from bgpd.config import API_RELOADABLE, ApiConfig, NeighborConfig, split_listen
 from bgpd.wire.communities import format_community, format_ext_community, format_large_community
 from bgpd.wire.constants import ORIGIN_NAMES, SegmentType, family_name
 from bgpd.wire.nlri import prefix_to_str
@@ -811,16 +813,23 @@ def credentials(config: ApiConfig) -> grpc.ServerCredentials | None:
 class ApiServer:
     """grpcio's server with the bgpd.v1 servicers, health and reflection."""
 
-    def __init__(self, reactor: Any, control: Control, config: ApiConfig, max_workers: int = 8,
+    def __init__(self, reactor: Any, control: Control, config: ApiConfig,
                  watch_bound: int = 100_000) -> None:
         if not config.local_only and (config.tls_cert is None or config.tls_key is None):
             missing = "api.tls_cert" if config.tls_cert is None else "api.tls_key"
             raise ValueError(f"{missing}: required to listen on {config.listen} (beyond loopback)")
         self.config = config
         self.bridge = _Bridge(reactor, control, config.read_only)
+        self.limit = CallLimit(config.max_calls)
+        # A few threads more than calls, so that the call one past the limit
+        # finds a thread to be refused on (RESOURCE_EXHAUSTED naming the key)
+        # instead of waiting in the pool's queue; past those, grpc refuses
+        # calls itself, before any thread: a full API never hangs a client.
+        threads_ = config.max_calls + SPARE_THREADS
         # No SO_REUSEPORT: a second bgpd on the same port must fail, not share it.
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers,
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads_,
                                                              thread_name_prefix="bgpd-api"),
+                                  interceptors=[self.limit], maximum_concurrent_rpcs=threads_,
                                   options=[("grpc.so_reuseport", 0)])
         global_pb2_grpc.add_GlobalServicer_to_server(GlobalServicer(self.bridge), self.server)
         peers_pb2_grpc.add_PeersServicer_to_server(PeersServicer(self.bridge), self.server)
@@ -870,6 +879,18 @@ class ApiServer:
                 self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("gRPC API listening on {target}{ro}", target=self.target,
                  ro=" (read-only)" if self.config.read_only else "")
+
+    def reload(self, new: ApiConfig) -> list[str]:
+        """Take a SIGHUP's ``[api]``: apply what can change while running, return the
+        keys that changed but need a restart of bgpd (``API_RELOADABLE`` are applied)."""
+        old = self.config
+        restart = [f"api.{name}" for name in attrs.fields_dict(ApiConfig)
+                   if name not in API_RELOADABLE and getattr(old, name) != getattr(new, name)]
+        if new.read_only != old.read_only:
+            self.bridge.read_only = new.read_only
+            log.info("API: read_only is now {value} (SIGHUP)", value=new.read_only)
+        self.config = attrs.evolve(old, read_only=new.read_only)
+        return restart
 
     def stop(self, grace: float = 1.0) -> None:
         """Stop; waits at most ``grace`` seconds for calls in flight (call off the reactor thread)."""
@@ -926,6 +947,70 @@ def _add_routes(servicer: RoutesServicer, server: grpc.Server) -> bool:
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
     server.add_registered_method_handlers(name, handlers)
     return True
+
+
+#: threads beyond [api] max_calls: where calls past the limit are refused
+SPARE_THREADS = 4
+
+
+class CallLimit(grpc.ServerInterceptor):
+    """At most ``most`` bgpd.v1 calls at once; one more is RESOURCE_EXHAUSTED, saying why.
+
+    A call holds its place until it returns or its stream ends (a watch or
+    HoldPaths stream holds one for as long as it is open).  Health checking
+    and reflection (``/grpc.*``) are not counted: a full API still answers
+    its health checks.
+    """
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self.running = 0
+        self._lock = threading.Lock()
+
+    def _enter(self, context: grpc.ServicerContext) -> None:
+        with self._lock:
+            if self.running < self.most:
+                self.running += 1
+                return
+            running = self.running
+        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                      f"api.max_calls: bgpd serves at most {self.most} API calls at once and "
+                      f"{running} are running (each open watch or HoldPaths stream is one); "
+                      "retry later, or raise [api] max_calls")
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.running -= 1
+
+    def intercept_service(self, continuation: Any, details: Any) -> Any:
+        handler = continuation(details)
+        if handler is None or details.method.startswith("/grpc."):
+            return handler
+        if handler.response_streaming:
+            kind = "stream_stream" if handler.request_streaming else "unary_stream"
+            return handler._replace(**{kind: self._streaming(getattr(handler, kind))})
+        kind = "stream_unary" if handler.request_streaming else "unary_unary"
+        return handler._replace(**{kind: self._unary(getattr(handler, kind))})
+
+    def _unary(self, behavior: Callable[..., Any]) -> Callable[..., Any]:
+        def call(request: Any, context: grpc.ServicerContext) -> Any:
+            self._enter(context)
+            try:
+                return behavior(request, context)
+            finally:
+                self._leave()
+
+        return call
+
+    def _streaming(self, behavior: Callable[..., Any]) -> Callable[..., Any]:
+        def call(request: Any, context: grpc.ServicerContext) -> Any:
+            self._enter(context)
+            try:
+                yield from behavior(request, context)
+            finally:
+                self._leave()
+
+        return call
 
 
 def _add_health(server: grpc.Server) -> Any:
