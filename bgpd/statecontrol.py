@@ -28,7 +28,15 @@ from twisted.internet import threads
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
 
-from bgpd.config import Config, ConfigError, ConfigErrors, NeighborConfig, OriginateConfig, config_from_dict
+from bgpd.config import (
+    Config,
+    ConfigError,
+    ConfigErrors,
+    NeighborConfig,
+    OriginateConfig,
+    config_from_dict,
+    policy_inputs,
+)
 from bgpd.state.overlay import OriginateCache, effective_config, neighbor_key, originate_key, render_toml
 from bgpd.state.store import Change, CorruptState, StateError, StateStore
 
@@ -166,9 +174,16 @@ class StateControl:
         op = "remove" if self.base.neighbor(key) is not None else "clear"
         self._commit([Change("neighbor", key, op)])
 
-    def replace_policies(self, sets: Mapping[str, Any], policies: Mapping[str, Any]) -> Config:
-        """Replace ``[sets]`` and ``[policies]`` as a whole, as the file writes them."""
-        return self._commit([Change("policies", "", "put", {"sets": dict(sets), "policies": dict(policies)})])
+    def replace_policies(self, sets: Mapping[str, Any], policies: Mapping[str, Any],
+                         prepared: Any = None) -> Config:
+        """Replace ``[sets]`` and ``[policies]`` as a whole, as the file writes them.
+
+        ``prepared``: the policies already compiled for this candidate
+        (``rib_service.prepare``); used when they were compiled from the same
+        inputs as the effective config's, so a replacement compiles once.
+        """
+        return self._commit([Change("policies", "", "put", {"sets": dict(sets), "policies": dict(policies)})],
+                            prepared)
 
     def forget_policies(self) -> Config:
         """Drop the API's ``[sets]`` / ``[policies]`` replacement: the file's run again (and
@@ -289,15 +304,16 @@ class StateControl:
         except ValueError as e:
             raise ConfigErrors([ConfigError("address", str(e))]) from None
 
-    def _commit(self, changes: list[Change]) -> Config:
+    def _commit(self, changes: list[Change], prepared: Any = None) -> Config:
         """Validate, store, apply: an exception at any step leaves everything as it was."""
         replaced = {(c.kind, c.key) for c in changes}
         kept = [c for c in self.overlay if (c.kind, c.key) not in replaced]
         candidate = effective_config(self.base, kept + changes, self._cache)
-        try:
-            prepared = self._service.rib_service.prepare(candidate)
-        except Exception as err:  # noqa: BLE001 - any compiler failure refuses the change
-            raise ConfigErrors([ConfigError("policies", f"does not compile: {err}")]) from None
+        if prepared is None or prepared[1] != {n: policy_inputs(candidate, n) for n, _ in candidate.policies}:
+            try:
+                prepared = self._service.rib_service.prepare(candidate)
+            except Exception as err:  # noqa: BLE001 - any compiler failure refuses the change
+                raise ConfigErrors([ConfigError("policies", f"does not compile: {err}")]) from None
         stored = self.store.record(changes)
         self.overlay = kept + stored
         _log_kept(changes)

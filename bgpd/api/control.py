@@ -802,12 +802,14 @@ class Control:
         if self._pending is not None:
             raise FailedPrecondition("confirm_seconds", "an earlier replacement awaits confirmation: "
                                      "confirm it, or wait for its rollback")
-        config, tables, _ = self._candidate(text)
+        config, tables, prepared = self._candidate(text)
         # What the rollback restores: the API's previous tables, or the file's
         # own sections (forgetting the replacement, so that SIGHUP follows the file again).
         before = self.policy_tables if self.service.state.policies_from_api() else None
-        # Written to the state store, then run (the store validates and compiles again).
-        _stored(self.service.state.replace_policies, tables.get("sets", {}), tables.get("policies", {}))
+        # Written to the state store, then run (the store validates the whole
+        # config again, and takes the policies compiled here).
+        _stored(self.service.state.replace_policies, tables.get("sets", {}), tables.get("policies", {}),
+                prepared)
         confirm = f", rolled back unless confirmed within {confirm_seconds:g}s" if confirm_seconds else ""
         log.info("API: policies replaced ({n} policies){confirm}", n=len(config.policies), confirm=confirm)
         if confirm_seconds:
