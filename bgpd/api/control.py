@@ -555,9 +555,14 @@ class Control:
         self._let_go(paths)
         return sum(1 for r in routes if before.get(r.prefix) != r)
 
-    def bgp_table(self) -> Mapping[str, Any]:
-        """The running ``[bgp]`` table as written: what `check_stored_paths` validates against."""
-        return dict((self.config.source or {}).get("bgp") or {})
+    def bgp_table(self) -> Mapping[str, Any] | None:
+        """The running ``[bgp]`` table as written: what `check_stored_paths` validates against.
+
+        None for a config built without its document (an embedding's own
+        records): then only :meth:`add_paths` on the reactor can check paths.
+        """
+        table = (self.config.source or {}).get("bgp")
+        return dict(table) if isinstance(table, Mapping) else None
 
     def add_stored_batch(self, paths: list[OriginatedPath], batch: Any) -> Any:
         """Originate a large lease-less batch checked by `check_stored_paths` (a Deferred of the count).

@@ -114,10 +114,17 @@ class RoutesControlTests(SynchronousTestCase):
         for _ in range(100):
             chunk = cursor.next_raw(3)
             self.assertLessEqual(len(chunk.items), 3)
-            data += encoder.raw_response(chunk)
+            data += b"".join(encoder.raw_response(chunk))
             if cursor.done:
                 break
         self.assertEqual(routes_pb2.ListRoutesResponse.FromString(data), want)
+        # cut into messages of about message_bytes: every route in one of them, in order
+        cursor = self.control.list_routes()
+        small = RouteEncoder(message_bytes=200).raw_response(cursor.next_raw(100))
+        self.assertGreater(len(small), 3)
+        self.assertTrue(all(len(m) < 200 + 150 for m in small))
+        self.assertEqual([r for m in small for r in routes_pb2.ListRoutesResponse.FromString(m).routes],
+                         list(want.routes))
         # a limit and a filter hold as in next()
         cursor = self.control.list_routes(more_specifics="198.51.101.0/24", limit=5)
         got = cursor.next_raw(100)
@@ -406,6 +413,37 @@ class RouteEncoderTests(SynchronousTestCase):
         self.assertEqual(got, want)
         self.assertEqual(got.events[2].WhichOneof("event"), "end_of_dump")
 
+    def test_attribute_pieces_equal_protobuf(self):
+        """AttributePieces' bytes parse to exactly attributes_to_pb's message, for sets of every shape."""
+        import random
+
+        from bgpd.api._gen.bgpd.v1 import routes_pb2
+        from bgpd.api.server import AttributePieces, attributes_to_pb
+
+        rng = random.Random(7)
+        sets = [
+            PathAttributes(),
+            PathAttributes(origin=2, as_path=((2, ()),), med=0, local_pref=0, otc=0),
+            PathAttributes(as_path=((1, (4_200_000_000, 1)), (3, (64512,)), (4, (7,))), next_hop="2001:db8::1",
+                           next_hop_ll="fe80::1", aggregator=(0, "192.0.2.7"), cluster_list=("192.0.2.6",),
+                           originator_id="192.0.2.8", atomic_aggregate=True,
+                           ext_communities=(bytes.fromhex("0002fde800000001"),),
+                           unknown=((0xC0, 99, b""), (0, 0, b"\x01" * 300))),
+        ]
+        for _ in range(300):
+            sets.append(PathAttributes(
+                origin=rng.choice((0, 1, 2)),
+                as_path=((2, tuple(rng.randrange(1 << 32) for _ in range(rng.randrange(8)))),),
+                next_hop=rng.choice(("192.0.2.1", "192.0.2.2", None)),
+                med=rng.choice((None, 0, rng.randrange(1 << 32))),
+                local_pref=rng.choice((None, 100, rng.randrange(1 << 32))),
+                communities=tuple(rng.randrange(1 << 32) for _ in range(rng.randrange(70))),
+                large_communities=tuple((rng.randrange(1 << 32), 1, rng.randrange(9))
+                                        for _ in range(rng.randrange(3)))))
+        pieces = AttributePieces()
+        for a in sets * 2:  # the second round from the cached pieces
+            self.assertEqual(routes_pb2.PathAttributes.FromString(pieces.encode(a)), attributes_to_pb(a), a)
+
     def test_watch_raw_equals_watch_response(self):
         """watch_raw's bytes parse to the message watch_response builds from the same batch's records."""
         from bgpd.api._gen.bgpd.v1 import routes_pb2
@@ -423,9 +461,20 @@ class RouteEncoderTests(SynchronousTestCase):
                             ((1, 1), pfx("203.0.113.0/24"), None), ((2, 1), pfx("2001:db8::/32"), pb),
                             ((1, 1), pfx("198.51.100.0/24"), pa)], 42)
         encoder = RouteEncoder()
-        got = routes_pb2.WatchRoutesResponse.FromString(encoder.watch_raw(batch))
+        messages = encoder.watch_raw(batch)
+        self.assertEqual(len(messages), 1)
+        got = routes_pb2.WatchRoutesResponse.FromString(messages[0])
         self.assertEqual(got, encoder.watch_response(batch.records(), 42))
         self.assertEqual(len(got.events), 6)
+        # cut into messages of about message_bytes, each with the lag behind it
+        small = RouteEncoder(message_bytes=300)
+        messages = [routes_pb2.WatchRoutesResponse.FromString(m) for m in small.watch_raw(batch)]
+        self.assertGreater(len(messages), 2)
+        self.assertEqual([e for m in messages for e in m.events], list(got.events))
+        lags = [m.lag for m in messages]
+        self.assertEqual(lags[-1], 42)
+        self.assertEqual(lags, sorted(lags, reverse=True))
+        self.assertEqual(lags[0], 42 + sum(len(m.events) for m in messages[1:]))
 
 
 class _LeaseLab(SynchronousTestCase):
