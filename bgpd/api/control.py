@@ -564,25 +564,31 @@ class Control:
         table = (self.config.source or {}).get("bgp")
         return dict(table) if isinstance(table, Mapping) else None
 
-    def add_stored_batch(self, paths: list[OriginatedPath], batch: Any) -> Any:
+    def batch_snapshot(self) -> tuple[Mapping[str, Any] | None, Any]:
+        """`bgp_table` and the state store's `StateControl.snapshot`, for a batch checked off the reactor."""
+        return self.bgp_table(), self.service.state.snapshot()
+
+    def add_stored_batch(self, paths: list[OriginatedPath], batch: Any, pre: Any = None) -> Any:
         """Originate a large lease-less batch checked by `check_stored_paths` (a Deferred of the count).
 
-        The reactor only validates the effective config and then takes the
-        routes in chunks; the state store is written from a thread in
-        between (`StateControl.originate_batch`).  A write failure fails the
-        call with UNAVAILABLE and changes nothing.
+        With ``pre`` (`precompute_paths`' result) the effective config was
+        validated off the reactor too, and the reactor compiles policies and
+        then takes the routes in chunks; the state store is written from a
+        thread in between (`StateControl.originate_batch`).  A write failure
+        fails the call with UNAVAILABLE and changes nothing.
         """
         from bgpd.state.store import StateError
 
-        before = {o.prefix: o for o in self.config.originate}
+        fresh = pre is not None and pre.snapshot.running is self.config
+        before = {} if fresh else {o.prefix: o for o in self.config.originate}
         try:
-            d = self.service.state.originate_batch(batch)
+            d = self.service.state.originate_batch(batch, pre=pre)
         except ConfigError:
             return _stored(_raise, sys.exc_info()[1])
 
         def done(routes: list[Any]) -> int:
             self._let_go(paths)
-            return sum(1 for r in routes if before.get(r.prefix) != r)
+            return pre.changed if fresh else sum(1 for r in routes if before.get(r.prefix) != r)
 
         def failed(f: Any) -> Any:
             f.trap(StateError, ConfigError)
@@ -1067,10 +1073,13 @@ class RouteCursor:
         cap = min(n, most) if most else n
         if self.limit:
             cap = min(cap, self.limit - self.sent)
-        items: list[tuple[bytes, Path]] = []
+        # Two lists, not a list of pairs: a pair per prefix would be 1.26 million
+        # objects the collector tracks (and stops every thread to scan).
+        out_keys: list[Any] = []
+        paths: list[Path] = []
         meta: dict[Path, PathFacts] = {}
         if cap <= 0:
-            return RawChunk(self.family, items, meta)
+            return RawChunk(self.family, out_keys, paths, meta)
         rib = self.control.service.rib_service.rib
         source = self._source()
         match = self.match
@@ -1079,22 +1088,24 @@ class RouteCursor:
         get = source.get
         eligible = rib.eligible
         now = self.control.reactor.seconds()
-        while i < end and len(items) < cap:
-            stop = min(end, i + cap - len(items))
+        add_key, add_path = out_keys.append, paths.append
+        while i < end and len(paths) < cap:
+            stop = min(end, i + cap - len(paths))
             for key in keys[i:stop]:
                 value = get(key)
                 if value is None or (match is not None and not match(key)):
                     continue
                 path = value if value.__class__ is Path else value[0]
-                items.append((key, path))
+                add_key(key)
+                add_path(path)
                 if path not in meta:
                     info = path.owner.info
                     meta[path] = PathFacts(path.attrs, info.address, info.router_id, path.path_id,
                                            bool(path.stale), eligible(path), path_age(path, now))
             i = stop
         self.pos = i
-        self.sent += len(items)
-        return RawChunk(self.family, items, meta)
+        self.sent += len(paths)
+        return RawChunk(self.family, out_keys, paths, meta)
 
     @property
     def done(self) -> bool:
@@ -1115,11 +1126,17 @@ class PathFacts(NamedTuple):
 
 
 class RawChunk(NamedTuple):
-    """A chunk of a best-path listing: (prefix key, path) pairs and each path's facts."""
+    """A chunk of a best-path listing: keys and their paths (in step), and each path's facts."""
 
     family: tuple[int, int]
-    items: list[tuple[bytes, Path]]
+    keys: list[Any]
+    paths: list[Path]
     meta: dict[Path, PathFacts]
+
+    @property
+    def items(self) -> list[tuple[Any, Path]]:
+        """(key, path) pairs."""
+        return list(zip(self.keys, self.paths, strict=True))
 
 
 def _record(prefix: str, family: str, path: Path, best: bool, step: str, now: float = 0.0) -> RouteRecord:
@@ -1240,6 +1257,17 @@ def check_stored_paths(paths: list[OriginatedPath], bgp: Mapping[str, Any]) -> A
 
     try:
         return check_originate([p.table for p in paths], bgp)
+    except ConfigError as err:
+        first = err.errors[0] if hasattr(err, "errors") else err
+        raise InvalidArgument(first.key.replace("originate[", "paths[", 1), first.reason) from None
+
+
+def precompute_paths(snapshot: Any, batch: Any) -> Any:
+    """`bgpd.statecontrol.precompute` (pure, any thread), its errors naming ``paths[i].KEY``."""
+    from bgpd.statecontrol import precompute
+
+    try:
+        return precompute(snapshot, batch)
     except ConfigError as err:
         first = err.errors[0] if hasattr(err, "errors") else err
         raise InvalidArgument(first.key.replace("originate[", "paths[", 1), first.reason) from None
@@ -1423,7 +1451,8 @@ class RouteWatch:
         # The Loc-RIB's best paths; one with an unresolvable next hop is not
         # in the Loc-RIB as far as a watch goes.
         facts = {p: (p, f._replace(best=True)) for p, f in chunk.meta.items() if f.best}
-        return [(("dump", fam, key), facts[path]) for key, path in chunk.items if path in facts]
+        return [(("dump", fam, key), facts[path]) for key, path in zip(chunk.keys, chunk.paths, strict=True)
+                if path in facts]
 
     def _changes(self, changes: list[Any]) -> None:
         if self.closed:
@@ -1500,7 +1529,7 @@ class AdjRibInWatch(RouteWatch):
         now = self.control.reactor.seconds()
         cache: dict[Path, tuple[Path, PathFacts]] = {}
         return [(("dump", fam, key), self._entry(fam, _split_key(key)[1], path, cache, now))
-                for key, path in chunk.items]
+                for key, path in zip(chunk.keys, chunk.paths, strict=True)]
 
     def _touched(self, fam: tuple[int, int], keys: list) -> None:
         if self.closed or (self.family is not None and fam != self.family):

@@ -60,6 +60,7 @@ from bgpd.api.control import (
     Withdrawn,
     check_stored_paths,
     parse_paths,
+    precompute_paths,
 )
 from bgpd.config import API_RELOADABLE, ApiConfig, NeighborConfig, split_listen
 from bgpd.wire.communities import format_community, format_ext_community, format_large_community
@@ -421,7 +422,7 @@ class RouteEncoder:
         append = out.append
         size = 0
         to_str = prefix_to_str
-        for key, path in chunk.items:
+        for key, path in zip(chunk.keys, chunk.paths, strict=True):
             facts = meta[path]
             hit = parts.get(path)
             if hit is None or hit[0] != facts or hit[1] != fname:
@@ -676,8 +677,8 @@ class RoutesServicer(routes_pb2_grpc.RoutesServicer):
         for _ in range(1 << 40):  # bounded by the table: each turn advances the cursor
             chunk = threads.blockingCallFromThread(reactor, cursor.next_raw, RAW_CHUNK,
                                                    page - sent if page else 0)
-            sent += len(chunk.items)
-            messages = encoder.raw_response(chunk) if chunk.items else []
+            sent += len(chunk.paths)
+            messages = encoder.raw_response(chunk) if chunk.paths else []
             if cursor.done or not context.is_active():
                 for data in messages:
                     yield self.raw(data, routes_pb2.ListRoutesResponse)
@@ -708,15 +709,16 @@ class RoutesServicer(routes_pb2_grpc.RoutesServicer):
             # failure anywhere in the request leaves every path as it was.
             # Checked here, on this thread; the reactor validates the whole
             # config, a thread writes the store, the RIB takes it in chunks.
-            bgp = self.bridge.call(context, self.control.bgp_table)
+            bgp, snapshot = self.bridge.call(context, self.control.batch_snapshot)
             if bgp is None:
                 return routes_pb2.AddPathsResponse(count=self.bridge.call(context, self.control.add_paths,
                                                                           paths, ""))
             try:
                 batch = check_stored_paths(paths, bgp)
+                pre = precompute_paths(snapshot, batch)
             except ControlError as err:
                 context.abort(getattr(grpc.StatusCode, err.status), str(err))
-            count = self.bridge.call(context, self.control.add_stored_batch, paths, batch)
+            count = self.bridge.call(context, self.control.add_stored_batch, paths, batch, pre)
             return routes_pb2.AddPathsResponse(count=count)
         count = 0
         for i in range(0, len(paths), ORIGINATE_CHUNK):

@@ -6,7 +6,15 @@ from twisted.internet.defer import Deferred, fail
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
-from bgpd.api.control import Control, InvalidArgument, Unavailable, check_stored_paths, parse_paths
+from bgpd import statecontrol
+from bgpd.api.control import (
+    Control,
+    InvalidArgument,
+    Unavailable,
+    check_stored_paths,
+    parse_paths,
+    precompute_paths,
+)
 from bgpd.config import parse_config
 from bgpd.service import BgpdService
 from bgpd.state.store import StateError
@@ -121,6 +129,43 @@ class OriginateBatchTests(SynchronousTestCase):
         self.assertIsNotNone(self.svc.config.neighbor("192.0.2.9"))
         self.assertEqual(len(self.svc.config.originate), 10)
         self.assertEqual({c.kind for c in self.svc.state.overlay}, {"neighbor", "originate"})
+
+    def begin_precomputed(self, n: int, between=None):
+        """As the server does it: snapshot on the reactor, check and precompute off it, then add."""
+        paths = parse_paths(items(n))
+        bgp, snapshot = self.control.batch_snapshot()
+        batch = check_stored_paths(paths, bgp)
+        pre = precompute_paths(snapshot, batch)
+        if between is not None:
+            between()
+        calls = []
+        real = statecontrol.effective_config
+        statecontrol.effective_config = lambda *a: (calls.append(1), real(*a))[1]
+        try:
+            results: list = []
+            self.control.add_stored_batch(paths, batch, pre).addBoth(results.append)
+        finally:
+            statecontrol.effective_config = real
+        self.finish_write()
+        self.reactor.advance(0)
+        return results, calls
+
+    def test_precomputed_config_spares_the_reactor(self):
+        """With the effective config made off the reactor from a current snapshot, the reactor makes none."""
+        results, calls = self.begin_precomputed(300)
+        self.assertEqual(results, [300])
+        self.assertEqual(calls, [])
+        self.assertEqual(len(self.svc.config.originate), 300)
+        self.assertEqual(len(self.svc.state.store.changes()), 300)
+
+    def test_stale_snapshot_is_done_again_on_the_reactor(self):
+        """A change between the snapshot and the batch: the reactor validates again, both changes run."""
+        results, calls = self.begin_precomputed(
+            30, between=lambda: self.control.add_peer({"address": "192.0.2.9", "remote_as": 65009}))
+        self.assertEqual(results, [30])
+        self.assertEqual(len(calls), 1)
+        self.assertIsNotNone(self.svc.config.neighbor("192.0.2.9"))
+        self.assertEqual(len(self.svc.config.originate), 30)
 
     def test_check_names_the_path(self):
         """A table the config's rules refuse is INVALID_ARGUMENT naming paths[i]."""
