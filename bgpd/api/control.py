@@ -1338,9 +1338,13 @@ class RouteWatch:
     round trip through the reactor, and renders it there.  ``ready`` is set
     while the queue holds anything, for the reader to wait on.
 
-    Routing never waits: past ``bound`` queued prefixes the watch
-    unsubscribes, drops the queue, and the next ``take`` returns
-    :class:`Overflow`, which ends the stream.  The dump fills at most half
+    Routing never waits: past ``bound`` queued prefixes, when the reader
+    has taken nothing for `WATCH_GRACE` seconds (or at once past
+    `WATCH_HARD` times the bound), the watch unsubscribes, drops the
+    queue, and the next ``take`` returns :class:`Overflow`, which ends the
+    stream.  A reader that keeps taking is told its lag instead: one
+    thread's share of the interpreter can trail an unthrottled full-table
+    load by some hundred thousand prefixes without ever stopping.  The dump fills at most half
     the bound and then waits for the reader, so a reader that keeps up
     never overflows.  Changes during the dump are held (coalesced too, and
     bounded too) and queued after its end marker; dumped entries are keyed
@@ -1358,6 +1362,8 @@ class RouteWatch:
         self._lock = threading.Lock()
         self.closed = False
         self.overflow: Overflow | None = None
+        #: when the queue last passed the bound with no take since (reactor seconds)
+        self._behind_since: float | None = None
         self._dumping = dump
         self._held: dict[Any, Any] = {}
         self._end: EndOfDump | None = None
@@ -1396,6 +1402,7 @@ class RouteWatch:
         with self._lock:
             if self.overflow is not None:
                 return self.overflow
+            self._behind_since = None  # the reader is reading
             pending = self.pending
             keys = []
             for k in pending:
@@ -1444,7 +1451,7 @@ class RouteWatch:
             self.pending[_EndMarker()] = self._end
             self.pending.update(held)
         self.ready.set()
-        if len(self.pending) > self.bound:
+        if self._over(len(self.pending)):
             self._overflow()
 
     def _dumped_entries(self, fam: tuple[int, int], chunk: RawChunk) -> list[tuple[Any, Any]]:
@@ -1483,10 +1490,30 @@ class RouteWatch:
             with self._lock:
                 self.pending.update(entries)
                 size = len(self.pending)
-        if size > self.bound:
+        if self._over(size):
             self._overflow()
         elif not self._dumping:
             self.ready.set()
+
+    def _over(self, size: int) -> bool:
+        """Whether ``size`` queued prefixes end the watch (reactor thread).
+
+        Past ``bound`` the reader has `WATCH_GRACE` seconds to take a batch
+        (each take starts the time again), and past `WATCH_HARD` times the
+        bound the watch ends at once: a reader that keeps taking is only
+        behind, one that stopped is really not reading.
+        """
+        if size <= self.bound:
+            self._behind_since = None
+            return False
+        if size > self.bound * WATCH_HARD:
+            return True
+        now = self.control.reactor.seconds()
+        since = self._behind_since
+        if since is None:
+            self._behind_since = now
+            return False
+        return now - since > WATCH_GRACE
 
     def close(self) -> None:
         """Stop watching (the client went away, or the queue overflowed)."""
@@ -1495,6 +1522,12 @@ class RouteWatch:
             self._unsubscribe()
             self._cursors = []
             self.ready.set()  # a reader waiting wakes and sees it closed
+
+
+#: seconds a watch may stay past its bound without a read before it is ended
+WATCH_GRACE = 2.0
+#: past this many times its bound a watch is ended even while its reader reads
+WATCH_HARD = 10
 
 
 class AdjRibInWatch(RouteWatch):

@@ -10,6 +10,8 @@ from bgpd.api.control import (
     ADJ_RIB_IN_PRE,
     ADJ_RIB_OUT,
     LOC_RIB,
+    WATCH_GRACE,
+    WATCH_HARD,
     Control,
     EndOfDump,
     FailedPrecondition,
@@ -355,13 +357,30 @@ class RoutesControlTests(SynchronousTestCase):
         self.assertEqual([i.prefix for i in queued(watch)], ["198.51.100.0/25"])
 
     def test_watch_overflow(self):
-        """Past its bound a watch unsubscribes and queues Overflow; routing goes on."""
+        """Past its bound with no read for WATCH_GRACE seconds a watch ends (Overflow); routing goes on."""
         watch = self.control.watch_routes(bound=3)
         self.announce(self.a, [f"198.51.100.{i * 16}/28" for i in range(6)])
-        items = queued(watch)
-        self.assertEqual(items[-1], Overflow(3))
+        self.assertFalse(watch.closed)  # past the bound, but the reader may still come
+        self.reactor.advance(WATCH_GRACE)
+        self.announce(self.a, ["203.0.113.0/24"])
         self.assertTrue(watch.closed)
-        self.assertEqual(len(drain(self.control.list_routes(LOC_RIB))), 6)
+        self.assertEqual(watch.take(100), Overflow(3))
+        self.assertEqual(len(drain(self.control.list_routes(LOC_RIB))), 7)
+
+    def test_a_reading_watcher_is_only_behind(self):
+        """A reader that keeps taking may trail past the bound (lag says by how much), up to WATCH_HARD x."""
+        watch = self.control.watch_routes(bound=3)
+        self.announce(self.a, [f"198.51.100.{i * 16}/28" for i in range(6)])
+        for i in range(3):
+            batch = watch.take(1)
+            self.assertEqual(len(batch.events), 1)
+            self.reactor.advance(WATCH_GRACE)
+            self.announce(self.a, [f"203.0.113.{i}/32"])
+            self.assertFalse(watch.closed)
+        self.assertEqual(watch.take(100).lag, 0)
+        self.announce(self.a, [f"192.0.2.{i}/32" for i in range(3 * WATCH_HARD + 1)])
+        self.assertTrue(watch.closed)
+        self.assertEqual(watch.take(100), Overflow(3))
 
     def test_dump_waits_for_the_reader(self):
         """A dump bigger than the bound pauses instead of overflowing while the reader keeps up."""
@@ -424,8 +443,9 @@ class RouteEncoderTests(SynchronousTestCase):
         sets = [
             PathAttributes(),
             PathAttributes(origin=2, as_path=((2, ()),), med=0, local_pref=0, otc=0),
-            PathAttributes(as_path=((1, (4_200_000_000, 1)), (3, (64512,)), (4, (7,))), next_hop="2001:db8::1",
-                           next_hop_ll="fe80::1", aggregator=(0, "192.0.2.7"), cluster_list=("192.0.2.6",),
+            PathAttributes(as_path=((1, (4_200_000_000, 1)), (3, (64512,)), (4, (7,))),
+                           next_hop="2001:db8::1", next_hop_ll="fe80::1", aggregator=(0, "192.0.2.7"),
+                           cluster_list=("192.0.2.6",),
                            originator_id="192.0.2.8", atomic_aggregate=True,
                            ext_communities=(bytes.fromhex("0002fde800000001"),),
                            unknown=((0xC0, 99, b""), (0, 0, b"\x01" * 300))),
