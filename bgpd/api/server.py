@@ -359,7 +359,9 @@ class RouteEncoder:
 
     def _attributes(self, a: Any) -> bytes:
         if len(self.attributes) > 100_000:
+            # A long watch meets ever more sets and pieces: start over rather than grow.
             self.attributes.clear()
+            self.pieces = AttributePieces()
         data = self.attributes[a] = _field(7, self.pieces.encode(a))
         return data
 
