@@ -520,7 +520,6 @@ class RibService(Service):
                 self.rib.originate(fam, key, attrs)
         self._originated = wanted
 
-
     def take_originated(self, built: list[tuple[Any, tuple[Any, PathAttributes]]]) -> None:
         """Originate some of the next config's routes now (the API, in chunks, before
         :meth:`reload` takes that config; its sync then finds them in place).
@@ -530,7 +529,8 @@ class RibService(Service):
         for route, hit in built:
             self._originate_built[route] = hit
             k, attrs = hit
-            if self._originated.get(k) != attrs:
+            now = self._originated.get(k)
+            if now is not attrs and now != attrs:
                 self._originated[k] = attrs
                 self.rib.originate(k[0], k[1], attrs)
 

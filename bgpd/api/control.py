@@ -1149,7 +1149,9 @@ def path_age(path: Path, now: float) -> int:
     """Whole seconds since ``path.since``: since its attribute set was first received
     from its source peer (the RIB shares one Path per peer and attribute set, so a
     prefix that moved onto an attribute set the peer already used gets that set's
-    age, as BIRD's "since" does).  0 when unknown (a RIB without a clock)."""
+    age, as BIRD's "since" does).  A graceful restart or an enhanced route refresh
+    makes fresh paths of what the peer sends again, so the age counts from then.
+    0 when unknown (a RIB without a clock)."""
     since = path.since
     return int(now - since) if since and now > since else 0
 
