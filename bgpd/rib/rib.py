@@ -173,7 +173,8 @@ class Rib:
         if call_later is None:
             raise TypeError("Rib needs call_later (reactor.callLater or Clock().callLater)")
         #: ``clock() -> seconds`` (reactor.seconds): read once per processing
-        #: turn into ``now``, each new Path's ``since``; None: paths have no time
+        #: turn into ``now`` (whole seconds), each new Path's ``since``; None:
+        #: paths have no time
         self._clock = clock
         self.now = 0.0
         #: ``call_later(delay, fn, *args) -> handle``; update groups use it too.
@@ -709,7 +710,11 @@ class Rib:
     def _process(self, budget: int) -> int:
         work = self._work
         if self._clock is not None:
-            self.now = self._clock()
+            # Whole seconds (an age is shown in them), and the same float
+            # object while the second lasts: paths made in it share it.
+            now = float(int(self._clock()))
+            if now != self.now:
+                self.now = now
         changed: dict[Family, list] = {}
         # (family, prefix) -> best path before this turn touched it (for subscribers)
         first: dict | None = {} if self._subscribers else None

@@ -128,9 +128,9 @@ class Path:
         #: When this path was made (the RIB's clock, 0.0 when it has none).  The
         #: RIB interns paths per (peer, attribute set): so this is when that
         #: attribute set was first received from that peer, kept as long as
-        #: some prefix still uses it (what BIRD shows as "since").  One float
-        #: per processing turn is shared by every path made in it, so a path
-        #: costs one slot more, not one float more.
+        #: some prefix still uses it (what BIRD shows as "since").  Whole
+        #: seconds, one float shared by every path made in that second, so
+        #: a path costs one slot more, not one float more.
         self.since = since
 
     @property
