@@ -353,8 +353,12 @@ class RouteEncoder:
         self.pieces = AttributePieces()
         #: about the most bytes in one message of raw_response / watch_raw
         self.message_bytes = message_bytes
-        #: path -> (its facts, its Route bytes but the prefix), for raw_response
-        self.parts: dict[Any, tuple[PathFacts, str, bytes]] = {}
+        #: path -> (what its part was made from, its Route bytes but the prefix).
+        #: The first is plain values (the attribute set by id: the path holds
+        #: it), not the facts: a cache of objects that refer to others is
+        #: what the garbage collector scans again and again, stopping every
+        #: thread, the reactor's too.
+        self.parts: dict[Any, tuple[tuple, bytes]] = {}
         self.family_names: dict[tuple[int, int], str] = {}
 
     def _attributes(self, a: Any) -> bytes:
@@ -426,13 +430,14 @@ class RouteEncoder:
         to_str = prefix_to_str
         for key, path in zip(chunk.keys, chunk.paths, strict=True):
             facts = meta[path]
+            sig = (id(facts[0]), fname, *facts[1:])
             hit = parts.get(path)
-            if hit is None or hit[0] != facts or hit[1] != fname:
-                hit = parts[path] = (facts, fname, self._part(fname, facts))
+            if hit is None or hit[0] != sig:
+                hit = parts[path] = (sig, self._part(fname, facts))
             p = to_str(key, afi).encode()
-            n = len(p) + 2 + len(hit[2])
+            n = len(p) + 2 + len(hit[1])
             route = (b"\x0a" + bytes((n,)) if n < 0x80 else b"\x0a" + _varint(n)) + b"\x0a" + \
-                bytes((len(p),)) + p + hit[2]
+                bytes((len(p),)) + p + hit[1]
             if size + len(route) > limit and out:
                 messages.append(b"".join(out))
                 out.clear()
@@ -477,13 +482,14 @@ class RouteEncoder:
                     event = _field(1, _field(2, body))
                 else:
                     path, facts = entry
+                    sig = (id(facts[0]), fname, *facts[1:])
                     hit = parts.get(path)
-                    if hit is None or hit[0] != facts or hit[1] != fname:
-                        hit = parts[path] = (facts, fname, self._part(fname, facts))
-                    n = len(p) + 2 + len(hit[2])  # the Route
+                    if hit is None or hit[0] != sig:
+                        hit = parts[path] = (sig, self._part(fname, facts))
+                    n = len(p) + 2 + len(hit[1])  # the Route
                     m = n + 1 + (1 if n < 0x80 else len(_varint(n)))  # the RouteEvent: tag, length, Route
                     event = b"\x0a" + (bytes((m,)) if m < 0x80 else _varint(m)) + b"\x0a" + \
-                        (bytes((n,)) if n < 0x80 else _varint(n)) + b"\x0a" + bytes((len(p),)) + p + hit[2]
+                        (bytes((n,)) if n < 0x80 else _varint(n)) + b"\x0a" + bytes((len(p),)) + p + hit[1]
             if size + len(event) > limit and out:
                 pieces.append((b"".join(out), len(out)))
                 out.clear()
