@@ -179,6 +179,9 @@ class Result:
     load_end: float = 0.0
     #: Prefixes the sink ended holding through another feeder than the best.
     stale: int = 0
+    #: The router's CPU seconds (user + system) over its whole run, read
+    #: just before it is stopped (bench/monitor.py compares them).
+    cpu: float | None = None
 
     def _tail(self) -> str:
         text = f" stale {self.stale:,}" if self.stale else ""
@@ -317,11 +320,13 @@ class _BenchBird(Bird):
 class _Bgpd:
     """Our own daemon, in the foreground under twistd (``Netns.popen_bgpd``)."""
 
-    def __init__(self, lab: Lab, feeders: list[Feeder], policy: str = "") -> None:
+    def __init__(self, lab: Lab, feeders: list[Feeder], policy: str = "", extra: str = "") -> None:
         self.ns = lab["mid"].ns
         self.feeders = feeders
         #: ``[sets]`` / ``[policies]`` text; when set, the first feeder's import policy is ixp-in.
         self.policy = policy
+        #: More config tables, as they are (bench/monitor.py's [bmp]).
+        self.extra = extra
         self.proc: Process | None = None
 
     def start(self) -> _Bgpd:
@@ -351,7 +356,7 @@ class _Bgpd:
                 listen_addresses = ["{MID_IP}"]
                 listen_port = 179
                 state_dir = "{os.path.join(os.path.dirname(conf), 'bgpd-state')}"
-                """) + peers + "\n" + self.policy)
+                """) + peers + "\n" + self.policy + "\n" + self.extra)
         self.proc = self.ns.popen_bgpd(conf)
         return self
 
@@ -363,14 +368,15 @@ class _Bgpd:
         return self.proc.output() if self.proc else ""
 
 
-def start_router(lab: Lab, name: str, feeders: list[Feeder], policy: str = "") -> Daemon | _Bgpd:
+def start_router(lab: Lab, name: str, feeders: list[Feeder], policy: str = "",
+                 extra: str = "") -> Daemon | _Bgpd:
     """Start ``name`` in the mid namespace; it only listens (every peer is passive).
 
     ``policy``: bgpd's ``[sets]`` / ``[policies]`` for --policy ixp.
     """
     ns = lab["mid"].ns
     if name == "bgpd":
-        return _Bgpd(lab, feeders, policy).start()
+        return _Bgpd(lab, feeders, policy, extra).start()
     if name == "bird":
         return _BenchBird(ns, AS_MID, MID_IP, _neighbors(feeders)).start()
     if name == "gobgp":
@@ -578,7 +584,8 @@ def stall_of(probe: Process, since: float, until: float) -> float | None:
 
 
 def run_router(lab: Lab, name: str, feeders: list[Feeder], n4: int, n6: int,
-               timeout: float, shape: Shape = Shape(), policy: str = "") -> Result:
+               timeout: float, shape: Shape = Shape(), policy: str = "",
+               extra: str = "") -> Result:
     """The whole workload through ``name``; everything started here is stopped here.
 
     ``policy`` (--policy ixp): bgpd's filter tables; ``n4`` / ``n6`` are then
@@ -603,7 +610,7 @@ def run_router(lab: Lab, name: str, feeders: list[Feeder], n4: int, n6: int,
                         "--connect-timeout", str(SESSION_TIMEOUT), *via], f"sink-{name}.log")
 
     try:
-        router = start_router(lab, name, feeders, policy)
+        router = start_router(lab, name, feeders, policy, extra)
         assert router.proc is not None
         if shape.sink_delay is None:
             sinks.append(make_sink())
@@ -640,6 +647,8 @@ def run_router(lab: Lab, name: str, feeders: list[Feeder], n4: int, n6: int,
         for sink in sinks:
             sink.stop()
         if router is not None:
+            if router.proc is not None and router.proc.alive():
+                res.cpu = cpu_seconds(router.proc.pid)
             router.stop()
 
 

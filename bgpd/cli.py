@@ -27,6 +27,8 @@ from bgpd.api._gen.bgpd.v1 import (
     events_pb2_grpc,
     global_pb2,
     global_pb2_grpc,
+    monitor_pb2,
+    monitor_pb2_grpc,
     peers_pb2,
     peers_pb2_grpc,
     policy_pb2,
@@ -74,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                                     parser_class=_Parser)
     show.add_parser("summary", help="the daemon and one line per neighbor")
     show.add_parser("kernel", help="the kernel route writer: table, routes per family")
+    show.add_parser("bmp", help="the BMP collectors: state, messages, drops, buffer")
     show.add_parser("neighbors", help="every neighbor in detail")
     n = show.add_parser("neighbor", help="one neighbor in detail")
     n.add_argument("address")
@@ -154,7 +157,22 @@ def build_parser() -> argparse.ArgumentParser:
     we = watch.add_parser("events", help="session state changes")
     we.add_argument("--peer", default="")
     we.add_argument("--count", type=int, default=0, help="stop after this many events")
+    _monitor_parsers(sub, show)
     return p
+
+
+def _monitor_parsers(sub: Any, show: Any) -> None:
+    """``show history ADDR`` and ``dump rib FILE`` (bgpd.monitor)."""
+    hist = show.add_parser("history", help="a neighbor's last session state changes")
+    hist.add_argument("address")
+    dump = sub.add_parser("dump", help="write MRT files").add_subparsers(
+        dest="what", required=True, parser_class=_Parser)
+    dr = dump.add_parser("rib", help="an MRT TABLE_DUMP_V2 file (RFC 6396) of a RIB, on bgpd's host")
+    dr.add_argument("file", help="the file bgpd writes (relative: to this directory)")
+    dr.add_argument("--peer", default="", help="the Adj-RIB-In of this neighbor only")
+    dr.add_argument("--table", choices=("loc-rib", "adj-rib-in"), default=None,
+                    help="loc-rib (default; adj-rib-in with --peer)")
+    dr.add_argument("--compression", choices=("none", "gzip", "bz2"), default="none")
 
 
 def _neighbor_parser(verb: str) -> argparse.ArgumentParser:
@@ -310,6 +328,7 @@ class Client:
         self.peers = peers_pb2_grpc.PeersStub(self.channel)
         self.routes = routes_pb2_grpc.RoutesStub(self.channel)
         self.events = events_pb2_grpc.EventsStub(self.channel)
+        self.monitor = monitor_pb2_grpc.MonitorStub(self.channel)
 
     def close(self) -> None:
         self.channel.close()
@@ -325,6 +344,20 @@ def _kernel(k: Any, out: IO[str]) -> None:
         out.write(f"{f.family:<14} {f.installed:>10} {f.pending:>10} {f.failed:>10}\n")
 
 
+def _bmp(b: Any, out: IO[str]) -> None:
+    if not b.enabled:
+        out.write("bmp: off (no [[bmp.collector]] in the config)\n")
+        return
+    out.write(f"{'Collector':<12} {'Address':<24} {'State':<10} {'Messages':>10} {'MB':>9} "
+              f"{'Drops':>6} {'Buffered':>9}  Monitoring\n")
+    for s in b.collectors:
+        where = f"[{s.address}]:{s.port}" if ":" in s.address else f"{s.address}:{s.port}"
+        out.write(f"{s.name:<12} {where:<24} {s.state:<10} {s.messages:>10} "
+                  f"{s.octets / 1e6:>9.1f} {s.drops:>6} {s.buffered:>9}  {','.join(s.monitoring)}\n")
+        if s.last_error:
+            out.write(f"{'':<12} last: {s.last_error}\n")
+
+
 def _show(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
     if args.what == "summary":
         g = c.glob.GetGlobal(global_pb2.GetGlobalRequest(), timeout=CALL_TIMEOUT)
@@ -334,6 +367,12 @@ def _show(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
                 "peers", [])}) + "\n")
         else:
             _summary(g, peers.peers, out)
+    elif args.what == "bmp":
+        b = c.glob.GetBmp(global_pb2.GetBmpRequest(), timeout=CALL_TIMEOUT)
+        if args.json:
+            out.write(_json(b) + "\n")
+        else:
+            _bmp(b, out)
     elif args.what == "kernel":
         k = c.glob.GetKernel(global_pb2.GetKernelRequest(), timeout=CALL_TIMEOUT)
         if args.json:
@@ -354,6 +393,16 @@ def _show(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
             out.write(_json(p) + "\n")
         else:
             _neighbor(p, out)
+            h = c.monitor.GetPeerHistory(monitor_pb2.GetPeerHistoryRequest(address=args.address),
+                                         timeout=CALL_TIMEOUT)
+            _history(h, out, last=NEIGHBOR_EVENTS)
+    elif args.what == "history":
+        h = c.monitor.GetPeerHistory(monitor_pb2.GetPeerHistoryRequest(address=args.address),
+                                     timeout=CALL_TIMEOUT)
+        if args.json:
+            out.write(_json(h) + "\n")
+        else:
+            _history(h, out)
     else:
         _show_routes(c, args, out)
 
@@ -649,8 +698,43 @@ def _completion_cmd(c: Any, args: argparse.Namespace, out: IO[str]) -> None:
     out.write(completion_script(args.shell))
 
 
+#: state changes ``show neighbor`` prints (``show history`` prints every kept one)
+NEIGHBOR_EVENTS = 10
+
+
+def _history(h: Any, out: IO[str], last: int = 0) -> None:
+    events = list(h.events)[-last:] if last else list(h.events)
+    more = f" (last {len(events)} of {len(h.events)})" if len(events) < len(h.events) else ""
+    out.write(f"  Session history{more}, {h.flaps} flaps:\n")
+    if not events:
+        out.write("    (no state change yet)\n")
+    for e in events:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.time))
+        line = f"    {when}  {e.old_state} -> {e.new_state}: {e.reason}"
+        out.write(line + "\n")
+
+
+def _dump_cmd(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
+    import os
+
+    table = args.table or ("adj-rib-in" if args.peer else "loc-rib")
+    r = c.monitor.DumpRib(monitor_pb2.DumpRibRequest(
+        file=os.path.abspath(args.file), table=table, peer=args.peer,
+        compression=args.compression), timeout=DUMP_TIMEOUT)
+    if args.json:
+        out.write(_json(r) + "\n")
+    else:
+        out.write(f"{r.file}: {table}, {r.prefixes} prefixes, {r.peers} peer"
+                  f"{'s' if r.peers != 1 else ''} in the index, {r.bytes} octets in {r.seconds:.1f}s\n")
+
+
+#: seconds for a DumpRib call: a full table takes tens of seconds
+DUMP_TIMEOUT = 600.0
+
 _COMMANDS = {"show": _show, "neighbor": _neighbor_cmd, "route": _route_cmd, "watch": _watch,
-             "policy": _policy_cmd, "config": _config_cmd, "completion": _completion_cmd}
+             "policy": _policy_cmd, "config": _config_cmd}
+_COMMANDS["dump"] = _dump_cmd
+_COMMANDS["completion"] = _completion_cmd
 
 
 def default_target(env: Mapping[str, str] | None = None) -> str:

@@ -48,6 +48,7 @@ import ipaddress
 import json
 import math
 import re
+import time
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -75,6 +76,8 @@ __all__ = [
     "ROLES",
     "SOFT_FIELDS",
     "ApiConfig",
+    "MonitorConfig",
+    "MrtConfig",
     "BgpConfig",
     "Config",
     "ConfigError",
@@ -367,6 +370,40 @@ class KernelConfig:
     reconcile_time: float = 120.0
 
 
+#: What a BMP collector may be sent (RFC 7854 4.6, RFC 8671, RFC 9069).
+BMP_MONITORING = ("pre-policy", "post-policy", "adj-rib-out", "loc-rib")
+
+
+@attrs.frozen
+class BmpCollectorConfig:
+    """One ``[[bmp.collector]]``: a BMP station bgpd connects to (RFC 7854 3.2).
+
+    ``monitoring`` names the views sent (:data:`BMP_MONITORING`);
+    ``statistics_interval`` seconds between Statistics Reports (0: none);
+    ``buffer`` the octets queued for a slow station before its session is
+    dropped and re-synced; ``retry_time`` the longest wait between connect
+    attempts (the back-off doubles from 1 s up to it).
+    """
+
+    name: str
+    address: str
+    port: int
+    monitoring: tuple[str, ...] = attrs.field(default=("pre-policy", "post-policy"), converter=tuple)
+    statistics_interval: float = 60.0
+    buffer: int = 16 * 1024 * 1024
+    retry_time: float = 30.0
+
+
+@attrs.frozen
+class BmpConfig:
+    """The ``[bmp]`` table: BMP collectors (RFC 7854), and what the Initiation names."""
+
+    collectors: tuple[BmpCollectorConfig, ...] = attrs.field(default=(), converter=tuple)
+    #: sysName and sysDescr of the Initiation message (RFC 7854 4.4); "" = hostname / "bgpd".
+    sys_name: str = ""
+    sys_descr: str = ""
+
+
 #: NeighborConfig fields a running session takes over as they are: nothing
 #: negotiated in the OPEN depends on them, so changing one needs no reset.
 SOFT_FIELDS = frozenset({"description", "import_policy", "export_policy", "max_prefix"})
@@ -411,6 +448,12 @@ class Config:
     api: ApiConfig = attrs.field(factory=lambda: ApiConfig())
     #: ``[kernel]``; None when the section is absent (nothing goes to the kernel).
     kernel: KernelConfig | None = None
+    #: ``[monitor]`` (session history, log format, metrics endpoint)
+    monitor: MonitorConfig = attrs.field(factory=lambda: MonitorConfig())
+    #: ``[mrt]``; None when the section is absent (no scheduled dumps)
+    mrt: MrtConfig | None = None
+    #: ``[bmp]``; None when the section is absent (no BMP).
+    bmp: BmpConfig | None = None
     _by_address: dict[str, NeighborConfig] = attrs.field(init=False, repr=False, eq=False, hash=False)
 
     @_by_address.default
@@ -526,7 +569,11 @@ MAX_PREFIX_KEYS = tuple(f.name for f in attrs.fields(MaxPrefix))
 # family is derived from the prefix, never written.
 ORIGINATE_KEYS = tuple(f.name for f in attrs.fields(OriginateConfig) if f.name != "family")
 KERNEL_KEYS = tuple(f.name for f in attrs.fields(KernelConfig))
-TOP_KEYS = ("bgp", "neighbors", "originate", "sets", "policies", "api", "kernel")
+BMP_KEYS = ("collector", "sys_name", "sys_descr")
+BMP_COLLECTOR_KEYS = tuple(f.name for f in attrs.fields(BmpCollectorConfig))
+TOP_KEYS = ("bgp", "neighbors", "originate", "sets", "policies", "api", "kernel", "bmp")
+# bgpd.monitor's sections
+TOP_KEYS += ("monitor", "mrt")
 
 # Settings a neighbor inherits from [bgp] when it does not set them.
 _INHERITED = ("local_as", "hold_time", "connect_retry_time", "idle_hold_time", "max_idle_hold_time")
@@ -820,10 +867,27 @@ class _Validator:
             except ConfigError as err:
                 self.errors.extend(err.errors)
         kernel = self.kernel(top["kernel"]) if "kernel" in top else None
+        bmp = self.bmp(top["bmp"]) if "bmp" in top else None
+        monitor, mrt = self.monitor_sections(top)
         if bgp is None or neighbors is None or originate is None or self.errors:
             return None
         return Config(bgp=bgp, neighbors=neighbors, originate=originate, sets=sets, policies=policies,
-                      api=api, kernel=kernel)
+                      api=api, kernel=kernel, bmp=bmp, monitor=monitor, mrt=mrt)
+
+    def monitor_sections(self, top: Mapping[str, Any]) -> tuple[MonitorConfig, MrtConfig | None]:
+        """``[monitor]`` and ``[mrt]`` (bgpd.monitor), their errors collected with the rest."""
+        monitor, mrt = MonitorConfig(), None
+        try:
+            if "monitor" in top:
+                monitor = monitor_config_from_table(top["monitor"])
+        except ConfigError as err:
+            self.errors.extend(err.errors)
+        try:
+            if "mrt" in top:
+                mrt = mrt_config_from_table(top["mrt"])
+        except ConfigError as err:
+            self.errors.extend(err.errors)
+        return monitor, mrt
 
     def kernel(self, value: object) -> KernelConfig | None:
         """``[kernel]``: every key optional."""
@@ -866,6 +930,87 @@ class _Validator:
         if not 1 <= n <= MAX_U32 or n == 255:
             return self.error(key, f"must be a table from 1 to {MAX_U32} other than 255 (local), got {n}")
         return n
+
+    # -- [bmp] (RFC 7854) --
+
+    def bmp(self, value: object) -> BmpConfig | None:
+        """``[bmp]``: optional names for the Initiation, and ``[[bmp.collector]]`` tables."""
+        path = "bmp"
+        tbl = self.table(value, path, BMP_KEYS)
+        if tbl is None:
+            return None
+        n_errors = len(self.errors)
+        sys_name = self.string(tbl, path, "sys_name", "")
+        sys_descr = self.string(tbl, path, "sys_descr", "")
+        items = tbl.get("collector", [])
+        collectors: list[BmpCollectorConfig] = []
+        if not isinstance(items, list):
+            self.error(f"{path}.collector",
+                       f"must be an array of tables ([[bmp.collector]]), got {_describe(items)}")
+            items = []
+        names: dict[str, int] = {}
+        stations: dict[tuple[str, int], int] = {}
+        for i, item in enumerate(items):
+            c = self.bmp_collector(item, f"{path}.collector[{i}]")
+            if c is None:
+                continue
+            if c.name in names:
+                self.error(f"{path}.collector[{i}].name",
+                           f"duplicate collector name {c.name!r} (also bmp.collector[{names[c.name]}])")
+            names.setdefault(c.name, i)
+            where = (c.address, c.port)
+            if where in stations:
+                self.error(f"{path}.collector[{i}].address",
+                           f"[{c.address}]:{c.port} is already bmp.collector[{stations[where]}]")
+            stations.setdefault(where, i)
+            collectors.append(c)
+        if len(self.errors) > n_errors:
+            return None
+        return BmpConfig(collectors=tuple(collectors), sys_name=sys_name, sys_descr=sys_descr)
+
+    def bmp_collector(self, value: object, path: str) -> BmpCollectorConfig | None:
+        tbl = self.table(value, path, BMP_COLLECTOR_KEYS)
+        if tbl is None:
+            return None
+        n_errors = len(self.errors)
+        name = self.string(tbl, path, "name")
+        if isinstance(name, str) and not name.strip():
+            self.error(_join(path, "name"), "must not be empty")
+        address = self.string(tbl, path, "address")
+        if isinstance(address, str):
+            ip = _parse_ip(address)
+            if isinstance(ip, str):
+                address = self.error(_join(path, "address"), ip)
+            elif ip.is_unspecified or ip.is_multicast:
+                address = self.error(_join(path, "address"),
+                                     f"must be a unicast host address, got {ip}")
+            else:
+                address = str(ip)
+        port = self.integer(tbl, path, "port", _int_range(1, 65535))
+        monitoring = self.string_list(tbl, path, "monitoring", ["pre-policy", "post-policy"])
+        if isinstance(monitoring, list):
+            key = _join(path, "monitoring")
+            if not monitoring:
+                self.error(key, f"must name at least one of {', '.join(BMP_MONITORING)}")
+            seen: set[str] = set()
+            for j, kind in enumerate(monitoring):
+                if kind not in BMP_MONITORING:
+                    self.error(f"{key}[{j}]", f"must be one of {', '.join(BMP_MONITORING)}; got {kind!r}")
+                elif kind in seen:
+                    self.error(f"{key}[{j}]", f"{kind!r} is listed twice")
+                seen.add(kind)
+        interval = self.seconds(tbl, path, "statistics_interval", 60.0)
+        if isinstance(interval, float) and 0 < interval < 1:
+            self.error(_join(path, "statistics_interval"),
+                       f"must be 0 (no reports) or at least 1 second, got {interval!r}")
+        buffer = self.integer(tbl, path, "buffer", _int_range(65536, 2**32), 16 * 1024 * 1024)
+        retry = self.seconds(tbl, path, "retry_time", 30.0)
+        if isinstance(retry, float) and retry < 1:
+            self.error(_join(path, "retry_time"), f"must be at least 1 second, got {retry!r}")
+        if len(self.errors) > n_errors:
+            return None
+        return BmpCollectorConfig(name=name, address=address, port=port, monitoring=tuple(monitoring),
+                                  statistics_interval=interval, buffer=buffer, retry_time=retry)
 
     def bgp(self, value: object) -> BgpConfig | None:
         path = "bgp"
@@ -2221,9 +2366,139 @@ def config_to_tables(config: Config, policy_tables: Mapping[str, Any] | None = N
         out["api"] = plain(config.api)
         if not config.api.listen:
             del out["api"]["listen"]  # the default socket in state_dir: written, it would not read back
+    if config.monitor != MonitorConfig():
+        out["monitor"] = plain(config.monitor)
+    if config.mrt is not None:
+        out["mrt"] = plain(config.mrt)
     out.update(dict(policy_tables or {}))
     if neighbors:
         out["neighbors"] = neighbors
     if originate:
         out["originate"] = originate
+    if config.bmp is not None:
+        out["bmp"] = {"sys_name": config.bmp.sys_name, "sys_descr": config.bmp.sys_descr,
+                      "collector": [plain(c) for c in config.bmp.collectors]}
     return out
+
+
+# -- [monitor] and [mrt] (bgpd.monitor) --------------------------------------------
+
+MONITOR_KEYS = ("history_size", "log_format", "metrics_listen")
+MRT_KEYS = ("directory", "interval", "file_pattern", "compression", "tables", "updates")
+LOG_FORMATS = ("text", "json")
+MRT_COMPRESSIONS = ("none", "gzip", "bz2")
+MRT_TABLES = ("loc-rib", "adj-rib-in")
+_MAX_HISTORY = 100_000
+
+
+@attrs.frozen
+class MonitorConfig:
+    """The ``[monitor]`` table: session history, log format, the Prometheus endpoint."""
+
+    #: state changes kept per peer (``bgpctl show neighbor``, GetPeer)
+    history_size: int = 64
+    #: "text" (twistd's lines) or "json" (one JSON object per line)
+    log_format: str = "text"
+    #: "" (off), or the HOST:PORT the metrics are served on; a bare port is loopback
+    metrics_listen: str = ""
+
+    @property
+    def metrics_address(self) -> tuple[str, int] | None:
+        """(host, port) of the metrics endpoint, or None when off."""
+        if not self.metrics_listen:
+            return None
+        return _metrics_host_port(self.metrics_listen)
+
+
+@attrs.frozen
+class MrtConfig:
+    """The ``[mrt]`` table: scheduled TABLE_DUMP_V2 snapshots (RFC 6396 section 4.3)."""
+
+    directory: str
+    #: seconds between two dumps; one file per interval (rotation by time)
+    interval: int = 7200
+    #: file name: ``{table}`` and strftime(3) codes expanded at the dump's time (UTC)
+    file_pattern: str = "{table}.%Y%m%d.%H%M.mrt"
+    compression: str = "none"
+    tables: tuple[str, ...] = attrs.field(default=("loc-rib",), converter=tuple)
+    #: also log every received message and state change (BGP4MP, RFC 6396 4.4)
+    updates: bool = False
+
+
+def _metrics_host_port(listen: str) -> tuple[str, int]:
+    """``PORT`` (loopback), ``HOST:PORT`` or ``[V6]:PORT`` -> (host, port); ValueError says why."""
+    if listen.isdigit():
+        port = int(listen)
+        if not 1 <= port <= 65535:
+            raise ValueError(f"port must be 1..65535, got {port}")
+        return "127.0.0.1", port
+    host, port = split_listen(listen)
+    if host != "localhost":
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"host must be an IP address or localhost, got {host!r}") from None
+    if port == 0:
+        raise ValueError("port must be 1..65535, got 0")
+    return host, port
+
+
+def monitor_config_from_table(table: object, path: str = "monitor") -> MonitorConfig:
+    """Validate a ``[monitor]`` table; raises `ConfigErrors` naming each bad key."""
+    v = _Validator()
+    tbl = v.table(table, path, MONITOR_KEYS)
+    if tbl is None:
+        raise ConfigErrors(v.errors)
+    size = v.integer(tbl, path, "history_size", _int_range(1, _MAX_HISTORY), 64)
+    log_format = v.choice(tbl, path, "log_format", LOG_FORMATS, "text")
+    listen = v.string(tbl, path, "metrics_listen", "")
+    if isinstance(listen, str) and listen:
+        try:
+            _metrics_host_port(listen)
+        except ValueError as e:
+            v.error(_join(path, "metrics_listen"), f"must be PORT, HOST:PORT or [V6]:PORT: {e}")
+    if v.errors:
+        raise ConfigErrors(v.errors)
+    return MonitorConfig(history_size=size, log_format=log_format, metrics_listen=listen)
+
+
+def mrt_config_from_table(table: object, path: str = "mrt") -> MrtConfig:
+    """Validate an ``[mrt]`` table; raises `ConfigErrors` naming each bad key."""
+    v = _Validator()
+    tbl = v.table(table, path, MRT_KEYS)
+    if tbl is None:
+        raise ConfigErrors(v.errors)
+    directory = v.string(tbl, path, "directory")
+    if directory == "":
+        v.error(_join(path, "directory"), "must name a directory, got an empty string")
+    # Under a minute a full table's dump could still be running when the next is due.
+    interval = v.integer(tbl, path, "interval", _int_range(60, 7 * 86400), 7200)
+    pattern = v.string(tbl, path, "file_pattern", "{table}.%Y%m%d.%H%M.mrt")
+    if isinstance(pattern, str):
+        try:
+            name = time.strftime(pattern.replace("{table}", "loc-rib"), time.gmtime(0))
+        except ValueError as e:
+            name = None
+            v.error(_join(path, "file_pattern"), f"not a strftime pattern: {e}")
+        if name is not None and (not name or "/" in name or name in (".", "..")):
+            v.error(_join(path, "file_pattern"), f"must make a file name without '/', got {pattern!r}")
+    compression = v.choice(tbl, path, "compression", MRT_COMPRESSIONS, "none")
+    tables = v.string_list(tbl, path, "tables", ["loc-rib"])
+    updates = v.boolean(tbl, path, "updates", False)
+    if isinstance(tables, list):
+        if not tables and updates is not True:
+            v.error(_join(path, "tables"), f"must name at least one of {', '.join(MRT_TABLES)} "
+                    "(or set mrt.updates = true)")
+        for i, t in enumerate(tables):
+            if t not in MRT_TABLES:
+                v.error(f"{_join(path, 'tables')}[{i}]", f"must be one of {', '.join(MRT_TABLES)}; got {t!r}")
+        if len(set(tables)) != len(tables):
+            v.error(_join(path, "tables"), "names a table twice")
+        elif (len(tables) + (updates is True)) > 1 and isinstance(pattern, str) \
+                and "{table}" not in pattern:
+            v.error(_join(path, "file_pattern"), "must contain {table} when more than one kind "
+                    "of file is written (mrt.tables, mrt.updates): one file per table")
+    if v.errors:
+        raise ConfigErrors(v.errors)
+    return MrtConfig(directory=directory, interval=interval, file_pattern=pattern,
+                     compression=compression, tables=tuple(tables), updates=updates)

@@ -5,6 +5,8 @@
       RibService ("rib"): the RIB, and the bridge sessions <-> RIB
       KernelService ("kernel", with a [kernel] section): best paths into a
         kernel routing table (bgpd.kernel)
+      MonitorService ("monitor"): session history, metrics ([monitor]),
+        MRT dumps ([mrt]) (bgpd.monitor)
 
 SIGHUP reloads the config file: added peers start, removed peers stop with
 Cease "peer de-configured", changed peers reset only when the change needs a
@@ -41,6 +43,8 @@ from bgpd.config import (
     policy_inputs,
 )
 from bgpd.kernel.service import KernelService
+from bgpd.monitor.metrics import DaemonParts
+from bgpd.monitor.service import MonitorService
 from bgpd.policy import BUILTIN, Policy
 from bgpd.policy.engine import compile_policies
 from bgpd.rib import PeerInfo, Rib, RibOptions, peer_role
@@ -49,6 +53,7 @@ from bgpd.session.factory import PeerFactory, SessionListener
 from bgpd.session.fsm import State
 from bgpd.session.listener import BGPServerFactory, install_md5, listen, set_listen_ttl
 from bgpd.session.negotiation import SessionInfo
+from bgpd.session.tap import FanoutTap, PeerUp, SessionTap
 from bgpd.state.store import MemoryStore, StateStore
 from bgpd.statecontrol import StateControl, read_overlay, resolve_state_dir
 from bgpd.wire.address import normalize_address
@@ -100,13 +105,24 @@ class SessionsService(Service):
         self.peers: dict[str, PeerFactory] = {}
         self.ports: list[Any] = []
         self.server = BGPServerFactory(self.lookup)
+        #: What every peer reports its messages, ups and downs to (BMP), or None.
+        self.message_tap: SessionTap | None = None
 
     def lookup(self, address: str) -> PeerFactory | None:
         return self.peers.get(address)
 
     def _make_peer(self, neighbor: NeighborConfig) -> PeerFactory:
-        return PeerFactory(neighbor, self.config.bgp.router_id, self.listener, self.reactor,
+        peer = PeerFactory(neighbor, self.config.bgp.router_id, self.listener, self.reactor,
                            route_server=neighbor.route_server_client)
+        if self.message_tap is not None:
+            peer.set_message_tap(self.message_tap)
+        return peer
+
+    def set_message_tap(self, tap: SessionTap | None) -> None:
+        """Give every peer, now and later, ``tap`` (:mod:`bgpd.session.tap`)."""
+        self.message_tap = tap
+        for peer in self.peers.values():
+            peer.set_message_tap(tap)
 
     def startService(self) -> None:
         super().startService()
@@ -642,6 +658,19 @@ class ApiService(Service):
         return deferToThreadPool(self.root.reactor, self.root.reactor.getThreadPool(), server.stop)
 
 
+def _monitor_service(root: BgpdService, config: Config, reactor: Any) -> MonitorService:
+    """The monitor ([monitor], [mrt]) with the parts it reads (bgpd.monitor imports no service)."""
+    rib_service = root.rib_service
+    parts = DaemonParts(
+        peers=lambda: root.sessions.peers,
+        peer_info=rib_service.peers.get,
+        rib=rib_service.rib,
+        kernel=lambda: root.kernel.status() if root.kernel is not None else None,
+        set_message_tap=lambda tap: root.set_message_tap("mrt", tap),
+    )
+    return MonitorService(config, parts, rib_service.bridge.watch_state, reactor)
+
+
 class BgpdService(MultiService):
     """The root of the service tree."""
 
@@ -674,12 +703,21 @@ class BgpdService(MultiService):
             # Before the sessions: it is subscribed before the first route arrives.
             self.kernel = KernelService(config, self.rib_service.rib, reactor)
             self.kernel.setServiceParent(self)
+        #: the sessions' message tap by user (see set_message_tap)
+        self._message_taps: dict[str, Any] = {}
+        # Before the sessions: their first state change is already recorded.
+        self.monitor = _monitor_service(self, config, reactor)
+        self.monitor.setServiceParent(self)
         self.sessions = SessionsService(config, self.rib_service.bridge, reactor)
         self.sessions.setServiceParent(self)
         self.api: ApiService | None = None
         if config.api.enabled:
             self.api = ApiService(self)
             self.api.setServiceParent(self)
+        self.bmp: Any = None
+        self._bmp_unsubscribe: Any = None
+        if config.bmp is not None:
+            self._bmp_reload(config)
         self._old_sighup: Any = None
 
     def startService(self) -> None:
@@ -741,3 +779,65 @@ class BgpdService(MultiService):
         self.config = new
         self.rib_service.reload(new, prepared)
         self.sessions.reload(new)
+        self.monitor.reload(new)
+        self._bmp_reload(new)
+
+    def set_message_tap(self, name: str, tap: SessionTap | None) -> None:
+        """BMP ("bmp") and the MRT updates log ("mrt") share the sessions' one message tap."""
+        self._message_taps[name] = tap
+        taps = [t for t in self._message_taps.values() if t is not None]
+        self.sessions.set_message_tap(
+            None if not taps else taps[0] if len(taps) == 1 else FanoutTap(taps))
+
+    # -- BMP ([bmp], bgpd.monitor.bmp_client) --------------------------------------
+
+    def _bmp_reload(self, config: Config) -> None:
+        """Start, change or stop the BMP collectors as ``config`` says."""
+        if config.bmp is None and self.bmp is None:
+            return
+        from bgpd.config import BmpConfig
+        from bgpd.monitor.bmp_client import BmpService
+
+        wanted = config.bmp if config.bmp is not None else BmpConfig()
+        if self.bmp is None:
+            self.bmp = BmpService(wanted, _BmpHost(self), self.reactor, self._bmp_attach)
+            self.bmp.setServiceParent(self)  # started with the tree, or now if it runs
+        else:
+            self.bmp.reload(wanted)
+
+    def _bmp_attach(self, monitor: Any, post_policy: bool, loc_rib: bool) -> None:
+        """Set (or clear, ``monitor`` None) the taps BMP's configured views need."""
+        rib = self.rib_service.rib
+        self.set_message_tap("bmp", monitor)
+        rib.set_adj_in_tap(monitor if post_policy else None)
+        if self._bmp_unsubscribe is not None:
+            self._bmp_unsubscribe()
+            self._bmp_unsubscribe = None
+        if monitor is not None and loc_rib:
+            self._bmp_unsubscribe = rib.subscribe(monitor.loc_rib_changed)
+
+
+class _BmpHost:
+    """What the BMP client reads of the daemon (``bgpd.monitor.bmp_client.BmpHost``)."""
+
+    def __init__(self, root: BgpdService) -> None:
+        self.root = root
+
+    @property
+    def router_id(self) -> str:
+        return self.root.config.bgp.router_id
+
+    @property
+    def local_as(self) -> int:
+        return self.root.config.bgp.local_as
+
+    @property
+    def rib(self) -> Rib:
+        return self.root.rib_service.rib
+
+    def established(self) -> list[tuple[PeerFactory, PeerUp]]:
+        return [(p, p.peer_up) for p in self.root.sessions.peers.values()
+                if p.peer_up is not None and p.state is State.ESTABLISHED]
+
+    def peer_info(self, peer: PeerFactory) -> PeerInfo | None:
+        return self.root.rib_service.peers.get(peer)

@@ -31,10 +31,26 @@ class Options(usage.Options):
             # One clear message per problem, no usage text, no traceback.
             sys.stderr.write(f"bgpd: {err}\n")
             raise SystemExit(2) from None
+        self._json_log()
         if self["check"]:
             n = len(self.loaded.neighbors)
             sys.stdout.write(f"bgpd: {self['config']}: OK ({n} neighbor{'s' if n != 1 else ''})\n")
             raise SystemExit(0)
+
+
+    def _json_log(self) -> None:
+        """``[monitor] log_format = "json"``: twistd's observer becomes bgpd's JSON lines.
+
+        twistd reads its ``logger`` option (an observer factory) after the
+        plugin's options are parsed, so setting it here replaces the text
+        log instead of adding a second one; an explicit ``--logger`` wins.
+        """
+        parent = getattr(self, "parent", None)
+        if self.loaded.monitor.log_format != "json" or parent is None or parent.get("logger"):
+            return
+        from bgpd.monitor.jsonlog import configure
+
+        parent["logger"] = configure(parent.get("logfile"), bool(parent.get("nodaemon")))
 
 
 def makeService(options: Options) -> IService:

@@ -160,6 +160,24 @@ class KernelStatus:
 
 
 @attrs.frozen
+class BmpCollectorStatus:
+    """One BMP collector (``bgpctl show bmp``): its connection and counters."""
+
+    name: str
+    address: str
+    port: int
+    monitoring: tuple[str, ...]
+    state: str
+    messages: int
+    octets: int
+    drops: int
+    connects: int
+    buffered: int
+    buffer: int
+    last_error: str
+
+
+@attrs.frozen
 class PeerStatus:
     """One neighbor as it runs (the Peers service)."""
 
@@ -274,6 +292,13 @@ class Control:
             families=tuple((family_name(*fam), c.installed, c.pending, c.failed)
                            for fam, c in sorted(counts.items())),
         )
+
+    def bmp_status(self) -> tuple[BmpCollectorStatus, ...]:
+        """Every configured BMP collector's state and counters (none without [bmp])."""
+        bmp = self.service.bmp
+        if bmp is None:
+            return ()
+        return tuple(BmpCollectorStatus(**s) for s in bmp.status())
 
     def running_config(self) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
         """The effective config as TOML (the API's parts marked), the API's neighbors and paths.
@@ -867,6 +892,38 @@ class Control:
         """Start a watch of session state changes (of one neighbor if ``peer``)."""
         address = normalize_address(self._factory(peer, "peer").config.address) if peer else None
         return EventWatch(self, address, bound)
+
+    # -- Monitor (bgpd.monitor): session history, MRT dumps ---------------------
+
+    def peer_history(self, address: str) -> PeerHistoryInfo:
+        """GetPeerHistory: the neighbor's last state changes, oldest first, and its flaps."""
+        peer = self._factory(address)
+        key = normalize_address(peer.config.address)
+        history = self.service.monitor.history
+        return PeerHistoryInfo(key, peer.config.description or "", history.flaps(key),
+                               history.events(key))
+
+    def dump_rib(self, file: str, table: str = "", peer: str = "", compression: str = "") -> Any:
+        """DumpRib: a Deferred firing with the ``DumpResult`` once the file is complete."""
+        from bgpd.monitor.service import DumpError
+
+        if not file.startswith("/"):
+            raise InvalidArgument("file", f"must be an absolute path on the daemon's host, got {file!r}")
+        try:
+            d = self.service.monitor.dump(table or "loc-rib", file, compression or "none", peer)
+        except DumpError as err:
+            if err.field == "peer" and err.reason.startswith("no neighbor"):
+                raise NotFound("peer", err.reason) from None
+            if err.field == "peer" and err.reason.endswith("is not Established"):
+                raise FailedPrecondition("peer", err.reason) from None
+            raise InvalidArgument(err.field, err.reason) from None
+
+        def failed(failure: Any) -> Any:
+            if failure.check(OSError):
+                raise Unavailable("file", f"cannot write {file}: {failure.value}")
+            return failure
+
+        return d.addErrback(failed)
 
     def _validate(self, table: Mapping[str, Any]) -> NeighborConfig:
         try:
@@ -1667,3 +1724,16 @@ class EventWatch:
         if not self.closed:
             self.closed = True
             self._unsubscribe()
+
+
+# -- Monitor: session history and MRT dumps (bgpd.monitor) ----------------------------
+
+
+@attrs.frozen
+class PeerHistoryInfo:
+    """A neighbor's kept state changes (``bgpd.monitor.history.SessionEvent``) and flap count."""
+
+    address: str
+    description: str
+    flaps: int
+    events: tuple[Any, ...]

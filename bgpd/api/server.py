@@ -29,6 +29,8 @@ from bgpd.api._gen.bgpd.v1 import (
     events_pb2_grpc,
     global_pb2,
     global_pb2_grpc,
+    monitor_pb2,
+    monitor_pb2_grpc,
     peers_pb2,
     peers_pb2_grpc,
     policy_pb2,
@@ -79,6 +81,7 @@ _SCALAR_KEYS = ("local_as", "description", "enabled", "passive", "local_address"
                 "connect_retry_time", "ttl_security", "md5_password")
 _LIST_KEYS = ("families", "import_policy", "export_policy")
 SERVICE_NAMES = ("bgpd.v1.Global", "bgpd.v1.Peers", "bgpd.v1.Routes", "bgpd.v1.Events", "bgpd.v1.Policy")
+SERVICE_NAMES += ("bgpd.v1.Monitor",)
 _TABLES = {routes_pb2.LOC_RIB: LOC_RIB, routes_pb2.ADJ_RIB_IN: ADJ_RIB_IN,
            routes_pb2.ADJ_RIB_IN_PRE: ADJ_RIB_IN_PRE, routes_pb2.ADJ_RIB_OUT: ADJ_RIB_OUT}
 #: paths handed to the reactor thread per call while originating
@@ -580,6 +583,16 @@ class GlobalServicer(global_pb2_grpc.GlobalServicer):
             families=[global_pb2.KernelFamily(family=f, installed=i, pending=p, failed=x)
                       for f, i, p, x in k.families])
 
+    def GetBmp(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        stations = self.bridge.call(context, self.bridge.control.bmp_status)
+        return global_pb2.BmpInfo(enabled=bool(stations), collectors=[
+            global_pb2.BmpCollector(
+                name=s.name, address=s.address, port=s.port, monitoring=list(s.monitoring),
+                state=s.state, messages=s.messages, octets=s.octets, drops=s.drops,
+                connects=s.connects, buffered=s.buffered, buffer=s.buffer,
+                last_error=s.last_error)
+            for s in stations])
+
 
 class PeersServicer(peers_pb2_grpc.PeersServicer):
     def __init__(self, bridge: _Bridge) -> None:
@@ -948,6 +961,34 @@ def _read(path: str, key: str) -> bytes:
         raise ValueError(f"{key}: cannot read {path}: {e.strerror or e}") from None
 
 
+class MonitorServicer(monitor_pb2_grpc.MonitorServicer):
+    """Session history and MRT dumps (bgpd.monitor), through the Control object."""
+
+    def __init__(self, bridge: _Bridge) -> None:
+        self.bridge = bridge
+
+    def GetPeerHistory(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        h = self.bridge.call(context, self.bridge.control.peer_history, request.address)
+        events = []
+        for e in h.events:
+            note = None
+            if e.code:
+                note = peers_pb2.Notification(code=e.code, subcode=e.subcode, name=e.code_name,
+                                              shutdown_message=e.shutdown_message)
+            events.append(monitor_pb2.PeerHistoryEvent(
+                time=e.time, old_state=e.old, new_state=e.new, reason=e.reason, kind=e.kind,
+                notification=note))
+        return monitor_pb2.PeerHistory(address=h.address, description=h.description,
+                                       flaps=h.flaps, events=events)
+
+    def DumpRib(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        # Writes a file on the daemon's host: a mutating call for read-only mode.
+        r = self.bridge.call(context, self.bridge.control.dump_rib, request.file, request.table,
+                             request.peer, request.compression, mutating=True)
+        return monitor_pb2.DumpRibResponse(file=r.path, peers=r.peers, prefixes=r.prefixes,
+                                           records=r.records, bytes=r.bytes, seconds=r.seconds)
+
+
 def credentials(config: ApiConfig) -> grpc.ServerCredentials | None:
     """TLS credentials from ``config`` (None for none); ValueError names the key."""
     if config.tls_cert is None and config.tls_key is None:
@@ -989,6 +1030,7 @@ class ApiServer:
         routes.raw_ok = _add_routes(routes, self.server)
         events_pb2_grpc.add_EventsServicer_to_server(EventsServicer(self.bridge, watch_bound), self.server)
         policy_pb2_grpc.add_PolicyServicer_to_server(PolicyServicer(self.bridge), self.server)
+        monitor_pb2_grpc.add_MonitorServicer_to_server(MonitorServicer(self.bridge), self.server)
         self.health = _add_health(self.server)
         _add_reflection(self.server)
         creds = credentials(config)

@@ -31,7 +31,7 @@ member's initial table, an End-of-RIB marker (RFC 4724 section 2) follows.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol, runtime_checkable
 
 from bgpd.policy import Chain
@@ -906,14 +906,19 @@ class UpdateGroup:
                 self.sent_updates += len(msgs)
                 m.sink.send(msgs)
 
-    def adj_rib_out(self, member: Member | None = None) -> dict:
-        """prefix (or (path id, prefix)) -> attributes as sent (to ``member``: split horizon applied)."""
+    def adj_rib_out(self, member: Member | None = None, prefixes: Iterable | None = None) -> dict:
+        """prefix (or (path id, prefix)) -> attributes as sent (to ``member``: split horizon applied).
+
+        ``prefixes``: only these (a slice at a time, as BMP's table dump reads it).
+        """
         st = member.peer if member is not None else None
         res = {}
         redo_get = self._redo.get
         export = self._export_sent
+        out = self.out
+        items = out.items() if prefixes is None else ((p, out[p]) for p in prefixes if p in out)
         try:
-            for p, sent in self.out.items():
+            for p, sent in items:
                 was = redo_get(p)
                 if self.addpath:
                     for x in sent:

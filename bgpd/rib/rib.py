@@ -46,6 +46,7 @@ from bgpd.rib.adjout import Member, Sink, UpdateGroup, group_key
 from bgpd.rib.change import Change
 from bgpd.rib.options import RibOptions
 from bgpd.rib.route import LOCAL, STALE_REFRESH, STALE_RESTART, Path, PeerInfo
+from bgpd.rib.tap import AdjInTap
 from bgpd.wire.attributes import PathAttributes
 from bgpd.wire.constants import IPV4_UNICAST, Role
 from bgpd.wire.negotiated import Negotiated
@@ -92,7 +93,7 @@ class PeerState:
         "info", "families", "neg", "sink", "import_policy", "export_policy", "adj_in", "pre",
         "intern", "intern_limit", "gen", "up", "addpath_rx", "stale_families", "stale_timer",
         "tx_ids", "soft", "members", "mrai", "rejected", "gr_pending", "counts",
-        "refresh_stale",
+        "refresh_stale", "loops",
     )
 
     def __init__(self, info: PeerInfo) -> None:
@@ -124,6 +125,9 @@ class PeerState:
         self.counts: dict[Family, int] = {}
         #: Paths made stale by a BoRR (no longer in ``intern``), until EoRR.
         self.refresh_stale: list[Path] = []
+        #: UPDATEs refused by the ingress loop checks: CLUSTER_LIST, AS_PATH,
+        #: ORIGINATOR_ID (BMP Statistics types 3, 4, 5, RFC 7854 4.8).
+        self.loops = [0, 0, 0]
 
     @property
     def export_names(self) -> tuple[str, ...]:
@@ -198,6 +202,8 @@ class Rib:
         #: with the same best path is compared against.
         self._published_mp: dict[Family, dict[bytes, tuple[Path, ...]]] = {}
         self.stats = RibStats()
+        #: Who sees post-policy Adj-RIB-In changes (BMP), or None.
+        self._adj_tap: AdjInTap | None = None
 
     # -- session-facing API --------------------------------------------------
 
@@ -571,6 +577,32 @@ class Rib:
 
         return unsubscribe
 
+    def set_adj_in_tap(self, tap: AdjInTap | None) -> None:
+        """Report post-policy Adj-RIB-In changes to ``tap`` (None: to nobody)."""
+        self._adj_tap = tap
+
+    @property
+    def adj_in_tap(self) -> AdjInTap | None:
+        return self._adj_tap
+
+    def _tap_results(self, st: PeerState, fam: Family, chunk: list, results: list | None,
+                     a: PathAttributes) -> None:
+        """Report one policy run's results, grouped by the attributes each key ended with."""
+        tap = self._adj_tap
+        if tap is None or st is self._local:
+            return
+        if results is None:
+            tap.adj_in_changed(st.info, fam, a, chunk)
+            return
+        groups: dict[int, tuple[PathAttributes | None, list]] = {}
+        for k, r in zip(chunk, results, strict=True):
+            g = groups.get(id(r))
+            if g is None:
+                g = groups[id(r)] = (r, [])
+            g[1].append(k)
+        for r, keys in groups.values():
+            tap.adj_in_changed(st.info, fam, r, keys)
+
     def watch_prefix_counts(self, callback: PrefixCountCallback) -> Callable[[], None]:
         """Call ``callback(peer, family, count)`` when a batch changed a peer's accepted count.
 
@@ -652,13 +684,16 @@ class Rib:
             raise ValueError(f"soft reconfiguration is not enabled for {peer.address}")
         return tables.get(family, {})
 
-    def adj_rib_out(self, peer: PeerInfo, family: Family) -> dict:
-        """prefix -> attributes as sent to ``peer`` (after the current batch)."""
+    def adj_rib_out(self, peer: PeerInfo, family: Family, prefixes: Iterable | None = None) -> dict:
+        """prefix -> attributes as sent to ``peer`` (after the current batch).
+
+        ``prefixes``: only these, so that a full table can be read in slices.
+        """
         st = self._peers.get(peer.address)
         if st is None or family not in st.members:
             return {}
         g, m = st.members[family]
-        return g.adj_rib_out(m)
+        return g.adj_rib_out(m, prefixes)
 
     def update_group(self, peer: PeerInfo, family: Family) -> UpdateGroup | None:
         st = self._peers.get(peer.address)
@@ -668,6 +703,16 @@ class Rib:
 
     def peers(self) -> list[PeerInfo]:
         return [st.info for st in self._peers.values()]
+
+    def rejected(self, peer: PeerInfo) -> int:
+        """Prefixes of ``peer`` its import policy or the ingress checks refused, so far."""
+        st = self._peers.get(peer.address)
+        return 0 if st is None else st.rejected
+
+    def loop_rejects(self, peer: PeerInfo) -> tuple[int, int, int]:
+        """UPDATEs of ``peer`` refused for a CLUSTER_LIST, AS_PATH or ORIGINATOR_ID loop."""
+        st = self._peers.get(peer.address)
+        return (0, 0, 0) if st is None else (st.loops[0], st.loops[1], st.loops[2])
 
     def live_paths(self) -> int:
         return sum(len(st.intern) for st in self._peers.values()) + len(self._local.intern)
@@ -928,11 +973,14 @@ class Rib:
             if self.local_as != las and self.local_as in asns:
                 n += asns.count(self.local_as)
         if n > info.allowas_in:
+            st.loops[1] += 1
             return None
         if info.ibgp:
             if a.originator_id is not None and a.originator_id == self.router_id:
+                st.loops[2] += 1
                 return None
             if a.cluster_list and self.cluster_id in a.cluster_list:
+                st.loops[0] += 1
                 return None
         else:
             role = info.role
@@ -1019,6 +1067,8 @@ class Rib:
                         first.setdefault((fam, p), cur if resolver is None or self.eligible(cur) else None)
                 else:
                     self._update(loc, p, st, 0, path, changed, first, fam)
+            if self._adj_tap is not None:
+                self._tap_results(st, fam, keys[start:end], None, a)
             return
         info = st.info
         accepts = policy.accepts_all
@@ -1030,7 +1080,8 @@ class Rib:
             append = changed.append
             last: Any = None
             path = None
-            for p, r in zip(chunk, policy.many(info, fam, chunk, a), strict=True):
+            answers = policy.many(info, fam, chunk, a)
+            for p, r in zip(chunk, answers, strict=True):
                 if r is None:
                     st.rejected += 1
                     self.stats.rejected += 1
@@ -1056,6 +1107,8 @@ class Rib:
                         first.setdefault((fam, p), cur if resolver is None or self.eligible(cur) else None)
                 else:
                     self._update(loc, p, st, 0, path, changed, first, fam)
+            if self._adj_tap is not None:
+                self._tap_results(st, fam, chunk, answers, a)
             return
         base: dict = {}
         if accepts:
@@ -1085,6 +1138,8 @@ class Rib:
                 path = base[bk] = self._intern(st, r, pid)
             adj[k] = path
             self._update(loc, p, st, pid, path, changed, first, fam)
+        if self._adj_tap is not None:
+            self._tap_results(st, fam, chunk, results, a)
 
     def _withdraw(
         self, st: PeerState, fam: Family, keys: list, start: int, end: int, changed: list, first: dict | None,
@@ -1107,6 +1162,9 @@ class Rib:
             if old is None:
                 continue
             self._unlink(loc, k[1] if addpath else k, st, old, changed, first, fam)
+        tap = self._adj_tap
+        if tap is not None and st is not self._local:
+            tap.adj_in_changed(st.info, fam, None, keys[start:end])
 
     def _unlink(
         self, loc: dict, p: bytes, st: PeerState, old: Path, changed: list, first: dict | None,

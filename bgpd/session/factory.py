@@ -36,9 +36,10 @@ from bgpd.session import sockopts
 from bgpd.session.fsm import NO_FLAGS, Action, Event, Flags, State, fsm_error_subcode, step
 from bgpd.session.negotiation import LARGE_HOLD_TIME, SessionInfo, local_open, negotiate
 from bgpd.session.protocol import BGPProtocol
+from bgpd.session.tap import DownReason, PeerDown, PeerUp, SessionTap
 from bgpd.wire.constants import FAMILIES_BY_NAME, FAMILY_NAMES, CeaseError, ErrorCode, OpenError
 from bgpd.wire.errors import NotificationError
-from bgpd.wire.message import Keepalive, Message
+from bgpd.wire.message import Keepalive, Message, encode_message
 from bgpd.wire.notification import Notification
 from bgpd.wire.open import Open
 from bgpd.wire.refresh import RouteRefresh
@@ -212,6 +213,18 @@ class PeerFactory(ClientFactory):
         self._restart_after: float | None = None
         self._in_handle = False
         self._queue: list[tuple[Event, Any]] = []
+        #: What a monitor sees (BMP, MRT): every message, session up and down.
+        self.tap: SessionTap | None = None
+        #: The Established session's connection and OPENs (None when not Established).
+        self.peer_up: PeerUp | None = None
+        #: How the last session ended (None before the first one did).
+        self.last_down: PeerDown | None = None
+        # For the Peer Down record: the event being run, and the NOTIFICATION
+        # sent while running it, if any.
+        self._event: Event | None = None
+        self._event_ctx: Any = None
+        self._sent_now: Notification | None = None
+        self._deconfigured = False
 
         self.connect_retry_timer = _Timer(reactor, lambda: self.handle(_E.CONNECT_RETRY_TIMER_EXPIRES))
         self.hold_timer = _Timer(reactor, self._hold_expired)
@@ -251,6 +264,7 @@ class PeerFactory(ClientFactory):
         self.enabled = True
         self._restart_after = None
         self._down_reason = ""
+        self._deconfigured = False
         if self.config.passive:
             self.handle(_E.MANUAL_START_WITH_PASSIVE_TCP_ESTABLISHMENT)
         else:
@@ -277,6 +291,7 @@ class PeerFactory(ClientFactory):
 
     def deconfigure(self) -> None:
         """The peer was removed from the config (Cease subcode 3)."""
+        self._deconfigured = True
         self.stop("", CeaseError.PEER_DECONFIGURED)
         self._close_pending()
 
@@ -319,6 +334,9 @@ class PeerFactory(ClientFactory):
 
     def _run(self, event: Event, ctx: Any) -> None:
         old = self.state
+        self._event = event
+        self._event_ctx = ctx
+        self._sent_now = None
         transition = step(old, event, self.flags(ctx) if event not in _NO_FLAG_EVENTS else NO_FLAGS)
         established = False
         for action in transition.actions:
@@ -331,8 +349,7 @@ class PeerFactory(ClientFactory):
             self.state = new
             self.last_state_change = self.reactor.seconds()
             reason = self._reason(event, ctx)
-            log.info("peer {peer} {old} -> {new}: {reason}", peer=self.config.address,
-                     old=old.name, new=new.name, reason=reason)
+            # The one log line per change is the listener's (bgpd.monitor.history).
             self.listener.state_changed(self, old, new, reason)
             if new is _S.IDLE:
                 # Idle "refuses all incoming BGP connections": a second
@@ -499,6 +516,7 @@ class PeerFactory(ClientFactory):
         if proto is None:
             return
         self.last_notification_sent = notification
+        self._sent_now = notification
         log.warn("peer {peer}: sending NOTIFICATION {n}", peer=self.config.address,
                  n=notification.describe())
         proto.notify_and_close(notification)
@@ -574,6 +592,10 @@ class PeerFactory(ClientFactory):
 
     def _established(self) -> None:
         info = self.session_info
+        self.peer_up = self._peer_up_record(info)
+        if self.tap is not None and self.peer_up is not None:
+            # Before the RIB hears of it: the first UPDATEs we send follow.
+            self.tap.session_up(self, self.peer_up)
         self.established_transitions += 1
         self.prefix_counts = {}
         self._prefix_warned = set()
@@ -595,7 +617,44 @@ class PeerFactory(ClientFactory):
         reason = self._down_reason or "session closed"
         graceful = self._graceful_down
         self._graceful_down = False
+        self.peer_up = None
+        self.last_down = self._peer_down_record(reason)
+        if self.tap is not None:
+            self.tap.session_down(self, self.last_down)
         self.listener.session_down(self, reason, graceful)
+
+    def _peer_up_record(self, info: SessionInfo | None) -> PeerUp | None:
+        proto = self.protocol_
+        if proto is None or info is None or proto.transport is None:
+            return None
+        try:
+            host, peer = proto.transport.getHost(), proto.transport.getPeer()
+            local = (host.host, host.port)
+            remote = (peer.host, peer.port)
+        except AttributeError:
+            # Not an IP transport (tests, UNIX sockets): no addresses to show.
+            local, remote = ("0.0.0.0", 0), (self.config.address, 0)
+        sent = proto.sent_open_raw or encode_message(self.local_open)
+        return PeerUp(timestamp=self.reactor.seconds(), local_address=local[0],
+                      local_port=local[1], remote_address=remote[0], remote_port=remote[1],
+                      sent_open=sent, received_open=proto.received_open_raw, info=info)
+
+    def _peer_down_record(self, text: str) -> PeerDown:
+        """RFC 7854 4.9: who closed the session, and the NOTIFICATION or FSM event."""
+        now = self.reactor.seconds()
+        event, ctx = self._event, self._event_ctx
+        if self._deconfigured:
+            return PeerDown(now, DownReason.DECONFIGURED, text=text)
+        if self._sent_now is not None:
+            return PeerDown(now, DownReason.LOCAL_NOTIFICATION,
+                            notification=encode_message(self._sent_now), text=text)
+        if isinstance(ctx, Notification) and event in (_E.NOTIF_MSG, _E.NOTIF_MSG_VER_ERR):
+            return PeerDown(now, DownReason.REMOTE_NOTIFICATION,
+                            notification=encode_message(ctx), text=text)
+        if event is _E.TCP_CONNECTION_FAILS:
+            return PeerDown(now, DownReason.REMOTE_NO_NOTIFICATION, text=text)
+        return PeerDown(now, DownReason.LOCAL_NO_NOTIFICATION,
+                        fsm_event=int(event) if event is not None else 0, text=text)
 
     def _schedule_restart(self) -> None:
         # Back in Idle while enabled: come back after IdleHoldTime (damped
@@ -627,6 +686,8 @@ class PeerFactory(ClientFactory):
     def connection_made(self, proto: BGPProtocol) -> None:
         """A TCP connection is up, ours (outbound) or accepted by the listener."""
         self._configure_transport(proto)
+        if self.tap is not None:
+            proto.set_tap(self.tap, self.reactor)
         if proto.outbound:
             if self.connector is None or self.protocol_ is not None:
                 # A connect we gave up on completed anyway.
@@ -850,8 +911,6 @@ class PeerFactory(ClientFactory):
         if old is not _S.OPEN_SENT:
             self.last_state_change = self.reactor.seconds()
             reason = "connection collision: the peer's connection survives"
-            log.info("peer {peer} {old} -> {new}: {reason}", peer=self.config.address,
-                     old=old.name, new=self.state.name, reason=reason)
             self.listener.state_changed(self, old, self.state, reason)
         if proto is pending:
             self._open_received(pending, msg)
@@ -935,6 +994,13 @@ class PeerFactory(ClientFactory):
 
     def uptime(self) -> float:
         return self.reactor.seconds() - self.last_state_change
+
+    def set_message_tap(self, tap: SessionTap | None) -> None:
+        """Report messages, session up and down to ``tap`` (None: stop)."""
+        self.tap = tap
+        for proto in (self.protocol_, self.pending):
+            if proto is not None:
+                proto.set_tap(tap, self.reactor)
 
 
 #: Cease subcodes a peer sends on purpose (RFC 4486): no error to damp.

@@ -9,15 +9,18 @@ the controller's business.  The controller's interface is declared here
 
 from __future__ import annotations
 
+import struct
+from typing import Any
 from typing import Protocol as TypingProtocol
 
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from bgpd.session.tap import IN, OUT, SessionTap
 from bgpd.wire.address import normalize_address
 from bgpd.wire.attributes import AttributeCache
-from bgpd.wire.constants import MAX_MESSAGE_LEN, MsgType
+from bgpd.wire.constants import HEADER_LEN, MARKER, MAX_MESSAGE_LEN, MsgType
 from bgpd.wire.errors import NotificationError
 from bgpd.wire.message import KEEPALIVE_BYTES, Framer, Message, decode_message, encode_message
 from bgpd.wire.negotiated import DEFAULT, Negotiated
@@ -25,6 +28,12 @@ from bgpd.wire.notification import Notification
 
 log = Logger()
 SHARED_CACHE = AttributeCache()
+_HEAD = struct.Struct("!HB")
+
+
+def _framed(msg_type: int, body: bytes) -> bytes:
+    """A message body with its header again (the framer hands out bodies)."""
+    return MARKER + _HEAD.pack(HEADER_LEN + len(body), msg_type) + body
 
 
 class ProtocolController(TypingProtocol):
@@ -74,9 +83,18 @@ class BGPProtocol(Protocol):
         self.last_received = 0.0
         self.messages_in = 0
         self.messages_out = 0
+        #: the same by message type (index: the type code, RFC 4271 4.1), for the metrics
+        self.in_by_type = [0] * 8
+        self.out_by_type = [0] * 8
         # Set by the controller: what this connection saw of the OPEN exchange.
         self.remote_open = None
         self.session_info = None
+        #: The OPENs as they went over this connection, whole (BMP Peer Up).
+        self.sent_open_raw = b""
+        self.received_open_raw = b""
+        #: Who sees every message (:mod:`bgpd.session.tap`), and the clock it is timed by.
+        self.tap: SessionTap | None = None
+        self.tap_clock: Any = None
 
     # -- Twisted ----------------------------------------------------------
 
@@ -116,10 +134,18 @@ class BGPProtocol(Protocol):
             controller.bytes_received(self)
         neg = self.negotiated
         cache = self.cache
+        tap = self.tap
         for msg_type, body in frames:
             if self.closing:
                 return
             self.messages_in += 1
+            self.in_by_type[msg_type & 7] += 1
+            if tap is not None or msg_type == 1:
+                raw = _framed(msg_type, body)
+                if msg_type == 1:
+                    self.received_open_raw = raw
+                if tap is not None:
+                    tap.message(controller, IN, self.tap_clock.seconds(), raw)
             try:
                 msg = decode_message(msg_type, body, neg, cache)
             except NotificationError as err:
@@ -135,6 +161,16 @@ class BGPProtocol(Protocol):
             self.controller.connection_lost(self, reason)
 
     # -- used by the controller --------------------------------------------
+
+    def set_tap(self, tap: SessionTap | None, clock: Any) -> None:
+        """Report every message to ``tap`` from now on (None: to nobody)."""
+        self.tap = tap
+        self.tap_clock = clock
+
+    def _tap_out(self, data: bytes) -> None:
+        tap = self.tap
+        if tap is not None and self.controller is not None:
+            tap.message(self.controller, OUT, self.tap_clock.seconds(), data)
 
     def set_negotiated(self, neg: Negotiated) -> None:
         if not neg.local_addresses:
@@ -157,22 +193,34 @@ class BGPProtocol(Protocol):
         if self.closing or self.transport is None:
             return
         self.messages_out += 1
+        self.out_by_type[msg.msg_type & 7] += 1
+        data = encode_message(msg, self.negotiated)
         if msg.msg_type == MsgType.OPEN:
             self.open_sent = True
-        self.transport.write(encode_message(msg, self.negotiated))
+            self.sent_open_raw = data
+        self.transport.write(data)
+        if self.tap is not None:
+            self._tap_out(data)
 
     def send_keepalive(self) -> None:
         if self.closing or self.transport is None:
             return
         self.messages_out += 1
+        self.out_by_type[MsgType.KEEPALIVE] += 1
         self.transport.write(KEEPALIVE_BYTES)
+        if self.tap is not None:
+            self._tap_out(KEEPALIVE_BYTES)
 
     def send_raw(self, messages: list[bytes]) -> None:
         """Already-framed messages (UPDATEs packed by the RIB)."""
         if self.closing or self.transport is None:
             return
         self.messages_out += len(messages)
+        self.out_by_type[MsgType.UPDATE] += len(messages)
         self.transport.writeSequence(messages)
+        if self.tap is not None:
+            for data in messages:
+                self._tap_out(data)
 
     def notify_and_close(self, notification: Notification) -> None:
         """Send a NOTIFICATION, then close once it is written (RFC 4271 6)."""
@@ -180,7 +228,11 @@ class BGPProtocol(Protocol):
             return
         if self.transport is not None:
             self.messages_out += 1
-            self.transport.write(encode_message(notification, self.negotiated))
+            self.out_by_type[MsgType.NOTIFICATION] += 1
+            data = encode_message(notification, self.negotiated)
+            self.transport.write(data)
+            if self.tap is not None:
+                self._tap_out(data)
         self.close()
 
     def close(self) -> None:

@@ -245,6 +245,14 @@ class PathAttributes:
             data = packed[slot] = _pack_attributes(self, as4, with_next_hop)
         return data
 
+    def pack_uncached(self, as4: bool = True, with_next_hop: bool = True) -> bytes:
+        """:meth:`pack` without keeping the result on the object.
+
+        For one-off encodings of many shared sets (an MRT dump of a full
+        table), which would otherwise leave a cached copy on every set.
+        """
+        return _pack_attributes(self, as4, with_next_hop)
+
 
 _DEFAULTS = dict(zip(PathAttributes._FIELDS, PathAttributes().key(), strict=True))
 
