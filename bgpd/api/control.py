@@ -1586,7 +1586,9 @@ class RouteWatch:
 #: seconds a watch may stay past its bound without a read before it is ended
 WATCH_GRACE = 2.0
 #: past this many times its bound a watch is ended even while its reader reads
-WATCH_HARD = 10
+#: (20 x 100,000: more than a full table's 1.26 million prefixes, which the
+#: coalescing queue holds at most once each, plus its dump)
+WATCH_HARD = 20
 
 
 class AdjRibInWatch(RouteWatch):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 
 import grpc
@@ -14,7 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from bgpd.api._gen.bgpd.v1 import global_pb2, global_pb2_grpc, routes_pb2, routes_pb2_grpc
 from bgpd.api.control import Control
-from bgpd.api.server import ApiServer
+from bgpd.api.server import SWITCH_INTERVAL, ApiServer
 from bgpd.config import DEFAULT_API_MAX_CALLS, ApiConfig, ConfigErrors, api_config_from_table, load_config
 from bgpd.service import BgpdService
 
@@ -147,6 +148,19 @@ class MaxCallsTests(TestCase):
             await deferLater(reactor, 0.05, lambda: None)
         g = await threads.deferToThread(glob.GetGlobal, global_pb2.GetGlobalRequest(), timeout=TIMEOUT)
         self.assertEqual(g.local_as, 65000)
+
+
+class SwitchIntervalTests(TestCase):
+    def test_switch_interval_while_serving(self):
+        """The API server runs the interpreter at a 1 ms switch interval and gives the old one back."""
+        before = sys.getswitchinterval()
+        self.addCleanup(sys.setswitchinterval, before)
+        sys.setswitchinterval(0.005)
+        server = ApiServer(reactor, None, ApiConfig(enabled=True, listen="127.0.0.1:0"))
+        server.start()
+        self.assertEqual(sys.getswitchinterval(), SWITCH_INTERVAL)
+        return threads.deferToThread(server.stop).addCallback(
+            lambda _: self.assertEqual(sys.getswitchinterval(), 0.005))
 
 
 class MaxCallsConfigTests(SynchronousTestCase):
