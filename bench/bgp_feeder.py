@@ -15,7 +15,12 @@ A minimal BGP-4 speaker (RFC 4271) for ``bench/rib_scale.py``, in two steps:
              whole messages when due, so the session stays up until stopped.
              ``--go-file F`` holds the table back until F exists (several
              feeders starting at one moment); ``--pace S`` spreads it over
-             at least S seconds.
+             at least S seconds.  ``--churn-go F``: once the table is written
+             and F exists, churn (``bench/churn.py``) at doubling rates until
+             ``--churn-stop`` exists or ``--churn-max`` is passed.
+
+It reports the largest gap between two reads of what the peer sent (``gap``
+events: the peer's KEEPALIVEs must keep coming, RFC 4271 section 4.4).
 
     python3 -m bench.bgp_feeder prepare --scale 1.0 --out /tmp/feed.bin
     python3 -m bench.bgp_feeder send --feed /tmp/feed.bin --connect 192.0.2.2 --asn 65001
@@ -37,6 +42,7 @@ import socket
 import sys
 import time
 from collections import deque
+from dataclasses import dataclass
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -48,6 +54,7 @@ from bench.bgp_speaker import (  # noqa: E402
     emit,
     handshake,
 )
+from bench.churn import Churn, v4_routes  # noqa: E402
 from bgpd.wire.negotiated import Negotiated  # noqa: E402
 from bgpd.wire.notification import Notification  # noqa: E402
 from bgpd.wire.update import pack_end_of_rib, pack_reach  # noqa: E402
@@ -136,8 +143,19 @@ def _chunks(feed: bytes, target: int = 65536) -> deque:
     return out
 
 
+@dataclass
+class ChurnPlan:
+    """``--churn-*``: when to start and stop, and the rates (``bench/churn.py``)."""
+
+    go_file: str
+    stop_file: str
+    start: float
+    max_rate: float
+    step: float
+
+
 def send(sock: socket.socket, leftover: bytes, hold: int, feed: bytes, max_seconds: float,
-         go_file: str | None = None, pace: float = 0.0) -> int:
+         go_file: str | None = None, pace: float = 0.0, churn_plan: ChurnPlan | None = None) -> int:
     """Write ``feed``, then keep the session up; return an exit status.
 
     With ``go_file`` nothing is written until that file exists, so several
@@ -159,11 +177,27 @@ def send(sock: socket.socket, leftover: bytes, hold: int, feed: bytes, max_secon
     last_sent = time.monotonic()
     deadline = last_sent + max_seconds
     inbuf = leftover
+    churn: Churn | None = None
+    last_rx = last_sent
+    max_gap = 0.0
     for _ in range(1 << 40):
         now = time.monotonic()
         if now >= deadline:
             emit("timeout", sent=sent)
             return 0
+        if (churn_plan is not None and churn is None and reported and cur is None
+                and os.path.exists(churn_plan.go_file)):
+            churn = Churn(v4_routes(feed), churn_plan.start, churn_plan.max_rate, churn_plan.step)
+            emit("churn_start", routes=len(churn.routes))
+        if churn is not None and not churn.done and cur is None:
+            if now < churn.pause_until and os.path.exists(churn_plan.stop_file):
+                emit(**churn.stop())
+            else:
+                data, notes = churn.batch(now)
+                for note in notes:
+                    emit(**note)
+                if data:
+                    cur, cur_is_feed = memoryview(data), False
         if go_file and os.path.exists(go_file):
             go_file = None
             queue = chunks
@@ -177,7 +211,7 @@ def send(sock: socket.socket, leftover: bytes, hold: int, feed: bytes, max_secon
                 if not pace or now >= paced_from + pace * (n_chunks - len(queue)) / n_chunks:
                     cur, cur_is_feed = queue.popleft(), True
         want_write = [sock] if cur is not None else []
-        waiting = go_file or (pace and queue and cur is None)
+        waiting = go_file or (pace and queue and cur is None) or (churn is not None and not churn.done)
         readable, writable, _ = select.select([sock], want_write, [], 0.01 if waiting else 0.5)
         if readable:
             try:
@@ -188,6 +222,11 @@ def send(sock: socket.socket, leftover: bytes, hold: int, feed: bytes, max_secon
                 emit("closed", sent=sent)
                 return 1
             if data:
+                if now - last_rx > max_gap:
+                    max_gap = now - last_rx
+                    if max_gap >= 1.0:
+                        emit("gap", s=round(max_gap, 3))
+                last_rx = now
                 inbuf += data
                 inbuf, note = _drain(inbuf)
                 if note:
@@ -249,6 +288,11 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--go-file", help="once established, wait for this file to exist before sending")
     s.add_argument("--pace", type=float, default=0.0, metavar="SECONDS",
                    help="spread the table over at least this long (default: as fast as it goes)")
+    s.add_argument("--churn-go", metavar="FILE", help="churn once the table is sent and FILE exists")
+    s.add_argument("--churn-stop", metavar="FILE", help="stop churning once FILE exists")
+    s.add_argument("--churn-start", type=float, default=500.0, metavar="UPDATES_PER_S")
+    s.add_argument("--churn-max", type=float, default=256000.0, metavar="UPDATES_PER_S")
+    s.add_argument("--churn-step", type=float, default=5.0, metavar="SECONDS")
     args = ap.parse_args(argv)
     if args.cmd == "prepare":
         figures = prepare(args.scale, args.out, args.next_hop4, args.next_hop6, args.asn)
@@ -261,7 +305,11 @@ def main(argv: list[str] | None = None) -> int:
         with sock:
             peer, hold, leftover = handshake(sock, args.asn, args.router_id, args.hold_time)
             emit("established", peer_as=peer.asn, hold=hold)
-            return send(sock, leftover, hold, feed, args.max_seconds, args.go_file, args.pace)
+            plan = None
+            if args.churn_go:
+                plan = ChurnPlan(args.churn_go, args.churn_stop or args.churn_go + ".stop",
+                                 args.churn_start, args.churn_max, args.churn_step)
+            return send(sock, leftover, hold, feed, args.max_seconds, args.go_file, args.pace, plan)
     except (SessionError, OSError) as e:
         emit("error", reason=str(e))
         return 1

@@ -18,6 +18,12 @@ now, each through ``--expect-via`` when given, so a later withdrawal or a
 best-path change the router never sent shows), and keeps the session up
 until it is stopped.
 
+With ``--churn`` (bench/churn.py) it also reads the Large Communities
+(RFC 8092) of what it receives, for the feeder's churn stamps, and reports
+``churn`` events: per step, the changes seen and how late.  It reports the
+largest gap between two reads from the router (``gap`` events; the router's
+KEEPALIVEs must keep coming, RFC 4271 section 4.4).
+
     python3 -m bench.bgp_sink --connect 192.0.2.2 --asn 65002 --expect-v4 N --expect-v6 M
     python3 -m bench.bgp_sink --listen 192.0.2.3 --asn 65002 --expect-v4 N --expect-v6 M
 """
@@ -40,11 +46,13 @@ from bench.bgp_speaker import (  # noqa: E402
     emit,
     handshake,
 )
+from bench.churn import MARK, ChurnStats  # noqa: E402
 from bgpd.wire.notification import Notification  # noqa: E402
 
 _AS_PATH = 2
 _MP_REACH = 14
 _MP_UNREACH = 15
+_LARGE_COMMUNITIES = 32
 
 
 class Counter:
@@ -62,6 +70,8 @@ class Counter:
         self.v6: dict[bytes, int] = {}
         self.updates = 0
         self.end_of_rib: set[int] = set()
+        #: churn stamps seen (bench/churn.py)
+        self.churn = ChurnStats()
 
     def _family(self, afi: int) -> dict[bytes, int] | None:
         return self.v4 if afi == 1 else self.v6 if afi == 2 else None
@@ -81,6 +91,7 @@ class Counter:
             self.end_of_rib.add(1)
         via = 0
         reach: tuple[dict[bytes, int], list[bytes]] | None = None
+        stamp: tuple[int, int] | None = None
         while i < aend:
             flags = buf[i]
             code = buf[i + 1]
@@ -98,6 +109,11 @@ class Counter:
                 fam = self._family(afi)
                 if fam is not None and buf[i + 2] == 1:
                     reach = (fam, _walk(buf, i + 5 + nhlen, i + length))
+            elif code == _LARGE_COMMUNITIES:
+                for j in range(i, i + length - 11, 12):
+                    if int.from_bytes(buf[j:j + 4], "big") == MARK:
+                        stamp = (int.from_bytes(buf[j + 4:j + 8], "big"),
+                                 int.from_bytes(buf[j + 8:j + 12], "big"))
             elif code == _MP_UNREACH:
                 afi = (buf[i] << 8) | buf[i + 1]
                 fam = self._family(afi)
@@ -107,10 +123,18 @@ class Counter:
                     _remove(fam, _walk(buf, i + 3, i + length))
             i += length
         # AS_PATH may come after MP_REACH_NLRI: add once every attribute is read.
+        announced = 0
         if reach is not None:
             reach[0].update(dict.fromkeys(reach[1], via))
+            announced = len(reach[1])
         if aend < end:
-            self.v4.update(dict.fromkeys(_walk(buf, aend, end), via))
+            nlri = _walk(buf, aend, end)
+            self.v4.update(dict.fromkeys(nlri, via))
+            announced += len(nlri)
+        if stamp is not None:
+            # The router packs changes with equal attributes (the same stamp)
+            # into one UPDATE: each prefix is one change seen.
+            self.churn.seen(stamp[0], stamp[1], announced)
 
 
 def _via(buf: bytes, i: int, end: int) -> int:
@@ -187,6 +211,8 @@ def run(sock: socket.socket, leftover: bytes, hold: int, expect4: int, expect6: 
     sock.settimeout(1.0)
     deadline = time.monotonic() + max_seconds
     first = None
+    last_rx = time.monotonic()
+    max_gap = 0.0
     while True:
         n = len(buf)
         while n - pos >= 19:
@@ -234,6 +260,8 @@ def run(sock: socket.socket, leftover: bytes, hold: int, expect4: int, expect6: 
                     whole = whole and not stale
             emit("progress", t=now, v4=len(counter.v4), v6=len(counter.v6),
                  updates=counter.updates, eor=sorted(counter.end_of_rib), whole=whole, stale=stale)
+            if counter.churn.changed:
+                emit("churn", steps=counter.churn.report())
         if keepalive_every is not None and now - last_sent >= keepalive_every:
             sock.sendall(KEEPALIVE_BYTES)
             last_sent = now
@@ -247,6 +275,12 @@ def run(sock: socket.socket, leftover: bytes, hold: int, expect4: int, expect6: 
         if not data:
             emit("closed", v4=len(counter.v4), v6=len(counter.v6))
             return 0 if complete else 1
+        got = time.monotonic()
+        if got - last_rx > max_gap:
+            max_gap = got - last_rx
+            if max_gap >= 1.0:
+                emit("gap", s=round(max_gap, 3))
+        last_rx = got
         # bytes, not bytearray: prefix slices must be hashable dict keys.
         buf = buf[pos:] + data if pos < n else data
         pos = 0

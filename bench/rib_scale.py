@@ -73,6 +73,19 @@ private AS in every path would make the filter's bogon-ASN term reject all.
 The sink waits for exactly what the filter accepts (counted, not matched
 against the feed's prefixes).
 
+``--churn`` (issue 13): once the sink holds the table and the run is quiet,
+the first feeder changes random prefixes of its table (``bench/churn.py``:
+path changes, withdrawals and re-announcements) at ``--churn-start``
+UPDATEs/s for ``--churn-step`` seconds, then at twice that, and so on, each
+announcement stamped with the time it was written; a step counts when the
+sink saw every change of it within 1 s and the router took the UPDATEs at
+the rate.  At the first step that fails the churn stops; ``churn`` is the
+highest rate of a step that counted (0: none), then each step's verdict.
+For every router the line also gives the largest gap between two reads of
+what the router sent to the sink or a feeder during the whole run
+("keepalive gap", with the negotiated hold time: KEEPALIVEs are due every
+third of it, RFC 4271 section 4.4).
+
 Needs root (network namespaces).  Exit status 0 when every router delivered
 (and still held, at the end) every prefix; 1 on any shortfall.
 """
@@ -96,6 +109,7 @@ from dataclasses import dataclass, field
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from bench.churn import verdict  # noqa: E402
 from tests.interop.harness import (  # noqa: E402
     Bird,
     Daemon,
@@ -182,6 +196,15 @@ class Result:
     #: The router's CPU seconds (user + system) over its whole run, read
     #: just before it is stopped (bench/monitor.py compares them).
     cpu: float | None = None
+    #: --churn: the highest rate of a step the router kept up with (None: no churn run)
+    churn_rate: float | None = None
+    churn_steps: list[str] = field(default_factory=list)
+    churn_peak_kib: int = 0
+    #: paths the router holds per prefix (one per feeder)
+    paths_per_prefix: int = 1
+    #: largest gap between two reads from the router (sink and feeders), s; the hold time
+    gap: float | None = None
+    hold: int | None = None
 
     def _tail(self) -> str:
         text = f" stale {self.stale:,}" if self.stale else ""
@@ -191,6 +214,13 @@ class Result:
             text += f" longest stall {self.stall:.2f}s"
         if self.stall_leaving is not None:
             text += f" ({self.stall_leaving:.2f}s as the feeders left)"
+        if self.gap is not None:
+            text += f" keepalive gap {self.gap:.2f}s (hold {self.hold}s)"
+        if self.churn_rate is not None:
+            text += f" churn {self.churn_rate:,.0f} upd/s"
+            if self.churn_peak_kib:
+                text += f" (peak {self.churn_peak_kib / 1024:,.0f} MiB)"
+            text += f" [{'; '.join(self.churn_steps)}]"
         return text
 
     def describe(self) -> str:
@@ -204,6 +234,8 @@ class Result:
         if self.peak_kib:
             per = max(0, self.peak_kib - self.base_kib) * 1024 / self.total
             text += f" peak {self.peak_kib / 1024:,.0f} MiB {per:,.0f} B/pfx"
+            if self.paths_per_prefix > 1:
+                text += f" {per / self.paths_per_prefix:,.0f} B/path"
         return text + f" held {self.got:,}" + self._tail()
 
 
@@ -401,6 +433,61 @@ def cpu_seconds(pid: int) -> float:
 
 
 @dataclass(frozen=True)
+class ChurnArgs:
+    """--churn: first rate, last rate, seconds per step (bench/churn.py)."""
+
+    start: float = 500.0
+    max_rate: float = 256000.0
+    step: float = 5.0
+
+
+def run_churn(res: Result, feeder: Process, sink: Process, go: str, stop: str,
+              churn: ChurnArgs) -> None:
+    """Let the first feeder churn; judge each step from the sink's stamps; stop at the first miss."""
+    with open(go, "w"):
+        pass
+    steps_max = 1
+    rate = churn.start
+    while rate * 2 <= churn.max_rate:
+        rate *= 2
+        steps_max += 1
+    deadline = time.monotonic() + steps_max * (churn.step + 6) + 120
+    judged: set[int] = set()
+    failed = False
+    res.churn_rate = 0.0
+    while time.monotonic() < deadline:
+        now = time.monotonic()
+        steps = {e["step"]: e for e in events(feeder) if e.get("event") == "churn_step"}
+        seen = last_event(sink, "churn")
+        for k in sorted(steps):
+            st = steps[k]
+            if k in judged:
+                continue
+            # The sink reports once a second: wait for a report taken a full
+            # second after the step's last change (or give up waiting).
+            if not (seen and seen["t"] >= st["t1"] + 1.0) and now < st["t1"] + 2.5:
+                break
+            judged.add(k)
+            ok, why = verdict(st, (seen or {}).get("steps", {}).get(str(k)))
+            res.churn_steps.append(f"{st['rate']:,.0f}/s {'kept up' if ok else 'behind'}: {why}")
+            log(f"{res.name}: churn step {k} at {st['rate']:,.0f} UPDATEs/s: {res.churn_steps[-1]}")
+            if ok and not failed:
+                res.churn_rate = st["rate"]
+            elif not ok and not failed:
+                failed = True
+                with open(stop, "w"):
+                    pass
+        done = last_event(feeder, "churn_done")
+        if done is not None and len(judged) >= done["steps"]:
+            return
+        if not feeder.alive() or not sink.alive():
+            res.churn_steps.append("a speaker exited")
+            return
+        time.sleep(0.2)
+    res.churn_steps.append("timed out")
+
+
+@dataclass(frozen=True)
 class Shape:
     """How the feeders and the sink come up (see the module docstring)."""
 
@@ -419,7 +506,8 @@ def _converge(lab: Lab, res: Result, sinks: list[Process], feeders: list[Feeder]
               timeout: float, mid: Process | None = None,
               sampler: RssSampler | None = None,
               drops: Callable[[], int] | None = None, shape: Shape = Shape(),
-              make_sink: Callable[[], Process] | None = None) -> Result:
+              make_sink: Callable[[], Process] | None = None,
+              churn: ChurnArgs | None = None) -> Result:
     """Start the feeders towards ``target`` and wait until the sink has all, and stays so.
 
     ``sinks`` holds the running sink, or is empty and ``make_sink`` starts it
@@ -431,9 +519,12 @@ def _converge(lab: Lab, res: Result, sinks: list[Process], feeders: list[Feeder]
         res.base_kib = sampler.read()[0]
         sampler.start()
     go = os.path.join(lab["mid"].ns.workdir, f"go-{res.name.replace(' ', '-')}")
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(go)
+    churn_go, churn_stop = go + ".churn", go + ".churn-stop"
+    for path in (go, churn_go, churn_stop):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
     procs: list[Process] = []
+    load_peak = 0
     try:
         start = time.monotonic()
         deadline = start + timeout
@@ -443,6 +534,10 @@ def _converge(lab: Lab, res: Result, sinks: list[Process], feeders: list[Feeder]
             argv = ["send", "--feed", f.feed, "--connect", target, "--asn", str(f.asn),
                     "--router-id", f.ip, "--connect-timeout", str(SESSION_TIMEOUT),
                     "--pace", str(shape.pace)]
+            if churn is not None and i == 0:
+                argv += ["--churn-go", churn_go, "--churn-stop", churn_stop,
+                         "--churn-start", str(churn.start), "--churn-max", str(churn.max_rate),
+                         "--churn-step", str(churn.step)]
             procs.append(speaker(lab, f.node, "bgp_feeder",
                                  argv + (["--go-file", go] if shape.barrier else []),
                                  f"feeder-{f.node}-{res.name}.log"))
@@ -528,6 +623,10 @@ def _converge(lab: Lab, res: Result, sinks: list[Process], feeders: list[Feeder]
         res.stale = p.get("stale", 0)
         if done is not None and first_t is not None and p.get("whole"):
             res.seconds = done["t"] - first_t
+            if churn is not None:
+                # Peak RSS per prefix is the load's; the churn's is its own figure.
+                load_peak = sampler.peak_kib if sampler is not None else 0
+                run_churn(res, procs[0], sinks[0], churn_go, churn_stop, churn)
         elif not res.problem:
             stray = last_event(sinks[0], "stray")
             if quiet >= QUIET_SECONDS:
@@ -541,10 +640,17 @@ def _converge(lab: Lab, res: Result, sinks: list[Process], feeders: list[Feeder]
     finally:
         if sampler is not None:
             sampler.stop()
-            res.peak_kib = sampler.peak_kib
+            res.peak_kib = load_peak or sampler.peak_kib
+            if load_peak:
+                res.churn_peak_kib = sampler.peak_kib
         if drops is not None:
             res.drops = drops()
         res.load_end = time.monotonic()
+        gaps = [e["s"] for p in procs + sinks[:1] for e in events(p) if e.get("event") == "gap"]
+        up = last_event(sinks[0], "established") if sinks else None
+        if up is not None:
+            res.gap = max(gaps, default=0.0)
+            res.hold = up.get("hold")
         for p in procs:
             p.stop()
     return res
@@ -585,13 +691,13 @@ def stall_of(probe: Process, since: float, until: float) -> float | None:
 
 def run_router(lab: Lab, name: str, feeders: list[Feeder], n4: int, n6: int,
                timeout: float, shape: Shape = Shape(), policy: str = "",
-               extra: str = "") -> Result:
+               extra: str = "", churn: ChurnArgs | None = None) -> Result:
     """The whole workload through ``name``; everything started here is stopped here.
 
     ``policy`` (--policy ixp): bgpd's filter tables; ``n4`` / ``n6`` are then
     what the filter accepts, and the sink counts instead of matching the feed.
     """
-    res = Result(name, n4 + n6, limit=timeout)
+    res = Result(name, n4 + n6, limit=timeout, paths_per_prefix=len(feeders))
     router: Daemon | _Bgpd | None = None
     sinks: list[Process] = []
     probe: Process | None = None
@@ -628,7 +734,7 @@ def run_router(lab: Lab, name: str, feeders: list[Feeder], n4: int, n6: int,
         _converge(lab, res, sinks, feeders, MID_IP, timeout, router.proc,
                   RssSampler(router.proc.pid),
                   (lambda: bgpd_log().count("ESTABLISHED -> ")) if name == "bgpd" else None,
-                  shape, make_sink)
+                  shape, make_sink, churn)
         if probe is not None:
             # The feeders' sessions end when they are stopped: bgpd then
             # withdraws their routes everywhere, which is load of its own.
@@ -716,6 +822,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=None,
                     help="seconds each router may take (default 600 at scale 1, at least 60)")
     ap.add_argument("--no-wire", action="store_true", help="skip the feeder->sink baseline")
+    ap.add_argument("--churn", action="store_true",
+                    help="after convergence, churn at doubling rates until the router falls behind")
+    ap.add_argument("--churn-start", type=float, default=500.0, metavar="UPDATES_PER_S")
+    ap.add_argument("--churn-max", type=float, default=256000.0, metavar="UPDATES_PER_S")
+    ap.add_argument("--churn-step", type=float, default=5.0, metavar="SECONDS")
     ap.add_argument("--policy", choices=("none", "ixp"), default="none",
                     help="ixp: the README's IXP import filter on bgpd's feeder session (bgpd, 1 feeder)")
     args = ap.parse_args(argv)
@@ -725,6 +836,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [r for r in routers if r not in KNOWN_ROUTERS]
     if unknown or not routers:
         ap.error(f"unknown router(s) {', '.join(unknown)}; choose from {', '.join(KNOWN_ROUTERS)}")
+    if not (0 < args.churn_start <= args.churn_max <= 10_000_000 and 0 < args.churn_step <= 120):
+        ap.error("--churn-start must be in (0, --churn-max], --churn-max at most 10,000,000, "
+                 "--churn-step in (0, 120] seconds")
     if not 0 < args.scale <= 4:
         ap.error("--scale must be in (0, 4]")
     if not 1 <= args.feeders <= MAX_FEEDERS:
@@ -766,8 +880,9 @@ def main(argv: list[str] | None = None) -> int:
             log(wire.describe())
         for name in routers:
             log(f"{name}: starting")
-            res = run_router(lab, name, feeders, want4, want6, timeout,
-                             Shape(args.stagger, args.barrier, args.sink_late, args.pace), policy)
+            churn = ChurnArgs(args.churn_start, args.churn_max, args.churn_step) if args.churn else None
+            shape = Shape(args.stagger, args.barrier, args.sink_late, args.pace)
+            res = run_router(lab, name, feeders, want4, want6, timeout, shape, policy, churn=churn)
             if policy:
                 res.name = f"{name} with the IXP filter"
             log(res.describe())

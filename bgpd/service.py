@@ -32,6 +32,7 @@ from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from bgpd import hotpath
 from bgpd.config import (
     API_SOCKET_NAME,
     ApiConfig,
@@ -722,6 +723,8 @@ class BgpdService(MultiService):
 
     def startService(self) -> None:
         tune_gc()
+        # Once per start: which build of the hot path runs (issue 13).
+        log.info("{hot_path}", hot_path=hotpath.describe(), variant=hotpath.VARIANT)
         super().startService()
         if self.config_path is not None:
             try:

@@ -94,6 +94,8 @@ DUMP_SLICE = 2000
 DUMP_TURN_SECONDS = 0.05
 #: Messages written per reactor turn of a dump at most (the time bound may stop it sooner).
 DUMP_TURN_MESSAGES = 500
+#: The longest wait after a station was dropped for being slow (see BmpStation.overflow).
+MAX_DROP_HOLD = 300.0
 
 
 @runtime_checkable
@@ -379,10 +381,18 @@ class BmpStation(Service):
         self.connects = 0
         self.last_error = ""
         self._stats: Any = None
+        #: Drops in a row without a stable session since, and when the next connection may be.
+        self._drop_streak = 0
+        self._hold_until = 0.0
+        self._live_since: float | None = None
+        backoff = backoffPolicy(initialDelay=1.0, maxDelay=config.retry_time, factor=2.0)
+
+        def retry(attempt: int) -> float:
+            return max(backoff(attempt), self._hold_until - self.reactor.seconds())
+
         self.client = ClientService(
             _NotingEndpoint(endpoint(reactor, config), self), _StationFactory(self),
-            retryPolicy=backoffPolicy(initialDelay=1.0, maxDelay=config.retry_time, factor=2.0),
-            clock=reactor)
+            retryPolicy=retry, clock=reactor)
 
     # -- Service -----------------------------------------------------------------
 
@@ -421,6 +431,7 @@ class BmpStation(Service):
 
     def dump_done(self, proto: BmpProtocol) -> None:
         log.info("bmp {name}: tables sent ({n} messages so far)", name=self.name, n=self.messages)
+        self._live_since = self.reactor.seconds()
         if self.config.statistics_interval > 0 and self._stats is None:
             self._stats = self.reactor.callLater(self.config.statistics_interval, self._report)
 
@@ -434,15 +445,38 @@ class BmpStation(Service):
             log.info("bmp {name}: connection closed: {why}", name=self.name, why=why)
 
     def overflow(self, proto: BmpProtocol) -> None:
+        """Too much waits for the station: drop it, and wait before the next full dump.
+
+        Each connection starts with every table again; a station that is
+        always too slow would have bgpd dump them over and over.  So the
+        next connection waits ``retry_time``, doubling with each drop in a
+        row up to MAX_DROP_HOLD; a session that stayed up that long since its
+        dump ends the streak.
+        """
+        now = self.reactor.seconds()
+        hold = self._drop_hold()
+        if self._live_since is not None and now - self._live_since > hold:
+            self._drop_streak = 0
+        self._drop_streak += 1
+        hold = self._drop_hold()
+        self._hold_until = now + hold
+        self._live_since = None
         self.drops += 1
         text = f"more than {self.config.buffer} octets waiting"
         self.last_error = f"dropped: {text}"
-        log.warn("bmp {name}: station too slow, {text}: dropping the session (re-sent in full "
-                 "on the next connection)", name=self.name, text=text)
+        log.warn("bmp {name}: station too slow, {text}: dropping the session; the next "
+                 "connection in {hold:g} s is sent everything again", name=self.name, text=text,
+                 hold=hold)
         if proto is self.live:
             self.live = None
         self._stop_stats()
         proto.drop(text)
+
+    def _drop_hold(self) -> float:
+        if self._drop_streak == 0:
+            return float(self.config.retry_time)
+        return min(MAX_DROP_HOLD, max(self.config.retry_time, self.config.retry_time
+                                      * 2.0 ** (self._drop_streak - 1)))
 
     def count(self, data: bytes) -> None:
         self.messages += 1

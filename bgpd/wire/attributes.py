@@ -13,12 +13,15 @@ import socket
 import struct
 import sys
 from collections.abc import Iterable
+from typing import ClassVar, Final
 
 from bgpd.wire.constants import AS_TRANS, AttrType, Origin, SegmentType, UpdateError
 from bgpd.wire.errors import NotificationError, Outcome, Problem
 
-_ntoa = socket.inet_ntoa
-_aton = socket.inet_aton
+# Final: the compiled build (bgpd.hotpath) reads these as C statics, not as
+# module-dict look-ups on every use.
+_ntoa: Final = socket.inet_ntoa
+_aton: Final = socket.inet_aton
 _AF6 = socket.AF_INET6
 _ntop = socket.inet_ntop
 _pton = socket.inet_pton
@@ -27,10 +30,10 @@ _U32 = struct.Struct("!I")
 _U16 = struct.Struct("!H")
 # Precompiled unpackers for N 4-octet / 2-octet values: AS path segments,
 # communities and cluster lists are the common case of "N integers".
-_UNPACK4 = [struct.Struct(f"!{n}I").unpack_from for n in range(256)]
-_UNPACK2 = [struct.Struct(f"!{n}H").unpack_from for n in range(256)]
-_PACK4 = [struct.Struct(f"!{n}I").pack for n in range(256)]
-_PACK2 = [struct.Struct(f"!{n}H").pack for n in range(256)]
+_UNPACK4: Final = [struct.Struct(f"!{n}I").unpack_from for n in range(256)]
+_UNPACK2: Final = [struct.Struct(f"!{n}H").unpack_from for n in range(256)]
+_PACK4: Final = [struct.Struct(f"!{n}I").pack for n in range(256)]
+_PACK2: Final = [struct.Struct(f"!{n}H").pack for n in range(256)]
 
 # (optional, transitive) bits each known attribute must carry (RFC 7606 3(c)).
 _WELL_KNOWN = 0x40
@@ -73,7 +76,7 @@ class PathAttributes:
     Treat instances as immutable: use :meth:`replace` to derive a new one.
     """
 
-    _FIELDS = (
+    _FIELDS: ClassVar[tuple[str, ...]] = (
         "origin",
         "as_path",
         "next_hop",
@@ -125,8 +128,8 @@ class PathAttributes:
         self.otc = otc
         self.next_hop_ll = next_hop_ll
         self.unknown = unknown
-        self._hash = None
-        self._packed = None
+        self._hash: int | None = None
+        self._packed: list[bytes | None] | None = None
 
 
     def key(self) -> tuple:
@@ -239,10 +242,12 @@ class PathAttributes:
         slot = (2 if as4 else 0) + (1 if with_next_hop else 0)
         packed = self._packed
         if packed is None:
-            packed = self._packed = [None, None, None, None]
+            packed = [None, None, None, None]
+            self._packed = packed
         data = packed[slot]
         if data is None:
-            data = packed[slot] = _pack_attributes(self, as4, with_next_hop)
+            data = _pack_attributes(self, as4, with_next_hop)
+            packed[slot] = data
         return data
 
     def pack_uncached(self, as4: bool = True, with_next_hop: bool = True) -> bytes:
@@ -290,18 +295,18 @@ def pack_as_path(as_path: AsPath, four: bool = True) -> bytes:
 # Encoders for the common shapes, header included, so that one attribute is
 # one struct call: (flags, type, length, value...).  A 1-octet length holds
 # up to 63 four-octet values (an AS_PATH segment also has its 2-octet head).
-_ORIGIN_ATTR = {o: bytes((_WELL_KNOWN, AttrType.ORIGIN, 1, o)) for o in range(3)}
-_NEXT_HOP_HEAD = bytes((_WELL_KNOWN, AttrType.NEXT_HOP, 4))
-_ATOMIC_ATTR = bytes((_WELL_KNOWN, AttrType.ATOMIC_AGGREGATE, 0))
-_PACK_U32_ATTR = struct.Struct("!BBBI").pack
-_PACK_ATTR4 = [struct.Struct(f"!BBB{n}I").pack for n in range(64)]
-_PACK_SEG_ATTR = [struct.Struct(f"!BBBBB{n}I").pack for n in range(64)]
-_AS_PATH_CODE = int(AttrType.AS_PATH)
-_MED_CODE = int(AttrType.MULTI_EXIT_DISC)
-_LOCAL_PREF_CODE = int(AttrType.LOCAL_PREF)
-_COMMUNITIES_CODE = int(AttrType.COMMUNITIES)
-_LARGE_CODE = int(AttrType.LARGE_COMMUNITIES)
-_OTC_CODE = int(AttrType.OTC)
+_ORIGIN_ATTR: Final = {o: bytes((_WELL_KNOWN, AttrType.ORIGIN, 1, o)) for o in range(3)}
+_NEXT_HOP_HEAD: Final = bytes((_WELL_KNOWN, AttrType.NEXT_HOP, 4))
+_ATOMIC_ATTR: Final = bytes((_WELL_KNOWN, AttrType.ATOMIC_AGGREGATE, 0))
+_PACK_U32_ATTR: Final = struct.Struct("!BBBI").pack
+_PACK_ATTR4: Final = [struct.Struct(f"!BBB{n}I").pack for n in range(64)]
+_PACK_SEG_ATTR: Final = [struct.Struct(f"!BBBBB{n}I").pack for n in range(64)]
+_AS_PATH_CODE: Final = int(AttrType.AS_PATH)
+_MED_CODE: Final = int(AttrType.MULTI_EXIT_DISC)
+_LOCAL_PREF_CODE: Final = int(AttrType.LOCAL_PREF)
+_COMMUNITIES_CODE: Final = int(AttrType.COMMUNITIES)
+_LARGE_CODE: Final = int(AttrType.LARGE_COMMUNITIES)
+_OTC_CODE: Final = int(AttrType.OTC)
 
 
 def _u32_list_attr(code: int, values: tuple | list) -> bytes:

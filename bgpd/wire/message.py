@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import ClassVar
 
 from bgpd.wire.attributes import AttributeCache
 from bgpd.wire.constants import (
@@ -30,7 +31,7 @@ _HDR = struct.Struct("!HB")
 
 @dataclass(frozen=True, slots=True)
 class Keepalive:
-    msg_type = MsgType.KEEPALIVE
+    msg_type: ClassVar[MsgType] = MsgType.KEEPALIVE
 
     def pack_body(self) -> bytes:
         return b""
@@ -40,7 +41,7 @@ KEEPALIVE = Keepalive()
 KEEPALIVE_BYTES = MARKER + _HDR.pack(HEADER_LEN, MsgType.KEEPALIVE)
 
 # RFC 4271 6.1 minimum lengths; KEEPALIVE and ROUTE-REFRESH have exact ones.
-_MIN_LEN = {
+_MIN_LEN: dict[int, int] = {
     MsgType.OPEN: 29,
     MsgType.UPDATE: 23,
     MsgType.NOTIFICATION: 21,

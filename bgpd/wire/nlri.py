@@ -14,19 +14,22 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
+from typing import Final
 
 from bgpd.wire.constants import AFI, UpdateError
 from bgpd.wire.errors import NotificationError
 
-MAX_BITS = {AFI.IPV4: 32, AFI.IPV6: 128}
-ADDR_LEN = {AFI.IPV4: 4, AFI.IPV6: 16}
-_INET = {AFI.IPV4: socket.AF_INET, AFI.IPV6: socket.AF_INET6}
-_MASK = [0] + [(0xFF << (8 - r)) & 0xFF for r in range(1, 8)]
+MAX_BITS: dict[int, int] = {AFI.IPV4: 32, AFI.IPV6: 128}
+ADDR_LEN: dict[int, int] = {AFI.IPV4: 4, AFI.IPV6: 16}
+_INET: dict[int, int] = {AFI.IPV4: socket.AF_INET, AFI.IPV6: socket.AF_INET6}
+# Final: the compiled build (bgpd.hotpath) reads these as C statics, not as
+# module-dict look-ups on every use.
+_MASK: Final = [0] + [(0xFF << (8 - r)) & 0xFF for r in range(1, 8)]
 # Octets a prefix of each length takes, its length octet included, and the
 # host bits of the last octet for each length modulo 8.
-_STEP = [1 + ((plen + 7) >> 3) for plen in range(256)]
-_HOST = [0] + [0xFF >> r for r in range(1, 8)]
-_unpack_path_id = struct.Struct("!I").unpack_from
+_STEP: Final = [1 + ((plen + 7) >> 3) for plen in range(256)]
+_HOST: Final = [0] + [0xFF >> r for r in range(1, 8)]
+_unpack_path_id: Final = struct.Struct("!I").unpack_from
 
 Prefix = bytes
 PathPrefix = tuple[int, bytes]
@@ -48,7 +51,7 @@ def decode_prefixes(data: bytes, max_bits: int = 32) -> list[bytes]:
 
 def decode_prefix_span(data: bytes, i: int, n: int, max_bits: int = 32) -> list[bytes]:
     """:func:`decode_prefixes` over ``data[i:n]``, without copying the field out first."""
-    out = []
+    out: list[bytes] = []
     append = out.append
     step = _STEP
     while i < n:
@@ -75,7 +78,7 @@ def _cleared(data: bytes, i: int, j: int, rem: int) -> bytes:
 
 def decode_path_prefixes(data: bytes, max_bits: int = 32) -> list[tuple[int, bytes]]:
     """Decode add-path NLRI (RFC 7911): each prefix preceded by a 4-octet path id."""
-    out = []
+    out: list[tuple[int, bytes]] = []
     append = out.append
     i = 0
     n = len(data)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import socket
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar, Final
 
 from bgpd.wire.attributes import (
     _UNPACK4,
@@ -43,10 +43,12 @@ from bgpd.wire.nlri import (
     encode_path_prefixes,
 )
 
-_ntoa = socket.inet_ntoa
-_ntop = socket.inet_ntop
-_pton = socket.inet_pton
-_AF6 = socket.AF_INET6
+# Final: the compiled build (bgpd.hotpath) reads these as C statics, not as
+# module-dict look-ups on every use.
+_ntoa: Final = socket.inet_ntoa
+_ntop: Final = socket.inet_ntop
+_pton: Final = socket.inet_pton
+_AF6: Final = socket.AF_INET6
 _U32 = struct.Struct("!I")
 _U16 = struct.Struct("!H")
 _HDR = struct.Struct("!HB")
@@ -69,15 +71,15 @@ _AS4_AGG = AttrType.AS4_AGGREGATOR
 _LARGE = AttrType.LARGE_COMMUNITIES
 _OTC = AttrType.OTC
 
-_DEFAULT_CACHE = AttributeCache()
-_u32_at = _U32.unpack_from
+_DEFAULT_CACHE: Final = AttributeCache()
+_u32_at: Final = _U32.unpack_from
 
 # Next-hop text by wire bytes: a session brings few distinct next hops, and
 # formatting an address costs more than a dict look-up.  Bounded: cleared
 # when full.
-_NH_CACHE_MAX = 4096
-_NH4: dict[bytes, str] = {}
-_NH_MP: dict[bytes, tuple[str, str | None]] = {}
+_NH_CACHE_MAX: Final = 4096
+_NH4: Final[dict[bytes, str]] = {}
+_NH_MP: Final[dict[bytes, tuple[str, str | None]]] = {}
 
 
 class MPReach:
@@ -130,7 +132,7 @@ class Update:
 
     __slots__ = ("withdrawn", "attributes", "nlri", "mp_reach", "mp_unreach", "problems",
                  "treat_as_withdraw")
-    msg_type = MsgType.UPDATE
+    msg_type: ClassVar[MsgType] = MsgType.UPDATE
 
     def __init__(
         self,
@@ -250,6 +252,8 @@ def decode_update(
         raise NotificationError(3, UpdateError.MALFORMED_ATTRIBUTE_LIST, b"",
                                 f"total path attribute length {aend - astart} overruns the message")
     v4_pid = neg._v4_addpath_rx
+    withdrawn: list
+    nlri: list
     if wlen:
         if v4_pid:
             withdrawn = decode_path_prefixes(body[2:astart - 2], 32)
@@ -348,7 +352,9 @@ def decode_update(
         mp_attrs = table.get(key)
         if mp_attrs is None:
             nh, ll = _next_hop_strings(mp_nh)
-            mp_attrs = PathAttributes(fields[0], fields[1], nh, *fields[3:13], ll, fields[14])
+            f = fields
+            mp_attrs = PathAttributes(f[0], f[1], nh, f[3], f[4], f[5], f[6], f[7], f[8], f[9],
+                                      f[10], f[11], f[12], ll, f[14])
             if clean:
                 table[key] = mp_attrs
                 if len(table) >= cache.max_entries:
@@ -399,6 +405,7 @@ def _decode_mp_unreach(body: bytes, span: tuple, neg: Negotiated, problems: list
                                  f"MP_UNREACH_NLRI for family {afi}/{safi} not negotiated"))
         return None
     max_bits, with_path_id = rx
+    wd: list
     try:
         if with_path_id:
             wd = decode_path_prefixes(body[vs + 3:ve], max_bits)
@@ -447,6 +454,7 @@ def _decode_mp_reach(body: bytes, span: tuple, neg: Negotiated, problems: list) 
                                 f"MP_REACH_NLRI next hop length {nhlen} for AFI {afi}")
     nh = body[vs + 4:vs + 4 + nhlen]
     max_bits, with_path_id = rx
+    prefixes: list
     try:
         if with_path_id:
             prefixes = decode_path_prefixes(body[vs + 5 + nhlen:ve], max_bits)
@@ -469,7 +477,7 @@ def _decode_mp_reach(body: bytes, span: tuple, neg: Negotiated, problems: list) 
     return afi, safi, nh, prefixes, False
 
 
-_ZERO16 = bytes(16)
+_ZERO16: Final = bytes(16)
 
 
 def _link_local(addr: bytes) -> bool:
@@ -502,7 +510,7 @@ def _mp_next_hop_error(nh: bytes, neg: Negotiated) -> str | None:
     return None
 
 
-_DUP = "attribute {} repeated; later copy discarded"
+_DUP: Final = "attribute {} repeated; later copy discarded"
 
 
 def _parse_attributes(body: bytes, i: int, aend: int, neg: Negotiated, has_v4: bool) -> tuple:
@@ -513,10 +521,24 @@ def _parse_attributes(body: bytes, i: int, aend: int, neg: Negotiated, has_v4: b
     ``pieces`` the ``(start, end)`` of the MP attributes (left out of the
     intern key), ``as4_path``/``as4_agg`` for :func:`_finish`.
     """
-    origin = as_path = next_hop = med = local_pref = communities = large = ext = None
-    aggregator = originator = cluster = otc = as4_path = as4_agg = None
+    # Any: each starts as None (absent), may become a placeholder for "seen
+    # but bad" and then the value (precise types would only add checks).
+    origin: Any = None
+    as_path: Any = None
+    next_hop: Any = None
+    med: Any = None
+    local_pref: Any = None
+    communities: Any = None
+    large: Any = None
+    ext: Any = None
+    aggregator: Any = None
+    originator: Any = None
+    cluster: Any = None
+    otc: Any = None
+    as4_path: Any = None
+    as4_agg: Any = None
     atomic = False
-    unknown = None
+    unknown: list | None = None
     problems: list[Problem] = []
     pieces = None
     taw = False
@@ -858,12 +880,12 @@ class _DupType(Exception):
     pass
 
 
-_Dup = _DupType()
-_TAW = Outcome.TREAT_AS_WITHDRAW
-_DISCARD = Outcome.ATTRIBUTE_DISCARD
-_LEN_ERR = UpdateError.ATTRIBUTE_LENGTH_ERROR
-_OPT_ERR = UpdateError.OPTIONAL_ATTRIBUTE_ERROR
-_FLAGS_ERR = UpdateError.ATTRIBUTE_FLAGS_ERROR
+_Dup: Final = _DupType()
+_TAW: Final = Outcome.TREAT_AS_WITHDRAW
+_DISCARD: Final = Outcome.ATTRIBUTE_DISCARD
+_LEN_ERR: Final = UpdateError.ATTRIBUTE_LENGTH_ERROR
+_OPT_ERR: Final = UpdateError.OPTIONAL_ATTRIBUTE_ERROR
+_FLAGS_ERR: Final = UpdateError.ATTRIBUTE_FLAGS_ERROR
 _UNPACK_N: dict[int, Callable] = {}
 
 
@@ -894,15 +916,15 @@ def pack_end_of_rib(afi: int, safi: int) -> bytes:
 # Everything before the path attributes, packed at once: marker, length,
 # type, withdrawn routes length (0), path attributes length; for MP_REACH
 # also its attribute header (extended length) and afi/safi/next-hop length.
-_REACH_HEAD = struct.Struct("!16sHBHH").pack
-_MP_REACH_HEAD = struct.Struct("!16sHBHHBBHHBB").pack
-_WITHDRAW_HEAD = struct.Struct("!16sHBH").pack
-_MP_UNREACH_HEAD = struct.Struct("!16sHBHHBBHHB").pack
+_REACH_HEAD: Final = struct.Struct("!16sHBHH").pack
+_MP_REACH_HEAD: Final = struct.Struct("!16sHBHHBBHHBB").pack
+_WITHDRAW_HEAD: Final = struct.Struct("!16sHBH").pack
+_MP_UNREACH_HEAD: Final = struct.Struct("!16sHBHHBBHHB").pack
 
 
 def _chunks(items: list, room: int, size_of: Callable[[Any], int]) -> list:
     out = []
-    cur = []
+    cur: list = []
     used = 0
     for item in items:
         size = size_of(item)

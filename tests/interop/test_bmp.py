@@ -16,7 +16,9 @@ log alone:
   towards BIRD (RFC 8671: bgpd's own route, with bgpd's AS);
 * Statistics Reports (4.8): the Adj-RIB-In route count;
 * the Peer Down (4.9) once BIRD stops, with the reason BIRD gave (its Cease
-  NOTIFICATION, reason 3).
+  NOTIFICATION, reason 3);
+* the Termination (4.5) once a SIGHUP has taken the collector out of the
+  config.
 
 Needs root and pmacct; skips without them (fails under CI=true).
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import textwrap
 from typing import Any, ClassVar
 
@@ -50,7 +53,9 @@ default = "reject"
 [[policies.tag-in.terms]]
 name = "tag"
 action = {{ accept = true, add_communities = ["{TAG}"] }}
+"""
 
+BMP = f"""
 [bmp]
 sys_name = "bgpd-interop"
 sys_descr = "bgpd under test"
@@ -65,10 +70,12 @@ retry_time = 2
 
 
 class BmpBgpd(BgpdDriver):
-    """The driver's config plus the policy and the [bmp] section."""
+    """The driver's config plus the policy and (while ``bmp``) the [bmp] section."""
+
+    bmp = True
 
     def config_text(self) -> str:
-        return super().config_text() + "\n" + POLICY
+        return super().config_text() + "\n" + POLICY + ("\n" + BMP if self.bmp else "")
 
 
 class Pmbmpd:
@@ -217,4 +224,11 @@ class PmbmpdTests(SynchronousTestCase):
         downs = self.wait("BIRD's Peer Down", lambda: [m for m in self.pm.of("peer_down")
                                                        if m.get("peer_ip") == self.bird_ip])
         self.assertIn(downs[0].get("reason_type"), (3, 4), downs[0])
+
+        # SIGHUP without [bmp]: the station gets a Termination (administratively closed).
+        self.bgpd.bmp = False
+        self.bgpd.write_config()
+        self.bgpd.proc.signal(signal.SIGHUP)
+        terms = self.wait("the Termination after SIGHUP", lambda: self.pm.of("term"))
+        self.assertIn("administratively", terms[0].get("bmp_term_info_reason", ""), terms[0])
         self.assertNotIn("Traceback", self.bgpd.log(), self.bgpd.log()[-4000:])

@@ -391,16 +391,47 @@ class SlowStationTests(Base):
         self.assertLessEqual(proto.pending_bytes, 0)
         # The RIB went on without waiting.
         self.assertEqual(len(self.host.rib.adj_rib_in(INFO, IPV4)), 5)
-        # Stuck: aborted after 5 s; the ClientService connects again with back-off.
+        # Stuck: aborted after 5 s.  The next connection (a full dump again)
+        # waits retry_time (30 s) after the drop, not the usual 1-2 s.
         self.clock.advance(5)
         self.assertTrue(self.endpoint.transport.disconnected)
         proto.connectionLost(None)
-        self.clock.advance(4)  # the first retry: 2 s and up to 1 s of jitter
+        self.clock.advance(20)
+        self.assertEqual(len(self.endpoint.protocols), 1)
+        self.clock.advance(10)
         self.assertEqual(len(self.endpoint.protocols), 2)
         msgs = self.messages()
         self.assertIsInstance(msgs[0], Initiation)
         self.assertIsInstance(msgs[1], PeerUpMsg)
         self.assertEqual(station.connects, 2)
+
+    def flood(self) -> None:
+        """Fill the current connection past the bound while its transport is full."""
+        self.endpoint.protocols[-1].pauseProducing()
+        data = pack_reach(1, 1, ATTRS, PREFIXES)[0]
+        for _ in range(2000):
+            self.receive(data)
+        self.endpoint.protocols[-1].connectionLost(None)
+
+    def test_drops_in_a_row_wait_longer(self):
+        """A station dropped again right after its dump waits twice as long; a stable one ends the streak."""
+        self.bring_up()
+        self.start()
+        station = self.service.stations["c1"]
+        self.flood()
+        self.clock.advance(31)
+        self.assertEqual(len(self.endpoint.protocols), 2)
+        self.flood()  # at once: the second drop in a row
+        self.clock.advance(50)
+        self.assertEqual(len(self.endpoint.protocols), 2)
+        self.clock.advance(11)  # 60 s
+        self.assertEqual(len(self.endpoint.protocols), 3)
+        self.assertEqual(station.drops, 2)
+        # Up for longer than the hold since its dump: the next drop waits 30 s again.
+        self.clock.advance(61)
+        self.flood()
+        self.clock.advance(31)
+        self.assertEqual(len(self.endpoint.protocols), 4)
 
 
 class ServiceTests(Base):
