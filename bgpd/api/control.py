@@ -1632,7 +1632,9 @@ class AdjRibInWatch(RouteWatch):
         try:
             table = rib.adj_rib_in(self.peer, fam, self.pre_policy)
         except ValueError:
-            return  # soft reconfiguration went off: nothing pre-policy is kept any more
+            # The session went down (the RIB drops the kept pre-policy table
+            # whole) or soft reconfiguration went off: the keys named are gone.
+            table = {}
         within = self.within
         now = self.control.reactor.seconds()
         cache: dict[Path, tuple[Path, PathFacts]] = {}

@@ -342,6 +342,34 @@ class RoutesControlTests(SynchronousTestCase):
         self.announce(self.a, ["192.0.2.128/25"])
         self.assertEqual(queued(watch), [])
 
+    def test_adj_rib_in_watch_sees_the_session_drop(self):
+        """When the peer's session goes down, its routes are withdrawn in the post- and pre-policy watch."""
+        self.announce(self.a, ["198.51.100.0/24"])
+        post = self.control.watch_adj_rib_in("192.0.2.2")
+        pre = self.control.watch_adj_rib_in("192.0.2.2", pre_policy=True)
+        self.svc.sessions.peers["192.0.2.2"].stop("test")
+        self.settle()
+        want = [Withdrawn("198.51.100.0/24", "ipv4-unicast")]
+        self.assertEqual((queued(post), queued(pre)), (want, want))
+
+    def test_pre_policy_watch_when_the_kept_table_is_gone(self):
+        """A peer kept across a session drop (graceful restart) has no pre-policy table: keys read as gone."""
+        self.announce(self.a, ["198.51.100.0/24"])
+        pre = self.control.watch_adj_rib_in("192.0.2.2", pre_policy=True)
+        rib = self.svc.rib_service.rib
+        real = rib.adj_rib_in
+
+        def without_pre(peer, family, pre_policy=False):
+            if pre_policy:  # what the RIB answers once it dropped st.pre but kept the peer
+                raise ValueError("soft reconfiguration is not enabled")
+            return real(peer, family, pre_policy)
+
+        rib.adj_rib_in = without_pre
+        self.addCleanup(setattr, rib, "adj_rib_in", real)
+        self.a.send(*pack_withdraw(1, 1, [pfx("198.51.100.0/24")]))
+        self.settle()
+        self.assertEqual(queued(pre), [Withdrawn("198.51.100.0/24", "ipv4-unicast")])
+
     def test_adj_rib_in_watch_errors(self):
         """An unknown peer is NOT_FOUND; pre-policy without soft reconfiguration is FAILED_PRECONDITION."""
         with self.assertRaises(NotFound):
