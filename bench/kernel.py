@@ -6,9 +6,13 @@ the daemon's :class:`bgpd.kernel.writer.KernelWriter` with its netlink
 backend (sockets made in that namespace) on the real reactor, fed with the
 RIB's change records 2,000 per reactor turn as the RIB delivers them.  A
 10 ms looping call measures the reactor's longest stall during the install.
-Prints one line:
+Then, in the same run and namespace, the netlink backend alone (its
+``apply`` called in a loop, batches of the writer's size, no reactor): what
+the kernel and the encoding allow, the ceiling the writer is measured
+against on a machine as loaded as it is at that moment.  Prints one line:
 
-``kernel: install N routes/s  remove M routes/s  (R routes, table T, longest reactor stall S s)``
+``kernel: install N routes/s  remove M routes/s  (R routes, table T, longest reactor stall S s;
+... backend alone: install N' routes/s  remove M' routes/s)``
 
     python3 bench/kernel.py                # the full table (about 1,040,000 routes)
     python3 bench/kernel.py --scale 0.02   # quick smoke run
@@ -27,7 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from bench.synthetic import scaled  # noqa: E402
 from bgpd.kernel.netlink import NetlinkBackend  # noqa: E402
-from bgpd.kernel.writer import KernelWriter, WriterOptions  # noqa: E402
+from bgpd.kernel.writer import KernelRoute, KernelWriter, WriterOptions  # noqa: E402
 from bgpd.rib import Change, make_path  # noqa: E402
 from bgpd.rib.testing import make_peer  # noqa: E402
 from bgpd.runtime import tune_gc  # noqa: E402
@@ -111,7 +115,25 @@ def run(scale: float, netns: str, batch: int) -> dict:
 
     writer.start().addCallback(lambda _: begin())
     reactor.run()
+    figures.update(backend_alone(changes, netns, batch))
     return figures
+
+
+def backend_alone(changes: list[Change], netns: str, batch: int) -> dict:
+    """The same routes through NetlinkBackend.apply directly: seconds to install and to remove."""
+    hops = (("192.0.2.2", None),)
+    routes = [KernelRoute(c.family, c.prefix, hops) for c in changes]
+    gone = [KernelRoute(c.family, c.prefix, ()) for c in changes]
+    backend = NetlinkBackend(TABLE, 186, 20, netns=netns)
+    try:
+        t0 = time.perf_counter()
+        bad = sum(len(backend.apply(routes[i:i + batch])) for i in range(0, len(routes), batch))
+        t1 = time.perf_counter()
+        bad += sum(len(backend.apply(gone[i:i + batch])) for i in range(0, len(gone), batch))
+        t2 = time.perf_counter()
+    finally:
+        backend.close()
+    return {"alone_install": t1 - t0, "alone_remove": t2 - t1, "alone_failed": bad}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,8 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     n = f["routes"]
     print(f"kernel: install {n / f['install']:,.0f} routes/s  remove {n / f['remove']:,.0f} routes/s  "
           f"({n:,} routes, table {TABLE}, longest reactor stall {f['stall']:.3f} s; "
-          f"in kernel after install {f['in_kernel']:,}, failed {f['failed']}, left after remove {f['left']})")
-    return 0 if f["in_kernel"] == n and f["left"] == 0 else 1
+          f"in kernel after install {f['in_kernel']:,}, failed {f['failed']}, left after remove {f['left']}; "
+          f"backend alone: install {n / f['alone_install']:,.0f} routes/s  "
+          f"remove {n / f['alone_remove']:,.0f} routes/s)")
+    return 0 if f["in_kernel"] == n and f["left"] == 0 and not f["alone_failed"] else 1
 
 
 if __name__ == "__main__":

@@ -272,14 +272,25 @@ def _as_path(a: Any) -> str:
     return " ".join(parts)
 
 
+def _kernel_state(r: Any) -> str:
+    """A route's kernel flag as bgpctl prints it ("installed", "not-selected"); "" without one."""
+    if not r.kernel:
+        return ""
+    return routes_pb2.KernelState.Name(r.kernel).removeprefix("KERNEL_STATE_").lower().replace("_", "-")
+
+
 def _route_lines(routes: Sequence[Any], out: IO[str], detail: bool) -> None:
     if not detail:
-        rows: list[Sequence[object]] = [("", "Prefix", "Next hop", "From", "MED", "LocPrf", "Path")]
+        # The Kernel column only when bgpd writes routes to the kernel ([kernel]).
+        kernel = any(r.kernel for r in routes)
+        rows: list[Sequence[object]] = [("", "Prefix", "Next hop", "From", "MED", "LocPrf", "Path")
+                                        + (("Kernel",) if kernel else ())]
         for r in routes:
             a = r.attributes
             rows.append(("*>" if r.best else "* ", r.prefix, a.next_hop, r.source_peer or "-",
                          a.med if a.HasField("med") else "", a.local_pref if a.HasField("local_pref") else "",
-                         f"{_as_path(a)} {_ORIGIN_CODE.get(a.origin, '?')}".strip()))
+                         f"{_as_path(a)} {_ORIGIN_CODE.get(a.origin, '?')}".strip())
+                        + ((_kernel_state(r) or "-",) if kernel else ()))
         _table(rows, out)
         return
     for r in routes:
@@ -293,6 +304,8 @@ def _route_lines(routes: Sequence[Any], out: IO[str], detail: bool) -> None:
         if r.age_seconds:
             # since its peer first sent this attribute set (the API's age_seconds)
             out.write(f"  age {_duration(r.age_seconds)}\n")
+        if r.kernel:
+            out.write(f"  kernel {_kernel_state(r)}\n")
         if a.HasField("med"):
             out.write(f"  MED {a.med}\n")
         if a.HasField("local_pref"):

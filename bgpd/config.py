@@ -357,7 +357,8 @@ class KernelConfig:
     protocol.  ``ecmp`` installs the multipath set (``[bgp] max_paths`` > 1)
     as one route.  ``reconcile_time``: how long routes left by an earlier
     run stay at most before those bgpd no longer wants are removed (sooner
-    when every peer has sent End-of-RIB).
+    when every peer has sent End-of-RIB).  ``export_policy``: the policy
+    chain each best path meets before it goes to the kernel (empty: all go).
     """
 
     ipv4: bool = True
@@ -368,6 +369,7 @@ class KernelConfig:
     ecmp: bool = True
     keep_on_stop: bool = False
     reconcile_time: float = 120.0
+    export_policy: tuple[str, ...] = attrs.field(default=(), converter=tuple)
 
 
 #: What a BMP collector may be sent (RFC 7854 4.6, RFC 8671, RFC 9069).
@@ -906,10 +908,24 @@ class _Validator:
         ecmp = self.boolean(tbl, path, "ecmp", True)
         keep = self.boolean(tbl, path, "keep_on_stop", False)
         reconcile = self.seconds(tbl, path, "reconcile_time", 120.0)
+        export = self.kernel_export_policy(tbl, path)
         if len(self.errors) > n_errors:
             return None
         return KernelConfig(ipv4=ipv4, ipv6=ipv6, table=table, protocol=protocol, metric=metric,
-                            ecmp=ecmp, keep_on_stop=keep, reconcile_time=reconcile)
+                            ecmp=ecmp, keep_on_stop=keep, reconcile_time=reconcile,
+                            export_policy=export)
+
+    def kernel_export_policy(self, tbl: Mapping[str, Any], path: str) -> Any:
+        """``[kernel] export_policy``: one policy name or a chain of them; none lets every route in."""
+        if "export_policy" not in tbl:
+            return ()
+        if isinstance(tbl["export_policy"], str):
+            items = [tbl["export_policy"]]
+        else:
+            items = self.string_list(tbl, path, "export_policy", INVALID)
+            if items is INVALID:
+                return INVALID
+        return self.known_policies(_join(path, "export_policy"), items)
 
     def kernel_table(self, tbl: Mapping[str, Any], path: str) -> Any:
         """A routing table: a number from 1 to 2^32-1 but 255 (local), or a name iproute2 knows."""
@@ -1628,6 +1644,8 @@ _COMMUNITY_ACTIONS = {
 ACTION_KEYS = ("accept", "reject", "continue") + tuple(
     f"{verb}{field}" for field in _COMMUNITY_ACTIONS for verb in ("", "add_", "remove_", "clear_")
 ) + ("local_pref", "med", "med_add", "med_subtract", "prepend", "next_hop", "origin")
+#: Actions only the kernel export policy ([kernel] export_policy) acts on.
+ACTION_KEYS += ("kernel_source",)
 _PREFIX_RANGE = re.compile(r"(\S+)(?:\s+ge\s+([0-9]{1,3}))?(?:\s+le\s+([0-9]{1,3}))?")
 _MAX_PREPEND = 32
 
@@ -1976,6 +1994,10 @@ def _actions(v: _Validator, value: object, path: str, sets: PolicySets) -> tuple
                 nh = v.host_address(tbl, path, name, None, "")
                 if isinstance(nh, str):
                     actions.append((name, nh))
+        elif name == "kernel_source":
+            src = v.host_address(tbl, path, name, None, "")
+            if isinstance(src, str):
+                actions.append((name, src))
         elif name == "prepend":
             item = tbl[name]
             if isinstance(item, Mapping):
@@ -2021,7 +2043,30 @@ def _term(v: _Validator, value: object, path: str, index: int, sets: PolicySets)
     acts = _actions(v, tbl["action"], _join(path, "action"), sets)
     if acts is None or len(v.errors) > n_errors:
         return None
+    _kernel_source_family(v, conditions, acts[0], _join(path, "action"))
+    if len(v.errors) > n_errors:
+        return None
     return Term(name=name, conditions=tuple(conditions), actions=acts[0], result=acts[1])
+
+
+def _kernel_source_family(v: _Validator, conditions: list, actions: tuple, path: str) -> None:
+    """A ``kernel_source`` in a term that matches families must be of one of them.
+
+    RTA_PREFSRC is an address of the route's own family; a term open to
+    both families is checked per route instead (the other family's routes
+    go in without it).
+    """
+    families = [value for key, value in conditions if key == "family"]
+    if not families:
+        return
+    afis = {afi for fams in families for afi, _safi in fams}
+    for key, value in actions:
+        if key != "kernel_source":
+            continue
+        afi = 2 if ":" in value else 1
+        if afi not in afis:
+            v.error(_join(path, key), f"an IPv{4 if afi == 1 else 6} address in a term that matches "
+                                      f"only IPv{6 if afi == 1 else 4} routes; got {value}")
 
 
 def _policies(v: _Validator, value: object, sets: PolicySets) -> tuple:

@@ -781,9 +781,17 @@ class BgpdService(MultiService):
         """Run ``new`` (validated; ``prepared`` from ``rib_service.prepare``): the reload path."""
         self.config = new
         self.rib_service.reload(new, prepared)
+        self._reload_kernel(new)
         self.sessions.reload(new)
         self.monitor.reload(new)
         self._bmp_reload(new)
+
+    def _reload_kernel(self, new: Config) -> None:
+        """[kernel] on a reload: the kernel service applies what it can live (after the RIB's policies)."""
+        if self.kernel is not None:
+            self.kernel.reload(new)
+        elif new.kernel is not None:
+            log.warn("kernel: a [kernel] table was added: it applies after a restart of bgpd")
 
     def set_message_tap(self, name: str, tap: SessionTap | None) -> None:
         """BMP ("bmp") and the MRT updates log ("mrt") share the sessions' one message tap."""

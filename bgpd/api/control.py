@@ -969,6 +969,9 @@ class RouteRecord(NamedTuple):
     attributes: PathAttributes
     explain_step: str = ""
     stale: bool = False
+    #: where the path stands with the kernel writer (``KernelService.path_state``):
+    #: installed, pending, failed, filtered, unresolved, not-selected; "" without one
+    kernel: str = ""
     #: seconds since the path's attribute set was first received from its peer (`path_age`)
     age: int = 0
 
@@ -1078,6 +1081,10 @@ class RouteCursor:
         match = self.match
         keys = self.keys
         table = self.table
+        # A lookup per listed path in the kernel writer's own tables: nothing kept per route.
+        ksvc = self.control.service.kernel
+        kstate = ksvc.path_state if ksvc is not None and table != ADJ_RIB_OUT else None
+        fam = self.family
         i, end = self.pos, min(len(keys), self.pos + n)
         while i < end:
             key = keys[i]
@@ -1095,16 +1102,21 @@ class RouteCursor:
             elif table == LOC_RIB:
                 paths = (value,) if value.__class__ is Path else value
                 if not self.all_paths or len(paths) == 1:
-                    out.append(_record(text, fname, paths[0], rib.eligible(paths[0]), "", now))
+                    best = rib.eligible(paths[0])
+                    out.append(_record(text, fname, paths[0], best, "",
+                                       kstate(fam, prefix, paths[0], best) if kstate else "", now))
                 else:
                     if out and len(out) + len(paths) > cap:
                         break  # this prefix's paths go whole into the next call
                     steps = {id(loser): step for step, _, loser in rib.explain(self.family, prefix)}
                     for j, p in enumerate(paths):
-                        out.append(_record(text, fname, p, j == 0 and rib.eligible(p),
-                                           steps.get(id(p), ""), now))
+                        best = j == 0 and rib.eligible(p)
+                        out.append(_record(text, fname, p, best, steps.get(id(p), ""),
+                                           kstate(fam, prefix, p, best) if kstate else "", now))
             else:
-                out.append(_record(text, fname, value, rib.best(self.family, prefix) is value, "", now))
+                best = rib.best(self.family, prefix) is value
+                out.append(_record(text, fname, value, best, "",
+                                   kstate(fam, prefix, value, best) if kstate else "", now))
             i += 1
             if len(out) >= cap:
                 break
@@ -1135,8 +1147,13 @@ class RouteCursor:
         out_keys: list[Any] = []
         paths: list[Path] = []
         meta: dict[Path, PathFacts] = {}
+        # With [kernel], each prefix's place in the kernel (looked up in the
+        # writer's own tables, as next() does), in step with the keys.
+        ksvc = self.control.service.kernel
+        kstate = ksvc.path_state if ksvc is not None else None
+        kernel: list[str] | None = [] if kstate is not None else None
         if cap <= 0:
-            return RawChunk(self.family, out_keys, paths, meta)
+            return RawChunk(self.family, out_keys, paths, meta, kernel)
         rib = self.control.service.rib_service.rib
         source = self._source()
         match = self.match
@@ -1145,6 +1162,7 @@ class RouteCursor:
         get = source.get
         eligible = rib.eligible
         now = self.control.reactor.seconds()
+        fam = self.family
         add_key, add_path = out_keys.append, paths.append
         while i < end and len(paths) < cap:
             stop = min(end, i + cap - len(paths))
@@ -1155,14 +1173,17 @@ class RouteCursor:
                 path = value if value.__class__ is Path else value[0]
                 add_key(key)
                 add_path(path)
-                if path not in meta:
+                facts = meta.get(path)
+                if facts is None:
                     info = path.owner.info
-                    meta[path] = PathFacts(path.attrs, info.address, info.router_id, path.path_id,
-                                           bool(path.stale), eligible(path), path_age(path, now))
+                    facts = meta[path] = PathFacts(path.attrs, info.address, info.router_id, path.path_id,
+                                                   bool(path.stale), eligible(path), path_age(path, now))
+                if kernel is not None:
+                    kernel.append(kstate(fam, key, path, facts.best))
             i = stop
         self.pos = i
         self.sent += len(paths)
-        return RawChunk(self.family, out_keys, paths, meta)
+        return RawChunk(self.family, out_keys, paths, meta, kernel)
 
     @property
     def done(self) -> bool:
@@ -1189,6 +1210,8 @@ class RawChunk(NamedTuple):
     keys: list[Any]
     paths: list[Path]
     meta: dict[Path, PathFacts]
+    #: each key's kernel state (`RouteRecord.kernel`), with [kernel]; else None
+    kernel: list[str] | None = None
 
     @property
     def items(self) -> list[tuple[Any, Path]]:
@@ -1196,10 +1219,11 @@ class RawChunk(NamedTuple):
         return list(zip(self.keys, self.paths, strict=True))
 
 
-def _record(prefix: str, family: str, path: Path, best: bool, step: str, now: float = 0.0) -> RouteRecord:
+def _record(prefix: str, family: str, path: Path, best: bool, step: str, kernel: str = "",
+            now: float = 0.0) -> RouteRecord:
     info = path.peer
     return RouteRecord(prefix, family, path.path_id, best, info.address, info.router_id, path.attrs,
-                       step, bool(path.stale), path_age(path, now))
+                       step, bool(path.stale), kernel, path_age(path, now))
 
 
 def path_age(path: Path, now: float) -> int:
@@ -1365,7 +1389,7 @@ class WatchBatch(NamedTuple):
             else:
                 f = entry[1]
                 out.append(RouteRecord(text, fname, f.path_id, f.best, f.source_peer, f.source_router_id,
-                                       f.attributes, "", f.stale, f.age))
+                                       f.attributes, "", f.stale, age=f.age))
         return out
 
 

@@ -206,6 +206,14 @@ def attributes_to_pb(a: Any) -> routes_pb2.PathAttributes:
     return pb
 
 
+#: RouteRecord.kernel -> routes_pb2.KernelState
+KERNEL_STATES = {
+    "installed": routes_pb2.KERNEL_STATE_INSTALLED, "pending": routes_pb2.KERNEL_STATE_PENDING,
+    "failed": routes_pb2.KERNEL_STATE_FAILED, "filtered": routes_pb2.KERNEL_STATE_FILTERED,
+    "not-selected": routes_pb2.KERNEL_STATE_NOT_SELECTED, "unresolved": routes_pb2.KERNEL_STATE_UNRESOLVED,
+}
+
+
 def route_to_pb(r: RouteRecord,
                 cache: dict[Any, routes_pb2.PathAttributes] | None = None) -> routes_pb2.Route:
     """``cache``: attribute sets already converted (the RIB shares one set among many prefixes)."""
@@ -218,7 +226,7 @@ def route_to_pb(r: RouteRecord,
     return routes_pb2.Route(prefix=r.prefix, family=r.family, path_id=r.path_id, best=r.best,
                             source_peer=r.source_peer, source_router_id=r.source_router_id,
                             attributes=attributes, explain_step=r.explain_step, stale=r.stale,
-                            age_seconds=r.age)
+                            age_seconds=r.age, kernel=KERNEL_STATES.get(r.kernel, 0))
 
 
 # -- the fast path of listings: Route messages encoded by hand ------------------------
@@ -393,6 +401,8 @@ class RouteEncoder:
             body += b"\x48\x01"
         if r.age:
             body += b"\x50" + _varint(r.age)
+        if r.kernel:
+            body += b"\x78" + bytes((KERNEL_STATES.get(r.kernel, 0),))  # field 15, varint
         return body
 
     def response(self, records: list[RouteRecord]) -> routes_pb2.ListRoutesResponse:
@@ -400,7 +410,7 @@ class RouteEncoder:
         attributes, sources = self.attributes, self.sources
         out = []
         for r in records:
-            if r.path_id or r.explain_step or r.stale or r.age:
+            if r.path_id or r.explain_step or r.stale or r.age or r.kernel:
                 body = self.route(r)
             else:
                 # the common case, inline: prefix, source, attributes, best
@@ -432,16 +442,21 @@ class RouteEncoder:
         append = out.append
         size = 0
         to_str = prefix_to_str
-        for key, path in zip(chunk.keys, chunk.paths, strict=True):
+        kernel = chunk.kernel
+        states = KERNEL_STATES
+        for i, (key, path) in enumerate(zip(chunk.keys, chunk.paths, strict=True)):
             facts = meta[path]
             sig = (id(facts[0]), fname, *facts[1:])
             hit = parts.get(path)
             if hit is None or hit[0] != sig:
                 hit = parts[path] = (sig, self._part(fname, facts))
             p = to_str(key, afi).encode()
-            n = len(p) + 2 + len(hit[1])
+            tail = hit[1]
+            if kernel is not None and kernel[i]:
+                tail += b"\x78" + bytes((states.get(kernel[i], 0),))  # kernel = 15, varint
+            n = len(p) + 2 + len(tail)
             route = (b"\x0a" + bytes((n,)) if n < 0x80 else b"\x0a" + _varint(n)) + b"\x0a" + \
-                bytes((len(p),)) + p + hit[1]
+                bytes((len(p),)) + p + tail
             if size + len(route) > limit and out:
                 messages.append(b"".join(out))
                 out.clear()

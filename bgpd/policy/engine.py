@@ -440,7 +440,14 @@ def _action(key: str, value: Any, sets: _Sets) -> Action:
         return lambda p, f, a: a.replace(next_hop=value, next_hop_ll=None)
     if key == "origin":
         return lambda p, f, a: a.replace(origin=value)
+    if key == "kernel_source":
+        # Not an attribute: only the kernel's export (CompiledPolicy.kernel_decision) reads it.
+        return _keep
     raise ValueError(f"unknown action {key!r}")
+
+
+def _keep(p: Any, f: tuple[int, int], a: PathAttributes) -> PathAttributes:
+    return a
 
 
 # -- terms and policies -------------------------------------------------------------
@@ -451,7 +458,7 @@ class CompiledTerm:
 
     __slots__ = (
         "name", "term", "attr_conds", "prefix_conds", "prefix_test", "actions", "result",
-        "set_mask", "set_want",
+        "set_mask", "set_want", "kernel_source",
     )
 
     def __init__(self, term: Term, sets: _Sets, rpki: RpkiValidator | None) -> None:
@@ -463,6 +470,11 @@ class CompiledTerm:
             target = self.prefix_conds if key in PREFIX_CONDITIONS else self.attr_conds
             target.append((key, _condition(key, value, sets, rpki)))
         self.actions = [(key, _action(key, value, sets)) for key, value in term.actions]
+        #: the last ``kernel_source`` action's address (RTA_PREFSRC), or None
+        self.kernel_source = None
+        for key, value in term.actions:
+            if key == "kernel_source":
+                self.kernel_source = value
         self.result = term.result
         # CompiledPolicy turns prefix_set conditions into bits of its one
         # per-route classification (set_mask / set_want); prefix_test is the rest.
@@ -538,6 +550,8 @@ class CompiledPolicy:
         # When the result reads the peer or family, they are part of every cache key.
         self._context = self.depends_on_peer or self.depends_on_family
         self._results = _BoundedCache()  # prefix-independent policies: attrs -> result
+        self.sets_kernel_source = any(t.kernel_source is not None for t in self.terms)
+        self._kernel_results = _BoundedCache()  # prefix-independent: attrs -> (accepted, source)
         self._candidates = _BoundedCache()  # attrs -> indices of terms whose attr conditions hold
         self._rewrites = _BoundedCache()  # (attrs, term index) -> rewritten attrs
 
@@ -600,6 +614,7 @@ class CompiledPolicy:
         self._results.clear()
         self._candidates.clear()
         self._rewrites.clear()
+        self._kernel_results.clear()
 
     def __call__(
         self, peer: Any, family: tuple[int, int], prefix: bytes, attrs: PathAttributes
@@ -624,6 +639,42 @@ class CompiledPolicy:
                 if term.result == "reject":
                     return None
         return attrs if self.default_accept else None
+
+    def kernel_decision(
+        self, peer: Any, family: tuple[int, int], prefix: bytes, attrs: PathAttributes
+    ) -> tuple[PathAttributes | None, str | None]:
+        """As a call, plus the ``kernel_source`` the route met on the way (the last one applied).
+
+        The kernel's export (``[kernel] export_policy``) asks this: the
+        result says whether the route goes in, the source is its RTA_PREFSRC.
+        A policy without that action answers from the usual caches.
+        """
+        if not self.sets_kernel_source:
+            return self(peer, family, prefix, attrs), None
+        key: Any = None
+        if not self.depends_on_prefix:
+            key = (attrs, peer, family) if self._context else attrs
+            hit = self._kernel_results.get(key, _MISS)
+            if hit is not _MISS:
+                return hit
+        source = None
+        result: PathAttributes | None = None
+        for term in self.terms:
+            if term.attr_match(peer, family, attrs) and term.prefix_match(peer, family, prefix, attrs):
+                attrs = term.apply(peer, family, attrs)
+                if term.kernel_source is not None:
+                    source = term.kernel_source
+                if term.result == "accept":
+                    result = attrs
+                    break
+                if term.result == "reject":
+                    break
+        else:
+            result = attrs if self.default_accept else None
+        out = (result, source if result is not None else None)
+        if key is not None:
+            self._kernel_results.put(key, out)
+        return out
 
     def many(
         self, peer: Any, family: tuple[int, int], prefixes: list[bytes], attrs: PathAttributes

@@ -63,3 +63,15 @@ colour = 1
 """)
         self.assertEqual(sorted(got), ["kernel.colour", "kernel.ipv4", "kernel.metric", "kernel.protocol",
                                        "kernel.reconcile_time"])
+
+    def test_export_policy(self):
+        """One name or a list of them; a name no policy has is an error naming the key."""
+        pol = '[policies.k]\ndefault = "accept"\n'
+        self.assertEqual(parse_config(BASE + pol + '[kernel]\nexport_policy = "k"\n').kernel.export_policy,
+                         ("k",))
+        self.assertEqual(parse_config(BASE + pol + '[kernel]\nexport_policy = ["k", "accept-all"]\n')
+                         .kernel.export_policy, ("k", "accept-all"))
+        self.assertEqual(parse_config(BASE + "[kernel]\n").kernel.export_policy, ())
+        self.assertEqual(self.errors(pol + '[kernel]\nexport_policy = "nope"\n'), ["kernel.export_policy[0]"])
+        self.assertEqual(self.errors('[kernel]\nexport_policy = ["k", 3]\n'), ["kernel.export_policy[1]"])
+        self.assertEqual(self.errors('[kernel]\nexport_policy = 3\n'), ["kernel.export_policy"])

@@ -174,6 +174,35 @@ class OwnershipTests(NetnsTestCase):
         self.assertEqual(self.ns.routes(TABLE), {})
         self.assertEqual(self.ns.routes(TABLE, proto="static"), others)
 
+    def test_same_prefix_same_metric_not_overwritten(self):
+        """A static route with bgpd's prefix and metric stays: bgpd's write fails (EEXIST, counted,
+        retried) instead of replacing it, for IPv4 and IPv6, and goes in once the route is gone."""
+        for fam, dst, _prefix, nh in (("-4", "203.0.113.0/24", P1, "192.0.2.2"),
+                                      ("-6", "2001:db8:99::/48", P6, "2001:db8:0:1::2")):
+            self.ns.ip(fam, "route", "add", dst, "via", nh[:-1] + "9", "table", str(TABLE),
+                       "proto", "static", "metric", "20")
+        retries: list = []
+        opts = WriterOptions(families=frozenset({IPV4, IPV6}))
+        w = KernelWriter(lambda: NetlinkBackend(TABLE, 186, 20, netns=self.ns.name), opts,
+                         lambda d, fn, *a: retries.append(fn), sync)
+        self.successResultOf(w.start())
+        rib = self.rib(w)
+        rib.receive(A1, announce(attrs(nh="192.0.2.2"), [P1]))
+        rib.receive(A1, announce(attrs(nh="2001:db8:0:1::2"), [P6], IPV6))
+        rib.drain()
+        for fam, dst, fam_key, prefix in (("-4", "203.0.113.0/24", IPV4, P1),
+                                          ("-6", "2001:db8:99::/48", IPV6, P6)):
+            got = self.ns.routes(TABLE, proto=None, family=fam)[dst]
+            self.assertEqual((got["protocol"], got.get("metric")), ("static", 20), fam)
+            self.assertEqual(w.state(fam_key, prefix), "failed")
+        self.assertEqual(w.status()[IPV4].failed, 1)
+        self.assertTrue(retries)
+        # The other protocol's route goes: the retry installs ours.
+        self.ns.ip("route", "del", "203.0.113.0/24", "table", str(TABLE), "proto", "static")
+        retries.pop()()
+        self.assertEqual(self.ns.routes(TABLE)["203.0.113.0/24"]["gateway"], "192.0.2.2")
+        self.assertEqual(w.state(IPV4, P1), "installed")
+
 
 class RestartTests(NetnsTestCase):
     def test_reconcile_after_crash(self):
@@ -219,3 +248,79 @@ class EncodingTests(SynchronousTestCase):
         m = encode_route(KernelRoute(IPV4, P1, ()), 1, 100, 186, 20, False)
         _n, kind, flags, _seq, _pid = struct.unpack_from("=IHHII", m)
         self.assertEqual((kind, flags), (25, 0x1))
+
+
+class SendBufferTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.ns = Netns()
+        self.addCleanup(self.ns.close)
+
+    def test_chunk_larger_than_the_send_buffer(self):
+        """A chunk of more octets than one send may carry goes in several sends, every route in."""
+        import socket
+
+        b = NetlinkBackend(TABLE, netns=self.ns.name)
+        self.addCleanup(b.close)
+        b._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        b.send_limit = b._sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2
+        routes = [KernelRoute(IPV4, pfx(f"10.{i >> 8}.{i & 255}.0/24"), (("192.0.2.2", None),))
+                  for i in range(500)]
+        self.assertEqual(b.apply(routes), [])
+        self.assertEqual(len(self.ns.routes(TABLE)), 500)
+
+
+def _pyroute2_dump(netns: str, table: int, protocol: int, metric: int) -> dict:
+    """The table as pyroute2 reads it, the reference the raw dump is checked against."""
+    import socket
+
+    from pyroute2 import IPRoute
+
+    from bgpd.kernel.netlink import in_netns
+    from bgpd.wire.nlri import make_prefix
+
+    out: dict = {}
+    with in_netns(netns):
+        ip = IPRoute()
+    with ip:
+        for afi, af in ((1, socket.AF_INET), (2, socket.AF_INET6)):
+            for msg in ip.get_routes(family=af):
+                if msg["proto"] != protocol or (msg.get_attr("RTA_TABLE") or msg["table"]) != table:
+                    continue
+                if (msg.get_attr("RTA_PRIORITY") or 0) != metric:
+                    continue
+                dst = msg.get_attr("RTA_DST") or ("0.0.0.0" if afi == 1 else "::")
+                hops = [(msg.get_attr("RTA_GATEWAY"), None)] if msg.get_attr("RTA_GATEWAY") else []
+                hops += [(nh.get_attr("RTA_GATEWAY"), None) for nh in msg.get_attr("RTA_MULTIPATH") or ()
+                         if nh.get_attr("RTA_GATEWAY")]
+                out[((afi, 1), make_prefix(socket.inet_pton(af, dst), msg["dst_len"]))] = tuple(hops)
+    return out
+
+
+class DumpTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.ns = Netns()
+        self.addCleanup(self.ns.close)
+
+    def test_raw_dump_reads_what_pyroute2_reads(self):
+        """Ours only (protocol, table, metric), IPv4 and IPv6, single and multipath, the default route."""
+        self.ns.ip("addr", "add", "192.0.2.3/24", "dev", "v1")
+        for table in ("1000", "100"):
+            for args in (("203.0.113.0/24", "via", "192.0.2.2"),
+                         ("0.0.0.0/0", "via", "192.0.2.2"),
+                         ("198.51.100.0/25", "nexthop", "via", "192.0.2.2", "nexthop", "via", "192.0.2.3"),
+                         ("2001:db8:5::/48", "via", "2001:db8:0:1::2"),
+                         ("2001:db8:6::/48", "nexthop", "via", "2001:db8:0:1::2", "nexthop", "via",
+                          "2001:db8:0:1::3")):
+                self.ns.ip("route", "add", args[0], "table", table, "proto", "186", "metric", "20",
+                           *args[1:])
+        self.ns.ip("route", "add", "192.0.2.128/25", "via", "192.0.2.2", "table", "1000", "proto", "186",
+                   "metric", "21")
+        self.ns.ip("route", "add", "192.0.2.64/26", "via", "192.0.2.2", "table", "1000", "proto", "static",
+                   "metric", "20")
+        b = NetlinkBackend(1000, 186, 20, netns=self.ns.name)
+        self.addCleanup(b.close)
+        got = b.dump()
+        self.assertEqual(got, _pyroute2_dump(self.ns.name, 1000, 186, 20))
+        self.assertEqual(len(got), 5)
+        self.assertEqual(got[(IPV4, pfx("198.51.100.0/25"))], (("192.0.2.2", None), ("192.0.2.3", None)))
+        self.assertEqual(got[(IPV4, pfx("0.0.0.0/0"))], (("192.0.2.2", None),))

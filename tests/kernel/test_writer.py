@@ -102,8 +102,8 @@ class WriterTests(WriterTestCase):
         self.assertEqual(w.status()[IPV4].installed, 0)
 
     def test_coalesced_while_writing(self):
-        """A prefix changed three times while a batch is written is written once more."""
-        w = self.make()
+        """A prefix changed three times while the worker is full is written once more."""
+        w = self.make(in_flight=1)
         self.threads.holding = True
         w.changes([change(P2, "192.0.2.2")])
         for nh in ("192.0.2.3", "192.0.2.4", "192.0.2.5"):
@@ -112,11 +112,12 @@ class WriterTests(WriterTestCase):
         self.threads.release()  # the P2 batch; the P1 batch starts
         self.threads.release()
         writes = [r for b in self.backend.batches for r in b if r.prefix == P1]
-        self.assertEqual(writes, [KernelRoute(IPV4, P1, (("192.0.2.5", None),))])
+        # Exclusive: a first install never replaces another protocol's route.
+        self.assertEqual(writes, [KernelRoute(IPV4, P1, (("192.0.2.5", None),), None, True)])
 
     def test_one_batch_at_a_time(self):
-        """While a batch is in the worker the next waits: never two at once."""
-        w = self.make()
+        """With in_flight 1, while a batch is in the worker the next waits: never two at once."""
+        w = self.make(in_flight=1)
         self.threads.holding = True
         w.changes([change(P1, "192.0.2.2")])
         w.changes([change(P2, "192.0.2.2")])
@@ -125,6 +126,21 @@ class WriterTests(WriterTestCase):
         self.assertEqual(len(self.threads.held), 1)
         self.threads.release()
         self.assertEqual(len(self.backend.table), 2)
+
+    def test_two_in_flight_disjoint(self):
+        """The default hands a second batch over while the first is written; a prefix in
+        the first that changes again waits for it, and is then written as it is last."""
+        w = self.make(batch_size=1)
+        self.threads.holding = True
+        w.changes([change(P1, "192.0.2.2"), change(P2, "192.0.2.2")])
+        self.assertEqual(len(self.threads.held), 2)
+        w.changes([change(P1, "192.0.2.3"), change(P1, "192.0.2.4")])
+        self.assertEqual(len(self.threads.held), 2)
+        self.threads.release()
+        self.threads.release()
+        writes = [r.nexthops for b in self.backend.batches for r in b if r.prefix == P1]
+        self.assertEqual(writes, [(("192.0.2.2", None),), (("192.0.2.4", None),)])
+        self.assertEqual(self.backend.table[(IPV4, P1)], (("192.0.2.4", None),))
 
     def test_family_disabled(self):
         """A family not enabled is never written."""
@@ -252,4 +268,82 @@ class ReconcileTests(WriterTestCase):
         for _ in range(5):
             self.threads.release()
         self.successResultOf(d)
+        self.assertEqual(backend.table, {})
+
+
+class StateTests(WriterTestCase):
+    """KernelWriter.state: a prefix's best path as the route listings flag it."""
+
+    def test_pending_then_installed(self):
+        """Pending while the batch is being written, installed after."""
+        w = self.make()
+        self.threads.holding = True
+        w.changes([change(P1, "192.0.2.2")])
+        self.assertEqual(w.state(IPV4, P1), "pending")
+        self.threads.release()
+        self.assertEqual(w.state(IPV4, P1), "installed")
+
+    def test_failed(self):
+        """A route the kernel rejected is failed until a write succeeds."""
+        backend = FakeBackend(fail={(IPV4, P1): errno.ENETUNREACH})
+        w = self.make(backend)
+        w.changes([change(P1, "192.0.2.2")])
+        self.assertEqual(w.state(IPV4, P1), "failed")
+        del backend.fail[(IPV4, P1)]
+        self.clock.advance(60)
+        self.assertEqual(w.state(IPV4, P1), "installed")
+
+    def test_filtered_and_source(self):
+        """The export decision keeps a prefix out (filtered) and gives another its source."""
+        w = self.make()
+        w.export = lambda peer, fam, prefix, a: (prefix != P2, "192.0.2.1" if prefix == P1 else None)
+        w.changes([change(P1, "192.0.2.2"), change(P2, "192.0.2.2")])
+        self.assertEqual(w.state(IPV4, P2), "filtered")
+        self.assertEqual(self.backend.batches[-1],
+                         [KernelRoute(IPV4, P1, (("192.0.2.2", None),), "192.0.2.1", True)])
+        # The same next hops with another source: written again, once.
+        w.export = lambda peer, fam, prefix, a: (True, "192.0.2.9")
+        w.changes([change(P1, "192.0.2.2")])
+        self.assertEqual(self.backend.batches[-1][0].source, "192.0.2.9")
+        n = len(self.backend.batches)
+        w.changes([change(P1, "192.0.2.2")])
+        self.assertEqual(len(self.backend.batches), n)
+
+    def test_unresolved(self):
+        """A best path whose next hop resolves to no gateway is not written: unresolved."""
+        w = self.make()
+        w.forwarding = lambda nh: None
+        w.changes([change(P1, "192.0.2.2")])
+        self.assertEqual(w.state(IPV4, P1), "unresolved")
+        self.assertEqual(self.backend.batches, [])
+
+
+class OwnershipTests(WriterTestCase):
+    """Which writes may replace: only a route bgpd knows is its own."""
+
+    def test_failed_replace_then_withdrawn(self):
+        """A replace the kernel refused leaves our old route: a withdrawal still deletes it,
+        and the retry replaces (not an exclusive create, which our own route would refuse)."""
+        backend = FakeBackend()
+        w = self.make(backend)
+        w.changes([change(P1, "192.0.2.2")])
+        backend.fail[(IPV4, P1)] = errno.ENETUNREACH
+        w.changes([change(P1, "192.0.2.3")])
+        self.assertFalse(backend.batches[-1][0].exclusive)
+        del backend.fail[(IPV4, P1)]
+        self.clock.advance(1)
+        self.assertEqual(backend.batches[-1], [KernelRoute(IPV4, P1, (("192.0.2.3", None),), None, False)])
+        w.changes([change(P1)])
+        self.assertEqual(backend.batches[-1], [KernelRoute(IPV4, P1, ())])
+        self.assertEqual(backend.table, {})
+
+    def test_withdrawn_while_failing(self):
+        """Withdrawn while its replace is failing: the old route is deleted, not left behind."""
+        backend = FakeBackend()
+        w = self.make(backend)
+        w.changes([change(P1, "192.0.2.2")])
+        backend.fail[(IPV4, P1)] = errno.ENETUNREACH
+        w.changes([change(P1, "192.0.2.3")])
+        del backend.fail[(IPV4, P1)]
+        w.changes([change(P1)])
         self.assertEqual(backend.table, {})
