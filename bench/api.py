@@ -10,9 +10,14 @@ families) is listed with ListRoutes, and 100,000 paths are originated in
 one streamed AddPaths call (batches of 1,000).  A 10 ms LoopingCall
 measures the reactor's longest stall during each phase.  Prints one line:
 
-``api: ListRoutes N paths in T s = R paths/s (stall S s); AddPaths 100,000
-paths in T s = R paths/s (stall S s); watch: max lag L, overflow no, M
-messages (load stall S s)``
+``api: ListRoutes N paths in T s = R paths/s (stall S s, longest GC G s,
+bgpd CPU C s); AddPaths 100,000 paths in T s = R paths/s (stall S s, GC G s,
+bgpd CPU C s); watch during the load (...): max lag L, overflow no, M
+events; idle reactor stall S s``.  bgpd's CPU seconds (all its threads) are
+printed because on a busy machine the wall clock says more about the
+neighbours than about bgpd; the longest garbage collection of each phase
+and the probe's worst gap on an idle reactor (2 s before the load) say how
+much of a stall was the collector's or the machine's.
 
     python3 bench/api.py                 # full table (about 1.26 M paths)
     python3 bench/api.py --scale 0.01    # smoke run
@@ -21,8 +26,10 @@ messages (load stall S s)``
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -57,12 +64,26 @@ listen = "unix:{socket}"
 
 
 class StallProbe:
-    """The reactor's longest gap between 10 ms ticks, per phase."""
+    """The reactor's longest gap between 10 ms ticks, per phase, and the longest GC pause in it.
+
+    The collector's pauses are timed apart (``gc.callbacks``) because they
+    stall the reactor whoever allocated: a stall no longer than the longest
+    collection says little about the code under test.
+    """
 
     def __init__(self) -> None:
         self.last = time.perf_counter()
         self.worst = 0.0
+        self.gc_worst = 0.0
+        self._gc_start = 0.0
         self.loop = task.LoopingCall(self.tick)
+        gc.callbacks.append(self._gc)
+
+    def _gc(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._gc_start = time.perf_counter()
+        else:
+            self.gc_worst = max(self.gc_worst, time.perf_counter() - self._gc_start)
 
     def tick(self) -> None:
         now = time.perf_counter()
@@ -72,6 +93,10 @@ class StallProbe:
     def reset(self) -> float:
         worst, self.worst, self.last = self.worst, 0.0, time.perf_counter()
         return max(0.0, worst)
+
+    def reset_gc(self) -> float:
+        worst, self.gc_worst = self.gc_worst, 0.0
+        return worst
 
 
 def feed(rib, peer, bodies: list[bytes], neg: Negotiated, per_turn: int = 200, pace: float = 0.0):
@@ -129,6 +154,11 @@ def main() -> None:
         probe.loop.start(0.01)
         peer = make_peer("192.0.2.2", 65001, local_address="192.0.2.1")
         rib.add_peer(peer, [IPV4_UNICAST, IPV6_UNICAST], neg, CountingSink())
+        # 0. the machine's own noise: the probe on an idle reactor for 2 s
+        probe.reset()
+        await task.deferLater(reactor, 2.0, lambda: None)
+        results["idle_stall"] = probe.reset()
+        probe.reset_gc()
         # 1. the load, watched by a client process
         watcher = subprocess.Popen(_client_argv("watch", sock, n_table), stdout=subprocess.PIPE, text=True)
         ready = await threads.deferToThread(watcher.stdout.readline)
@@ -142,18 +172,24 @@ def main() -> None:
             await task.deferLater(reactor, 0.1, lambda: None)
         results["load_s"] = time.perf_counter() - t
         results["load_stall"] = probe.reset()
+        results["load_gc"] = probe.reset_gc()
         out, _ = await threads.deferToThread(watcher.communicate, timeout=600)
         results["watch"] = json.loads(out)
 
         # 2. ListRoutes over the whole Loc-RIB, 3. AddPaths of 100,000 paths
         for name, arg in (("list", 0), ("add", args.originate)):
             probe.reset()
+            probe.reset_gc()
+            cpu = _cpu()
             r = await threads.deferToThread(subprocess.run, _client_argv(name, sock, arg),
                                             capture_output=True, text=True, timeout=900)
             if r.returncode != 0:
                 raise RuntimeError(f"client {name} failed: {r.stderr[-2000:]}")
             results[name] = json.loads(r.stdout)
             results[name + "_stall"] = probe.reset()
+            results[name + "_gc"] = probe.reset_gc()
+            # bgpd's own CPU seconds (every thread): less disturbed by a busy machine than the wall clock
+            results[name + "_cpu"] = _cpu() - cpu
         probe.loop.stop()
         await svc.stopService()
 
@@ -175,12 +211,22 @@ def main() -> None:
     w, lst, add = results["watch"], results["list"], results["add"]
     print(f"api: table {n_table:,} paths; ListRoutes {lst['n']:,} paths in "
           f"{lst['s']:.1f} s = {lst['n'] / lst['s']:,.0f} paths/s "
-          f"(reactor stall {results['list_stall']:.2f} s); AddPaths {add['n']:,} paths in "
+          f"(reactor stall {results['list_stall']:.2f} s, longest GC {results['list_gc']:.2f} s, "
+          f"bgpd CPU {results['list_cpu']:.1f} s); "
+          f"AddPaths {add['n']:,} paths in "
           f"{add['s']:.1f} s = {add['n'] / add['s']:,.0f} paths/s "
-          f"(stall {results['add_stall']:.2f} s); watch during the load ({results['load_s']:.1f} s, "
+          f"(stall {results['add_stall']:.2f} s, GC {results['add_gc']:.2f} s, "
+          f"bgpd CPU {results['add_cpu']:.1f} s); "
+          f"watch during the load ({results['load_s']:.1f} s, "
           f"{n_table / results['load_s']:,.0f} prefixes/s, "
-          f"stall {results['load_stall']:.2f} s): max lag {w['lag']:,}, "
-          f"overflow {'YES' if w['overflow'] else 'no'}, {w['n']:,} events")
+          f"stall {results['load_stall']:.2f} s, GC {results['load_gc']:.2f} s): max lag {w['lag']:,}, "
+          f"overflow {'YES' if w['overflow'] else 'no'}, {w['n']:,} events; "
+          f"idle reactor stall {results['idle_stall']:.2f} s (the machine's own noise)")
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _client_argv(mode: str, sock: str, n: int) -> list[str]:

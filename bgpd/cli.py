@@ -16,7 +16,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, Any
 
 import grpc
@@ -43,15 +43,12 @@ from bgpd.config import DEFAULT_API_LISTEN
 EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 #: the Debian package's socket ([api] listen in its /etc/bgpd/config.toml), tried first
 PACKAGE_SOCKET = "/run/bgpd/bgpd.sock"
+#: the environment variable naming the API socket when --socket / --target are not given
+SOCKET_ENV = "BGPD_SOCKET"
 #: the origin codes of a "show ip bgp" line
 _ORIGIN_CODE = {"igp": "i", "egp": "e", "incomplete": "?"}
 #: seconds for one unary call (watch streams have none)
 CALL_TIMEOUT = 30.0
-
-
-def default_target(exists: Callable[[str], bool] = os.path.exists) -> str:
-    """Without --socket or --target: the packaged service's socket if there is one, else the default."""
-    return f"unix:{PACKAGE_SOCKET}" if exists(PACKAGE_SOCKET) else DEFAULT_API_LISTEN
 
 
 class CliError(Exception):
@@ -71,9 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="bgpctl", description="Control a running bgpd over its gRPC API.")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--socket", metavar="PATH",
-                       help="the API's Unix socket ([api] listen = unix:PATH; default "
-                       f"{PACKAGE_SOCKET} (the Debian package's) when it exists, else "
-                       f"{DEFAULT_API_LISTEN[len('unix:'):]}, the one bgpd makes in [bgp] state_dir "
+                       help="the API's Unix socket ([api] listen = unix:PATH; default: "
+                       f"${SOCKET_ENV}, else {PACKAGE_SOCKET} (the Debian package's) when it exists, "
+                       f"else {DEFAULT_API_LISTEN[len('unix:'):]}, the one bgpd makes in [bgp] state_dir "
                        "when [api] sets no listen)")
     where.add_argument("--target", metavar="HOST:PORT", default=None,
                        help="the API's address ([api] listen = HOST:PORT)")
@@ -153,6 +150,15 @@ def build_parser() -> argparse.ArgumentParser:
     wr.add_argument("--family", default="")
     wr.add_argument("--prefix", default="", help="only this prefix and its more-specifics")
     wr.add_argument("--count", type=int, default=0, help="stop after this many messages")
+    wr.add_argument("--peer", default="", help="a neighbor's Adj-RIB-In instead (with --in or --in-pre)")
+    wt = wr.add_mutually_exclusive_group()
+    wt.add_argument("--in", dest="table", action="store_const", const=routes_pb2.ADJ_RIB_IN,
+                    help="the peer's Adj-RIB-In after import policy (the default with --peer)")
+    wt.add_argument("--in-pre", dest="table", action="store_const", const=routes_pb2.ADJ_RIB_IN_PRE,
+                    help="the peer's Adj-RIB-In before import policy")
+    comp = sub.add_parser("completion", help="print a shell completion script: "
+                          'eval "$(bgpctl completion bash)"')
+    comp.add_argument("shell", choices=("bash",))
     we = watch.add_parser("events", help="session state changes")
     we.add_argument("--peer", default="")
     we.add_argument("--count", type=int, default=0, help="stop after this many events")
@@ -325,6 +331,9 @@ def _route_lines(routes: Sequence[Any], out: IO[str], detail: bool) -> None:
         head += " [best]" if r.best else f" [lost to the best path at: {r.explain_step or '-'}]"
         out.write(head + ("  stale" if r.stale else "") + "\n")
         out.write(f"  origin {a.origin}, AS path {_as_path(a) or '(empty)'}\n")
+        if r.age_seconds:
+            # since its peer first sent this attribute set (the API's age_seconds)
+            out.write(f"  age {_duration(r.age_seconds)}\n")
         if r.kernel:
             out.write(f"  kernel {_kernel_state(r)}\n")
         if a.HasField("med"):
@@ -566,8 +575,11 @@ def _route_cmd(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
 
 def _watch(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
     if args.what == "routes":
-        stream = c.routes.WatchRoutes(routes_pb2.WatchRoutesRequest(family=args.family, prefix=args.prefix,
-                                                                    dump=args.dump))
+        if args.table is not None and not args.peer:
+            raise CliError("bgpctl watch routes: --in and --in-pre need --peer ADDR", EXIT_USAGE)
+        table = (args.table or routes_pb2.ADJ_RIB_IN) if args.peer else routes_pb2.LOC_RIB
+        stream = c.routes.WatchRoutes(routes_pb2.WatchRoutesRequest(
+            family=args.family, prefix=args.prefix, dump=args.dump, table=table, peer=args.peer))
     else:
         stream = c.events.WatchEvents(events_pb2.WatchEventsRequest(peer=args.peer))
     n = 0
@@ -597,7 +609,8 @@ def _print_event(args: argparse.Namespace, m: Any, lag: int, out: IO[str]) -> No
         if kind == "end_of_dump":
             out.write(f"-- end of dump ({m.end_of_dump.count} paths) --\n")
         elif kind == "withdraw":
-            out.write(f"- {m.withdraw.prefix}\n")
+            pid = f" path id {m.withdraw.path_id}" if m.withdraw.path_id else ""
+            out.write(f"- {m.withdraw.prefix}{pid}\n")
         else:
             a = m.update.attributes
             out.write(f"+ {m.update.prefix} via {a.next_hop} from {m.update.source_peer} "
@@ -754,6 +767,85 @@ def _rpki_query_cmd(c: Client, args: argparse.Namespace, out: IO[str]) -> None:
             out.write(f"  AS{h.customer_as} -> AS{h.provider_as}: {h.result}\n")
 
 
+# -- shell completion ----------------------------------------------------------------
+#
+# A static script generated from the argparse tree (no argcomplete: it is not
+# in Debian 12's python3 set, and a static script costs nothing at each TAB).
+# argparse has no public API for walking its tree; _actions and a subparsers
+# action's choices are what every completion generator reads.
+
+
+def _completion_table(parser: argparse.ArgumentParser, path: str = "",
+                      table: dict[str, tuple[list[str], list[str], list[str]]] | None = None,
+                      ) -> dict[str, tuple[list[str], list[str], list[str]]]:
+    """command path -> (words that go on, options, options that take a value)."""
+    table = {} if table is None else table
+    words: list[str] = []
+    options: list[str] = []
+    valued: list[str] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                words.append(name)
+                _completion_table(child, f"{path} {name}".strip(), table)
+        elif action.option_strings:
+            options.extend(action.option_strings)
+            if action.nargs != 0:
+                valued.extend(action.option_strings)
+        elif action.choices:
+            words.extend(str(c) for c in action.choices)
+    table[path] = (words, options, valued)
+    return table
+
+
+def completion_script(shell: str = "bash") -> str:
+    """A bash completion script for bgpctl: ``eval "$(bgpctl completion bash)"``."""
+    table = _completion_table(build_parser())
+    # "neighbor" takes its own words (ADDR enable|disable|reset, add, del).
+    words, options, valued = table["neighbor"]
+    table["neighbor"] = (["add", "del", "enable", "disable", "reset"], options, valued)
+    for verb in ("add", "del"):
+        p = _neighbor_parser(verb)
+        table[f"neighbor {verb}"] = _completion_table(p)[""]
+
+    def assoc(name: str, index: int) -> str:
+        # keyed "bgpctl[ COMMAND...]": bash refuses an empty key
+        rows = "".join(f'    ["{f"bgpctl {k}".strip()}"]="{" ".join(v[index])}"\n'
+                       for k, v in sorted(table.items()))
+        return f"declare -A {name}=(\n{rows})\n"
+
+    return (
+        "# bash completion for bgpctl (generated by 'bgpctl completion bash')\n"
+        + assoc("_bgpctl_words", 0) + assoc("_bgpctl_opts", 1) + assoc("_bgpctl_valued", 2)
+        + r"""_bgpctl() {
+    local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}" path=bgpctl i w
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        w="${COMP_WORDS[i]}"
+        if [[ $w == -* ]]; then
+            [[ " ${_bgpctl_valued[$path]} " == *" $w "* ]] && ((i++))
+            continue
+        fi
+        if [[ -n ${_bgpctl_words["$path $w"]+set} ]]; then
+            path="$path $w"
+        fi
+    done
+    if [[ $prev == --socket || $prev == --candidate || $path == "bgpctl policy check" ||
+          $path == "bgpctl policy rehearse" || $path == "bgpctl policy apply" ]] && [[ $cur != -* ]]; then
+        COMPREPLY=($(compgen -f -- "$cur"))
+    elif [[ $cur == -* ]]; then
+        COMPREPLY=($(compgen -W "${_bgpctl_opts[$path]}" -- "$cur"))
+    else
+        COMPREPLY=($(compgen -W "${_bgpctl_words[$path]}" -- "$cur"))
+    fi
+}
+complete -F _bgpctl bgpctl
+""")
+
+
+def _completion_cmd(c: Any, args: argparse.Namespace, out: IO[str]) -> None:
+    out.write(completion_script(args.shell))
+
+
 #: state changes ``show neighbor`` prints (``show history`` prints every kept one)
 NEIGHBOR_EVENTS = 10
 
@@ -791,10 +883,22 @@ _COMMANDS = {"show": _show, "neighbor": _neighbor_cmd, "route": _route_cmd, "wat
              "policy": _policy_cmd, "config": _config_cmd}
 _COMMANDS["dump"] = _dump_cmd
 _COMMANDS["rpki"] = _rpki_cmd
+_COMMANDS["completion"] = _completion_cmd
 
 
-def main(argv: Sequence[str] | None = None, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
-    """Run one bgpctl command; returns the exit code."""
+def default_target(env: Mapping[str, str] | None = None,
+                   exists: Callable[[str], bool] = os.path.exists) -> str:
+    """Where bgpctl connects without --socket / --target: $BGPD_SOCKET (a path, or
+    unix:PATH), else the packaged service's socket if there is one, else the default socket."""
+    value = (os.environ if env is None else env).get(SOCKET_ENV, "")
+    if not value:
+        return f"unix:{PACKAGE_SOCKET}" if exists(PACKAGE_SOCKET) else DEFAULT_API_LISTEN
+    return value if value.startswith("unix:") else f"unix:{value}"
+
+
+def main(argv: Sequence[str] | None = None, out: IO[str] | None = None, err: IO[str] | None = None,
+         env: Mapping[str, str] | None = None) -> int:
+    """Run one bgpctl command; returns the exit code.  ``env``: the environment (os.environ)."""
     out = out or sys.stdout
     err = err or sys.stderr
     try:
@@ -802,7 +906,7 @@ def main(argv: Sequence[str] | None = None, out: IO[str] | None = None, err: IO[
     except CliError as e:
         err.write(f"{e}\n")
         return e.code
-    target = f"unix:{args.socket}" if args.socket else (args.target or default_target())
+    target = f"unix:{args.socket}" if args.socket else (args.target or default_target(env))
     client = Client(target)
     try:
         _COMMANDS[args.command](client, args, out)

@@ -2175,7 +2175,14 @@ def neighbor_from_table(table: Mapping[str, Any], config: Config, path: str = "n
     return neighbor
 
 
-API_KEYS = ("enabled", "listen", "read_only", "tls_cert", "tls_key", "tls_client_ca", "socket_mode")
+API_KEYS = ("enabled", "listen", "read_only", "tls_cert", "tls_key", "tls_client_ca", "socket_mode",
+            "max_calls")
+#: ``[api] max_calls``: calls served at once by default (each watch stream holds one)
+DEFAULT_API_MAX_CALLS = 32
+#: its bounds: each call may hold a thread
+API_MAX_CALLS_RANGE = (1, 1024)
+#: the [api] keys a SIGHUP applies; the others need a restart of bgpd
+API_RELOADABLE = ("read_only",)
 #: the API's Unix socket in ``[bgp] state_dir``: where it listens unless ``listen`` says otherwise
 API_SOCKET_NAME = "bgpd.sock"
 #: where bgpctl connects by default: that socket in the default state_dir
@@ -2203,6 +2210,8 @@ class ApiConfig:
     #: made).  Connecting needs write permission on the socket file, so a group
     #: of operators (the Debian package's ``bgpd`` group) needs 0o660.
     socket_mode: int | None = None
+    #: Calls served at once; one more gets RESOURCE_EXHAUSTED (each watch stream holds one).
+    max_calls: int = DEFAULT_API_MAX_CALLS
 
     @property
     def local_only(self) -> bool:
@@ -2254,6 +2263,7 @@ def api_config_from_table(table: object, path: str = "api") -> ApiConfig:
     listen = v.string(tbl, path, "listen", "")
     read_only = v.boolean(tbl, path, "read_only", False)
     tls = {name: v.string(tbl, path, name, None) for name in ("tls_cert", "tls_key", "tls_client_ca")}
+    max_calls = v.integer(tbl, path, "max_calls", _int_range(*API_MAX_CALLS_RANGE), DEFAULT_API_MAX_CALLS)
     if listen == "" and "listen" in tbl:
         v.error(_join(path, "listen"), "must be unix:PATH or HOST:PORT; leave it out for the "
                 f"socket {API_SOCKET_NAME} in bgp.state_dir")
@@ -2277,7 +2287,8 @@ def api_config_from_table(table: object, path: str = "api") -> ApiConfig:
     socket_mode = _api_socket_mode(v, tbl, path, listen)
     if v.errors:
         raise ConfigErrors(v.errors)
-    return ApiConfig(enabled=enabled, listen=listen, read_only=read_only, socket_mode=socket_mode, **tls)
+    return ApiConfig(enabled=enabled, listen=listen, read_only=read_only, socket_mode=socket_mode,
+                     max_calls=max_calls, **tls)
 
 
 def _api_socket_mode(v: _Validator, tbl: Mapping[str, Any], path: str, listen: Any) -> Any:

@@ -14,7 +14,7 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from bgpd import cli
-from bgpd.config import parse_config
+from bgpd.config import DEFAULT_API_LISTEN, parse_config
 from bgpd.service import BgpdService
 from bgpd.state.overlay import API_MARK
 
@@ -149,6 +149,15 @@ class BgpctlTests(_CliCase):
         self.assertEqual(code, 0)
         self.assertEqual(json.loads(out.strip()), {"end_of_dump": {}})
 
+    async def test_watch_peer_adj_rib_in(self):
+        """watch routes --peer ADDR asks for that peer's Adj-RIB-In; --in without --peer is usage."""
+        code, _, err = await self.run_cli("watch", "routes", "--peer", "192.0.2.1", "--in-pre")
+        self.assertEqual(code, cli.EXIT_REFUSED)
+        self.assertIn("failed precondition: peer: neighbor 192.0.2.1 is not Established", err)
+        code, _, err = await self.run_cli("watch", "routes", "--in")
+        self.assertEqual(code, cli.EXIT_USAGE)
+        self.assertIn("--peer", err)
+
     async def test_usage_and_unreachable(self):
         """Bad usage exits 2 in one line; a socket with no bgpd behind it exits 3."""
         code, _, err = await self.run_cli("show", "nonsense")
@@ -179,6 +188,53 @@ name = "docs"
 match = { prefix_set = "docs" }
 action = { local_pref = 300, accept = true }
 """
+
+
+class BgpctlCompletionTests(TestCase):
+    def complete(self, *words: str) -> list[str]:
+        """What bash offers after ``bgpctl WORDS`` (the last word is the one being completed)."""
+        script = cli.completion_script("bash")
+        line = " ".join(f"'{w}'" for w in ("bgpctl", *words))
+        program = (f"{script}\nCOMP_WORDS=({line}); COMP_CWORD={len(words)}; _bgpctl; "
+                   'printf "%s\\n" "${COMPREPLY[@]}"')
+        r = subprocess.run(["bash", "-c", program], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return sorted(x for x in r.stdout.splitlines() if x)
+
+    def test_completion_follows_the_parser(self):
+        """The generated script completes commands, subcommands and each command's own options."""
+        self.assertEqual(self.complete("sh"), ["show"])
+        self.assertEqual(self.complete("show", "rou"), ["route", "routes"])
+        self.assertIn("--in-pre", self.complete("--json", "show", "routes", "--"))
+        self.assertIn("--peer", self.complete("watch", "routes", "--family", "ipv4-unicast", "--p"))
+        self.assertEqual(self.complete("--socket", "/tmp/x", "watch", "routes", "--pe"), ["--peer"])
+        self.assertEqual(self.complete("policy", "explain", "192.0.2.1", "im"), ["import"])
+        self.assertIn("--remote-as", self.complete("neighbor", "add", "192.0.2.9", "--re"))
+        self.assertEqual(self.complete("neighbor", "192.0.2.1", "dis"), ["disable"])
+
+    def test_completion_command_prints_it(self):
+        """bgpctl completion bash prints the script (no bgpd needed)."""
+        out, err = io.StringIO(), io.StringIO()
+        self.assertEqual(cli.main(["completion", "bash"], out, err), 0)
+        self.assertEqual(out.getvalue(), cli.completion_script("bash"))
+        self.assertIn("complete -F _bgpctl bgpctl", out.getvalue())
+
+
+class SocketFromEnvironmentTests(TestCase):
+    def test_bgpd_socket_is_the_default(self):
+        """$BGPD_SOCKET (a path or unix:PATH) is the socket without --socket/--target; else the default."""
+        self.assertEqual(cli.default_target({"BGPD_SOCKET": "/run/x.sock"}), "unix:/run/x.sock")
+        self.assertEqual(cli.default_target({"BGPD_SOCKET": "unix:/run/y.sock"}), "unix:/run/y.sock")
+        self.assertEqual(cli.default_target({}, lambda p: False), DEFAULT_API_LISTEN)
+        self.assertEqual(cli.default_target({"BGPD_SOCKET": ""}, lambda p: False), DEFAULT_API_LISTEN)
+
+    async def test_main_uses_it(self):
+        """bgpctl with $BGPD_SOCKET naming a dead socket says so (it tried that one)."""
+        out, err = io.StringIO(), io.StringIO()
+        code = await threads.deferToThread(cli.main, ["show", "summary"], out, err,
+                                           {"BGPD_SOCKET": "/nonexistent/bgpd-test.sock"})
+        self.assertEqual(code, cli.EXIT_UNREACHABLE)
+        self.assertIn("unix:/nonexistent/bgpd-test.sock", err.getvalue())
 
 
 class BgpctlPolicyTests(_CliCase):

@@ -226,11 +226,11 @@ class DefaultTargetTests(SynchronousTestCase):
 
     def test_package_socket_first(self):
         """The Debian package's socket when it exists."""
-        self.assertEqual(default_target(lambda p: p == PACKAGE_SOCKET), f"unix:{PACKAGE_SOCKET}")
+        self.assertEqual(default_target({}, lambda p: p == PACKAGE_SOCKET), f"unix:{PACKAGE_SOCKET}")
 
     def test_state_dir_socket_otherwise(self):
         """Else the socket in the default state_dir."""
-        self.assertEqual(default_target(lambda p: False), DEFAULT_API_LISTEN)
+        self.assertEqual(default_target({}, lambda p: False), DEFAULT_API_LISTEN)
 
 
 class DebianPackageTests(SynchronousTestCase):

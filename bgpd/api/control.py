@@ -20,6 +20,7 @@ from __future__ import annotations
 import ipaddress
 import queue
 import secrets
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -599,6 +600,51 @@ class Control:
     def _add_stored_paths(self, paths: list[OriginatedPath]) -> int:
         before = {o.prefix: o for o in self.config.originate}
         routes = _stored(self.service.state.originate, [p.table for p in paths])
+        self._let_go(paths)
+        return sum(1 for r in routes if before.get(r.prefix) != r)
+
+    def bgp_table(self) -> Mapping[str, Any] | None:
+        """The running ``[bgp]`` table as written: what `check_stored_paths` validates against.
+
+        None for a config built without its document (an embedding's own
+        records): then only :meth:`add_paths` on the reactor can check paths.
+        """
+        table = (self.config.source or {}).get("bgp")
+        return dict(table) if isinstance(table, Mapping) else None
+
+    def batch_snapshot(self) -> tuple[Mapping[str, Any] | None, Any]:
+        """`bgp_table` and the state store's `StateControl.snapshot`, for a batch checked off the reactor."""
+        return self.bgp_table(), self.service.state.snapshot()
+
+    def add_stored_batch(self, paths: list[OriginatedPath], batch: Any, pre: Any = None) -> Any:
+        """Originate a large lease-less batch checked by `check_stored_paths` (a Deferred of the count).
+
+        With ``pre`` (`precompute_paths`' result) the effective config was
+        validated off the reactor too, and the reactor compiles policies and
+        then takes the routes in chunks; the state store is written from a
+        thread in between (`StateControl.originate_batch`).  A write failure
+        fails the call with UNAVAILABLE and changes nothing.
+        """
+        from bgpd.state.store import StateError
+
+        fresh = pre is not None and pre.snapshot.running is self.config
+        before = {} if fresh else {o.prefix: o for o in self.config.originate}
+        try:
+            d = self.service.state.originate_batch(batch, pre=pre)
+        except ConfigError:
+            return _stored(_raise, sys.exc_info()[1])
+
+        def done(routes: list[Any]) -> int:
+            self._let_go(paths)
+            return pre.changed if fresh else sum(1 for r in routes if before.get(r.prefix) != r)
+
+        def failed(f: Any) -> Any:
+            f.trap(StateError, ConfigError)
+            return _stored(_raise, f.value)
+
+        return d.addCallbacks(done, failed)
+
+    def _let_go(self, paths: list[OriginatedPath]) -> None:
         # A path a lease held is config now: the lease lets go of it (the
         # service originated it again from the config when it took it).
         for p in paths:
@@ -608,7 +654,6 @@ class Control:
                 self.originated.pop(k, None)
                 if owner in self.leases:
                     self.leases[owner].keys.discard(k)
-        return sum(1 for r in routes if before.get(r.prefix) != r)
 
     # -- leases ----------------------------------------------------------------
 
@@ -707,6 +752,20 @@ class Control:
         within = parse_prefix(prefix, fam, "prefix") if prefix else None
         return RouteWatch(self, fam, within, dump, bound)
 
+    def watch_adj_rib_in(self, peer: str, pre_policy: bool = False, family: str = "", prefix: str = "",
+                         dump: bool = False, bound: int = 100_000) -> AdjRibInWatch:
+        """Start a watch of one Established peer's Adj-RIB-In (see :class:`AdjRibInWatch`)."""
+        fam = parse_family(family) if family else None
+        within = parse_prefix(prefix, fam, "prefix") if prefix else None
+        factory = self._factory(peer, "peer")
+        pi = self._info(factory)
+        if pi is None:
+            raise FailedPrecondition("peer", f"neighbor {factory.address} is not Established")
+        if pre_policy and not factory.config.soft_reconfiguration_inbound:
+            raise FailedPrecondition("table", f"neighbor {factory.address} has soft_reconfiguration_inbound "
+                                     "off: no pre-policy Adj-RIB-In is kept")
+        return AdjRibInWatch(self, pi, pre_policy, fam, within, dump, bound)
+
     # -- Policy --------------------------------------------------------------
 
     @property
@@ -802,12 +861,14 @@ class Control:
         if self._pending is not None:
             raise FailedPrecondition("confirm_seconds", "an earlier replacement awaits confirmation: "
                                      "confirm it, or wait for its rollback")
-        config, tables, _ = self._candidate(text)
+        config, tables, prepared = self._candidate(text)
         # What the rollback restores: the API's previous tables, or the file's
         # own sections (forgetting the replacement, so that SIGHUP follows the file again).
         before = self.policy_tables if self.service.state.policies_from_api() else None
-        # Written to the state store, then run (the store validates and compiles again).
-        _stored(self.service.state.replace_policies, tables.get("sets", {}), tables.get("policies", {}))
+        # Written to the state store, then run (the store validates the whole
+        # config again, and takes the policies compiled here).
+        _stored(self.service.state.replace_policies, tables.get("sets", {}), tables.get("policies", {}),
+                prepared)
         confirm = f", rolled back unless confirmed within {confirm_seconds:g}s" if confirm_seconds else ""
         log.info("API: policies replaced ({n} policies){confirm}", n=len(config.policies), confirm=confirm)
         if confirm_seconds:
@@ -981,14 +1042,18 @@ class RouteRecord(NamedTuple):
     #: where the path stands with the kernel writer (``KernelService.path_state``):
     #: installed, pending, failed, filtered, unresolved, not-selected; "" without one
     kernel: str = ""
+    #: seconds since the path's attribute set was first received from its peer (`path_age`)
+    age: int = 0
 
 
 @attrs.frozen
 class Withdrawn:
-    """A prefix that no longer has a best path (WatchRoutes)."""
+    """A prefix that no longer has a best path (WatchRoutes), or a path gone from an Adj-RIB-In."""
 
     prefix: str
     family: str
+    #: the ADD-PATH path id of the path gone from an Adj-RIB-In
+    path_id: int = 0
 
 
 @attrs.frozen
@@ -1079,6 +1144,7 @@ class RouteCursor:
         if cap <= 0:
             return out
         rib = self.control.service.rib_service.rib
+        now = self.control.reactor.seconds()
         source = self._source()
         afi = self.family[0]
         fname = family_name(*self.family)
@@ -1109,7 +1175,7 @@ class RouteCursor:
                 if not self.all_paths or len(paths) == 1:
                     best = rib.eligible(paths[0])
                     out.append(_record(text, fname, paths[0], best, "", codes, prefix,
-                                       kstate(fam, prefix, paths[0], best) if kstate else ""))
+                                       kstate(fam, prefix, paths[0], best) if kstate else "", now))
                 else:
                     if out and len(out) + len(paths) > cap:
                         break  # this prefix's paths go whole into the next call
@@ -1117,11 +1183,11 @@ class RouteCursor:
                     for j, p in enumerate(paths):
                         best = j == 0 and rib.eligible(p)
                         out.append(_record(text, fname, p, best, steps.get(id(p), ""), codes, prefix,
-                                           kstate(fam, prefix, p, best) if kstate else ""))
+                                           kstate(fam, prefix, p, best) if kstate else "", now))
             else:
                 best = rib.best(self.family, prefix) is value
                 out.append(_record(text, fname, value, best, "", codes, prefix,
-                                   kstate(fam, prefix, value, best) if kstate else ""))
+                                   kstate(fam, prefix, value, best) if kstate else "", now))
             i += 1
             if len(out) >= cap:
                 break
@@ -1130,20 +1196,127 @@ class RouteCursor:
         return out
 
     @property
+    def raw(self) -> bool:
+        """Whether :meth:`next_raw` serves this listing (the Loc-RIB's best paths)."""
+        # With [rpki] a path's states depend on the prefix, which the snapshot's
+        # per-path facts cannot carry: such listings take the per-record way.
+        return self.table == LOC_RIB and not self.all_paths and self.control.route_codes is None
+
+    def next_raw(self, n: int = CHUNK, most: int = 0) -> RawChunk:
+        """:meth:`next` for a listing of best paths, as a snapshot for another thread to render.
+
+        The reactor's share of a full-table listing: one dict lookup per
+        prefix, and the facts the API shows of each distinct path (paths are
+        shared by every prefix with the same source and attributes, so
+        those are far fewer).  The grpc thread turns the snapshot into text
+        and bytes (`bgpd.api.server.RouteEncoder.raw_response`) without
+        touching the RIB.
+        """
+        cap = min(n, most) if most else n
+        if self.limit:
+            cap = min(cap, self.limit - self.sent)
+        # Two lists, not a list of pairs: a pair per prefix would be 1.26 million
+        # objects the collector tracks (and stops every thread to scan).
+        out_keys: list[Any] = []
+        paths: list[Path] = []
+        meta: dict[Path, PathFacts] = {}
+        # With [kernel], each prefix's place in the kernel (looked up in the
+        # writer's own tables, as next() does), in step with the keys.
+        ksvc = self.control.service.kernel
+        kstate = ksvc.path_state if ksvc is not None else None
+        kernel: list[str] | None = [] if kstate is not None else None
+        if cap <= 0:
+            return RawChunk(self.family, out_keys, paths, meta, kernel)
+        rib = self.control.service.rib_service.rib
+        source = self._source()
+        match = self.match
+        keys = self.keys
+        i, end = self.pos, len(keys)
+        get = source.get
+        eligible = rib.eligible
+        now = self.control.reactor.seconds()
+        fam = self.family
+        add_key, add_path = out_keys.append, paths.append
+        while i < end and len(paths) < cap:
+            stop = min(end, i + cap - len(paths))
+            for key in keys[i:stop]:
+                value = get(key)
+                if value is None or (match is not None and not match(key)):
+                    continue
+                path = value if value.__class__ is Path else value[0]
+                add_key(key)
+                add_path(path)
+                facts = meta.get(path)
+                if facts is None:
+                    info = path.owner.info
+                    facts = meta[path] = PathFacts(path.attrs, info.address, info.router_id, path.path_id,
+                                                   bool(path.stale), eligible(path), path_age(path, now))
+                if kernel is not None:
+                    kernel.append(kstate(fam, key, path, facts.best))
+            i = stop
+        self.pos = i
+        self.sent += len(paths)
+        return RawChunk(self.family, out_keys, paths, meta, kernel)
+
+    @property
     def done(self) -> bool:
         return self.pos >= len(self.keys) or bool(self.limit and self.sent >= self.limit)
 
 
+class PathFacts(NamedTuple):
+    """What a listing shows of one (shared) path, read on the reactor thread."""
+
+    attributes: PathAttributes
+    source_peer: str
+    source_router_id: str
+    path_id: int
+    stale: bool
+    best: bool
+    #: `path_age` when read
+    age: int = 0
+    #: RpkiState / AspaState numbers of the path *at one prefix* (a watch
+    #: event's, with [rpki]); 0 in the per-path facts of a listing
+    rpki: int = 0
+    aspa: int = 0
+
+
+class RawChunk(NamedTuple):
+    """A chunk of a best-path listing: keys and their paths (in step), and each path's facts."""
+
+    family: tuple[int, int]
+    keys: list[Any]
+    paths: list[Path]
+    meta: dict[Path, PathFacts]
+    #: each key's kernel state (`RouteRecord.kernel`), with [kernel]; else None
+    kernel: list[str] | None = None
+
+    @property
+    def items(self) -> list[tuple[Any, Path]]:
+        """(key, path) pairs."""
+        return list(zip(self.keys, self.paths, strict=True))
+
+
 def _record(prefix: str, family: str, path: Path, best: bool, step: str,
             codes: Callable[..., tuple[int, int]] | None = None, key: bytes = b"",
-            kernel: str = "") -> RouteRecord:
+            kernel: str = "", now: float = 0.0) -> RouteRecord:
     info = path.peer
     rpki = aspa = 0
     if codes is not None:
         # RPKI / ASPA states of the path, computed as it is listed ([rpki] only).
         rpki, aspa = codes(info, FAMILIES_BY_NAME[family][0], key, path.attrs)
     return RouteRecord(prefix, family, path.path_id, best, info.address, info.router_id, path.attrs,
-                       step, bool(path.stale), rpki, aspa, kernel)
+                       step, bool(path.stale), rpki, aspa, kernel, path_age(path, now))
+
+
+def path_age(path: Path, now: float) -> int:
+    """Whole seconds since ``path.since``: since its attribute set was first received
+    from its source peer (the RIB shares one Path per peer and attribute set, so a
+    prefix that moved onto an attribute set the peer already used gets that set's
+    age, as BIRD's "since" does).  A graceful restart or an enhanced route refresh
+    makes fresh paths of what the peer sends again, so the age counts from then.
+    0 when unknown (a RIB without a clock)."""
+    since = path.since
+    return int(now - since) if since and now > since else 0
 
 
 #: the longest lease TTL, seconds (a day)
@@ -1239,15 +1412,108 @@ def parse_paths(items: list[Mapping[str, Any]], offset: int = 0) -> list[Origina
     return out
 
 
-class RouteWatch:
-    """One WatchRoutes stream: a bounded queue filled on the reactor thread.
+def check_stored_paths(paths: list[OriginatedPath], bgp: Mapping[str, Any]) -> Any:
+    """Validate ``parse_paths``' results as ``[[originate]]`` tables; pure (any thread).
 
-    Each RIB change batch (and each chunk of the optional dump) is put into
-    ``queue`` as one list of events, which the gRPC thread takes with
-    :meth:`take`.  Routing never waits: past ``bound`` queued events the
-    watch unsubscribes and queues an :class:`Overflow`, which ends the
-    stream.  The dump fills at most half the bound and then waits for the
-    reader, so a reader that keeps up never overflows.
+    Returns a `bgpd.statecontrol.OriginateBatch` for `Control.add_stored_batch`;
+    errors name ``paths[i].KEY``.
+    """
+    from bgpd.statecontrol import check_originate
+
+    try:
+        return check_originate([p.table for p in paths], bgp)
+    except ConfigError as err:
+        first = err.errors[0] if hasattr(err, "errors") else err
+        raise InvalidArgument(first.key.replace("originate[", "paths[", 1), first.reason) from None
+
+
+def precompute_paths(snapshot: Any, batch: Any) -> Any:
+    """`bgpd.statecontrol.precompute` (pure, any thread), its errors naming ``paths[i].KEY``."""
+    from bgpd.statecontrol import precompute
+
+    try:
+        return precompute(snapshot, batch)
+    except ConfigError as err:
+        first = err.errors[0] if hasattr(err, "errors") else err
+        raise InvalidArgument(first.key.replace("originate[", "paths[", 1), first.reason) from None
+
+
+def _raise(err: BaseException) -> None:
+    raise err
+
+
+class WatchBatch(NamedTuple):
+    """What one read of a watch takes (`RouteWatch.take`), for the grpc thread to render.
+
+    ``events``: (family, key, (path, facts)) for a new best path,
+    (family, key, None) for a withdrawal, or an `EndOfDump` (a key is a
+    prefix, or (path id, prefix) in an ADD-PATH Adj-RIB-In); the
+    path is there only as an identity for the encoder's cache (the grpc
+    thread reads only its facts, read on the reactor).  ``lag``: the
+    events still queued behind these.
+    """
+
+    events: list[Any]
+    lag: int
+
+    def records(self) -> list[Any]:
+        """The events as RouteRecord / Withdrawn / EndOfDump (the slow, readable form)."""
+        out: list[Any] = []
+        for e in self.events:
+            if isinstance(e, EndOfDump):
+                out.append(e)
+                continue
+            fam, key, entry = e
+            path_id, prefix = _split_key(key)
+            text, fname = prefix_to_str(prefix, fam[0]), family_name(*fam)
+            if entry is None:
+                out.append(Withdrawn(text, fname, path_id))
+            else:
+                f = entry[1]
+                out.append(RouteRecord(text, fname, f.path_id, f.best, f.source_peer, f.source_router_id,
+                                       f.attributes, "", f.stale, f.rpki, f.aspa, age=f.age))
+        return out
+
+
+class _EndMarker:
+    """The key of the end-of-dump entry in a watch's queue (unique, never a prefix)."""
+
+    __slots__ = ()
+
+
+def _facts(path: Path, cache: dict[Path, tuple[Path, PathFacts]], now: float) -> tuple[Path, PathFacts]:
+    """(path, what a watch shows of it), read now on the reactor; ``cache`` for one batch."""
+    hit = cache.get(path)
+    if hit is None:
+        info = path.owner.info
+        hit = cache[path] = (path, PathFacts(path.attrs, info.address, info.router_id, path.path_id,
+                                             bool(path.stale), True, path_age(path, now)))
+    return hit
+
+
+class RouteWatch:
+    """One WatchRoutes stream: a bounded, coalescing queue filled on the reactor thread.
+
+    The queue is an insertion-ordered dict keyed by (family, prefix): a
+    prefix that changes again before the reader took it is sent once, with
+    its latest state, in the place of its first change; so a reader that
+    keeps up with distinct prefixes keeps up with any rate of change.  The
+    reactor stores, per change, the facts the stream shows (read there);
+    the reader takes a batch under ``_lock`` on its own thread, without a
+    round trip through the reactor, and renders it there.  ``ready`` is set
+    while the queue holds anything, for the reader to wait on.
+
+    Routing never waits: past ``bound`` queued prefixes, when the reader
+    has taken nothing for `WATCH_GRACE` seconds (or at once past
+    `WATCH_HARD` times the bound), the watch unsubscribes, drops the
+    queue, and the next ``take`` returns :class:`Overflow`, which ends the
+    stream.  A reader that keeps taking is told its lag instead: one
+    thread's share of the interpreter can trail an unthrottled full-table
+    load by some hundred thousand prefixes without ever stopping.  The dump fills at most half
+    the bound and then waits for the reader, so a reader that keeps up
+    never overflows.  Changes during the dump are held (coalesced too, and
+    bounded too) and queued after its end marker; dumped entries are keyed
+    apart from changes, so a change to a dumped prefix follows the marker.
     """
 
     def __init__(self, control: Control, family: tuple[int, int] | None, within: bytes | None,
@@ -1256,99 +1522,128 @@ class RouteWatch:
         self.family = family
         self.within = within
         self.bound = bound
-        self.queue: queue.Queue = queue.Queue()
-        #: events queued and not yet taken (the reactor adds, the reader subtracts)
-        self.count = 0
+        self.pending: dict[Any, Any] = {}
+        self.ready = threading.Event()
         self._lock = threading.Lock()
         self.closed = False
+        self.overflow: Overflow | None = None
+        #: when the queue last passed the bound with no take since (reactor seconds)
+        self._behind_since: float | None = None
         self._dumping = dump
-        self._held: list[Any] = []
-        rib = control.service.rib_service.rib
-        self._unsubscribe = rib.subscribe(self._changes)
+        self._held: dict[Any, Any] = {}
+        self._end: EndOfDump | None = None
+        self._unsubscribe = self._subscribe()
         self._cursors: list[RouteCursor] = []
         self._dumped = 0
         if dump:
-            fams = [family] if family is not None else list(FAMILIES_BY_NAME.values())
-            for fam in fams:
-                match = None if within is None else _within(within)
-                self._cursors.append(RouteCursor(control, LOC_RIB, fam, None, list(rib.loc_table(fam)),
-                                                 match, False, 0))
+            self._cursors = self._dump_cursors([family] if family is not None
+                                               else list(FAMILIES_BY_NAME.values()))
             self._dump_step()
 
-    def _push(self, events: list[Any]) -> None:
-        if self.closed or not events:
-            return
-        with self._lock:
-            over = self.count + len(events) > self.bound
-            if not over:
-                self.count += len(events)
-        if over:
-            self._overflow()
-            return
-        self.queue.put(events)
+    def _subscribe(self) -> Callable[[], None]:
+        return self.control.service.rib_service.rib.subscribe(self._changes)
+
+    def _dump_cursors(self, fams: list[tuple[int, int]]) -> list[RouteCursor]:
+        rib = self.control.service.rib_service.rib
+        match = None if self.within is None else _within(self.within)
+        return [RouteCursor(self.control, LOC_RIB, fam, None, list(rib.loc_table(fam)), match, False, 0)
+                for fam in fams]
+
+    @property
+    def count(self) -> int:
+        """Events queued and not yet taken."""
+        return len(self.pending)
 
     def _overflow(self) -> None:
         self.close()
-        self.queue.put(Overflow(self.bound))
-
-    def take(self, most: int, timeout: float) -> list[Any]:
-        """Up to ``most`` events (more if one batch is bigger), waiting at most ``timeout`` (reader thread).
-
-        An :class:`Overflow` comes last in the list when the watch ended.
-        """
-        try:
-            out = self.queue.get(timeout=timeout)
-        except queue.Empty:
-            return []
-        if isinstance(out, Overflow):
-            return [out]
-        out = list(out)
-        while len(out) < most:
-            try:
-                more = self.queue.get_nowait()
-            except queue.Empty:
-                break
-            if isinstance(more, Overflow):
-                out.append(more)
-                break
-            out.extend(more)
         with self._lock:
-            self.count -= sum(1 for e in out if not isinstance(e, Overflow))
-        return out
+            self.overflow = Overflow(self.bound)
+            self.pending = {}
+        self._held = {}
+        self.ready.set()
+
+    def take(self, most: int) -> WatchBatch | Overflow:
+        """Up to ``most`` queued events, oldest first (any thread); `Overflow` once it overflowed."""
+        with self._lock:
+            if self.overflow is not None:
+                return self.overflow
+            self._behind_since = None  # the reader is reading
+            pending = self.pending
+            keys = []
+            for k in pending:
+                keys.append(k)
+                if len(keys) >= most:
+                    break
+            events: list[Any] = []
+            for k in keys:
+                entry = pending.pop(k)
+                if k.__class__ is _EndMarker:
+                    events.append(entry)
+                elif len(k) == 2:  # (family, key): a change
+                    events.append((k[0], k[1], entry))
+                else:  # ("dump", family, key)
+                    events.append((k[1], k[2], entry))
+            if not pending and not self.closed:
+                self.ready.clear()
+            return WatchBatch(events, len(pending))
 
     def _dump_step(self) -> None:
         if self.closed:
             return
         # Fill the queue to half its bound at most: the rest is room for the
         # changes that keep arriving, so a reader that keeps up never overflows.
-        room = self.bound // 2 - self.count
+        room = self.bound // 2 - len(self.pending)
         if room <= 0:
             self.control.reactor.callLater(0.01, self._dump_step)
             return
         while self._cursors and self._cursors[0].done:
             self._cursors.pop(0)
         if self._cursors:
-            batch = [r for r in self._cursors[0].next(min(CHUNK, room)) if r.best]
-            self._dumped += len(batch)
-            self._push(batch)
+            cursor = self._cursors[0]
+            chunk = cursor.next_raw(min(CHUNK, room))
+            entries = self._dumped_entries(cursor.family, chunk)
+            with self._lock:
+                self.pending.update(entries)
+            self._dumped += len(entries)
+            if entries:
+                self.ready.set()
             self.control.reactor.callLater(0, self._dump_step)
             return
         self._dumping = False
-        self._push([EndOfDump(self._dumped)])
-        held, self._held = self._held, []
-        self._changes(held)
+        self._end = EndOfDump(self._dumped)
+        held, self._held = self._held, {}
+        with self._lock:
+            self.pending[_EndMarker()] = self._end
+            self.pending.update(held)
+        self.ready.set()
+        if self._over(len(self.pending)):
+            self._overflow()
+
+    def _dumped_entries(self, fam: tuple[int, int], chunk: RawChunk) -> list[tuple[Any, Any]]:
+        # The Loc-RIB's best paths; one with an unresolvable next hop is not
+        # in the Loc-RIB as far as a watch goes.
+        facts = {p: (p, f._replace(best=True)) for p, f in chunk.meta.items() if f.best}
+        codes = self.control.route_codes
+        if codes is None:
+            return [(("dump", fam, key), facts[path])
+                    for key, path in zip(chunk.keys, chunk.paths, strict=True) if path in facts]
+        out = []
+        for key, path in zip(chunk.keys, chunk.paths, strict=True):
+            if path in facts:
+                # [rpki]: the states of the path at this prefix
+                p, f = facts[path]
+                rpki, aspa = codes(path.peer, fam, key, path.attrs)
+                out.append((("dump", fam, key), (p, f._replace(rpki=rpki, aspa=aspa))))
+        return out
 
     def _changes(self, changes: list[Any]) -> None:
         if self.closed:
             return
-        if self._dumping:
-            if len(self._held) + len(changes) > self.bound:
-                self._overflow()
-                return
-            self._held.extend(changes)
-            return
-        events = []
         family, within = self.family, self.within
+        cache: dict[Path, tuple[Path, PathFacts]] = {}
+        now = self.control.reactor.seconds()
+        codes = self.control.route_codes
+        out = []
         for change in changes:
             fam, prefix, path = change.family, change.prefix, change.new
             if path is change.old:
@@ -1357,13 +1652,52 @@ class RouteWatch:
                 continue
             if within is not None and not prefix_contains(within, prefix):
                 continue
-            text = prefix_to_str(prefix, fam[0])
             if path is None:
-                events.append(Withdrawn(text, family_name(*fam)))
+                out.append(((fam, prefix), None))
+            elif codes is None:
+                out.append(((fam, prefix), _facts(path, cache, now)))
             else:
-                events.append(_record(text, family_name(*fam), path, True, "",
-                                      codes=self.control.route_codes, key=prefix))
-        self._push(events)
+                # [rpki]: the states belong to the path at this prefix, not to the shared path.
+                p, facts = _facts(path, cache, now)
+                rpki, aspa = codes(path.peer, fam, prefix, path.attrs)
+                out.append(((fam, prefix), (p, facts._replace(rpki=rpki, aspa=aspa))))
+        self._queue(out)
+
+    def _queue(self, entries: list[tuple[Any, Any]]) -> None:
+        """Queue (key, entry) pairs: held during the dump, for the reader after it."""
+        if not entries:
+            return
+        if self._dumping:
+            self._held.update(entries)
+            size = len(self._held)
+        else:
+            with self._lock:
+                self.pending.update(entries)
+                size = len(self.pending)
+        if self._over(size):
+            self._overflow()
+        elif not self._dumping:
+            self.ready.set()
+
+    def _over(self, size: int) -> bool:
+        """Whether ``size`` queued prefixes end the watch (reactor thread).
+
+        Past ``bound`` the reader has `WATCH_GRACE` seconds to take a batch
+        (each take starts the time again), and past `WATCH_HARD` times the
+        bound the watch ends at once: a reader that keeps taking is only
+        behind, one that stopped is really not reading.
+        """
+        if size <= self.bound:
+            self._behind_since = None
+            return False
+        if size > self.bound * WATCH_HARD:
+            return True
+        now = self.control.reactor.seconds()
+        since = self._behind_since
+        if since is None:
+            self._behind_since = now
+            return False
+        return now - since > WATCH_GRACE
 
     def close(self) -> None:
         """Stop watching (the client went away, or the queue overflowed)."""
@@ -1371,6 +1705,78 @@ class RouteWatch:
             self.closed = True
             self._unsubscribe()
             self._cursors = []
+            self.ready.set()  # a reader waiting wakes and sees it closed
+
+
+#: seconds a watch may stay past its bound without a read before it is ended
+WATCH_GRACE = 2.0
+#: past this many times its bound a watch is ended even while its reader reads
+#: (20 x 100,000: more than a full table's 1.26 million prefixes, which the
+#: coalescing queue holds at most once each, plus its dump)
+WATCH_HARD = 20
+
+
+class AdjRibInWatch(RouteWatch):
+    """A watch of one peer's Adj-RIB-In, after (``pre_policy`` False) or before import policy.
+
+    The RIB names the keys each turn touched for the peer
+    (`Rib.watch_adj_rib_in`); this reads their state there and then, on the
+    reactor: a path (best tells whether it is the Loc-RIB's best too) or a
+    withdrawal.  Same queue as `RouteWatch`: coalesced per key, bounded,
+    the dump first if asked.  A key the RIB names unchanged (a stale sweep,
+    a soft reset in) is sent again with its state.
+    """
+
+    def __init__(self, control: Control, peer: PeerInfo, pre_policy: bool, family: tuple[int, int] | None,
+                 within: bytes | None, dump: bool, bound: int) -> None:
+        self.peer = peer
+        self.pre_policy = pre_policy
+        self.table = ADJ_RIB_IN_PRE if pre_policy else ADJ_RIB_IN
+        super().__init__(control, family, within, dump, bound)
+
+    def _subscribe(self) -> Callable[[], None]:
+        return self.control.service.rib_service.rib.watch_adj_rib_in(self.peer, self._touched)
+
+    def _dump_cursors(self, fams: list[tuple[int, int]]) -> list[RouteCursor]:
+        rib = self.control.service.rib_service.rib
+        match = None if self.within is None else _within(self.within)
+        return [RouteCursor(self.control, self.table, fam, self.peer,
+                            list(rib.adj_rib_in(self.peer, fam, self.pre_policy)), match, False, 0)
+                for fam in fams]
+
+    def _dumped_entries(self, fam: tuple[int, int], chunk: RawChunk) -> list[tuple[Any, Any]]:
+        now = self.control.reactor.seconds()
+        cache: dict[Path, tuple[Path, PathFacts]] = {}
+        return [(("dump", fam, key), self._entry(fam, _split_key(key)[1], path, cache, now))
+                for key, path in zip(chunk.keys, chunk.paths, strict=True)]
+
+    def _touched(self, fam: tuple[int, int], keys: list) -> None:
+        if self.closed or (self.family is not None and fam != self.family):
+            return
+        rib = self.control.service.rib_service.rib
+        try:
+            table = rib.adj_rib_in(self.peer, fam, self.pre_policy)
+        except ValueError:
+            # The session went down (the RIB drops the kept pre-policy table
+            # whole) or soft reconfiguration went off: the keys named are gone.
+            table = {}
+        within = self.within
+        now = self.control.reactor.seconds()
+        cache: dict[Path, tuple[Path, PathFacts]] = {}
+        out = []
+        for key in keys:
+            prefix = key[1] if key.__class__ is tuple else key
+            if within is not None and not prefix_contains(within, prefix):
+                continue
+            path = table.get(key)
+            out.append(((fam, key), None if path is None else self._entry(fam, prefix, path, cache, now)))
+        self._queue(out)
+
+    def _entry(self, fam: tuple[int, int], prefix: bytes, path: Path,
+               cache: dict[Path, tuple[Path, PathFacts]], now: float) -> tuple[Path, PathFacts]:
+        entry = _facts(path, cache, now)
+        best = self.control.service.rib_service.rib.best(fam, prefix) is path
+        return entry if best else (path, entry[1]._replace(best=False))
 
 
 def _within(outer: bytes) -> Callable[[bytes], bool]:

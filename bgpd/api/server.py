@@ -14,10 +14,13 @@ from __future__ import annotations
 import os
 import queue
 import stat
+import sys
+import threading
 from collections.abc import Callable
 from concurrent import futures
 from typing import Any
 
+import attrs
 import grpc
 from twisted.internet import threads
 from twisted.logger import Logger
@@ -53,14 +56,19 @@ from bgpd.api.control import (
     GlobalStatus,
     NotificationInfo,
     Overflow,
+    PathFacts,
     PeerStatus,
+    RawChunk,
     RouteRecord,
     RpkiStatus,
     SessionEventRecord,
+    WatchBatch,
     Withdrawn,
+    check_stored_paths,
     parse_paths,
+    precompute_paths,
 )
-from bgpd.config import ApiConfig, NeighborConfig, split_listen
+from bgpd.config import API_RELOADABLE, ApiConfig, NeighborConfig, split_listen
 from bgpd.rpki.records import Validity, Vrp
 from bgpd.wire.communities import format_community, format_ext_community, format_large_community
 from bgpd.wire.constants import ORIGIN_NAMES, SegmentType, family_name
@@ -84,8 +92,14 @@ _TABLES = {routes_pb2.LOC_RIB: LOC_RIB, routes_pb2.ADJ_RIB_IN: ADJ_RIB_IN,
            routes_pb2.ADJ_RIB_IN_PRE: ADJ_RIB_IN_PRE, routes_pb2.ADJ_RIB_OUT: ADJ_RIB_OUT}
 #: paths handed to the reactor thread per call while originating
 ORIGINATE_CHUNK = 1000
-#: most events in one WatchRoutesResponse
-WATCH_BATCH = 1000
+#: prefixes snapshotted per reactor turn for a best-path listing (the reactor's
+#: share is about 0.4 us a prefix; see bench/api.py)
+RAW_CHUNK = 20_000
+#: most events one read of a watch takes (they go out in messages of MESSAGE_BYTES)
+WATCH_BATCH = 15_000
+#: about the most bytes in one ListRoutes / WatchRoutes message built by hand: half
+#: grpc's default 4 MB client limit, large enough that per-message costs vanish
+MESSAGE_BYTES = 2 << 20
 
 
 class _Bridge:
@@ -217,7 +231,8 @@ def route_to_pb(r: RouteRecord,
     return routes_pb2.Route(prefix=r.prefix, family=r.family, path_id=r.path_id, best=r.best,
                             source_peer=r.source_peer, source_router_id=r.source_router_id,
                             attributes=attributes, explain_step=r.explain_step, stale=r.stale,
-                            rpki=r.rpki, aspa=r.aspa, kernel=KERNEL_STATES.get(r.kernel, 0))
+                            rpki=r.rpki, aspa=r.aspa, age_seconds=r.age,
+                            kernel=KERNEL_STATES.get(r.kernel, 0))
 
 
 # -- the fast path of listings: Route messages encoded by hand ------------------------
@@ -246,17 +261,130 @@ def _field(tag: int, data: bytes) -> bytes:
     return bytes((tag << 3 | 2, n)) + data if n < 0x80 else bytes((tag << 3 | 2,)) + _varint(n) + data
 
 
+def _ld(tag: int, data: bytes) -> bytes:
+    """A length-delimited field with any tag."""
+    n = len(data)
+    if n < 0x80 and tag < 16:
+        return bytes((tag << 3 | 2, n)) + data
+    return _varint(tag << 3 | 2) + _varint(n) + data
+
+
+class AttributePieces:
+    """``attributes_to_pb(a).SerializeToString()`` by hand, from cached pieces.
+
+    Attribute sets differ, but their pieces repeat across sets: origins,
+    next hops, ASNs, communities.  Each piece's field bytes are made once
+    per encoder and joined in field-number order, defaults left out as
+    proto3 does (``optional`` fields present whenever set); tests/api check
+    the result parses to exactly ``attributes_to_pb``'s message.  About a
+    third faster than building the message, for a listing's every set.
+    """
+
+    def __init__(self) -> None:
+        self.asn: dict[int, bytes] = {}
+        self.seg: dict[int, bytes] = {}
+        self.comm: dict[int, bytes] = {}
+        self.large: dict[Any, bytes] = {}
+        self.ext: dict[bytes, bytes] = {}
+        self.text: dict[tuple[int, Any], bytes] = {}
+
+    def _asn(self, n: int) -> bytes:
+        b = self.asn[n] = _varint(n)
+        return b
+
+    def encode(self, a: Any) -> bytes:
+        text = self.text
+        out = []
+        origin = a.origin
+        o = text.get((1, origin))
+        if o is None:
+            o = text[(1, origin)] = _ld(1, _ORIGIN_TEXT.get(origin, str(origin)).encode())
+        out.append(o)
+        asn = self.asn
+        seg = self.seg
+        for t, asns in a.as_path:
+            head = seg.get(t)
+            if head is None:
+                head = seg[t] = _ld(1, _segment_name(t).encode())
+            body = head + _ld(2, b"".join([asn.get(n) or self._asn(n) for n in asns])) if asns else head
+            out.append(_ld(2, body))
+        nh = a.next_hop
+        if nh:
+            b = text.get((3, nh))
+            if b is None:
+                b = text[(3, nh)] = _ld(3, nh.encode())
+            out.append(b)
+        if a.med is not None:
+            out.append(b"\x20" + _varint(a.med))
+        if a.local_pref is not None:
+            out.append(b"\x28" + _varint(a.local_pref))
+        if a.communities:
+            comm = self.comm
+            for c in a.communities:
+                b = comm.get(c)
+                if b is None:
+                    b = comm[c] = _ld(6, format_community(c).encode())
+                out.append(b)
+        if a.large_communities:
+            large = self.large
+            for c in a.large_communities:
+                b = large.get(c)
+                if b is None:
+                    b = large[c] = _ld(7, format_large_community(c).encode())
+                out.append(b)
+        if a.ext_communities:
+            ext = self.ext
+            for c in a.ext_communities:
+                b = ext.get(c)
+                if b is None:
+                    b = ext[c] = _ld(8, format_ext_community(c).encode())
+                out.append(b)
+        if a.atomic_aggregate:
+            out.append(b"\x48\x01")
+        if a.aggregator is not None:
+            if a.aggregator[0]:
+                out.append(b"\x50" + _varint(a.aggregator[0]))
+            address = str(a.aggregator[1])
+            if address:
+                out.append(_ld(11, address.encode()))
+        if a.originator_id:
+            out.append(_ld(12, a.originator_id.encode()))
+        if a.cluster_list:
+            out.extend(_ld(13, str(c).encode()) for c in a.cluster_list)
+        if a.otc is not None:
+            out.append(b"\x70" + _varint(a.otc))
+        if a.next_hop_ll:
+            out.append(_ld(15, a.next_hop_ll.encode()))
+        for flags, type_, value in a.unknown or ():
+            body = (b"\x08" + _varint(flags) if flags else b"") + \
+                (b"\x10" + _varint(type_) if type_ else b"") + (_ld(3, value) if value else b"")
+            out.append(_ld(16, body))
+        return b"".join(out)
+
+
 class RouteEncoder:
     """Encodes RouteRecords as Route wire bytes, caching what paths share."""
 
-    def __init__(self) -> None:
+    def __init__(self, message_bytes: int = MESSAGE_BYTES) -> None:
         self.attributes: dict[Any, bytes] = {}
         self.sources: dict[tuple[str, str, str], bytes] = {}
+        self.pieces = AttributePieces()
+        #: about the most bytes in one message of raw_response / watch_raw
+        self.message_bytes = message_bytes
+        #: path -> (what its part was made from, its Route bytes but the prefix).
+        #: The first is plain values (the attribute set by id: the path holds
+        #: it), not the facts: a cache of objects that refer to others is
+        #: what the garbage collector scans again and again, stopping every
+        #: thread, the reactor's too.
+        self.parts: dict[Any, tuple[tuple, bytes]] = {}
+        self.family_names: dict[tuple[int, int], str] = {}
 
     def _attributes(self, a: Any) -> bytes:
         if len(self.attributes) > 100_000:
+            # A long watch meets ever more sets and pieces: start over rather than grow.
             self.attributes.clear()
-        data = self.attributes[a] = _field(7, attributes_to_pb(a).SerializeToString())
+            self.pieces = AttributePieces()
+        data = self.attributes[a] = _field(7, self.pieces.encode(a))
         return data
 
     def _source(self, key: tuple[str, str, str]) -> bytes:
@@ -281,6 +409,8 @@ class RouteEncoder:
             body += b"\x50" + _varint(r.rpki)
         if r.aspa:
             body += b"\x58" + _varint(r.aspa)
+        if r.age:
+            body += b"\x60" + _varint(r.age)  # age_seconds = 12, varint
         if r.kernel:
             body += b"\x78" + bytes((KERNEL_STATES.get(r.kernel, 0),))  # field 15, varint
         return body
@@ -290,7 +420,7 @@ class RouteEncoder:
         attributes, sources = self.attributes, self.sources
         out = []
         for r in records:
-            if r.path_id or r.explain_step or r.stale or r.rpki or r.aspa or r.kernel:
+            if r.path_id or r.explain_step or r.stale or r.rpki or r.aspa or r.age or r.kernel:
                 body = self.route(r)
             else:
                 # the common case, inline: prefix, source, attributes, best
@@ -304,6 +434,128 @@ class RouteEncoder:
         return routes_pb2.ListRoutesResponse.FromString(b"".join(out))
 
 
+    def raw_response(self, chunk: RawChunk) -> list[bytes]:
+        """ListRoutesResponses' wire bytes from a best-path snapshot (`RouteCursor.next_raw`).
+
+        Each distinct path's part (source, attributes, flags) is built once
+        per listing and reused for every prefix sharing it; per prefix only
+        its text and two length octets are new.  Cut into messages of about
+        ``message_bytes`` (grpc clients refuse messages over 4 MB by default).
+        """
+        afi = chunk.family[0]
+        fname = family_name(*chunk.family)
+        meta = chunk.meta
+        parts = self.parts
+        limit = self.message_bytes
+        messages = []
+        out: list[bytes] = []
+        append = out.append
+        size = 0
+        to_str = prefix_to_str
+        kernel = chunk.kernel
+        states = KERNEL_STATES
+        for i, (key, path) in enumerate(zip(chunk.keys, chunk.paths, strict=True)):
+            facts = meta[path]
+            sig = (id(facts[0]), fname, *facts[1:])
+            hit = parts.get(path)
+            if hit is None or hit[0] != sig:
+                hit = parts[path] = (sig, self._part(fname, facts))
+            p = to_str(key, afi).encode()
+            tail = hit[1]
+            if kernel is not None and kernel[i]:
+                tail += b"\x78" + bytes((states.get(kernel[i], 0),))  # kernel = 15, varint
+            n = len(p) + 2 + len(tail)
+            route = (b"\x0a" + bytes((n,)) if n < 0x80 else b"\x0a" + _varint(n)) + b"\x0a" + \
+                bytes((len(p),)) + p + tail
+            if size + len(route) > limit and out:
+                messages.append(b"".join(out))
+                out.clear()
+                size = 0
+            append(route)
+            size += len(route)
+        if out:
+            messages.append(b"".join(out))
+        return messages
+
+    def watch_raw(self, batch: WatchBatch) -> list[bytes]:
+        """WatchRoutesResponses' wire bytes from what `RouteWatch.take` took.
+
+        Each event is RouteEvent (field 1 of the response) holding a Route
+        (1), a Withdrawal (2) or an EndOfDump (3); a path's part is built
+        once per stream, as in `raw_response`.  Cut into messages of about
+        ``message_bytes``, each with the lag behind it (the batch's, plus
+        the events of the messages after it).
+        """
+        parts = self.parts
+        names = self.family_names
+        limit = self.message_bytes
+        pieces: list[tuple[bytes, int]] = []  # (events' bytes, how many)
+        out: list[bytes] = []
+        append = out.append
+        size = 0
+        to_str = prefix_to_str
+        for e in batch.events:
+            if e.__class__ is EndOfDump:
+                event = _field(1, _field(3, (b"\x08" + _varint(e.count)) if e.count else b""))
+            else:
+                fam, key, entry = e
+                fname = names.get(fam) or names.setdefault(fam, family_name(*fam))
+                path_id = 0
+                if key.__class__ is tuple:  # (path id, prefix): an ADD-PATH Adj-RIB-In
+                    path_id, key = key
+                p = to_str(key, fam[0]).encode()
+                if entry is None:
+                    body = _field(1, p) + _field(2, fname.encode())
+                    if path_id:
+                        body += b"\x18" + _varint(path_id)
+                    event = _field(1, _field(2, body))
+                else:
+                    path, facts = entry
+                    sig = (id(facts[0]), fname, *facts[1:])
+                    hit = parts.get(path)
+                    if hit is None or hit[0] != sig:
+                        hit = parts[path] = (sig, self._part(fname, facts))
+                    n = len(p) + 2 + len(hit[1])  # the Route
+                    m = n + 1 + (1 if n < 0x80 else len(_varint(n)))  # the RouteEvent: tag, length, Route
+                    event = b"\x0a" + (bytes((m,)) if m < 0x80 else _varint(m)) + b"\x0a" + \
+                        (bytes((n,)) if n < 0x80 else _varint(n)) + b"\x0a" + bytes((len(p),)) + p + hit[1]
+            if size + len(event) > limit and out:
+                pieces.append((b"".join(out), len(out)))
+                out.clear()
+                size = 0
+            append(event)
+            size += len(event)
+        if out:
+            pieces.append((b"".join(out), len(out)))
+        messages = []
+        behind = batch.lag + sum(n for _, n in pieces)
+        for data, n in pieces:
+            behind -= n
+            messages.append(data + (b"\x10" + _varint(behind) if behind else b""))
+        return messages
+
+    def _part(self, fname: str, facts: PathFacts) -> bytes:
+        """Everything of a Route but its prefix (fields in any order: protobuf allows it)."""
+        if len(self.parts) > 100_000:
+            self.parts.clear()
+        a = facts.attributes
+        key = (fname, facts.source_peer, facts.source_router_id)
+        body = (self.sources.get(key) or self._source(key)) + \
+            (self.attributes.get(a) or self._attributes(a))
+        if facts.path_id:
+            body += b"\x18" + _varint(facts.path_id)
+        if facts.best:
+            body += b"\x20\x01"
+        if facts.stale:
+            body += b"\x48\x01"
+        if facts.age:
+            body += b"\x60" + _varint(facts.age)  # age_seconds = 12, varint
+        if facts.rpki:
+            body += b"\x50" + _varint(facts.rpki)  # rpki = 10
+        if facts.aspa:
+            body += b"\x58" + _varint(facts.aspa)  # aspa = 11
+        return body
+
     def watch_response(self, items: list[Any], lag: int) -> routes_pb2.WatchRoutesResponse:
         """One WatchRoutesResponse of route updates, withdrawals and end-of-dump markers."""
         out = []
@@ -311,7 +563,8 @@ class RouteEncoder:
             if isinstance(item, EndOfDump):
                 event = _field(3, (b"\x08" + _varint(item.count)) if item.count else b"")
             elif isinstance(item, Withdrawn):
-                event = _field(2, _field(1, item.prefix.encode()) + _field(2, item.family.encode()))
+                event = _field(2, _field(1, item.prefix.encode()) + _field(2, item.family.encode()) +
+                               ((b"\x18" + _varint(item.path_id)) if item.path_id else b""))
             else:
                 event = _field(1, self.route(item))
             out.append(_field(1, event))
@@ -420,6 +673,12 @@ class RoutesServicer(routes_pb2_grpc.RoutesServicer):
         self.bridge = bridge
         self.control = bridge.control
         self.watch_bound = watch_bound
+        #: whether the server sends bytes yielded by ListRoutes / WatchRoutes as they are
+        self.raw_ok = False
+
+    def raw(self, data: bytes, message: Any) -> Any:
+        """A stream's next response from its wire bytes (parsed only if the server needs a message)."""
+        return data if self.raw_ok else message.FromString(data)
 
     def ListRoutes(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         table = _TABLES.get(request.table)
@@ -442,6 +701,9 @@ class RoutesServicer(routes_pb2_grpc.RoutesServicer):
         sent = 0
         # One chunk per reactor turn: routing runs between the chunks.  The
         # chunk is turned into protobuf here, on the grpc thread.
+        if cursor.raw:
+            yield from self._list_raw(context, cursor, fingerprint, page)
+            return
         while True:
             chunk = threads.blockingCallFromThread(reactor, cursor.next, CHUNK, page - sent if page else 0)
             sent += len(chunk)
@@ -458,6 +720,31 @@ class RoutesServicer(routes_pb2_grpc.RoutesServicer):
             if chunk:
                 yield encoder.response(chunk)
 
+    def _list_raw(self, context: grpc.ServicerContext, cursor: Any, fingerprint: tuple, page: int) -> Any:
+        """The best-path listing: the reactor snapshots, this thread renders the bytes."""
+        reactor = self.bridge.reactor
+        encoder = RouteEncoder()
+        sent = 0
+        for _ in range(1 << 40):  # bounded by the table: each turn advances the cursor
+            chunk = threads.blockingCallFromThread(reactor, cursor.next_raw, RAW_CHUNK,
+                                                   page - sent if page else 0)
+            sent += len(chunk.paths)
+            messages = encoder.raw_response(chunk) if chunk.paths else []
+            if cursor.done or not context.is_active():
+                for data in messages:
+                    yield self.raw(data, routes_pb2.ListRoutesResponse)
+                return
+            if page and sent >= page:
+                token = threads.blockingCallFromThread(reactor, self.control.save_cursor, cursor, fingerprint)
+                last = messages.pop() if messages else b""
+                for data in messages:
+                    yield self.raw(data, routes_pb2.ListRoutesResponse)
+                # next_page_token = 2, on the page's last message
+                yield self.raw(last + _field(2, token.encode()), routes_pb2.ListRoutesResponse)
+                return
+            for data in messages:
+                yield self.raw(data, routes_pb2.ListRoutesResponse)
+
     def AddPaths(self, request_iterator: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         self.bridge.check_writable(context)
         paths = []
@@ -471,7 +758,18 @@ class RoutesServicer(routes_pb2_grpc.RoutesServicer):
         if not lease:
             # Config (the state store): one call is one transaction, so a
             # failure anywhere in the request leaves every path as it was.
-            count = self.bridge.call(context, self.control.add_paths, paths, "")
+            # Checked here, on this thread; the reactor validates the whole
+            # config, a thread writes the store, the RIB takes it in chunks.
+            bgp, snapshot = self.bridge.call(context, self.control.batch_snapshot)
+            if bgp is None:
+                return routes_pb2.AddPathsResponse(count=self.bridge.call(context, self.control.add_paths,
+                                                                          paths, ""))
+            try:
+                batch = check_stored_paths(paths, bgp)
+                pre = precompute_paths(snapshot, batch)
+            except ControlError as err:
+                context.abort(getattr(grpc.StatusCode, err.status), str(err))
+            count = self.bridge.call(context, self.control.add_stored_batch, paths, batch, pre)
             return routes_pb2.AddPathsResponse(count=count)
         count = 0
         for i in range(0, len(paths), ORIGINATE_CHUNK):
@@ -524,18 +822,41 @@ class RoutesServicer(routes_pb2_grpc.RoutesServicer):
 
     def WatchRoutes(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         reactor = self.bridge.reactor
-        watch = self.bridge.call(context, self.control.watch_routes, request.family, request.prefix,
-                                 request.dump, self.watch_bound)
+        if request.table == routes_pb2.LOC_RIB:
+            if request.peer:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                              "peer: the Loc-RIB has no peer; leave peer empty")
+            watch = self.bridge.call(context, self.control.watch_routes, request.family, request.prefix,
+                                     request.dump, self.watch_bound)
+        elif request.table in (routes_pb2.ADJ_RIB_IN, routes_pb2.ADJ_RIB_IN_PRE):
+            if not request.peer:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, "peer: required for an Adj-RIB-In")
+            watch = self.bridge.call(context, self.control.watch_adj_rib_in, request.peer,
+                                     request.table == routes_pb2.ADJ_RIB_IN_PRE, request.family,
+                                     request.prefix, request.dump, self.watch_bound)
+        else:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"table: a watch reads LOC_RIB, ADJ_RIB_IN or ADJ_RIB_IN_PRE, not {request.table}")
         context.add_callback(lambda: reactor.callFromThread(watch.close))
+        yield from self._watch(context, watch)
+
+    def _watch(self, context: grpc.ServicerContext, watch: Any) -> Any:
+        """Stream a watch's batches until the client goes; an overflow ends it (RESOURCE_EXHAUSTED)."""
+        reactor = self.bridge.reactor
         encoder = RouteEncoder()
         try:
             while context.is_active():
-                items = watch.take(WATCH_BATCH, 0.5)
-                if not items:
+                if not watch.ready.wait(0.5):
                     continue
-                if isinstance(items[-1], Overflow):
-                    _overflow(context, items[-1])
-                yield encoder.watch_response(items, watch.count)
+                batch = watch.take(WATCH_BATCH)  # no reactor turn: the queue has its own lock
+                if isinstance(batch, Overflow):
+                    _overflow(context, batch)
+                if not batch.events:
+                    if watch.closed:
+                        return
+                    continue
+                for data in encoder.watch_raw(batch):
+                    yield self.raw(data, routes_pb2.WatchRoutesResponse)
         finally:
             reactor.callFromThread(watch.close)
 
@@ -566,7 +887,7 @@ def _drain(context: grpc.ServicerContext, watch: Any) -> Any:
 def _overflow(context: grpc.ServicerContext, item: Overflow) -> None:
     context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                   f"watch queue overflow: more than {item.bound} messages queued for "
-                  "this stream; read faster or narrow it")
+                  "this stream (changes not read yet); read faster or narrow it")
 
 
 class EventsServicer(events_pb2_grpc.EventsServicer):
@@ -794,20 +1115,30 @@ def credentials(config: ApiConfig) -> grpc.ServerCredentials | None:
 class ApiServer:
     """grpcio's server with the bgpd.v1 servicers, health and reflection."""
 
-    def __init__(self, reactor: Any, control: Control, config: ApiConfig, max_workers: int = 8,
+    def __init__(self, reactor: Any, control: Control, config: ApiConfig,
                  watch_bound: int = 100_000) -> None:
         if not config.local_only and (config.tls_cert is None or config.tls_key is None):
             missing = "api.tls_cert" if config.tls_cert is None else "api.tls_key"
             raise ValueError(f"{missing}: required to listen on {config.listen} (beyond loopback)")
         self.config = config
         self.bridge = _Bridge(reactor, control, config.read_only)
+        self.limit = CallLimit(config.max_calls)
+        #: the interpreter's switch interval before start() (restored by stop())
+        self._switch: float | None = None
+        # A few threads more than calls, so that the call one past the limit
+        # finds a thread to be refused on (RESOURCE_EXHAUSTED naming the key)
+        # instead of waiting in the pool's queue; past those, grpc refuses
+        # calls itself, before any thread: a full API never hangs a client.
+        threads_ = config.max_calls + SPARE_THREADS
         # No SO_REUSEPORT: a second bgpd on the same port must fail, not share it.
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers,
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads_,
                                                              thread_name_prefix="bgpd-api"),
+                                  interceptors=[self.limit], maximum_concurrent_rpcs=threads_,
                                   options=[("grpc.so_reuseport", 0)])
         global_pb2_grpc.add_GlobalServicer_to_server(GlobalServicer(self.bridge), self.server)
         peers_pb2_grpc.add_PeersServicer_to_server(PeersServicer(self.bridge), self.server)
-        routes_pb2_grpc.add_RoutesServicer_to_server(RoutesServicer(self.bridge, watch_bound), self.server)
+        routes = RoutesServicer(self.bridge, watch_bound)
+        routes.raw_ok = _add_routes(routes, self.server)
         events_pb2_grpc.add_EventsServicer_to_server(EventsServicer(self.bridge, watch_bound), self.server)
         policy_pb2_grpc.add_PolicyServicer_to_server(PolicyServicer(self.bridge), self.server)
         rpki_pb2_grpc.add_RpkiServicer_to_server(RpkiServicer(self.bridge), self.server)
@@ -854,6 +1185,15 @@ class ApiServer:
         return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
 
     def start(self) -> None:
+        # grpcio's threads hand the interpreter lock back and forth several
+        # times per message (handler, send, completion).  At Python's default
+        # 5 ms switch interval each handoff waits up to 5 ms behind a busy
+        # reactor, and a watch trailed a full-table load by up to 800,000
+        # prefixes; at 1 ms by a few hundred thousand at most (bench/api.py).
+        # The interval matters only while threads contend for the lock.
+        self._switch = sys.getswitchinterval()
+        if self._switch > SWITCH_INTERVAL:
+            sys.setswitchinterval(SWITCH_INTERVAL)
         self.server.start()
         if self.health is not None:
             from grpc_health.v1 import health_pb2
@@ -863,9 +1203,142 @@ class ApiServer:
         log.info("gRPC API listening on {target}{ro}", target=self.target,
                  ro=" (read-only)" if self.config.read_only else "")
 
+    def reload(self, new: ApiConfig) -> list[str]:
+        """Take a SIGHUP's ``[api]``: apply what can change while running, return the
+        keys that changed but need a restart of bgpd (``API_RELOADABLE`` are applied)."""
+        old = self.config
+        restart = [f"api.{name}" for name in attrs.fields_dict(ApiConfig)
+                   if name not in API_RELOADABLE and getattr(old, name) != getattr(new, name)]
+        if new.read_only != old.read_only:
+            self.bridge.read_only = new.read_only
+            log.info("API: read_only is now {value} (SIGHUP)", value=new.read_only)
+        self.config = attrs.evolve(old, read_only=new.read_only)
+        return restart
+
     def stop(self, grace: float = 1.0) -> None:
         """Stop; waits at most ``grace`` seconds for calls in flight (call off the reactor thread)."""
         self.server.stop(grace).wait(grace + 1.0)
+        if self._switch is not None:
+            sys.setswitchinterval(self._switch)
+            self._switch = None
+
+
+# -- streams of pre-encoded messages -------------------------------------------------
+
+
+class _Capture:
+    """Stands in for the server while the generated code registers its handlers."""
+
+    def __init__(self) -> None:
+        self.generic: list[Any] = []
+        self.registered: tuple[str, dict[str, Any]] | None = None
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        self.generic.extend(handlers)
+
+    def add_registered_method_handlers(self, name: str, handlers: dict[str, Any]) -> None:
+        self.registered = (name, handlers)
+
+
+def _pass_bytes(serialize: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
+    def serializer(message: Any) -> bytes:
+        return message if message.__class__ is bytes else serialize(message)
+
+    return serializer
+
+
+#: Routes methods whose handlers may yield a message's wire bytes instead of the message
+RAW_METHODS = ("ListRoutes", "WatchRoutes")
+
+
+def _add_routes(servicer: RoutesServicer, server: grpc.Server) -> bool:
+    """Register the Routes servicer; True when its listings may yield wire bytes.
+
+    A full-table listing is bytes built by hand (`RouteEncoder`): parsing
+    them into a message only for grpc to serialize it again cost about a
+    tenth of the listing, so ListRoutes and WatchRoutes get a serializer
+    that passes bytes through.  grpcio older than the registered-method API
+    gets the generated handlers as they are, and messages.
+    """
+    capture = _Capture()
+    routes_pb2_grpc.add_RoutesServicer_to_server(servicer, capture)
+    if capture.registered is None:
+        server.add_generic_rpc_handlers(tuple(capture.generic))
+        return False
+    name, handlers = capture.registered
+    handlers = dict(handlers)
+    for method in RAW_METHODS:
+        h = handlers[method]
+        handlers[method] = h._replace(response_serializer=_pass_bytes(h.response_serializer))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
+    server.add_registered_method_handlers(name, handlers)
+    return True
+
+
+#: threads beyond [api] max_calls: where calls past the limit are refused
+SPARE_THREADS = 4
+#: the interpreter's switch interval while the API serves (see ApiServer.start)
+SWITCH_INTERVAL = 0.001
+
+
+class CallLimit(grpc.ServerInterceptor):
+    """At most ``most`` bgpd.v1 calls at once; one more is RESOURCE_EXHAUSTED, saying why.
+
+    A call holds its place until it returns or its stream ends (a watch or
+    HoldPaths stream holds one for as long as it is open).  Health checking
+    and reflection (``/grpc.*``) are not counted: a full API still answers
+    its health checks.
+    """
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self.running = 0
+        self._lock = threading.Lock()
+
+    def _enter(self, context: grpc.ServicerContext) -> None:
+        with self._lock:
+            if self.running < self.most:
+                self.running += 1
+                return
+            running = self.running
+        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                      f"api.max_calls: bgpd serves at most {self.most} API calls at once and "
+                      f"{running} are running (each open watch or HoldPaths stream is one); "
+                      "retry later, or raise [api] max_calls")
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.running -= 1
+
+    def intercept_service(self, continuation: Any, details: Any) -> Any:
+        handler = continuation(details)
+        if handler is None or details.method.startswith("/grpc."):
+            return handler
+        if handler.response_streaming:
+            kind = "stream_stream" if handler.request_streaming else "unary_stream"
+            return handler._replace(**{kind: self._streaming(getattr(handler, kind))})
+        kind = "stream_unary" if handler.request_streaming else "unary_unary"
+        return handler._replace(**{kind: self._unary(getattr(handler, kind))})
+
+    def _unary(self, behavior: Callable[..., Any]) -> Callable[..., Any]:
+        def call(request: Any, context: grpc.ServicerContext) -> Any:
+            self._enter(context)
+            try:
+                return behavior(request, context)
+            finally:
+                self._leave()
+
+        return call
+
+    def _streaming(self, behavior: Callable[..., Any]) -> Callable[..., Any]:
+        def call(request: Any, context: grpc.ServicerContext) -> Any:
+            self._enter(context)
+            try:
+                yield from behavior(request, context)
+            finally:
+                self._leave()
+
+        return call
 
 
 def _add_health(server: grpc.Server) -> Any:

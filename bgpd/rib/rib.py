@@ -30,6 +30,7 @@ update group's Adj-RIB-Out to one shared exported route.
 
 from __future__ import annotations
 
+import itertools
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -171,6 +172,7 @@ class Rib:
         options: RibOptions | None = None,
         call_later: Callable[..., Any] | None = None,
         policies: dict[str, Policy] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.router_id = router_id
         self.local_as = local_as
@@ -179,6 +181,11 @@ class Rib:
         self._resolver = self.options.resolver
         if call_later is None:
             raise TypeError("Rib needs call_later (reactor.callLater or Clock().callLater)")
+        #: ``clock() -> seconds`` (reactor.seconds): read once per processing
+        #: turn into ``now`` (whole seconds), each new Path's ``since``; None:
+        #: paths have no time
+        self._clock = clock
+        self.now = 0.0
         #: ``call_later(delay, fn, *args) -> handle``; update groups use it too.
         self.call_later = call_later
         self.policies: dict[str, Policy] = dict(BUILTIN if policies is None else policies)
@@ -192,6 +199,8 @@ class Rib:
         self._handle: Any = None
         self._subscribers: list[Callable[[list[Change]], None]] = []
         self._count_watchers: list[PrefixCountCallback] = []
+        #: peer address -> callbacks of watch_adj_rib_in
+        self._adj_watchers: dict[str, list[Callable[[Family, list], None]]] = {}
         self._eor_watchers: list[EndOfRibCallback] = []
         #: family -> prefix -> the multipath set last published, only where it
         #: has more than one path (max_paths > 1): what a change of the set
@@ -623,6 +632,29 @@ class Rib:
 
         return unsubscribe
 
+    def watch_adj_rib_in(self, peer: PeerInfo,
+                         callback: Callable[[Family, list], None]) -> Callable[[], None]:
+        """Call ``callback(family, keys)`` after a turn touched these keys of ``peer``'s Adj-RIB-In.
+
+        The keys (prefixes, or (path id, prefix) with ADD-PATH) of every
+        item the turn worked on for that peer: announced, withdrawn, swept
+        as stale, dropped.  Pre- and post-policy tables change at the same
+        keys; the callback reads whichever it watches.  A key may be named
+        when its path did not change (a stale sweep, a re-run of import
+        policy names every key looked at).  One list per item, no per-prefix
+        cost for peers nobody watches.  Returns a function that unsubscribes.
+        """
+        cbs = self._adj_watchers.setdefault(peer.address, [])
+        cbs.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in cbs:
+                cbs.remove(callback)
+            if not cbs and self._adj_watchers.get(peer.address) is cbs:
+                del self._adj_watchers[peer.address]
+
+        return unsubscribe
+
     def set_adj_in_tap(self, tap: AdjInTap | None) -> None:
         """Report post-policy Adj-RIB-In changes to ``tap`` (None: to nobody)."""
         self._adj_tap = tap
@@ -804,12 +836,21 @@ class Rib:
 
     def _process(self, budget: int) -> int:
         work = self._work
+        if self._clock is not None:
+            # Whole seconds (an age is shown in them), and the same float
+            # object while the second lasts: paths made in it share it.
+            now = float(int(self._clock()))
+            if now != self.now:
+                self.now = now
         changed: dict[Family, list] = {}
         # (family, prefix) -> best path before this turn touched it (for subscribers)
         first: dict | None = {} if self._subscribers else None
         # (peer state, family) of every item looked at, for the count watchers.
         touched: set | None = set() if self._count_watchers else None
         eors: list = []
+        # (peer state, family, keys) of items for watched peers (watch_adj_rib_in)
+        adj_watched = self._adj_watchers
+        adj_touched: list | None = [] if adj_watched else None
         done = 0
         announce = self._announce
         popleft = work.popleft
@@ -839,6 +880,8 @@ class Rib:
                     self._revalidate_some(st, fam, a, keys, pos, pos + n, lst, first)
                 else:
                     self._redecide(st, fam, keys, pos, pos + n, lst, first)
+                if adj_touched is not None and kind != _REDECIDE and st.info.address in adj_watched:
+                    adj_touched.append((st, fam, keys[pos:pos + n]))
                 done += n
                 if n == left:
                     popleft()
@@ -850,6 +893,9 @@ class Rib:
                 lst = changed.get(fam)
                 if lst is None:
                     lst = changed[fam] = []
+                if adj_touched is not None and st.info.address in adj_watched:
+                    # _drop_some pops from the end
+                    adj_touched.append((st, fam, list(itertools.islice(reversed(table), n))))
                 self._drop_some(st, fam, table, n, lst, first)
                 done += n
                 if not table:
@@ -932,6 +978,10 @@ class Rib:
         if done > self.stats.largest_turn:
             self.stats.largest_turn = done
         self._publish(changed, first)
+        if adj_touched:
+            for st, fam, keys in adj_touched:
+                for cb in list(adj_watched.get(st.info.address, ())):
+                    cb(fam, keys)
         if touched:
             self._report_counts(touched)
         if eors:
@@ -1032,7 +1082,7 @@ class Rib:
 
     def _intern(self, st: PeerState, a: PathAttributes, pid: int) -> Path:
         table = st.intern
-        path = Path(st, a, pid)
+        path = Path(st, a, pid, self.now)
         got = table.setdefault(a if pid == 0 else (pid, a), path)
         if got is path and len(table) >= st.intern_limit:
             self._sweep_intern(st)
@@ -1058,7 +1108,7 @@ class Rib:
         self.stats.prefixes_in += end - start
         if st.pre is not None:
             pre = st.pre.setdefault(fam, {})
-            raw_path = Path(st, raw)
+            raw_path = Path(st, raw, 0, self.now)
             for k in keys[start:end]:
                 pre[k] = raw_path
         a = self._ingress(st, raw)
@@ -1079,7 +1129,7 @@ class Rib:
             # candidate is the entry whether it resolves or not (best()
             # says whether it is usable), and two go through _update.
             table = st.intern
-            path = Path(st, a, 0)
+            path = Path(st, a, 0, self.now)
             got = table.setdefault(a, path)
             if got is not path:
                 path = got

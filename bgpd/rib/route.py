@@ -116,14 +116,22 @@ class Path:
     Identity hashing: the RIB interns paths, so ``is`` means "same route".
     """
 
-    __slots__ = ("owner", "attrs", "path_id", "stale")
+    __slots__ = ("owner", "attrs", "path_id", "stale", "since")
 
-    def __init__(self, owner: PathOwner, attrs: PathAttributes, path_id: int = 0) -> None:
+    def __init__(self, owner: PathOwner, attrs: PathAttributes, path_id: int = 0,
+                 since: float = 0.0) -> None:
         self.owner = owner
         self.attrs = attrs
         self.path_id = path_id
         #: 0, STALE_REFRESH or STALE_RESTART
         self.stale = 0
+        #: When this path was made (the RIB's clock, 0.0 when it has none).  The
+        #: RIB interns paths per (peer, attribute set): so this is when that
+        #: attribute set was first received from that peer, kept as long as
+        #: some prefix still uses it (what BIRD shows as "since").  Whole
+        #: seconds, one float shared by every path made in that second, so
+        #: a path costs one slot more, not one float more.
+        self.since = since
 
     @property
     def peer(self) -> PeerInfo:

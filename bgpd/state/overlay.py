@@ -146,6 +146,12 @@ class OriginateCache:
             for table, route in zip(tables, config.originate, strict=True):
                 self.put(table, route)
 
+    def copy(self) -> OriginateCache:
+        """A cache of its own with the same entries (for work on another thread)."""
+        other = OriginateCache()
+        other._routes = dict(self._routes)
+        return other
+
     def __len__(self) -> int:
         return len(self._routes)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -108,7 +109,8 @@ class StateStore(Protocol):
         their ``seq``.
 
         When it raises (`StateError`), nothing was written.  When it returns,
-        the changes are durable.
+        the changes are durable.  May be called from a thread other than the
+        one that made the store (one call at a time is the store's to ensure).
         """
 
     def reset_corrupt(self) -> str:
@@ -150,12 +152,18 @@ class MemoryStore:
         self._rows: dict[tuple[str, str], Change] = {}
         self._seq = 0
         self.fail: str | None = None
+        self._lock = threading.Lock()
         self.record(list(changes))
 
     def changes(self) -> list[Change]:
-        return sorted(self._rows.values(), key=lambda c: c.seq)
+        with self._lock:
+            return sorted(self._rows.values(), key=lambda c: c.seq)
 
     def record(self, changes: Sequence[Change]) -> list[Change]:
+        with self._lock:
+            return self._record(changes)
+
+    def _record(self, changes: Sequence[Change]) -> list[Change]:
         if self.fail is not None:
             raise StateError("<memory>", self.fail)
         for c in changes:
@@ -203,6 +211,7 @@ class SqliteStore:
         self.path = os.path.join(state_dir, DB_NAME)
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
+        self._lock = threading.Lock()
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is not None and self._pid == os.getpid():
@@ -213,7 +222,9 @@ class SqliteStore:
             # Neighbor tables may hold MD5 keys: owner only.  SQLite gives
             # its -wal and -shm files the database file's mode.
             os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=5.0)
+            # A large batch is written from a thread (bgpd.statecontrol),
+            # every other change on the reactor thread; _lock keeps them apart.
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=5.0, check_same_thread=False)
         except (OSError, sqlite3.Error) as e:
             raise StateError(self.path, f"cannot open: {e}") from None
         try:
@@ -245,6 +256,10 @@ class SqliteStore:
         return conn
 
     def changes(self) -> list[Change]:
+        with self._lock:
+            return self._changes()
+
+    def _changes(self) -> list[Change]:
         conn = self._connect()
         try:
             rows = conn.execute("SELECT seq, kind, key, op, body FROM changes ORDER BY seq").fetchall()
@@ -254,6 +269,10 @@ class SqliteStore:
 
     def record(self, changes: Sequence[Change]) -> list[Change]:
         bodies = [_encode(c) for c in changes]
+        with self._lock:
+            return self._record(changes, bodies)
+
+    def _record(self, changes: Sequence[Change], bodies: list[str | None]) -> list[Change]:
         conn = self._connect()
         out = []
         try:

@@ -8,7 +8,8 @@ it.  Checked: a path originated with ``bgpctl route add`` reaches GoBGP
 lists what GoBGP announced, ``bgpctl route del`` withdraws it, and a
 neighbor added with ``bgpctl neighbor add`` comes up, and a path held by a
 HoldPaths client (a lease on its stream) leaves GoBGP when that client is
-killed with SIGKILL.  Needs root; skips without it (fails under CI=true,
+killed with SIGKILL, and ``bgpctl watch routes --peer`` follows GoBGP's
+routes in bgpd's Adj-RIB-In.  Needs root; skips without it (fails under CI=true,
 like the harness).
 """
 
@@ -16,9 +17,11 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -88,6 +91,41 @@ class GoBGPApiTests(SynchronousTestCase):
         r = self.bgpctl("route", "del", "198.51.100.128/28")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.gobgp.wait_no_route("198.51.100.128/28", TIMEOUT)
+
+    def test_watch_peer_adj_rib_in(self):
+        """bgpctl watch routes --peer GOBGP --dump: its table, end of dump, then its announce and withdraw."""
+        g = self.lab["gobgp"]
+        def listed():
+            out = self.bgpctl("--json", "show", "routes", "--peer", g.ipv4, "--in")
+            return out.returncode == 0 and json.loads(out.stdout).get("routes")
+
+        harness.poll(listed, TIMEOUT, 0.5, "GoBGP's route in bgpd's Adj-RIB-In")
+        proc = subprocess.Popen([sys.executable, "-m", "bgpd.cli", "--socket", self.bgpd.socket, "--json",
+                                 "watch", "routes", "--peer", g.ipv4, "--in", "--dump"],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
+        self.addCleanup(proc.stdout.close)
+        self.addCleanup(lambda: (proc.poll() is None and proc.kill(), proc.wait(30)))
+        lines: queue.Queue = queue.Queue()
+        # A thread reads the stream, so that every wait below is bounded.
+        threading.Thread(target=lambda: [lines.put(json.loads(x)) for x in proc.stdout], daemon=True).start()
+
+        def next_event() -> dict:
+            try:
+                return lines.get(timeout=TIMEOUT)
+            except queue.Empty:
+                self.fail("bgpctl watch printed nothing in time")
+
+        first, end = next_event(), next_event()
+        self.assertEqual(first["update"]["prefix"], "198.51.100.16/28")
+        self.assertEqual(first["update"]["source_peer"], g.ipv4)
+        self.assertEqual(first["update"]["attributes"]["med"], 7)
+        self.assertIn("end_of_dump", end)
+        self.gobgp.announce("198.51.100.64/28", med=9)
+        added = next_event()
+        self.assertEqual((added["update"]["prefix"], added["update"]["attributes"]["med"]),
+                         ("198.51.100.64/28", 9))
+        self.gobgp.withdraw("198.51.100.64/28")
+        self.assertEqual(next_event(), {"withdraw": {"prefix": "198.51.100.64/28", "family": "ipv4-unicast"}})
 
     def test_neighbor_add_comes_up(self):
         """A neighbor added with bgpctl neighbor add (GoBGP over IPv6) reaches Established."""

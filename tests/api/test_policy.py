@@ -125,6 +125,23 @@ class PolicyControlTests(_PolicyLab):
         with self.assertRaises(InvalidArgument):
             self.control.validate_policy("[policies")
 
+    def test_replace_compiles_the_candidate_once(self):
+        """ReplacePolicy compiles the candidate once: the store's commit takes the compiled policies."""
+        import bgpd.service
+
+        compiled: list[list[str]] = []
+        real = bgpd.service.compile_policies
+
+        def counting(sets, definitions):
+            compiled.append([d.name for d in definitions])
+            return real(sets, definitions)
+
+        bgpd.service.compile_policies = counting
+        self.addCleanup(setattr, bgpd.service, "compile_policies", real)
+        self.control.replace_policy(REJECT_DOCS)
+        self.assertEqual(compiled, [["in"]])
+        self.assertEqual(self.control.policy_document()[1], ("in",))
+
     def test_rehearse(self):
         """Rehearsing a candidate that rejects the docs prefix reports it newly rejected, changing nothing."""
         results = self.control.rehearse_policy(REJECT_DOCS)

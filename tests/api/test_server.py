@@ -311,15 +311,18 @@ class EventsServiceTests(_ServerCase):
         from bgpd.api._gen.bgpd.v1 import events_pb2, events_pb2_grpc
 
         stub = events_pb2_grpc.EventsStub(self.channel)
+        # Others watch state changes too (the session history): count them first.
+        bridge = self.svc.rib_service.bridge
+        others = len(bridge.state_watchers)
         call = stub.WatchEvents(events_pb2.WatchEventsRequest(peer="192.0.2.1"), timeout=TIMEOUT)
         self.addCleanup(call.cancel)
         it = iter(call)
         # The stream subscribes on the reactor thread: wait (bounded) until it has.
-        bridge = self.svc.rib_service.bridge
         for _ in range(100):
-            if bridge.state_watchers:
+            if len(bridge.state_watchers) > others:
                 break
             await deferLater(reactor, 0.05, lambda: None)
+        self.assertGreater(len(bridge.state_watchers), others)
         await self.rpc(self.peers.DisablePeer,
                        peers_pb2.DisablePeerRequest(address="192.0.2.1", message="work"))
         e = await threads.deferToThread(next, it)

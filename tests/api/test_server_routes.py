@@ -114,6 +114,9 @@ class RoutesServiceTests(_ServerCase):
         def first(req, timeout):
             return list(self.routes.ListRoutes(req, timeout=timeout))
 
+        def first_watch(req, timeout):
+            return next(iter(self.routes.WatchRoutes(req, timeout=timeout)))
+
         cases = [
             (routes_pb2.ListRoutesRequest(prefix="10.0.0.1/8"), grpc.StatusCode.INVALID_ARGUMENT, "prefix"),
             (routes_pb2.ListRoutesRequest(family="x"), grpc.StatusCode.INVALID_ARGUMENT, "family"),
@@ -124,6 +127,19 @@ class RoutesServiceTests(_ServerCase):
         ]
         for req, want, field in cases:
             code, details = await self.status_of(first, req)
+            self.assertEqual(code, want, req)
+            self.assertIn(field, details)
+        watches = [
+            (routes_pb2.WatchRoutesRequest(table=routes_pb2.ADJ_RIB_IN), grpc.StatusCode.INVALID_ARGUMENT,
+             "peer"),
+            (routes_pb2.WatchRoutesRequest(peer="192.0.2.1"), grpc.StatusCode.INVALID_ARGUMENT, "peer"),
+            (routes_pb2.WatchRoutesRequest(table=routes_pb2.ADJ_RIB_OUT, peer="192.0.2.1"),
+             grpc.StatusCode.INVALID_ARGUMENT, "table"),
+            (routes_pb2.WatchRoutesRequest(table=routes_pb2.ADJ_RIB_IN_PRE, peer="192.0.2.1"),
+             grpc.StatusCode.FAILED_PRECONDITION, "peer"),
+        ]
+        for req, want, field in watches:
+            code, details = await self.status_of(first_watch, req)
             self.assertEqual(code, want, req)
             self.assertIn(field, details)
         code, details = await self.status_of(self.routes.DeletePaths,
