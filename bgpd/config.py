@@ -2457,7 +2457,11 @@ def config_to_tables(config: Config, policy_tables: Mapping[str, Any] | None = N
 # -- [rpki]: RTR caches (RFC 8210) ---------------------------------------------
 
 #: RFC 8210 section 6 bounds of each interval, seconds.
-RTR_TIMER_BOUNDS = {"refresh": (1, 86400), "retry": (1, 7200), "expire": (600, 172800)}
+#: Bounds of the [[rpki.cache]] interval overrides.  Refresh and Retry are
+#: RFC 8210 section 6's ranges; a local Expire may go down to 60 s, below the
+#: 600 s a cache may send: the operator's (or a lab's) choice of how long to
+#: trust data from an unreachable cache, which the RFC leaves to the router.
+RTR_TIMER_BOUNDS = {"refresh": (1, 86400), "retry": (1, 7200), "expire": (60, 172800)}
 #: IANA ports: rpki-rtr over TCP, rpki-rtr-tls over TLS (RFC 6810 section 7, RFC 8210 section 9)
 RTR_PORTS = {"tcp": 323, "tls": 324}
 RTR_TRANSPORTS = ("tcp", "tls")

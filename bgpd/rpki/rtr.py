@@ -838,6 +838,12 @@ class RTRFactory(protocol.ClientFactory):
         t = bound_timers(s.refresh if s.refresh is not None else got.refresh,
                          s.retry if s.retry is not None else got.retry,
                          s.expire if s.expire is not None else got.expire)
+        if s.expire is not None and float(s.expire) != t.expire:
+            # A configured Expire below section 6's 600 s (the config allows
+            # 60 and up) is the operator's choice: kept, not clamped as a
+            # cache's value is; Refresh and Retry still stay below half of it.
+            e = float(s.expire)
+            t = Timers(min(t.refresh, e / 2), min(t.retry, e / 2), e)
         return t
 
     def downgrade(self, version: int, why: str) -> None:

@@ -132,9 +132,9 @@ class PolicyControlTests(_PolicyLab):
         compiled: list[list[str]] = []
         real = bgpd.service.compile_policies
 
-        def counting(sets, definitions):
+        def counting(sets, definitions, *validators):
             compiled.append([d.name for d in definitions])
-            return real(sets, definitions)
+            return real(sets, definitions, *validators)
 
         bgpd.service.compile_policies = counting
         self.addCleanup(setattr, bgpd.service, "compile_policies", real)

@@ -75,7 +75,7 @@ expire = 900
     def test_bad_values(self) -> None:
         """Out-of-range port, preference, timers; an unknown transport; a bad address."""
         errs = self.errors('[rpki]\n[[rpki.cache]]\nname = "r"\naddress = "no such host!"\nport = 70000\n'
-                           'preference = 256\ntransport = "ssh"\nrefresh = 0\nretry = 7201\nexpire = 599\n')
+                           'preference = 256\ntransport = "ssh"\nrefresh = 0\nretry = 7201\nexpire = 59\n')
         for key in ("address", "port", "preference", "transport", "refresh", "retry", "expire"):
             self.assertIn(f"rpki.cache[0].{key}", errs)
 

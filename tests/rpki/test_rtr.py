@@ -430,6 +430,19 @@ class TimerTests(SynchronousTestCase):
         rig.connect()
         self.assertEqual(rig.factory.timers, Timers(30, 60, 900))
 
+    def test_local_expire_below_section_6(self) -> None:
+        """A configured Expire under 600 s is kept (a cache's is clamped); Refresh and Retry stay under half."""
+        server = CacheServer([A, B], timers=(120, 60, 1200))
+        rig = Rig(server=server, expire=90)
+        rig.factory.start()
+        link = rig.connect()
+        self.assertEqual(rig.factory.timers, Timers(45, 45, 90))
+        link.lose()
+        rig.reactor.advance(89)
+        self.assertIn("c1", rig.sink.data)
+        rig.reactor.advance(1)
+        self.assertNotIn("c1", rig.sink.data)
+
     def test_expire_drops_data(self) -> None:
         """Data not refreshed within Expire is dropped from the sink; status shows none."""
         server = CacheServer([A, B], timers=(120, 60, 1200))
