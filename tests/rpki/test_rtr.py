@@ -431,7 +431,7 @@ class TimerTests(SynchronousTestCase):
         self.assertEqual(rig.factory.timers, Timers(30, 60, 900))
 
     def test_local_expire_below_section_6(self) -> None:
-        """A configured Expire under 600 s is kept (a cache's is clamped); Refresh and Retry stay under half."""
+        """A configured Expire under 600 s is kept (a cache's is clamped); Refresh, Retry under half of it."""
         server = CacheServer([A, B], timers=(120, 60, 1200))
         rig = Rig(server=server, expire=90)
         rig.factory.start()
