@@ -216,7 +216,9 @@ def verify(
     return Validity.VALID
 
 
-def ramps(hop: Callable[[int, int], Hop], ases: Sequence[int], down: bool = True) -> tuple[int, int, int, int]:
+def ramps(
+    hop: Callable[[int, int], Hop], ases: Sequence[int], down: bool = True,
+) -> tuple[int, int, int, int]:
     """(max_up_ramp, min_up_ramp, max_down_ramp, min_down_ramp) of ``ases`` (origin first), section 5.3.
 
     max_up_ramp is the least I with hop(AS(I), AS(I+1)) Not Provider+ (N if
