@@ -1,24 +1,27 @@
-"""ASPA AS_PATH verification (draft-ietf-sidrops-aspa-verification; records of draft-ietf-sidrops-8210bis).
+"""ASPA AS_PATH verification (draft-ietf-sidrops-aspa-verification-24; records of draft-ietf-sidrops-8210bis).
 
 The ASPA table maps a customer AS to the set of its provider ASes (from the
 RTR client, through the :class:`~bgpd.rpki.records.RpkiSink` calls the VRP
-table forwards).  Verification, the draft's sections 5 and 6:
+table forwards).  Verification, the draft's section 5:
 
-- the hop check ``hop(a, b)``: *No Attestation* when ``a`` has no ASPA,
-  *Provider+* when ``b`` is in ``a``'s provider set, else *Not Provider+*;
-- a path with an AS_SET is Invalid; prepends are collapsed first;
-- *upstream* verification (a route from a customer, lateral peer, RS client
-  or route server): every hop from the origin up must be Provider+ (Valid),
-  one Not Provider+ makes it Invalid, else Unknown;
-- *downstream* verification (a route from a provider): the path may go up
-  from the origin and then down to us; with ``max_up_ramp`` / ``max_down_ramp``
-  counted over hops that are not Not Provider+, and ``min_up_ramp`` /
-  ``min_down_ramp`` over hops that are Provider+, it is Invalid when
-  ``max_up + max_down < N``, Unknown when ``min_up + min_down < N``, else Valid.
+- 5.1: the AS_PATH is compressed (consecutive duplicate ASes, prepends,
+  become one) into AS(N) .. AS(1), AS(1) the origin, AS(N) the neighbor;
+- 5.2: the hop check ``hop(a, b)`` (the draft's ``authorized(a, b)``): *No
+  Attestation* when ``a`` has no ASPA, *Provider+* when ``b`` is in the
+  union of ``a``'s provider sets, else *Not Provider+*;
+- 5.3: ``max_up_ramp`` / ``max_down_ramp`` end at the first Not Provider+
+  hop, ``min_up_ramp`` / ``min_down_ramp`` at the first hop that is not
+  Provider+ (:func:`ramps`);
+- 5.4 *upstream* (a route from a customer, lateral peer, RS client or route
+  server) and 5.5 *downstream* (from a provider): an empty path, one whose
+  most recent AS is not the neighbor (not checked for a route server,
+  which does not add its AS), or one with an AS_SET is Invalid; then
+  Invalid when ``max_up + max_down < N``, Unknown when ``min_up + min_down
+  < N``, else Valid (upstream takes both down ramps as 0).
 
 States are :class:`~bgpd.rpki.records.Validity` (VALID, INVALID, NOT_FOUND
 for the draft's Unknown).  Which procedure applies comes from the peer's
-RFC 9234 role (:func:`direction_for_role`).
+RFC 9234 role (:func:`direction_for_role`, the draft's section 6.3).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 from bgpd.rpki.records import Aspa, Validity
 from bgpd.wire.constants import Role
 
-__all__ = ["AspaTable", "Hop", "collapse", "direction_for_role", "verify"]
+__all__ = ["AspaTable", "Hop", "collapse", "direction_for_role", "ramps", "verify"]
 
 _AS_SET = 1
 _AS_SEQUENCE = 2
@@ -37,7 +40,7 @@ _CONFED = (3, 4)
 
 
 class Hop(enum.IntEnum):
-    """The hop check's answers (the draft's section 5)."""
+    """The hop check's answers (the draft's section 5.2)."""
 
     NO_ATTESTATION = 0
     PROVIDER_PLUS = 1
@@ -195,43 +198,52 @@ def verify(
     path = collapse(as_path)
     if path is None:
         return Validity.INVALID
-    if neighbor_as is not None and (not path or path[0] != neighbor_as):
+    # Sections 5.4 and 5.5 step 1: an empty AS_PATH is Invalid (a route
+    # server's own route, or a path of confederation segments only, would
+    # otherwise pass as Valid with no hop checked).
+    if not path:
+        return Validity.INVALID
+    if neighbor_as is not None and path[0] != neighbor_as:
         return Validity.INVALID
     # AS(1) is the origin: number from the origin up, as the draft does.
     ases = path[::-1]
     n = len(ases)
-    if n <= 1:
-        return Validity.VALID
-    if direction == UPSTREAM:
-        unknown = False
-        for i in range(n - 1):
-            h = hop(ases[i], ases[i + 1])
-            if h == Hop.NOT_PROVIDER_PLUS:
-                return Validity.INVALID
-            if h == Hop.NO_ATTESTATION:
-                unknown = True
-        return Validity.NOT_FOUND if unknown else Validity.VALID
-    if n <= 2:
-        return Validity.VALID
-    ups = [hop(ases[i], ases[i + 1]) for i in range(n - 1)]
-    downs = [hop(ases[i + 1], ases[i]) for i in range(n - 1)]
-    max_up = min_up = n
-    for i, h in enumerate(ups):
-        if h != Hop.PROVIDER_PLUS and min_up == n:
-            min_up = i + 1
-        if h == Hop.NOT_PROVIDER_PLUS:
-            max_up = i + 1
-            break
-    max_down = min_down = n
-    for j in range(n - 2, -1, -1):
-        h = downs[j]
-        if h != Hop.PROVIDER_PLUS and min_down == n:
-            min_down = n - 1 - j
-        if h == Hop.NOT_PROVIDER_PLUS:
-            max_down = n - 1 - j
-            break
+    max_up, min_up, max_down, min_down = ramps(hop, ases, direction == DOWNSTREAM)
     if max_up + max_down < n:
         return Validity.INVALID
     if min_up + min_down < n:
         return Validity.NOT_FOUND
     return Validity.VALID
+
+
+def ramps(
+    hop: Callable[[int, int], Hop], ases: Sequence[int], down: bool = True,
+) -> tuple[int, int, int, int]:
+    """(max_up_ramp, min_up_ramp, max_down_ramp, min_down_ramp) of ``ases`` (origin first), section 5.3.
+
+    max_up_ramp is the least I with hop(AS(I), AS(I+1)) Not Provider+ (N if
+    none), min_up_ramp the least I with it not Provider+; max_down_ramp is
+    N - J + 1 for the greatest J with hop(AS(J), AS(J-1)) Not Provider+ (N
+    if none), min_down_ramp likewise for not Provider+.  Without ``down``
+    (the upstream procedure, section 5.4) both down ramps are 0.
+    """
+    n = len(ases)
+    max_up = min_up = n
+    for i in range(n - 1):  # I = i + 1
+        h = hop(ases[i], ases[i + 1])
+        if h != Hop.PROVIDER_PLUS and min_up == n:
+            min_up = i + 1
+        if h == Hop.NOT_PROVIDER_PLUS:
+            max_up = i + 1
+            break
+    if not down:
+        return max_up, min_up, 0, 0
+    max_down = min_down = n
+    for j in range(n - 1, 0, -1):  # J = j + 1, from N down to 2
+        h = hop(ases[j], ases[j - 1])
+        if h != Hop.PROVIDER_PLUS and min_down == n:
+            min_down = n - j
+        if h == Hop.NOT_PROVIDER_PLUS:
+            max_down = n - j
+            break
+    return max_up, min_up, max_down, min_down
