@@ -17,6 +17,7 @@ from bgpd import cli
 from bgpd.config import DEFAULT_API_LISTEN, parse_config
 from bgpd.service import BgpdService
 from bgpd.state.overlay import API_MARK
+from tests.deferreds import as_deferred
 
 CONFIG = """
 [bgp]
@@ -48,6 +49,7 @@ class _CliCase(TestCase):
         self.svc.startService()
         self.addCleanup(self._cleanup)
 
+    @as_deferred
     async def _cleanup(self):
         await self.svc.stopService()
         for name in os.listdir(self.dir):
@@ -69,6 +71,7 @@ class _CliCase(TestCase):
 
 
 class BgpctlTests(_CliCase):
+    @as_deferred
     async def test_show_summary(self):
         """show summary prints the router id and one line per neighbor; --json one document."""
         code, out, err = await self.run_cli("show", "summary")
@@ -82,6 +85,7 @@ class BgpctlTests(_CliCase):
         self.assertEqual(doc["global"]["local_as"], 65000)
         self.assertEqual(doc["peers"][0]["config"]["address"], "192.0.2.1")
 
+    @as_deferred
     async def test_show_kernel_off(self):
         """show kernel says the writer is off without [kernel]; --json says enabled false."""
         code, out, err = await self.run_cli("show", "kernel")
@@ -89,6 +93,7 @@ class BgpctlTests(_CliCase):
         code, out, _ = await self.run_cli("--json", "show", "kernel")
         self.assertEqual((code, json.loads(out).get("enabled", False)), (0, False))
 
+    @as_deferred
     async def test_show_neighbor(self):
         """show neighbor ADDR prints its state and policies; an unknown one fails in one line."""
         code, out, _ = await self.run_cli("show", "neighbor", "192.0.2.1")
@@ -101,6 +106,7 @@ class BgpctlTests(_CliCase):
         self.assertEqual(code, cli.EXIT_REFUSED)
         self.assertEqual(err, "bgpctl: not found: address: no neighbor 192.0.2.9\n")
 
+    @as_deferred
     async def test_neighbor_actions(self):
         """neighbor ADDR disable/enable/reset and add/del act through the API."""
         code, out, _ = await self.run_cli("neighbor", "192.0.2.1", "disable", "--message", "work")
@@ -124,6 +130,7 @@ class BgpctlTests(_CliCase):
         self.assertEqual(code, 0)
         self.assertNotIn("192.0.2.5", self.svc.sessions.peers)
 
+    @as_deferred
     async def test_route_add_show_del(self):
         """route add originates, show routes / show route --explain list it, route del withdraws."""
         code, out, err = await self.run_cli("route", "add", "203.0.113.0/24", "--next-hop", "192.0.2.254",
@@ -143,12 +150,14 @@ class BgpctlTests(_CliCase):
         code, out, _ = await self.run_cli("route", "del", "203.0.113.0/24")
         self.assertEqual((code, out), (0, "1 path(s) withdrawn\n"))
 
+    @as_deferred
     async def test_watch_routes(self):
         """watch routes --dump --json prints one JSON document per line, end of dump included."""
         code, out, _ = await self.run_cli("--json", "watch", "routes", "--dump", "--count", "1")
         self.assertEqual(code, 0)
         self.assertEqual(json.loads(out.strip()), {"end_of_dump": {}})
 
+    @as_deferred
     async def test_watch_peer_adj_rib_in(self):
         """watch routes --peer ADDR asks for that peer's Adj-RIB-In; --in without --peer is usage."""
         code, _, err = await self.run_cli("watch", "routes", "--peer", "192.0.2.1", "--in-pre")
@@ -158,6 +167,7 @@ class BgpctlTests(_CliCase):
         self.assertEqual(code, cli.EXIT_USAGE)
         self.assertIn("--peer", err)
 
+    @as_deferred
     async def test_usage_and_unreachable(self):
         """Bad usage exits 2 in one line; a socket with no bgpd behind it exits 3."""
         code, _, err = await self.run_cli("show", "nonsense")
@@ -228,6 +238,7 @@ class SocketFromEnvironmentTests(TestCase):
         self.assertEqual(cli.default_target({}, lambda p: False), DEFAULT_API_LISTEN)
         self.assertEqual(cli.default_target({"BGPD_SOCKET": ""}, lambda p: False), DEFAULT_API_LISTEN)
 
+    @as_deferred
     async def test_main_uses_it(self):
         """bgpctl with $BGPD_SOCKET naming a dead socket says so (it tried that one)."""
         out, err = io.StringIO(), io.StringIO()
@@ -238,6 +249,7 @@ class SocketFromEnvironmentTests(TestCase):
 
 
 class BgpctlPolicyTests(_CliCase):
+    @as_deferred
     async def test_policy_commands(self):
         """policy check / rehearse / apply / show work on a candidate file; a bad file fails in one line."""
         path = os.path.join(self.dir, "candidate.toml")
@@ -273,6 +285,7 @@ class BgpctlPolicyTests(_CliCase):
 
 
 class BgpctlConfigTests(_CliCase):
+    @as_deferred
     async def test_config_show(self):
         """config show prints the effective config, which parses back to the running one."""
         await self.run_cli("neighbor", "add", "192.0.2.7", "--remote-as", "65007", "--passive")

@@ -18,6 +18,7 @@ from bgpd.api.control import Control
 from bgpd.api.server import SWITCH_INTERVAL, ApiServer
 from bgpd.config import DEFAULT_API_MAX_CALLS, ApiConfig, ConfigErrors, api_config_from_table, load_config
 from bgpd.service import BgpdService
+from tests.deferreds import as_deferred
 
 FILE = """
 [bgp]
@@ -72,6 +73,7 @@ class ApiReloadTests(TestCase):
             return err.code()
         return grpc.StatusCode.OK
 
+    @as_deferred
     async def test_sighup_applies_read_only(self):
         """read_only set in the file takes effect on SIGHUP, and clearing it again too."""
         self.assertEqual(await self.add_path(), grpc.StatusCode.OK)
@@ -82,6 +84,7 @@ class ApiReloadTests(TestCase):
         self.assertTrue(self.svc.reload())
         self.assertEqual(await self.add_path(), grpc.StatusCode.OK)
 
+    @as_deferred
     async def test_sighup_names_each_key_needing_a_restart(self):
         """A changed listen or max_calls is logged in one line naming each; the server stays as it was."""
         logged = _Logged(self)
@@ -95,6 +98,7 @@ class ApiReloadTests(TestCase):
         self.assertEqual(self.svc.api.server.target, target)
         self.assertEqual(await self.add_path(), grpc.StatusCode.OK)
 
+    @as_deferred
     async def test_sighup_without_api_changes_says_nothing(self):
         """A reload that leaves [api] alone logs no restart line."""
         logged = _Logged(self)
@@ -121,6 +125,7 @@ class MaxCallsTests(TestCase):
         self.channel = grpc.insecure_channel(self.server.target)
         self.addCleanup(self.channel.close)
 
+    @as_deferred
     async def test_call_past_the_limit_is_refused_with_the_reason(self):
         """With max_calls 2 and two watch streams open, a third call is RESOURCE_EXHAUSTED, not a hang."""
         routes = routes_pb2_grpc.RoutesStub(self.channel)

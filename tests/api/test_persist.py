@@ -37,6 +37,7 @@ from bgpd.config import (
 from bgpd.service import BgpdService
 from bgpd.state.overlay import API_MARK
 from bgpd.state.store import MemoryStore, SqliteStore
+from tests.deferreds import as_deferred
 
 FILE = """
 [bgp]
@@ -90,6 +91,7 @@ class _Case(TestCase):
         self.routes = routes_pb2_grpc.RoutesStub(self.channel)
         self.glob = global_pb2_grpc.GlobalStub(self.channel)
 
+    @as_deferred
     async def stop(self) -> None:
         svc, self.svc = self.svc, None
         self.channel.close()
@@ -137,6 +139,7 @@ class _Case(TestCase):
 
 
 class RestartTests(_Case):
+    @as_deferred
     async def test_restart_replays_the_api_changes(self):
         """AddPeer, ReplacePolicy and AddPaths are back after a restart from the same state_dir."""
         await self.start()
@@ -154,6 +157,7 @@ class RestartTests(_Case):
         self.assertIn(API_MARK, conf.toml)
         self.assertEqual(len(tomllib.loads(conf.toml)["neighbors"]), 2)
 
+    @as_deferred
     async def test_sighup_keeps_the_api_changes(self):
         """A SIGHUP reload (the file read again) keeps the API's neighbor, policy and path."""
         await self.start()
@@ -171,6 +175,7 @@ class RestartTests(_Case):
         self.assertEqual([name for name, _ in config.policies], ["mine"])
         self.assertEqual(sorted(o.prefix for o in config.originate), ["198.51.100.0/24", "203.0.113.0/24"])
 
+    @as_deferred
     async def test_delete_and_withdraw_are_kept(self):
         """DeletePeer and DeletePaths stay done after a restart (the file's neighbor too)."""
         await self.start()
@@ -187,6 +192,7 @@ class RestartTests(_Case):
             prefixes=["198.51.100.0/24"])))
         self.assertEqual(code, grpc.StatusCode.NOT_FOUND)
 
+    @as_deferred
     async def test_leased_paths_are_not_kept(self):
         """A path tied to a lease lives in memory only: a restart does not bring it back."""
         await self.start()
@@ -201,6 +207,7 @@ class RestartTests(_Case):
 
 
 class WriteFailureTests(_Case):
+    @as_deferred
     async def test_write_failure_is_unavailable_and_changes_nothing(self):
         """When the store cannot write, each change fails with UNAVAILABLE and nothing runs."""
         store = MemoryStore()
@@ -297,6 +304,7 @@ class RollbackThroughStoreTests(SynchronousTestCase):
 
 
 class DefaultListenTests(_Case):
+    @as_deferred
     async def test_default_socket_in_state_dir(self):
         """Without [api] listen the API serves on bgpd.sock in state_dir (relative: next to the file)."""
         with open(self.path, "w") as f:

@@ -18,6 +18,7 @@ from bgpd.service import BgpdService
 from bgpd.wire.attributes import PathAttributes
 from bgpd.wire.update import pack_reach
 from tests.api.test_server import TIMEOUT, _ServerCase
+from tests.deferreds import as_deferred
 from tests.test_pipeline import Peer, pfx
 
 POLICIES = """
@@ -182,6 +183,7 @@ class PolicyControlTests(_PolicyLab):
 
 
 class PolicyServiceTests(_ServerCase):
+    @as_deferred
     async def test_policy_rpcs(self):
         """GetPolicy, ValidatePolicy, RehearsePolicy and ReplacePolicy over gRPC, and their errors."""
         stub = policy_pb2_grpc.PolicyStub(self.channel)

@@ -15,6 +15,7 @@ from bgpd.api.control import Control
 from bgpd.api.server import ApiServer
 from bgpd.config import ApiConfig, api_config_from_table, parse_config
 from bgpd.service import BgpdService
+from tests.deferreds import as_deferred
 
 CONFIG = """
 [bgp]
@@ -72,6 +73,7 @@ class _ServerCase(TestCase):
 
 
 class GlobalServiceTests(_ServerCase):
+    @as_deferred
     async def test_get_global(self):
         """GetGlobal returns the router id, AS, version and peer counts."""
         g = await self.rpc(self.glob.GetGlobal, global_pb2.GetGlobalRequest())
@@ -80,6 +82,7 @@ class GlobalServiceTests(_ServerCase):
         self.assertTrue(g.version)
         self.assertFalse(g.read_only)
 
+    @as_deferred
     async def test_health_and_reflection(self):
         """grpc.health.v1 answers SERVING for bgpd.v1.Peers; reflection lists the services."""
         from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -101,6 +104,7 @@ class GlobalServiceTests(_ServerCase):
 
 
 class PeersServiceTests(_ServerCase):
+    @as_deferred
     async def test_list_and_get(self):
         """ListPeers lists both neighbors in address order; GetPeer returns one."""
         r = await self.rpc(self.peers.ListPeers, peers_pb2.ListPeersRequest())
@@ -109,6 +113,7 @@ class PeersServiceTests(_ServerCase):
         self.assertEqual((p.config.remote_as, p.enabled, p.state), (65002, False, "Idle"))
         self.assertEqual(list(p.config.import_policy), ["accept-all"])
 
+    @as_deferred
     async def test_get_errors(self):
         """GetPeer: unknown address NOT_FOUND, malformed INVALID_ARGUMENT, both naming address."""
         code, details = await self.status_of(self.peers.GetPeer,
@@ -119,6 +124,7 @@ class PeersServiceTests(_ServerCase):
         self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("address", details)
 
+    @as_deferred
     async def test_enable_disable(self):
         """EnablePeer / DisablePeer switch the peer; a repeat is FAILED_PRECONDITION."""
         p = await self.rpc(self.peers.EnablePeer, peers_pb2.EnablePeerRequest(address="192.0.2.2"))
@@ -134,6 +140,7 @@ class PeersServiceTests(_ServerCase):
         self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("message", details)
 
+    @as_deferred
     async def test_reset(self):
         """Hard reset works on an enabled peer; soft reset of a down one is FAILED_PRECONDITION."""
         p = await self.rpc(self.peers.ResetPeer, peers_pb2.ResetPeerRequest(address="192.0.2.1"))
@@ -145,6 +152,7 @@ class PeersServiceTests(_ServerCase):
             address="192.0.2.1", kind=7))
         self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)
 
+    @as_deferred
     async def test_add_update_delete(self):
         """AddPeer, UpdatePeer and DeletePeer change the running neighbors."""
         cfg = peers_pb2.PeerConfig(address="192.0.2.3", remote_as=65003, passive=True,
@@ -166,6 +174,7 @@ class PeersServiceTests(_ServerCase):
         code, _ = await self.status_of(self.peers.UpdatePeer, peers_pb2.UpdatePeerRequest(config=cfg))
         self.assertEqual(code, grpc.StatusCode.NOT_FOUND)
 
+    @as_deferred
     async def test_add_errors_name_the_field(self):
         """AddPeer with a bad or missing field is INVALID_ARGUMENT naming neighbor.KEY."""
         code, details = await self.status_of(self.peers.AddPeer, peers_pb2.AddPeerRequest(
@@ -186,6 +195,7 @@ class PeersServiceTests(_ServerCase):
 class ReadOnlyTests(_ServerCase):
     extra = "read_only = true"
 
+    @as_deferred
     async def test_mutating_calls_denied(self):
         """In read-only mode every mutating call is PERMISSION_DENIED and reads still work."""
         calls = [
@@ -271,6 +281,7 @@ class ListenTests(TestCase):
             server.stop(0)
         self.assertIn("api.listen", str(cm.exception))
 
+    @as_deferred
     async def test_unix_socket(self):
         """listen = unix:PATH serves the API on a Unix socket."""
         d = tempfile.mkdtemp(prefix="bgpd-api-")
@@ -306,6 +317,7 @@ class ControlWithoutServerTests(TestCase):
 
 
 class EventsServiceTests(_ServerCase):
+    @as_deferred
     async def test_watch_events(self):
         """WatchEvents streams the state change a DisablePeer causes, with its reason."""
         from bgpd.api._gen.bgpd.v1 import events_pb2, events_pb2_grpc

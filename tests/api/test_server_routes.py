@@ -13,6 +13,7 @@ from bgpd.api.control import Control
 from bgpd.api.server import ApiServer
 from bgpd.config import ApiConfig
 from tests.api.test_server import TIMEOUT, _ServerCase
+from tests.deferreds import as_deferred
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -44,6 +45,7 @@ class RoutesServiceTests(_ServerCase):
             await deferLater(reactor, 0.1, lambda: None)
         self.fail(f"{prefix} never {'appeared' if present else 'went'}")
 
+    @as_deferred
     async def test_add_list_delete(self):
         """AddPaths in batches, ListRoutes with every attribute, DeletePaths withdraws."""
         r = await self.add([routes_pb2.AddPathsRequest(paths=paths(3)),
@@ -70,6 +72,7 @@ class RoutesServiceTests(_ServerCase):
         self.assertEqual(d.count, 1)
         await self.settle("203.0.113.0/24", present=False)
 
+    @as_deferred
     async def test_paging(self):
         """page_size pages the listing with next_page_token; a used or foreign token is refused."""
         await self.add([routes_pb2.AddPathsRequest(paths=paths(25))])
@@ -102,6 +105,7 @@ class RoutesServiceTests(_ServerCase):
             routes_pb2.ListRoutesRequest(page_size=10, page_token=token))
         self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)  # used up by the refused call
 
+    @as_deferred
     async def test_errors(self):
         """Bad next hop, bad filter, unknown peer, down peer, unknown path: each status names the field."""
         code, details = await self.status_of(lambda req, timeout: self.routes.AddPaths(
@@ -147,6 +151,7 @@ class RoutesServiceTests(_ServerCase):
         self.assertEqual(code, grpc.StatusCode.NOT_FOUND)
         self.assertIn("prefixes[0]", details)
 
+    @as_deferred
     async def test_watch_with_dump(self):
         """WatchRoutes: the dump, end_of_dump, then a new path and its withdrawal, in order."""
         await self.add([routes_pb2.AddPathsRequest(paths=paths(2))])
@@ -176,6 +181,7 @@ class RoutesServiceTests(_ServerCase):
 
 
 class WatchOverflowTests(_ServerCase):
+    @as_deferred
     async def test_slow_watcher_overflows(self):
         """A watcher that does not read is ended with RESOURCE_EXHAUSTED; routing goes on."""
         control = Control(self.svc)
@@ -245,6 +251,7 @@ class LeaseServiceTests(_ServerCase):
             await deferLater(reactor, 0.1, lambda: None)
         self.fail(f"{prefix} {'never appeared' if present else 'never went'}")
 
+    @as_deferred
     async def test_lease_rpcs(self):
         """CreateLease, AddPaths with lease_id, RenewLease, DeleteLease withdraws; errors by field."""
         lease = await threads.deferToThread(self.routes.CreateLease,
@@ -269,6 +276,7 @@ class LeaseServiceTests(_ServerCase):
         self.assertEqual(code, grpc.StatusCode.NOT_FOUND)
         self.assertIn("lease_id", details)
 
+    @as_deferred
     async def test_hold_paths_until_cancel(self):
         """HoldPaths: the stream's paths live while it is open and go when it is cancelled."""
         import queue as _queue
@@ -288,6 +296,7 @@ class LeaseServiceTests(_ServerCase):
         await self.wait_loc("10.0.1.0/24", False)
         await self.wait_loc("10.0.0.0/24", False)
 
+    @as_deferred
     async def test_killed_client_loses_its_paths(self):
         """A HoldPaths client killed with SIGKILL has its paths withdrawn."""
         import signal

@@ -20,6 +20,7 @@ from bgpd.kernel.service import KernelService
 from bgpd.rib.testing import IPV4, FakeSink, announce, make_peer, pfx
 from bgpd.service import BgpdService
 from bgpd.wire.negotiated import Negotiated
+from tests.deferreds import as_deferred
 from tests.kernel.netns import Netns
 from tests.rib.support import attrs
 
@@ -100,6 +101,7 @@ class KernelFlagTests(TestCase):
         return threads.deferToThread(
             lambda: [r for m in self.routes.ListRoutes(req, timeout=TIMEOUT) for r in m.routes])
 
+    @as_deferred
     async def test_flags(self):
         """Installed, filtered by policy, failed (a source not on the host), not selected."""
         self.with_kernel()
@@ -113,6 +115,7 @@ class KernelFlagTests(TestCase):
         })
         self.assertEqual(set(self.ns.routes(100)), {"203.0.113.0/24"})
 
+    @as_deferred
     async def test_no_kernel_writer(self):
         """Without [kernel] every path's flag is unspecified."""
         self.feed()
@@ -120,6 +123,7 @@ class KernelFlagTests(TestCase):
         self.assertEqual(len(got), 4)
         self.assertEqual({r.kernel for r in got}, {routes_pb2.KERNEL_STATE_UNSPECIFIED})
 
+    @as_deferred
     async def test_bgpctl_column(self):
         """bgpctl show routes prints a Kernel column with the flags; show route prints a kernel line."""
         self.with_kernel()

@@ -20,6 +20,7 @@ from bgpd.api.control import Control, FailedPrecondition, InvalidArgument, NotFo
 from bgpd.config import parse_config
 from bgpd.service import BgpdService
 from bgpd.session.protocol import BGPProtocol
+from tests.deferreds import as_deferred
 from tests.monitor import mrtdecode
 from tests.monitor.support import temp_path
 
@@ -112,6 +113,7 @@ class BgpctlMonitorTests(TestCase):
         self.svc.startService()
         self.addCleanup(self._cleanup)
 
+    @as_deferred
     async def _cleanup(self):
         await self.svc.stopService()
         for name in os.listdir(self.dir):
@@ -123,6 +125,7 @@ class BgpctlMonitorTests(TestCase):
         code = await threads.deferToThread(cli.main, ["--socket", self.socket, *argv], out, err)
         return code, out.getvalue(), err.getvalue()
 
+    @as_deferred
     async def test_show_neighbor_prints_history(self):
         """show neighbor ends with the session history; show history --json has every event."""
         code, out, err = await self.run_cli("show", "neighbor", "192.0.2.1")
@@ -139,6 +142,7 @@ class BgpctlMonitorTests(TestCase):
         self.assertEqual((code, err),
                          (cli.EXIT_REFUSED, "bgpctl: not found: address: no neighbor 192.0.2.9\n"))
 
+    @as_deferred
     async def test_dump_rib(self):
         """dump rib FILE writes the Loc-RIB; the file reads back with both originated prefixes."""
         path = os.path.join(self.dir, "rib.mrt")

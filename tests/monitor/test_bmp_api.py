@@ -17,6 +17,7 @@ from bgpd.api.control import Control
 from bgpd.config import parse_config
 from bgpd.monitor import bmp
 from bgpd.service import BgpdService
+from tests.deferreds import as_deferred
 
 CONFIG = """
 [bgp]
@@ -61,6 +62,7 @@ class BmpApiTests(TestCase):
         self.svc.startService()
         self.addCleanup(self._cleanup)
 
+    @as_deferred
     async def _cleanup(self):
         await self.svc.stopService()
         await self.port.stopListening()
@@ -82,6 +84,7 @@ class BmpApiTests(TestCase):
             await deferLater(reactor, 0.05, lambda: None)
         self.fail(f"the station never came up: {control.bmp_status()}")
 
+    @as_deferred
     async def test_control_and_station(self):
         """The control object reports the station up with what it was sent; the station read it."""
         s = await self.wait_up()
@@ -93,6 +96,7 @@ class BmpApiTests(TestCase):
         self.assertEqual(s.octets, len(self.station.data))
         self.assertEqual((s.drops, s.connects, s.buffered), (0, 1, 0))
 
+    @as_deferred
     async def test_bgpctl_show_bmp(self):
         """show bmp prints one line per collector; --json is the BmpInfo message."""
         await self.wait_up()
@@ -112,6 +116,7 @@ class BmpApiTests(TestCase):
 class BmpOffTests(TestCase):
     timeout = 60
 
+    @as_deferred
     async def test_off(self):
         """Without [bmp] show bmp says it is off."""
         d = tempfile.mkdtemp(prefix="bgpctl-bmp-")

@@ -24,6 +24,7 @@ from bgpd.service import BgpdService
 from bgpd.wire.attributes import PathAttributes
 from bgpd.wire.message import decode_stream as bgp_decode
 from bgpd.wire.nlri import make_prefix
+from tests.deferreds import as_deferred
 
 CONFIG = """
 [bgp]
@@ -74,6 +75,7 @@ class SlowStationTests(TestCase):
         self.svc.startService()
         self.addCleanup(self._stop)
 
+    @as_deferred
     async def _stop(self):
         await self.svc.stopService()
         for c in self.station.connections:
@@ -86,6 +88,7 @@ class SlowStationTests(TestCase):
             await deferLater(reactor, 0.05, lambda: None)
         self.fail(f"timed out waiting for {what}: {self.svc.bmp.status()}")
 
+    @as_deferred
     async def test_stuck_station(self):
         """Past the bound the session is dropped, routing goes on, and the next one re-syncs."""
         await self.wait("the station to connect", lambda: self.svc.bmp.status()[0]["state"] == "up")

@@ -20,6 +20,7 @@ from bgpd.rib.testing import IPV4, pfx
 from bgpd.rpki.records import Aspa, Vrp
 from bgpd.service import BgpdService
 from bgpd.wire.attributes import PathAttributes
+from tests.deferreds import as_deferred
 
 CONFIG = """
 [bgp]
@@ -79,6 +80,7 @@ class _Case(TestCase):
 
 
 class ValidateRouteTests(_Case):
+    @as_deferred
     async def test_valid(self):
         """A matching VRP: RPKI_VALID, the VRP listed, the reason names it."""
         self.load()
@@ -88,6 +90,7 @@ class ValidateRouteTests(_Case):
         self.assertEqual([(v.prefix, v.max_length, v.asn) for v in r.matching], [("192.0.2.0/24", 24, 64500)])
         self.assertEqual(r.reason, "VRP 192.0.2.0/24-24 AS64500 matches")
 
+    @as_deferred
     async def test_invalid(self):
         """Covered, other AS: RPKI_INVALID with every covering VRP and the words."""
         self.load()
@@ -98,6 +101,7 @@ class ValidateRouteTests(_Case):
         self.assertEqual(r.reason, "covered by 192.0.0.0/16-16 AS64499, 192.0.2.0/24-24 AS64500 "
                                    "but origin AS64501 does not match")
 
+    @as_deferred
     async def test_not_found_and_none(self):
         """No covering VRP: NOT_FOUND; origin absent is NONE: covered -> INVALID."""
         self.load()
@@ -108,6 +112,7 @@ class ValidateRouteTests(_Case):
         self.assertEqual(r.state, rpki_pb2.RPKI_INVALID)
         self.assertIn("NONE", r.reason)
 
+    @as_deferred
     async def test_bad_prefix(self):
         """A malformed prefix is INVALID_ARGUMENT naming the field."""
         with self.assertRaises(grpc.RpcError) as cm:
@@ -115,12 +120,14 @@ class ValidateRouteTests(_Case):
         self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("prefix", cm.exception.details())
 
+    @as_deferred
     async def test_list_vrps(self):
         """ListVrps lists the covering VRPs, shortest first."""
         self.load()
         r = await self.rpc(self.stub.ListVrps, rpki_pb2.ListVrpsRequest(prefix="192.0.2.128/25"))
         self.assertEqual([v.prefix for v in r.vrps], ["192.0.0.0/16", "192.0.2.0/24"])
 
+    @as_deferred
     async def test_validate_as_path(self):
         """ValidateAsPath: attested chain valid with its hops; bad direction INVALID_ARGUMENT."""
         self.load()
@@ -137,6 +144,7 @@ class ValidateRouteTests(_Case):
                            rpki_pb2.ValidateAsPathRequest(as_path=[1], direction="sideways"))
         self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
 
+    @as_deferred
     async def test_listing_states(self):
         """ListRoutes carries each path's RPKI state; ASPA is not verified for our own routes."""
         self.load()
@@ -156,6 +164,7 @@ class ValidateRouteTests(_Case):
 class WithoutRpkiTests(_Case):
     rpki = ""
 
+    @as_deferred
     async def test_failed_precondition(self):
         """Without [rpki] the queries are FAILED_PRECONDITION naming rpki; listings say not validated."""
         with self.assertRaises(grpc.RpcError) as cm:

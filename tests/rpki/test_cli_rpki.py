@@ -16,6 +16,7 @@ from bgpd.config import parse_config
 from bgpd.rib.testing import IPV4, pfx
 from bgpd.rpki.records import Aspa, Vrp
 from bgpd.service import BgpdService
+from tests.deferreds import as_deferred
 
 CONFIG = """
 [bgp]
@@ -54,6 +55,7 @@ class RpkiCliTests(TestCase):
         t.aspas("local", [Aspa(64496, (64497,))], [])
         t.end("local", 1)
 
+    @as_deferred
     async def _cleanup(self):
         await self.svc.stopService()
         for name in os.listdir(self.dir):
@@ -65,6 +67,7 @@ class RpkiCliTests(TestCase):
         code = await threads.deferToThread(cli.main, ["--socket", self.socket, *argv], out, err)
         return code, out.getvalue(), err.getvalue()
 
+    @as_deferred
     async def test_validate(self):
         """rpki validate prints the state, the reason and the VRPs; --json after the command works."""
         code, out, err = await self.run_cli("rpki", "validate", "192.0.2.0/24", "AS64500")
@@ -76,12 +79,14 @@ class RpkiCliTests(TestCase):
         self.assertEqual(doc["state"], "RPKI_INVALID")
         self.assertIn("origin AS64501 does not match", doc["reason"])
 
+    @as_deferred
     async def test_validate_bad_asn(self):
         """A bad AS number is a usage error."""
         code, _, err = await self.run_cli("rpki", "validate", "192.0.2.0/24", "ASx")
         self.assertEqual(code, cli.EXIT_USAGE)
         self.assertIn("not an AS number", err)
 
+    @as_deferred
     async def test_vrps(self):
         """rpki vrps lists the covering VRPs, or says there are none."""
         code, out, _ = await self.run_cli("rpki", "vrps", "192.0.2.128/25")
@@ -91,11 +96,13 @@ class RpkiCliTests(TestCase):
         code, out, _ = await self.run_cli("rpki", "vrps", "10.0.0.0/8")
         self.assertEqual(out, "no VRP covers 10.0.0.0/8\n")
 
+    @as_deferred
     async def test_aspa(self):
         """rpki aspa prints the state and the hop checks."""
         code, out, _ = await self.run_cli("rpki", "aspa", "upstream", "64497", "64496")
         self.assertEqual(out, "64497 64496 (upstream): valid\n  AS64496 -> AS64497: provider+\n")
 
+    @as_deferred
     async def test_show_routes_column(self):
         """show routes has RPKI / ASPA columns when bgpd validates (our own route: origin NONE, Invalid)."""
         for _ in range(50):  # bounded: the RIB's queue runs on the reactor

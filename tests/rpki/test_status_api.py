@@ -22,6 +22,7 @@ from bgpd.api._gen.bgpd.v1 import rpki_pb2, rpki_pb2_grpc
 from bgpd.config import parse_config
 from bgpd.rpki.testing import CacheServer
 from bgpd.service import BgpdService
+from tests.deferreds import as_deferred
 
 from .helpers import vrp
 
@@ -92,6 +93,7 @@ class RpkiStatusApiTests(TestCase):
             await deferLater(reactor, 0.1, lambda: None)
         self.fail(f"no cache in use: {st}")
 
+    @as_deferred
     async def test_status_after_failover(self) -> None:
         """The preferred cache is down, the second in use: serial, session, counts per family."""
         st = await self.wait_active()
@@ -109,6 +111,7 @@ class RpkiStatusApiTests(TestCase):
         table = self.svc.rib_service.validation.table
         self.assertEqual(table.counts(), {1: 2, 2: 1})
 
+    @as_deferred
     async def test_bgpctl(self) -> None:
         """'bgpctl rpki status' prints one row per cache; --json is the API's answer."""
         await self.wait_active()

@@ -27,6 +27,7 @@ from bgpd.config import RpkiCacheConfig
 from bgpd.rpki.rtr import RTRFactory
 from bgpd.rpki.service import cache_settings
 from bgpd.rpki.testing import CacheServer, RecordingSink
+from tests.deferreds import as_deferred
 
 from .helpers import vrp
 
@@ -112,6 +113,7 @@ class TlsTests(TestCase):
         f.start()
         return f, sink
 
+    @as_deferred
     async def stop(self, f: RTRFactory) -> None:
         """Shut the client down and wait (bounded) until both ends of its connection are gone."""
         f.shutdown()
@@ -120,6 +122,7 @@ class TlsTests(TestCase):
                 return
             await deferLater(reactor, 0.05, lambda: None)
 
+    @as_deferred
     async def test_loads_over_tls(self) -> None:
         """With the right CA and a client certificate the VRPs arrive over TLS."""
         f, sink = self.client("ca")
@@ -131,6 +134,7 @@ class TlsTests(TestCase):
         self.assertEqual(f.status().session_id, 9)
         self.assertEqual(f.status().transport, "tls")
 
+    @as_deferred
     async def test_wrong_ca_loads_nothing(self) -> None:
         """A cache whose certificate the configured CA did not sign is not trusted."""
         f, sink = self.client("other")
