@@ -22,6 +22,12 @@ errors 7 and 6) are told from the set the cache has sent so far, kept per
 cache as packed integers (far smaller than the records); the sink's tables
 may merge several caches.
 
+A Session ID that does not match the one held (section 5.1: the cache
+restarted) is answered with Corrupt Data, or reported so by the cache in
+answer to a Serial Query; either way "the router MUST flush all data
+learned from that cache": it is dropped from the sink at once (one
+revalidation) and loaded again by a Reset Query on a new connection.
+
 Timers (section 6): Refresh and Retry from End of Data (version 1 and
 later), bounded to the section's ranges, overridable by config; version 0
 uses the defaults 3600 / 600 / 7200.  Data not refreshed within Expire is
@@ -147,6 +153,9 @@ class CacheListener(Protocol):
     def cache_expired(self, cache: RTRFactory) -> None:
         """The cache's data outlived Expire and was dropped from the sink."""
 
+    def cache_flushed(self, cache: RTRFactory) -> None:
+        """The cache's Session ID did not match: its data was flushed from the sink (section 5.1)."""
+
 
 class NullCacheListener:
     """Hears nothing (a factory used on its own)."""
@@ -158,6 +167,9 @@ class NullCacheListener:
         pass
 
     def cache_expired(self, cache: RTRFactory) -> None:
+        pass
+
+    def cache_flushed(self, cache: RTRFactory) -> None:
         pass
 
 
@@ -464,11 +476,15 @@ class RTRProtocol(protocol.Protocol):
         if want is None:
             want = self._query_session
         # Section 5.1: a Session ID change means the cache restarted; its
-        # serials mean nothing now.  The data stays in the sink until the
-        # Reset Query's End of Data replaces it (one swap, no NotFound gap).
-        f.forget_session()
+        # serials mean nothing now, and "the router MUST flush all data
+        # learned from that cache".  The running transaction is undone
+        # first, so the flush is the one change the tables see (one
+        # revalidation); the Reset Query goes out at once on a new connection.
+        why = f"Session ID {got}, expected {want}"
+        self._abort()
+        f.flush(why)
         f.reconnect_now = True
-        raise PduError(ErrorCode.CORRUPT_DATA, f"Session ID {got}, expected {want}", data)
+        raise PduError(ErrorCode.CORRUPT_DATA, why, data)
 
     def _cache_response(self, pdu: P.CacheResponse, data: bytes) -> None:
         f = self.factory
@@ -581,8 +597,9 @@ class RTRProtocol(protocol.Protocol):
             return
         if report.code == ErrorCode.CORRUPT_DATA and self._query_session is not None and self._tx is None:
             # Section 5.1: the answer a cache gives a Serial Query naming a
-            # Session ID it does not have (it restarted).  Ask for everything.
-            f.forget_session()
+            # Session ID it does not have (it restarted).  The router must
+            # flush that cache's data; then ask for everything.
+            f.flush(f"the cache answered the Serial Query with {text}")
             f.reconnect_now = True
         if report.code == ErrorCode.UNSUPPORTED_PROTOCOL_VERSION and not self._settled and f.version > 0:
             # Section 7: the report's version is the highest the cache speaks.
@@ -857,6 +874,17 @@ class RTRFactory(protocol.ClientFactory):
         """The cache answered "No Data Available": counts as a failure, so the next cache is tried."""
         self.failures += 1
         self.listener.cache_changed(self)
+
+    def flush(self, why: str) -> None:
+        """Section 5.1: the Session IDs differ, so "the router MUST flush all data learned from that cache".
+
+        One drop from the sink (one revalidation batch); the listener hears
+        of it so that the cache is no longer shown as the one in use.
+        """
+        had = self.has_data
+        self.drop_data(f"Session ID mismatch: {why} (RFC 8210 section 5.1)")
+        if had:
+            self.listener.cache_flushed(self)
 
     def forget_session(self) -> None:
         """The Session ID and serial mean nothing any more: the next query is a Reset Query."""

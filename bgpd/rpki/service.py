@@ -15,6 +15,7 @@ kept connecting until one is in sync:
 When the cache in use goes down its data stays in the sink until a new
 cache's End of Data takes over, or until its Expire interval runs out
 (section 6), when it is dropped and every route it covered becomes NotFound.
+A Session ID mismatch (section 5.1) flushes that cache's data at once.
 Each step is one log line naming the cache, its address, serial, Session ID
 and counts.
 """
@@ -141,6 +142,15 @@ class RpkiService(Service):
             self.active = None
             log.warn("rpki: no cache data in use: cache {cache} expired; routes are NotFound "
                      "until a cache sends data", cache=cache.settings.name)
+        if self.running:
+            self._select()
+
+    def cache_flushed(self, cache: RTRFactory) -> None:
+        if cache is self.active:
+            self.active = None
+            log.warn("rpki: no cache data in use: cache {cache}'s Session ID changed, its data is "
+                     "flushed (RFC 8210 section 5.1); routes are NotFound until a cache sends data",
+                     cache=cache.settings.name)
         if self.running:
             self._select()
 

@@ -13,8 +13,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from bgpd.rpki import pdu as P
 from bgpd.rpki.pdu import ErrorCode
-from bgpd.rpki.records import Aspa
+from bgpd.rpki.records import Aspa, Validity
 from bgpd.rpki.rtr import CONNECTED, DOWN, Timers, bound_timers
+from bgpd.rpki.table import VrpTable
 from bgpd.rpki.testing import CacheServer
 
 from .helpers import Rig, vrp
@@ -159,7 +160,7 @@ class ExchangeTests(SynchronousTestCase):
         self.assertEqual(rig.sink.data["c1"], {A, B, C})
 
     def test_session_id_change_resets(self) -> None:
-        """A Cache Response with another Session ID: Corrupt Data, then a Reset Query at once."""
+        """A Cache Response with another Session ID: Corrupt Data, the data flushed, a Reset Query at once."""
         rig = Rig()
         rig.factory.start()
         link = rig.connect(pump=False)
@@ -172,8 +173,11 @@ class ExchangeTests(SynchronousTestCase):
         self.assertEqual(report.code, ErrorCode.CORRUPT_DATA)
         self.assertTrue(link.ct.disconnecting)
         link.lose()
-        # The old data stays until the new session's End of Data replaces it.
-        self.assertEqual(rig.sink.data["c1"], {A})
+        # Section 5.1: "the router MUST flush all data learned from that cache".
+        self.assertNotIn("c1", rig.sink.data)
+        self.assertEqual(rig.sink.calls[-1], ("drop", "c1"))
+        st = rig.factory.status()
+        self.assertEqual((st.session_id, st.serial, st.ipv4_vrps), (None, None, 0))
         rig.reactor.advance(0)
         self.assertEqual(rig.attempts(), 2)
         link2 = rig.connect(pump=False)
@@ -181,7 +185,7 @@ class ExchangeTests(SynchronousTestCase):
 
 
 class RestartedCacheTests(SynchronousTestCase):
-    """A cache that restarted (a new Session ID) answering a Serial Query (section 5.1)."""
+    """A cache that restarted: a new Session ID (section 5.1) flushes its data; a silent close does not."""
 
     def loaded(self) -> tuple[Rig, object]:
         rig = Rig()
@@ -202,7 +206,57 @@ class RestartedCacheTests(SynchronousTestCase):
         rig.reactor.advance(0)
         link = rig.connect(pump=False)
         self.assertEqual(link.sent(), [P.ResetQuery(1)])
-        self.assertEqual(rig.sink.data["c1"], {A})  # kept until the reset's End of Data
+        # The cache found the mismatch; the router flushes all the cache's data (section 5.1).
+        self.assertNotIn("c1", rig.sink.data)
+        link.feed(P.CacheResponse(1, 6), P.PrefixPdu(1, True, B), P.EndOfData(1, 6, 1, 60, 30, 600))
+        self.assertEqual(rig.sink.data["c1"], {B})
+
+    def test_serial_notify_new_session_flushes(self) -> None:
+        """A Serial Notify naming another Session ID: Corrupt Data and the data flushed."""
+        rig, _ = self.loaded()
+        link = rig.connect(pump=False)
+        link.sent()
+        link.feed(P.CacheResponse(1, 5), P.EndOfData(1, 5, 1, 60, 30, 600))
+        link.feed(P.SerialNotify(1, 6, 2))
+        (report,) = link.sent()
+        self.assertEqual(report.code, ErrorCode.CORRUPT_DATA)
+        self.assertNotIn("c1", rig.sink.data)
+        self.assertTrue(rig.factory.reconnect_now)
+
+    def test_end_of_data_new_session_undoes_and_flushes(self) -> None:
+        """End of Data of another Session ID in a Serial Query's answer: the delta undone, all flushed."""
+        rig, _ = self.loaded()
+        link = rig.connect(pump=False)
+        link.sent()
+        link.feed(P.CacheResponse(1, 5), P.PrefixPdu(1, True, B), P.EndOfData(1, 6, 2, 60, 30, 600))
+        (report,) = link.sent()
+        self.assertEqual(report.code, ErrorCode.CORRUPT_DATA)
+        self.assertEqual(rig.sink.names()[-2:], ["abort", "drop"])
+        self.assertNotIn("c1", rig.sink.data)
+        self.assertEqual(rig.factory.status().ipv4_vrps, 0)
+
+    def test_flush_is_one_revalidation_batch(self) -> None:
+        """With the VRP table as sink, the flush is one batch of changes and validation falls to NotFound."""
+        table = VrpTable()
+        batches: list = []
+        table.subscribe(batches.append)
+        rig = Rig(sink=table)
+        rig.factory.start()
+        link = rig.connect(pump=False)
+        link.feed(P.CacheResponse(1, 5), P.PrefixPdu(1, True, A), P.PrefixPdu(1, True, B),
+                  P.EndOfData(1, 5, 1, 60, 30, 600))
+        self.assertEqual(len(batches), 1)
+        self.assertEqual(table.validate(1, A.prefix, A.asn), Validity.VALID)
+        link.feed(P.SerialNotify(1, 6, 2))
+        self.assertEqual(batches[1:], [{1: {A.prefix, B.prefix}}])
+        self.assertEqual(table.validate(1, A.prefix, A.asn), Validity.NOT_FOUND)
+        link.lose()
+        rig.reactor.advance(0)
+        link = rig.connect(pump=False)
+        self.assertEqual(link.sent(), [P.ResetQuery(1)])
+        link.feed(P.CacheResponse(1, 6), P.PrefixPdu(1, True, A), P.EndOfData(1, 6, 1, 60, 30, 600))
+        self.assertEqual(batches[2:], [{1: {A.prefix}}])
+        self.assertEqual(table.validate(1, A.prefix, A.asn), Validity.VALID)
 
     def test_silent_close_twice_resets(self) -> None:
         """A Serial Query answered by a bare close, twice: the third connection sends Reset Query."""
@@ -214,6 +268,8 @@ class RestartedCacheTests(SynchronousTestCase):
             rig.reactor.advance(30)
         link = rig.connect(pump=False)
         self.assertEqual(link.sent(), [P.ResetQuery(1)])
+        # No Session ID was seen to differ: the data stays until the reset's End of Data.
+        self.assertEqual(rig.sink.data["c1"], {A})
 
 
 class ErrorTests(SynchronousTestCase):

@@ -7,6 +7,7 @@ from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from bgpd.config import RpkiConfig, parse_config
+from bgpd.rpki import pdu as P
 from bgpd.rpki.rtr import CONNECTING, DOWN, IDLE
 from bgpd.rpki.service import RpkiService, cache_settings
 from bgpd.rpki.testing import CacheServer, RecordingSink
@@ -154,6 +155,23 @@ class FailoverTests(SynchronousTestCase):
         self.assertEqual(t.sink.data, {})
         self.assertIsNone(t.active())
         self.assertIn(("drop", "one"), t.sink.calls)
+
+    def test_session_id_mismatch_flushes_the_active_cache(self) -> None:
+        """The cache in use names another Session ID: its data is flushed, it is not in use until reloaded."""
+        t = Three()
+        t.up("one")
+        link = t.rigs["one"].link
+        link.feed(P.SerialNotify(1, 99, 7))
+        self.assertEqual(t.sink.data, {})
+        self.assertIsNone(t.active())
+        self.assertFalse(t.service.status()[0].active)
+        link.lose()
+        t.reactor.advance(0)
+        # Reconnected at once (no back-off): one reloads and is in use again.
+        self.assertEqual(t.attempts("one"), 2)
+        t.up("one")
+        self.assertEqual(t.active(), "one")
+        self.assertEqual(t.sink.data, {"one": {A}})
 
     def test_status(self) -> None:
         """status(): every cache, preferred and active flags, counts, serial, session."""
