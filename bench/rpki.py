@@ -2,7 +2,7 @@
 
 Four figures, one line::
 
-    rpki: load S s  memory M MB  validate V routes/s  incremental I s
+    rpki: load S s  memory M MB  client C MB (peak P MB)  validate V routes/s  incremental I s
 
 - *load*: 800,000 VRPs (about the global set's 790,000) served by a local RTR
   cache (``bgpd.rpki.testing.CacheServer``, bgpd's own PDU codec, on
@@ -10,7 +10,10 @@ Four figures, one line::
   sink is the VRP table: from the connection attempt to the End of Data
   applied.  The cache's PDUs are encoded before the clock starts.
 - *memory*: the VRP table's heap after loading the same 800,000 VRPs through
-  the sink (``tracemalloc``, so only the table's own objects count).
+  the sink (``tracemalloc``, so only the table's own objects count); beside
+  it (*client*) what the RTR client itself keeps for that cache once the
+  load is in, and its peak during the load (``bench/rtr_cache.py``'s
+  ``client_memory``).
 - *validate*: every route of the synthetic full table (``bench/synthetic.py``,
   1,040,000 IPv4 + 225,000 IPv6 prefixes) validated with its origin AS.
 - *incremental*: a RIB holding that table from one peer whose import policy
@@ -175,6 +178,10 @@ def main() -> None:
     memory, _peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     del probe
+    from bench.rtr_cache import client_memory
+    from bgpd.rpki.testing import CacheServer
+
+    client_kept, client_peak = client_memory(CacheServer(vrps))
 
     # -- validate the full table -------------------------------------------------------
     states = [0, 0, 0]
@@ -231,6 +238,7 @@ def main() -> None:
     rib.drain()
     full_s = time.perf_counter() - t
     print(f"rpki: load {load:.2f} s  memory {memory / 1e6:.0f} MB"
+          f"  client {client_kept:.0f} MB (peak {client_peak:.0f} MB)"
           f"  validate {routes / validate_s:,.0f} routes/s  incremental {incremental:.3f} s"
           f"  ({len(vrps):,} VRPs {how}; {routes:,} routes validated in {validate_s:.2f} s "
           f"({validate_cpu:.2f} s CPU): "

@@ -21,5 +21,5 @@ class BenchRtrCacheTests(SynchronousTestCase):
                            capture_output=True, text=True, timeout=120)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertRegex(r.stdout, re.compile(r"^rtr: 2000 VRPs decoded and handed to the sink in [\d.]+ s "
-                                              r"\([\d,]+ VRPs/s\), client set \d+ MB, "
+                                              r"\([\d,]+ VRPs/s\), client keeps \d+ MB \(peak \d+ MB\), "
                                               r"longest reactor stall [\d.]+ s$", re.M))
