@@ -72,6 +72,10 @@ class CountingSink:
     def drop(self, cache: str) -> None:
         pass
 
+    def has_vrp(self, cache: str, vrp: Vrp) -> bool:
+        # Asked for a Serial Query's answer only; this bench times a Reset Query's.
+        return False
+
 
 def serve(reactor: Any, n: int, port: int = 0, interface: str = "127.0.0.1") -> tuple[CacheServer, Any]:
     """Listen with a cache of ``n`` synthetic VRPs; returns (cache, listening port).

@@ -74,3 +74,11 @@ class RpkiSink(Protocol):
 
     def drop(self, cache: str) -> None:
         """Forget all data of this cache (expire timer ran out, RFC 8210 section 6)."""
+
+    def has_vrp(self, cache: str, vrp: Vrp) -> bool:
+        """Whether this cache's data as of its last End of Data holds ``vrp`` (a running transaction aside).
+
+        The RTR client asks it for the Prefix PDUs of a Serial Query's answer
+        (RFC 8210 section 5.6: a duplicate announcement, the withdrawal of an
+        unknown record) rather than keep a second copy of every VRP.
+        """

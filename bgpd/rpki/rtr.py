@@ -18,9 +18,11 @@ version, is spoken to at that version from then on; once a version is in
 use, a PDU of another version is "Unexpected Protocol Version".
 
 Duplicate announcements and withdrawals of unknown records (section 5.6:
-errors 7 and 6) are told from the set the cache has sent so far, kept per
-cache as packed integers (far smaller than the records); the sink's tables
-may merge several caches.
+errors 7 and 6) are told without a second copy of the cache's data: while
+a Reset Query's answer runs, the keys it announced are a set of packed
+integers, dropped at its End of Data; a Serial Query's answer is checked
+against that cache's data in the sink (:meth:`RpkiSink.has_vrp`, as of its
+last End of Data) and what the running transaction announced and withdrew.
 
 A Session ID that does not match the one held (section 5.1: the cache
 restarted) is answered with Corrupt Data, or reported so by the cache in
@@ -205,19 +207,23 @@ DOWN = "down"
 class _Transaction:
     """One Cache Response up to its End of Data: what changed, so an abort can undo it."""
 
-    __slots__ = ("reset", "v4", "v6", "aspas", "legacy_aspas", "undo", "announced", "withdrawn",
-                 "aspa_announced", "aspa_withdrawn", "added", "removed")
+    __slots__ = ("reset", "v4", "v6", "gone4", "gone6", "aspas", "legacy_aspas", "undo", "announced",
+                 "withdrawn", "aspa_announced", "aspa_withdrawn", "added", "removed")
 
     def __init__(self, reset: bool, factory: RTRFactory) -> None:
         self.reset = reset
+        #: packed keys of the VRPs this transaction announced and did not withdraw again
+        self.v4: set[int] = set()
+        self.v6: set[int] = set()
+        #: a Serial Query's answer: keys of the data before it (the sink's) that it withdrew
+        self.gone4: set[int] = set()
+        self.gone6: set[int] = set()
         if reset:
             # A reset replaces the cache's data: built aside, swapped in at End of Data.
-            self.v4: set[int] = set()
-            self.v6: set[int] = set()
             self.aspas: dict[int, tuple[int, ...]] = {}
             self.legacy_aspas: dict[tuple[int, int], tuple[int, ...]] = {}
         else:
-            self.v4, self.v6, self.aspas = factory.v4_keys, factory.v6_keys, factory.aspa_table
+            self.aspas = factory.aspa_table
             self.legacy_aspas = factory.legacy_aspas
         #: (set or dict, key, old value or None): applied to the live set, reversed on abort
         self.undo: list[tuple[Any, int, Any]] = []
@@ -343,7 +349,10 @@ class RTRProtocol(protocol.Protocol):
                     continue
                 # (address, length, max length, AS) in one int: one-to-one, a third of a Vrp's size
                 key = addr << 48 | plen << 40 | maxlen << 32 | asn
-                if flags & 1:
+                if not tx.reset:
+                    gone = tx.gone4 if keys is tx.v4 else tx.gone6
+                    self._delta(tx, keys, gone, key, Vrp(family, prefix, maxlen, asn), flags & 1, data[i:j])
+                elif flags & 1:
                     if key in keys:
                         raise PduError(ErrorCode.DUPLICATE_ANNOUNCEMENT,
                                        f"{_show(Vrp(family, prefix, maxlen, asn))} announced twice",
@@ -357,8 +366,6 @@ class RTRProtocol(protocol.Protocol):
                                        data[i:j])
                     keys.discard(key)
                     tx.withdrawn.append(Vrp(family, prefix, maxlen, asn))
-                if not tx.reset:
-                    tx.undo.append((keys, key, flags & 1))
                 i = j
                 continue
             self._pdu(data[i:j])
@@ -497,6 +504,32 @@ class RTRProtocol(protocol.Protocol):
         self._tx = _Transaction(reset, f)
         f.sink.begin(f.settings.name, reset)
 
+    def _delta(self, tx: _Transaction, keys: set[int], gone: set[int], key: int, vrp: Vrp,
+               announce: int, pdu: bytes) -> None:
+        """A Prefix PDU of a Serial Query's answer, checked against the data before it and the answer so far.
+
+        The data before it is the sink's (its state at the last End of Data):
+        the client keeps no copy.  ``keys`` are what this answer announced,
+        ``gone`` what it withdrew of the data before.
+        """
+        f = self.factory
+        if announce:
+            if key in keys or (key not in gone and f.sink.has_vrp(f.settings.name, vrp)):
+                raise PduError(ErrorCode.DUPLICATE_ANNOUNCEMENT, f"{_show(vrp)} announced twice", pdu)
+            if key in gone:
+                gone.discard(key)
+            else:
+                keys.add(key)
+            tx.announced.append(vrp)
+        else:
+            if key in keys:
+                keys.discard(key)
+            elif key not in gone and f.sink.has_vrp(f.settings.name, vrp):
+                gone.add(key)
+            else:
+                raise PduError(ErrorCode.WITHDRAWAL_OF_UNKNOWN_RECORD, f"{_show(vrp)} was not announced", pdu)
+            tx.withdrawn.append(vrp)
+
     def _prefix(self, data: bytes) -> None:
         """A Prefix PDU that reached the general path: handled by the same fast code."""
         self._frames(data, len(data))
@@ -624,14 +657,9 @@ class RTRProtocol(protocol.Protocol):
         if tx is None:
             return
         f = self.factory
+        # The VRP keys were the transaction's own; only the ASPA tables were changed in place.
         for table, key, old in reversed(tx.undo):
-            if isinstance(table, set):
-                # old is "was an announcement": undo it by the opposite
-                if old:
-                    table.discard(key)
-                else:
-                    table.add(key)
-            elif old is None:
+            if old is None:
                 table.pop(key, None)
             else:
                 table[key] = old
@@ -696,8 +724,9 @@ class RTRFactory(protocol.ClientFactory):
         #: the Session ID of the running Cache Response (committed at its End of Data)
         self.pending_session: int | None = None
         self.serial: int | None = None
-        self.v4_keys: set[int] = set()
-        self.v6_keys: set[int] = set()
+        #: VRPs per family in the cache's data (the data itself is the sink's)
+        self.v4_count = 0
+        self.v6_count = 0
         self.aspa_table: dict[int, tuple[int, ...]] = {}
         #: (customer AS, AFI) -> providers, from a cache of the draft-10 ASPA layout
         self.legacy_aspas: dict[tuple[int, int], tuple[int, ...]] = {}
@@ -762,7 +791,8 @@ class RTRFactory(protocol.ClientFactory):
         self._expire_call = None
         had = self.has_data
         self.forget_session()
-        self.v4_keys, self.v6_keys, self.aspa_table = set(), set(), {}
+        self.v4_count = self.v6_count = 0
+        self.aspa_table = {}
         self.legacy_aspas = {}
         self.has_data = False
         self.live = False
@@ -898,8 +928,12 @@ class RTRFactory(protocol.ClientFactory):
     def synced(self, eod: P.EndOfData, tx: _Transaction) -> None:
         """An End of Data was handed to the sink: commit the transaction here (called by the Protocol)."""
         if tx.reset:
-            self.v4_keys, self.v6_keys, self.aspa_table = tx.v4, tx.v6, tx.aspas
+            self.v4_count, self.v6_count = len(tx.v4), len(tx.v6)
+            self.aspa_table = tx.aspas
             self.legacy_aspas = tx.legacy_aspas
+        else:
+            self.v4_count += len(tx.v4) - len(tx.gone4)
+            self.v6_count += len(tx.v6) - len(tx.gone6)
         self.session_id = eod.session_id
         self.serial = eod.serial
         self.has_data = True
@@ -919,7 +953,7 @@ class RTRFactory(protocol.ClientFactory):
                  "{kind}: {v4} IPv4 and {v6} IPv6 VRPs, {aspas} ASPAs (+{added} -{removed} VRPs)",
                  cache=self.settings.name, address=self.settings.endpoint, serial=eod.serial,
                  session=eod.session_id, kind=" (reset)" if tx.reset else "",
-                 v4=len(self.v4_keys), v6=len(self.v6_keys), aspas=len(self.aspa_table),
+                 v4=self.v4_count, v6=self.v6_count, aspas=len(self.aspa_table),
                  added=tx.added, removed=tx.removed)
         self.listener.cache_synced(self)
 
@@ -939,5 +973,5 @@ class RTRFactory(protocol.ClientFactory):
             name=s.name, address=s.address, port=s.port, transport=s.transport,
             preference=s.preference, state=self.state, version=self.version,
             session_id=self.session_id, serial=self.serial, last_update=self.last_update,
-            timers=self.timers, ipv4_vrps=len(self.v4_keys), ipv6_vrps=len(self.v6_keys),
+            timers=self.timers, ipv4_vrps=self.v4_count, ipv6_vrps=self.v6_count,
             aspas=len(self.aspa_table), last_error=self.last_error)

@@ -127,7 +127,7 @@ class RpkiService(Service):
             log.info("rpki: using cache {cache} ({address}), serial {serial} session {session}: "
                      "{v4} IPv4 and {v6} IPv6 VRPs, {aspas} ASPAs{instead}",
                      cache=s.name, address=s.endpoint, serial=cache.serial, session=cache.session_id,
-                     v4=len(cache.v4_keys), v6=len(cache.v6_keys), aspas=len(cache.aspa_table),
+                     v4=cache.v4_count, v6=cache.v6_count, aspas=len(cache.aspa_table),
                      instead=f" (instead of {old.settings.name})" if old is not None else "")
             for other in self.caches:
                 if other is not cache and other.has_data:

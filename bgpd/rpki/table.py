@@ -209,6 +209,15 @@ class VrpTable:
         self._rebuild_walk()
         self._notify(changes)
 
+    def has_vrp(self, cache: str, vrp: Vrp) -> bool:
+        """Whether ``cache``'s applied data holds ``vrp`` (the RTR client's section 5.6 checks)."""
+        mine = self._caches.get(cache)
+        index = mine.get(vrp.family[0]) if mine is not None else None
+        if index is None:
+            return False
+        cur = index.get(vrp.prefix)
+        return cur is not None and _pack(vrp) in _values(cur)
+
     def _changed(self, cache: str, afi: int, old: PrefixIndex | None,
                  new: PrefixIndex | None) -> set[bytes] | None:
         """The prefixes whose VRPs *in force* differ when ``cache``'s data goes from ``old`` to ``new``.

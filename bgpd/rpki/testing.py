@@ -78,6 +78,9 @@ class RecordingSink:
         self._note("abort", cache)
         self._pending.pop(cache, None)
 
+    def has_vrp(self, cache: str, vrp: Vrp) -> bool:
+        return vrp in self.data.get(cache, ())
+
     def drop(self, cache: str) -> None:
         self._note("drop", cache)
         self.data.pop(cache, None)

@@ -7,6 +7,9 @@ bytes on StringTransports: against the test cache of
 
 from __future__ import annotations
 
+import gc
+import tracemalloc
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
@@ -16,7 +19,7 @@ from bgpd.rpki.pdu import ErrorCode
 from bgpd.rpki.records import Aspa, Validity
 from bgpd.rpki.rtr import CONNECTED, DOWN, Timers, bound_timers
 from bgpd.rpki.table import VrpTable
-from bgpd.rpki.testing import CacheServer
+from bgpd.rpki.testing import CacheServer, synthetic_vrps
 
 from .helpers import Rig, vrp
 
@@ -272,6 +275,54 @@ class RestartedCacheTests(SynchronousTestCase):
         self.assertEqual(rig.sink.data["c1"], {A})
 
 
+class _NullSink:
+    """A sink that keeps nothing, so that only the client's own memory is counted."""
+
+    def begin(self, cache: str, reset: bool) -> None:
+        pass
+
+    def vrps(self, cache: str, announced: object, withdrawn: object) -> None:
+        pass
+
+    def aspas(self, cache: str, announced: object, withdrawn: object) -> None:
+        pass
+
+    def end(self, cache: str, serial: int) -> None:
+        pass
+
+    def abort(self, cache: str) -> None:
+        pass
+
+    def drop(self, cache: str) -> None:
+        pass
+
+    def has_vrp(self, cache: str, vrp: object) -> bool:
+        return False
+
+
+class MemoryTests(SynchronousTestCase):
+    """The client keeps no second copy of a cache's data beside the sink's table."""
+
+    def test_client_keeps_no_copy_of_the_data(self) -> None:
+        """After a Reset Query's 20,000 VRPs the client holds under 4 bytes per VRP (a key set held 70)."""
+        data = CacheServer(synthetic_vrps(20_000)).response(1, None)
+        gc.collect()
+        tracemalloc.start()
+        try:
+            rig = Rig(sink=_NullSink())
+            rig.factory.start()
+            link = rig.connect(pump=False)
+            for i in range(0, len(data), 65536):
+                link.client.dataReceived(data[i:i + 65536])
+            gc.collect()
+            kept, _peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        st = rig.factory.status()
+        self.assertEqual((st.serial, st.ipv4_vrps + st.ipv6_vrps), (1, 20_000))
+        self.assertLess(kept, 20_000 * 4)
+
+
 class ErrorTests(SynchronousTestCase):
     """Error Reports both ways (sections 5.11, 12): the right code, then the session closes."""
 
@@ -336,6 +387,18 @@ class ErrorTests(SynchronousTestCase):
         """Withdrawing a VRP never announced: Withdrawal of Unknown Record."""
         self.loaded()
         self.expect(ErrorCode.WITHDRAWAL_OF_UNKNOWN_RECORD, P.CacheResponse(1, 5), P.PrefixPdu(1, False, B))
+
+    def test_serial_answer_checked_against_the_sink(self) -> None:
+        """A Serial Query's answer is checked against the sink's data: re-announce after withdraw is fine."""
+        self.loaded()
+        self.link.feed(P.CacheResponse(1, 5), P.PrefixPdu(1, False, A), P.PrefixPdu(1, True, A),
+                       P.PrefixPdu(1, True, B), P.EndOfData(1, 5, 2, 60, 30, 600))
+        self.assertEqual(self.link.sent(), [])
+        self.assertEqual(self.rig.sink.data["c1"], {A, B})
+        self.assertEqual(self.rig.factory.status().ipv4_vrps, 2)
+        self.rig.reactor.advance(60)
+        self.link.sent()
+        self.expect(ErrorCode.DUPLICATE_ANNOUNCEMENT, P.CacheResponse(1, 5), P.PrefixPdu(1, True, B))
 
     def test_abort_restores_the_set(self) -> None:
         """After an aborted update the set is as before it: a later withdrawal of A is accepted."""

@@ -264,3 +264,25 @@ class AffectedTests(SynchronousTestCase):
     def test_empty(self):
         """No changed prefix: nothing is affected."""
         self.assertEqual(affected_by([], 1)([key("192.0.2.0/24")]), [])
+
+
+class HasVrpTests(SynchronousTestCase):
+    """has_vrp(): the RTR client's check against a cache's applied data (RFC 8210 section 5.6)."""
+
+    def test_applied_data_only(self):
+        """True for a VRP of that cache's last End of Data; not for another cache, AS, or a pending one."""
+        t = VrpTable()
+        a, b = vrp("192.0.2.0/24", 24, 64500), vrp("192.0.2.0/24", 24, 64501)
+        load(t, a, b, cache="c1")
+        self.assertTrue(t.has_vrp("c1", a) and t.has_vrp("c1", b))
+        self.assertFalse(t.has_vrp("c2", a))
+        self.assertFalse(t.has_vrp("c1", vrp("192.0.2.0/24", 25, 64500)))
+        c = vrp("2001:db8::/32", 48, 64502)
+        t.begin("c1", False)
+        t.vrps("c1", [c], [a])
+        self.assertTrue(t.has_vrp("c1", a))
+        self.assertFalse(t.has_vrp("c1", c))
+        t.end("c1", 2)
+        self.assertEqual((t.has_vrp("c1", a), t.has_vrp("c1", b), t.has_vrp("c1", c)), (False, True, True))
+        t.drop("c1")
+        self.assertFalse(t.has_vrp("c1", b))
