@@ -16,7 +16,7 @@ import queue
 import stat
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent import futures
 from typing import Any
 
@@ -269,6 +269,16 @@ def _ld(tag: int, data: bytes) -> bytes:
     return _varint(tag << 3 | 2) + _varint(n) + data
 
 
+def _text_pieces(out: list[bytes], cache: dict[Any, bytes], tag: int, text: Callable[[Any], str],
+                 values: Iterable[Any]) -> None:
+    """Append field ``tag`` holding ``text(v)`` for each of ``values``; each field made once per ``cache``."""
+    for v in values:
+        b = cache.get(v)
+        if b is None:
+            b = cache[v] = _ld(tag, text(v).encode())
+        out.append(b)
+
+
 class AttributePieces:
     """``attributes_to_pb(a).SerializeToString()`` by hand, from cached pieces.
 
@@ -319,26 +329,11 @@ class AttributePieces:
         if a.local_pref is not None:
             out.append(b"\x28" + _varint(a.local_pref))
         if a.communities:
-            comm = self.comm
-            for c in a.communities:
-                b = comm.get(c)
-                if b is None:
-                    b = comm[c] = _ld(6, format_community(c).encode())
-                out.append(b)
+            _text_pieces(out, self.comm, 6, format_community, a.communities)
         if a.large_communities:
-            large = self.large
-            for c in a.large_communities:
-                b = large.get(c)
-                if b is None:
-                    b = large[c] = _ld(7, format_large_community(c).encode())
-                out.append(b)
+            _text_pieces(out, self.large, 7, format_large_community, a.large_communities)
         if a.ext_communities:
-            ext = self.ext
-            for c in a.ext_communities:
-                b = ext.get(c)
-                if b is None:
-                    b = ext[c] = _ld(8, format_ext_community(c).encode())
-                out.append(b)
+            _text_pieces(out, self.ext, 8, format_ext_community, a.ext_communities)
         if a.atomic_aggregate:
             out.append(b"\x48\x01")
         if a.aggregator is not None:

@@ -33,6 +33,7 @@ from typing import Any
 
 from bgpd.kernel.tables import table_number
 from bgpd.kernel.writer import KernelRoute, Key, NextHop
+from bgpd.wire.constants import IPV4_UNICAST, IPV6_UNICAST
 from bgpd.wire.nlri import make_prefix
 
 __all__ = ["NetlinkBackend", "dump_covering", "encode_route", "in_netns", "open_event_socket", "table_number"]
@@ -354,37 +355,11 @@ class NetlinkBackend:
         read at start, and nothing is written until it is read.
         """
         out: dict[Key, tuple[NextHop, ...]] = {}
-        with in_netns(self.netns):
-            s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
-        try:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-            s.bind((0, 0))
-            for seq, (afi, af) in enumerate(((1, socket.AF_INET), (2, socket.AF_INET6)), 1):
-                rtm = _RTMSG.pack(af, 0, 0, 0, 0, 0, 0, 0, 0)
-                s.sendall(_HDR.pack(_HDR.size + len(rtm), RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP,
-                                    seq, 0) + rtm)
-                fam = (afi, 1)
-                done = False
-                for _ in range(100_000_000):
-                    if done:
-                        break
-                    data = s.recv(1 << 20)
-                    off = 0
-                    while off + 16 <= len(data):
-                        n, kind, _f, _seq, _pid = _HDR.unpack_from(data, off)
-                        if kind == NLMSG_DONE or kind == NLMSG_ERROR:
-                            done = True
-                            break
-                        if n < 16:
-                            break
-                        # Not ours: skipped by the protocol octet, nothing parsed.
-                        if kind == RTM_NEWROUTE and data[off + 21] == self.protocol:
-                            found = self._route(data, off, n, af)
-                            if found is not None:
-                                out[(fam, found[0])] = found[1]
-                        off += (n + 3) & ~3
-        finally:
-            s.close()
+        families = {socket.AF_INET: IPV4_UNICAST, socket.AF_INET6: IPV6_UNICAST}
+        for af, data, off, n in _route_dump(self.netns, self.protocol, True):
+            found = self._route(data, off, n, af)
+            if found is not None:
+                out[(families[af], found[0])] = found[1]
         return out
 
     def _route(self, data: bytes, off: int, n: int, af: int) -> tuple[bytes, tuple[NextHop, ...]] | None:
@@ -488,7 +463,47 @@ def dump_covering(tables: tuple[int, ...], own_protocol: int,
     A raw dump, parsed only as far as needed: the main table may hold a full
     table of our own routes, which are skipped by their protocol byte.
     """
-    out: list[tuple[int, int, int]] = []
+    out: list[tuple[int, int, int, str | None, int]] = []
+    for af, data, off, n in _route_dump(netns, own_protocol, False):
+        rt = _RTMSG.unpack_from(data, off + 16)
+        plen, table, rtype = rt[1], rt[4], rt[7]
+        if rtype != RTN_UNICAST:
+            continue
+        version, alen = (4, 4) if af == socket.AF_INET else (6, 16)
+        dst = 0
+        gw: str | None = None
+        oif = 0
+        a = off + 16 + _RTMSG.size
+        end = off + n
+        while a + 4 <= end:
+            alen_, akind = _RTA.unpack_from(data, a)
+            if alen_ < 4:
+                break
+            if akind == RTA_TABLE:
+                (table,) = _U32.unpack_from(data, a + 4)
+            elif akind == RTA_DST:
+                dst = int.from_bytes(data[a + 4:a + 4 + alen], "big")
+            elif akind == RTA_OIF:
+                (oif,) = _U32.unpack_from(data, a + 4)
+            elif akind == RTA_GATEWAY:
+                gw = socket.inet_ntop(af, data[a + 4:a + 4 + alen])
+            elif akind == RTA_MULTIPATH and gw is None:
+                gw = _first_gateway(data[a + 4:a + alen_], af)
+            a += (alen_ + 3) & ~3
+        if table in tables:
+            out.append((version, dst, plen, gw, oif))
+    return out
+
+
+def _route_dump(netns: str | None, protocol: int, ours: bool) -> Iterator[tuple[int, bytes, int, int]]:
+    """``(address family, buffer, offset, length)`` of each RTM_NEWROUTE of a raw dump, IPv4 then IPv6.
+
+    One ``RTM_GETROUTE`` dump request per family on a socket of its own.
+    Only routes whose protocol octet is ``protocol`` (``ours``) or is not
+    (``not ours``) are handed out, still in the receive buffer they came in:
+    the others, a full table of them maybe, are skipped by that one octet,
+    nothing parsed.  The caller parses what it needs.
+    """
     with in_netns(netns):
         s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
     try:
@@ -498,11 +513,8 @@ def dump_covering(tables: tuple[int, ...], own_protocol: int,
             rtm = _RTMSG.pack(af, 0, 0, 0, 0, 0, 0, 0, 0)
             s.sendall(_HDR.pack(_HDR.size + len(rtm), RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, seq, 0)
                       + rtm)
-            version = 4 if af == socket.AF_INET else 6
-            bits = 32 if version == 4 else 128
-            alen = bits // 8
             done = False
-            for _ in range(10_000_000):
+            for _ in range(100_000_000):  # bounded: one receive per buffer of messages
                 if done:
                     break
                 data = s.recv(1 << 20)
@@ -512,35 +524,11 @@ def dump_covering(tables: tuple[int, ...], own_protocol: int,
                     if kind == NLMSG_DONE or kind == NLMSG_ERROR:
                         done = True
                         break
-                    if kind == RTM_NEWROUTE:
-                        rt = _RTMSG.unpack_from(data, off + 16)
-                        plen, table, proto, rtype = rt[1], rt[4], rt[5], rt[7]
-                        if proto != own_protocol and rtype == RTN_UNICAST:
-                            dst = 0
-                            gw: str | None = None
-                            oif = 0
-                            a = off + 16 + _RTMSG.size
-                            end = off + n
-                            while a + 4 <= end:
-                                alen_, akind = _RTA.unpack_from(data, a)
-                                if alen_ < 4:
-                                    break
-                                if akind == RTA_TABLE:
-                                    (table,) = _U32.unpack_from(data, a + 4)
-                                elif akind == RTA_DST:
-                                    dst = int.from_bytes(data[a + 4:a + 4 + alen], "big")
-                                elif akind == RTA_OIF:
-                                    (oif,) = _U32.unpack_from(data, a + 4)
-                                elif akind == RTA_GATEWAY:
-                                    gw = socket.inet_ntop(af, data[a + 4:a + 4 + alen])
-                                elif akind == RTA_MULTIPATH and gw is None:
-                                    gw = _first_gateway(data[a + 4:a + alen_], af)
-                                a += (alen_ + 3) & ~3
-                            if table in tables:
-                                out.append((version, dst, plen, gw, oif))
                     if n < 16:
                         break
+                    # data[off + 21]: rtm_protocol (the rtmsg after the 16-octet header)
+                    if kind == RTM_NEWROUTE and (data[off + 21] == protocol) == ours:
+                        yield af, data, off, n
                     off += (n + 3) & ~3
     finally:
         s.close()
-    return out

@@ -324,3 +324,25 @@ class DumpTests(SynchronousTestCase):
         self.assertEqual(len(got), 5)
         self.assertEqual(got[(IPV4, pfx("198.51.100.0/25"))], (("192.0.2.2", None), ("192.0.2.3", None)))
         self.assertEqual(got[(IPV4, pfx("0.0.0.0/0"))], (("192.0.2.2", None),))
+
+    def test_covering_dump_reads_the_others_routes(self):
+        """dump_covering: unicast routes of other protocols in the tables asked, gateway and interface."""
+        from bgpd.kernel.netlink import dump_covering
+
+        self.ns.ip("addr", "add", "192.0.2.3/24", "dev", "v1")
+        oif = int(self.ns.ip("-o", "link", "show", "v0").split(":")[0])
+        self.ns.ip("route", "add", "203.0.113.0/24", "via", "192.0.2.2", "dev", "v0", "table", "1000",
+                   "proto", "static")
+        self.ns.ip("route", "add", "198.51.100.0/25", "table", "1000", "proto", "static",
+                   "nexthop", "via", "192.0.2.2", "dev", "v0", "nexthop", "via", "192.0.2.3", "dev", "v1")
+        self.ns.ip("route", "add", "2001:db8:5::/48", "via", "2001:db8:0:1::2", "dev", "v0", "table", "1000",
+                   "proto", "static")
+        self.ns.ip("route", "add", "198.51.100.128/25", "via", "192.0.2.2", "table", "1000", "proto", "186")
+        self.ns.ip("route", "add", "192.0.2.128/25", "via", "192.0.2.2", "table", "1001", "proto", "static")
+        self.ns.ip("route", "add", "blackhole", "192.0.2.64/26", "table", "1000", "proto", "static")
+        got = sorted(dump_covering((1000,), 186, self.ns.name), key=lambda r: (r[0], r[1], r[2]))
+        self.assertEqual(got, [
+            (4, 0xC6336400, 25, "192.0.2.2", 0),
+            (4, 0xCB007100, 24, "192.0.2.2", oif),
+            (6, 0x20010DB8000500000000000000000000, 48, "2001:db8:0:1::2", oif),
+        ])
