@@ -16,17 +16,42 @@ the longest at 0.2-0.3 s at the same load time.  A full collection of that
 table takes 3.1 s; CPython runs one only after 1,000 generation-1
 collections (about 500 million allocations) and only when the long-lived
 set has grown by a quarter, so it is rare, not part of a table load.
+
+Thread switches: the reactor shares the interpreter lock with grpcio's
+threads (the API), the kernel writer's netlink thread and deferToThread
+work.  A thread that wants the lock waits until the holder drops it, at
+most one switch interval (Python's default 5 ms) while the reactor is busy.
+grpcio's threads take the lock several times per message (handler, send,
+completion): at 5 ms a watch trailed a full-table load by up to 800,000
+prefixes, at 1 ms by a few hundred thousand at most (bench/api.py).  The
+interval costs nothing while no other thread wants the lock.  It is the
+whole process's setting, so the daemon sets it once at start
+(``BgpdService.startService``, beside the collector), not a part of it.
 """
 
 from __future__ import annotations
 
 import gc
+import sys
 
 GC_THRESHOLDS = (100_000, 5, 1_000)
+#: seconds: the interpreter's thread switch interval while bgpd runs
+SWITCH_INTERVAL = 0.001
 
 
 def tune_gc() -> tuple[int, int, int]:
     """Apply bgpd's collector thresholds; return the previous ones."""
     old = gc.get_threshold()
     gc.set_threshold(*GC_THRESHOLDS)
+    return old
+
+
+def tune_switch_interval() -> float:
+    """Set the interpreter's thread switch interval to bgpd's (see above); return the previous one.
+
+    An interval already shorter (the operator's, or a profiler's) is kept.
+    """
+    old = sys.getswitchinterval()
+    if old > SWITCH_INTERVAL:
+        sys.setswitchinterval(SWITCH_INTERVAL)
     return old

@@ -56,7 +56,7 @@ from bgpd.rib import PeerInfo, Rib, RibOptions, peer_role
 from bgpd.rpki.service import RpkiService
 from bgpd.rpki.slurm import Slurm
 from bgpd.rpki.validation import RouteValidation
-from bgpd.runtime import tune_gc
+from bgpd.runtime import tune_gc, tune_switch_interval
 from bgpd.session.factory import PeerFactory, SessionListener
 from bgpd.session.fsm import State
 from bgpd.session.listener import BGPServerFactory, install_md5, listen, set_listen_ttl
@@ -798,6 +798,7 @@ class BgpdService(MultiService):
 
     def startService(self) -> None:
         tune_gc()
+        tune_switch_interval()
         # Once per start: which build of the hot path runs (issue 13).
         log.info("{hot_path}", hot_path=hotpath.describe(), variant=hotpath.VARIANT)
         super().startService()

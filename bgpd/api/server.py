@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import queue
 import stat
-import sys
 import threading
 from collections.abc import Callable, Iterable
 from concurrent import futures
@@ -1118,8 +1117,6 @@ class ApiServer:
         self.config = config
         self.bridge = _Bridge(reactor, control, config.read_only)
         self.limit = CallLimit(config.max_calls)
-        #: the interpreter's switch interval before start() (restored by stop())
-        self._switch: float | None = None
         # A few threads more than calls, so that the call one past the limit
         # finds a thread to be refused on (RESOURCE_EXHAUSTED naming the key)
         # instead of waiting in the pool's queue; past those, grpc refuses
@@ -1180,15 +1177,8 @@ class ApiServer:
         return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
 
     def start(self) -> None:
-        # grpcio's threads hand the interpreter lock back and forth several
-        # times per message (handler, send, completion).  At Python's default
-        # 5 ms switch interval each handoff waits up to 5 ms behind a busy
-        # reactor, and a watch trailed a full-table load by up to 800,000
-        # prefixes; at 1 ms by a few hundred thousand at most (bench/api.py).
-        # The interval matters only while threads contend for the lock.
-        self._switch = sys.getswitchinterval()
-        if self._switch > SWITCH_INTERVAL:
-            sys.setswitchinterval(SWITCH_INTERVAL)
+        # The interpreter's switch interval, which grpcio's threads depend
+        # on, is the daemon's: bgpd.runtime.tune_switch_interval at start.
         self.server.start()
         if self.health is not None:
             from grpc_health.v1 import health_pb2
@@ -1213,9 +1203,6 @@ class ApiServer:
     def stop(self, grace: float = 1.0) -> None:
         """Stop; waits at most ``grace`` seconds for calls in flight (call off the reactor thread)."""
         self.server.stop(grace).wait(grace + 1.0)
-        if self._switch is not None:
-            sys.setswitchinterval(self._switch)
-            self._switch = None
 
 
 # -- streams of pre-encoded messages -------------------------------------------------
@@ -1272,8 +1259,6 @@ def _add_routes(servicer: RoutesServicer, server: grpc.Server) -> bool:
 
 #: threads beyond [api] max_calls: where calls past the limit are refused
 SPARE_THREADS = 4
-#: the interpreter's switch interval while the API serves (see ApiServer.start)
-SWITCH_INTERVAL = 0.001
 
 
 class CallLimit(grpc.ServerInterceptor):
