@@ -2404,7 +2404,9 @@ def config_to_tables(config: Config, policy_tables: Mapping[str, Any] | None = N
     Every key is written with its resolved value (defaults included), so the
     result is the config bgpd runs, not the file it read.  ``[sets]`` and
     ``[policies]`` are ``policy_tables`` (the compiled records keep no source
-    text).  An MD5 password is written as ``secret``.
+    text).  An MD5 password is written as ``secret``.  (``bgpctl config
+    show`` renders the effective document of :mod:`bgpd.state.overlay`
+    instead: the file's tables with the API's changes laid over them.)
     """
     from bgpd.wire.communities import format_community, format_ext_community, format_large_community
 
@@ -2439,6 +2441,10 @@ def config_to_tables(config: Config, policy_tables: Mapping[str, Any] | None = N
         out["api"] = plain(config.api)
         if not config.api.listen:
             del out["api"]["listen"]  # the default socket in state_dir: written, it would not read back
+    if config.kernel is not None:
+        out["kernel"] = plain(config.kernel)
+    if config.rpki is not None:
+        out["rpki"] = _rpki_tables(config.rpki, plain)
     if config.monitor != MonitorConfig():
         out["monitor"] = plain(config.monitor)
     if config.mrt is not None:
@@ -2451,6 +2457,14 @@ def config_to_tables(config: Config, policy_tables: Mapping[str, Any] | None = N
     if config.bmp is not None:
         out["bmp"] = {"sys_name": config.bmp.sys_name, "sys_descr": config.bmp.sys_descr,
                       "collector": [plain(c) for c in config.bmp.collectors]}
+    return out
+
+
+def _rpki_tables(rpki: RpkiConfig, plain: Callable[[Any], Any]) -> dict[str, Any]:
+    """``[rpki]`` for :func:`config_to_tables`: the SLURM file by its name (its rules are read again)."""
+    out: dict[str, Any] = {"aspa": rpki.aspa, "cache": [plain(c) for c in rpki.caches]}
+    if rpki.slurm is not None:
+        out["slurm"] = rpki.slurm
     return out
 
 
