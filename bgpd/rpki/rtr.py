@@ -225,7 +225,7 @@ class _Transaction:
         else:
             self.aspas = factory.aspa_table
             self.legacy_aspas = factory.legacy_aspas
-        #: (set or dict, key, old value or None): applied to the live set, reversed on abort
+        #: (ASPA dict, key, old value or None): changed in the live tables, reversed on abort
         self.undo: list[tuple[Any, int, Any]] = []
         self.announced: list[Vrp] = []
         self.withdrawn: list[Vrp] = []
