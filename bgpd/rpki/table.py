@@ -102,6 +102,26 @@ def _remove(index: PrefixIndex, key: bytes, packed: int) -> bool:
     return True
 
 
+def _net(announced: Iterable[tuple[int, bytes, int]],
+         withdrawn: Iterable[tuple[int, bytes, int]]) -> Iterator[tuple[tuple[int, bytes, int], int]]:
+    """Per VRP, announcements minus withdrawals: > 0 it ends held, < 0 not held, 0 as it was.
+
+    The RTR client accepts a transaction's PDUs in order (an announcement
+    only of a VRP not held, a withdrawal only of one held), so a VRP's PDUs
+    alternate and the last one decides; which one is last is lost once
+    they are split into the two lists, the count tells it.  A serial answer
+    that spans several of the cache's serials may announce a VRP and then
+    withdraw it (added at one, removed at the next): applying every
+    withdrawal before every announcement kept such a VRP.
+    """
+    net: dict[tuple[int, bytes, int], int] = {}
+    for item in announced:
+        net[item] = net.get(item, 0) + 1
+    for item in withdrawn:
+        net[item] = net.get(item, 0) - 1
+    return iter(net.items())
+
+
 class _Pending:
     """One running transaction (begin .. end) of one cache."""
 
@@ -151,10 +171,17 @@ class VrpTable:
             return
         if pend.fresh is not None:
             fresh = pend.fresh
-            for v in announced:
-                _add(fresh[v.family[0]], v.prefix, _pack(v))
-            for v in withdrawn:
-                _remove(fresh[v.family[0]], v.prefix, _pack(v))
+            if not withdrawn:
+                for v in announced:
+                    _add(fresh[v.family[0]], v.prefix, _pack(v))
+                return
+            ann = [(v.family[0], v.prefix, _pack(v)) for v in announced]
+            wd = [(v.family[0], v.prefix, _pack(v)) for v in withdrawn]
+            for (afi, key, packed), n in _net(ann, wd):
+                if n > 0:
+                    _add(fresh[afi], key, packed)
+                elif n < 0:
+                    _remove(fresh[afi], key, packed)
             return
         pend.announced.extend((v.family[0], v.prefix, _pack(v)) for v in announced)
         pend.withdrawn.extend((v.family[0], v.prefix, _pack(v)) for v in withdrawn)
@@ -180,11 +207,14 @@ class VrpTable:
             self._caches[cache] = pend.fresh
         else:
             mine = self._caches.setdefault(cache, {1: PrefixIndex(), 2: PrefixIndex()})
-            for afi, key, packed in pend.withdrawn:
-                if _remove(mine[afi], key, packed):
-                    changes[afi].add(key)  # type: ignore[union-attr]
-            for afi, key, packed in pend.announced:
-                if _add(mine[afi], key, packed):
+            for (afi, key, packed), n in _net(pend.announced, pend.withdrawn):
+                if n > 0:
+                    changed = _add(mine[afi], key, packed)
+                elif n < 0:
+                    changed = _remove(mine[afi], key, packed)
+                else:
+                    continue
+                if changed:
                     changes[afi].add(key)  # type: ignore[union-attr]
         self._rebuild_walk()
         self._notify(changes)

@@ -63,8 +63,14 @@ class RecordingSink:
         reset, ann, wd, aann, awd = self._pending.pop(cache)
         data = set() if reset else set(self.data.get(cache, ()))
         aspa = {} if reset else dict(self.aspa.get(cache, {}))
-        data.difference_update(wd)
-        data.update(ann)
+        # As the VrpTable: a VRP's PDUs alternate, so the count tells which came last.
+        net: dict[Vrp, int] = {}
+        for v in ann:
+            net[v] = net.get(v, 0) + 1
+        for v in wd:
+            net[v] = net.get(v, 0) - 1
+        data.difference_update(v for v, n in net.items() if n < 0)
+        data.update(v for v, n in net.items() if n > 0)
         for c in awd:
             aspa.pop(c, None)
         for a in aann:

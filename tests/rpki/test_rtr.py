@@ -73,6 +73,25 @@ class ExchangeTests(SynchronousTestCase):
                                                ("end", "c1", 2)])
         self.assertEqual(rig.factory.timers, Timers(120, 60, 1200))
 
+    def test_serial_answer_spanning_serials(self) -> None:
+        """A VRP added at one serial and removed at the next, in one answer: gone; announced later: fine."""
+        server = CacheServer([A], timers=(120, 60, 1200))
+        table = VrpTable()
+        rig = Rig(server=server, sink=table)
+        rig.factory.start()
+        link = rig.connect()
+        server.set_data([A, B], notify=False)
+        server.set_data([A], notify=False)
+        rig.reactor.advance(120)
+        link.pump()
+        self.assertEqual(server.queries[-1], P.SerialQuery(1, 4242, 1))
+        self.assertFalse(table.has_vrp("c1", B))
+        self.assertEqual(table.validate(1, B.prefix, B.asn), Validity.NOT_FOUND)
+        server.set_data([A, B])
+        link.pump()
+        self.assertEqual(rig.factory.status().last_error, "")
+        self.assertEqual((table.has_vrp("c1", B), rig.factory.status().serial), (True, 4))
+
     def test_serial_notify_triggers_query(self) -> None:
         """Serial Notify makes the client send Serial Query at once."""
         server = CacheServer([A])

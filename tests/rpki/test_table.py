@@ -286,3 +286,35 @@ class HasVrpTests(SynchronousTestCase):
         self.assertEqual((t.has_vrp("c1", a), t.has_vrp("c1", b), t.has_vrp("c1", c)), (False, True, True))
         t.drop("c1")
         self.assertFalse(t.has_vrp("c1", b))
+
+
+class SerialOrderTests(SynchronousTestCase):
+    """A serial's PDUs take effect in order, though the table gets them as two lists."""
+
+    def test_announced_then_withdrawn_is_gone(self):
+        """A VRP announced and then withdrawn in one serial (two of the cache's serials) is not held."""
+        t = VrpTable()
+        a, b = vrp("192.0.2.0/24", 24, 64500), vrp("198.51.100.0/24", 24, 64501)
+        load(t, a)
+        t.begin("c1", False)
+        t.vrps("c1", [b], [])
+        t.vrps("c1", [], [b])
+        t.end("c1", 2)
+        self.assertFalse(t.has_vrp("c1", b))
+        self.assertEqual(t.validate(1, b.prefix, 64501), Validity.NOT_FOUND)
+
+    def test_withdrawn_then_announced_is_held(self):
+        """A held VRP withdrawn and announced again in one serial stays; within one call as well."""
+        t = VrpTable()
+        a, b = vrp("192.0.2.0/24", 24, 64500), vrp("198.51.100.0/24", 24, 64501)
+        load(t, a)
+        t.begin("c1", False)
+        t.vrps("c1", [a, b], [a, b])
+        t.vrps("c1", [b], [])
+        t.end("c1", 2)
+        # a: withdrawn, announced (held); b: announced, withdrawn, announced (held)
+        self.assertEqual((t.has_vrp("c1", a), t.has_vrp("c1", b)), (True, True))
+        t.begin("c1", True)
+        t.vrps("c1", [a, b, a], [a])
+        t.end("c1", 3)
+        self.assertEqual((t.has_vrp("c1", a), t.has_vrp("c1", b)), (True, True))
