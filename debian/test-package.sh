@@ -326,6 +326,14 @@ fi
 twistd3 --help >"$WORK/twistd-help.txt" 2>&1 || true
 ! grep -q "^ *bgpd " "$WORK/twistd-help.txt" || fail "twistd3 still offers bgpd"
 
+if have_systemd; then
+    # Every start, reload, kill, upgrade and stop above: none left a traceback.
+    journalctl -u bgpd -o cat --no-pager >"$WORK/bgpd-journal.txt"
+    echo "bgpd's journal: $(wc -l <"$WORK/bgpd-journal.txt") lines; its errors and warnings:"
+    grep -A2 -E '#(error|warn)\]' "$WORK/bgpd-journal.txt" || true
+    grep -q Traceback "$WORK/bgpd-journal.txt" && { grep -B5 -A20 Traceback "$WORK/bgpd-journal.txt" >&2; fail "a traceback in bgpd's journal"; }
+fi
+
 step "purge leaves nothing"
 "${APT[@]}" purge bgpd
 left=

@@ -60,6 +60,11 @@ in_container() {
 
 on_exit() {
     local rc=$?
+    # The container's journal goes with it (a volatile root): keep it to read.
+    if [ "$rc" -ne 0 ] && [ -n "$NSPAWN_PID" ] && [ -n "$CPID" ]; then
+        in_container journalctl --no-pager >"$WORK/journal.txt" 2>&1 || true
+        echo "the container's journal: $WORK/journal.txt"
+    fi
     halt_container
     summary $rc
 }
