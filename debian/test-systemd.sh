@@ -71,7 +71,7 @@ on_exit() {
 trap on_exit EXIT
 step() { STEP=$1; echo "=== test-systemd: $1"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
-SYSTEMD_VERSION=?
+SYSTEMD_VERSION=unknown
 INNER=
 
 [ "$(id -u)" = 0 ] || fail "needs root"
@@ -114,6 +114,7 @@ else
         >"$WORK/debootstrap.log" 2>&1 || { tail -n 30 "$WORK/debootstrap.log"; fail "debootstrap"; }
     # Not booted: the machine's network, for apt.  satisfy takes the
     # Depends field as it is (versions, alternatives, :any).
+    # shellcheck disable=SC2016 # $1 is the inner shell's
     systemd-nspawn -q -D "$build" --register=no --keep-unit \
         env -i PATH="$PATH" DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 \
         sh -c 'apt-get update -q && apt-get satisfy -y -q --no-install-recommends "$1" && apt-get clean' \
