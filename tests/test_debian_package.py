@@ -8,7 +8,10 @@
 - bgpctl's default socket: the package's ``/run/bgpd/bgpd.sock`` when it exists.
 - ``debian/test-package.sh``: the .deb built, installed, tested with its
   autopkgtests, upgraded, removed and purged (root; it installs a system
-  package, so it runs under CI=true or with BGPD_TEST_PACKAGE=1).
+  package, so it runs under CI=true or with BGPD_TEST_PACKAGE=1); and the
+  same again by ``debian/test-systemd.sh`` in a Debian 12 container with
+  systemd as PID 1, where the unit itself runs (systemctl, its sandbox,
+  reload, Restart=, the restart on upgrade and the stop on remove).
 """
 
 from __future__ import annotations
@@ -237,13 +240,14 @@ class DebianPackageTests(SynchronousTestCase):
     """debian/test-package.sh: build, install, autopkgtests, upgrade, remove, purge."""
 
     def test_package(self):
-        """The .deb builds, passes lintian and its autopkgtests, and purges without a trace."""
+        """The .deb builds, passes lintian and its autopkgtests, here and under systemd, and purges clean."""
         if not (in_ci() or os.environ.get("BGPD_TEST_PACKAGE") == "1"):
             raise unittest.SkipTest(
                 "installs and purges a system package: runs under CI=true or BGPD_TEST_PACKAGE=1")
         if os.geteuid() != 0:
             missing("root (apt-get install, a system user, network namespaces)")
-        for tool in ("dpkg-buildpackage", "lintian", "dh_python3", "protoc", "grpc_python_plugin", "bird"):
+        for tool in ("dpkg-buildpackage", "lintian", "dh_python3", "protoc", "grpc_python_plugin", "bird",
+                     "systemd-nspawn", "debootstrap"):
             if shutil.which(tool, path="/usr/sbin:/usr/bin:/sbin:/bin") is None:
                 missing(f"{tool} (.ci/run installs the package build's tools)")
         work = tempfile.mkdtemp(prefix="bgpd-package-")
@@ -254,6 +258,10 @@ class DebianPackageTests(SynchronousTestCase):
         last = [line for line in result.stdout.splitlines() if line.strip()][-1:] or [""]
         self.assertEqual(result.returncode, 0, output[-6000:])
         self.assertTrue(last[0].startswith("test-package: PASS"), output[-6000:])
+        # The systemd run is part of the PASS, never skipped: its own line and the inner run's.
+        self.assertIn("under systemd: PASS", last[0])
+        self.assertRegex(result.stdout, r"(?m)^test-systemd: PASS \(systemd \d+ as PID 1: install, "
+                                        r"autopkgtests: service bird-smoke hotpath, upgrade, remove, purge\)")
 
 
 def _unit() -> dict[str, list[str]]:

@@ -149,3 +149,37 @@ as_user() {
     env -i PATH=/usr/bin:/bin setpriv --reuid="$name" --regid="$(id -g "$name")" --init-groups \
         --inh-caps=-all --bounding-set=-all "$@"
 }
+
+# (systemd as PID 1) Wait, bounded, for a line of bgpd's journal since $1
+# that contains $2.
+wait_journal() {
+    local since=$1 text=$2
+    for _ in $(seq 100); do
+        journalctl -u bgpd --since "$since" -o cat 2>/dev/null | grep -qF "$text" && return 0
+        sleep 0.2
+    done
+    journalctl -u bgpd --since "$since" -o cat >&2 || true
+    return 1
+}
+
+# (systemd as PID 1) The unit's sandbox took effect on the running process
+# $1: its user, its two capabilities and no more, no new privileges, the
+# seccomp filter, and in its own mount namespace a read-only /usr and /etc
+# (ProtectSystem=strict), a writable /var/lib/bgpd, a private /tmp.
+check_unit_sandbox() {
+    local pid=$1 status
+    status=$(cat /proc/"$pid"/status)
+    [ "$(stat -c %U /proc/"$pid")" = bgpd ] || fail "bgpd does not run as the user bgpd"
+    grep -q "^CapEff:.*0000000000001400$" <<<"$status" || fail "capabilities are not the unit's: $(grep CapEff <<<"$status")"
+    grep -q "^CapBnd:.*0000000000001400$" <<<"$status" || fail "the bounding set is not the unit's"
+    grep -q "^NoNewPrivs:.*1$" <<<"$status" || fail "NoNewPrivileges did not take effect"
+    grep -q "^Seccomp:.*2$" <<<"$status" || fail "no seccomp filter (SystemCallFilter=)"
+    [ "$(readlink /proc/"$pid"/ns/mnt)" != "$(readlink /proc/1/ns/mnt)" ] || fail "bgpd shares PID 1's mount namespace"
+    local in=(nsenter --target "$pid" --mount)
+    "${in[@]}" findmnt -n -o OPTIONS -T /usr | grep -q '^ro' || fail "/usr is writable for bgpd"
+    "${in[@]}" findmnt -n -o OPTIONS -T /etc | grep -q '^ro' || fail "/etc is writable for bgpd"
+    "${in[@]}" findmnt -n -o OPTIONS -T /var/lib/bgpd | grep -q '^rw' || fail "/var/lib/bgpd is not writable for bgpd"
+    "${in[@]}" findmnt -n -o FSROOT -T /tmp | grep -q "systemd-private-.*-bgpd.service-" \
+        || fail "bgpd's /tmp is not its own (PrivateTmp=)"
+    log "the sandbox holds: user bgpd, CapEff 0x1400, NoNewPrivs, seccomp, read-only /usr and /etc, private /tmp"
+}
