@@ -39,18 +39,24 @@ class Options(usage.Options):
 
 
     def _json_log(self) -> None:
-        """``[monitor] log_format = "json"``: twistd's observer becomes bgpd's JSON lines.
+        """``[monitor] log_format = "json"``: twistd's observer becomes bgpd's JSON lines;
+        text lines to the journal (``$JOURNAL_STREAM``) lose twistd's time stamp.
 
         twistd reads its ``logger`` option (an observer factory) after the
         plugin's options are parsed, so setting it here replaces the text
         log instead of adding a second one; an explicit ``--logger`` wins.
         """
         parent = getattr(self, "parent", None)
-        if self.loaded.monitor.log_format != "json" or parent is None or parent.get("logger"):
+        if parent is None or parent.get("logger"):
             return
-        from bgpd.monitor.jsonlog import configure
+        from bgpd.monitor import jsonlog
 
-        parent["logger"] = configure(parent.get("logfile"), bool(parent.get("nodaemon")))
+        if self.loaded.monitor.log_format == "json":
+            parent["logger"] = jsonlog.configure(parent.get("logfile"), bool(parent.get("nodaemon")))
+        elif (parent.get("logfile") == "-" or (parent.get("nodaemon") and not parent.get("logfile"))) \
+                and jsonlog.stdout_is_journal():
+            # Text to the journal: no second time stamp, and journald's priority per line.
+            parent["logger"] = f"{jsonlog.__name__}.journal_observer"
 
 
 def makeService(options: Options) -> IService:
