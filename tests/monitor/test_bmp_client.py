@@ -317,6 +317,7 @@ class LiveTests(Base):
         self.endpoint.transport.clear()
         data = pack_reach(1, 1, ATTRS, PREFIXES[:1])[0]
         self.monitor.message(self.peer, OUT, 1.0, data)
+        self.settle()  # written when the reactor turn ends
         (m,) = [m for m in self.messages() if isinstance(m, RouteMonitoring)]
         self.assertTrue(m.peer.adj_rib_out)
         self.assertEqual(m.update, data)
@@ -327,6 +328,7 @@ class LiveTests(Base):
         self.start()
         notif = bytes.fromhex("ff" * 16 + "0015030602")
         self.monitor.session_down(self.peer, PeerDown(9.0, DownReason.REMOTE_NOTIFICATION, notif))
+        self.settle()
         (down,) = [m for m in self.messages() if isinstance(m, PeerDownMsg)]
         self.assertEqual((down.reason, down.data), (3, notif))
         self.assertEqual(self.monitor.views, {})
@@ -336,6 +338,7 @@ class LiveTests(Base):
         self.start()
         self.endpoint.transport.clear()
         self.bring_up()
+        self.settle()
         (up,) = [m for m in self.messages() if isinstance(m, PeerUpMsg)]
         self.assertEqual(up.peer.address, PEER_ADDR)
 
