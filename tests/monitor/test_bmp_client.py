@@ -370,6 +370,88 @@ class LiveTests(Base):
         self.assertEqual(report.get(bmp.Stat.CLUSTER_LIST_LOOP), 0)
 
 
+class TurnBatchTests(Base):
+    """A reactor turn's live messages: one write, counted in bulk, one header stamp per peer."""
+
+    views = ("pre-policy", "post-policy")
+
+    def writes(self) -> list[bytes]:
+        """Each transport.write call's data from now on, in order."""
+        transport = self.endpoint.transport
+        calls: list[bytes] = []
+        real = transport.write
+
+        def write(data: bytes) -> None:
+            calls.append(data)
+            real(data)
+
+        transport.write = write
+        return calls
+
+    def test_one_write_per_turn(self):
+        """Many messages in one turn reach the transport as one write, and are all counted."""
+        self.bring_up()
+        self.start()
+        station = self.service.stations["c1"]
+        before = (station.messages, station.octets)
+        calls = self.writes()
+        data = [pack_reach(1, 1, ATTRS.replace(med=i), PREFIXES[i:i + 1])[0] for i in range(5)]
+        for d in data:
+            self.monitor.message(self.peer, IN, self.clock.seconds(), d)
+        self.assertEqual(calls, [])  # nothing before the turn ends
+        self.settle()
+        self.assertEqual(len(calls), 1)
+        msgs = bmp.decode_stream(calls[0])
+        self.assertEqual([m.update for m in msgs], data)
+        self.assertEqual((station.messages - before[0], station.octets - before[1]),
+                         (5, len(calls[0])))
+
+    def test_header_stamped_once_per_turn(self):
+        """A peer's messages of one turn carry the turn's first time; the next turn its own."""
+        self.bring_up()
+        self.start()
+        self.endpoint.transport.clear()
+        data = pack_reach(1, 1, ATTRS, PREFIXES[:1])[0]
+        self.monitor.message(self.peer, IN, 7.25, data)
+        self.monitor.message(self.peer, IN, 7.5, data)
+        self.settle()
+        self.clock.advance(3)
+        self.monitor.message(self.peer, IN, 8.75, data)
+        self.settle()
+        stamps = [m.peer.timestamp for m in self.messages()]
+        self.assertEqual(stamps, [7.25, 7.25, 8.75])
+
+    def test_peer_down_before_termination(self):
+        """At shutdown the turn's messages (a Peer Down) are written before the Termination."""
+        self.bring_up()
+        self.start()
+        self.endpoint.transport.clear()
+        self.monitor.session_down(self.peer, PeerDown(9.0, DownReason.DECONFIGURED))
+        self.service.stopService()
+        kinds = [type(m).__name__ for m in self.messages()]
+        self.assertEqual(kinds, ["PeerDownMsg", "Termination"])
+
+    def test_paused_turn_waits_and_counts_to_bound(self):
+        """A turn's messages wait for a full transport, in order, and count toward the bound."""
+        self.bring_up()
+        self.start()
+        proto = self.endpoint.protocols[-1]
+        self.endpoint.transport.clear()
+        proto.pauseProducing()
+        data = [pack_reach(1, 1, ATTRS.replace(med=i), PREFIXES[i:i + 1])[0] for i in range(3)]
+        for d in data[:2]:
+            self.monitor.message(self.peer, IN, 1.0, d)
+        self.assertEqual(proto.pending_bytes, 2 * (48 + len(data[0])))
+        self.settle()
+        self.monitor.message(self.peer, IN, 2.0, data[2])
+        self.settle()
+        self.assertEqual(self.endpoint.transport.value(), b"")
+        proto.resumeProducing()
+        self.settle()
+        self.assertEqual([m.update for m in self.messages()], data)
+        self.assertEqual(proto.pending_bytes, 0)
+
+
 class SlowStationTests(Base):
     """The buffer bound: routing never waits, the session is dropped and re-synced."""
 
