@@ -13,7 +13,9 @@ family (RFC 9069 5 / RFC 8671 5), and from then on the live changes:
 - Adj-RIB-Out (RFC 8671, O and L flags): the UPDATEs the update groups send;
 - Loc-RIB (RFC 9069, peer type 3): the Loc-RIB change records;
 - Peer Down (4.9) with the NOTIFICATION or FSM event, and Statistics Reports
-  (4.8) every ``statistics_interval``.
+  (4.8) every ``statistics_interval``: types 0-5 (rejected by policy, known
+  duplicate advertisements and withdraws, the three loops), 7 and 9, and 8
+  with Loc-RIB monitoring.
 
 The table dump runs in slices of a few thousand routes per reactor turn
 (never more than about 0.05 s of work), and waits while the transport is
@@ -807,7 +809,11 @@ class BmpMonitor:
             if info is None:
                 continue
             cluster, as_path, originator = rib.loop_rejects(info)
+            # Types 1 and 2 as the RIB knows them without per-prefix state (Rib.duplicates).
+            dup_adverts, dup_withdraws = rib.duplicates(info)
             stats: list[tuple[int, object]] = [(Stat.REJECTED_BY_POLICY, rib.rejected(info)),
+                                               (Stat.DUPLICATE_PREFIX, dup_adverts),
+                                               (Stat.DUPLICATE_WITHDRAW, dup_withdraws),
                                                (Stat.CLUSTER_LIST_LOOP, cluster),
                                                (Stat.AS_PATH_LOOP, as_path),
                                                (Stat.ORIGINATOR_ID_LOOP, originator)]

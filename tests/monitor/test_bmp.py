@@ -134,6 +134,15 @@ class MessageGoldenTests(SynchronousTestCase):
         self.check(msg, golden)
         self.assertEqual(msg.get(7), 1_000_000)
 
+    def test_statistics_duplicates(self):
+        """4.8 types 1 and 2 (duplicate advertisements and withdraws) are 32-bit counters."""
+        msg = StatisticsReport(PEER, ((bmp.Stat.DUPLICATE_PREFIX, 7), (bmp.Stat.DUPLICATE_WITHDRAW, 2)))
+        golden = (h("03 00000044 01") + PEER_HDR + h("00000002")
+                  + h("0001 0004 00000007")
+                  + h("0002 0004 00000002"))
+        self.check(msg, golden)
+        self.assertEqual(msg.get(2), 2)
+
     def test_peer_down_notification(self):
         """4.9 reason 1: a NOTIFICATION PDU follows."""
         notif = h(MARKER + "0015 03 06 02")

@@ -356,6 +356,76 @@ class LiveTests(Base):
         self.assertEqual(report.get(bmp.Stat.ADJ_RIB_IN_ROUTES_FAMILY), (1, 1, 5))
         self.assertEqual(report.get(bmp.Stat.AS_PATH_LOOP), 0)
 
+    def duplicates_report(self) -> StatisticsReport:
+        """The same UPDATE twice, one prefix withdrawn twice and one never held; the next report."""
+        self.receive(pack_reach(1, 1, ATTRS, PREFIXES)[0])
+        self.receive(pack_reach(1, 1, ATTRS, PREFIXES[:3])[0])  # 3 known duplicates
+        self.host.rib.receive(INFO, withdraw(PREFIXES[:1]))
+        self.host.rib.receive(INFO, withdraw(PREFIXES[:1]))  # a duplicate withdraw
+        self.host.rib.receive(INFO, withdraw([pfx("203.0.113.0/24")]))  # never held: another
+        self.settle()
+        self.endpoint.transport.clear()
+        self.clock.advance(10)
+        self.settle()
+        (report,) = [m for m in self.messages() if isinstance(m, StatisticsReport)]
+        return report
+
+    def test_statistics_duplicates_golden(self):
+        """Types 1 and 2 (RFC 7854 4.8) count known duplicates; the whole report, byte for byte."""
+        self.bring_up()  # soft reconfiguration: withdraws are checked against the pre-policy table
+        self.start()
+        report = self.duplicates_report()
+        self.assertEqual(report.get(bmp.Stat.DUPLICATE_PREFIX), 3)
+        self.assertEqual(report.get(bmp.Stat.DUPLICATE_WITHDRAW), 2)
+        golden = bytes.fromhex(
+            "03 0000008b 01"  # version 3, 139 octets, Statistics Report
+            # per-peer header: global, IPv4, no RD, 192.0.2.2, AS 65002, BGP ID, 10.0 s
+            "00 00 0000000000000000 000000000000000000000000 c0000202"
+            "0000fdea c0000202 0000000a 00000000"
+            "00000009"  # nine statistics
+            "0000 0004 00000000"  # 0: rejected by policy
+            "0001 0004 00000003"  # 1: duplicate advertisements
+            "0002 0004 00000002"  # 2: duplicate withdraws
+            "0003 0004 00000000"  # 3-5: the loops
+            "0004 0004 00000000"
+            "0005 0004 00000000"
+            "0007 0008 0000000000000004"  # 7: Adj-RIB-In routes
+            "0008 0008 0000000000000004"  # 8: Loc-RIB routes
+            "0009 000b 0001 01 0000000000000004")  # 9: Adj-RIB-In, IPv4 unicast
+        self.assertEqual(bmp.encode(report), golden)
+        self.assertEqual(self.endpoint.transport.value(), golden)
+
+    def test_statistics_duplicates_without_soft_reconfiguration(self):
+        """Without the pre-policy table, a withdraw of what is not held counts while nothing was refused."""
+        self.bring_up(soft=False)
+        self.start()
+        report = self.duplicates_report()
+        self.assertEqual(report.get(bmp.Stat.DUPLICATE_PREFIX), 3)
+        self.assertEqual(report.get(bmp.Stat.DUPLICATE_WITHDRAW), 2)
+
+    def test_statistics_refused_withdraw_not_duplicate(self):
+        """A refused prefix withdrawn later is not counted a duplicate (without soft reconfiguration)."""
+        self.bring_up(soft=False)
+        self.start()
+        self.receive(pack_reach(1, 1, ATTRS, PREFIXES[1:])[0])
+        looped = PathAttributes(origin=0, as_path=((2, (65002, 65000)),), next_hop=PEER_ADDR)
+        self.receive(pack_reach(1, 1, looped, PREFIXES[:1])[0])  # refused: AS_PATH loop
+        self.host.rib.receive(INFO, withdraw(PREFIXES[:2]))
+        self.settle()
+        self.assertEqual(self.host.rib.duplicates(INFO), (0, 0))
+        self.assertEqual(len(self.host.rib.adj_rib_in(INFO, IPV4)), 3)
+
+    def test_reimport_is_not_duplicate(self):
+        """A soft-reconfiguration re-run of the import policy announces nothing twice."""
+        self.bring_up()
+        self.start()
+        self.receive(pack_reach(1, 1, ATTRS, PREFIXES)[0])
+        self.host.rib.reimport(INFO)
+        self.settle()
+        self.assertEqual(self.host.rib.duplicates(INFO), (0, 0))
+        self.receive(pack_reach(1, 1, ATTRS, PREFIXES[:2])[0])
+        self.assertEqual(self.host.rib.duplicates(INFO), (2, 0))
+
     def test_statistics_loops(self):
         """Our own AS in an AS_PATH counts as an AS_PATH loop (type 4), its prefixes rejected."""
         self.bring_up()
