@@ -411,7 +411,8 @@ class BmpStation(Service):
         self.reactor = reactor
         self.views = frozenset(config.monitoring)
         self.proto: BmpProtocol | None = None
-        #: The protocol the live stream goes to: connected and past Initiation.
+        #: The protocol the live stream goes to: connected and past Initiation
+        #: (set through _set_live, which the monitor's per-view lists follow).
         self.live: BmpProtocol | None = None
         self.messages = 0
         self.octets = 0
@@ -451,7 +452,7 @@ class BmpStation(Service):
 
     def connected(self, proto: BmpProtocol) -> None:
         self.proto = proto
-        self.live = proto
+        self._set_live(proto)
         self.connects += 1
         log.info("bmp {name}: connected to [{addr}]:{port}, sending the tables", name=self.name,
                  addr=self.config.address, port=self.config.port)
@@ -476,7 +477,7 @@ class BmpStation(Service):
     def disconnected(self, proto: BmpProtocol, reason: Any) -> None:
         if proto is self.proto:
             self.proto = None
-            self.live = None
+            self._set_live(None)
             self._stop_stats()
             why = reason.getErrorMessage() if reason is not None else "closed"
             self.last_error = why
@@ -506,7 +507,7 @@ class BmpStation(Service):
                  "connection in {hold:g} s is sent everything again", name=self.name, text=text,
                  hold=hold)
         if proto is self.live:
-            self.live = None
+            self._set_live(None)
         self._stop_stats()
         proto.drop(text)
 
@@ -522,6 +523,10 @@ class BmpStation(Service):
         self.octets += octets
 
     # -- live ------------------------------------------------------------------------
+
+    def _set_live(self, proto: BmpProtocol | None) -> None:
+        self.live = proto
+        self.monitor.live_changed()
 
     def send(self, data: bytes) -> None:
         proto = self.live
@@ -596,6 +601,9 @@ class BmpMonitor:
         #: peer address -> Loc-RIB best paths it holds (Statistics type 8)
         self.loc_counts: dict[str, int] = {}
         self._want: dict[str, tuple[BmpStation, ...]] = {PRE: (), POST: (), OUT: (), LOC: ()}
+        #: Per view, the live connections of the stations that want it: the
+        #: route messages go straight there (nothing is encoded while none is up).
+        self._live: dict[str, tuple[BmpProtocol, ...]] = {PRE: (), POST: (), OUT: (), LOC: ()}
         self._all: tuple[BmpStation, ...] = ()
         #: Tap calls that failed (see _guarded).
         self.failures = 0
@@ -607,6 +615,12 @@ class BmpMonitor:
         self.stations = list(stations)
         self._all = tuple(stations)
         self._want = {v: tuple(s for s in stations if v in s.views) for v in (PRE, POST, OUT, LOC)}
+        self.live_changed()
+
+    def live_changed(self) -> None:
+        """A station's live connection came or went: the per-view lists follow."""
+        self._live = {v: tuple(s.live for s in st if s.live is not None)
+                      for v, st in self._want.items()}
 
     def wants(self, view: str) -> bool:
         return bool(self._want[view])
@@ -674,15 +688,15 @@ class BmpMonitor:
             if view is None:
                 return
             kind = PRE if direction == IN else OUT
-            targets = self._want[kind]
+            targets = self._live[kind]
             if not targets:
                 return
             token, head = view.heads[kind]
             if token is not self._token:
                 head = self._stamp(view, kind, timestamp)
             msg = _COMMON.pack(3, 48 + len(data), _RM) + head + data
-            for station in targets:
-                station.send(msg)
+            for proto in targets:
+                proto.send(msg)
         except Exception:  # noqa: BLE001 - monitoring must not break routing (see _guarded)
             self._failed("message")
 
@@ -711,7 +725,7 @@ class BmpMonitor:
     def adj_in_changed(self, peer: PeerInfo, family: tuple[int, int],
                        attributes: PathAttributes | None, keys: list) -> None:
         try:
-            targets = self._want[POST]
+            targets = self._live[POST]
             if not targets:
                 return
             view = self._by_address.get(peer.address)
@@ -723,8 +737,8 @@ class BmpMonitor:
             pack = _COMMON.pack
             for update in route_updates(family, attributes, keys, family in view.addpath_rx):
                 msg = pack(3, 48 + len(update), _RM) + head + update
-                for station in targets:
-                    station.send(msg)
+                for proto in targets:
+                    proto.send(msg)
         except Exception:  # noqa: BLE001 - monitoring must not break routing (see _guarded)
             self._failed("adj_in_changed")
 
@@ -740,7 +754,7 @@ class BmpMonitor:
             if c.new is not None:
                 a = c.new.owner.info.address
                 counts[a] = counts.get(a, 0) + 1
-        targets = self._want[LOC]
+        targets = self._live[LOC]
         if not targets or not changes:
             return
         fixed = _loc_rib_fixed(self.host.local_as, self.host.router_id)
@@ -748,8 +762,8 @@ class BmpMonitor:
         for family, attributes, keys in _grouped(changes):
             for update in route_updates(family, attributes, keys):
                 msg = route_monitoring(fixed, ts, update)
-                for station in targets:
-                    station.send(msg)
+                for proto in targets:
+                    proto.send(msg)
 
     # -- a new connection ---------------------------------------------------------------
 

@@ -501,6 +501,26 @@ class TurnBatchTests(Base):
         kinds = [type(m).__name__ for m in self.messages()]
         self.assertEqual(kinds, ["PeerDownMsg", "Termination"])
 
+    def test_live_follows_reconnection(self):
+        """Between connections route messages go nowhere; after the next one, to it alone."""
+        self.bring_up()
+        self.start()
+        first = self.endpoint.protocols[-1]
+        first.connectionLost(None)
+        station = self.service.stations["c1"]
+        sent = station.messages
+        data = pack_reach(1, 1, ATTRS, PREFIXES[:1])[0]
+        self.receive(data)
+        self.assertEqual(station.messages, sent)
+        self.clock.advance(5)  # the back-off's first retry
+        self.settle()
+        self.assertEqual(len(self.endpoint.protocols), 2)
+        self.endpoint.transport.clear()
+        first.transport.clear()
+        self.receive(data)
+        self.assertIn(data, [m.update for m in self.messages() if isinstance(m, RouteMonitoring)])
+        self.assertEqual(first.transport.value(), b"")
+
     def test_paused_turn_waits_and_counts_to_bound(self):
         """A turn's messages wait for a full transport, in order, and count toward the bound."""
         self.bring_up()
@@ -695,15 +715,15 @@ class GuardTests(Base):
     """A failure inside BMP never reaches the session or the RIB that called the tap."""
 
     def test_failure_contained(self):
-        """A station whose send raises: the tap call returns, the failure is logged and counted."""
+        """A station connection whose send raises: the tap call returns, the failure is logged and counted."""
         self.bring_up()
         self.start()
-        station = self.service.stations["c1"]
+        proto = self.service.stations["c1"].live
 
         def broken(data: bytes) -> None:
             raise RuntimeError("broken station")
 
-        station.send = broken
+        proto.send = broken
         data = pack_reach(1, 1, ATTRS, PREFIXES[:1])[0]
         self.receive(data)  # the tap and then the RIB: neither raises
         self.assertEqual(len(self.host.rib.adj_rib_in(INFO, IPV4)), 1)
