@@ -249,6 +249,22 @@ class InitialDumpTests(Base):
         last = [m for m in msgs if isinstance(m, RouteMonitoring)][-2:]
         self.assertIn(pfx("198.51.100.0/24"), self.routes(last))
 
+    def test_dump_slice_bounded_in_octets(self):
+        """A dump turn stops at DUMP_TURN_BYTES and writes its slice as one string."""
+        self.patch(client_module, "DUMP_TURN_BYTES", 1)
+        self.bring_up()
+        for i in range(4):
+            self.host.rib.receive(INFO, announce(ATTRS.replace(med=i), [pfx(f"10.{i}.0.0/16")]))
+        self.settle()
+        self.service.startService()
+        before = len(self.messages())  # Initiation and Peer Up
+        (turn,) = self.clock.getDelayedCalls()
+        self.clock.calls.remove(turn)
+        turn.func(*turn.args, **turn.kw)
+        self.assertEqual(len(self.messages()), before + 1)  # one message per turn
+        self.settle()
+        self.assertEqual(len(self.routes(self.messages(), FLAG_L)), 4)
+
     def test_paused_dump_waits(self):
         """While the transport is full the dump stops; it goes on when it drains."""
         self.patch(client_module, "DUMP_TURN_MESSAGES", 1)
