@@ -18,7 +18,7 @@ stream really flowed.
 Prints one line, e.g.::
 
     monitor: 253,000 prefixes  without BMP 1.58s  with BMP (pre+post policy) 1.90s
-    +20.3% (goal < 25%)  bgpd CPU 9.1s -> 10.8s (+18.7%)  collector: 170,021 messages 41.2 MB
+    +20.3% (goal < 25%)  bgpd CPU 9.1s -> 10.8s (+18.7%)  collector: 170,021 messages 41.2 MB, CPU 0.9s
 
     sudo .venv/bin/python bench/monitor.py                  # full table
     sudo .venv/bin/python bench/monitor.py --scale 0.02     # CI smoke size
@@ -173,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         rib_scale.log(with_bmp.describe())
         time.sleep(1.0)  # the collector's last report
         totals = collector_totals(collector)
+        # The collector shares the machine's cores with bgpd, the feeder and the sink.
+        collector_cpu = rib_scale.cpu_seconds(collector.pid)
         parts = [f"monitor: {n4 + n6:,} prefixes ({n4:,} v4 + {n6:,} v6)"]
         ok = plain.seconds is not None and with_bmp.seconds is not None
         parts.append(f"without BMP {plain.seconds:.2f}s" if plain.seconds is not None
@@ -188,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             parts.append(f"bgpd CPU {plain.cpu:.1f}s -> {with_bmp.cpu:.1f}s "
                          f"({100.0 * (with_bmp.cpu - plain.cpu) / plain.cpu:+.1f}%)")
         parts.append(f"collector: {totals.get('messages', 0):,} messages "
-                     f"{totals.get('octets', 0) / 1e6:.1f} MB")
+                     f"{totals.get('octets', 0) / 1e6:.1f} MB, CPU {collector_cpu:.1f}s")
         if with_bmp.stall is not None:
             parts.append(f"longest stall with BMP {with_bmp.stall:.2f}s")
         print("  ".join(parts), flush=True)

@@ -30,7 +30,7 @@ import attrs
 
 from bgpd.wire.attributes import PathAttributes
 from bgpd.wire.negotiated import Negotiated
-from bgpd.wire.update import pack_end_of_rib, pack_reach, pack_withdraw
+from bgpd.wire.update import pack_end_of_rib, pack_next_hop, pack_reach, pack_withdraw
 
 __all__ = [
     "BmpError",
@@ -473,21 +473,76 @@ def _negotiated(family: tuple[int, int], addpath: bool) -> Negotiated:
     return neg
 
 
+#: A BGP UPDATE's fixed parts (RFC 4271 4.3): marker, length, type 2, the two lengths.
+_REACH_HEAD = struct.Struct("!16sHBHH").pack
+#: ... with an MP_REACH_NLRI attribute first (RFC 4760 3: optional, extended length).
+_MP_REACH_HEAD = struct.Struct("!16sHBHHBBHHBB").pack
+_MARKER = b"\xff" * 16
+_MAX_UPDATE = 4096
+#: The attributes last encoded here and their bytes (AS4, with and without NEXT_HOP).
+_last_packed: list = [None, None, None]
+
+
+def _packed(attributes: PathAttributes, with_next_hop: bool) -> bytes:
+    """``attributes`` encoded with 4-octet ASNs, not kept on the attribute set.
+
+    ``PathAttributes.pack`` keeps each encoding on the set (shared by the
+    peers it is sent to); BMP encodes nearly every received set once, so
+    that cache would only hold a second copy of the table's attributes
+    (about 70 MiB at a full table).  The last set's bytes are kept here:
+    the RIB reports one UPDATE's prefixes in consecutive calls.
+    """
+    last = _last_packed
+    slot = 1 if with_next_hop else 2
+    if last[0] is attributes:
+        data = last[slot]
+        if data is None:
+            data = last[slot] = attributes.pack_uncached(True, with_next_hop)
+        return data
+    data = attributes.pack_uncached(True, with_next_hop)
+    last[0] = attributes
+    last[1] = last[2] = None
+    last[slot] = data
+    return data
+
+
 def route_updates(family: tuple[int, int], attributes: PathAttributes | None, keys: list,
                   addpath: bool = False) -> list[bytes]:
     """UPDATE PDUs announcing ``keys`` with ``attributes``, or withdrawing them (None).
 
     4-octet ASNs always (RFC 7854 4.6: the A flag stays clear), 4096 octets
-    per message at most (what every collector reads); ``addpath``: ``keys``
-    are ``(path id, prefix)`` pairs (RFC 7911).
+    per message at most (what every collector reads), as many prefixes in
+    each as fit; ``addpath``: ``keys`` are ``(path id, prefix)`` pairs
+    (RFC 7911).  The bytes are :func:`bgpd.wire.update.pack_reach`'s; the
+    common case (one message, no path identifiers) is built here from
+    attributes encoded without the attribute set's cache (see _packed).
     """
     if not keys:
         return []
-    neg = _negotiated(family, addpath)
     afi, safi = family
     if attributes is None:
-        return pack_withdraw(afi, safi, keys, neg)
-    return pack_reach(afi, safi, attributes, keys, neg)
+        return pack_withdraw(afi, safi, keys, _negotiated(family, addpath))
+    if not addpath:
+        nlri = b"".join(keys)
+        nh = attributes.next_hop
+        if afi == 1 and safi == 1 and (nh is None or ":" not in nh):
+            attrs = _packed(attributes, True)
+            n = 23 + len(attrs) + len(nlri)
+            if n <= _MAX_UPDATE:
+                return [_REACH_HEAD(_MARKER, n, 2, 0, len(attrs)) + attrs + nlri]
+        else:
+            attrs = _packed(attributes, False)
+            hop = pack_next_hop(attributes, afi)
+            n_nh = len(hop)
+            n_nlri = len(nlri)
+            # MP_REACH_NLRI: 4 octets of attribute header, AFI, SAFI, next-hop
+            # length, the next hop, the reserved octet, the NLRI.
+            mp_len = 5 + n_nh + n_nlri
+            n = 23 + 4 + mp_len + len(attrs)
+            if n <= _MAX_UPDATE and n_nlri:
+                return [_MP_REACH_HEAD(_MARKER, n, 2, 0, 4 + mp_len + len(attrs), 0x90, 14, mp_len,
+                                       afi, safi, n_nh) + hop + b"\x00" + nlri + attrs]
+    return pack_reach(afi, safi, attributes, keys, _negotiated(family, addpath))
 
 
 def end_of_rib(family: tuple[int, int]) -> bytes:

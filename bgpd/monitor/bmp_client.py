@@ -13,7 +13,9 @@ family (RFC 9069 5 / RFC 8671 5), and from then on the live changes:
 - Adj-RIB-Out (RFC 8671, O and L flags): the UPDATEs the update groups send;
 - Loc-RIB (RFC 9069, peer type 3): the Loc-RIB change records;
 - Peer Down (4.9) with the NOTIFICATION or FSM event, and Statistics Reports
-  (4.8) every ``statistics_interval``.
+  (4.8) every ``statistics_interval``: types 0-5 (rejected by policy, known
+  duplicate advertisements and withdraws, the three loops), 7 and 9, and 8
+  with Loc-RIB monitoring.
 
 The table dump runs in slices of a few thousand routes per reactor turn
 (never more than about 0.05 s of work), and waits while the transport is
@@ -94,6 +96,8 @@ DUMP_SLICE = 2000
 DUMP_TURN_SECONDS = 0.05
 #: Messages written per reactor turn of a dump at most (the time bound may stop it sooner).
 DUMP_TURN_MESSAGES = 500
+#: Octets written per reactor turn of a dump at most: the transport then pauses the dump.
+DUMP_TURN_BYTES = 1 << 18
 #: The longest wait after a station was dropped for being slow (see BmpStation.overflow).
 MAX_DROP_HOLD = 300.0
 
@@ -163,6 +167,10 @@ class PeerView:
         #: The per-peer header without its timestamp, per view.
         self.fixed = {PRE: fixed(legacy), POST: fixed(FLAG_L), OUT: fixed(FLAG_O | FLAG_L | legacy),
                       "re-encoded-out": fixed(FLAG_O | FLAG_L), "plain": fixed(0)}
+        #: The whole per-peer header of the live views, as stamped this reactor turn:
+        #: (the monitor's turn token it was made in, the header).
+        self.heads: dict[str, tuple[object, bytes]] = {PRE: (None, b""), POST: (None, b""),
+                                                        OUT: (None, b"")}
 
     def header(self, ts: float = 0.0) -> PeerHeader:
         return PeerHeader(self.address, self.asn, self.bgp_id, ts)
@@ -192,19 +200,28 @@ def _loc_rib_fixed(local_as: int, router_id: str) -> bytes:
 class BmpProtocol(TwistedProtocol):
     """One connection to a station: the initial dump, then live messages, bounded.
 
-    The transport pauses it (IPushProducer) when its send buffer is full;
-    while paused, and while the dump runs, messages wait in ``pending``.
+    Live messages are collected for the rest of the reactor turn and written
+    as one string when it ends (``_end_turn``): one ``transport.write`` and
+    one count per turn, not per message, which is most of what a message
+    cost.  The transport pauses it (IPushProducer) when its send buffer is
+    full; while paused, and while the dump runs, the turns' strings wait in
+    ``pending``, and ``pending_bytes`` -- those and the turn's messages --
+    is what the station's ``buffer`` bound is checked against.
     """
 
     def __init__(self, station: BmpStation) -> None:
         self.station = station
-        self.pending: deque[bytes] = deque()
+        #: Strings waiting for the transport (each whole messages), with their message counts.
+        self.pending: deque[tuple[bytes, int]] = deque()
         self.pending_bytes = 0
         self.paused = False
         self.dumping = True
         self.closed = False
+        #: The current turn's live messages, written by _end_turn.
+        self._batch: list[bytes] = []
         self._dump: Iterator[bytes] | None = None
         self._turn: Any = None
+        self._turn_end: Any = None
         self._abort: Any = None
 
     # -- Twisted -------------------------------------------------------------
@@ -221,6 +238,7 @@ class BmpProtocol(TwistedProtocol):
         self.closed = True
         self._cancel()
         self.pending.clear()
+        self._batch = []
         self.pending_bytes = 0
         self.station.disconnected(self, reason)
 
@@ -242,37 +260,44 @@ class BmpProtocol(TwistedProtocol):
 
     def start_dump(self, first: list[bytes], dump: Iterator[bytes]) -> None:
         """Write ``first`` (Initiation, Peer Ups), then ``dump`` in slices, then go live."""
-        for data in first:
-            self._write(data)
+        data = b"".join(first)
+        self.transport.write(data)
+        self.station.count(len(first), len(data))
         self._dump = dump
         self.dumping = True
         self._schedule()
 
     def send(self, data: bytes) -> None:
-        """A live message: written now, or queued behind the dump or a full transport."""
+        """A live message: written when the turn ends, or queued behind the dump or a full transport."""
         if self.closed:
             return
-        if self.dumping or self.paused or self.pending:
-            self._queue(data)
-        else:
-            self._write(data)
-
-    def _write(self, data: bytes) -> None:
-        self.transport.write(data)
-        self.station.count(data)
-
-    def _queue(self, data: bytes) -> None:
-        self.pending.append(data)
+        self._batch.append(data)
         self.pending_bytes += len(data)
-        if self.pending_bytes > self.station.config.buffer:
+        # The bound is on what must wait: behind the dump, or for a full transport.
+        if (self.paused or self.dumping or self.pending) and (
+                self.pending_bytes > self.station.config.buffer):
             self.station.overflow(self)
+            return
+        if self._turn_end is None:
+            self._turn_end = self.station.reactor.callLater(0, self._end_turn)
+
+    def _end_turn(self) -> None:
+        self._turn_end = None
+        batch = self._batch
+        if self.closed or not batch:
+            return
+        self._batch = []
+        self.pending.append((b"".join(batch), len(batch)))
+        self._flush()
 
     def _flush(self) -> None:
         pending = self.pending
+        transport = self.transport
         while pending and not self.paused and not self.dumping:
-            data = pending.popleft()
+            data, n = pending.popleft()
             self.pending_bytes -= len(data)
-            self._write(data)
+            transport.write(data)
+            self.station.count(n, len(data))
 
     def _schedule(self) -> None:
         if self._turn is None and not self.closed:
@@ -284,21 +309,31 @@ class BmpProtocol(TwistedProtocol):
             return
         deadline = time.perf_counter() + DUMP_TURN_SECONDS
         dump = self._dump
-        n = 0
+        out: list[bytes] = []
+        size = 0
         for data in dump:
-            self._write(data)
-            n += 1
-            if self.paused or n >= DUMP_TURN_MESSAGES or (
+            out.append(data)
+            size += len(data)
+            n = len(out)
+            # The transport pauses the dump once it holds about DUMP_TURN_BYTES.
+            if n >= DUMP_TURN_MESSAGES or size >= DUMP_TURN_BYTES or (
                     n % 64 == 0 and time.perf_counter() > deadline):
                 break
         else:
             self._dump = None
             self.dumping = False
+            self._write_many(out, size)
             self.station.dump_done(self)
             self._flush()
             return
+        self._write_many(out, size)
         if not self.paused:
             self._schedule()
+
+    def _write_many(self, out: list[bytes], size: int) -> None:
+        if out:
+            self.transport.write(b"".join(out))
+            self.station.count(len(out), size)
 
     def drop(self, text: str) -> None:
         """End the session: Termination (if the transport takes it), close, abort if stuck."""
@@ -306,6 +341,7 @@ class BmpProtocol(TwistedProtocol):
             return
         self._cancel()
         self.pending.clear()
+        self._batch = []
         self.pending_bytes = 0
         self.dumping = False
         self._dump = None
@@ -319,16 +355,18 @@ class BmpProtocol(TwistedProtocol):
         """A deliberate end (shutdown, collector removed): Termination, then close."""
         if self.closed:
             return
+        self._end_turn()  # this turn's messages (a Peer Down at shutdown) go before it
         self._cancel()
         self.closed = True
         self.transport.write(encode(Termination.make(reason, text)))
         self.transport.loseConnection()
 
     def _cancel(self) -> None:
-        for call in (self._turn, self._abort):
+        for call in (self._turn, self._turn_end, self._abort):
             if call is not None and call.active():
                 call.cancel()
         self._turn = None
+        self._turn_end = None
         self._abort = None
 
 
@@ -373,7 +411,8 @@ class BmpStation(Service):
         self.reactor = reactor
         self.views = frozenset(config.monitoring)
         self.proto: BmpProtocol | None = None
-        #: The protocol the live stream goes to: connected and past Initiation.
+        #: The protocol the live stream goes to: connected and past Initiation
+        #: (set through _set_live, which the monitor's per-view lists follow).
         self.live: BmpProtocol | None = None
         self.messages = 0
         self.octets = 0
@@ -413,7 +452,7 @@ class BmpStation(Service):
 
     def connected(self, proto: BmpProtocol) -> None:
         self.proto = proto
-        self.live = proto
+        self._set_live(proto)
         self.connects += 1
         log.info("bmp {name}: connected to [{addr}]:{port}, sending the tables", name=self.name,
                  addr=self.config.address, port=self.config.port)
@@ -438,7 +477,7 @@ class BmpStation(Service):
     def disconnected(self, proto: BmpProtocol, reason: Any) -> None:
         if proto is self.proto:
             self.proto = None
-            self.live = None
+            self._set_live(None)
             self._stop_stats()
             why = reason.getErrorMessage() if reason is not None else "closed"
             self.last_error = why
@@ -468,7 +507,7 @@ class BmpStation(Service):
                  "connection in {hold:g} s is sent everything again", name=self.name, text=text,
                  hold=hold)
         if proto is self.live:
-            self.live = None
+            self._set_live(None)
         self._stop_stats()
         proto.drop(text)
 
@@ -478,11 +517,16 @@ class BmpStation(Service):
         return min(MAX_DROP_HOLD, max(self.config.retry_time, self.config.retry_time
                                       * 2.0 ** (self._drop_streak - 1)))
 
-    def count(self, data: bytes) -> None:
-        self.messages += 1
-        self.octets += len(data)
+    def count(self, messages: int, octets: int) -> None:
+        """``messages`` messages of ``octets`` in all were handed to the transport."""
+        self.messages += messages
+        self.octets += octets
 
     # -- live ------------------------------------------------------------------------
+
+    def _set_live(self, proto: BmpProtocol | None) -> None:
+        self.live = proto
+        self.monitor.live_changed()
 
     def send(self, data: bytes) -> None:
         proto = self.live
@@ -531,10 +575,7 @@ def _guarded(method: Callable[..., None]) -> Callable[..., None]:
         try:
             method(self, *args)
         except Exception:  # noqa: BLE001 - see above
-            self.failures += 1
-            if self.failures <= 10 or self.failures % 1000 == 0:
-                log.failure("bmp: {what} failed (failure {n}); routing goes on",
-                            what=method.__name__, n=self.failures)
+            self._failed(method.__name__)
     return run
 
 
@@ -557,14 +598,26 @@ class BmpMonitor:
         #: peer address -> Loc-RIB best paths it holds (Statistics type 8)
         self.loc_counts: dict[str, int] = {}
         self._want: dict[str, tuple[BmpStation, ...]] = {PRE: (), POST: (), OUT: (), LOC: ()}
+        #: Per view, the live connections of the stations that want it: the
+        #: route messages go straight there (nothing is encoded while none is up).
+        self._live: dict[str, tuple[BmpProtocol, ...]] = {PRE: (), POST: (), OUT: (), LOC: ()}
         self._all: tuple[BmpStation, ...] = ()
         #: Tap calls that failed (see _guarded).
         self.failures = 0
+        #: This reactor turn's token (see _stamp), and the call that makes the next one.
+        self._token = object()
+        self._token_call: Any = None
 
     def set_stations(self, stations: list[BmpStation]) -> None:
         self.stations = list(stations)
         self._all = tuple(stations)
         self._want = {v: tuple(s for s in stations if v in s.views) for v in (PRE, POST, OUT, LOC)}
+        self.live_changed()
+
+    def live_changed(self) -> None:
+        """A station's live connection came or went: the per-view lists follow."""
+        self._live = {v: tuple(s.live for s in st if s.live is not None)
+                      for v, st in self._want.items()}
 
     def wants(self, view: str) -> bool:
         return bool(self._want[view])
@@ -594,26 +647,59 @@ class BmpMonitor:
         self._by_address[view.key] = view
         return view
 
+    # -- the reactor turn ------------------------------------------------------------------
+
+    def _stamp(self, view: PeerView, kind: str, ts: float) -> bytes:
+        """``view``'s header for ``kind``, stamped with ``ts``, kept for the rest of the turn.
+
+        RFC 7854 4.2 leaves the timestamp's precision to the implementation:
+        every message of one reactor turn about one peer and view carries the
+        time of the first (a turn reads what arrived together), so the header
+        is made once per turn, not once per message.
+        """
+        token = self._token
+        if self._token_call is None:
+            self._token_call = self.reactor.callLater(0, self._next_turn)
+        head = view.fixed[kind] + _timestamp(ts)
+        view.heads[kind] = (token, head)
+        return head
+
+    def _next_turn(self) -> None:
+        self._token_call = None
+        self._token = object()
+
+    def _failed(self, what: str) -> None:
+        """Count and log a failed tap call (see _guarded); called in its except clause.
+
+        The per-message entry points (message, adj_in_changed) catch inline
+        rather than through _guarded: one call less per message.
+        """
+        self.failures += 1
+        if self.failures <= 10 or self.failures % 1000 == 0:
+            log.failure("bmp: {what} failed (failure {n}); routing goes on", what=what,
+                        n=self.failures)
+
     # -- SessionTap ---------------------------------------------------------------------
 
-    @_guarded
     def message(self, peer: Any, direction: str, timestamp: float, data: bytes) -> None:
-        if data[18] != 2:
-            return  # only UPDATEs are monitored (Route Mirroring is not)
-        view = self.views.get(peer)
-        if view is None:
-            return
-        if direction == IN:
-            targets = self._want[PRE]
-            fixed = view.fixed[PRE]
-        else:
-            targets = self._want[OUT]
-            fixed = view.fixed[OUT]
-        if not targets:
-            return
-        msg = route_monitoring(fixed, _timestamp(timestamp), data)
-        for station in targets:
-            station.send(msg)
+        try:
+            if data[18] != 2:
+                return  # only UPDATEs are monitored (Route Mirroring is not)
+            view = self.views.get(peer)
+            if view is None:
+                return
+            kind = PRE if direction == IN else OUT
+            targets = self._live[kind]
+            if not targets:
+                return
+            token, head = view.heads[kind]
+            if token is not self._token:
+                head = self._stamp(view, kind, timestamp)
+            msg = _COMMON.pack(3, 48 + len(data), _RM) + head + data
+            for proto in targets:
+                proto.send(msg)
+        except Exception:  # noqa: BLE001 - monitoring must not break routing (see _guarded)
+            self._failed("message")
 
     @_guarded
     def session_up(self, peer: Any, up: PeerUp) -> None:
@@ -637,21 +723,25 @@ class BmpMonitor:
 
     # -- AdjInTap (post-policy) -----------------------------------------------------------
 
-    @_guarded
     def adj_in_changed(self, peer: PeerInfo, family: tuple[int, int],
                        attributes: PathAttributes | None, keys: list) -> None:
-        targets = self._want[POST]
-        if not targets:
-            return
-        view = self._by_address.get(peer.address)
-        if view is None:
-            return
-        fixed = view.fixed[POST]
-        ts = _timestamp(self.reactor.seconds())
-        for update in route_updates(family, attributes, keys, family in view.addpath_rx):
-            msg = route_monitoring(fixed, ts, update)
-            for station in targets:
-                station.send(msg)
+        try:
+            targets = self._live[POST]
+            if not targets:
+                return
+            view = self._by_address.get(peer.address)
+            if view is None:
+                return
+            token, head = view.heads[POST]
+            if token is not self._token:
+                head = self._stamp(view, POST, self.reactor.seconds())
+            pack = _COMMON.pack
+            for update in route_updates(family, attributes, keys, family in view.addpath_rx):
+                msg = pack(3, 48 + len(update), _RM) + head + update
+                for proto in targets:
+                    proto.send(msg)
+        except Exception:  # noqa: BLE001 - monitoring must not break routing (see _guarded)
+            self._failed("adj_in_changed")
 
     # -- Loc-RIB subscriber (RFC 9069) -----------------------------------------------------
 
@@ -665,7 +755,7 @@ class BmpMonitor:
             if c.new is not None:
                 a = c.new.owner.info.address
                 counts[a] = counts.get(a, 0) + 1
-        targets = self._want[LOC]
+        targets = self._live[LOC]
         if not targets or not changes:
             return
         fixed = _loc_rib_fixed(self.host.local_as, self.host.router_id)
@@ -673,8 +763,8 @@ class BmpMonitor:
         for family, attributes, keys in _grouped(changes):
             for update in route_updates(family, attributes, keys):
                 msg = route_monitoring(fixed, ts, update)
-                for station in targets:
-                    station.send(msg)
+                for proto in targets:
+                    proto.send(msg)
 
     # -- a new connection ---------------------------------------------------------------
 
@@ -734,7 +824,11 @@ class BmpMonitor:
             if info is None:
                 continue
             cluster, as_path, originator = rib.loop_rejects(info)
+            # Types 1 and 2 as the RIB knows them without per-prefix state (Rib.duplicates).
+            dup_adverts, dup_withdraws = rib.duplicates(info)
             stats: list[tuple[int, object]] = [(Stat.REJECTED_BY_POLICY, rib.rejected(info)),
+                                               (Stat.DUPLICATE_PREFIX, dup_adverts),
+                                               (Stat.DUPLICATE_WITHDRAW, dup_withdraws),
                                                (Stat.CLUSTER_LIST_LOOP, cluster),
                                                (Stat.AS_PATH_LOOP, as_path),
                                                (Stat.ORIGINATOR_ID_LOOP, originator)]

@@ -93,7 +93,7 @@ class PeerState:
         "info", "families", "neg", "sink", "import_policy", "export_policy", "adj_in", "pre",
         "intern", "intern_limit", "gen", "up", "addpath_rx", "stale_families", "stale_timer",
         "tx_ids", "soft", "members", "mrai", "rejected", "gr_pending", "counts",
-        "refresh_stale", "held", "loops",
+        "refresh_stale", "held", "loops", "duplicates", "reimports",
     )
 
     def __init__(self, info: PeerInfo) -> None:
@@ -133,6 +133,12 @@ class PeerState:
         #: UPDATEs refused by the ingress loop checks: CLUSTER_LIST, AS_PATH,
         #: ORIGINATOR_ID (BMP Statistics types 3, 4, 5, RFC 7854 4.8).
         self.loops = [0, 0, 0]
+        #: Known duplicate prefix advertisements and withdraws (BMP Statistics
+        #: types 1 and 2): see Rib.duplicates.
+        self.duplicates = [0, 0]
+        #: The key lists reimport() queued and _announce has not finished: their
+        #: unchanged routes are a policy re-run, not duplicate advertisements.
+        self.reimports: list[list] = []
 
     @property
     def export_names(self) -> tuple[str, ...]:
@@ -509,6 +515,7 @@ class Rib:
             for key, path in table.items():
                 by_attrs.setdefault(path.attrs, []).append(key)
             for a, keys in by_attrs.items():
+                st.reimports.append(keys)
                 self._queue([_ANNOUNCE, st, st.gen, fam, a, keys, 0])
 
     def revalidate(
@@ -796,6 +803,19 @@ class Rib:
         st = self._peers.get(peer.address)
         return (0, 0, 0) if st is None else (st.loops[0], st.loops[1], st.loops[2])
 
+    def duplicates(self, peer: PeerInfo) -> tuple[int, int]:
+        """``peer``'s known duplicate prefix advertisements and withdraws (RFC 7854 4.8, types 1, 2).
+
+        An advertisement is a duplicate when the prefix's Adj-RIB-In entry is
+        already the same path (the same attributes after the import policy);
+        a withdraw, when the prefix is not held: counted from the pre-policy
+        table with soft reconfiguration, else only while the peer has had no
+        prefix refused (one refused then withdrawn looks the same, and telling
+        them apart would need per-prefix state).  No per-prefix state either way.
+        """
+        st = self._peers.get(peer.address)
+        return (0, 0) if st is None else (st.duplicates[0], st.duplicates[1])
+
     def live_paths(self) -> int:
         return sum(len(st.intern) for st in self._peers.values()) + len(self._local.intern)
 
@@ -873,7 +893,7 @@ class Rib:
                 if kind == _ANNOUNCE:
                     announce(st, fam, a, keys, pos, pos + n, lst, first)
                 elif kind == _WITHDRAW:
-                    self._withdraw(st, fam, keys, pos, pos + n, lst, first)
+                    self._withdraw(st, fam, keys, pos, pos + n, lst, first, sent=True)
                 elif kind == _STALE:
                     self._sweep_stale(st, fam, keys, pos, pos + n, lst, first)
                 elif kind == _REVALIDATE:
@@ -1106,6 +1126,11 @@ class Rib:
         if adj is None:
             return
         self.stats.prefixes_in += end - start
+        dup = 0
+        # A policy re-run (reimport) announces what is held again: no duplicates there.
+        rerun = bool(st.reimports) and any(keys is r for r in st.reimports)
+        if rerun and end == len(keys):
+            st.reimports = [r for r in st.reimports if r is not keys]
         if st.pre is not None:
             pre = st.pre.setdefault(fam, {})
             raw_path = Path(st, raw, 0, self.now)
@@ -1137,16 +1162,18 @@ class Rib:
                 self._sweep_intern(st)
             loc_get = loc.get
             append = changed.append
+            adj_get = adj.get
             for p in keys[start:end]:
-                adj[p] = path
                 cur = loc_get(p)
+                if cur is path or (cur is not None and adj_get(p) is path):
+                    dup += 1  # held as it is: changes nothing
+                    continue
+                adj[p] = path
                 if cur is None:
                     loc[p] = path
                     append(p)
                     if first is not None:
                         first.setdefault((fam, p), None)
-                elif cur is path:
-                    continue
                 elif cur.__class__ is Path and cur.owner is st:
                     loc[p] = path
                     append(p)
@@ -1154,6 +1181,8 @@ class Rib:
                         first.setdefault((fam, p), cur if resolver is None or self.eligible(cur) else None)
                 else:
                     self._update(loc, p, st, 0, path, changed, first, fam)
+            if dup and not rerun:
+                st.duplicates[0] += dup
             if self._adj_tap is not None:
                 self._tap_results(st, fam, keys[start:end], None, a)
             return
@@ -1184,15 +1213,16 @@ class Rib:
                 if r is not last:
                     path = self._intern(st, r, 0)
                     last = r
-                adj[p] = path
                 cur = loc_get(p)
+                if cur is path or (cur is not None and adj.get(p) is path):
+                    dup += 1  # held as it is: changes nothing
+                    continue
+                adj[p] = path
                 if cur is None:
                     loc[p] = path
                     append(p)
                     if first is not None:
                         first.setdefault((fam, p), None)
-                elif cur is path:
-                    continue
                 elif cur.__class__ is Path and cur.owner is st:
                     loc[p] = path
                     append(p)
@@ -1200,6 +1230,8 @@ class Rib:
                         first.setdefault((fam, p), cur if resolver is None or self.eligible(cur) else None)
                 else:
                     self._update(loc, p, st, 0, path, changed, first, fam)
+            if dup and not rerun:
+                st.duplicates[0] += dup
             if self._adj_tap is not None:
                 self._tap_results(st, fam, chunk, answers, a)
             return
@@ -1235,22 +1267,33 @@ class Rib:
             path = base.get(bk)
             if path is None or path.attrs is not r:
                 path = base[bk] = self._intern(st, r, pid)
+            if adj.get(k) is path:
+                dup += 1  # held as it is: changes nothing
+                continue
             adj[k] = path
             self._update(loc, p, st, pid, path, changed, first, fam)
+        if dup and not rerun:
+            st.duplicates[0] += dup
         if self._adj_tap is not None:
             self._tap_results(st, fam, chunk, results, a)
 
     def _withdraw(
         self, st: PeerState, fam: Family, keys: list, start: int, end: int, changed: list, first: dict | None,
-        keep_pre: bool = False,
+        keep_pre: bool = False, sent: bool = False,
     ) -> None:
+        """``sent``: the peer withdrew these (count the known duplicates, see duplicates)."""
         adj = st.adj_in.get(fam)
         if adj is None:
             return
+        unheld = 0
         if st.pre is not None and not keep_pre:
             pre = st.pre.get(fam, {})
             for k in keys[start:end]:
-                pre.pop(k, None)
+                if pre.pop(k, None) is None:
+                    unheld += 1
+            if sent:
+                st.duplicates[1] += unheld
+            sent = False
         held = st.held.get(fam)
         if held:
             for k in keys[start:end]:
@@ -1260,11 +1303,16 @@ class Rib:
             return
         addpath = fam in st.addpath_rx and st is not self._local
         pop = adj.pop
+        # Without the pre-policy table, not held is a known duplicate only if nothing was refused.
+        sent = sent and st.rejected == 0
         for k in keys[start:end]:
             old = pop(k, None)
             if old is None:
+                unheld += 1
                 continue
             self._unlink(loc, k[1] if addpath else k, st, old, changed, first, fam)
+        if sent:
+            st.duplicates[1] += unheld
         tap = self._adj_tap
         if tap is not None and st is not self._local:
             tap.adj_in_changed(st.info, fam, None, keys[start:end])
@@ -1359,6 +1407,7 @@ class Rib:
         st.held = {}
         st.intern = {}
         st.refresh_stale = []
+        st.reimports = []
         st.intern_limit = 4096
         if not st.up and self._peers.get(st.info.address) is st:
             del self._peers[st.info.address]

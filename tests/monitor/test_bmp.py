@@ -36,6 +36,7 @@ from bgpd.wire.attributes import PathAttributes
 from bgpd.wire.message import decode_stream as bgp_decode
 from bgpd.wire.negotiated import Negotiated
 from bgpd.wire.nlri import prefix_from_str
+from bgpd.wire.update import pack_reach
 
 MARKER = "ff" * 16
 
@@ -133,6 +134,15 @@ class MessageGoldenTests(SynchronousTestCase):
                   + h("0009 000b 0002 01 0000000000000005"))
         self.check(msg, golden)
         self.assertEqual(msg.get(7), 1_000_000)
+
+    def test_statistics_duplicates(self):
+        """4.8 types 1 and 2 (duplicate advertisements and withdraws) are 32-bit counters."""
+        msg = StatisticsReport(PEER, ((bmp.Stat.DUPLICATE_PREFIX, 7), (bmp.Stat.DUPLICATE_WITHDRAW, 2)))
+        golden = (h("03 00000044 01") + PEER_HDR + h("00000002")
+                  + h("0001 0004 00000007")
+                  + h("0002 0004 00000002"))
+        self.check(msg, golden)
+        self.assertEqual(msg.get(2), 2)
 
     def test_peer_down_notification(self):
         """4.9 reason 1: a NOTIFICATION PDU follows."""
@@ -248,6 +258,22 @@ class RouteUpdateTests(SynchronousTestCase):
         self.assertGreater(len(pdus), 1)
         self.assertTrue(all(len(p) <= 4096 for p in pdus))
         self.assertEqual([k for p in pdus for k in bgp_decode(p)[0].nlri], keys)
+
+    def test_same_bytes_as_pack_reach(self):
+        """The one-message case built here is pack_reach's bytes (IPv4, IPv6 with link-local, RFC 8950)."""
+        cases = [
+            ((1, 1), self.A.replace(med=5, communities=(65001 << 16 | 7,)), "198.51.100.0/24"),
+            ((2, 1), PathAttributes(origin=1, as_path=((2, (65001, 65002)),), next_hop="2001:db8::2",
+                                    next_hop_ll="fe80::2"), "2001:db8:100::/48"),
+            ((1, 1), self.A.replace(next_hop="2001:db8::2"), "198.51.100.0/24"),
+        ]
+        for family, a, prefix in cases:
+            for n in (1, 2, 300, 1200):  # 1200 /24s need more than one message
+                keys = _keys(prefix) * n
+                fresh = PathAttributes(*[getattr(a, f) for f in PathAttributes._FIELDS])
+                want = pack_reach(family[0], family[1], fresh, keys, Negotiated(as4=True))
+                self.assertEqual(route_updates(family, a, keys), want, (family, n))
+                self.assertEqual(route_updates(family, a, keys), want)  # the kept encoding
 
     def test_empty(self):
         """No keys, no UPDATE."""

@@ -249,6 +249,22 @@ class InitialDumpTests(Base):
         last = [m for m in msgs if isinstance(m, RouteMonitoring)][-2:]
         self.assertIn(pfx("198.51.100.0/24"), self.routes(last))
 
+    def test_dump_slice_bounded_in_octets(self):
+        """A dump turn stops at DUMP_TURN_BYTES and writes its slice as one string."""
+        self.patch(client_module, "DUMP_TURN_BYTES", 1)
+        self.bring_up()
+        for i in range(4):
+            self.host.rib.receive(INFO, announce(ATTRS.replace(med=i), [pfx(f"10.{i}.0.0/16")]))
+        self.settle()
+        self.service.startService()
+        before = len(self.messages())  # Initiation and Peer Up
+        (turn,) = self.clock.getDelayedCalls()
+        self.clock.calls.remove(turn)
+        turn.func(*turn.args, **turn.kw)
+        self.assertEqual(len(self.messages()), before + 1)  # one message per turn
+        self.settle()
+        self.assertEqual(len(self.routes(self.messages(), FLAG_L)), 4)
+
     def test_paused_dump_waits(self):
         """While the transport is full the dump stops; it goes on when it drains."""
         self.patch(client_module, "DUMP_TURN_MESSAGES", 1)
@@ -317,6 +333,7 @@ class LiveTests(Base):
         self.endpoint.transport.clear()
         data = pack_reach(1, 1, ATTRS, PREFIXES[:1])[0]
         self.monitor.message(self.peer, OUT, 1.0, data)
+        self.settle()  # written when the reactor turn ends
         (m,) = [m for m in self.messages() if isinstance(m, RouteMonitoring)]
         self.assertTrue(m.peer.adj_rib_out)
         self.assertEqual(m.update, data)
@@ -327,6 +344,7 @@ class LiveTests(Base):
         self.start()
         notif = bytes.fromhex("ff" * 16 + "0015030602")
         self.monitor.session_down(self.peer, PeerDown(9.0, DownReason.REMOTE_NOTIFICATION, notif))
+        self.settle()
         (down,) = [m for m in self.messages() if isinstance(m, PeerDownMsg)]
         self.assertEqual((down.reason, down.data), (3, notif))
         self.assertEqual(self.monitor.views, {})
@@ -336,6 +354,7 @@ class LiveTests(Base):
         self.start()
         self.endpoint.transport.clear()
         self.bring_up()
+        self.settle()
         (up,) = [m for m in self.messages() if isinstance(m, PeerUpMsg)]
         self.assertEqual(up.peer.address, PEER_ADDR)
 
@@ -353,6 +372,76 @@ class LiveTests(Base):
         self.assertEqual(report.get(bmp.Stat.ADJ_RIB_IN_ROUTES_FAMILY), (1, 1, 5))
         self.assertEqual(report.get(bmp.Stat.AS_PATH_LOOP), 0)
 
+    def duplicates_report(self) -> StatisticsReport:
+        """The same UPDATE twice, one prefix withdrawn twice and one never held; the next report."""
+        self.receive(pack_reach(1, 1, ATTRS, PREFIXES)[0])
+        self.receive(pack_reach(1, 1, ATTRS, PREFIXES[:3])[0])  # 3 known duplicates
+        self.host.rib.receive(INFO, withdraw(PREFIXES[:1]))
+        self.host.rib.receive(INFO, withdraw(PREFIXES[:1]))  # a duplicate withdraw
+        self.host.rib.receive(INFO, withdraw([pfx("203.0.113.0/24")]))  # never held: another
+        self.settle()
+        self.endpoint.transport.clear()
+        self.clock.advance(10)
+        self.settle()
+        (report,) = [m for m in self.messages() if isinstance(m, StatisticsReport)]
+        return report
+
+    def test_statistics_duplicates_golden(self):
+        """Types 1 and 2 (RFC 7854 4.8) count known duplicates; the whole report, byte for byte."""
+        self.bring_up()  # soft reconfiguration: withdraws are checked against the pre-policy table
+        self.start()
+        report = self.duplicates_report()
+        self.assertEqual(report.get(bmp.Stat.DUPLICATE_PREFIX), 3)
+        self.assertEqual(report.get(bmp.Stat.DUPLICATE_WITHDRAW), 2)
+        golden = bytes.fromhex(
+            "03 0000008b 01"  # version 3, 139 octets, Statistics Report
+            # per-peer header: global, IPv4, no RD, 192.0.2.2, AS 65002, BGP ID, 10.0 s
+            "00 00 0000000000000000 000000000000000000000000 c0000202"
+            "0000fdea c0000202 0000000a 00000000"
+            "00000009"  # nine statistics
+            "0000 0004 00000000"  # 0: rejected by policy
+            "0001 0004 00000003"  # 1: duplicate advertisements
+            "0002 0004 00000002"  # 2: duplicate withdraws
+            "0003 0004 00000000"  # 3-5: the loops
+            "0004 0004 00000000"
+            "0005 0004 00000000"
+            "0007 0008 0000000000000004"  # 7: Adj-RIB-In routes
+            "0008 0008 0000000000000004"  # 8: Loc-RIB routes
+            "0009 000b 0001 01 0000000000000004")  # 9: Adj-RIB-In, IPv4 unicast
+        self.assertEqual(bmp.encode(report), golden)
+        self.assertEqual(self.endpoint.transport.value(), golden)
+
+    def test_statistics_duplicates_without_soft_reconfiguration(self):
+        """Without the pre-policy table, a withdraw of what is not held counts while nothing was refused."""
+        self.bring_up(soft=False)
+        self.start()
+        report = self.duplicates_report()
+        self.assertEqual(report.get(bmp.Stat.DUPLICATE_PREFIX), 3)
+        self.assertEqual(report.get(bmp.Stat.DUPLICATE_WITHDRAW), 2)
+
+    def test_statistics_refused_withdraw_not_duplicate(self):
+        """A refused prefix withdrawn later is not counted a duplicate (without soft reconfiguration)."""
+        self.bring_up(soft=False)
+        self.start()
+        self.receive(pack_reach(1, 1, ATTRS, PREFIXES[1:])[0])
+        looped = PathAttributes(origin=0, as_path=((2, (65002, 65000)),), next_hop=PEER_ADDR)
+        self.receive(pack_reach(1, 1, looped, PREFIXES[:1])[0])  # refused: AS_PATH loop
+        self.host.rib.receive(INFO, withdraw(PREFIXES[:2]))
+        self.settle()
+        self.assertEqual(self.host.rib.duplicates(INFO), (0, 0))
+        self.assertEqual(len(self.host.rib.adj_rib_in(INFO, IPV4)), 3)
+
+    def test_reimport_is_not_duplicate(self):
+        """A soft-reconfiguration re-run of the import policy announces nothing twice."""
+        self.bring_up()
+        self.start()
+        self.receive(pack_reach(1, 1, ATTRS, PREFIXES)[0])
+        self.host.rib.reimport(INFO)
+        self.settle()
+        self.assertEqual(self.host.rib.duplicates(INFO), (0, 0))
+        self.receive(pack_reach(1, 1, ATTRS, PREFIXES[:2])[0])
+        self.assertEqual(self.host.rib.duplicates(INFO), (2, 0))
+
     def test_statistics_loops(self):
         """Our own AS in an AS_PATH counts as an AS_PATH loop (type 4), its prefixes rejected."""
         self.bring_up()
@@ -365,6 +454,108 @@ class LiveTests(Base):
         self.assertEqual(report.get(bmp.Stat.AS_PATH_LOOP), 1)
         self.assertEqual(report.get(bmp.Stat.REJECTED_BY_POLICY), 2)
         self.assertEqual(report.get(bmp.Stat.CLUSTER_LIST_LOOP), 0)
+
+
+class TurnBatchTests(Base):
+    """A reactor turn's live messages: one write, counted in bulk, one header stamp per peer."""
+
+    views = ("pre-policy", "post-policy")
+
+    def writes(self) -> list[bytes]:
+        """Each transport.write call's data from now on, in order."""
+        transport = self.endpoint.transport
+        calls: list[bytes] = []
+        real = transport.write
+
+        def write(data: bytes) -> None:
+            calls.append(data)
+            real(data)
+
+        transport.write = write
+        return calls
+
+    def test_one_write_per_turn(self):
+        """Many messages in one turn reach the transport as one write, and are all counted."""
+        self.bring_up()
+        self.start()
+        station = self.service.stations["c1"]
+        before = (station.messages, station.octets)
+        calls = self.writes()
+        data = [pack_reach(1, 1, ATTRS.replace(med=i), PREFIXES[i:i + 1])[0] for i in range(5)]
+        for d in data:
+            self.monitor.message(self.peer, IN, self.clock.seconds(), d)
+        self.assertEqual(calls, [])  # nothing before the turn ends
+        self.settle()
+        self.assertEqual(len(calls), 1)
+        msgs = bmp.decode_stream(calls[0])
+        self.assertEqual([m.update for m in msgs], data)
+        self.assertEqual((station.messages - before[0], station.octets - before[1]),
+                         (5, len(calls[0])))
+
+    def test_header_stamped_once_per_turn(self):
+        """A peer's messages of one turn carry the turn's first time; the next turn its own."""
+        self.bring_up()
+        self.start()
+        self.endpoint.transport.clear()
+        data = pack_reach(1, 1, ATTRS, PREFIXES[:1])[0]
+        self.monitor.message(self.peer, IN, 7.25, data)
+        self.monitor.message(self.peer, IN, 7.5, data)
+        self.settle()
+        self.clock.advance(3)
+        self.monitor.message(self.peer, IN, 8.75, data)
+        self.settle()
+        stamps = [m.peer.timestamp for m in self.messages()]
+        self.assertEqual(stamps, [7.25, 7.25, 8.75])
+
+    def test_peer_down_before_termination(self):
+        """At shutdown the turn's messages (a Peer Down) are written before the Termination."""
+        self.bring_up()
+        self.start()
+        self.endpoint.transport.clear()
+        self.monitor.session_down(self.peer, PeerDown(9.0, DownReason.DECONFIGURED))
+        self.service.stopService()
+        kinds = [type(m).__name__ for m in self.messages()]
+        self.assertEqual(kinds, ["PeerDownMsg", "Termination"])
+
+    def test_live_follows_reconnection(self):
+        """Between connections route messages go nowhere; after the next one, to it alone."""
+        self.bring_up()
+        self.start()
+        first = self.endpoint.protocols[-1]
+        first.connectionLost(None)
+        station = self.service.stations["c1"]
+        sent = station.messages
+        data = pack_reach(1, 1, ATTRS, PREFIXES[:1])[0]
+        self.receive(data)
+        self.assertEqual(station.messages, sent)
+        self.clock.advance(5)  # the back-off's first retry
+        self.settle()
+        self.assertEqual(len(self.endpoint.protocols), 2)
+        self.endpoint.transport.clear()
+        first.transport.clear()
+        self.receive(data)
+        self.assertIn(data, [m.update for m in self.messages() if isinstance(m, RouteMonitoring)])
+        self.assertEqual(first.transport.value(), b"")
+
+    def test_paused_turn_waits_and_counts_to_bound(self):
+        """A turn's messages wait for a full transport, in order, and count toward the bound."""
+        self.bring_up()
+        self.start()
+        proto = self.endpoint.protocols[-1]
+        self.endpoint.transport.clear()
+        proto.pauseProducing()
+        data = [pack_reach(1, 1, ATTRS.replace(med=i), PREFIXES[i:i + 1])[0] for i in range(3)]
+        for d in data[:2]:
+            self.monitor.message(self.peer, IN, 1.0, d)
+        self.assertEqual(proto.pending_bytes, 2 * (48 + len(data[0])))
+        self.settle()
+        self.monitor.message(self.peer, IN, 2.0, data[2])
+        self.settle()
+        self.assertEqual(self.endpoint.transport.value(), b"")
+        proto.resumeProducing()
+        self.settle()
+        self.assertEqual([m.update for m in self.messages()], data)
+        self.assertEqual(proto.pending_bytes, 0)
 
 
 class SlowStationTests(Base):
@@ -540,15 +731,15 @@ class GuardTests(Base):
     """A failure inside BMP never reaches the session or the RIB that called the tap."""
 
     def test_failure_contained(self):
-        """A station whose send raises: the tap call returns, the failure is logged and counted."""
+        """A station connection whose send raises: the tap call returns, the failure is logged and counted."""
         self.bring_up()
         self.start()
-        station = self.service.stations["c1"]
+        proto = self.service.stations["c1"].live
 
         def broken(data: bytes) -> None:
             raise RuntimeError("broken station")
 
-        station.send = broken
+        proto.send = broken
         data = pack_reach(1, 1, ATTRS, PREFIXES[:1])[0]
         self.receive(data)  # the tap and then the RIB: neither raises
         self.assertEqual(len(self.host.rib.adj_rib_in(INFO, IPV4)), 1)

@@ -117,6 +117,7 @@ class BmpServiceTests(SynchronousTestCase):
         for _ in range(20):
             self.reactor.advance(0)
         proto.dataReceived(bytes.fromhex("ff" * 16 + "0015030602"))
+        self.reactor.advance(0)  # BMP writes a turn's messages when the turn ends
         msgs = bmp.decode_stream(bmp_transport.value())
         kinds = [type(m).__name__ for m in msgs]
         self.assertEqual(kinds[0], "Initiation")
