@@ -31,7 +31,6 @@ update group's Adj-RIB-Out to one shared exported route.
 from __future__ import annotations
 
 import itertools
-import sys
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -91,7 +90,7 @@ class PeerState:
 
     __slots__ = (
         "info", "families", "neg", "sink", "import_policy", "export_policy", "adj_in", "pre",
-        "intern", "intern_limit", "gen", "up", "addpath_rx", "stale_families", "stale_timer",
+        "intern", "gen", "up", "addpath_rx", "stale_families", "stale_timer",
         "tx_ids", "soft", "members", "mrai", "rejected", "gr_pending", "counts",
         "refresh_stale", "held", "loops",
     )
@@ -107,8 +106,10 @@ class PeerState:
         self.export_policy: Chain = chain(["accept-all"])
         self.adj_in: dict[Family, dict] = {}
         self.pre: dict[Family, dict] | None = None
+        #: attribute set (or (path id, attribute set)) -> the one live Path
+        #: of this peer with it; a path leaves when its last prefix does
+        #: (``Path.refs``, :meth:`Rib._release`).
         self.intern: dict = {}
-        self.intern_limit = 4096
         self.gen = 0
         self.up = False
         self.addpath_rx: frozenset = frozenset()
@@ -1081,22 +1082,25 @@ class Rib:
         return a
 
     def _intern(self, st: PeerState, a: PathAttributes, pid: int) -> Path:
-        table = st.intern
         path = Path(st, a, pid, self.now)
-        got = table.setdefault(a if pid == 0 else (pid, a), path)
-        if got is path and len(table) >= st.intern_limit:
-            self._sweep_intern(st)
-        return got
+        return st.intern.setdefault(a if pid == 0 else (pid, a), path)
 
-    def _sweep_intern(self, st: PeerState) -> None:
-        getrefcount = sys.getrefcount
-        table = st.intern
-        # References: the dict value and getrefcount's argument.  (Iterating
-        # over items() would not do: the iterator keeps its last tuple.)
-        dead = [k for k in table if getrefcount(table[k]) <= 2]
-        for k in dead:
-            del table[k]
-        st.intern_limit = max(4096, 2 * len(table))
+    @staticmethod
+    def _release(st: PeerState, old: Path) -> None:
+        """``old`` left one of ``st``'s Adj-RIB-In entries; forget it when it was the last.
+
+        A path no Adj-RIB-In entry holds is in no Loc-RIB entry either (those
+        are made from the Adj-RIB-In); an update group may still hold it as
+        what it last sent, which needs no interning.  A path not in the table
+        (made stale, or the table started afresh) is left alone.
+        """
+        refs = old.refs = old.refs - 1
+        if refs <= 0:
+            a = old.attrs
+            key = a if old.path_id == 0 else (old.path_id, a)
+            table = st.intern
+            if table.get(key) is old:
+                del table[key]
 
     def _announce(
         self, st: PeerState, fam: Family, raw: PathAttributes, keys: list, start: int, end: int,
@@ -1128,17 +1132,19 @@ class Rib:
             # (_intern, inlined).  A resolver changes nothing here: a lone
             # candidate is the entry whether it resolves or not (best()
             # says whether it is usable), and two go through _update.
-            table = st.intern
-            path = Path(st, a, 0, self.now)
-            got = table.setdefault(a, path)
-            if got is not path:
-                path = got
-            elif len(table) >= st.intern_limit:
-                self._sweep_intern(st)
+            path = st.intern.setdefault(a, Path(st, a, 0, self.now))
             loc_get = loc.get
+            adj_get = adj.get
             append = changed.append
+            release = self._release
+            held_by = 0
             for p in keys[start:end]:
-                adj[p] = path
+                old = adj_get(p)
+                if old is not path:
+                    adj[p] = path
+                    held_by += 1
+                    if old is not None:
+                        release(st, old)
                 cur = loc_get(p)
                 if cur is None:
                     loc[p] = path
@@ -1154,6 +1160,7 @@ class Rib:
                         first.setdefault((fam, p), cur if resolver is None or self.eligible(cur) else None)
                 else:
                     self._update(loc, p, st, 0, path, changed, first, fam)
+            path.refs += held_by
             if self._adj_tap is not None:
                 self._tap_results(st, fam, keys[start:end], None, a)
             return
@@ -1164,7 +1171,9 @@ class Rib:
             # The full-table path above with a policy: the chain's answer per
             # prefix (one many() call for the UPDATE), the Loc-RIB update inlined.
             loc_get = loc.get
+            adj_get = adj.get
             append = changed.append
+            release = self._release
             last: Any = None
             path = None
             held = st.held.setdefault(fam, {}) if policy.validated else None
@@ -1178,13 +1187,20 @@ class Rib:
                 if r is None:
                     st.rejected += 1
                     self.stats.rejected += 1
-                    if adj.pop(p, None) is not None:
+                    old = adj.pop(p, None)
+                    if old is not None:
+                        release(st, old)
                         self._update(loc, p, st, 0, None, changed, first, fam)
                     continue
                 if r is not last:
                     path = self._intern(st, r, 0)
                     last = r
-                adj[p] = path
+                old = adj_get(p)
+                if old is not path:
+                    adj[p] = path
+                    path.refs += 1
+                    if old is not None:
+                        release(st, old)
                 cur = loc_get(p)
                 if cur is None:
                     loc[p] = path
@@ -1229,13 +1245,19 @@ class Rib:
                 self.stats.rejected += 1
                 old = adj.pop(k, None)
                 if old is not None:
+                    self._release(st, old)
                     self._update(loc, p, st, pid, None, changed, first, fam)
                 continue
             bk = (id(r), pid)
             path = base.get(bk)
             if path is None or path.attrs is not r:
                 path = base[bk] = self._intern(st, r, pid)
-            adj[k] = path
+            old = adj.get(k)
+            if old is not path:
+                adj[k] = path
+                path.refs += 1
+                if old is not None:
+                    self._release(st, old)
             self._update(loc, p, st, pid, path, changed, first, fam)
         if self._adj_tap is not None:
             self._tap_results(st, fam, chunk, results, a)
@@ -1260,10 +1282,12 @@ class Rib:
             return
         addpath = fam in st.addpath_rx and st is not self._local
         pop = adj.pop
+        release = self._release
         for k in keys[start:end]:
             old = pop(k, None)
             if old is None:
                 continue
+            release(st, old)
             self._unlink(loc, k[1] if addpath else k, st, old, changed, first, fam)
         tap = self._adj_tap
         if tap is not None and st is not self._local:
@@ -1359,7 +1383,6 @@ class Rib:
         st.held = {}
         st.intern = {}
         st.refresh_stale = []
-        st.intern_limit = 4096
         if not st.up and self._peers.get(st.info.address) is st:
             del self._peers[st.info.address]
 
@@ -1372,6 +1395,8 @@ class Rib:
             return
         popitem = table.popitem
         addpath = fam in st.addpath_rx
+        # No _release: _drop_all gave the peer a new intern table, and these
+        # paths die with this one.
         for _ in range(n):
             k, old = popitem()
             self._unlink(loc, k[1] if addpath else k, st, old, changed, first, fam)
