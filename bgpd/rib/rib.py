@@ -1138,15 +1138,14 @@ class Rib:
             append = changed.append
             release = self._release
             held_by = 0
+            # The Loc-RIB entry holds every candidate, so it says what this
+            # peer's Adj-RIB-In entry is (one candidate per peer without
+            # ADD-PATH): only a prefix with several candidates needs the lookup.
             for p in keys[start:end]:
-                old = adj_get(p)
-                if old is not path:
-                    adj[p] = path
-                    held_by += 1
-                    if old is not None:
-                        release(st, old)
                 cur = loc_get(p)
                 if cur is None:
+                    adj[p] = path
+                    held_by += 1
                     loc[p] = path
                     append(p)
                     if first is not None:
@@ -1154,11 +1153,20 @@ class Rib:
                 elif cur is path:
                     continue
                 elif cur.__class__ is Path and cur.owner is st:
+                    adj[p] = path
+                    held_by += 1
+                    release(st, cur)
                     loc[p] = path
                     append(p)
                     if first is not None:
                         first.setdefault((fam, p), cur if resolver is None or self.eligible(cur) else None)
                 else:
+                    old = adj_get(p)
+                    if old is not path:
+                        adj[p] = path
+                        held_by += 1
+                        if old is not None:
+                            release(st, old)
                     self._update(loc, p, st, 0, path, changed, first, fam)
             path.refs += held_by
             if self._adj_tap is not None:
