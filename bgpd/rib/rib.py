@@ -71,6 +71,7 @@ EndOfRibCallback = Callable[[PeerInfo, Family, frozenset], None]
 _NH_SCAN = 16
 _EMPTY: dict = {}
 _LEAK_ALWAYS = (Role.CUSTOMER, Role.RS_CLIENT)
+_select = decision.select
 _OTC_ADD = (Role.PROVIDER, Role.PEER, Role.RS)
 
 
@@ -1428,26 +1429,27 @@ class Rib:
         """Replace ``st``'s candidate (path id ``pid``) for ``p`` and re-decide (RFC 4271 9.1.2)."""
         cur = loc.get(p)
         if cur is None:
-            cands: list = []
+            cands: tuple = ()
         elif cur.__class__ is Path:
-            cands = [cur]
+            cands = (cur,)
         else:
-            cands = list(cur)
+            cands = cur
         if first is not None and (fam, p) not in first:
             ob = cands[0] if cands else None
             first[(fam, p)] = ob if ob is not None and self.eligible(ob) else None
-        rest = [c for c in cands if not (c.owner is st and c.path_id == pid)]
+        rest = [c for c in cands if c.owner is not st or c.path_id != pid]
         if path is not None:
             rest.append(path)
-        if not rest:
+        n = len(rest)
+        if n == 0:
             if cur is not None:
                 del loc[p]
                 changed.append(p)
             return
-        if len(rest) == 1:
+        if n == 1:
             loc[p] = rest[0]
         else:
-            loc[p] = tuple(decision.select(rest, self.options))
+            loc[p] = tuple(_select(rest, self.options))
         changed.append(p)
 
     def _leave_groups(self, st: PeerState) -> None:
