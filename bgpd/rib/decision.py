@@ -123,8 +123,10 @@ def compare(a: Path, b: Path, options: RibOptions = _DEFAULT, med: bool = True) 
 
 
 def _sorted(paths: Sequence[Path], options: RibOptions, med: bool) -> list[Path]:
-    key = functools.cmp_to_key(lambda a, b: compare(a, b, options, med)[0])
-    return sorted(paths, key=key)
+    def sign(a: Path, b: Path) -> int:
+        return compare(a, b, options, med)[0]
+
+    return sorted(paths, key=functools.cmp_to_key(sign))
 
 
 def select(candidates: Sequence[Path], options: RibOptions = _DEFAULT) -> list[Path]:
@@ -149,8 +151,10 @@ def select(candidates: Sequence[Path], options: RibOptions = _DEFAULT) -> list[P
     for p in candidates:
         groups.setdefault(p.attrs.neighbor_as, []).append(p)
     ranked = [_sorted(g, options, True) for g in groups.values()]
-    order = functools.cmp_to_key(lambda a, b: compare(a[0], b[0], options, False)[0])
-    ranked.sort(key=order)
+    def leaders(a: list[Path], b: list[Path]) -> int:
+        return compare(a[0], b[0], options, False)[0]
+
+    ranked.sort(key=functools.cmp_to_key(leaders))
     return [p for g in ranked for p in g]
 
 

@@ -988,8 +988,8 @@ class Rib:
             self._report_counts(touched)
         if eors:
             for info, fam, fams in eors:
-                for cb in list(self._eor_watchers):
-                    cb(info, fam, fams)
+                for eor_cb in list(self._eor_watchers):
+                    eor_cb(info, fam, fams)
         return done
 
     def _report_counts(self, touched: set) -> None:
