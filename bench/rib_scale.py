@@ -80,7 +80,10 @@ UPDATEs/s for ``--churn-step`` seconds, then at twice that, and so on, each
 announcement stamped with the time it was written; a step counts when the
 sink saw every change of it within 1 s and the router took the UPDATEs at
 the rate.  At the first step that fails the churn stops; ``churn`` is the
-highest rate of a step that counted (0: none), then each step's verdict.
+highest rate of a step that counted (0: none), then each step's verdict,
+and the router's CPU seconds for the whole churn with the UPDATEs it was
+sent, and per UPDATE ("load cpu" is the same for the load): on a busy machine
+these hold where the wall-clock rates do not.
 For every router the line also gives the largest gap between two reads of
 what the router sent to the sink or a feeder during the whole run
 ("keepalive gap", with the negotiated hold time: KEEPALIVEs are due every
@@ -200,6 +203,12 @@ class Result:
     churn_rate: float | None = None
     churn_steps: list[str] = field(default_factory=list)
     churn_peak_kib: int = 0
+    #: The router's CPU seconds (user + system) for the load (up to the end of
+    #: the quiet period) and for the churn, and the UPDATEs the churn wrote:
+    #: figures that hold on a busy machine, where wall-clock rates do not.
+    load_cpu: float | None = None
+    churn_cpu: float | None = None
+    churn_msgs: int = 0
     #: paths the router holds per prefix (one per feeder)
     paths_per_prefix: int = 1
     #: largest gap between two reads from the router (sink and feeders), s; the hold time
@@ -216,10 +225,15 @@ class Result:
             text += f" ({self.stall_leaving:.2f}s as the feeders left)"
         if self.gap is not None:
             text += f" keepalive gap {self.gap:.2f}s (hold {self.hold}s)"
+        if self.load_cpu is not None:
+            text += f" load cpu {self.load_cpu:.1f}s"
         if self.churn_rate is not None:
             text += f" churn {self.churn_rate:,.0f} upd/s"
             if self.churn_peak_kib:
                 text += f" (peak {self.churn_peak_kib / 1024:,.0f} MiB)"
+            if self.churn_cpu is not None and self.churn_msgs:
+                text += (f" churn cpu {self.churn_cpu:.1f}s for {self.churn_msgs:,} UPDATEs"
+                         f" = {1e6 * self.churn_cpu / self.churn_msgs:,.0f} us/UPDATE")
             text += f" [{'; '.join(self.churn_steps)}]"
         return text
 
@@ -623,10 +637,16 @@ def _converge(lab: Lab, res: Result, sinks: list[Process], feeders: list[Feeder]
         res.stale = p.get("stale", 0)
         if done is not None and first_t is not None and p.get("whole"):
             res.seconds = done["t"] - first_t
+            if mid is not None:
+                res.load_cpu = cpu_seconds(mid.pid)
             if churn is not None:
                 # Peak RSS per prefix is the load's; the churn's is its own figure.
                 load_peak = sampler.peak_kib if sampler is not None else 0
                 run_churn(res, procs[0], sinks[0], churn_go, churn_stop, churn)
+                if mid is not None and res.load_cpu is not None:
+                    res.churn_cpu = cpu_seconds(mid.pid) - res.load_cpu
+                res.churn_msgs = sum(e.get("msgs", 0) for e in events(procs[0])
+                                     if e.get("event") == "churn_step")
         elif not res.problem:
             stray = last_event(sinks[0], "stray")
             if quiet >= QUIET_SECONDS:

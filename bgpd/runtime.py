@@ -17,6 +17,15 @@ table takes 3.1 s; CPython runs one only after 1,000 generation-1
 collections (about 500 million allocations) and only when the long-lived
 set has grown by a quarter, so it is rare, not part of a table load.
 
+The young threshold is 20,000, not 100,000: a collection's pause grows
+with the objects it scans, and under churn (issue 13) the young objects are
+new attribute sets scattered over a heap of millions, each scan a cache
+miss: with 100,000 a young collection took 0.19 CPU-s and a generation-1
+collection 0.27 CPU-s at 380,000 prefixes (about 0.8 s of wall-clock stall
+in bench/rib_scale.py --churn), with 20,000 0.02 and 0.07 CPU-s.  The total
+scanned is the same (every survivor is scanned once young and once in
+generation 1, whatever the threshold), and a table load was no slower.
+
 Thread switches: the reactor shares the interpreter lock with grpcio's
 threads (the API), the kernel writer's netlink thread and deferToThread
 work.  A thread that wants the lock waits until the holder drops it, at
@@ -34,7 +43,7 @@ from __future__ import annotations
 import gc
 import sys
 
-GC_THRESHOLDS = (100_000, 5, 1_000)
+GC_THRESHOLDS = (20_000, 5, 1_000)
 #: seconds: the interpreter's thread switch interval while bgpd runs
 SWITCH_INTERVAL = 0.001
 

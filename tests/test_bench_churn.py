@@ -131,3 +131,25 @@ class ChurnTests(SynchronousTestCase):
         counter = Counter()
         counter.update(msg, 19, len(msg))
         self.assertEqual(counter.churn.report()["4"][0], 2)
+
+
+class ChurnFiguresTests(SynchronousTestCase):
+    """The result line's CPU figures (they hold on a busy machine; wall-clock rates do not)."""
+
+    def test_cpu_per_update(self):
+        """The churn's CPU seconds are printed with the UPDATEs they took, and per UPDATE."""
+        from bench.rib_scale import Result
+
+        res = Result("bgpd", 1000, seconds=2.0, got=1000, load_cpu=3.25, churn_rate=8000.0,
+                     churn_cpu=6.0, churn_msgs=120_000)
+        line = res.describe()
+        self.assertIn("load cpu 3.2s", line)
+        self.assertIn("churn cpu 6.0s for 120,000 UPDATEs = 50 us/UPDATE", line)
+
+    def test_no_churn_figures_without_churn(self):
+        """A run without --churn prints the load's CPU and nothing about churn."""
+        from bench.rib_scale import Result
+
+        line = Result("bgpd", 1000, seconds=2.0, got=1000, load_cpu=1.0).describe()
+        self.assertIn("load cpu 1.0s", line)
+        self.assertNotIn("churn", line)

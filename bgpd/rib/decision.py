@@ -84,8 +84,8 @@ def compare(a: Path, b: Path, options: RibOptions = _DEFAULT, med: bool = True) 
     lpb = ba.local_pref if ba.local_pref is not None else default
     if lpa != lpb:
         return (-1 if lpa > lpb else 1), "local-pref"
-    pa = a.peer
-    pb = b.peer
+    pa = a.owner.info
+    pb = b.owner.info
     la = pa is LOCAL
     lb = pb is LOCAL
     if la != lb:
@@ -96,10 +96,12 @@ def compare(a: Path, b: Path, options: RibOptions = _DEFAULT, med: bool = True) 
         return (-1 if x < y else 1), "as-path"
     if aa.origin != ba.origin:
         return (-1 if aa.origin < ba.origin else 1), "origin"
-    if med and (options.always_compare_med or aa.neighbor_as == ba.neighbor_as):
+    if med:
         ma = aa.med or 0
         mb = ba.med or 0
-        if ma != mb:
+        # Equal MEDs decide nothing whichever the neighbouring ASes: only
+        # different ones need the (derived, not stored) neighbouring AS.
+        if ma != mb and (options.always_compare_med or aa.neighbor_as == ba.neighbor_as):
             return (-1 if ma < mb else 1), "med"
     if pa.ibgp != pb.ibgp:
         return (-1 if not pa.ibgp else 1), "ebgp"
@@ -121,8 +123,10 @@ def compare(a: Path, b: Path, options: RibOptions = _DEFAULT, med: bool = True) 
 
 
 def _sorted(paths: Sequence[Path], options: RibOptions, med: bool) -> list[Path]:
-    key = functools.cmp_to_key(lambda a, b: compare(a, b, options, med)[0])
-    return sorted(paths, key=key)
+    def sign(a: Path, b: Path) -> int:
+        return compare(a, b, options, med)[0]
+
+    return sorted(paths, key=functools.cmp_to_key(sign))
 
 
 def select(candidates: Sequence[Path], options: RibOptions = _DEFAULT) -> list[Path]:
@@ -133,16 +137,24 @@ def select(candidates: Sequence[Path], options: RibOptions = _DEFAULT) -> list[P
     routes are ranked within each neighbouring AS first, and the group
     leaders then compared without MED.
     """
-    if len(candidates) < 2:
+    n = len(candidates)
+    if n < 2:
         return list(candidates)
     if not options.deterministic_med or options.always_compare_med:
+        if n == 2:
+            # What sorted() does with two, without its key objects: the
+            # second goes first only if it is preferred (a stable sort).
+            a, b = candidates
+            return [b, a] if compare(a, b, options)[0] > 0 else [a, b]
         return _sorted(candidates, options, True)
     groups: dict[int | None, list[Path]] = {}
     for p in candidates:
         groups.setdefault(p.attrs.neighbor_as, []).append(p)
     ranked = [_sorted(g, options, True) for g in groups.values()]
-    order = functools.cmp_to_key(lambda a, b: compare(a[0], b[0], options, False)[0])
-    ranked.sort(key=order)
+    def leaders(a: list[Path], b: list[Path]) -> int:
+        return compare(a[0], b[0], options, False)[0]
+
+    ranked.sort(key=functools.cmp_to_key(leaders))
     return [p for g in ranked for p in g]
 
 

@@ -31,7 +31,6 @@ update group's Adj-RIB-Out to one shared exported route.
 from __future__ import annotations
 
 import itertools
-import sys
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -72,6 +71,7 @@ EndOfRibCallback = Callable[[PeerInfo, Family, frozenset], None]
 _NH_SCAN = 16
 _EMPTY: dict = {}
 _LEAK_ALWAYS = (Role.CUSTOMER, Role.RS_CLIENT)
+_select = decision.select
 _OTC_ADD = (Role.PROVIDER, Role.PEER, Role.RS)
 
 
@@ -91,7 +91,7 @@ class PeerState:
 
     __slots__ = (
         "info", "families", "neg", "sink", "import_policy", "export_policy", "adj_in", "pre",
-        "intern", "intern_limit", "gen", "up", "addpath_rx", "stale_families", "stale_timer",
+        "intern", "gen", "up", "addpath_rx", "stale_families", "stale_timer",
         "tx_ids", "soft", "members", "mrai", "rejected", "gr_pending", "counts",
         "refresh_stale", "held", "loops", "duplicates", "reimports",
     )
@@ -107,8 +107,10 @@ class PeerState:
         self.export_policy: Chain = chain(["accept-all"])
         self.adj_in: dict[Family, dict] = {}
         self.pre: dict[Family, dict] | None = None
+        #: attribute set (or (path id, attribute set)) -> the one live Path
+        #: of this peer with it; a path leaves when its last prefix does
+        #: (``Path.refs``, :meth:`Rib._release`).
         self.intern: dict = {}
-        self.intern_limit = 4096
         self.gen = 0
         self.up = False
         self.addpath_rx: frozenset = frozenset()
@@ -1006,8 +1008,8 @@ class Rib:
             self._report_counts(touched)
         if eors:
             for info, fam, fams in eors:
-                for cb in list(self._eor_watchers):
-                    cb(info, fam, fams)
+                for eor_cb in list(self._eor_watchers):
+                    eor_cb(info, fam, fams)
         return done
 
     def _report_counts(self, touched: set) -> None:
@@ -1101,22 +1103,25 @@ class Rib:
         return a
 
     def _intern(self, st: PeerState, a: PathAttributes, pid: int) -> Path:
-        table = st.intern
         path = Path(st, a, pid, self.now)
-        got = table.setdefault(a if pid == 0 else (pid, a), path)
-        if got is path and len(table) >= st.intern_limit:
-            self._sweep_intern(st)
-        return got
+        return st.intern.setdefault(a if pid == 0 else (pid, a), path)
 
-    def _sweep_intern(self, st: PeerState) -> None:
-        getrefcount = sys.getrefcount
-        table = st.intern
-        # References: the dict value and getrefcount's argument.  (Iterating
-        # over items() would not do: the iterator keeps its last tuple.)
-        dead = [k for k in table if getrefcount(table[k]) <= 2]
-        for k in dead:
-            del table[k]
-        st.intern_limit = max(4096, 2 * len(table))
+    @staticmethod
+    def _release(st: PeerState, old: Path) -> None:
+        """``old`` left one of ``st``'s Adj-RIB-In entries; forget it when it was the last.
+
+        A path no Adj-RIB-In entry holds is in no Loc-RIB entry either (those
+        are made from the Adj-RIB-In); an update group may still hold it as
+        what it last sent, which needs no interning.  A path not in the table
+        (made stale, or the table started afresh) is left alone.
+        """
+        refs = old.refs = old.refs - 1
+        if refs <= 0:
+            a = old.attrs
+            key = a if old.path_id == 0 else (old.path_id, a)
+            table = st.intern
+            if table.get(key) is old:
+                del table[key]
 
     def _announce(
         self, st: PeerState, fam: Family, raw: PathAttributes, keys: list, start: int, end: int,
@@ -1153,34 +1158,46 @@ class Rib:
             # (_intern, inlined).  A resolver changes nothing here: a lone
             # candidate is the entry whether it resolves or not (best()
             # says whether it is usable), and two go through _update.
-            table = st.intern
-            path = Path(st, a, 0, self.now)
-            got = table.setdefault(a, path)
-            if got is not path:
-                path = got
-            elif len(table) >= st.intern_limit:
-                self._sweep_intern(st)
+            path = st.intern.setdefault(a, Path(st, a, 0, self.now))
             loc_get = loc.get
-            append = changed.append
             adj_get = adj.get
+            append = changed.append
+            release = self._release
+            held_by = 0
+            # The Loc-RIB entry holds every candidate, so it says what this
+            # peer's Adj-RIB-In entry is (one candidate per peer without
+            # ADD-PATH): only a prefix with several candidates needs the lookup.
             for p in keys[start:end]:
                 cur = loc_get(p)
-                if cur is path or (cur is not None and adj_get(p) is path):
-                    dup += 1  # held as it is: changes nothing
-                    continue
-                adj[p] = path
                 if cur is None:
+                    adj[p] = path
+                    held_by += 1
                     loc[p] = path
                     append(p)
                     if first is not None:
                         first.setdefault((fam, p), None)
+                elif cur is path:
+                    dup += 1  # held as it is: changes nothing
+                    continue
                 elif cur.__class__ is Path and cur.owner is st:
+                    adj[p] = path
+                    held_by += 1
+                    release(st, cur)
                     loc[p] = path
                     append(p)
                     if first is not None:
                         first.setdefault((fam, p), cur if resolver is None or self.eligible(cur) else None)
                 else:
+                    old = adj_get(p)
+                    if old is path:
+                        dup += 1  # held as it is: changes nothing
+                        continue
+                    adj[p] = path
+                    held_by += 1
+                    if old is not None:
+                        release(st, old)
                     self._update(loc, p, st, 0, path, changed, first, fam)
+            path.refs += held_by
             if dup and not rerun:
                 st.duplicates[0] += dup
             if self._adj_tap is not None:
@@ -1193,7 +1210,9 @@ class Rib:
             # The full-table path above with a policy: the chain's answer per
             # prefix (one many() call for the UPDATE), the Loc-RIB update inlined.
             loc_get = loc.get
+            adj_get = adj.get
             append = changed.append
+            release = self._release
             last: Any = None
             path = None
             held = st.held.setdefault(fam, {}) if policy.validated else None
@@ -1207,17 +1226,23 @@ class Rib:
                 if r is None:
                     st.rejected += 1
                     self.stats.rejected += 1
-                    if adj.pop(p, None) is not None:
+                    old = adj.pop(p, None)
+                    if old is not None:
+                        release(st, old)
                         self._update(loc, p, st, 0, None, changed, first, fam)
                     continue
                 if r is not last:
                     path = self._intern(st, r, 0)
                     last = r
-                cur = loc_get(p)
-                if cur is path or (cur is not None and adj.get(p) is path):
+                old = adj_get(p)
+                if old is path:
                     dup += 1  # held as it is: changes nothing
                     continue
                 adj[p] = path
+                path.refs += 1
+                if old is not None:
+                    release(st, old)
+                cur = loc_get(p)
                 if cur is None:
                     loc[p] = path
                     append(p)
@@ -1261,16 +1286,21 @@ class Rib:
                 self.stats.rejected += 1
                 old = adj.pop(k, None)
                 if old is not None:
+                    self._release(st, old)
                     self._update(loc, p, st, pid, None, changed, first, fam)
                 continue
             bk = (id(r), pid)
             path = base.get(bk)
             if path is None or path.attrs is not r:
                 path = base[bk] = self._intern(st, r, pid)
-            if adj.get(k) is path:
+            old = adj.get(k)
+            if old is path:
                 dup += 1  # held as it is: changes nothing
                 continue
             adj[k] = path
+            path.refs += 1
+            if old is not None:
+                self._release(st, old)
             self._update(loc, p, st, pid, path, changed, first, fam)
         if dup and not rerun:
             st.duplicates[0] += dup
@@ -1305,11 +1335,13 @@ class Rib:
         pop = adj.pop
         # Without the pre-policy table, not held is a known duplicate only if nothing was refused.
         sent = sent and st.rejected == 0
+        release = self._release
         for k in keys[start:end]:
             old = pop(k, None)
             if old is None:
                 unheld += 1
                 continue
+            release(st, old)
             self._unlink(loc, k[1] if addpath else k, st, old, changed, first, fam)
         if sent:
             st.duplicates[1] += unheld
@@ -1408,7 +1440,6 @@ class Rib:
         st.intern = {}
         st.refresh_stale = []
         st.reimports = []
-        st.intern_limit = 4096
         if not st.up and self._peers.get(st.info.address) is st:
             del self._peers[st.info.address]
 
@@ -1421,6 +1452,8 @@ class Rib:
             return
         popitem = table.popitem
         addpath = fam in st.addpath_rx
+        # No _release: _drop_all gave the peer a new intern table, and these
+        # paths die with this one.
         for _ in range(n):
             k, old = popitem()
             self._unlink(loc, k[1] if addpath else k, st, old, changed, first, fam)
@@ -1444,26 +1477,27 @@ class Rib:
         """Replace ``st``'s candidate (path id ``pid``) for ``p`` and re-decide (RFC 4271 9.1.2)."""
         cur = loc.get(p)
         if cur is None:
-            cands: list = []
+            cands: tuple = ()
         elif cur.__class__ is Path:
-            cands = [cur]
+            cands = (cur,)
         else:
-            cands = list(cur)
+            cands = cur
         if first is not None and (fam, p) not in first:
             ob = cands[0] if cands else None
             first[(fam, p)] = ob if ob is not None and self.eligible(ob) else None
-        rest = [c for c in cands if not (c.owner is st and c.path_id == pid)]
+        rest = [c for c in cands if c.owner is not st or c.path_id != pid]
         if path is not None:
             rest.append(path)
-        if not rest:
+        n = len(rest)
+        if n == 0:
             if cur is not None:
                 del loc[p]
                 changed.append(p)
             return
-        if len(rest) == 1:
+        if n == 1:
             loc[p] = rest[0]
         else:
-            loc[p] = tuple(decision.select(rest, self.options))
+            loc[p] = tuple(_select(rest, self.options))
         changed.append(p)
 
     def _leave_groups(self, st: PeerState) -> None:

@@ -116,7 +116,7 @@ class Path:
     Identity hashing: the RIB interns paths, so ``is`` means "same route".
     """
 
-    __slots__ = ("owner", "attrs", "path_id", "stale", "since")
+    __slots__ = ("owner", "attrs", "path_id", "stale", "since", "refs")
 
     def __init__(self, owner: PathOwner, attrs: PathAttributes, path_id: int = 0,
                  since: float = 0.0) -> None:
@@ -132,6 +132,10 @@ class Path:
         #: seconds, one float shared by every path made in that second, so
         #: a path costs one slot more, not one float more.
         self.since = since
+        #: How many Adj-RIB-In entries of its owner hold it: at 0 the RIB
+        #: forgets it (and its attributes) at once, so that a peer whose
+        #: attributes keep changing does not leave dead paths behind.
+        self.refs = 0
 
     @property
     def peer(self) -> PeerInfo:

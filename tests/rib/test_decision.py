@@ -157,3 +157,16 @@ class ExplainMultipathTests(SynchronousTestCase):
         self.assertEqual(peer_role("rs"), Role.RS_CLIENT)
         self.assertEqual(peer_role("peer"), Role.PEER)
         self.assertIsNone(peer_role(None))
+
+
+class SelectTwoTests(SynchronousTestCase):
+    def test_two_candidates_as_a_full_sort(self):
+        """Two candidates come out in the order a full sort by compare() gives, for every pair."""
+        import functools
+
+        paths = [p(A, med=5), p(A2, med=10), p(B, path=(65002,), med=1), p(IB, local_pref=200),
+                 p(IB2), make_path(LOCAL, attrs(path=())), p(A, path=(65001, 65001)), p(A2)]
+        for options in (DEFAULT, RibOptions(always_compare_med=True)):
+            key = functools.cmp_to_key(lambda a, b, o=options: compare(a, b, o)[0])
+            for a, b in itertools.permutations(paths, 2):
+                self.assertEqual(select([a, b], options), sorted([a, b], key=key))
