@@ -926,7 +926,7 @@ def _finish(attrs: PathAttributes | None, missing: int, problems: list, as4_path
         return False
     as_path = attrs.as_path
     if (as4_path or as4_agg) and not ses.as4:
-        aggregator = attrs.aggregator
+        aggregator: Any = attrs.aggregator  # (AS4_AGGREGATOR's is an untyped tuple)
         # RFC 6793 4.2.3
         if aggregator is not None and aggregator[0] != AS_TRANS:
             as4_path = None
