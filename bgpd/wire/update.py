@@ -241,7 +241,7 @@ class _Session:
     """
 
     __slots__ = ("as4", "ibgp", "peer_as", "enforce_first_as", "v4_addpath_rx", "context",
-                 "local_addresses", "mp_rx", "local_raw", "v4_nh6", "on_link")
+                 "local_addresses", "mp_rx", "local_raw", "v4_nh6", "on_link", "cache", "table")
 
     def __init__(self, neg: Negotiated) -> None:
         self.as4: bool = neg.as4
@@ -255,6 +255,9 @@ class _Session:
         self.local_raw: frozenset[bytes] = neg._local_raw
         self.v4_nh6: bool = neg._v4_nh6
         self.on_link: bool = neg._on_link
+        #: the cache last decoded with, and its table for ``context``
+        self.cache: AttributeCache | None = None
+        self.table: dict = {}
 
 
 def _new_session(neg: Negotiated) -> _Session:
@@ -315,10 +318,15 @@ def decode_update(
 
     if cache is None:
         cache = _DEFAULT_CACHE
-    context = ses.context
-    table = cache.tables.get(context)
-    if table is None:
-        table = cache.table(context)
+    if ses.cache is cache:
+        table = ses.table
+    else:
+        # A session decodes with one cache: its table is looked up (and the
+        # context tuple hashed) once, not per UPDATE.  The cache clears its
+        # tables in place, so the reference stays good.
+        table = cache.table(ses.context)
+        ses.cache = cache
+        ses.table = table
     raw = body[astart:aend]
     if nlri:
         # Fast path: the same attribute block seen before (no MP attributes in
