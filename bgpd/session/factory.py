@@ -33,7 +33,16 @@ from twisted.python.failure import Failure
 
 from bgpd.config import NeighborConfig
 from bgpd.session import sockopts
-from bgpd.session.fsm import NO_FLAGS, Action, Event, Flags, State, fsm_error_subcode, step
+from bgpd.session.fsm import (
+    NO_FLAGS,
+    Action,
+    Event,
+    Flags,
+    State,
+    fsm_error_subcode,
+    keepalive_interval,
+    step,
+)
 from bgpd.session.negotiation import LARGE_HOLD_TIME, SessionInfo, local_open, negotiate
 from bgpd.session.protocol import BGPProtocol
 from bgpd.session.tap import DownReason, PeerDown, PeerUp, SessionTap
@@ -431,7 +440,7 @@ class PeerFactory(ClientFactory):
             self.hold_timer.stop()
         elif action is _A.START_KEEPALIVE_TIMER or action is _A.RESTART_KEEPALIVE_TIMER:
             if self.hold_time:
-                self.keepalive_timer.start(self.hold_time / 3.0 * self._jitter())
+                self.keepalive_timer.start(keepalive_interval(self.hold_time, self._jitter()))
         elif action is _A.STOP_KEEPALIVE_TIMER:
             self.keepalive_timer.stop()
         elif action is _A.START_DELAY_OPEN_TIMER:

@@ -999,6 +999,28 @@ _FSM_ERROR_SUBCODES = {
 }
 
 
+#: The most the KeepaliveTimer is set short of a third of the hold time.  The
+#: timer fires when the reactor is free: a long batch of work (a garbage
+#: collection, a chunk of a table being loaded) delays it, and issue 13's bound
+#: for such a stall is half a second.  Without the guard, a timer jittered to
+#: exactly a third (RFC 4271 section 10 allows a factor up to 1.0) plus a stall
+#: made the peer wait longer than the third the RFC names as the reasonable
+#: maximum between KEEPALIVEs (section 4.4): 3.2 s with a hold time of 9 s.
+KEEPALIVE_GUARD = 0.5
+
+
+def keepalive_interval(hold_time: float, jitter: float) -> float:
+    """KeepaliveTime for a negotiated ``hold_time`` and a jitter factor in 0.75..1.0.
+
+    A third of the hold time (RFC 4271 section 4.4) less :data:`KEEPALIVE_GUARD`
+    (at most a quarter of that third, for the shortest hold times), times the
+    jitter of section 10, so that a KEEPALIVE delayed by a stall up to the
+    guard still leaves within a third of the hold time.
+    """
+    third = hold_time / 3.0
+    return (third - min(KEEPALIVE_GUARD, third / 4.0)) * jitter
+
+
 def fsm_error_subcode(state: State) -> int:
     """The RFC 6608 subcode of a Finite State Machine Error sent from ``state``.
 

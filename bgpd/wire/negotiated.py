@@ -10,7 +10,7 @@ to it is semantically incorrect, RFC 4271 section 6.3).
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 from bgpd.wire.constants import (
     AFI,
@@ -59,6 +59,12 @@ class Negotiated:
     _v4_nh6: bool = field(init=False, compare=False, repr=False)
     #: the session runs over an IPv6 link-local address: the peer shares our link
     _on_link: bool = field(init=False, compare=False, repr=False)
+    #: the longest message either side may send (RFC 8654): a field, not a
+    #: property, because the framer and the UPDATE packer read it per message
+    max_message_len: int = field(init=False, compare=False, repr=False)
+    #: the UPDATE decoder's own record of this one (bgpd.wire.update), made on
+    #: first use; never pickled
+    _codec: object = field(default=None, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         setattr_ = object.__setattr__  # the class is frozen
@@ -73,14 +79,22 @@ class Negotiated:
         setattr_(self, "_local_raw", frozenset(_pack(a) for a in self.local_addresses))
         setattr_(self, "_v4_nh6", (AFI.IPV4, 1, AFI.IPV6) in self.ext_nexthop_rx)
         setattr_(self, "_on_link", any(a.lower().startswith("fe80:") for a in self.local_addresses))
+        setattr_(self, "max_message_len",
+                 MAX_EXTENDED_MESSAGE_LEN if self.extended_message else MAX_MESSAGE_LEN)
+
+    def __getstate__(self) -> list:
+        # As the dataclass's own for a frozen slotted class, but without the
+        # decoder's record: it is a compiled class in one build and not in the
+        # other (the differential tests pickle a Negotiated across them).
+        return [None if f.name == "_codec" else getattr(self, f.name) for f in fields(self)]
+
+    def __setstate__(self, state: list) -> None:
+        for f, value in zip(fields(self), state, strict=True):
+            object.__setattr__(self, f.name, value)
 
     def with_local_addresses(self, addresses: frozenset[str]) -> Negotiated:
         """This record with ``local_addresses`` set (canonical address text)."""
         return replace(self, local_addresses=addresses)
-
-    @property
-    def max_message_len(self) -> int:
-        return MAX_EXTENDED_MESSAGE_LEN if self.extended_message else MAX_MESSAGE_LEN
 
     @property
     def cache_context(self) -> tuple[bool, bool, int, bool]:

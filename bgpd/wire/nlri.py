@@ -52,7 +52,8 @@ def decode_prefixes(data: bytes, max_bits: int = 32) -> list[bytes]:
 def decode_prefix_span(data: bytes, i: int, n: int, max_bits: int = 32) -> list[bytes]:
     """:func:`decode_prefixes` over ``data[i:n]``, without copying the field out first."""
     out: list[bytes] = []
-    append = out.append
+    # out.append, not a bound method in a local: the compiled build turns the
+    # former into a direct list append, the latter into a Python call.
     step = _STEP
     while i < n:
         plen = data[i]
@@ -63,9 +64,9 @@ def decode_prefix_span(data: bytes, i: int, n: int, max_bits: int = 32) -> list[
             raise _bad_network(f"prefix /{plen} overruns the NLRI field")
         rem = plen & 7
         if rem and data[j - 1] & _HOST[rem]:
-            append(_cleared(data, i, j, rem))
+            out.append(_cleared(data, i, j, rem))
         else:
-            append(data[i:j])
+            out.append(data[i:j])
         i = j
     return out
 

@@ -231,6 +231,41 @@ def _mp_reach_attr(afi: int, safi: int, attributes: PathAttributes | None, nlri:
     return _mp_attr(_MP_REACH, struct.pack("!HBB", afi, safi, len(nh)) + nh + b"\x00" + nlri)
 
 
+class _Session:
+    """What decoding reads of a :class:`Negotiated`, for every UPDATE.
+
+    Negotiated is a dataclass of the uncompiled part of the codec: in the
+    compiled build each of its attributes read here is a generic look-up,
+    and an UPDATE read about ten.  This record is made once per Negotiated
+    (which is frozen, so it cannot go stale), kept on it, and read by offset.
+    """
+
+    __slots__ = ("as4", "ibgp", "peer_as", "enforce_first_as", "v4_addpath_rx", "context",
+                 "local_addresses", "mp_rx", "local_raw", "v4_nh6", "on_link", "cache", "table")
+
+    def __init__(self, neg: Negotiated) -> None:
+        self.as4: bool = neg.as4
+        self.ibgp: bool = neg.ibgp
+        self.peer_as: int = neg.peer_as
+        self.enforce_first_as: bool = neg.enforce_first_as
+        self.v4_addpath_rx: bool = neg._v4_addpath_rx
+        self.context: tuple = neg._context
+        self.local_addresses: frozenset[str] = neg.local_addresses
+        self.mp_rx: dict[int, tuple[int, bool]] = neg._mp_rx
+        self.local_raw: frozenset[bytes] = neg._local_raw
+        self.v4_nh6: bool = neg._v4_nh6
+        self.on_link: bool = neg._on_link
+        #: the cache last decoded with, and its table for ``context``
+        self.cache: AttributeCache | None = None
+        self.table: dict = {}
+
+
+def _new_session(neg: Negotiated) -> _Session:
+    ses = _Session(neg)
+    object.__setattr__(neg, "_codec", ses)  # Negotiated is frozen
+    return ses
+
+
 def _problem(outcome: Outcome, code: int, subcode: int, reason: str) -> Problem:
     return Problem(outcome, int(code), reason, 3, int(subcode))
 
@@ -251,7 +286,10 @@ def decode_update(
     if aend > n:
         raise NotificationError(3, UpdateError.MALFORMED_ATTRIBUTE_LIST, b"",
                                 f"total path attribute length {aend - astart} overruns the message")
-    v4_pid = neg._v4_addpath_rx
+    ses = neg._codec
+    if not isinstance(ses, _Session):
+        ses = _new_session(neg)
+    v4_pid = ses.v4_addpath_rx
     withdrawn: list
     nlri: list
     if wlen:
@@ -280,33 +318,38 @@ def decode_update(
 
     if cache is None:
         cache = _DEFAULT_CACHE
-    context = neg._context
-    table = cache.tables.get(context)
-    if table is None:
-        table = cache.table(context)
+    if ses.cache is cache:
+        table = ses.table
+    else:
+        # A session decodes with one cache: its table is looked up (and the
+        # context tuple hashed) once, not per UPDATE.  The cache clears its
+        # tables in place, so the reference stays good.
+        table = cache.table(ses.context)
+        ses.cache = cache
+        ses.table = table
     raw = body[astart:aend]
     if nlri:
         # Fast path: the same attribute block seen before (no MP attributes in
         # it, or it would not have been stored under its whole bytes).
         base = table.get(raw)
-        if base is not None and (not neg.local_addresses
-                                 or base.next_hop not in neg.local_addresses):
+        if base is not None and (not ses.local_addresses
+                                 or base.next_hop not in ses.local_addresses):
             # (A NEXT_HOP that is our own address on this session is checked
             # again below: the table is shared by sessions with other addresses.)
             cache.hits += 1
             return Update(withdrawn, base, nlri)
 
     has_v4 = bool(nlri)
-    (fields, problems, taw, pieces, mp_reach_span, mp_unreach_span, as4_path,
-     as4_agg) = _parse_attributes(body, astart, aend, neg, has_v4)
+    (attrs, missing, problems, taw, pieces, mp_reach_span, mp_unreach_span, as4_path,
+     as4_agg) = _parse_attributes(body, astart, aend, ses, has_v4)
     mp_unreach = None
     if mp_unreach_span is not None:
-        mp_unreach = _decode_mp_unreach(body, mp_unreach_span, neg, problems)
+        mp_unreach = _decode_mp_unreach(body, mp_unreach_span, ses, problems)
     mp_nlri = None
     mp_afi = mp_safi = 0
     mp_nh = b""
     if mp_reach_span is not None:
-        mp_afi, mp_safi, mp_nh, mp_nlri, mp_taw = _decode_mp_reach(body, mp_reach_span, neg,
+        mp_afi, mp_safi, mp_nh, mp_nlri, mp_taw = _decode_mp_reach(body, mp_reach_span, ses,
                                                                    problems)
         if mp_taw:
             taw = True
@@ -317,11 +360,9 @@ def decode_update(
         return Update(withdrawn, None, nlri, None, mp_unreach,
                       tuple(problems) if problems else (), taw)
 
-    if not taw and (fields[0] is None or fields[1] is None or (has_v4 and fields[2] is None)
-                    or as4_path or as4_agg or neg.enforce_first_as):
-        fields = _finish(fields, problems, as4_path, as4_agg, neg, has_v4)
-        taw = fields is None
-    if taw:
+    if not taw and (missing or as4_path or as4_agg or ses.enforce_first_as):
+        taw = not _finish(attrs, missing, problems, as4_path, as4_agg, ses)
+    if taw or attrs is None:  # (no attrs: a mandatory attribute is missing, so taw)
         mp_reach = MPReach(mp_afi, mp_safi, None, mp_nlri) if mp_nlri else None
         return Update(withdrawn, None, nlri, mp_reach, mp_unreach, tuple(problems), True)
     clean = not problems
@@ -347,7 +388,7 @@ def decode_update(
     if nlri:
         base = table.get(raw) if pieces else None
         if base is None:
-            base = PathAttributes(*fields)
+            base = attrs
             if clean:
                 table[raw] = base
                 if len(table) >= cache.max_entries:
@@ -357,9 +398,18 @@ def decode_update(
         mp_attrs = table.get(key)
         if mp_attrs is None:
             nh, ll = _next_hop_strings(mp_nh)
-            f = fields
-            mp_attrs = PathAttributes(f[0], f[1], nh, f[3], f[4], f[5], f[6], f[7], f[8], f[9],
-                                      f[10], f[11], f[12], ll, f[14])
+            if base is attrs:
+                # The set is the IPv4 NLRI's too: a copy with the MP next hop.
+                a = attrs
+                mp_attrs = PathAttributes(a.origin, a.as_path, nh, a.med, a.local_pref,
+                                          a.communities, a.large_communities, a.ext_communities,
+                                          a.atomic_aggregate, a.aggregator, a.originator_id,
+                                          a.cluster_list, a.otc, ll, a.unknown)
+            else:
+                # Made by this call and not shared yet: it becomes the MP set.
+                mp_attrs = attrs
+                mp_attrs.next_hop = nh
+                mp_attrs.next_hop_ll = ll
             if clean:
                 table[key] = mp_attrs
                 if len(table) >= cache.max_entries:
@@ -390,7 +440,7 @@ def _next_hop_text(nh: bytes) -> tuple[str, str | None]:
     return _ntop(_AF6, nh[:16]), _ntop(_AF6, nh[16:32])
 
 
-def _decode_mp_unreach(body: bytes, span: tuple, neg: Negotiated, problems: list) -> MPUnreach | None:
+def _decode_mp_unreach(body: bytes, span: tuple, ses: _Session, problems: list) -> MPUnreach | None:
     flags, vs, ve = span
     if flags & 0xC0 != 0x80:
         # RFC 4271 6.3: the data is the whole attribute, header included
@@ -403,7 +453,7 @@ def _decode_mp_unreach(body: bytes, span: tuple, neg: Negotiated, problems: list
                                 "MP_UNREACH_NLRI shorter than 3 octets")
     afi = (body[vs] << 8) | body[vs + 1]
     safi = body[vs + 2]
-    rx = neg._mp_rx.get((afi << 8) | safi)
+    rx = ses.mp_rx.get((afi << 8) | safi)
     if rx is None:
         problems.append(_problem(Outcome.ATTRIBUTE_DISCARD, _MP_UNREACH,
                                  UpdateError.OPTIONAL_ATTRIBUTE_ERROR,
@@ -422,7 +472,7 @@ def _decode_mp_unreach(body: bytes, span: tuple, neg: Negotiated, problems: list
     return MPUnreach(afi, safi, wd)
 
 
-def _decode_mp_reach(body: bytes, span: tuple, neg: Negotiated, problems: list) -> tuple:
+def _decode_mp_reach(body: bytes, span: tuple, ses: _Session, problems: list) -> tuple:
     flags, vs, ve = span
     if flags & 0xC0 != 0x80:
         # RFC 4271 6.3: the data is the whole attribute, header included
@@ -439,14 +489,14 @@ def _decode_mp_reach(body: bytes, span: tuple, neg: Negotiated, problems: list) 
     if vs + 5 + nhlen > ve:
         raise NotificationError(3, UpdateError.OPTIONAL_ATTRIBUTE_ERROR, b"",
                                 f"MP_REACH_NLRI next hop length {nhlen} overruns")
-    rx = neg._mp_rx.get((afi << 8) | safi)
+    rx = ses.mp_rx.get((afi << 8) | safi)
     if rx is None:
         problems.append(_problem(Outcome.ATTRIBUTE_DISCARD, _MP_REACH,
                                  UpdateError.OPTIONAL_ATTRIBUTE_ERROR,
                                  f"MP_REACH_NLRI for family {afi}/{safi} not negotiated"))
         return 0, 0, b"", None, False
     if nhlen == 16 or nhlen == 32:
-        if afi == 1 and not (safi == 1 and neg._v4_nh6):
+        if afi == 1 and not (safi == 1 and ses.v4_nh6):
             # RFC 8950 section 3 and 4: an IPv6 next hop for IPv4 NLRI only
             # once the Extended Next Hop Encoding capability is negotiated;
             # otherwise the length is "inconsistent with that which was
@@ -469,10 +519,10 @@ def _decode_mp_reach(body: bytes, span: tuple, neg: Negotiated, problems: list) 
         raise NotificationError(3, UpdateError.OPTIONAL_ATTRIBUTE_ERROR, b"",
                                 f"MP_REACH_NLRI: {e.reason}") from None
     if not prefixes or (nhlen != 4 and nh[0] & 0xE0 == 0x20
-                        and (nh if nhlen == 16 else nh[:16]) not in neg._local_raw):
+                        and (nh if nhlen == 16 else nh[:16]) not in ses.local_raw):
         # The common case: a global unicast IPv6 next hop (2000::/3), not ours.
         return afi, safi, nh, prefixes, False
-    bad = _mp_next_hop_error(nh, neg)
+    bad = _mp_next_hop_error(nh, ses)
     if bad is not None:
         # A next hop that cannot be used is semantically incorrect (RFC 4271
         # 6.3, RFC 4760 3, RFC 2545 3): logged, routes ignored, no NOTIFICATION.
@@ -489,12 +539,12 @@ def _link_local(addr: bytes) -> bool:
     return addr[0] == 0xFE and addr[1] & 0xC0 == 0x80
 
 
-def _mp_next_hop_error(nh: bytes, neg: Negotiated) -> str | None:
+def _mp_next_hop_error(nh: bytes, ses: _Session) -> str | None:
     """Why an MP_REACH next hop cannot be used, or None if it can."""
     if len(nh) == 4:
         if nh[0] >= 224 or nh == b"\0\0\0\0":
             return f"next hop {_ntoa(nh)} is not a unicast address"
-        if nh in neg._local_raw:
+        if nh in ses.local_raw:
             return f"next hop {_ntoa(nh)} is our own address"
         return None
     glob = nh[:16]
@@ -507,22 +557,29 @@ def _mp_next_hop_error(nh: bytes, neg: Negotiated) -> str | None:
         ll = glob if glob != _ZERO16 else nh[16:]
         if not ll or not _link_local(ll):
             return "next hop has no usable address (unspecified global, no link-local)"
-        if not neg._on_link:
+        if not ses.on_link:
             return (f"next hop is link-local only ({_ntop(_AF6, ll)}) on a session that "
                     "is not over a shared link: a global address is needed")
-    if glob in neg._local_raw:
+    if glob in ses.local_raw:
         return f"next hop {_ntop(_AF6, glob)} is our own address"
     return None
 
 
 _DUP: Final = "attribute {} repeated; later copy discarded"
 
+# What _parse_attributes returns.  A fixed-length tuple type: the compiled
+# build keeps it as a C struct (no tuple allocated, items read by offset).
+_Parsed = tuple[PathAttributes | None, int, list, bool, list[tuple[int, int]] | None,
+                tuple[int, int, int] | None, tuple[int, int, int] | None, Any, Any]
 
-def _parse_attributes(body: bytes, i: int, aend: int, neg: Negotiated, has_v4: bool) -> tuple:
+
+def _parse_attributes(body: bytes, i: int, aend: int, ses: _Session, has_v4: bool) -> _Parsed:
     """One pass over the path attributes: headers, flags, values (RFC 7606).
 
-    Returns ``(fields, problems, taw, pieces, mp_reach_span, mp_unreach_span,
-    as4_path, as4_agg)``: ``fields`` in :class:`PathAttributes` order,
+    Returns ``(attrs, missing, problems, taw, pieces, mp_reach_span,
+    mp_unreach_span, as4_path, as4_agg)``: ``attrs`` the new, not yet shared
+    :class:`PathAttributes` (None if ORIGIN or AS_PATH is missing),
+    ``missing`` the type code of the first mandatory attribute missing (0: none),
     ``pieces`` the ``(start, end)`` of the MP attributes (left out of the
     intern key), ``as4_path``/``as4_agg`` for :func:`_finish`.
     """
@@ -551,9 +608,9 @@ def _parse_attributes(body: bytes, i: int, aend: int, neg: Negotiated, has_v4: b
     # the code that tests it as unreachable, and its mypyc then crashes there.
     mp_reach_span: tuple[int, int, int] | None = None
     mp_unreach_span: tuple[int, int, int] | None = None
-    as4 = neg.as4
-    ibgp = neg.ibgp
-    local = neg.local_addresses
+    as4 = ses.as4
+    ibgp = ses.ibgp
+    local = ses.local_addresses
     while i < aend:
         if i + 3 > aend:
             taw = True
@@ -845,23 +902,39 @@ def _parse_attributes(body: bytes, i: int, aend: int, neg: Negotiated, has_v4: b
             next_hop = None
     if local_pref is not None and local_pref < 0:
         local_pref = None
-    fields = (origin, as_path, next_hop, med, local_pref, communities or (), large or (),
-              ext or (), atomic, aggregator, originator, cluster or (), otc, None,
-              tuple(unknown) if unknown else ())
-    return (fields, problems, taw, pieces, mp_reach_span, mp_unreach_span, as4_path, as4_agg)
+    # The mandatory attributes (RFC 4271 5.1.1-5.1.3): _finish reports the
+    # first one missing unless the UPDATE is treat-as-withdraw already.
+    missing = 0
+    attrs = None
+    if origin is None:
+        missing = 1  # ORIGIN
+    elif as_path is None:
+        missing = 2  # AS_PATH
+    else:
+        if has_v4 and next_hop is None:
+            missing = 3  # NEXT_HOP
+        # Made from the locals, no tuple of fields: the compiled build calls
+        # the native constructor directly, and the interpreter skips a 15-tuple.
+        attrs = PathAttributes(origin, as_path, next_hop, med, local_pref, communities or (),
+                               large or (), ext or (), atomic, aggregator, originator,
+                               cluster or (), otc, None, tuple(unknown) if unknown else ())
+    return (attrs, missing, problems, taw, pieces, mp_reach_span, mp_unreach_span, as4_path,
+            as4_agg)
 
 
-def _finish(fields: tuple, problems: list, as4_path: tuple | None, as4_agg: tuple | None,
-            neg: Negotiated, has_v4: bool) -> tuple | None:
-    """Mandatory-attribute checks and RFC 6793 merging; None means treat-as-withdraw."""
-    origin, as_path, next_hop = fields[0], fields[1], fields[2]
-    if origin is None or as_path is None or (has_v4 and next_hop is None):
-        missing = _ORIGIN if origin is None else _AS_PATH if as_path is None else _NEXT_HOP
+def _finish(attrs: PathAttributes | None, missing: int, problems: list, as4_path: tuple | None,
+            as4_agg: tuple | None, ses: _Session) -> bool:
+    """Mandatory-attribute checks and RFC 6793 merging; False means treat-as-withdraw.
+
+    ``attrs`` is not shared yet: the merge changes it in place.
+    """
+    if missing or attrs is None:
         problems.append(_problem(_TAW, missing, UpdateError.MISSING_WELL_KNOWN_ATTRIBUTE,
                                  f"missing well-known attribute {AttrType(missing).name}"))
-        return None
-    if not neg.as4 and (as4_path or as4_agg):
-        aggregator = fields[9]
+        return False
+    as_path = attrs.as_path
+    if (as4_path or as4_agg) and not ses.as4:
+        aggregator: Any = attrs.aggregator  # (AS4_AGGREGATOR's is an untyped tuple)
         # RFC 6793 4.2.3
         if aggregator is not None and aggregator[0] != AS_TRANS:
             as4_path = None
@@ -869,19 +942,22 @@ def _finish(fields: tuple, problems: list, as4_path: tuple | None, as4_agg: tupl
             aggregator = as4_agg
         if as4_path:
             as_path = merge_as4_path(as_path, as4_path)
-        f = list(fields)
-        f[1] = as_path
-        f[9] = aggregator
-        fields = tuple(f)
-    if neg.enforce_first_as:
-        first = None
-        if as_path and as_path[0][0] == SegmentType.AS_SEQUENCE:
-            first = as_path[0][1][0]
-        if first != neg.peer_as:
+        attrs.as_path = as_path
+        attrs.aggregator = aggregator
+    if ses.enforce_first_as:
+        # An int constant, not the enum member: the compiled build compares C
+        # integers here, once per UPDATE from an eBGP peer.
+        peer_as = ses.peer_as
+        first = -1
+        if as_path:
+            seg = as_path[0]
+            if seg[0] == _AS_SEQUENCE:
+                first = seg[1][0]
+        if first != peer_as:
             problems.append(_problem(_TAW, _AS_PATH, UpdateError.MALFORMED_AS_PATH,
-                                     f"AS_PATH does not start with the peer's AS {neg.peer_as}"))
-            return None
-    return fields
+                                     f"AS_PATH does not start with the peer's AS {peer_as}"))
+            return False
+    return True
 
 
 class _DupType(Exception):
@@ -889,6 +965,7 @@ class _DupType(Exception):
 
 
 _Dup: Final = _DupType()
+_AS_SEQUENCE: Final = int(SegmentType.AS_SEQUENCE)
 _TAW: Final = Outcome.TREAT_AS_WITHDRAW
 _DISCARD: Final = Outcome.ATTRIBUTE_DISCARD
 _LEN_ERR: Final = UpdateError.ATTRIBUTE_LENGTH_ERROR

@@ -527,15 +527,15 @@ class TimerTests(SynchronousTestCase):
         self.assertEqual(h.state, State.IDLE)
 
     def test_keepalive_every_third(self):
-        """KEEPALIVEs go out every hold/3 seconds in OpenConfirm and Established."""
+        """KEEPALIVEs go out every hold/3 seconds less the guard in OpenConfirm and Established."""
         h = Harness()
         proto, transport = h.open_confirm(peer_open(hold=30))
-        h.reactor.advance(10)
+        h.reactor.advance(9.5)
         self.assertEqual(transport.value(), KEEPALIVE_BYTES)
         transport.clear()
         proto.dataReceived(KEEPALIVE_BYTES)
         for _ in range(6):
-            h.reactor.advance(9.9)
+            h.reactor.advance(9.4)
             self.assertEqual(transport.value(), b"")
             h.reactor.advance(0.1)
             self.assertEqual(transport.value(), KEEPALIVE_BYTES)
@@ -546,10 +546,34 @@ class TimerTests(SynchronousTestCase):
         """The KeepaliveTimer is jittered like the others (0.75 with random() == 0)."""
         h = Harness(random_value=0.0)
         _proto, transport = h.open_confirm(peer_open(hold=30))
-        h.reactor.advance(7.4)
+        h.reactor.advance(7.1)  # (10 - 0.5) * 0.75 = 7.125
         self.assertEqual(transport.value(), b"")
-        h.reactor.advance(0.1)
+        h.reactor.advance(0.05)
         self.assertEqual(transport.value(), KEEPALIVE_BYTES)
+
+    def test_keepalive_gap_within_third_despite_stalls(self):
+        """With any jitter and the reactor up to 0.49 s late, no KEEPALIVE gap exceeds hold/3."""
+        for random_value in (0.0, 0.5, 1.0):
+            h = Harness(random_value=random_value)
+            proto, transport = h.established(peer_open(hold=9))
+            transport.clear()
+            sent = [h.reactor.seconds()]
+            # The clock moves in 0.49 s steps, as a busy reactor runs timers
+            # up to a stall late; the peer's own KEEPALIVEs keep the session up.
+            for i in range(200):
+                h.reactor.advance(0.49)
+                if transport.value():
+                    self.assertEqual(transport.value(), KEEPALIVE_BYTES)
+                    sent.append(h.reactor.seconds())
+                    transport.clear()
+                if i % 4 == 0:
+                    proto.dataReceived(KEEPALIVE_BYTES)
+            self.assertEqual(h.state, State.ESTABLISHED)
+            gaps = [b - a for a, b in zip(sent, sent[1:], strict=False)]
+            self.assertGreater(len(gaps), 30)
+            self.assertLessEqual(max(gaps), 3.0 + 1e-9, (random_value, max(gaps)))
+            # RFC 4271 section 10's jitter still spreads them (0.75..1.0).
+            self.assertGreaterEqual(min(gaps), 0.75 * 2.5 - 1e-9)
 
     def test_hold_time_zero(self):
         """Hold time 0: no KEEPALIVEs are sent and no hold timer ever expires."""

@@ -1058,3 +1058,17 @@ class CoverageTests(SynchronousTestCase):
         result = TestResult()
         LazyTests("test_nothing").run(result)
         self.assertEqual(len(result.failures), 1)
+
+
+class KeepaliveIntervalTests(SynchronousTestCase):
+    """KeepaliveTime: a third of the hold time less the guard, jittered (RFC 4271 4.4, 10)."""
+
+    def test_bounds(self):
+        """Jitter 1.0 leaves the guard before hold/3, jitter 0.75 scales the same base."""
+        self.assertAlmostEqual(fsm.keepalive_interval(9, 1.0), 3.0 - fsm.KEEPALIVE_GUARD)
+        self.assertAlmostEqual(fsm.keepalive_interval(9, 0.75), 0.75 * (3.0 - fsm.KEEPALIVE_GUARD))
+        self.assertAlmostEqual(fsm.keepalive_interval(90, 1.0), 30.0 - fsm.KEEPALIVE_GUARD)
+
+    def test_short_hold_time(self):
+        """With the shortest hold time (3 s) the guard is a quarter of the third, not 0.5 s."""
+        self.assertAlmostEqual(fsm.keepalive_interval(3, 1.0), 0.75)

@@ -46,3 +46,44 @@ class AttributeCacheTests(SynchronousTestCase):
         self.assertEqual(cache.sweep(), 1)
         again = decode_update(body(1), Negotiated(), cache)
         self.assertIs(again.attributes, held.attributes)
+
+
+class SessionRecordTests(SynchronousTestCase):
+    """The decoder's per-Negotiated record (bgpd.wire.update._Session)."""
+
+    def test_one_negotiated_two_caches(self):
+        """A Negotiated decoding with one cache, then another, interns into each one's table."""
+        neg = Negotiated()
+        first, second = AttributeCache(), AttributeCache()
+        a = decode_update(body(1), neg, first)
+        b = decode_update(body(1), neg, second)
+        c = decode_update(body(1), neg, first)
+        self.assertIsNot(a.attributes, b.attributes)
+        self.assertIs(a.attributes, c.attributes)
+        self.assertEqual((first.hits, first.misses, second.hits, second.misses), (1, 1, 0, 1))
+
+    def test_cleared_table_still_used(self):
+        """After the cache starts its table over, the session's record still interns into it."""
+        neg = Negotiated()
+        cache = AttributeCache(max_entries=4)
+        kept = [decode_update(body(i), neg, cache) for i in range(1, 10)]
+        again = decode_update(body(9, "198.51.100.128/25"), neg, cache)
+        self.assertIs(again.attributes, kept[-1].attributes)
+        self.assertLessEqual(len(cache), 4)
+
+    def test_pickled_without_record(self):
+        """A Negotiated that has decoded pickles equal, and the copy makes its own record."""
+        import pickle
+
+        neg = Negotiated(peer_as=65001, enforce_first_as=True,
+                         extended_message=True).with_local_addresses(frozenset({"192.0.2.1"}))
+        decode_update(body(1), neg, AttributeCache())
+        self.assertIsNotNone(neg._codec)
+        copy = pickle.loads(pickle.dumps(neg))
+        self.assertIsNone(copy._codec)
+        self.assertEqual(copy, neg)
+        self.assertEqual((copy.local_addresses, copy.max_message_len, copy._context),
+                         (neg.local_addresses, 65535, neg._context))
+        got = decode_update(body(1), copy, AttributeCache())
+        self.assertIsNotNone(got.attributes)
+        self.assertEqual(got.attributes, decode_update(body(1), neg, AttributeCache()).attributes)
