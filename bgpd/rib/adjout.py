@@ -549,8 +549,8 @@ class UpdateGroup:
         if res is None:
             return None
         # Share one final attribute set per distinct policy outcome.
-        key = (path, res)
-        a = batch.get(key)
+        okey = (path, res)
+        a = batch.get(okey)
         if a is None:
             # A NEXT_HOP the policy set wins over the session's (next-hop-self,
             # eBGP's own address) when the family can carry it.
@@ -558,7 +558,7 @@ class UpdateGroup:
                 res.next_hop, self.family, self._ext_nexthop)
             if self._no_next_hop and not keep:
                 return None
-            a = batch[key] = res.replace(**self._session_rewrite(res, path.owner.info, keep))
+            a = batch[okey] = res.replace(**self._session_rewrite(res, path.owner.info, keep))
         return a
 
     def _sendable(self, entry: Any, prefix: Any) -> Any:
@@ -625,6 +625,8 @@ class UpdateGroup:
 
     def _dump(self, m: Member, budget: int) -> int:
         keys = m.dump
+        if keys is None:
+            return 0
         start = m.dump_pos
         chunk = keys[start:start + budget]
         m.dump_pos = start + len(chunk)
@@ -641,10 +643,21 @@ class UpdateGroup:
         if missed is not None and m.dump is None:
             m.missed = None
         withdrawn: list = []
+        out_get = out.get
+        addpath = self.addpath
+        # With an accept-all chain the export is a function of the path alone
+        # (as in _changes_fast): the prefixes of one path, which usually come
+        # one after another, then cost one append each.
+        by_path = self.policy.accepts_all
+        last: Any = None
+        last_append: Any = None
         for p in chunk:
-            sent = out.get(p)
+            sent = out_get(p)
             had = missed.pop(p, None) if missed else None
-            if self.addpath:
+            if sent is last and sent is not None and had is None:
+                last_append(p)
+                continue
+            if addpath:
                 now = set()
                 for x in sent or ():
                     if x.owner is not st:
@@ -658,13 +671,19 @@ class UpdateGroup:
                         withdrawn.append((pid, p))
             elif sent is not None and sent.owner is not st:
                 a = export(sent, p)
-                buckets.setdefault(id(a), (a, []))[1].append(p)
+                b = buckets.get(id(a))
+                if b is None:
+                    b = buckets[id(a)] = (a, [])
+                b[1].append(p)
+                if by_path:
+                    last = sent
+                    last_append = b[1].append
             elif had is not None and had.owner is not st:
                 withdrawn.append(p)
         afi, safi = self.family
         msgs: list = pack_withdraw(afi, safi, withdrawn, self.neg) if withdrawn else []
-        for a, prefixes in buckets.values():
-            msgs.extend(pack_reach(afi, safi, a, prefixes, self.neg))
+        for attrs, prefixes in buckets.values():
+            msgs.extend(pack_reach(afi, safi, attrs, prefixes, self.neg))
         if msgs:
             self.sent_updates += len(msgs)
             m.sink.send(msgs)
@@ -680,8 +699,9 @@ class UpdateGroup:
         if self._behind:
             out_get = self.out.get
             for m in self.members:
-                if m.behind:
-                    setdefault = m.missed.setdefault
+                missed = m.missed
+                if m.behind and missed is not None:
+                    setdefault = missed.setdefault
                     for p in chunk:
                         setdefault(p, out_get(p))
         loc_get = self.rib.loc_table(self.family).get
