@@ -31,11 +31,11 @@ member's initial table, an End-of-RIB marker (RFC 4724 section 2) follows.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Iterable
+from typing import Any
 
 from bgpd.policy import Chain
-from bgpd.rib.options import RibOptions
+from bgpd.rib.host import GroupHost, Sink
 from bgpd.rib.route import LOCAL, Path, PeerInfo
 from bgpd.wire.attributes import PathAttributes
 from bgpd.wire.constants import AFI, Community, RefreshSubtype, Role, SegmentType
@@ -46,39 +46,6 @@ from bgpd.wire.update import pack_end_of_rib, pack_reach, pack_withdraw
 
 __all__ = ["GroupHost", "Member", "Sink", "UpdateGroup", "group_key"]
 
-
-class GroupHost(Protocol):
-    """What an update group needs from the RIB that holds it (``Rib`` is one).
-
-    The RIB imports this module, never the other way round.
-    """
-
-    options: RibOptions
-    cluster_id: str
-
-    def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run ``fn`` after ``delay`` seconds; the result has ``cancel()``."""
-
-    def loc_table(self, family: tuple[int, int]) -> dict:
-        """The Loc-RIB of ``family``: prefix -> best path, or a tuple of candidates best first."""
-
-    def eligible(self, path: Path) -> bool:
-        """Whether the path's NEXT_HOP resolves (RFC 4271 9.1.2.1)."""
-
-
-@runtime_checkable
-class Sink(Protocol):
-    """A peer's output, as the RIB sees it (``PeerFactory`` is one)."""
-
-    def send(self, messages: list[bytes]) -> None:
-        """Framed UPDATE (and ROUTE-REFRESH) messages for the peer, in order."""
-
-    def writable(self) -> bool:
-        """False while the peer does not keep up (its send buffer is full).
-
-        The RIB then skips it, and catches it up from the Adj-RIB-Out when
-        told that it is writable again (``Rib.resume``).
-        """
 
 _NO_ADVERTISE = Community.NO_ADVERTISE
 _NO_EXPORT = Community.NO_EXPORT
@@ -768,8 +735,10 @@ class UpdateGroup:
         ann_get = ann.get
         # The path last announced to every member, and its prefix list's
         # append: the prefixes of one UPDATE usually come one after another.
-        last = None
+        last: Any = None
         last_append: Any = None
+        new: Any
+        new_a: Any
         for p in chunk:
             entry = loc_get(p)
             if entry is None:
