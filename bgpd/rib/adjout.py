@@ -732,6 +732,7 @@ class UpdateGroup:
         export = self.export
         export_ebgp = self._export_ebgp if self._plain_ebgp else None
         solo = self.members[0].peer if len(self.members) == 1 else None
+        by_peer = {m.peer: m for m in self.members}
         ann_get = ann.get
         # The path last announced to every member, and its prefix list's
         # append: the prefixes of one UPDATE usually come one after another.
@@ -798,12 +799,49 @@ class UpdateGroup:
                     last = new
                     last_append = e[2].append
                     continue
-            if old is None:
-                old_a = None
-            else:
-                old_a = batch_get(old, _MISSING)
-                if old_a is _MISSING:
-                    old_a = export(old, p)
+            # ``old`` was sent (to every member but its source).
+            gone = old.owner
+            if new is None:
+                # A withdrawal needs no export: to every member but the
+                # source of what was sent (split horizon), in one UPDATE.
+                if gone in states:
+                    wd_excl = wd.get(gone)
+                    if wd_excl is None:
+                        wd[gone] = [p]
+                    else:
+                        wd_excl.append(p)
+                else:
+                    wd_all.append(p)
+                continue
+            old_a = batch_get(old, _MISSING)
+            if old_a is _MISSING:
+                old_a = export(old, p)
+            owner = new.owner
+            if (owner in states or gone in states) and old_a != new_a:
+                # The best path moved to, from or within a member's route: the
+                # new attributes go to every member but its source, packed once
+                # for all of them; the source drops what it had been sent.
+                if owner not in states:
+                    b = ann_get(id(new_a))
+                    if b is None:
+                        ann[id(new_a)] = (new_a, [p])
+                    else:
+                        b[1].append(p)
+                    continue
+                key = (id(new_a), owner)
+                e = excl.get(key)
+                if e is None:
+                    e = excl[key] = (new_a, owner, [p])
+                else:
+                    e[2].append(p)
+                if owner is not gone:
+                    src = by_peer[owner]
+                    wd_src = wd.get(src)
+                    if wd_src is None:
+                        wd[src] = [p]
+                    else:
+                        wd_src.append(p)
+                continue
             self._change(p, old, new, old_a, new_a, ann, odd, wd_all, wd)
 
     def _change(
