@@ -740,6 +740,7 @@ class UpdateGroup:
         last_append: Any = None
         new: Any
         new_a: Any
+        old: Any
         for p in chunk:
             entry = loc_get(p)
             if entry is None:
