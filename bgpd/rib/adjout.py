@@ -31,11 +31,11 @@ member's initial table, an End-of-RIB marker (RFC 4724 section 2) follows.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Iterable
+from typing import Any
 
 from bgpd.policy import Chain
-from bgpd.rib.options import RibOptions
+from bgpd.rib.host import GroupHost, Sink
 from bgpd.rib.route import LOCAL, Path, PeerInfo
 from bgpd.wire.attributes import PathAttributes
 from bgpd.wire.constants import AFI, Community, RefreshSubtype, Role, SegmentType
@@ -46,39 +46,6 @@ from bgpd.wire.update import pack_end_of_rib, pack_reach, pack_withdraw
 
 __all__ = ["GroupHost", "Member", "Sink", "UpdateGroup", "group_key"]
 
-
-class GroupHost(Protocol):
-    """What an update group needs from the RIB that holds it (``Rib`` is one).
-
-    The RIB imports this module, never the other way round.
-    """
-
-    options: RibOptions
-    cluster_id: str
-
-    def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run ``fn`` after ``delay`` seconds; the result has ``cancel()``."""
-
-    def loc_table(self, family: tuple[int, int]) -> dict:
-        """The Loc-RIB of ``family``: prefix -> best path, or a tuple of candidates best first."""
-
-    def eligible(self, path: Path) -> bool:
-        """Whether the path's NEXT_HOP resolves (RFC 4271 9.1.2.1)."""
-
-
-@runtime_checkable
-class Sink(Protocol):
-    """A peer's output, as the RIB sees it (``PeerFactory`` is one)."""
-
-    def send(self, messages: list[bytes]) -> None:
-        """Framed UPDATE (and ROUTE-REFRESH) messages for the peer, in order."""
-
-    def writable(self) -> bool:
-        """False while the peer does not keep up (its send buffer is full).
-
-        The RIB then skips it, and catches it up from the Adj-RIB-Out when
-        told that it is writable again (``Rib.resume``).
-        """
 
 _NO_ADVERTISE = Community.NO_ADVERTISE
 _NO_EXPORT = Community.NO_EXPORT
@@ -549,8 +516,8 @@ class UpdateGroup:
         if res is None:
             return None
         # Share one final attribute set per distinct policy outcome.
-        key = (path, res)
-        a = batch.get(key)
+        okey = (path, res)
+        a = batch.get(okey)
         if a is None:
             # A NEXT_HOP the policy set wins over the session's (next-hop-self,
             # eBGP's own address) when the family can carry it.
@@ -558,7 +525,7 @@ class UpdateGroup:
                 res.next_hop, self.family, self._ext_nexthop)
             if self._no_next_hop and not keep:
                 return None
-            a = batch[key] = res.replace(**self._session_rewrite(res, path.owner.info, keep))
+            a = batch[okey] = res.replace(**self._session_rewrite(res, path.owner.info, keep))
         return a
 
     def _sendable(self, entry: Any, prefix: Any) -> Any:
@@ -625,6 +592,8 @@ class UpdateGroup:
 
     def _dump(self, m: Member, budget: int) -> int:
         keys = m.dump
+        if keys is None:
+            return 0
         start = m.dump_pos
         chunk = keys[start:start + budget]
         m.dump_pos = start + len(chunk)
@@ -641,10 +610,21 @@ class UpdateGroup:
         if missed is not None and m.dump is None:
             m.missed = None
         withdrawn: list = []
+        out_get = out.get
+        addpath = self.addpath
+        # With an accept-all chain the export is a function of the path alone
+        # (as in _changes_fast): the prefixes of one path, which usually come
+        # one after another, then cost one append each.
+        by_path = self.policy.accepts_all
+        last: Any = None
+        last_append: Any = None
         for p in chunk:
-            sent = out.get(p)
+            sent = out_get(p)
             had = missed.pop(p, None) if missed else None
-            if self.addpath:
+            if sent is last and sent is not None and had is None:
+                last_append(p)
+                continue
+            if addpath:
                 now = set()
                 for x in sent or ():
                     if x.owner is not st:
@@ -658,13 +638,19 @@ class UpdateGroup:
                         withdrawn.append((pid, p))
             elif sent is not None and sent.owner is not st:
                 a = export(sent, p)
-                buckets.setdefault(id(a), (a, []))[1].append(p)
+                b = buckets.get(id(a))
+                if b is None:
+                    b = buckets[id(a)] = (a, [])
+                b[1].append(p)
+                if by_path:
+                    last = sent
+                    last_append = b[1].append
             elif had is not None and had.owner is not st:
                 withdrawn.append(p)
         afi, safi = self.family
         msgs: list = pack_withdraw(afi, safi, withdrawn, self.neg) if withdrawn else []
-        for a, prefixes in buckets.values():
-            msgs.extend(pack_reach(afi, safi, a, prefixes, self.neg))
+        for attrs, prefixes in buckets.values():
+            msgs.extend(pack_reach(afi, safi, attrs, prefixes, self.neg))
         if msgs:
             self.sent_updates += len(msgs)
             m.sink.send(msgs)
@@ -680,8 +666,9 @@ class UpdateGroup:
         if self._behind:
             out_get = self.out.get
             for m in self.members:
-                if m.behind:
-                    setdefault = m.missed.setdefault
+                missed = m.missed
+                if m.behind and missed is not None:
+                    setdefault = missed.setdefault
                     for p in chunk:
                         setdefault(p, out_get(p))
         loc_get = self.rib.loc_table(self.family).get
@@ -745,11 +732,15 @@ class UpdateGroup:
         export = self.export
         export_ebgp = self._export_ebgp if self._plain_ebgp else None
         solo = self.members[0].peer if len(self.members) == 1 else None
+        by_peer = {m.peer: m for m in self.members}
         ann_get = ann.get
         # The path last announced to every member, and its prefix list's
         # append: the prefixes of one UPDATE usually come one after another.
-        last = None
+        last: Any = None
         last_append: Any = None
+        new: Any
+        new_a: Any
+        old: Any
         for p in chunk:
             entry = loc_get(p)
             if entry is None:
@@ -809,12 +800,49 @@ class UpdateGroup:
                     last = new
                     last_append = e[2].append
                     continue
-            if old is None:
-                old_a = None
-            else:
-                old_a = batch_get(old, _MISSING)
-                if old_a is _MISSING:
-                    old_a = export(old, p)
+            # ``old`` was sent (to every member but its source).
+            gone = old.owner
+            if new is None:
+                # A withdrawal needs no export: to every member but the
+                # source of what was sent (split horizon), in one UPDATE.
+                if gone in states:
+                    wd_excl = wd.get(gone)
+                    if wd_excl is None:
+                        wd[gone] = [p]
+                    else:
+                        wd_excl.append(p)
+                else:
+                    wd_all.append(p)
+                continue
+            old_a = batch_get(old, _MISSING)
+            if old_a is _MISSING:
+                old_a = export(old, p)
+            owner = new.owner
+            if (owner in states or gone in states) and old_a != new_a:
+                # The best path moved to, from or within a member's route: the
+                # new attributes go to every member but its source, packed once
+                # for all of them; the source drops what it had been sent.
+                if owner not in states:
+                    b = ann_get(id(new_a))
+                    if b is None:
+                        ann[id(new_a)] = (new_a, [p])
+                    else:
+                        b[1].append(p)
+                    continue
+                key = (id(new_a), owner)
+                e = excl.get(key)
+                if e is None:
+                    e = excl[key] = (new_a, owner, [p])
+                else:
+                    e[2].append(p)
+                if owner is not gone:
+                    src = by_peer[owner]
+                    wd_src = wd.get(src)
+                    if wd_src is None:
+                        wd[src] = [p]
+                    else:
+                        wd_src.append(p)
+                continue
             self._change(p, old, new, old_a, new_a, ann, odd, wd_all, wd)
 
     def _change(

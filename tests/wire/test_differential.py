@@ -13,6 +13,7 @@ compiled one.
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 import random
@@ -61,6 +62,8 @@ class DifferentialTests(SynchronousTestCase):
     """Each input set gives identical results from both builds."""
 
     def setUp(self):
+        for name in hotpath.HOT_MODULES:  # bgpd.rib.adjout too, not only the codec
+            importlib.import_module(name)
         if hotpath.VARIANT == "compiled":
             self.assertEqual(hotpath.loaded_compiled(), list(hotpath.HOT_MODULES))
             return
