@@ -621,7 +621,7 @@ class UpdateGroup:
         for p in chunk:
             sent = out_get(p)
             had = missed.pop(p, None) if missed else None
-            if sent is last and sent is not None and had is None:
+            if sent is last and sent is not None:
                 last_append(p)
                 continue
             if addpath:
