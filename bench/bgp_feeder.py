@@ -42,7 +42,7 @@ import socket
 import sys
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -152,6 +152,11 @@ class ChurnPlan:
     start: float
     max_rate: float
     step: float
+    #: ``(attribute block, prefix key)`` of the feed's IPv4 routes, found
+    #: before the session comes up: decoding the whole feed takes seconds,
+    #: and done in the send loop it kept the feeder from reading the router
+    #: for that long, which then showed as a keepalive gap of the router's
+    routes: list = field(default_factory=list)
 
 
 def send(sock: socket.socket, leftover: bytes, hold: int, feed: bytes, max_seconds: float,
@@ -187,7 +192,7 @@ def send(sock: socket.socket, leftover: bytes, hold: int, feed: bytes, max_secon
             return 0
         if (churn_plan is not None and churn is None and reported and cur is None
                 and os.path.exists(churn_plan.go_file)):
-            churn = Churn(v4_routes(feed), churn_plan.start, churn_plan.max_rate, churn_plan.step)
+            churn = Churn(churn_plan.routes, churn_plan.start, churn_plan.max_rate, churn_plan.step)
             emit("churn_start", routes=len(churn.routes))
         if churn is not None and not churn.done and cur is None:
             if now < churn.pause_until and os.path.exists(churn_plan.stop_file):
@@ -300,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     with open(args.feed, "rb") as f:
         feed = f.read()
+    churn_routes = v4_routes(feed) if args.churn_go else []
     try:
         sock = connect(args.connect, args.port, args.connect_timeout)
         with sock:
@@ -308,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
             plan = None
             if args.churn_go:
                 plan = ChurnPlan(args.churn_go, args.churn_stop or args.churn_go + ".stop",
-                                 args.churn_start, args.churn_max, args.churn_step)
+                                 args.churn_start, args.churn_max, args.churn_step, churn_routes)
             return send(sock, leftover, hold, feed, args.max_seconds, args.go_file, args.pace, plan)
     except (SessionError, OSError) as e:
         emit("error", reason=str(e))
