@@ -13,27 +13,14 @@ from __future__ import annotations
 import io
 import os
 import re
-import signal
-import subprocess
-import sys
-import time
 
 from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from bgpd.monitor.jsonlog import JournalLineObserver, event_to_journal, stdout_is_journal
-from tests.monitor.support import temp_path
+from tests.monitor.support import temp_path, twistd_lines
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CONFIG = """
-[bgp]
-local_as = 65000
-router_id = "192.0.2.1"
-listen_addresses = []
-state_dir = "{state}"
-"""
-BOOT = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
 STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
 
 
@@ -90,37 +77,7 @@ class TwistdJournalTests(SynchronousTestCase):
     """twistd bgpd's own lines, with and without the journal."""
 
     def _twistd(self, journal: bool) -> list[str]:
-        d = os.path.abspath(temp_path(self))
-        os.makedirs(d)
-        conf = os.path.join(d, "bgpd.toml")
-        with open(conf, "w") as f:
-            f.write(CONFIG.format(state=os.path.join(d, "state")))
-        out_path = os.path.join(d, "out.log")
-        with open(out_path, "w") as out:
-            env = {**os.environ, "PYTHONPATH": ROOT, "PYTHONUNBUFFERED": "1"}
-            env.pop("JOURNAL_STREAM", None)
-            if journal:
-                env["JOURNAL_STREAM"] = _stream(os.fstat(out.fileno()))
-            p = subprocess.Popen([sys.executable, "-c", BOOT, "-n", "--pidfile=", "--logfile=-",
-                                  "bgpd", "-c", conf], stdout=out, stderr=subprocess.STDOUT,
-                                 cwd=ROOT, env=env)
-        try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and p.poll() is None:
-                with open(out_path) as f:
-                    if "reactor class" in f.read():
-                        break
-                time.sleep(0.1)
-        finally:
-            if p.poll() is None:
-                os.kill(p.pid, signal.SIGTERM)
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(p.pid, signal.SIGKILL)
-                p.wait(5)
-        with open(out_path) as f:
-            lines = f.read().splitlines()
+        lines = twistd_lines(self, journal=journal)
         self.assertTrue(any("reactor class" in x for x in lines), lines)
         return lines
 
