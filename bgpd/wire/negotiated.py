@@ -82,15 +82,15 @@ class Negotiated:
         setattr_(self, "max_message_len",
                  MAX_EXTENDED_MESSAGE_LEN if self.extended_message else MAX_MESSAGE_LEN)
 
-    def __getstate__(self) -> list:
-        # As the dataclass's own for a frozen slotted class, but without the
-        # decoder's record: it is a compiled class in one build and not in the
-        # other (the differential tests pickle a Negotiated across them).
-        return [None if f.name == "_codec" else getattr(self, f.name) for f in fields(self)]
-
-    def __setstate__(self, state: list) -> None:
-        for f, value in zip(fields(self), state, strict=True):
-            object.__setattr__(self, f.name, value)
+    def __reduce__(self) -> tuple:
+        # As the dataclass's own pickling of a frozen slotted class, but
+        # without the decoder's record: it is a compiled class in one build
+        # and not in the other (the differential tests pickle a Negotiated
+        # across them).  __reduce__, not __getstate__: Python 3.11.2's
+        # dataclass (Debian 12's) replaces a class's own __getstate__ with its
+        # own when slots=True and frozen=True.
+        return (_restore, (type(self), [None if f.name == "_codec" else getattr(self, f.name)
+                                        for f in fields(self)]))
 
     def with_local_addresses(self, addresses: frozenset[str]) -> Negotiated:
         """This record with ``local_addresses`` set (canonical address text)."""
@@ -100,6 +100,14 @@ class Negotiated:
     def cache_context(self) -> tuple[bool, bool, int, bool]:
         """Everything that changes how the same attribute bytes decode."""
         return self._context
+
+
+def _restore(cls: type, state: list) -> Negotiated:
+    """A pickled :class:`Negotiated` (its ``__reduce__``)."""
+    obj = object.__new__(cls)
+    for f, value in zip(fields(cls), state, strict=True):
+        object.__setattr__(obj, f.name, value)
+    return obj
 
 
 def _pack(address: str) -> bytes:
