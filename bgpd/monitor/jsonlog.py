@@ -33,7 +33,7 @@ from twisted.logger import ILogObserver, LogLevel, formatEvent
 from zope.interface import implementer
 
 __all__ = ["JournalLineObserver", "JsonLineObserver", "configure", "configured_observer",
-           "event_to_journal", "event_to_json", "journal_observer", "observer_factory",
+           "event_text", "event_to_journal", "event_to_json", "journal_observer", "observer_factory",
            "stdout_is_journal"]
 
 _KEEP = {"log_time": "time", "log_namespace": "namespace"}
@@ -49,6 +49,18 @@ def _plain(value: Any) -> Any:
     return repr(value)
 
 
+def event_text(event: dict[str, Any]) -> str:
+    """The event's message, with the failure's traceback after it if it carries one."""
+    try:
+        text = formatEvent(event)
+    except Exception:  # noqa: BLE001 - a broken format string must not lose the line
+        text = repr(event.get("log_format"))
+    failure = event.get("log_failure")
+    if failure is not None:
+        text += "\n" + failure.getTraceback()
+    return text
+
+
 def event_to_json(event: dict[str, Any]) -> str:
     """One log event as one line of JSON (no newline)."""
     out: dict[str, Any] = {}
@@ -61,14 +73,7 @@ def event_to_json(event: dict[str, Any]) -> str:
             continue
         else:
             out[key] = _plain(value)
-    failure = event.get("log_failure")
-    try:
-        text = formatEvent(event)
-    except Exception:  # noqa: BLE001 - a broken format string must not lose the line
-        text = repr(event.get("log_format"))
-    if failure is not None:
-        text += "\n" + failure.getTraceback()
-    out["text"] = text
+    out["text"] = event_text(event)
     return json.dumps(out, ensure_ascii=False, sort_keys=True)
 
 
@@ -84,13 +89,7 @@ def event_to_journal(event: dict[str, Any]) -> str:
     of its own, so each carries the prefix (and the event's priority).
     """
     prefix = _PRIORITY.get(event.get("log_level"), "<6>")  # type: ignore[arg-type]
-    try:
-        text = formatEvent(event)
-    except Exception:  # noqa: BLE001 - a broken format string must not lose the line
-        text = repr(event.get("log_format"))
-    failure = event.get("log_failure")
-    if failure is not None:
-        text += "\n" + failure.getTraceback()
+    text = event_text(event)
     system = event.get("log_system") or event.get("log_namespace") or "-"
     lines = text.rstrip("\n").split("\n")
     return "".join(f"{prefix}[{system}] {line}\n" if i == 0 else f"{prefix}{line}\n"
