@@ -467,7 +467,7 @@ class UpdateGroup:
             a.origin, prepend_as_path(a.as_path_packed, self._local_as), nh,
             # RFC 4271 5.1.4: MED stays within the neighbouring AS
             a.med if path.owner.info is LOCAL else None,
-            None, comms, a.large_communities, a.ext_communities, a.atomic_aggregate, a.aggregator,
+            None, comms, a.large_communities_packed, a.ext_communities, a.atomic_aggregate, a.aggregator,
             None, (), otc, ll, a.unknown,
         )
 

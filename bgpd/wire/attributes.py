@@ -74,14 +74,15 @@ class PathAttributes:
     and ``next_hop_ll`` are address strings (``next_hop_ll``: the IPv6
     link-local half of a 32-octet MP_REACH next hop).
 
-    AS_PATH and COMMUNITIES are kept packed, as one ``bytes`` each:
-    ``as_path_packed`` is the AS_PATH attribute's value as a 4-octet-AS
-    speaker sends it (RFC 6793 4.1: segments of type, count and 4-octet
-    ASNs), ``communities_packed`` the COMMUNITIES value (RFC 1997: 4 octets
-    each).  A full table has hundreds of thousands of sets, and the tuple
+    AS_PATH, COMMUNITIES and LARGE_COMMUNITIES are kept packed, as one
+    ``bytes`` each: ``as_path_packed`` is the AS_PATH attribute's value as a
+    4-octet-AS speaker sends it (RFC 6793 4.1: segments of type, count and
+    4-octet ASNs), ``communities_packed`` the COMMUNITIES value (RFC 1997: 4
+    octets each), ``large_communities_packed`` the LARGE_COMMUNITIES value
+    (RFC 8092: 12 octets each).  A full table has hundreds of thousands of sets, and the tuple
     forms cost an int object per ASN and per community; the bytes cost one
-    object, often a slice of the UPDATE.  ``as_path`` and ``communities``
-    decode them on each read (not cached: that would give the memory back);
+    object, often a slice of the UPDATE.  ``as_path``, ``communities`` and
+    ``large_communities`` decode them on each read (not cached: that would give the memory back);
     hot readers use :attr:`as_path_length`, :attr:`neighbor_as`,
     :attr:`origin_as`, :meth:`count_asn`, :meth:`has_community` and
     :func:`prepend_as_path` instead.  The constructor and :meth:`replace`
@@ -110,7 +111,7 @@ class PathAttributes:
     )
     __slots__ = (
         "origin", "as_path_packed", "next_hop", "med", "local_pref", "communities_packed",
-        "large_communities", "ext_communities", "atomic_aggregate", "aggregator",
+        "large_communities_packed", "ext_communities", "atomic_aggregate", "aggregator",
         "originator_id", "cluster_list", "otc", "next_hop_ll", "unknown", "_hash", "_packed",
     )
 
@@ -122,7 +123,7 @@ class PathAttributes:
         med: int | None = None,
         local_pref: int | None = None,
         communities: tuple[int, ...] | bytes = b"",
-        large_communities: tuple[tuple[int, int, int], ...] = (),
+        large_communities: tuple[tuple[int, int, int], ...] | bytes = b"",
         ext_communities: tuple[bytes, ...] = (),
         atomic_aggregate: bool = False,
         aggregator: tuple[int, str] | None = None,
@@ -142,7 +143,10 @@ class PathAttributes:
         self.communities_packed: bytes = (
             communities if isinstance(communities, bytes) else pack_communities(communities)
         )
-        self.large_communities = large_communities
+        self.large_communities_packed: bytes = (
+            large_communities if isinstance(large_communities, bytes)
+            else pack_communities([x for lc in large_communities for x in lc])
+        )
         self.ext_communities = ext_communities
         self.atomic_aggregate = atomic_aggregate
         self.aggregator = aggregator
@@ -168,6 +172,16 @@ class PathAttributes:
             return _UNPACK4[n](raw, 0)
         return struct.unpack(f"!{n}I", raw)
 
+    @property
+    def large_communities(self) -> tuple[tuple[int, int, int], ...]:
+        """The LARGE_COMMUNITIES as ``((global, data1, data2), ...)``, decoded from the packed form."""
+        raw = self.large_communities_packed
+        if not raw:
+            return ()
+        n = len(raw) >> 2
+        vals = iter(_UNPACK4[n](raw, 0) if n < 256 else struct.unpack(f"!{n}I", raw))
+        return tuple(zip(vals, vals, vals, strict=True))
+
     def key(self) -> tuple:
         """Every field, in order (AS_PATH and COMMUNITIES packed): equal keys mean equal sets."""
         return (
@@ -177,7 +191,7 @@ class PathAttributes:
             self.med,
             self.local_pref,
             self.communities_packed,
-            self.large_communities,
+            self.large_communities_packed,
             self.ext_communities,
             self.atomic_aggregate,
             self.aggregator,
@@ -223,7 +237,7 @@ class PathAttributes:
         if h is None:
             h = self._hash = hash((
                 self.as_path_packed, self.communities_packed, self.next_hop, self.med,
-                self.local_pref, self.large_communities,
+                self.local_pref, self.large_communities_packed,
             ))
         return h
 
@@ -447,22 +461,12 @@ _ORIGIN_ATTR: Final = {o: bytes((_WELL_KNOWN, AttrType.ORIGIN, 1, o)) for o in r
 _NEXT_HOP_HEAD: Final = bytes((_WELL_KNOWN, AttrType.NEXT_HOP, 4))
 _ATOMIC_ATTR: Final = bytes((_WELL_KNOWN, AttrType.ATOMIC_AGGREGATE, 0))
 _PACK_U32_ATTR: Final = struct.Struct("!BBBI").pack
-_PACK_ATTR4: Final = [struct.Struct(f"!BBB{n}I").pack for n in range(64)]
 _AS_PATH_CODE: Final = int(AttrType.AS_PATH)
 _MED_CODE: Final = int(AttrType.MULTI_EXIT_DISC)
 _LOCAL_PREF_CODE: Final = int(AttrType.LOCAL_PREF)
 _COMMUNITIES_CODE: Final = int(AttrType.COMMUNITIES)
 _LARGE_CODE: Final = int(AttrType.LARGE_COMMUNITIES)
 _OTC_CODE: Final = int(AttrType.OTC)
-
-
-def _u32_list_attr(code: int, values: tuple | list) -> bytes:
-    """An optional transitive attribute holding 4-octet values (communities, large communities)."""
-    n = len(values)
-    if n < 64:  # header and values in one struct call
-        return _PACK_ATTR4[n](_OPT_TRANS, code, 4 * n, *values)
-    value = _PACK4[n](*values) if n < 256 else struct.pack(f"!{n}I", *values)
-    return _attr(_OPT_TRANS, code, value)
 
 
 def _pack_attributes(a: PathAttributes, as4: bool, with_next_hop: bool) -> bytes:
@@ -519,8 +523,9 @@ def _pack_attributes(a: PathAttributes, as4: bool, with_next_hop: bool) -> bytes
         out.append(_attr(_OPT_TRANS, AttrType.AS4_PATH, pack_as_path(path4, True)))
     if agg_as4 is not None:
         out.append(_attr(_OPT_TRANS, AttrType.AS4_AGGREGATOR, agg_as4))
-    if a.large_communities:
-        out.append(_u32_list_attr(_LARGE_CODE, [x for lc in a.large_communities for x in lc]))
+    large = a.large_communities_packed
+    if large:
+        out.append(_attr(_OPT_TRANS, _LARGE_CODE, large))
     if a.otc is not None:
         out.append(_PACK_U32_ATTR(_OPT_TRANS, _OTC_CODE, 4, a.otc))
     for flags, code, value in a.unknown:

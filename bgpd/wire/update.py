@@ -18,7 +18,6 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Final
 
 from bgpd.wire.attributes import (
-    _UNPACK4,
     AttributeCache,
     PathAttributes,
     _Malformed,
@@ -404,7 +403,7 @@ def decode_update(
                 # The set is the IPv4 NLRI's too: a copy with the MP next hop.
                 a = attrs
                 mp_attrs = PathAttributes(a.origin, a.as_path_packed, nh, a.med, a.local_pref,
-                                          a.communities_packed, a.large_communities,
+                                          a.communities_packed, a.large_communities_packed,
                                           a.ext_communities,
                                           a.atomic_aggregate, a.aggregator, a.originator_id,
                                           a.cluster_list, a.otc, ll, a.unknown)
@@ -765,11 +764,7 @@ def _parse_attributes(body: bytes, i: int, aend: int, ses: _Session, has_v4: boo
                     raise _flags(code, flags)
                 if not length or length % 12:
                     raise _Malformed(_TAW, _LEN_ERR, f"LARGE_COMMUNITIES length {length}")
-                if length == 12:
-                    large = (_UNPACK4[3](body, vs),)
-                else:
-                    vals = iter(_unpack_n(length >> 2, body, vs))
-                    large = tuple(zip(vals, vals, vals, strict=True))
+                large = body[vs:ve]
             elif code == 16:  # EXTENDED_COMMUNITIES
                 if ext is not None:
                     raise _Dup
@@ -925,7 +920,7 @@ def _parse_attributes(body: bytes, i: int, aend: int, ses: _Session, has_v4: boo
         # Made from the locals, no tuple of fields: the compiled build calls
         # the native constructor directly, and the interpreter skips a 15-tuple.
         attrs = PathAttributes(origin, as_path, next_hop, med, local_pref, communities or b"",
-                               large or (), ext or (), atomic, aggregator, originator,
+                               large or b"", ext or (), atomic, aggregator, originator,
                                cluster or (), otc, None, tuple(unknown) if unknown else ())
     return (attrs, missing, problems, taw, pieces, mp_reach_span, mp_unreach_span, as4_path,
             as4_agg)
@@ -977,16 +972,6 @@ _DISCARD: Final = Outcome.ATTRIBUTE_DISCARD
 _LEN_ERR: Final = UpdateError.ATTRIBUTE_LENGTH_ERROR
 _OPT_ERR: Final = UpdateError.OPTIONAL_ATTRIBUTE_ERROR
 _FLAGS_ERR: Final = UpdateError.ATTRIBUTE_FLAGS_ERROR
-_UNPACK_N: dict[int, Callable] = {}
-
-
-def _unpack_n(count: int, data: bytes, offset: int) -> tuple[int, ...]:
-    f = _UNPACK_N.get(count)
-    if f is None:
-        f = _UNPACK_N[count] = struct.Struct(f"!{count}I").unpack_from
-    return f(data, offset)
-
-
 def _flags(code: int, flags: int) -> _Malformed:
     return _Malformed(_TAW, _FLAGS_ERR, f"flags 0x{flags:02x} for attribute {code}")
 

@@ -1,7 +1,7 @@
-"""The packed AS_PATH and COMMUNITIES of PathAttributes (RFC 6793 4.1, RFC 1997,
-RFC 4271 9.1.2.2, RFC 6811, RFC 7606 7.2).
+"""The packed AS_PATH, COMMUNITIES and LARGE_COMMUNITIES of PathAttributes
+(RFC 6793 4.1, RFC 1997, RFC 8092, RFC 4271 9.1.2.2, RFC 6811, RFC 7606 7.2).
 
-PathAttributes keeps both as their wire bodies; these tests hold the
+PathAttributes keeps them as their wire bodies; these tests hold the
 accessors that read the bytes (path length, neighbour, origin and first AS,
 loop counts, community membership, prepending) to what the tuple form says,
 and the structure check the decoder uses on 4-octet sessions to
@@ -93,6 +93,19 @@ class PackedFormTests(SynchronousTestCase):
         a = PathAttributes(communities=comms)
         self.assertEqual(a.communities, comms)
         self.assertEqual(len(a.communities_packed), 1600)
+
+    def test_large_communities(self) -> None:
+        """LARGE_COMMUNITIES are kept as their 12-octet wire values and read back as triples."""
+        lcs = ((65001, 1, 2), (4200000000, 0xFFFFFFFF, 0))
+        a = PathAttributes(large_communities=lcs)
+        self.assertEqual(a.large_communities_packed,
+                         struct.pack("!6I", 65001, 1, 2, 4200000000, 0xFFFFFFFF, 0))
+        self.assertEqual(a.large_communities, lcs)
+        self.assertEqual(a, PathAttributes(large_communities=a.large_communities_packed))
+        self.assertNotEqual(a, PathAttributes(large_communities=lcs[:1]))
+        self.assertEqual(PathAttributes().large_communities, ())
+        many = tuple((i, i + 1, i + 2) for i in range(100))  # 300 values: past the precompiled unpackers
+        self.assertEqual(PathAttributes(large_communities=many).large_communities, many)
 
     def test_pickle_and_repr(self) -> None:
         """Pickling keeps the set; repr shows the tuple forms."""
