@@ -45,7 +45,7 @@ def attribute_diff(
         return ()
     return tuple(
         (name, b, a)
-        for name, b, a in zip(PathAttributes._FIELDS, before.key(), after.key(), strict=True)
+        for name, b, a in zip(PathAttributes._FIELDS, before.fields(), after.fields(), strict=True)
         if b != a
     )
 

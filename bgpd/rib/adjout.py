@@ -37,8 +37,8 @@ from typing import Any
 from bgpd.policy import Chain
 from bgpd.rib.host import GroupHost, Sink
 from bgpd.rib.route import LOCAL, Path, PeerInfo
-from bgpd.wire.attributes import PathAttributes
-from bgpd.wire.constants import AFI, Community, RefreshSubtype, Role, SegmentType
+from bgpd.wire.attributes import PathAttributes, prepend_as_path
+from bgpd.wire.constants import AFI, Community, RefreshSubtype, Role
 from bgpd.wire.message import encode_message
 from bgpd.wire.negotiated import Negotiated
 from bgpd.wire.refresh import RouteRefresh
@@ -53,7 +53,6 @@ _NO_EXPORT_SUBCONFED = Community.NO_EXPORT_SUBCONFED
 _NO_PEER = Community.NO_PEER
 _OTC_BLOCKED = (Role.PROVIDER, Role.PEER, Role.RS)
 _OTC_ADDED = (Role.CUSTOMER, Role.PEER, Role.RS_CLIENT)
-_SEQ = int(SegmentType.AS_SEQUENCE)
 _MISSING = object()
 
 
@@ -87,12 +86,6 @@ class Member:
 
     def writable(self) -> bool:
         return bool(self.sink.writable())
-
-
-def _prepend(as_path: tuple, asn: int) -> tuple:
-    if as_path and as_path[0][0] == _SEQ and len(as_path[0][1]) < 255:
-        return ((_SEQ, (asn,) + as_path[0][1]),) + as_path[1:]
-    return ((_SEQ, (asn,)),) + as_path
 
 
 def _mapped(address: str | None) -> str | None:
@@ -381,9 +374,11 @@ class UpdateGroup:
         does not carry): the attribute changes, or None when the path is not sent."""
         a = path.attrs
         src = path.owner.info
-        comms = a.communities
         ebgp = self._ebgp
-        if comms:
+        # Every well-known community is 0xFFFFxxxx (RFC 1997): most sets have
+        # none, and one byte search of the packed form says so.
+        if b"\xff\xff" in a.communities_packed:
+            comms = a.communities
             if _NO_ADVERTISE in comms:
                 return None
             if ebgp:
@@ -429,7 +424,7 @@ class UpdateGroup:
         nh = None if keep_next_hop else self._next_hop
         if self._ebgp:
             if not self.info.route_server_client:
-                changes["as_path"] = _prepend(a.as_path, self._local_as)
+                changes["as_path"] = prepend_as_path(a.as_path_packed, self._local_as)
                 if nh is not None:
                     changes["next_hop"] = nh
                     changes["next_hop_ll"] = None
@@ -444,13 +439,15 @@ class UpdateGroup:
         """_path_rules then _session_rewrite for eBGP to a peer that is not a
         route-server client, in one step: the full-table case."""
         a = path.attrs
-        comms = a.communities
+        comms = a.communities_packed
         role = self._role
-        if comms and (
-            _NO_ADVERTISE in comms or _NO_EXPORT in comms or _NO_EXPORT_SUBCONFED in comms
-            or (_NO_PEER in comms and role == Role.PEER)
-        ):
-            return None
+        if b"\xff\xff" in comms:  # see _path_rules
+            wk = a.communities
+            if (
+                _NO_ADVERTISE in wk or _NO_EXPORT in wk or _NO_EXPORT_SUBCONFED in wk
+                or (_NO_PEER in wk and role == Role.PEER)
+            ):
+                return None
         otc = a.otc
         if role is not None:
             if otc is not None:
@@ -467,10 +464,10 @@ class UpdateGroup:
         else:
             ll = None
         return PathAttributes(
-            a.origin, _prepend(a.as_path, self._local_as), nh,
+            a.origin, prepend_as_path(a.as_path_packed, self._local_as), nh,
             # RFC 4271 5.1.4: MED stays within the neighbouring AS
             a.med if path.owner.info is LOCAL else None,
-            None, comms, a.large_communities, a.ext_communities, a.atomic_aggregate, a.aggregator,
+            None, comms, a.large_communities_packed, a.ext_communities, a.atomic_aggregate, a.aggregator,
             None, (), otc, ll, a.unknown,
         )
 

@@ -1123,12 +1123,9 @@ class Rib:
         if info is LOCAL:
             return a
         las = info.local_as
-        n = 0
-        for _seg_type, asns in a.as_path:
-            if las in asns:
-                n += asns.count(las)
-            if self.local_as != las and self.local_as in asns:
-                n += asns.count(self.local_as)
+        n = a.count_asn(las)
+        if self.local_as != las:
+            n += a.count_asn(self.local_as)
         if n > info.allowas_in:
             st.loops[1] += 1
             return None

@@ -28,6 +28,7 @@ _pton = socket.inet_pton
 
 _U32 = struct.Struct("!I")
 _U16 = struct.Struct("!H")
+_U32_AT: Final = _U32.unpack_from
 # Precompiled unpackers for N 4-octet / 2-octet values: AS path segments,
 # communities and cluster lists are the common case of "N integers".
 _UNPACK4: Final = [struct.Struct(f"!{n}I").unpack_from for n in range(256)]
@@ -73,6 +74,21 @@ class PathAttributes:
     and ``next_hop_ll`` are address strings (``next_hop_ll``: the IPv6
     link-local half of a 32-octet MP_REACH next hop).
 
+    AS_PATH, COMMUNITIES and LARGE_COMMUNITIES are kept packed, as one
+    ``bytes`` each: ``as_path_packed`` is the AS_PATH attribute's value as a
+    4-octet-AS speaker sends it (RFC 6793 4.1: segments of type, count and
+    4-octet ASNs), ``communities_packed`` the COMMUNITIES value (RFC 1997: 4
+    octets each), ``large_communities_packed`` the LARGE_COMMUNITIES value
+    (RFC 8092: 12 octets each).  A full table has hundreds of thousands of sets, and the tuple
+    forms cost an int object per ASN and per community; the bytes cost one
+    object, often a slice of the UPDATE.  ``as_path``, ``communities`` and
+    ``large_communities`` decode them on each read (not cached: that would give the memory back);
+    hot readers use :attr:`as_path_length`, :attr:`neighbor_as`,
+    :attr:`origin_as`, :meth:`count_asn`, :meth:`has_community` and
+    :func:`prepend_as_path` instead.  The constructor and :meth:`replace`
+    take either form.  ``as_path`` given as tuples is stored as it would be
+    sent: segments longer than 255 ASNs split, empty ones left out.
+
     Treat instances as immutable: use :meth:`replace` to derive a new one.
     """
 
@@ -93,17 +109,21 @@ class PathAttributes:
         "next_hop_ll",
         "unknown",
     )
-    __slots__ = _FIELDS + ("_hash", "_packed")
+    __slots__ = (
+        "origin", "as_path_packed", "next_hop", "med", "local_pref", "communities_packed",
+        "large_communities_packed", "ext_communities", "atomic_aggregate", "aggregator",
+        "originator_id", "cluster_list", "otc", "next_hop_ll", "unknown", "_hash", "_packed",
+    )
 
     def __init__(
         self,
         origin: int = Origin.IGP,
-        as_path: AsPath = (),
+        as_path: AsPath | bytes = b"",
         next_hop: str | None = None,
         med: int | None = None,
         local_pref: int | None = None,
-        communities: tuple[int, ...] = (),
-        large_communities: tuple[tuple[int, int, int], ...] = (),
+        communities: tuple[int, ...] | bytes = b"",
+        large_communities: tuple[tuple[int, int, int], ...] | bytes = b"",
         ext_communities: tuple[bytes, ...] = (),
         atomic_aggregate: bool = False,
         aggregator: tuple[int, str] | None = None,
@@ -114,12 +134,19 @@ class PathAttributes:
         unknown: tuple[tuple[int, int, bytes], ...] = (),
     ) -> None:
         self.origin = origin
-        self.as_path = as_path
+        self.as_path_packed: bytes = (
+            as_path if isinstance(as_path, bytes) else pack_as_path(as_path, True)
+        )
         self.next_hop = next_hop
         self.med = med
         self.local_pref = local_pref
-        self.communities = communities
-        self.large_communities = large_communities
+        self.communities_packed: bytes = (
+            communities if isinstance(communities, bytes) else pack_communities(communities)
+        )
+        self.large_communities_packed: bytes = (
+            large_communities if isinstance(large_communities, bytes)
+            else pack_communities([x for lc in large_communities for x in lc])
+        )
         self.ext_communities = ext_communities
         self.atomic_aggregate = atomic_aggregate
         self.aggregator = aggregator
@@ -131,9 +158,52 @@ class PathAttributes:
         self._hash: int | None = None
         self._packed: list[bytes | None] | None = None
 
+    @property
+    def as_path(self) -> AsPath:
+        """The AS_PATH as ``((segment_type, (asn, ...)), ...)``, decoded from the packed form."""
+        return _decode_as_path(self.as_path_packed)
+
+    @property
+    def communities(self) -> tuple[int, ...]:
+        """The COMMUNITIES as a tuple of 32-bit ints, decoded from the packed form."""
+        raw = self.communities_packed
+        n = len(raw) >> 2
+        if n < 256:
+            return _UNPACK4[n](raw, 0)
+        return struct.unpack(f"!{n}I", raw)
+
+    @property
+    def large_communities(self) -> tuple[tuple[int, int, int], ...]:
+        """The LARGE_COMMUNITIES as ``((global, data1, data2), ...)``, decoded from the packed form."""
+        raw = self.large_communities_packed
+        if not raw:
+            return ()
+        n = len(raw) >> 2
+        vals = iter(_UNPACK4[n](raw, 0) if n < 256 else struct.unpack(f"!{n}I", raw))
+        return tuple(zip(vals, vals, vals, strict=True))
 
     def key(self) -> tuple:
-        """Every field, in order: equal keys mean equal attribute sets."""
+        """Every field, in order (AS_PATH and COMMUNITIES packed): equal keys mean equal sets."""
+        return (
+            self.origin,
+            self.as_path_packed,
+            self.next_hop,
+            self.med,
+            self.local_pref,
+            self.communities_packed,
+            self.large_communities_packed,
+            self.ext_communities,
+            self.atomic_aggregate,
+            self.aggregator,
+            self.originator_id,
+            self.cluster_list,
+            self.otc,
+            self.next_hop_ll,
+            self.unknown,
+        )
+
+    def fields(self) -> tuple:
+        """Every field, in the order of ``_FIELDS``, in its readers' form (tuples, not bytes)."""
         return (
             self.origin,
             self.as_path,
@@ -166,15 +236,15 @@ class PathAttributes:
         h = self._hash
         if h is None:
             h = self._hash = hash((
-                self.as_path, self.communities, self.next_hop, self.med, self.local_pref,
-                self.large_communities,
+                self.as_path_packed, self.communities_packed, self.next_hop, self.med,
+                self.local_pref, self.large_communities_packed,
             ))
         return h
 
     def __repr__(self) -> str:
         parts = []
         defaults = _DEFAULTS
-        for name, value in zip(self._FIELDS, self.key(), strict=True):
+        for name, value in zip(self._FIELDS, self.fields(), strict=True):
             if value != defaults[name]:
                 parts.append(f"{name}={value!r}")
         return f"PathAttributes({', '.join(parts)})"
@@ -196,21 +266,37 @@ class PathAttributes:
     @property
     def as_path_length(self) -> int:
         """RFC 4271 9.1.2.2 a): an AS_SET counts 1, confederation segments 0."""
+        raw = self.as_path_packed
+        end = len(raw)
+        if end == 0:
+            return 0
+        count = raw[1]
+        if raw[0] == 2 and end == 2 + 4 * count:
+            return count  # one AS_SEQUENCE: the common case
         n = 0
-        for seg_type, asns in self.as_path:
-            if seg_type == SegmentType.AS_SEQUENCE:
-                n += len(asns)
-            elif seg_type == SegmentType.AS_SET:
+        i = 0
+        while i < end:
+            seg_type = raw[i]
+            count = raw[i + 1]
+            if seg_type == 2:
+                n += count
+            elif seg_type == 1:
                 n += 1
+            i += 2 + 4 * count
         return n
 
     @property
     def neighbor_as(self) -> int | None:
         """The leftmost AS of the first AS_SEQUENCE (RFC 4271 9.1.2.2 c), or None."""
-        for seg_type, asns in self.as_path:
-            if seg_type == SegmentType.AS_SEQUENCE and asns:
-                return asns[0]
-            if seg_type in (SegmentType.AS_CONFED_SEQUENCE, SegmentType.AS_CONFED_SET):
+        raw = self.as_path_packed
+        end = len(raw)
+        i = 0
+        while i < end:
+            seg_type = raw[i]
+            if seg_type == 2:
+                return _U32_AT(raw, i + 2)[0]
+            if seg_type == 3 or seg_type == 4:  # AS_CONFED_SEQUENCE / AS_CONFED_SET
+                i += 2 + 4 * raw[i + 1]
                 continue
             return None
         return None
@@ -218,16 +304,51 @@ class PathAttributes:
     @property
     def origin_as(self) -> int | None:
         """The rightmost AS of the path when it is a sequence member (RFC 6811)."""
-        if not self.as_path:
+        raw = self.as_path_packed
+        end = len(raw)
+        i = 0
+        last = -1
+        while i < end:
+            last = i
+            i += 2 + 4 * raw[i + 1]
+        if last < 0 or raw[last] != 2:
             return None
-        seg_type, asns = self.as_path[-1]
-        if seg_type == SegmentType.AS_SEQUENCE and asns:
-            return asns[-1]
+        return _U32_AT(raw, end - 4)[0]
+
+    @property
+    def first_as(self) -> int | None:
+        """The first ASN of the path when its first segment is an AS_SEQUENCE (RFC 4271 6.3), or None."""
+        raw = self.as_path_packed
+        if raw and raw[0] == 2:
+            return _U32_AT(raw, 2)[0]
         return None
+
+    def count_asn(self, asn: int) -> int:
+        """How many times ``asn`` appears in the path, in any segment (loop detection, RFC 4271 9.1.2)."""
+        raw = self.as_path_packed
+        if asn < 0 or asn > 0xFFFFFFFF or _U32.pack(asn) not in raw:
+            return 0  # the usual answer, found by one byte search
+        n = 0
+        for _seg_type, asns in _decode_as_path(raw):
+            n += asns.count(asn)
+        return n
 
     def all_asns(self) -> Iterable[int]:
         for _, asns in self.as_path:
             yield from asns
+
+    def has_community(self, community: int) -> bool:
+        """Whether COMMUNITIES holds ``community`` (RFC 1997), without decoding them all."""
+        raw = self.communities_packed
+        if not raw or community < 0 or community > 0xFFFFFFFF:
+            return False
+        needle = _U32.pack(community)
+        i = raw.find(needle)
+        while i >= 0:
+            if not i & 3:
+                return True
+            i = raw.find(needle, i + 1)
+        return False
 
     # -- encoding ----------------------------------------------------------
 
@@ -259,7 +380,48 @@ class PathAttributes:
         return _pack_attributes(self, as4, with_next_hop)
 
 
-_DEFAULTS = dict(zip(PathAttributes._FIELDS, PathAttributes().key(), strict=True))
+def _decode_as_path(raw: bytes) -> AsPath:
+    """Segments of a packed (4-octet-AS, well-formed) AS_PATH."""
+    end = len(raw)
+    if end == 0:
+        return ()
+    count = raw[1]
+    if end == 2 + 4 * count:
+        return ((raw[0], _UNPACK4[count](raw, 2)),)
+    segs = []
+    i = 0
+    while i < end:
+        count = raw[i + 1]
+        segs.append((raw[i], _UNPACK4[count](raw, i + 2)))
+        i += 2 + 4 * count
+    return tuple(segs)
+
+
+def prepend_as_path(packed: bytes, asn: int, count: int = 1) -> bytes:
+    """``packed`` (a packed AS_PATH) with ``asn`` put in front ``count`` times.
+
+    As RFC 4271 5.1.2 prepends: into the leading AS_SEQUENCE while it has
+    room (255 ASNs), else in a new AS_SEQUENCE before it.
+    """
+    head = _U32.pack(asn)
+    out = packed
+    for _ in range(count):
+        if out and out[0] == 2 and out[1] < 255:
+            out = bytes((2, out[1] + 1)) + head + out[2:]
+        else:
+            out = b"\x02\x01" + head + out
+    return out
+
+
+def pack_communities(communities: tuple[int, ...] | list[int]) -> bytes:
+    """COMMUNITIES values (RFC 1997) as the attribute's value: 4 octets each."""
+    n = len(communities)
+    if n < 256:
+        return _PACK4[n](*communities)
+    return struct.pack(f"!{n}I", *communities)
+
+
+_DEFAULTS = dict(zip(PathAttributes._FIELDS, PathAttributes().fields(), strict=True))
 
 
 def _attr(flags: int, code: int, value: bytes) -> bytes:
@@ -294,13 +456,11 @@ def pack_as_path(as_path: AsPath, four: bool = True) -> bytes:
 
 # Encoders for the common shapes, header included, so that one attribute is
 # one struct call: (flags, type, length, value...).  A 1-octet length holds
-# up to 63 four-octet values (an AS_PATH segment also has its 2-octet head).
+# up to 63 four-octet values.
 _ORIGIN_ATTR: Final = {o: bytes((_WELL_KNOWN, AttrType.ORIGIN, 1, o)) for o in range(3)}
 _NEXT_HOP_HEAD: Final = bytes((_WELL_KNOWN, AttrType.NEXT_HOP, 4))
 _ATOMIC_ATTR: Final = bytes((_WELL_KNOWN, AttrType.ATOMIC_AGGREGATE, 0))
 _PACK_U32_ATTR: Final = struct.Struct("!BBBI").pack
-_PACK_ATTR4: Final = [struct.Struct(f"!BBB{n}I").pack for n in range(64)]
-_PACK_SEG_ATTR: Final = [struct.Struct(f"!BBBBB{n}I").pack for n in range(64)]
 _AS_PATH_CODE: Final = int(AttrType.AS_PATH)
 _MED_CODE: Final = int(AttrType.MULTI_EXIT_DISC)
 _LOCAL_PREF_CODE: Final = int(AttrType.LOCAL_PREF)
@@ -309,28 +469,22 @@ _LARGE_CODE: Final = int(AttrType.LARGE_COMMUNITIES)
 _OTC_CODE: Final = int(AttrType.OTC)
 
 
-def _u32_list_attr(code: int, values: tuple | list) -> bytes:
-    """An optional transitive attribute holding 4-octet values (communities, large communities)."""
-    n = len(values)
-    if n < 64:  # header and values in one struct call
-        return _PACK_ATTR4[n](_OPT_TRANS, code, 4 * n, *values)
-    value = _PACK4[n](*values) if n < 256 else struct.pack(f"!{n}I", *values)
-    return _attr(_OPT_TRANS, code, value)
-
-
 def _pack_attributes(a: PathAttributes, as4: bool, with_next_hop: bool) -> bytes:
     origin = _ORIGIN_ATTR.get(a.origin)
     if origin is None:
         origin = bytes((_WELL_KNOWN, AttrType.ORIGIN, 1, a.origin))
-    as_path = a.as_path
-    if as4 and len(as_path) == 1 and 0 < len(as_path[0][1]) < 64:
-        # The common case: one short segment, header and all in one pack.
-        seg_type, asns = as_path[0]
-        n = len(asns)
-        out = [origin, _PACK_SEG_ATTR[n](_WELL_KNOWN, _AS_PATH_CODE, 2 + 4 * n, seg_type, n, *asns)]
+    raw_path = a.as_path_packed
+    need_as4 = False
+    if as4:
+        n = len(raw_path)
+        if n < 256:
+            out = [origin, bytes((_WELL_KNOWN, _AS_PATH_CODE, n)) + raw_path]
+        else:
+            out = [origin, _attr(_WELL_KNOWN, _AS_PATH_CODE, raw_path)]
     else:
-        out = [origin, _attr(_WELL_KNOWN, _AS_PATH_CODE, pack_as_path(as_path, as4))]
-    need_as4 = not as4 and any(asn > 0xFFFF for _, asns in as_path for asn in asns)
+        as_path = _decode_as_path(raw_path)
+        out = [origin, _attr(_WELL_KNOWN, _AS_PATH_CODE, pack_as_path(as_path, False))]
+        need_as4 = any(asn > 0xFFFF for _, asns in as_path for asn in asns)
     nh = a.next_hop
     if with_next_hop and nh is not None and ":" not in nh:
         out.append(_NEXT_HOP_HEAD + _aton(nh))
@@ -350,8 +504,9 @@ def _pack_attributes(a: PathAttributes, as4: bool, with_next_hop: bool) -> bytes
             if asn > 0xFFFF:
                 agg_as4 = _U32.pack(asn) + _aton(ip)
         out.append(_attr(_OPT_TRANS, AttrType.AGGREGATOR, value))
-    if a.communities:
-        out.append(_u32_list_attr(_COMMUNITIES_CODE, a.communities))
+    comms = a.communities_packed
+    if comms:
+        out.append(_attr(_OPT_TRANS, _COMMUNITIES_CODE, comms))
     if a.originator_id is not None:
         out.append(bytes((_OPT_NON_TRANS, AttrType.ORIGINATOR_ID, 4)) + _aton(a.originator_id))
     if a.cluster_list:
@@ -363,13 +518,14 @@ def _pack_attributes(a: PathAttributes, as4: bool, with_next_hop: bool) -> bytes
         # RFC 6793 4.2.2: AS4_PATH carries no confederation segments.
         path4 = tuple(
             s for s in a.as_path
-            if s[0] in (SegmentType.AS_SEQUENCE, SegmentType.AS_SET)
+            if s[0] == SegmentType.AS_SEQUENCE or s[0] == SegmentType.AS_SET
         )
         out.append(_attr(_OPT_TRANS, AttrType.AS4_PATH, pack_as_path(path4, True)))
     if agg_as4 is not None:
         out.append(_attr(_OPT_TRANS, AttrType.AS4_AGGREGATOR, agg_as4))
-    if a.large_communities:
-        out.append(_u32_list_attr(_LARGE_CODE, [x for lc in a.large_communities for x in lc]))
+    large = a.large_communities_packed
+    if large:
+        out.append(_attr(_OPT_TRANS, _LARGE_CODE, large))
     if a.otc is not None:
         out.append(_PACK_U32_ATTR(_OPT_TRANS, _OTC_CODE, 4, a.otc))
     for flags, code, value in a.unknown:
@@ -467,6 +623,32 @@ def parse_as_path(value: bytes, four: bool) -> AsPath:
     return tuple(segs)
 
 
+def check_as_path(data: bytes, start: int, end: int) -> bool:
+    """Check the 4-octet AS_PATH in ``data[start:end]`` as :func:`parse_as_path` does,
+    building nothing; True if it has confederation segments (RFC 5065)."""
+    i = start
+    confed = False
+    while i < end:
+        if i + 2 > end:
+            raise _Malformed(Outcome.TREAT_AS_WITHDRAW, UpdateError.MALFORMED_AS_PATH,
+                             "AS_PATH segment header truncated")
+        seg_type = data[i]
+        count = data[i + 1]
+        if seg_type < 1 or seg_type > 4:
+            raise _Malformed(Outcome.TREAT_AS_WITHDRAW, UpdateError.MALFORMED_AS_PATH,
+                             f"AS_PATH segment type {seg_type}")
+        if count == 0:
+            raise _Malformed(Outcome.TREAT_AS_WITHDRAW, UpdateError.MALFORMED_AS_PATH,
+                             "AS_PATH segment of length 0")
+        i += 2 + count * 4
+        if i > end:
+            raise _Malformed(Outcome.TREAT_AS_WITHDRAW, UpdateError.MALFORMED_AS_PATH,
+                             "AS_PATH segment overruns the attribute")
+        if seg_type >= 3:
+            confed = True
+    return confed
+
+
 def merge_as4_path(as_path: AsPath, as4_path: AsPath) -> AsPath:
     """RFC 6793 4.2.3: rebuild the real path from AS_PATH and AS4_PATH."""
 
@@ -521,7 +703,10 @@ __all__ = [
     "NotificationError",
     "PathAttributes",
     "Problem",
+    "check_as_path",
     "merge_as4_path",
     "pack_as_path",
+    "pack_communities",
     "parse_as_path",
+    "prepend_as_path",
 ]

@@ -18,11 +18,12 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Final
 
 from bgpd.wire.attributes import (
-    _UNPACK4,
     AttributeCache,
     PathAttributes,
     _Malformed,
+    check_as_path,
     merge_as4_path,
+    pack_as_path,
     parse_as_path,
 )
 from bgpd.wire.constants import (
@@ -401,8 +402,9 @@ def decode_update(
             if base is attrs:
                 # The set is the IPv4 NLRI's too: a copy with the MP next hop.
                 a = attrs
-                mp_attrs = PathAttributes(a.origin, a.as_path, nh, a.med, a.local_pref,
-                                          a.communities, a.large_communities, a.ext_communities,
+                mp_attrs = PathAttributes(a.origin, a.as_path_packed, nh, a.med, a.local_pref,
+                                          a.communities_packed, a.large_communities_packed,
+                                          a.ext_communities,
                                           a.atomic_aggregate, a.aggregator, a.originator_id,
                                           a.cluster_list, a.otc, ll, a.unknown)
             else:
@@ -665,11 +667,18 @@ def _parse_attributes(body: bytes, i: int, aend: int, ses: _Session, has_v4: boo
                     raise _flags(code, flags)
                 if (as4 and length > 2 and body[vs] == 2
                         and (length - 2) == (body[vs + 1] << 2)):
-                    # The common case: one AS_SEQUENCE of 4-octet ASNs.
-                    as_path = ((2, _UNPACK4[body[vs + 1]](body, vs + 2)),)
+                    # The common case: one AS_SEQUENCE of 4-octet ASNs,
+                    # kept as the packed form it already is.
+                    as_path = body[vs:ve]
                 else:
-                    as_path = parse_as_path(body[vs:ve], as4)
-                    if not ibgp and any(seg[0] >= 3 for seg in as_path):
+                    if as4:
+                        # Checked, then kept as received (the packed form).
+                        confed = check_as_path(body, vs, ve)
+                        as_path = body[vs:ve]
+                    else:
+                        as_path = parse_as_path(body[vs:ve], False)
+                        confed = any(seg[0] >= 3 for seg in as_path)
+                    if confed and not ibgp:
                         # RFC 7606 7.2 (RFC 5065 5): confederation segments
                         # from a peer outside our confederation (bgpd has none).
                         raise _Malformed(_TAW, UpdateError.MALFORMED_AS_PATH,
@@ -705,8 +714,7 @@ def _parse_attributes(body: bytes, i: int, aend: int, ses: _Session, has_v4: boo
                     raise _flags(code, flags)
                 if not length or length & 3:
                     raise _Malformed(_TAW, _LEN_ERR, f"COMMUNITIES length {length}")
-                communities = (_UNPACK4[length >> 2](body, vs) if length < 1024
-                               else _unpack_n(length >> 2, body, vs))
+                communities = body[vs:ve]
             elif code == 14 or code == 15:
                 if pieces is None:
                     pieces = []
@@ -756,11 +764,7 @@ def _parse_attributes(body: bytes, i: int, aend: int, ses: _Session, has_v4: boo
                     raise _flags(code, flags)
                 if not length or length % 12:
                     raise _Malformed(_TAW, _LEN_ERR, f"LARGE_COMMUNITIES length {length}")
-                if length == 12:
-                    large = (_UNPACK4[3](body, vs),)
-                else:
-                    vals = iter(_unpack_n(length >> 2, body, vs))
-                    large = tuple(zip(vals, vals, vals, strict=True))
+                large = body[vs:ve]
             elif code == 16:  # EXTENDED_COMMUNITIES
                 if ext is not None:
                     raise _Dup
@@ -915,8 +919,8 @@ def _parse_attributes(body: bytes, i: int, aend: int, ses: _Session, has_v4: boo
             missing = 3  # NEXT_HOP
         # Made from the locals, no tuple of fields: the compiled build calls
         # the native constructor directly, and the interpreter skips a 15-tuple.
-        attrs = PathAttributes(origin, as_path, next_hop, med, local_pref, communities or (),
-                               large or (), ext or (), atomic, aggregator, originator,
+        attrs = PathAttributes(origin, as_path, next_hop, med, local_pref, communities or b"",
+                               large or b"", ext or (), atomic, aggregator, originator,
                                cluster or (), otc, None, tuple(unknown) if unknown else ())
     return (attrs, missing, problems, taw, pieces, mp_reach_span, mp_unreach_span, as4_path,
             as4_agg)
@@ -932,7 +936,6 @@ def _finish(attrs: PathAttributes | None, missing: int, problems: list, as4_path
         problems.append(_problem(_TAW, missing, UpdateError.MISSING_WELL_KNOWN_ATTRIBUTE,
                                  f"missing well-known attribute {AttrType(missing).name}"))
         return False
-    as_path = attrs.as_path
     if (as4_path or as4_agg) and not ses.as4:
         aggregator: Any = attrs.aggregator  # (AS4_AGGREGATOR's is an untyped tuple)
         # RFC 6793 4.2.3
@@ -941,18 +944,16 @@ def _finish(attrs: PathAttributes | None, missing: int, problems: list, as4_path
         elif as4_agg:
             aggregator = as4_agg
         if as4_path:
-            as_path = merge_as4_path(as_path, as4_path)
-        attrs.as_path = as_path
+            attrs.as_path_packed = pack_as_path(merge_as4_path(attrs.as_path, as4_path), True)
         attrs.aggregator = aggregator
     if ses.enforce_first_as:
         # An int constant, not the enum member: the compiled build compares C
         # integers here, once per UPDATE from an eBGP peer.
         peer_as = ses.peer_as
         first = -1
-        if as_path:
-            seg = as_path[0]
-            if seg[0] == _AS_SEQUENCE:
-                first = seg[1][0]
+        raw = attrs.as_path_packed
+        if raw and raw[0] == _AS_SEQUENCE:
+            first = _u32_at(raw, 2)[0]
         if first != peer_as:
             problems.append(_problem(_TAW, _AS_PATH, UpdateError.MALFORMED_AS_PATH,
                                      f"AS_PATH does not start with the peer's AS {peer_as}"))
@@ -971,16 +972,6 @@ _DISCARD: Final = Outcome.ATTRIBUTE_DISCARD
 _LEN_ERR: Final = UpdateError.ATTRIBUTE_LENGTH_ERROR
 _OPT_ERR: Final = UpdateError.OPTIONAL_ATTRIBUTE_ERROR
 _FLAGS_ERR: Final = UpdateError.ATTRIBUTE_FLAGS_ERROR
-_UNPACK_N: dict[int, Callable] = {}
-
-
-def _unpack_n(count: int, data: bytes, offset: int) -> tuple[int, ...]:
-    f = _UNPACK_N.get(count)
-    if f is None:
-        f = _UNPACK_N[count] = struct.Struct(f"!{count}I").unpack_from
-    return f(data, offset)
-
-
 def _flags(code: int, flags: int) -> _Malformed:
     return _Malformed(_TAW, _FLAGS_ERR, f"flags 0x{flags:02x} for attribute {code}")
 

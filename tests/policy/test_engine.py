@@ -165,7 +165,7 @@ class AsPathTests(SynchronousTestCase):
         a1 = self.attrs((2, (64501, 1)))
         self.assertIsNotNone(run(p, attrs=a1))
         self.assertIsNotNone(run(p, attrs=a1.replace(med=5)))
-        self.assertEqual(list(cache), [a1.as_path])
+        self.assertEqual(list(cache), [a1.as_path_packed])  # keyed by the packed path
 
 
 class CommunityTests(SynchronousTestCase):
