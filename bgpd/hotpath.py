@@ -41,7 +41,10 @@ HOT_MODULES: tuple[str, ...] = (
     "bgpd.wire.attributes",
     "bgpd.wire.update",
     "bgpd.wire.message",
+    "bgpd.rib.route",
+    "bgpd.rib.decision",
     "bgpd.rib.adjout",
+    "bgpd.rib.rib",
 )
 
 #: The build's record of what it compiled (module -> SHA-256 of the source).
