@@ -2,7 +2,8 @@
 
 The modules named in :data:`HOT_MODULES` (framing and UPDATE decode, RFC 4271
 sections 4.1-4.3 and 6; NLRI, RFC 4760 section 5 and RFC 7911; path
-attributes, RFC 4271 section 5 and RFC 7606; the update groups' export and
+attributes, RFC 4271 section 5 and RFC 7606; the RIB's paths, decision
+process and Adj-RIB-In, RFC 4271 section 9.1; the update groups' export and
 packing loop, RFC 4271 section 9.2) are one source of truth: the
 ``.py`` files the interpreter runs are the files mypyc compiles at
 ``pip install`` time.  The extension modules sit beside the ``.py`` files
@@ -41,7 +42,10 @@ HOT_MODULES: tuple[str, ...] = (
     "bgpd.wire.attributes",
     "bgpd.wire.update",
     "bgpd.wire.message",
+    "bgpd.rib.route",
+    "bgpd.rib.decision",
     "bgpd.rib.adjout",
+    "bgpd.rib.rib",
 )
 
 #: The build's record of what it compiled (module -> SHA-256 of the source).

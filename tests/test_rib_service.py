@@ -15,6 +15,7 @@ from bgpd.session.negotiation import SessionInfo
 from bgpd.wire.attributes import PathAttributes
 from bgpd.wire.capabilities import GracefulRestart
 from bgpd.wire.negotiated import Negotiated
+from tests.rib_spy import RibSpy
 
 CONFIG = """
 [bgp]
@@ -111,7 +112,7 @@ class RibServiceTests(SynchronousTestCase):
     def test_graceful_restart_families_passed(self):
         """peer_up hands the RIB the families whose forwarding state the new OPEN kept."""
         seen = {}
-        self.svc.rib.add_peer = lambda *a, **kw: seen.update(kw)
+        self.svc.rib = RibSpy(self.svc.rib, add_peer=lambda *a, **kw: seen.update(kw))
         gr = GracefulRestart(0, 120, ((1, 1, GracefulRestart.FORWARDING_STATE), (2, 1, 0)))
         self.svc.peer_up(self.peer, session_info(gr))
         self.assertEqual(seen["restarting"], frozenset({IPV4}))

@@ -204,7 +204,7 @@ class Rib:
         self.now = 0.0
         #: ``call_later(delay, fn, *args) -> handle``; update groups use it too.
         self.call_later = call_later
-        self.policies: dict[str, Policy] = dict(BUILTIN if policies is None else policies)
+        self.policies: dict[str, Policy] = dict(BUILTIN) if policies is None else dict(policies)
         self._loc: dict[Family, dict] = {}
         self._peers: dict[str, PeerState] = {}
         self._local = PeerState(LOCAL)
@@ -922,13 +922,11 @@ class Rib:
         adj_watched = self._adj_watchers
         adj_touched: list | None = [] if adj_watched else None
         done = 0
-        announce = self._announce
-        popleft = work.popleft
         while work and done < budget:
             item = work[0]
             kind, st, gen, fam, a, keys, pos = item
             if gen != st.gen and kind != _DROP:
-                popleft()  # queued by a session that is gone
+                work.popleft()  # queued by a session that is gone
                 continue
             if touched is not None and fam is not None:
                 touched.add((st, fam))
@@ -941,7 +939,7 @@ class Rib:
                 if lst is None:
                     lst = changed[fam] = []
                 if kind == _ANNOUNCE:
-                    announce(st, fam, a, keys, pos, pos + n, lst, first)
+                    self._announce(st, fam, a, keys, pos, pos + n, lst, first)
                 elif kind == _WITHDRAW:
                     self._withdraw(st, fam, keys, pos, pos + n, lst, first, sent=True)
                 elif kind == _STALE:
@@ -954,7 +952,7 @@ class Rib:
                     adj_touched.append((st, fam, keys[pos:pos + n]))
                 done += n
                 if n == left:
-                    popleft()
+                    work.popleft()
                 else:
                     item[6] = pos + n
             elif kind == _DROP:
@@ -1026,7 +1024,7 @@ class Rib:
                 self._redecide_nh(fam, a, keys, pos, pos + n, lst, first)
                 done += max(1, n // _NH_SCAN)
                 if n == left:
-                    popleft()
+                    work.popleft()
                 else:
                     item[6] = pos + n
             elif kind == _GR_FLUSH:
@@ -1204,21 +1202,19 @@ class Rib:
             # candidate is the entry whether it resolves or not (best()
             # says whether it is usable), and two go through _update.
             path = st.intern.setdefault(a, Path(st, a, 0, self.now))
-            loc_get = loc.get
-            adj_get = adj.get
-            append = changed.append
-            release = self._release
+            # (loc.get(p), not a bound method in a local: compiled, the
+            # direct call is mypyc's C dict lookup, the local a Python call.)
             held_by = 0
             # The Loc-RIB entry holds every candidate, so it says what this
             # peer's Adj-RIB-In entry is (one candidate per peer without
             # ADD-PATH): only a prefix with several candidates needs the lookup.
             for p in keys[start:end]:
-                cur = loc_get(p)
+                cur = loc.get(p)
                 if cur is None:
                     adj[p] = path
                     held_by += 1
                     loc[p] = path
-                    append(p)
+                    changed.append(p)
                     if first is not None:
                         first.setdefault((fam, p), None)
                 elif cur is path:
@@ -1227,20 +1223,20 @@ class Rib:
                 elif cur.__class__ is Path and cur.owner is st:
                     adj[p] = path
                     held_by += 1
-                    release(st, cur)
+                    self._release(st, cur)
                     loc[p] = path
-                    append(p)
+                    changed.append(p)
                     if first is not None:
                         first.setdefault((fam, p), cur if resolver is None or self.eligible(cur) else None)
                 else:
-                    old = adj_get(p)
+                    old = adj.get(p)
                     if old is path:
                         dup += 1  # held as it is: changes nothing
                         continue
                     adj[p] = path
                     held_by += 1
                     if old is not None:
-                        release(st, old)
+                        self._release(st, old)
                     self._update(loc, p, st, 0, path, changed, first, fam)
             path.refs += held_by
             if dup and not rerun:
@@ -1254,10 +1250,8 @@ class Rib:
         if not accepts and not addpath:
             # The full-table path above with a policy: the chain's answer per
             # prefix (one many() call for the UPDATE), the Loc-RIB update inlined.
-            loc_get = loc.get
-            adj_get = adj.get
-            append = changed.append
-            release = self._release
+            # (loc.get(p), not a bound method in a local: compiled, the
+            # direct call is mypyc's C dict lookup, the local a Python call.)
             last: Any = None
             path = None
             held = st.held.setdefault(fam, {}) if policy.validated else None
@@ -1273,29 +1267,29 @@ class Rib:
                     self.stats.rejected += 1
                     old = adj.pop(p, None)
                     if old is not None:
-                        release(st, old)
+                        self._release(st, old)
                         self._update(loc, p, st, 0, None, changed, first, fam)
                     continue
                 if r is not last:
                     path = self._intern(st, r, 0)
                     last = r
-                old = adj_get(p)
+                old = adj.get(p)
                 if old is path:
                     dup += 1  # held as it is: changes nothing
                     continue
                 adj[p] = path
                 path.refs += 1
                 if old is not None:
-                    release(st, old)
-                cur = loc_get(p)
+                    self._release(st, old)
+                cur = loc.get(p)
                 if cur is None:
                     loc[p] = path
-                    append(p)
+                    changed.append(p)
                     if first is not None:
                         first.setdefault((fam, p), None)
                 elif cur.__class__ is Path and cur.owner is st:
                     loc[p] = path
-                    append(p)
+                    changed.append(p)
                     if first is not None:
                         first.setdefault((fam, p), cur if resolver is None or self.eligible(cur) else None)
                 else:
@@ -1377,16 +1371,14 @@ class Rib:
         if loc is None:
             return
         addpath = fam in st.addpath_rx and st is not self._local
-        pop = adj.pop
         # Without the pre-policy table, not held is a known duplicate only if nothing was refused.
         sent = sent and st.rejected == 0
-        release = self._release
         for k in keys[start:end]:
-            old = pop(k, None)
+            old = adj.pop(k, None)
             if old is None:
                 unheld += 1
                 continue
-            release(st, old)
+            self._release(st, old)
             self._unlink(loc, k[1] if addpath else k, st, old, changed, first, fam)
         if sent:
             st.duplicates[1] += unheld

@@ -66,7 +66,8 @@ class PeerInfo:
     remote_as: int
     local_as: int
     router_id: str
-    ibgp: bool = attrs.field()
+    ibgp: bool = attrs.field(default=attrs.Factory(lambda self: self.remote_as == self.local_as,
+                                                    takes_self=True))
     route_reflector_client: bool = False
     route_server_client: bool = False
     next_hop_self: bool = False
@@ -78,17 +79,11 @@ class PeerInfo:
     router_id_int: int = attrs.field(init=False)
     address_key: tuple = attrs.field(init=False)
 
-    @ibgp.default
-    def _ibgp(self) -> bool:
-        return self.remote_as == self.local_as
-
-    @router_id_int.default
-    def _rid(self) -> int:
-        return int.from_bytes(socket.inet_aton(self.router_id), "big")
-
-    @address_key.default
-    def _addr(self) -> tuple:
-        return _ip_key(self.address)
+    # (A factory and __attrs_post_init__, not ``@field.default`` methods:
+    # mypyc, which compiles this module, drops those decorators.)
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "router_id_int", int.from_bytes(socket.inet_aton(self.router_id), "big"))
+        object.__setattr__(self, "address_key", _ip_key(self.address))
 
     def __repr__(self) -> str:
         kind = "ibgp" if self.ibgp else "ebgp"

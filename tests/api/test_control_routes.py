@@ -26,6 +26,7 @@ from bgpd.config import parse_config
 from bgpd.service import BgpdService
 from bgpd.wire.attributes import PathAttributes
 from bgpd.wire.update import pack_reach, pack_withdraw
+from tests.rib_spy import RibSpy
 from tests.test_pipeline import Peer, pfx
 
 CONFIG = """
@@ -364,8 +365,7 @@ class RoutesControlTests(SynchronousTestCase):
                 raise ValueError("soft reconfiguration is not enabled")
             return real(peer, family, pre_policy)
 
-        rib.adj_rib_in = without_pre
-        self.addCleanup(setattr, rib, "adj_rib_in", real)
+        self.patch(self.svc.rib_service, "rib", RibSpy(rib, adj_rib_in=without_pre))
         self.a.send(*pack_withdraw(1, 1, [pfx("198.51.100.0/24")]))
         self.settle()
         self.assertEqual(queued(pre), [Withdrawn("198.51.100.0/24", "ipv4-unicast")])

@@ -39,6 +39,7 @@ from bgpd.wire.message import encode_message
 from bgpd.wire.negotiated import Negotiated
 from bgpd.wire.open import Open
 from bgpd.wire.update import pack_reach
+from tests.rib_spy import RibSpy
 
 IPV4 = (1, 1)
 PEER_ADDR = "192.0.2.2"
@@ -696,7 +697,7 @@ class AdjRibOutDumpTests(Base):
             calls.append(None if prefixes is None else len(prefixes))
             return real(info, family, prefixes)
 
-        self.patch(self.host.rib, "adj_rib_out", counted)
+        self.patch(self.host, "rib", RibSpy(self.host.rib, adj_rib_out=counted))
         self.start()
         out = self.routes(self.messages(), FLAG_L | FLAG_O)
         self.assertEqual(sorted(out), sorted(PREFIXES))
