@@ -179,8 +179,14 @@ class UpdateGroup:
         )
         self.members: list[Member] = []
         self._peers_in: set = set()
-        #: prefix -> path sent (or a tuple of paths with ADD-PATH send)
-        self.out: dict = {}
+        #: prefix -> path sent (or a tuple of paths with ADD-PATH send); None
+        #: while the sent view is derived from the Loc-RIB (see _derived).
+        self.out: dict | None = None if self._may_derive(rib, neg) else {}
+        #: Derived view only: prefix -> its Loc-RIB best path (or None) as of
+        #: the group's last flush of it, for the prefixes whose change waits.
+        self.pending_old: dict = {}
+        #: Derived view only: how many prefixes have a path sent.
+        self._sent = 0
         self.pending: list = []
         self._pos = 0
         #: path -> exported attributes (None: not exported), for one batch
@@ -217,6 +223,56 @@ class UpdateGroup:
         #: How many members are behind (skipped until they are writable).
         self._behind = 0
 
+    def _may_derive(self, rib: GroupHost, neg: Negotiated) -> bool:
+        # The derived view: see the class docstring.
+        return self.family not in neg.addpath_tx and rib.options.resolver is None
+
+    def sent_count(self) -> int:
+        """How many prefixes have a path sent (the Adj-RIB-Out's size)."""
+        out = self.out
+        return self._sent if out is None else len(out)
+
+    def _sent_view(self, p: Any, loc_get: Any) -> Any:
+        """Derived view: the path sent for ``p`` (None: nothing)."""
+        entry = self.pending_old.get(p, _MISSING)
+        if entry is _MISSING:
+            entry = loc_get(p)
+        return self._sendable(entry, p)
+
+    def materialize(self) -> None:
+        """Keep ``out`` from now on (a second member, a policy or resolver change, a split).
+
+        The derived view holds only while the group has at most one member,
+        its chain does not change and no resolver decides eligibility: each
+        of those changes what :meth:`_sendable` gives for the same Loc-RIB
+        entry, so the sent view is written down first, as it is.
+        """
+        if self.out is not None:
+            return
+        loc = self.rib.loc_table(self.family)
+        loc_get = loc.get
+        view = self._sent_view
+        out: dict = {}
+        try:
+            for p in loc:
+                s = view(p, loc_get)
+                if s is not None:
+                    out[p] = s
+            for p in self.pending_old:
+                if p not in loc:
+                    s = view(p, loc_get)
+                    if s is not None:
+                        out[p] = s
+        finally:
+            self._batch = {}
+        if len(self.members) == 1:
+            # Split horizon may have kept the member's own routes out: a
+            # newcomer looks at every prefix again (see join).
+            self._solo_skipped = True
+        self.out = out
+        self.pending_old = {}
+        self._sent = 0
+
     def __repr__(self) -> str:
         names = [m.peer.info.address for m in self.members]
         return f"<UpdateGroup {self.family} {'ibgp' if not self._ebgp else 'ebgp'} {names}>"
@@ -225,6 +281,15 @@ class UpdateGroup:
 
     def join(self, member: Member, loc: dict) -> None:
         """Add a peer; it gets the current table, then End-of-RIB."""
+        if self.out is None:
+            if self.members:
+                self.materialize()
+            else:
+                # Nothing sent yet: every prefix waits, with nothing sent before.
+                self.pending = []
+                self._pos = 0
+                self.pending_old = dict.fromkeys(loc)
+                self._sent = 0
         new_group = not self.members and not self.out
         self.members.append(member)
         self._peers_in.add(member.peer)
@@ -285,7 +350,13 @@ class UpdateGroup:
             afi, safi = self.family
             member.sink.send([encode_message(RouteRefresh(afi, safi, RefreshSubtype.BEGIN))])
             member.eor_message = encode_message(RouteRefresh(afi, safi, RefreshSubtype.END))
-        member.dump = list(self.out)
+        out = self.out
+        if out is None:
+            loc = self.rib.loc_table(self.family)
+            member.dump = list(loc)
+            member.dump.extend(p for p in self.pending_old if p not in loc)
+        else:
+            member.dump = list(out)
         if member.missed and not member.behind:
             # Mid catch-up: the withdrawals it is still owed are not in ``out``.
             member.dump = list(dict.fromkeys(member.dump + list(member.missed)))
@@ -309,6 +380,7 @@ class UpdateGroup:
         sent with and as exported with ``policy``; identical results send
         nothing, so sessions see exactly the difference (RFC 4271 9.1.3).
         """
+        self.materialize()
         old = self.policy
         self.policy = policy
         if self.out:
@@ -330,9 +402,10 @@ class UpdateGroup:
         the new group's chain (:meth:`replace_policy`), which sends them the
         difference.
         """
+        self.materialize()
         first = members[0].peer.info
         g = UpdateGroup(self.rib, key, self.family, first, self._negotiated, self.policy, self.mrai)
-        g.out = dict(self.out)
+        g.out = dict(self.out or ())
         g._redo = dict(self._redo)
         g.pending = self.pending[self._pos:]
         for m in members:
@@ -347,7 +420,18 @@ class UpdateGroup:
 
     # -- change intake ------------------------------------------------------
 
-    def changed(self, prefixes: list) -> None:
+    def changed(self, prefixes: list, first: dict | None = None) -> None:
+        """``prefixes`` changed in the Loc-RIB; ``first``: (family, prefix) -> the
+        best path each had before (the RIB's per-turn record), for the derived view."""
+        if self.out is None:
+            if first is None:
+                raise ValueError("a derived Adj-RIB-Out needs the Loc-RIB's old best paths")
+            pend = self.pending_old
+            fam = self.family
+            first_get = first.get
+            for p in prefixes:
+                if p not in pend:
+                    pend[p] = first_get((fam, p))
         self.pending.extend(prefixes)
         self._schedule(self.mrai)
 
@@ -562,6 +646,7 @@ class UpdateGroup:
         if not members:
             self.pending = []
             self._pos = 0
+            self.pending_old = {}
             return 0
         done = 0
         try:
@@ -601,6 +686,13 @@ class UpdateGroup:
             m.dump = None
             m.dump_pos = 0
         out = self.out
+        out_get: Any
+        if out is None:
+            loc_get = self.rib.loc_table(self.family).get
+            view = self._sent_view
+            out_get = lambda p: view(p, loc_get)  # noqa: E731
+        else:
+            out_get = out.get
         st = m.peer
         buckets: dict = {}
         export = self.export
@@ -610,7 +702,6 @@ class UpdateGroup:
         if missed is not None and m.dump is None:
             m.missed = None
         withdrawn: list = []
-        out_get = out.get
         addpath = self.addpath
         # With an accept-all chain the export is a function of the path alone
         # (as in _changes_fast): the prefixes of one path, which usually come
@@ -661,17 +752,28 @@ class UpdateGroup:
         chunk = self.pending[pos:pos + budget]
         self._pos = pos + len(chunk)
         redo = self._redo
+        out = self.out
+        loc_get = self.rib.loc_table(self.family).get
         if self.policy.rejects_all and not redo:
+            if out is None:
+                # Nothing was or is sent: the waiting prefixes are done.
+                pend_pop = self.pending_old.pop
+                for p in chunk:
+                    pend_pop(p, None)
             return len(chunk)
+        out_get: Any
+        if out is None:
+            view = self._sent_view
+            out_get = lambda p: view(p, loc_get)  # noqa: E731
+        else:
+            out_get = out.get
         if self._behind:
-            out_get = self.out.get
             for m in self.members:
                 missed = m.missed
                 if m.behind and missed is not None:
                     setdefault = missed.setdefault
                     for p in chunk:
                         setdefault(p, out_get(p))
-        loc_get = self.rib.loc_table(self.family).get
         # id(attrs) -> (attrs, prefixes) for what goes to every member;
         # (attrs, target) -> prefixes and target -> withdrawals otherwise.
         ann: dict = {}
@@ -684,20 +786,30 @@ class UpdateGroup:
         if not self.addpath and self.policy.accepts_all and self.rib.options.resolver is None and not redo:
             self._changes_fast(chunk, loc_get, ann, odd, wd_all, wd, excl)
         else:
-            out = self.out
-            out_get = out.get
             addpath = self.addpath
             export = self.export
             sent = self._export_sent
             sendable = self._sendable
+            pend_pop = self.pending_old.pop
+            nsent = 0
             for p in chunk:
+                if out is None:
+                    # Derived view (no ADD-PATH, no policy change under way):
+                    # a prefix no longer waiting was sent as it is now.
+                    entry = pend_pop(p, _MISSING)
+                    if entry is _MISSING:
+                        continue
+                    old = sendable(entry, p)
+                else:
+                    old = out_get(p)
                 new = sendable(loc_get(p), p)
-                old = out_get(p)
                 # The chain ``old`` went out with, when a policy change made it differ.
                 was = redo.pop(p, None) if redo else None
                 if new is old and (was is None or new is None):
                     continue
-                if new is None:
+                if out is None:
+                    nsent += (new is not None) - (old is not None)
+                elif new is None:
                     del out[p]
                 else:
                     out[p] = new
@@ -708,6 +820,7 @@ class UpdateGroup:
                     p, old, new, None if old is None else sent(was, old, p),
                     None if new is None else export(new, p), ann, odd, wd_all, wd,
                 )
+            self._sent += nsent
         sends = [(a, None, prefixes) for a, prefixes in ann.values()]
         for key, prefixes in odd.items():
             sends.append((key[0], key[1], prefixes))
@@ -725,7 +838,9 @@ class UpdateGroup:
         # accept-all export policy, every next hop resolvable.  Most prefixes
         # of a table load are new and from a non-member: one append each.
         out = self.out
-        out_get = out.get
+        out_get: Any = None if out is None else out.get
+        pend_pop = self.pending_old.pop
+        nsent = 0
         states = self._peers_in
         batch = self._batch
         batch_get = batch.get
@@ -742,9 +857,28 @@ class UpdateGroup:
         new_a: Any
         old: Any
         for p in chunk:
+            if out_get is None:
+                # Derived view: what was sent is the waiting prefix's old best
+                # path, as exported (a prefix no longer waiting is up to date).
+                old = pend_pop(p, _MISSING)
+                if old is _MISSING:
+                    continue
+                if old is not None:
+                    if old.owner is solo:
+                        old = None
+                    else:
+                        old_a = batch_get(old, _MISSING)
+                        if old_a is _MISSING:
+                            if export_ebgp is not None:
+                                old_a = batch[old] = export_ebgp(old)
+                            else:
+                                old_a = export(old, p)
+                        if old_a is None:
+                            old = None
+            else:
+                old = out_get(p)
             entry = loc_get(p)
             if entry is None:
-                old = out_get(p)
                 if old is None:
                     continue
                 new = new_a = None
@@ -753,15 +887,17 @@ class UpdateGroup:
                 if new.owner is solo:
                     # Split horizon with a single member: nothing to keep.
                     self._solo_skipped = True
-                    old = out_get(p)
                     if old is None:
                         continue
                     new = new_a = None
-                elif new is (old := out_get(p)):
+                elif new is old:
                     # Export is a function of the path: nothing changed.
                     continue
                 elif new is last and old is None:
-                    out[p] = new
+                    if out is None:
+                        nsent += 1
+                    else:
+                        out[p] = new
                     last_append(p)
                     continue
                 else:
@@ -775,10 +911,13 @@ class UpdateGroup:
                         if old is None:
                             continue
                         new = None
-            if new is None:
+            if out is None:
+                nsent += (new is not None) - (old is not None)
+            elif new is None:
                 del out[p]
             else:
                 out[p] = new
+            if new is not None:
                 if old is None:
                     owner = new.owner
                     if owner not in states:
@@ -844,6 +983,7 @@ class UpdateGroup:
                         wd_src.append(p)
                 continue
             self._change(p, old, new, old_a, new_a, ann, odd, wd_all, wd)
+        self._sent += nsent
 
     def _change(
         self, p: Any, old: Any, new: Any, old_a: Any, new_a: Any,
@@ -944,7 +1084,19 @@ class UpdateGroup:
         redo_get = self._redo.get
         export = self._export_sent
         out = self.out
-        items = out.items() if prefixes is None else ((p, out[p]) for p in prefixes if p in out)
+        items: Iterable
+        if out is None:
+            loc = self.rib.loc_table(self.family)
+            loc_get = loc.get
+            view = self._sent_view
+            if prefixes is None:
+                keys = list(loc)
+                keys.extend(p for p in self.pending_old if p not in loc)
+            else:
+                keys = list(prefixes)
+            items = ((p, s) for p in keys if (s := view(p, loc_get)) is not None)
+        else:
+            items = out.items() if prefixes is None else ((p, out[p]) for p in prefixes if p in out)
         try:
             for p, sent in items:
                 was = redo_get(p)
