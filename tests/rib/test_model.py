@@ -23,9 +23,11 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from bgpd.rib import LOCAL, Rib, RibOptions
 from bgpd.rib.testing import IPV4, FakeSink, make_peer, pfx
-from bgpd.wire.attributes import PathAttributes
+from bgpd.wire.attributes import AttributeCache, PathAttributes
+from bgpd.wire.constants import MsgType
+from bgpd.wire.message import Framer
 from bgpd.wire.negotiated import Negotiated
-from bgpd.wire.update import Update
+from bgpd.wire.update import Update, decode_update
 
 LOCAL_AS = 65000
 ROUTER_ID = "192.0.2.1"
@@ -49,6 +51,7 @@ class ModelPeer:
         self.local = info is LOCAL
         self.up = self.local
         self.sink: FakeSink | None = None
+        self.replay: Replay | None = None
         self.paused = False
         #: (path id, prefix) -> (attributes, stale) as the RIB should hold it;
         #: stale is 0, REFRESH (after BoRR) or RESTART (graceful restart)
@@ -70,6 +73,35 @@ class ModelPeer:
     def view_neg(self) -> Negotiated:
         rx = frozenset({IPV4}) if self.addpath_tx else frozenset()
         return Negotiated(ibgp=True, addpath_rx=rx)
+
+
+class Replay:
+    """A sink's IPv4 unicast view, replayed incrementally (FakeSink.routes, without
+    decoding everything again at every check)."""
+
+    def __init__(self, sink: FakeSink, neg: Negotiated) -> None:
+        self.sink = sink
+        self.neg = neg
+        self.framer = Framer(neg.max_message_len)
+        self.cache = AttributeCache()
+        self.seen = 0
+        self.view: dict = {}
+
+    def routes(self) -> dict:
+        msgs = self.sink.messages
+        view = self.view
+        for msg in msgs[self.seen:]:
+            for msg_type, body in self.framer.feed(msg):
+                assert msg_type == MsgType.UPDATE, msg_type
+                u = decode_update(body, self.neg, self.cache)
+                if u.end_of_rib is not None:
+                    continue
+                for p in u.withdrawn:
+                    view.pop(p, None)
+                for p in u.nlri:
+                    view[p] = u.attributes
+        self.seen = len(msgs)
+        return view
 
 
 def _peers() -> list[ModelPeer]:
@@ -200,6 +232,7 @@ class Scenario:
     def up(self, mp: ModelPeer) -> str:
         self.counts.pop(mp.info.address, None)
         mp.sink = FakeSink()
+        mp.replay = Replay(mp.sink, mp.view_neg())
         mp.paused = False
         mp.up = True
         # The new OPEN's graceful restart capability: forwarding state kept
@@ -332,7 +365,30 @@ class Scenario:
             if not due:
                 return
             self.clock.advance(max(0.0, min(due) - now))
+            self.check_sent()
         self.fail("the RIB never settled")
+
+    def check_sent(self) -> None:
+        """Mid-flight (changes queued, MRAI running, other members behind):
+        the Adj-RIB-Out of every member that reads and is not being sent a
+        table (initial, refresh, catch-up) is exactly what it received.
+
+        What a group sent is written down (``out``) or derived from the
+        Loc-RIB and the waiting changes; either way it must match the wire.
+        """
+        for mp in self.peers:
+            if not mp.up or mp.local or mp.paused:
+                continue
+            st = self.rib._peers.get(mp.info.address)
+            if st is None or IPV4 not in st.members:
+                continue
+            m = st.members[IPV4][1]
+            if m.dump is not None or m.eor_pending or m.behind or m.missed is not None:
+                continue
+            out = _by_prefix(self.rib.adj_rib_out(mp.info, IPV4), mp.addpath_tx)
+            seen = _by_prefix(mp.replay.routes(), mp.addpath_tx)
+            if seen != out:
+                self.fail(f"mid-flight, sent to {mp.name} (replayed) != its Adj-RIB-Out: {_diff(seen, out)}")
 
     def fail(self, what: str) -> None:
         tail = "\n  ".join(self.log[-25:])
@@ -369,6 +425,7 @@ class Scenario:
     def run(self, steps: int) -> None:
         for _ in range(steps):
             self.step()
+            self.check_sent()
             self.settle()
             self.expire_due()
             self.check()
