@@ -150,6 +150,20 @@ class UpdateGroup:
     until the recompute pass has compared its old and new export: only the
     differences are sent, and ``_redo`` (the only extra memory) is empty
     again once the pass is done.
+
+    A group with one member, no ADD-PATH send and no next-hop resolver
+    keeps no ``out`` at all (``out`` is None, the *derived* view): what was
+    sent for a prefix is then what :meth:`_sendable` gives for its Loc-RIB
+    entry, except while a change of it waits for the next flush; for those
+    the RIB hands over, with the changed prefixes, each one's best path
+    before the change (its per-turn ``first`` record), kept in
+    ``pending_old`` (the first one wins) until the prefix is flushed.  A
+    prefix of the queue that no longer waits is up to date and costs a
+    lookup.  A second member (split horizon makes the sole member's own
+    routes unsent), a new chain, a split or a resolver each change what
+    :meth:`_sendable` gives for the same entry, so :meth:`materialize`
+    writes the view down as ``out`` first, and the group keeps ``out`` from
+    then on.  ``sent_count`` replaces ``len(out)``.
     """
 
     def __init__(
