@@ -151,19 +151,20 @@ class UpdateGroup:
     differences are sent, and ``_redo`` (the only extra memory) is empty
     again once the pass is done.
 
-    A group with one member, no ADD-PATH send and no next-hop resolver
-    keeps no ``out`` at all (``out`` is None, the *derived* view): what was
+    A group with no ADD-PATH send and no next-hop resolver keeps no
+    ``out`` at all (``out`` is None, the *derived* view): what was
     sent for a prefix is then what :meth:`_sendable` gives for its Loc-RIB
     entry, except while a change of it waits for the next flush; for those
     the RIB hands over, with the changed prefixes, each one's best path
     before the change (its per-turn ``first`` record), kept in
     ``pending_old`` (the first one wins) until the prefix is flushed.  A
     prefix of the queue that no longer waits is up to date and costs a
-    lookup.  A second member (split horizon makes the sole member's own
-    routes unsent), a new chain, a split or a resolver each change what
-    :meth:`_sendable` gives for the same entry, so :meth:`materialize`
-    writes the view down as ``out`` first, and the group keeps ``out`` from
-    then on.  ``sent_count`` replaces ``len(out)``.
+    lookup.  A second member makes the sole member's own routes sendable
+    (split horizon kept them back): they are queued as never sent.  A new
+    chain, a split or a resolver change what :meth:`_sendable` gives for
+    the same entry, so :meth:`materialize` writes the view down as ``out``
+    first, and the group keeps ``out`` from then on.  ``sent_count``
+    replaces ``len(out)``.
     """
 
     def __init__(
@@ -199,7 +200,8 @@ class UpdateGroup:
         #: Derived view only: prefix -> its Loc-RIB best path (or None) as of
         #: the group's last flush of it, for the prefixes whose change waits.
         self.pending_old: dict = {}
-        #: Derived view only: how many prefixes have a path sent.
+        #: Derived view only: how many prefixes have a path sent (with one
+        #: member, not counting its own).
         self._sent = 0
         self.pending: list = []
         self._pos = 0
@@ -297,13 +299,13 @@ class UpdateGroup:
         """Add a peer; it gets the current table, then End-of-RIB."""
         if self.out is None:
             if self.members:
-                self.materialize()
-            else:
-                # Nothing sent yet: every prefix waits, with nothing sent before.
-                self.pending = []
-                self._pos = 0
-                self.pending_old = dict.fromkeys(loc)
-                self._sent = 0
+                self._join_derived(member, loc)
+                return
+            # Nothing sent yet: every prefix waits, with nothing sent before.
+            self.pending = []
+            self._pos = 0
+            self.pending_old = dict.fromkeys(loc)
+            self._sent = 0
         new_group = not self.members and not self.out
         self.members.append(member)
         self._peers_in.add(member.peer)
@@ -321,6 +323,32 @@ class UpdateGroup:
         member.eor_at = len(self.pending)
         self._schedule(0.0)
 
+    def _join_derived(self, member: Member, loc: dict) -> None:
+        pend = self.pending_old
+        if len(self.members) == 1:
+            # Split horizon kept the sole member's own routes unsent; with a
+            # second member they are sent (to it): they wait, as never sent.
+            solo = self.members[0].peer
+            for p, o in pend.items():
+                if o is not None and o.owner is solo:
+                    pend[p] = None
+            queued = []
+            for p, e in loc.items():
+                best = e if e.__class__ is Path else e[0]
+                if best.owner is solo and p not in pend:
+                    pend[p] = None
+                    queued.append(p)
+            self.pending.extend(queued)
+        # The newcomer is sent the group's view, as the others have it.
+        dump = list(loc)
+        dump.extend(p for p in pend if p not in loc)
+        self.members.append(member)
+        self._peers_in.add(member.peer)
+        if dump:
+            member.dump = dump
+        member.eor_at = len(self.pending)
+        self._schedule(0.0)
+
     def leave(self, member: Member) -> None:
         self.members.remove(member)
         self._peers_in.discard(member.peer)
@@ -328,6 +356,17 @@ class UpdateGroup:
             self._behind -= 1
         if not self.members:
             self.cancel()
+        elif len(self.members) == 1 and self.out is None:
+            # Split horizon now keeps the last member's own routes unsent.
+            loc = self.rib.loc_table(self.family)
+            loc_get = loc.get
+            view = self._sent_view
+            try:
+                n = sum(1 for p in loc if view(p, loc_get) is not None)
+                n += sum(1 for p in self.pending_old if p not in loc and view(p, loc_get) is not None)
+            finally:
+                self._batch = {}
+            self._sent = n
 
     def resume(self, member: Member) -> None:
         """``member``'s sink is writable again: catch it up, and go on now."""
