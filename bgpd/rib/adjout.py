@@ -160,7 +160,9 @@ class UpdateGroup:
     ``pending_old`` (the first one wins) until the prefix is flushed.  A
     prefix of the queue that no longer waits is up to date and costs a
     lookup.  A second member makes the sole member's own routes sendable
-    (split horizon kept them back): they are queued as never sent.  A new
+    (split horizon kept them back): they are queued as never sent, and
+    from then on a member's own routes stay in the view (sent to the
+    others), so a member leaving changes nothing in it.  A new
     chain, a split or a resolver change what :meth:`_sendable` gives for
     the same entry, so :meth:`materialize` writes the view down as ``out``
     first, and the group keeps ``out`` from then on.  ``sent_count``
@@ -201,8 +203,13 @@ class UpdateGroup:
         #: the group's last flush of it, for the prefixes whose change waits.
         self.pending_old: dict = {}
         #: Derived view only: how many prefixes have a path sent (with one
-        #: member, not counting its own).
+        #: member, not counting its own while _solo_rule holds).
         self._sent = 0
+        #: Derived view only: while the group never had two members, its
+        #: sole member's own routes are not sent (split horizon), not even
+        #: as the view; once it had two, a member's own routes are in the
+        #: view (sent to the others, whoever they are).
+        self._solo_rule = True
         self.pending: list = []
         self._pos = 0
         #: path -> exported attributes (None: not exported), for one batch
@@ -325,7 +332,7 @@ class UpdateGroup:
 
     def _join_derived(self, member: Member, loc: dict) -> None:
         pend = self.pending_old
-        if len(self.members) == 1:
+        if len(self.members) == 1 and self._solo_rule:
             # Split horizon kept the sole member's own routes unsent; with a
             # second member they are sent (to it): they wait, as never sent.
             solo = self.members[0].peer
@@ -339,6 +346,9 @@ class UpdateGroup:
                     pend[p] = None
                     queued.append(p)
             self.pending.extend(queued)
+        # From now on a last member's own routes count as sent (to nobody):
+        # what was sent then stays what it was when a member leaves.
+        self._solo_rule = False
         # The newcomer is sent the group's view, as the others have it.
         dump = list(loc)
         dump.extend(p for p in pend if p not in loc)
@@ -356,17 +366,6 @@ class UpdateGroup:
             self._behind -= 1
         if not self.members:
             self.cancel()
-        elif len(self.members) == 1 and self.out is None:
-            # Split horizon now keeps the last member's own routes unsent.
-            loc = self.rib.loc_table(self.family)
-            loc_get = loc.get
-            view = self._sent_view
-            try:
-                n = sum(1 for p in loc if view(p, loc_get) is not None)
-                n += sum(1 for p in self.pending_old if p not in loc and view(p, loc_get) is not None)
-            finally:
-                self._batch = {}
-            self._sent = n
 
     def resume(self, member: Member) -> None:
         """``member``'s sink is writable again: catch it up, and go on now."""
@@ -675,7 +674,8 @@ class UpdateGroup:
             best = entry if entry.__class__ is Path else entry[0]
             if resolver is not None and not rib.eligible(best):
                 return None
-            if len(self.members) == 1 and best.owner is self.members[0].peer:
+            if (len(self.members) == 1 and best.owner is self.members[0].peer
+                    and (self.out is not None or self._solo_rule)):
                 self._solo_skipped = True
                 return None
             return best if self.export(best, prefix) is not None else None
@@ -899,7 +899,9 @@ class UpdateGroup:
         batch_get = batch.get
         export = self.export
         export_ebgp = self._export_ebgp if self._plain_ebgp else None
-        solo = self.members[0].peer if len(self.members) == 1 else None
+        solo = (
+            self.members[0].peer if len(self.members) == 1 and (out is not None or self._solo_rule) else None
+        )
         by_peer = {m.peer: m for m in self.members}
         ann_get = ann.get
         # The path last announced to every member, and its prefix list's
