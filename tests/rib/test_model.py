@@ -21,6 +21,8 @@ import socket
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from bgpd.config import parse_config
+from bgpd.policy import registry
 from bgpd.rib import LOCAL, Rib, RibOptions
 from bgpd.rib.testing import IPV4, FakeSink, make_peer, pfx
 from bgpd.wire.attributes import AttributeCache, PathAttributes
@@ -38,6 +40,31 @@ REFRESH, RESTART = 1, 2
 HORIZON = 5.0
 
 PREFIXES = [pfx(f"10.{i}.0.0/16") for i in range(10)]
+
+#: "pass" exports what accept-all does, but as a policy that is called per
+#: prefix: switching a peer to it and back splits its update group and
+#: replaces the chain mid-flight without changing what the model expects.
+POLICIES = """
+[bgp]
+local_as = 65000
+router_id = "192.0.2.1"
+listen_addresses = []
+
+[sets.prefix.elsewhere]
+prefixes = ["203.0.113.0/24"]
+
+[policies.pass]
+default = "accept"
+[[policies.pass.terms]]
+name = "elsewhere"
+match = { prefix_set = "elsewhere" }
+action = "reject"
+"""
+
+
+def _policies() -> dict:
+    config = parse_config(POLICIES)
+    return registry(config.sets, config.policies)
 
 
 class ModelPeer:
@@ -203,7 +230,8 @@ class Scenario:
         self.seed = seed
         self.rng = random.Random(seed)
         self.clock = Clock()
-        self.rib = Rib(ROUTER_ID, LOCAL_AS, options=options, call_later=self.clock.callLater)
+        self.rib = Rib(ROUTER_ID, LOCAL_AS, options=options, call_later=self.clock.callLater,
+                       policies=_policies())
         self.peers = _peers()
         self.model = Model(self.peers)
         self.log: list[str] = []
@@ -345,6 +373,16 @@ class Scenario:
                 self.log.append(f"pause {mp.name}")
                 mp.paused = True
                 mp.sink.is_writable = False
+        elif r < 0.89:
+            # Same export, another chain: the group splits or its chain is
+            # replaced, with changes waiting (RFC 4271 9.1.3).
+            names = rng.choice((["pass"], ["accept-all"]))
+            self.log.append(f"export policy {mp.name} {names}")
+            self.rib.set_export_policies({mp.info.address: names})
+        elif r < 0.895:
+            # A resolver that resolves everything: the groups' views stay.
+            self.log.append("resolver: every next hop resolves")
+            self.rib.set_resolver(lambda nh: True)
         elif r < 0.97:
             dt = rng.choice((0.0, 0.1, 0.3, 0.6))
             self.log.append(f"advance {dt}")
