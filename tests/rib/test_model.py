@@ -42,8 +42,8 @@ HORIZON = 5.0
 PREFIXES = [pfx(f"10.{i}.0.0/16") for i in range(10)]
 
 #: "pass" exports what accept-all does, but as a policy that is called per
-#: prefix: switching a peer to it and back splits its update group and
-#: replaces the chain mid-flight without changing what the model expects.
+#: prefix; "drop-first" does not export PREFIXES[0].  Switching a peer
+#: between them splits its update group or replaces its chain mid-flight.
 POLICIES = """
 [bgp]
 local_as = 65000
@@ -58,6 +58,16 @@ default = "accept"
 [[policies.pass.terms]]
 name = "elsewhere"
 match = { prefix_set = "elsewhere" }
+action = "reject"
+
+[sets.prefix.first]
+prefixes = ["10.0.0.0/16"]
+
+[policies.drop-first]
+default = "accept"
+[[policies.drop-first.terms]]
+name = "first"
+match = { prefix_set = "first" }
 action = "reject"
 """
 
@@ -80,6 +90,8 @@ class ModelPeer:
         self.sink: FakeSink | None = None
         self.replay: Replay | None = None
         self.paused = False
+        #: Its export chain is "drop-first" (see POLICIES).
+        self.drop_first = False
         #: (path id, prefix) -> (attributes, stale) as the RIB should hold it;
         #: stale is 0, REFRESH (after BoRR) or RESTART (graceful restart)
         self.adj_in: dict = {}
@@ -198,6 +210,8 @@ class Model:
         """What ``to`` should hold: prefix -> attributes, or with ADD-PATH prefix -> sorted attributes."""
         out: dict = {}
         for p in PREFIXES:
+            if to.drop_first and p == PREFIXES[0]:
+                continue
             if to.addpath_tx:
                 got = [self.export(src, a, to) for src, a, _s in self.candidates(p)]
                 got = sorted((x for x in got if x is not None), key=repr)
@@ -262,6 +276,7 @@ class Scenario:
         mp.sink = FakeSink()
         mp.replay = Replay(mp.sink, mp.view_neg())
         mp.paused = False
+        mp.drop_first = False
         mp.up = True
         # The new OPEN's graceful restart capability: forwarding state kept
         # for IPv4, not kept, or no capability at all (RFC 4724 4.2).
@@ -376,9 +391,10 @@ class Scenario:
         elif r < 0.89:
             # Same export, another chain: the group splits or its chain is
             # replaced, with changes waiting (RFC 4271 9.1.3).
-            names = rng.choice((["pass"], ["accept-all"]))
+            names = rng.choice((["pass"], ["accept-all"], ["drop-first"]))
             self.log.append(f"export policy {mp.name} {names}")
             self.rib.set_export_policies({mp.info.address: names})
+            mp.drop_first = names == ["drop-first"]
         elif r < 0.895:
             # A resolver that resolves everything: the groups' views stay.
             self.log.append("resolver: every next hop resolves")
