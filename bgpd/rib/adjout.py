@@ -162,11 +162,13 @@ class UpdateGroup:
     lookup.  A second member makes the sole member's own routes sendable
     (split horizon kept them back): they are queued as never sent, and
     from then on a member's own routes stay in the view (sent to the
-    others), so a member leaving changes nothing in it.  A new
-    chain, a split or a resolver change what :meth:`_sendable` gives for
-    the same entry, so :meth:`materialize` writes the view down as ``out``
-    first, and the group keeps ``out`` from then on.  ``sent_count``
-    replaces ``len(out)``.
+    others), so a member leaving changes nothing in it.  A new chain is
+    handled as with ``out``: ``_redo`` maps every prefix to the old chain
+    (what was sent is then the entry exported with it) until the recompute
+    pass reaches it; a split copies the waiting entries.  A resolver
+    changes what :meth:`_sendable` gives for the same entry, so
+    :meth:`materialize` writes the view down as ``out`` first, and the
+    group keeps ``out`` from then on.  ``sent_count`` replaces ``len(out)``.
     """
 
     def __init__(
@@ -260,15 +262,16 @@ class UpdateGroup:
         entry = self.pending_old.get(p, _MISSING)
         if entry is _MISSING:
             entry = loc_get(p)
-        return self._sendable(entry, p)
+        redo = self._redo
+        return self._sendable(entry, p, redo.get(p) if redo else None)
 
     def materialize(self) -> None:
-        """Keep ``out`` from now on (a second member, a policy or resolver change, a split).
+        """Keep ``out`` from now on (a resolver is set).
 
-        The derived view holds only while the group has at most one member,
-        its chain does not change and no resolver decides eligibility: each
-        of those changes what :meth:`_sendable` gives for the same Loc-RIB
-        entry, so the sent view is written down first, as it is.
+        The derived view holds only while no resolver decides eligibility:
+        one changes what :meth:`_sendable` gives for the same Loc-RIB entry,
+        so the sent view is written down first, as it is.  (At a full table
+        this takes seconds; the resolver is normally set at start.)
         """
         if self.out is not None:
             return
@@ -288,6 +291,7 @@ class UpdateGroup:
                         out[p] = s
         finally:
             self._batch = {}
+            self._old_batches = {}
         if len(self.members) == 1:
             # Split horizon may have kept the member's own routes out: a
             # newcomer looks at every prefix again (see join).
@@ -432,10 +436,18 @@ class UpdateGroup:
         sent with and as exported with ``policy``; identical results send
         nothing, so sessions see exactly the difference (RFC 4271 9.1.3).
         """
-        self.materialize()
         old = self.policy
         self.policy = policy
-        if self.out:
+        if self.out is None:
+            # Derived view: every prefix went out with ``old`` (or waits
+            # with its old entry, which did).
+            loc = self.rib.loc_table(self.family)
+            redo = dict.fromkeys(loc, old)
+            for p in self.pending_old:
+                redo.setdefault(p, old)
+            redo.update(self._redo)
+            self._redo = redo
+        elif self.out:
             redo = dict.fromkeys(self.out, old)
             # Prefixes still owed from an earlier change keep the chain they were sent with.
             redo.update(self._redo)
@@ -454,10 +466,12 @@ class UpdateGroup:
         the new group's chain (:meth:`replace_policy`), which sends them the
         difference.
         """
-        self.materialize()
         first = members[0].peer.info
         g = UpdateGroup(self.rib, key, self.family, first, self._negotiated, self.policy, self.mrai)
-        g.out = dict(self.out or ())
+        g.out = None if self.out is None else dict(self.out)
+        g.pending_old = dict(self.pending_old)
+        g._sent = self._sent
+        g._solo_rule = self._solo_rule
         g._redo = dict(self._redo)
         g.pending = self.pending[self._pos:]
         for m in members:
@@ -664,8 +678,11 @@ class UpdateGroup:
             a = batch[okey] = res.replace(**self._session_rewrite(res, path.owner.info, keep))
         return a
 
-    def _sendable(self, entry: Any, prefix: Any) -> Any:
-        """The path (or tuple of paths) to send for a Loc-RIB entry, or None."""
+    def _sendable(self, entry: Any, prefix: Any, policy: Chain | None = None) -> Any:
+        """The path (or tuple of paths) to send for a Loc-RIB entry, or None.
+
+        ``policy``: the chain it went out with (None: the current one).
+        """
         if entry is None:
             return None
         rib = self.rib
@@ -678,14 +695,17 @@ class UpdateGroup:
                     and (self.out is not None or self._solo_rule)):
                 self._solo_skipped = True
                 return None
-            return best if self.export(best, prefix) is not None else None
+            if policy is None:
+                return best if self.export(best, prefix) is not None else None
+            return best if self._export_sent(policy, best, prefix) is not None else None
         cands = (entry,) if entry.__class__ is Path else entry
         limit = rib.options.add_path_send_max or len(cands)
         chosen = []
         for p in cands:
             if resolver is not None and not rib.eligible(p):
                 continue
-            if self.export(p, prefix) is not None:
+            a = self.export(p, prefix) if policy is None else self._export_sent(policy, p, prefix)
+            if a is not None:
                 chosen.append(p)
                 if len(chosen) >= limit:
                     break
@@ -846,18 +866,20 @@ class UpdateGroup:
             pend_pop = self.pending_old.pop
             nsent = 0
             for p in chunk:
+                # The chain ``old`` went out with, when a policy change made it differ.
+                was = redo.pop(p, None) if redo else None
                 if out is None:
-                    # Derived view (no ADD-PATH, no policy change under way):
-                    # a prefix no longer waiting was sent as it is now.
+                    # Derived view (no ADD-PATH): a prefix no longer waiting,
+                    # and not still to redo, was sent as it is now.
                     entry = pend_pop(p, _MISSING)
                     if entry is _MISSING:
-                        continue
-                    old = sendable(entry, p)
+                        if was is None:
+                            continue
+                        entry = loc_get(p)
+                    old = sendable(entry, p, was)
                 else:
                     old = out_get(p)
                 new = sendable(loc_get(p), p)
-                # The chain ``old`` went out with, when a policy change made it differ.
-                was = redo.pop(p, None) if redo else None
                 if new is old and (was is None or new is None):
                     continue
                 if out is None:
