@@ -941,6 +941,10 @@ class UpdateGroup:
                 if old is _MISSING:
                     continue
                 if old is not None:
+                    entry = loc_get(p)
+                    if entry is not None and (entry if entry.__class__ is Path else entry[0]) is old:
+                        # The same best path (another candidate changed): as sent.
+                        continue
                     if old.owner is solo:
                         old = None
                     else:
