@@ -315,6 +315,7 @@ class RibService(Service):
         self._originate_built: dict[Any, tuple[tuple[tuple[int, int], bytes], PathAttributes]] = {}
         self._factories: dict[PeerInfo, PeerFactory] = {}
         self.rib.watch_prefix_counts(self._prefix_count)
+        self.rib.watch_backlog(self._backlog)
 
     def startService(self) -> None:
         super().startService()
@@ -378,6 +379,9 @@ class RibService(Service):
                           export_policy=cfg.export_policy,
                           soft_reconfiguration=cfg.soft_reconfiguration_inbound, mrai=cfg.mrai,
                           restarting=restarting)
+        if self.rib.backlogged:
+            # The others are not being read until the queue drains: nor is this one.
+            peer.hold_input(True)
 
     def peer_down(self, peer: PeerFactory, reason: str, graceful: bool) -> None:
         pi = self.peers.pop(peer, None)
@@ -392,6 +396,11 @@ class RibService(Service):
             log.info("peer {peer} down ({reason}); graceful restart: keeping its routes "
                      "as stale for up to {t:g}s", peer=pi.address, reason=reason, t=stale)
         self.rib.remove_peer(pi, graceful=graceful and stale > 0, stale_time=stale)
+
+    def _backlog(self, full: bool) -> None:
+        # Inbound flow control: the RIB's queue is full (or drained again).
+        for peer in self.peers:
+            peer.hold_input(full)
 
     def update(self, peer: PeerFactory, update: Update) -> None:
         pi = self.peers.get(peer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -40,6 +41,10 @@ class FakeFactory:
         self.session_info = None
         self.counts: list[tuple[str, int]] = []
         self.messages: list[bytes] = []
+        self.held: list[bool] = []
+
+    def hold_input(self, held: bool) -> None:
+        self.held.append(held)
 
     def note_prefix_count(self, family: str, count: int) -> None:
         self.counts.append((family, count))
@@ -86,6 +91,22 @@ class RibServiceTests(SynchronousTestCase):
         self.settle()
         self.assertEqual(self.peer.counts[-1], ("ipv4-unicast", 20))
         self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_backlog_holds_every_session(self):
+        """A full RIB queue stops reading every session, a new one too, until it drained."""
+        self.svc.peer_up(self.peer, session_info())
+        a = PathAttributes(as_path=((2, (65001,)),), next_hop="192.0.2.2")
+        high = self.svc.rib.options.backlog_high
+        for i in range(high):
+            self.svc.update(self.peer, announce(a, [pfx(f"10.{i >> 8}.{i & 255}.0/24")]))
+        self.assertEqual(self.peer.held, [True])
+        other = FakeFactory(attrs.evolve(self.peer.config, address="192.0.2.3"))
+        self.svc.peer_up(other, session_info())
+        self.assertEqual(other.held, [True])
+        self.settle()
+        self.assertEqual(self.peer.held, [True, False])
+        self.assertEqual(other.held, [True, False])
+        self.assertEqual(self.svc.rib.loc_rib_size(IPV4), high)
 
     def test_graceful_restart_families_passed(self):
         """peer_up hands the RIB the families whose forwarding state the new OPEN kept."""

@@ -262,7 +262,13 @@ class DaemonCollector(Collector):
         turns = CounterMetricFamily("bgpd_rib_turns", "RIB work-queue turns (chunks)", value=stats.turns)
         largest = GaugeMetricFamily("bgpd_rib_largest_turn", "Most work items done in one turn",
                                     value=stats.largest_turn)
-        return (sizes, paths, prefixes_in, loc_changes, turns, largest)
+        backlog_full = CounterMetricFamily(
+            "bgpd_rib_backlog_full", "Times the RIB's work queue filled up and the sessions "
+            "stopped being read until it drained (inbound flow control)", value=stats.backlog_full)
+        largest_backlog = GaugeMetricFamily("bgpd_rib_largest_backlog",
+                                            "Longest RIB work queue a turn began with (items)",
+                                            value=stats.largest_backlog)
+        return (sizes, paths, prefixes_in, loc_changes, turns, largest, backlog_full, largest_backlog)
 
     def _kernel(self) -> Iterable[Metric]:
         status = self.parts.kernel()

@@ -63,6 +63,10 @@ PrefixCountCallback = Callable[[PeerInfo, Family, int], None]
 #: it sent before it were published; ``families``: all it negotiated.  What
 #: the kernel writer waits for before it removes what an earlier run left.
 EndOfRibCallback = Callable[[PeerInfo, Family, frozenset], None]
+#: ``callback(full)``: the work queue reached ``RibOptions.backlog_high``
+#: items (True) or went down to a quarter of it again (False); see
+#: :meth:`Rib.watch_backlog`.
+BacklogCallback = Callable[[bool], None]
 
 (_ANNOUNCE, _WITHDRAW, _EOR, _DROP, _STALE, _GR_MARK, _RR_BEGIN, _RR_END, _REDECIDE,
  _GR_FLUSH, _NH_REDECIDE, _REVALIDATE) = range(12)
@@ -84,6 +88,10 @@ class RibStats:
     prefixes_in: int = 0
     rejected: int = 0
     loc_changes: int = 0
+    #: How often the work queue reached ``backlog_high`` (sessions stopped
+    #: being read until it went down again), and the longest queue a turn began with.
+    backlog_full: int = 0
+    largest_backlog: int = 0
 
 
 class PeerState:
@@ -210,6 +218,10 @@ class Rib:
         #: peer address -> callbacks of watch_adj_rib_in
         self._adj_watchers: dict[str, list[Callable[[Family, list], None]]] = {}
         self._eor_watchers: list[EndOfRibCallback] = []
+        self._backlog_watchers: list[BacklogCallback] = []
+        #: The work queue is over ``backlog_high`` (and not yet down to a quarter of it).
+        self.backlogged = False
+        self._backlog_high = self.options.backlog_high
         #: family -> prefix -> the multipath set last published, only where it
         #: has more than one path (max_paths > 1): what a change of the set
         #: with the same best path is compared against.
@@ -721,6 +733,32 @@ class Rib:
 
         return unsubscribe
 
+    def watch_backlog(self, callback: BacklogCallback) -> Callable[[], None]:
+        """Call ``callback(True)`` when the work queue is full, ``callback(False)`` when it drained.
+
+        Inbound flow control: every queued UPDATE holds its decoded
+        attributes and prefixes until its turn, and peers can send faster
+        than the decision process runs (a full table arrives in a few
+        seconds).  The service stops reading the sessions while the queue
+        holds ``RibOptions.backlog_high`` items or more, and reads them
+        again once a quarter of that is left, so TCP holds the rest at the
+        peer instead of this process.  Returns a function that unsubscribes.
+        """
+        self._backlog_watchers.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._backlog_watchers:
+                self._backlog_watchers.remove(callback)
+
+        return unsubscribe
+
+    def _backlog_changed(self, full: bool) -> None:
+        self.backlogged = full
+        if full:
+            self.stats.backlog_full += 1
+        for cb in list(self._backlog_watchers):
+            cb(full)
+
     def loc_table(self, family: Family) -> dict:
         """The Loc-RIB of ``family``: prefix -> best path or tuple of candidates, best first.
 
@@ -844,20 +882,30 @@ class Rib:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+        if self.backlogged:
+            self._backlog_changed(False)
         for groups in self._groups_by_family.values():
             for g in groups:
                 g.cancel()
 
     def _queue(self, item: list) -> None:
-        self._work.append(item)
+        work = self._work
+        work.append(item)
         if self._handle is None:
             self._handle = self.call_later(0, self._run)
+        if len(work) >= self._backlog_high and not self.backlogged and self._backlog_watchers:
+            self._backlog_changed(True)
 
     def _run(self) -> None:
         self._handle = None
+        work = self._work
+        if len(work) > self.stats.largest_backlog:
+            self.stats.largest_backlog = len(work)
         self._process(self.options.chunk_size)
-        if self._work and self._handle is None:
+        if work and self._handle is None:
             self._handle = self.call_later(0, self._run)
+        if self.backlogged and len(work) <= self._backlog_high // 4:
+            self._backlog_changed(False)
 
     def _process(self, budget: int) -> int:
         work = self._work

@@ -517,6 +517,13 @@ class PeerFactory(ClientFactory):
         if left > 0.001:
             self.hold_timer.start(left)
             return
+        proto = self.protocol_
+        if proto is not None and proto.input_held:
+            # We stopped reading (hold_input): the peer's KEEPALIVEs wait in
+            # the socket, unread, so their absence says nothing of the peer.
+            # The RIB's queue drains in well under a second; look again then.
+            self.hold_timer.start(1.0)
+            return
         self._down_reason = f"hold timer expired ({self._hold_value:g}s)"
         self.handle(_E.HOLD_TIMER_EXPIRES)
 
@@ -966,6 +973,12 @@ class PeerFactory(ClientFactory):
         for afi, safi in info.families:
             self.send_message(RouteRefresh(afi, safi, 0))
         return True
+
+    def hold_input(self, held: bool) -> None:
+        """Stop or go on reading the Established session (inbound flow control, see Rib.watch_backlog)."""
+        proto = self.protocol_
+        if proto is not None and not proto.closing:
+            proto.hold_input(held)
 
     def writable(self) -> bool:
         """False while the transport's send buffer is full (flow control for the RIB)."""

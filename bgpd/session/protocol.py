@@ -78,6 +78,8 @@ class BGPProtocol(Protocol):
         self.lost = False
         #: The transport's send buffer is full (IPushProducer).
         self.paused = False
+        #: We stopped reading (inbound flow control, see hold_input).
+        self.input_held = False
         #: Our OPEN went out on this connection (it must not go twice).
         self.open_sent = False
         self.last_received = 0.0
@@ -118,6 +120,24 @@ class BGPProtocol(Protocol):
 
     def stopProducing(self) -> None:
         self.paused = True
+
+    def hold_input(self, held: bool) -> None:
+        """Stop (True) or go on (False) reading from the peer: inbound flow control.
+
+        While held, what the peer sends waits in the socket's receive buffer
+        and TCP's window stops the peer; the frames of a read already made
+        are still decoded.
+        """
+        if held == self.input_held:
+            return
+        self.input_held = held
+        transport = self.transport
+        if transport is None or self.lost:
+            return
+        if held:
+            transport.pauseProducing()
+        else:
+            transport.resumeProducing()
 
     def dataReceived(self, data: bytes) -> None:
         if self.closing:

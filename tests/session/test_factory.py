@@ -526,6 +526,39 @@ class TimerTests(SynchronousTestCase):
         h.reactor.advance(0.5)
         self.assertEqual(h.state, State.IDLE)
 
+    def test_hold_timer_waits_while_input_held(self):
+        """Not reading (inbound flow control) is no silence of the peer: the hold timer waits."""
+        h = Harness()
+        proto, transport = h.established(peer_open(hold=30))
+        h.peer.hold_input(True)
+        self.assertTrue(proto.input_held)
+        self.assertEqual(transport.producerState, "paused")
+        h.reactor.advance(20)
+        h.reactor.advance(20)
+        self.assertEqual(h.state, State.ESTABLISHED)
+        h.peer.hold_input(False)
+        self.assertEqual(transport.producerState, "producing")
+        # Read again: what the peer sent meanwhile keeps the session up ...
+        proto.dataReceived(KEEPALIVE_BYTES)
+        h.reactor.advance(29.5)
+        self.assertEqual(h.state, State.ESTABLISHED)
+        # ... and real silence still ends it.
+        h.reactor.advance(0.5)
+        self.assertEqual(h.state, State.IDLE)
+
+    def test_hold_timer_after_input_held(self):
+        """Held past the hold time and nothing came once reading went on: down within a second."""
+        h = Harness()
+        proto, _transport = h.established(peer_open(hold=30))
+        h.peer.hold_input(True)
+        h.reactor.advance(40)
+        self.assertEqual(h.state, State.ESTABLISHED)
+        h.peer.hold_input(False)
+        h.reactor.advance(1.0)
+        self.assertEqual(h.state, State.IDLE)
+        [(_, reason, _graceful)] = h.listener.of("down")
+        self.assertIn("hold timer expired", reason)
+
     def test_keepalive_every_third(self):
         """KEEPALIVEs go out every hold/3 seconds less the guard in OpenConfirm and Established."""
         h = Harness()
