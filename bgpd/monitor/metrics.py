@@ -231,7 +231,7 @@ class DaemonCollector(Collector):
                     prefixes.add_metric([address, name, "received"],
                                         len(rib.adj_rib_in(pi, fam, pre_policy=True)))
                 g = rib.update_group(pi, fam)
-                prefixes.add_metric([address, name, "advertised"], len(g.out) if g is not None else 0)
+                prefixes.add_metric([address, name, "advertised"], g.sent_count() if g is not None else 0)
             rejected.add_metric([address], rib.rejected(pi))
         return (state, up, uptime, m_in, m_out, updates, est, flaps, prefixes, rejected, notes)
 

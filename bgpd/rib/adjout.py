@@ -143,6 +143,25 @@ class UpdateGroup:
     until the recompute pass has compared its old and new export: only the
     differences are sent, and ``_redo`` (the only extra memory) is empty
     again once the pass is done.
+
+    A group with no ADD-PATH send and no next-hop resolver keeps no
+    ``out`` at all (``out`` is None, the *derived* view): what was
+    sent for a prefix is then what :meth:`_sendable` gives for its Loc-RIB
+    entry, except while a change of it waits for the next flush; for those
+    the RIB hands over, with the changed prefixes, each one's best path
+    before the change (its per-turn ``first`` record), kept in
+    ``pending_old`` (the first one wins) until the prefix is flushed.  A
+    prefix of the queue that no longer waits is up to date and costs a
+    lookup.  A second member makes the sole member's own routes sendable
+    (split horizon kept them back): they are queued as never sent, and
+    from then on a member's own routes stay in the view (sent to the
+    others), so a member leaving changes nothing in it.  A new chain is
+    handled as with ``out``: ``_redo`` maps every prefix to the old chain
+    (what was sent is then the entry exported with it) until the recompute
+    pass reaches it; a split copies the waiting entries.  A resolver
+    changes what :meth:`_sendable` gives for the same entry, so
+    :meth:`materialize` writes the view down as ``out`` first, and the
+    group keeps ``out`` from then on.  ``sent_count`` replaces ``len(out)``.
     """
 
     def __init__(
@@ -172,8 +191,20 @@ class UpdateGroup:
         )
         self.members: list[Member] = []
         self._peers_in: set = set()
-        #: prefix -> path sent (or a tuple of paths with ADD-PATH send)
-        self.out: dict = {}
+        #: prefix -> path sent (or a tuple of paths with ADD-PATH send); None
+        #: while the sent view is derived from the Loc-RIB (see _derived).
+        self.out: dict | None = None if self._may_derive(rib, neg) else {}
+        #: Derived view only: prefix -> its Loc-RIB best path (or None) as of
+        #: the group's last flush of it, for the prefixes whose change waits.
+        self.pending_old: dict = {}
+        #: Derived view only: how many prefixes have a path sent (with one
+        #: member, not counting its own while _solo_rule holds).
+        self._sent = 0
+        #: Derived view only: while the group never had two members, its
+        #: sole member's own routes are not sent (split horizon), not even
+        #: as the view; once it had two, a member's own routes are in the
+        #: view (sent to the others, whoever they are).
+        self._solo_rule = True
         self.pending: list = []
         self._pos = 0
         #: path -> exported attributes (None: not exported), for one batch
@@ -210,6 +241,58 @@ class UpdateGroup:
         #: How many members are behind (skipped until they are writable).
         self._behind = 0
 
+    def _may_derive(self, rib: GroupHost, neg: Negotiated) -> bool:
+        # The derived view: see the class docstring.
+        return self.family not in neg.addpath_tx and rib.options.resolver is None
+
+    def sent_count(self) -> int:
+        """How many prefixes have a path sent (the Adj-RIB-Out's size)."""
+        out = self.out
+        return self._sent if out is None else len(out)
+
+    def _sent_view(self, p: Any, loc_get: Any) -> Any:
+        """Derived view: the path sent for ``p`` (None: nothing)."""
+        entry = self.pending_old.get(p, _MISSING)
+        if entry is _MISSING:
+            entry = loc_get(p)
+        redo = self._redo
+        return self._sendable(entry, p, redo.get(p) if redo else None)
+
+    def materialize(self) -> None:
+        """Keep ``out`` from now on (a resolver is set).
+
+        The derived view holds only while no resolver decides eligibility:
+        one changes what :meth:`_sendable` gives for the same Loc-RIB entry,
+        so the sent view is written down first, as it is.  (At a full table
+        this takes seconds; the resolver is normally set at start.)
+        """
+        if self.out is not None:
+            return
+        loc = self.rib.loc_table(self.family)
+        loc_get = loc.get
+        view = self._sent_view
+        out: dict = {}
+        try:
+            for p in loc:
+                s = view(p, loc_get)
+                if s is not None:
+                    out[p] = s
+            for p in self.pending_old:
+                if p not in loc:
+                    s = view(p, loc_get)
+                    if s is not None:
+                        out[p] = s
+        finally:
+            self._batch = {}
+            self._old_batches = {}
+        if len(self.members) == 1:
+            # Split horizon may have kept the member's own routes out: a
+            # newcomer looks at every prefix again (see join).
+            self._solo_skipped = True
+        self.out = out
+        self.pending_old = {}
+        self._sent = 0
+
     def __repr__(self) -> str:
         names = [m.peer.info.address for m in self.members]
         return f"<UpdateGroup {self.family} {'ibgp' if not self._ebgp else 'ebgp'} {names}>"
@@ -218,6 +301,15 @@ class UpdateGroup:
 
     def join(self, member: Member, loc: dict) -> None:
         """Add a peer; it gets the current table, then End-of-RIB."""
+        if self.out is None:
+            if self.members:
+                self._join_derived(member, loc)
+                return
+            # Nothing sent yet: every prefix waits, with nothing sent before.
+            self.pending = []
+            self._pos = 0
+            self.pending_old = dict.fromkeys(loc)
+            self._sent = 0
         new_group = not self.members and not self.out
         self.members.append(member)
         self._peers_in.add(member.peer)
@@ -232,6 +324,35 @@ class UpdateGroup:
                 # horizon); look at every prefix again for the newcomer.
                 self._solo_skipped = False
                 self.pending.extend(loc)
+        member.eor_at = len(self.pending)
+        self._schedule(0.0)
+
+    def _join_derived(self, member: Member, loc: dict) -> None:
+        pend = self.pending_old
+        if len(self.members) == 1 and self._solo_rule:
+            # Split horizon kept the sole member's own routes unsent; with a
+            # second member they are sent (to it): they wait, as never sent.
+            solo = self.members[0].peer
+            for p, o in pend.items():
+                if o is not None and o.owner is solo:
+                    pend[p] = None
+            queued = []
+            for p, e in loc.items():
+                best = e if e.__class__ is Path else e[0]
+                if best.owner is solo and p not in pend:
+                    pend[p] = None
+                    queued.append(p)
+            self.pending.extend(queued)
+        # From now on a last member's own routes count as sent (to nobody):
+        # what was sent then stays what it was when a member leaves.
+        self._solo_rule = False
+        # The newcomer is sent the group's view, as the others have it.
+        dump = list(loc)
+        dump.extend(p for p in pend if p not in loc)
+        self.members.append(member)
+        self._peers_in.add(member.peer)
+        if dump:
+            member.dump = dump
         member.eor_at = len(self.pending)
         self._schedule(0.0)
 
@@ -278,7 +399,13 @@ class UpdateGroup:
             afi, safi = self.family
             member.sink.send([encode_message(RouteRefresh(afi, safi, RefreshSubtype.BEGIN))])
             member.eor_message = encode_message(RouteRefresh(afi, safi, RefreshSubtype.END))
-        member.dump = list(self.out)
+        out = self.out
+        if out is None:
+            loc = self.rib.loc_table(self.family)
+            member.dump = list(loc)
+            member.dump.extend(p for p in self.pending_old if p not in loc)
+        else:
+            member.dump = list(out)
         if member.missed and not member.behind:
             # Mid catch-up: the withdrawals it is still owed are not in ``out``.
             member.dump = list(dict.fromkeys(member.dump + list(member.missed)))
@@ -304,7 +431,16 @@ class UpdateGroup:
         """
         old = self.policy
         self.policy = policy
-        if self.out:
+        if self.out is None:
+            # Derived view: every prefix went out with ``old`` (or waits
+            # with its old entry, which did).
+            loc = self.rib.loc_table(self.family)
+            redo = dict.fromkeys(loc, old)
+            for p in self.pending_old:
+                redo.setdefault(p, old)
+            redo.update(self._redo)
+            self._redo = redo
+        elif self.out:
             redo = dict.fromkeys(self.out, old)
             # Prefixes still owed from an earlier change keep the chain they were sent with.
             redo.update(self._redo)
@@ -325,7 +461,10 @@ class UpdateGroup:
         """
         first = members[0].peer.info
         g = UpdateGroup(self.rib, key, self.family, first, self._negotiated, self.policy, self.mrai)
-        g.out = dict(self.out)
+        g.out = None if self.out is None else dict(self.out)
+        g.pending_old = dict(self.pending_old)
+        g._sent = self._sent
+        g._solo_rule = self._solo_rule
         g._redo = dict(self._redo)
         g.pending = self.pending[self._pos:]
         for m in members:
@@ -340,7 +479,18 @@ class UpdateGroup:
 
     # -- change intake ------------------------------------------------------
 
-    def changed(self, prefixes: list) -> None:
+    def changed(self, prefixes: list, first: dict | None = None) -> None:
+        """``prefixes`` changed in the Loc-RIB; ``first``: (family, prefix) -> the
+        best path each had before (the RIB's per-turn record), for the derived view."""
+        if self.out is None:
+            if first is None:
+                raise ValueError("a derived Adj-RIB-Out needs the Loc-RIB's old best paths")
+            pend = self.pending_old
+            fam = self.family
+            first_get = first.get
+            for p in prefixes:
+                if p not in pend:
+                    pend[p] = first_get((fam, p))
         self.pending.extend(prefixes)
         self._schedule(self.mrai)
 
@@ -525,8 +675,11 @@ class UpdateGroup:
             a = batch[okey] = res.replace(**self._session_rewrite(res, path.owner.info, keep))
         return a
 
-    def _sendable(self, entry: Any, prefix: Any) -> Any:
-        """The path (or tuple of paths) to send for a Loc-RIB entry, or None."""
+    def _sendable(self, entry: Any, prefix: Any, policy: Chain | None = None) -> Any:
+        """The path (or tuple of paths) to send for a Loc-RIB entry, or None.
+
+        ``policy``: the chain it went out with (None: the current one).
+        """
         if entry is None:
             return None
         rib = self.rib
@@ -535,17 +688,21 @@ class UpdateGroup:
             best = entry if entry.__class__ is Path else entry[0]
             if resolver is not None and not rib.eligible(best):
                 return None
-            if len(self.members) == 1 and best.owner is self.members[0].peer:
+            if (len(self.members) == 1 and best.owner is self.members[0].peer
+                    and (self.out is not None or self._solo_rule)):
                 self._solo_skipped = True
                 return None
-            return best if self.export(best, prefix) is not None else None
+            if policy is None:
+                return best if self.export(best, prefix) is not None else None
+            return best if self._export_sent(policy, best, prefix) is not None else None
         cands = (entry,) if entry.__class__ is Path else entry
         limit = rib.options.add_path_send_max or len(cands)
         chosen = []
         for p in cands:
             if resolver is not None and not rib.eligible(p):
                 continue
-            if self.export(p, prefix) is not None:
+            a = self.export(p, prefix) if policy is None else self._export_sent(policy, p, prefix)
+            if a is not None:
                 chosen.append(p)
                 if len(chosen) >= limit:
                     break
@@ -559,6 +716,7 @@ class UpdateGroup:
         if not members:
             self.pending = []
             self._pos = 0
+            self.pending_old = {}
             return 0
         done = 0
         try:
@@ -598,6 +756,13 @@ class UpdateGroup:
             m.dump = None
             m.dump_pos = 0
         out = self.out
+        out_get: Any
+        if out is None:
+            loc_get = self.rib.loc_table(self.family).get
+            view = self._sent_view
+            out_get = lambda p: view(p, loc_get)  # noqa: E731
+        else:
+            out_get = out.get
         st = m.peer
         buckets: dict = {}
         export = self.export
@@ -607,7 +772,6 @@ class UpdateGroup:
         if missed is not None and m.dump is None:
             m.missed = None
         withdrawn: list = []
-        out_get = out.get
         addpath = self.addpath
         # With an accept-all chain the export is a function of the path alone
         # (as in _changes_fast): the prefixes of one path, which usually come
@@ -658,17 +822,28 @@ class UpdateGroup:
         chunk = self.pending[pos:pos + budget]
         self._pos = pos + len(chunk)
         redo = self._redo
+        out = self.out
+        loc_get = self.rib.loc_table(self.family).get
         if self.policy.rejects_all and not redo:
+            if out is None:
+                # Nothing was or is sent: the waiting prefixes are done.
+                pend_pop = self.pending_old.pop
+                for p in chunk:
+                    pend_pop(p, None)
             return len(chunk)
+        out_get: Any
+        if out is None:
+            view = self._sent_view
+            out_get = lambda p: view(p, loc_get)  # noqa: E731
+        else:
+            out_get = out.get
         if self._behind:
-            out_get = self.out.get
             for m in self.members:
                 missed = m.missed
                 if m.behind and missed is not None:
                     setdefault = missed.setdefault
                     for p in chunk:
                         setdefault(p, out_get(p))
-        loc_get = self.rib.loc_table(self.family).get
         # id(attrs) -> (attrs, prefixes) for what goes to every member;
         # (attrs, target) -> prefixes and target -> withdrawals otherwise.
         ann: dict = {}
@@ -681,20 +856,32 @@ class UpdateGroup:
         if not self.addpath and self.policy.accepts_all and self.rib.options.resolver is None and not redo:
             self._changes_fast(chunk, loc_get, ann, odd, wd_all, wd, excl)
         else:
-            out = self.out
-            out_get = out.get
             addpath = self.addpath
             export = self.export
             sent = self._export_sent
             sendable = self._sendable
+            pend_pop = self.pending_old.pop
+            nsent = 0
             for p in chunk:
-                new = sendable(loc_get(p), p)
-                old = out_get(p)
                 # The chain ``old`` went out with, when a policy change made it differ.
                 was = redo.pop(p, None) if redo else None
+                if out is None:
+                    # Derived view (no ADD-PATH): a prefix no longer waiting,
+                    # and not still to redo, was sent as it is now.
+                    entry = pend_pop(p, _MISSING)
+                    if entry is _MISSING:
+                        if was is None:
+                            continue
+                        entry = loc_get(p)
+                    old = sendable(entry, p, was)
+                else:
+                    old = out_get(p)
+                new = sendable(loc_get(p), p)
                 if new is old and (was is None or new is None):
                     continue
-                if new is None:
+                if out is None:
+                    nsent += (new is not None) - (old is not None)
+                elif new is None:
                     del out[p]
                 else:
                     out[p] = new
@@ -705,6 +892,7 @@ class UpdateGroup:
                     p, old, new, None if old is None else sent(was, old, p),
                     None if new is None else export(new, p), ann, odd, wd_all, wd,
                 )
+            self._sent += nsent
         sends = [(a, None, prefixes) for a, prefixes in ann.values()]
         for key, prefixes in odd.items():
             sends.append((key[0], key[1], prefixes))
@@ -722,13 +910,17 @@ class UpdateGroup:
         # accept-all export policy, every next hop resolvable.  Most prefixes
         # of a table load are new and from a non-member: one append each.
         out = self.out
-        out_get = out.get
+        out_get: Any = None if out is None else out.get
+        pend_pop = self.pending_old.pop
+        nsent = 0
         states = self._peers_in
         batch = self._batch
         batch_get = batch.get
         export = self.export
         export_ebgp = self._export_ebgp if self._plain_ebgp else None
-        solo = self.members[0].peer if len(self.members) == 1 else None
+        solo = (
+            self.members[0].peer if len(self.members) == 1 and (out is not None or self._solo_rule) else None
+        )
         by_peer = {m.peer: m for m in self.members}
         ann_get = ann.get
         # The path last announced to every member, and its prefix list's
@@ -739,9 +931,32 @@ class UpdateGroup:
         new_a: Any
         old: Any
         for p in chunk:
+            if out_get is None:
+                # Derived view: what was sent is the waiting prefix's old best
+                # path, as exported (a prefix no longer waiting is up to date).
+                old = pend_pop(p, _MISSING)
+                if old is _MISSING:
+                    continue
+                if old is not None:
+                    entry = loc_get(p)
+                    if entry is not None and (entry if entry.__class__ is Path else entry[0]) is old:
+                        # The same best path (another candidate changed): as sent.
+                        continue
+                    if old.owner is solo:
+                        old = None
+                    else:
+                        old_a = batch_get(old, _MISSING)
+                        if old_a is _MISSING:
+                            if export_ebgp is not None:
+                                old_a = batch[old] = export_ebgp(old)
+                            else:
+                                old_a = export(old, p)
+                        if old_a is None:
+                            old = None
+            else:
+                old = out_get(p)
             entry = loc_get(p)
             if entry is None:
-                old = out_get(p)
                 if old is None:
                     continue
                 new = new_a = None
@@ -750,15 +965,17 @@ class UpdateGroup:
                 if new.owner is solo:
                     # Split horizon with a single member: nothing to keep.
                     self._solo_skipped = True
-                    old = out_get(p)
                     if old is None:
                         continue
                     new = new_a = None
-                elif new is (old := out_get(p)):
+                elif new is old:
                     # Export is a function of the path: nothing changed.
                     continue
                 elif new is last and old is None:
-                    out[p] = new
+                    if out is None:
+                        nsent += 1
+                    else:
+                        out[p] = new
                     last_append(p)
                     continue
                 else:
@@ -772,10 +989,13 @@ class UpdateGroup:
                         if old is None:
                             continue
                         new = None
-            if new is None:
+            if out is None:
+                nsent += (new is not None) - (old is not None)
+            elif new is None:
                 del out[p]
             else:
                 out[p] = new
+            if new is not None:
                 if old is None:
                     owner = new.owner
                     if owner not in states:
@@ -841,6 +1061,7 @@ class UpdateGroup:
                         wd_src.append(p)
                 continue
             self._change(p, old, new, old_a, new_a, ann, odd, wd_all, wd)
+        self._sent += nsent
 
     def _change(
         self, p: Any, old: Any, new: Any, old_a: Any, new_a: Any,
@@ -941,7 +1162,19 @@ class UpdateGroup:
         redo_get = self._redo.get
         export = self._export_sent
         out = self.out
-        items = out.items() if prefixes is None else ((p, out[p]) for p in prefixes if p in out)
+        items: Iterable
+        if out is None:
+            loc = self.rib.loc_table(self.family)
+            loc_get = loc.get
+            view = self._sent_view
+            if prefixes is None:
+                keys = list(loc)
+                keys.extend(p for p in self.pending_old if p not in loc)
+            else:
+                keys = list(prefixes)
+            items = ((p, s) for p in keys if (s := view(p, loc_get)) is not None)
+        else:
+            items = out.items() if prefixes is None else ((p, out[p]) for p in prefixes if p in out)
         try:
             for p, sent in items:
                 was = redo_get(p)

@@ -620,6 +620,9 @@ class Rib:
         Paths already decided keep their rank until :meth:`redecide_next_hops`
         names their next hop.
         """
+        for groups in self._groups_by_family.values():
+            for g in groups:
+                g.materialize()  # eligibility now changes what a group sends
         self.options = attrs.evolve(self.options, resolver=resolver)
         self._resolver = resolver
 
@@ -913,8 +916,9 @@ class Rib:
             if now != self.now:
                 self.now = now
         changed: dict[Family, list] = {}
-        # (family, prefix) -> best path before this turn touched it (for subscribers)
-        first: dict | None = {} if self._subscribers else None
+        # (family, prefix) -> best path before this turn touched it (for
+        # subscribers, and update groups that derive what they sent from it)
+        first: dict | None = {} if self._subscribers or self._groups else None
         # (peer state, family) of every item looked at, for the count watchers.
         touched: set | None = set() if self._count_watchers else None
         eors: list = []
@@ -1077,7 +1081,7 @@ class Rib:
             self.stats.loc_changes += len(prefixes)
             for g in groups_by_family.get(fam, ()):
                 if g.members:
-                    g.changed(prefixes)
+                    g.changed(prefixes, first)
             if subs and first is not None:
                 if self.options.max_paths > 1:
                     batch = self._changes_multipath(fam, prefixes, first)

@@ -21,11 +21,15 @@ import socket
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from bgpd.config import parse_config
+from bgpd.policy import registry
 from bgpd.rib import LOCAL, Rib, RibOptions
 from bgpd.rib.testing import IPV4, FakeSink, make_peer, pfx
-from bgpd.wire.attributes import PathAttributes
+from bgpd.wire.attributes import AttributeCache, PathAttributes
+from bgpd.wire.constants import MsgType
+from bgpd.wire.message import Framer
 from bgpd.wire.negotiated import Negotiated
-from bgpd.wire.update import Update
+from bgpd.wire.update import Update, decode_update
 
 LOCAL_AS = 65000
 ROUTER_ID = "192.0.2.1"
@@ -36,6 +40,41 @@ REFRESH, RESTART = 1, 2
 HORIZON = 5.0
 
 PREFIXES = [pfx(f"10.{i}.0.0/16") for i in range(10)]
+
+#: "pass" exports what accept-all does, but as a policy that is called per
+#: prefix; "drop-first" does not export PREFIXES[0].  Switching a peer
+#: between them splits its update group or replaces its chain mid-flight.
+POLICIES = """
+[bgp]
+local_as = 65000
+router_id = "192.0.2.1"
+listen_addresses = []
+
+[sets.prefix.elsewhere]
+prefixes = ["203.0.113.0/24"]
+
+[policies.pass]
+default = "accept"
+[[policies.pass.terms]]
+name = "elsewhere"
+match = { prefix_set = "elsewhere" }
+action = "reject"
+
+[sets.prefix.first]
+prefixes = ["10.0.0.0/16"]
+
+[policies.drop-first]
+default = "accept"
+[[policies.drop-first.terms]]
+name = "first"
+match = { prefix_set = "first" }
+action = "reject"
+"""
+
+
+def _policies() -> dict:
+    config = parse_config(POLICIES)
+    return registry(config.sets, config.policies)
 
 
 class ModelPeer:
@@ -49,7 +88,10 @@ class ModelPeer:
         self.local = info is LOCAL
         self.up = self.local
         self.sink: FakeSink | None = None
+        self.replay: Replay | None = None
         self.paused = False
+        #: Its export chain is "drop-first" (see POLICIES).
+        self.drop_first = False
         #: (path id, prefix) -> (attributes, stale) as the RIB should hold it;
         #: stale is 0, REFRESH (after BoRR) or RESTART (graceful restart)
         self.adj_in: dict = {}
@@ -70,6 +112,35 @@ class ModelPeer:
     def view_neg(self) -> Negotiated:
         rx = frozenset({IPV4}) if self.addpath_tx else frozenset()
         return Negotiated(ibgp=True, addpath_rx=rx)
+
+
+class Replay:
+    """A sink's IPv4 unicast view, replayed incrementally (FakeSink.routes, without
+    decoding everything again at every check)."""
+
+    def __init__(self, sink: FakeSink, neg: Negotiated) -> None:
+        self.sink = sink
+        self.neg = neg
+        self.framer = Framer(neg.max_message_len)
+        self.cache = AttributeCache()
+        self.seen = 0
+        self.view: dict = {}
+
+    def routes(self) -> dict:
+        msgs = self.sink.messages
+        view = self.view
+        for msg in msgs[self.seen:]:
+            for msg_type, body in self.framer.feed(msg):
+                assert msg_type == MsgType.UPDATE, msg_type
+                u = decode_update(body, self.neg, self.cache)
+                if u.end_of_rib is not None:
+                    continue
+                for p in u.withdrawn:
+                    view.pop(p, None)
+                for p in u.nlri:
+                    view[p] = u.attributes
+        self.seen = len(msgs)
+        return view
 
 
 def _peers() -> list[ModelPeer]:
@@ -139,6 +210,8 @@ class Model:
         """What ``to`` should hold: prefix -> attributes, or with ADD-PATH prefix -> sorted attributes."""
         out: dict = {}
         for p in PREFIXES:
+            if to.drop_first and p == PREFIXES[0]:
+                continue
             if to.addpath_tx:
                 got = [self.export(src, a, to) for src, a, _s in self.candidates(p)]
                 got = sorted((x for x in got if x is not None), key=repr)
@@ -171,7 +244,8 @@ class Scenario:
         self.seed = seed
         self.rng = random.Random(seed)
         self.clock = Clock()
-        self.rib = Rib(ROUTER_ID, LOCAL_AS, options=options, call_later=self.clock.callLater)
+        self.rib = Rib(ROUTER_ID, LOCAL_AS, options=options, call_later=self.clock.callLater,
+                       policies=_policies())
         self.peers = _peers()
         self.model = Model(self.peers)
         self.log: list[str] = []
@@ -200,7 +274,9 @@ class Scenario:
     def up(self, mp: ModelPeer) -> str:
         self.counts.pop(mp.info.address, None)
         mp.sink = FakeSink()
+        mp.replay = Replay(mp.sink, mp.view_neg())
         mp.paused = False
+        mp.drop_first = False
         mp.up = True
         # The new OPEN's graceful restart capability: forwarding state kept
         # for IPv4, not kept, or no capability at all (RFC 4724 4.2).
@@ -312,6 +388,17 @@ class Scenario:
                 self.log.append(f"pause {mp.name}")
                 mp.paused = True
                 mp.sink.is_writable = False
+        elif r < 0.89:
+            # Same export, another chain: the group splits or its chain is
+            # replaced, with changes waiting (RFC 4271 9.1.3).
+            names = rng.choice((["pass"], ["accept-all"], ["drop-first"]))
+            self.log.append(f"export policy {mp.name} {names}")
+            self.rib.set_export_policies({mp.info.address: names})
+            mp.drop_first = names == ["drop-first"]
+        elif r < 0.895:
+            # A resolver that resolves everything: the groups' views stay.
+            self.log.append("resolver: every next hop resolves")
+            self.rib.set_resolver(lambda nh: True)
         elif r < 0.97:
             dt = rng.choice((0.0, 0.1, 0.3, 0.6))
             self.log.append(f"advance {dt}")
@@ -332,7 +419,30 @@ class Scenario:
             if not due:
                 return
             self.clock.advance(max(0.0, min(due) - now))
+            self.check_sent()
         self.fail("the RIB never settled")
+
+    def check_sent(self) -> None:
+        """Mid-flight (changes queued, MRAI running, other members behind):
+        the Adj-RIB-Out of every member that reads and is not being sent a
+        table (initial, refresh, catch-up) is exactly what it received.
+
+        What a group sent is written down (``out``) or derived from the
+        Loc-RIB and the waiting changes; either way it must match the wire.
+        """
+        for mp in self.peers:
+            if not mp.up or mp.local or mp.paused:
+                continue
+            st = self.rib._peers.get(mp.info.address)
+            if st is None or IPV4 not in st.members:
+                continue
+            m = st.members[IPV4][1]
+            if m.dump is not None or m.eor_pending or m.behind or m.missed is not None:
+                continue
+            out = _by_prefix(self.rib.adj_rib_out(mp.info, IPV4), mp.addpath_tx)
+            seen = _by_prefix(mp.replay.routes(), mp.addpath_tx)
+            if seen != out:
+                self.fail(f"mid-flight, sent to {mp.name} (replayed) != its Adj-RIB-Out: {_diff(seen, out)}")
 
     def fail(self, what: str) -> None:
         tail = "\n  ".join(self.log[-25:])
@@ -369,6 +479,7 @@ class Scenario:
     def run(self, steps: int) -> None:
         for _ in range(steps):
             self.step()
+            self.check_sent()
             self.settle()
             self.expire_due()
             self.check()

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from bgpd.config import parse_config
 from bgpd.policy import chain, registry
+from bgpd.rib import RibOptions
 from bgpd.rib.testing import IPV4, IPV6, announce, make_peer, pfx
 from bgpd.wire.negotiated import Negotiated
+from bgpd.wire.update import Update
 from tests.rib.support import E1, E2, RibTestCase, attrs
 
 #: On E2's link, so in one update group with E2 while their export chains agree.
@@ -162,6 +164,31 @@ class ExportChangeTests(PolicyRibCase):
         self.feed(prefixes=[pfx("10.20.0.0/16")])
         self.assertEqual(s2.announced(), [pfx("10.20.0.0/16")])
         self.assertEqual(s3.announced(), [pfx("10.20.0.0/16")])
+
+    def test_split_with_changes_waiting(self):
+        """Changes queued for the group's MRAI when it splits reach both parts, once."""
+        self.rib = self.make_rib(RibOptions(mrai_ebgp=1.0, mrai_ibgp=0.0), policies=compiled())
+        self.add(E1)
+        s2, s3 = self.add(E2), self.add(E3)
+        self.feed()
+        self.clock.advance(2.0)
+        self.assertEqual(len(s3.routes()), 10)
+        s2.clear()
+        s3.clear()
+        self.rib.receive(E1, Update(withdrawn=[PREFIXES[3]]))
+        self.rib.receive(E1, announce(attrs(path=(65001, 64999)), [PREFIXES[2]]))
+        self.settle()  # the RIB's turn; the group waits for its MRAI
+        self.assertEqual(s3.messages, [])
+        self.rib.set_export_policies({E3.address: ["drop-ten-zero"]})
+        self.clock.advance(2.0)
+        self.settle()
+        self.assertIsNot(self.rib.update_group(E2, IPV4), self.rib.update_group(E3, IPV4))
+        self.assertEqual((s2.withdrawn(), s2.announced()), ([PREFIXES[3]], [PREFIXES[2]]))
+        self.assertEqual(sorted(s3.withdrawn()), sorted([PREFIXES[0], PREFIXES[3]]))
+        self.assertEqual(s3.announced(), [PREFIXES[2]])
+        for peer in (E2, E3):
+            self.assertEqual(set(self.rib.adj_rib_out(peer, IPV4)), set(PREFIXES) - {PREFIXES[3]}
+                             - ({PREFIXES[0]} if peer is E3 else set()))
 
     def test_both_members_change_differently(self):
         """Both members of a group get different new chains: each hears only its own difference."""
