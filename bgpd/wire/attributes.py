@@ -597,35 +597,26 @@ class _Malformed(Exception):
 
 def parse_as_path(value: bytes, four: bool) -> AsPath:
     """Decode AS_PATH / AS4_PATH segments (RFC 4271 4.3, RFC 5065, RFC 7606 7.2)."""
-    segs = []
-    i = 0
     n = len(value)
     width = 4 if four else 2
+    check_as_path(value, 0, n, width)
     unpack = _UNPACK4 if four else _UNPACK2
+    segs = []
+    i = 0
     while i < n:
-        if i + 2 > n:
-            raise _Malformed(Outcome.TREAT_AS_WITHDRAW, UpdateError.MALFORMED_AS_PATH,
-                             "AS_PATH segment header truncated")
-        seg_type = value[i]
         count = value[i + 1]
-        if seg_type < 1 or seg_type > 4:
-            raise _Malformed(Outcome.TREAT_AS_WITHDRAW, UpdateError.MALFORMED_AS_PATH,
-                             f"AS_PATH segment type {seg_type}")
-        if count == 0:
-            raise _Malformed(Outcome.TREAT_AS_WITHDRAW, UpdateError.MALFORMED_AS_PATH,
-                             "AS_PATH segment of length 0")
-        end = i + 2 + count * width
-        if end > n:
-            raise _Malformed(Outcome.TREAT_AS_WITHDRAW, UpdateError.MALFORMED_AS_PATH,
-                             "AS_PATH segment overruns the attribute")
-        segs.append((seg_type, unpack[count](value, i + 2)))
-        i = end
+        segs.append((value[i], unpack[count](value, i + 2)))
+        i += 2 + count * width
     return tuple(segs)
 
 
-def check_as_path(data: bytes, start: int, end: int) -> bool:
-    """Check the 4-octet AS_PATH in ``data[start:end]`` as :func:`parse_as_path` does,
-    building nothing; True if it has confederation segments (RFC 5065)."""
+def check_as_path(data: bytes, start: int, end: int, width: int = 4) -> bool:
+    """Check the AS_PATH in ``data[start:end]`` (``width``-octet ASNs), building nothing.
+
+    Raises the RFC 7606 7.2 outcome for a malformed one (what
+    :func:`parse_as_path` raises, which checks with this first); True if it
+    has confederation segments (RFC 5065).
+    """
     i = start
     confed = False
     while i < end:
@@ -640,7 +631,7 @@ def check_as_path(data: bytes, start: int, end: int) -> bool:
         if count == 0:
             raise _Malformed(Outcome.TREAT_AS_WITHDRAW, UpdateError.MALFORMED_AS_PATH,
                              "AS_PATH segment of length 0")
-        i += 2 + count * 4
+        i += 2 + count * width
         if i > end:
             raise _Malformed(Outcome.TREAT_AS_WITHDRAW, UpdateError.MALFORMED_AS_PATH,
                              "AS_PATH segment overruns the attribute")
