@@ -204,23 +204,7 @@ class PathAttributes:
 
     def fields(self) -> tuple:
         """Every field, in the order of ``_FIELDS``, in its readers' form (tuples, not bytes)."""
-        return (
-            self.origin,
-            self.as_path,
-            self.next_hop,
-            self.med,
-            self.local_pref,
-            self.communities,
-            self.large_communities,
-            self.ext_communities,
-            self.atomic_aggregate,
-            self.aggregator,
-            self.originator_id,
-            self.cluster_list,
-            self.otc,
-            self.next_hop_ll,
-            self.unknown,
-        )
+        return tuple(getattr(self, name) for name in self._FIELDS)
 
     def __eq__(self, other: object) -> bool:
         if self is other:
