@@ -937,8 +937,8 @@ class UpdateGroup:
                 old = pend_pop(p, _MISSING)
                 if old is _MISSING:
                     continue
+                entry = loc_get(p)
                 if old is not None:
-                    entry = loc_get(p)
                     if entry is not None and (entry if entry.__class__ is Path else entry[0]) is old:
                         # The same best path (another candidate changed): as sent.
                         continue
@@ -955,7 +955,7 @@ class UpdateGroup:
                             old = None
             else:
                 old = out_get(p)
-            entry = loc_get(p)
+                entry = loc_get(p)
             if entry is None:
                 if old is None:
                     continue
