@@ -487,10 +487,9 @@ class UpdateGroup:
                 raise ValueError("a derived Adj-RIB-Out needs the Loc-RIB's old best paths")
             pend = self.pending_old
             fam = self.family
-            first_get = first.get
+            # (Direct dict calls: compiled, each is one C call and one probe.)
             for p in prefixes:
-                if p not in pend:
-                    pend[p] = first_get((fam, p))
+                pend.setdefault(p, first.get((fam, p)))
         self.pending.extend(prefixes)
         self._schedule(self.mrai)
 
@@ -513,7 +512,17 @@ class UpdateGroup:
                 # One slow peer must not hold the group back: the others go
                 # on, it is caught up from ``out`` when it resumes.
                 self._fall_behind(m)
-        self.flush(self.rib.options.chunk_size)
+        budget = self.rib.options.chunk_size
+        # Catch up: changes that piled up while the MRAI timer ran (or a
+        # burst the RIB handled faster) go out at up to twice the rate the
+        # RIB queues them (at most one chunk per turn per group), so the
+        # queue drains instead of standing behind the Loc-RIB for the whole
+        # of a table load: the peers see each change sooner, and the queue
+        # and its dicts stay small.
+        waiting = len(self.pending) - self._pos
+        if waiting > budget:
+            budget += min(waiting - budget, budget)
+        self.flush(budget)
         if self.has_work():
             self._schedule(0.0)
 
@@ -854,7 +863,7 @@ class UpdateGroup:
         # but the route's source (split horizon), packed once for all of them.
         excl: dict = {}
         if not self.addpath and self.policy.accepts_all and self.rib.options.resolver is None and not redo:
-            self._changes_fast(chunk, loc_get, ann, odd, wd_all, wd, excl)
+            self._changes_fast(chunk, self.rib.loc_table(self.family), ann, odd, wd_all, wd, excl)
         else:
             addpath = self.addpath
             export = self.export
@@ -903,7 +912,7 @@ class UpdateGroup:
         return len(chunk)
 
     def _changes_fast(
-        self, chunk: list, loc_get: Any, ann: dict, odd: dict, wd_all: list, wd: dict,
+        self, chunk: list, loc: dict, ann: dict, odd: dict, wd_all: list, wd: dict,
         excl: dict,
     ) -> None:
         # The common case of _flush_pending, inlined: best path only,
@@ -937,7 +946,7 @@ class UpdateGroup:
                 old = pend_pop(p, _MISSING)
                 if old is _MISSING:
                     continue
-                entry = loc_get(p)
+                entry = loc.get(p)
                 if old is not None:
                     if entry is not None and (entry if entry.__class__ is Path else entry[0]) is old:
                         # The same best path (another candidate changed): as sent.
@@ -955,7 +964,7 @@ class UpdateGroup:
                             old = None
             else:
                 old = out_get(p)
-                entry = loc_get(p)
+                entry = loc.get(p)
             if entry is None:
                 if old is None:
                     continue
