@@ -367,7 +367,7 @@ class Control:
         if pi is not None and info is not None:
             for fam in info.families:
                 name = family_name(*fam)
-                accepted.append((name, len(rib.adj_rib_in(pi, fam))))
+                accepted.append((name, rib.adj_rib_in_size(pi, fam)))
                 advertised.append((name, len(rib.adj_rib_out(pi, fam))))
                 if peer.config.soft_reconfiguration_inbound:
                     received.append((name, len(rib.adj_rib_in(pi, fam, pre_policy=True))))
@@ -1123,7 +1123,7 @@ class RouteCursor:
         self.pos = 0
         self.sent = 0
 
-    def _source(self) -> dict:
+    def _source(self) -> Mapping[Any, Any]:
         rib = self.control.service.rib_service.rib
         if self.table == LOC_RIB:
             return rib.loc_table(self.family)

@@ -226,7 +226,7 @@ class DaemonCollector(Collector):
                 continue
             for fam in info.families:
                 name = family_name(*fam)
-                prefixes.add_metric([address, name, "accepted"], len(rib.adj_rib_in(pi, fam)))
+                prefixes.add_metric([address, name, "accepted"], rib.adj_rib_in_size(pi, fam))
                 if peer.config.soft_reconfiguration_inbound:
                     prefixes.add_metric([address, name, "received"],
                                         len(rib.adj_rib_in(pi, fam, pre_policy=True)))
@@ -247,7 +247,7 @@ class DaemonCollector(Collector):
                 continue
             for fam in info.families:
                 name = family_name(*fam)
-                adj_in[name] = adj_in.get(name, 0) + len(rib.adj_rib_in(pi, fam))
+                adj_in[name] = adj_in.get(name, 0) + rib.adj_rib_in_size(pi, fam)
         for name, fam in FAMILIES_BY_NAME.items():
             sizes.add_metric(["loc-rib", name], rib.loc_rib_size(fam))
             sizes.add_metric(["adj-rib-in", name], adj_in.get(name, 0))

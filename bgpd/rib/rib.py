@@ -23,16 +23,23 @@ that restarts goes down its routes stay, marked stale, until its End-of-RIB
 for the family or the restart timer, then those still stale are withdrawn.
 
 Memory: a prefix is one wire-form ``bytes`` key shared by every table; the
-Adj-RIB-In maps it to an interned path, the Loc-RIB to the same path object
-(or a tuple of candidates, best first, when there are several), and each
-update group's Adj-RIB-Out to one shared exported route.
+Loc-RIB maps it to an interned path (or a tuple of candidates, best first,
+when there are several), and each update group's Adj-RIB-Out to one shared
+exported route.  A peer's post-policy Adj-RIB-In has no table of its own
+where the peer sends no ADD-PATH identifiers (RFC 7911): it has one
+candidate per prefix at most, so its entry for a prefix is the candidate it
+owns in the Loc-RIB entry.  Its size is a counter per (peer, family), kept
+exact at every step, and what has to look at all its routes (a session
+drop, graceful restart's stale marks and sweeps, enhanced route refresh,
+RPKI revalidation) scans a snapshot of the Loc-RIB's keys in chunks, like
+any other queued work.  Only a family received with ADD-PATH, where a peer
+has several paths per prefix, keeps a (path id, prefix) -> path table.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -45,7 +52,7 @@ from bgpd.rib.adjout import Member, Sink, UpdateGroup, group_key
 from bgpd.rib.change import Change
 from bgpd.rib.options import RibOptions
 from bgpd.rib.route import LOCAL, STALE_REFRESH, STALE_RESTART, Path, PeerInfo
-from bgpd.rib.tap import AdjInTap
+from bgpd.rib.tap import AdjInTap, AdjInView
 from bgpd.wire.attributes import PathAttributes
 from bgpd.wire.constants import IPV4_UNICAST, Role
 from bgpd.wire.negotiated import Negotiated
@@ -98,7 +105,7 @@ class PeerState:
     """Everything the RIB keeps about one neighbor, across its sessions."""
 
     __slots__ = (
-        "info", "families", "neg", "sink", "import_policy", "export_policy", "adj_in", "pre",
+        "info", "families", "neg", "sink", "import_policy", "export_policy", "accepted", "adj_in", "pre",
         "intern", "gen", "up", "addpath_rx", "stale_families", "stale_timer",
         "tx_ids", "soft", "members", "mrai", "rejected", "gr_pending", "counts",
         "refresh_stale", "held", "loops", "duplicates", "reimports",
@@ -113,6 +120,13 @@ class PeerState:
         #: set_export_policies (a config reload) without a session reset.
         self.import_policy: Chain = chain(["accept-all"])
         self.export_policy: Chain = chain(["accept-all"])
+        #: family -> its post-policy Adj-RIB-In size (accepted prefixes, or
+        #: (path id, prefix) keys with ADD-PATH); a family is a key while
+        #: the peer exchanges it.  Without ADD-PATH the entries themselves
+        #: are the peer's candidates in the Loc-RIB (see the module docstring).
+        self.accepted: dict[Family, int] = {}
+        #: Only the families received with ADD-PATH (RFC 7911): (path id,
+        #: prefix) -> path.
         self.adj_in: dict[Family, dict] = {}
         self.pre: dict[Family, dict] | None = None
         #: attribute set (or (path id, attribute set)) -> the one live Path
@@ -171,6 +185,18 @@ _tx_counter = [0]
 def _next_tx_id() -> int:
     _tx_counter[0] += 1
     return _tx_counter[0]
+
+
+def _own(cur: Any, st: PeerState, pid: int) -> Path | None:
+    """``st``'s candidate with path id ``pid`` in the Loc-RIB entry ``cur`` (None: it has none)."""
+    if cur is None:
+        return None
+    if cur.__class__ is Path:
+        return cur if cur.owner is st and cur.path_id == pid else None
+    for c in cur:
+        if c.owner is st and c.path_id == pid:
+            return c
+    return None
 
 
 class Rib:
@@ -283,7 +309,9 @@ class Rib:
             keep = frozenset() if restarting is None else frozenset(restarting) & st.families
             self._queue([_GR_FLUSH, st, st.gen, None, keep, None, 0])
         for fam in st.families:
-            st.adj_in.setdefault(fam, {})
+            st.accepted.setdefault(fam, 0)
+            if fam in st.addpath_rx:
+                st.adj_in.setdefault(fam, {})
             if st.pre is not None:
                 st.pre.setdefault(fam, {})
         for fam in st.families:
@@ -562,19 +590,30 @@ class Rib:
                 if id(p) not in cleared and getattr(p, "depends_on_validation", False):
                     cleared.add(id(p))
                     p.clear_cache()  # type: ignore[attr-defined]
-            adj = st.adj_in.get(family) or _EMPTY
             held = st.held.get(family) or _EMPTY
-            # A rejected route is in held only; a rewritten one in both.
-            keys = list(adj) + [k for k in held if k not in adj]
-            if select is not None and keys:
-                if family in st.addpath_rx:
+            if family in st.addpath_rx:
+                adj = st.adj_in.get(family) or _EMPTY
+                # A rejected route is in held only; a rewritten one in both.
+                keys = list(adj) + [k for k in held if k not in adj]
+                if select is not None and keys:
                     wanted = set(select({k[1] for k in keys}))
                     keys = [k for k in keys if k[1] in wanted]
+                n = len(keys)
+            else:
+                # The Loc-RIB's keys (a superset of the peer's, skipped in
+                # _revalidate_some where it has no route), and the rejected.
+                loc = self._loc.get(family) or _EMPTY
+                keys = list(loc) if st.accepted.get(family) else []
+                rejected = [k for k in held if _own(loc.get(k), st, 0) is None]
+                keys += [k for k in rejected if k not in loc]
+                if select is not None and keys:
+                    keys = [k for k in select(keys) if k in held or _own(loc.get(k), st, 0) is not None]
+                    n = len(keys)
                 else:
-                    keys = list(select(keys))
-            if keys:
+                    n = st.accepted.get(family, 0) + len(rejected)
+            if n:
                 self._queue([_REVALIDATE, st, st.gen, family, paths, keys, 0])
-                queued += len(keys)
+                queued += n
         return queued
 
     def _revalidate_some(
@@ -582,13 +621,15 @@ class Rib:
         start: int, end: int, changed: list, first: dict | None,
     ) -> None:
         """Run ``st``'s import chain again for ``keys[start:end]``, from what they were received with."""
+        addpath = fam in st.addpath_rx
         adj = st.adj_in.get(fam) or _EMPTY
+        loc = self._loc.get(fam) or _EMPTY
         held = st.held.get(fam) or _EMPTY
         by_attrs: dict = {}
         for k in keys[start:end]:
             a = held.get(k)
             if a is None:
-                path = adj.get(k)
+                path = adj.get(k) if addpath else _own(loc.get(k), st, 0)
                 if path is None or path.stale:
                     continue  # withdrawn since, or waiting for the peer to send it again
                 a = path.attrs
@@ -605,11 +646,11 @@ class Rib:
 
     def originate(self, family: Family, prefix: bytes, attributes: PathAttributes) -> None:
         """Announce a route of our own (config static routes, the API)."""
-        self._local.adj_in.setdefault(family, {})
+        self._local.accepted.setdefault(family, 0)
         self._queue([_ANNOUNCE, self._local, 0, family, attributes, [prefix], 0])
 
     def withdraw_originated(self, family: Family, prefix: bytes) -> None:
-        self._local.adj_in.setdefault(family, {})
+        self._local.accepted.setdefault(family, 0)
         self._queue([_WITHDRAW, self._local, 0, family, None, [prefix], 0])
 
     # -- next-hop resolution (RFC 4271 9.1.2.1) -------------------------------
@@ -708,8 +749,8 @@ class Rib:
     def watch_prefix_counts(self, callback: PrefixCountCallback) -> Callable[[], None]:
         """Call ``callback(peer, family, count)`` when a batch changed a peer's accepted count.
 
-        Counted as the batch goes (len() of the Adj-RIB-In once per queued
-        item touched), never polled.  Returns a function that unsubscribes.
+        Counted as the batch goes (a counter per peer and family, read once
+        per batch for each touched), never polled.  Returns a function that unsubscribes.
         """
         self._count_watchers.append(callback)
 
@@ -806,15 +847,28 @@ class Rib:
     def loc_rib_size(self, family: Family) -> int:
         return len(self._loc.get(family, {}))
 
-    def adj_rib_in(self, peer: PeerInfo, family: Family, pre_policy: bool = False) -> dict:
-        """prefix (or (path id, prefix)) -> path, as accepted (or as received)."""
+    def adj_rib_in(self, peer: PeerInfo, family: Family, pre_policy: bool = False) -> Mapping[Any, Path]:
+        """prefix (or (path id, prefix)) -> path, as accepted (or as received); read only.
+
+        Post-policy without ADD-PATH, an :class:`~bgpd.rib.tap.AdjInView` of
+        the Loc-RIB: its ``len()`` and lookups cost what a dict's do, a walk
+        looks at every Loc-RIB entry.
+        """
         st = self._peers.get(peer.address)
         if st is None:
             return {}
-        tables = st.pre if pre_policy else st.adj_in
-        if tables is None:
-            raise ValueError(f"soft reconfiguration is not enabled for {peer.address}")
-        return tables.get(family, {})
+        if pre_policy:
+            if st.pre is None:
+                raise ValueError(f"soft reconfiguration is not enabled for {peer.address}")
+            return st.pre.get(family, {})
+        if family in st.addpath_rx:
+            return st.adj_in.get(family, {})
+        return AdjInView(self._loc, family, st)
+
+    def adj_rib_in_size(self, peer: PeerInfo, family: Family) -> int:
+        """How many routes of ``peer`` in ``family`` its import policy accepted (a counter)."""
+        st = self._peers.get(peer.address)
+        return 0 if st is None else st.accepted.get(family, 0)
 
     def adj_rib_out(self, peer: PeerInfo, family: Family, prefixes: Iterable | None = None) -> dict:
         """prefix -> attributes as sent to ``peer`` (after the current batch).
@@ -960,18 +1014,22 @@ class Rib:
                 else:
                     item[6] = pos + n
             elif kind == _DROP:
-                table = item[5]
-                n = min(len(table), budget - done)
+                left = len(keys) - pos
+                room = budget - done
+                n = left if left <= room else room
                 lst = changed.get(fam)
                 if lst is None:
                     lst = changed[fam] = []
+                dropped: list | None = None
                 if adj_touched is not None and st.info.address in adj_watched:
-                    # _drop_some pops from the end
-                    adj_touched.append((st, fam, list(itertools.islice(reversed(table), n))))
-                self._drop_some(st, fam, table, n, lst, first)
+                    dropped = []
+                    adj_touched.append((st, fam, dropped))
+                self._drop_some(st, fam, keys, pos, pos + n, lst, first, dropped)
                 done += n
-                if not table:
+                if n == left:
                     work.popleft()
+                else:
+                    item[6] = pos + n
             elif kind == _EOR:
                 work.popleft()
                 done += 1
@@ -983,16 +1041,21 @@ class Rib:
                         st.stale_timer.cancel()
                         st.stale_timer = None
                     # Next in line, before anything the peer sent after it.
-                    work.appendleft([_STALE, st, st.gen, fam, None, list(st.adj_in.get(fam, ())), 0])
+                    work.appendleft([_STALE, st, st.gen, fam, None, self._keys(st, fam), 0])
             elif kind == _RR_BEGIN:
+                if keys is None:
+                    # What the peer re-sends meets the chain again; what it does not is gone.
+                    st.held.pop(fam, None)
+                    keys = item[5] = self._keys(st, fam)
+                # Marking is a lookup and a compare per key: like _NH_REDECIDE's scan.
+                left = len(keys) - pos
+                n = min(left, (budget - done) * _NH_SCAN)
+                self._mark_refreshed(st, fam, keys, pos, pos + n)
+                done += 1 + n // _NH_SCAN
+                if n < left:
+                    item[6] = pos + n
+                    continue
                 work.popleft()
-                table = st.adj_in.get(fam, {})
-                done += 1 + len(table) // 64
-                # What the peer re-sends meets the chain again; what it does not is gone.
-                st.held.pop(fam, None)
-                for path in table.values():
-                    if not path.stale:  # a restart-stale path stays one
-                        path.stale = STALE_REFRESH
                 # Re-advertised routes must make fresh paths, not find the
                 # stale ones; a graceful restart before EoRR still finds them.
                 st.refresh_stale.extend(v for v in st.intern.values() if v.stale)
@@ -1002,7 +1065,7 @@ class Rib:
                 done += 1
                 st.refresh_stale = []
                 # Next in line, before anything the peer sent after it.
-                work.appendleft([_STALE, st, st.gen, fam, None, list(st.adj_in.get(fam, ())), 0])
+                work.appendleft([_STALE, st, st.gen, fam, None, self._keys(st, fam), 0])
             elif kind == _GR_MARK:
                 work.popleft()
                 done += 1
@@ -1014,11 +1077,11 @@ class Rib:
                 st.refresh_stale = []
                 # New announcements must make fresh (not stale) paths.
                 st.intern.clear()
-                st.stale_families = {f for f, t in st.adj_in.items() if t}
+                st.stale_families = {f for f, n in st.accepted.items() if n}
                 # Stale paths lose to fresh ones: decide their prefixes again,
                 # next in line, before anything queued after the session went down.
                 for f in st.stale_families:
-                    work.appendleft([_REDECIDE, st, st.gen, f, None, list(st.adj_in[f]), 0])
+                    work.appendleft([_REDECIDE, st, st.gen, f, None, self._keys(st, f), 0])
             elif kind == _NH_REDECIDE:
                 left = len(keys) - pos
                 n = min(left, (budget - done) * _NH_SCAN)
@@ -1042,7 +1105,7 @@ class Rib:
                 flush = [f for f in st.stale_families if f not in keep]
                 for f in flush:
                     st.stale_families.discard(f)
-                    work.appendleft([_STALE, st, st.gen, f, None, list(st.adj_in.get(f, ())), 0])
+                    work.appendleft([_STALE, st, st.gen, f, None, self._keys(st, f), 0])
                 if not st.stale_families and st.stale_timer is not None:
                     st.stale_timer.cancel()
                     st.stale_timer = None
@@ -1066,7 +1129,7 @@ class Rib:
         for st, fam in touched:
             if not st.up or st is self._local:
                 continue
-            n = len(st.adj_in.get(fam, ()))
+            n = st.accepted.get(fam, 0)
             if st.counts.get(fam) != n:
                 st.counts[fam] = n
                 for cb in list(self._count_watchers):
@@ -1174,8 +1237,8 @@ class Rib:
         self, st: PeerState, fam: Family, raw: PathAttributes, keys: list, start: int, end: int,
         changed: list, first: dict | None,
     ) -> None:
-        adj = st.adj_in.get(fam)
-        if adj is None:
+        accepted = st.accepted
+        if fam not in accepted:
             return
         self.stats.prefixes_in += end - start
         dup = 0
@@ -1200,32 +1263,34 @@ class Rib:
             loc = self._loc[fam] = {}
         addpath = fam in st.addpath_rx and st is not self._local
         resolver = self._resolver
+        # Keys this chunk adds to the peer's Adj-RIB-In, less those it takes out.
+        added = 0
         if policy.accepts_all and not addpath:
             # The full-table path: one interned path for the whole UPDATE
             # (_intern, inlined).  A resolver changes nothing here: a lone
             # candidate is the entry whether it resolves or not (best()
             # says whether it is usable), and two go through _update.
             path = st.intern.setdefault(a, Path(st, a, 0, self.now))
-            # (loc.get(p), not a bound method in a local: compiled, the
-            # direct call is mypyc's C dict lookup, the local a Python call.)
             held_by = 0
             # The Loc-RIB entry holds every candidate, so it says what this
             # peer's Adj-RIB-In entry is (one candidate per peer without
-            # ADD-PATH): only a prefix with several candidates needs the lookup.
+            # ADD-PATH).  A new prefix costs one probe (setdefault; the size
+            # says whether it was there): compiled, loc.setdefault and len()
+            # are direct C calls, a bound method in a local a Python call.
+            size = len(loc)
             for p in keys[start:end]:
-                cur = loc.get(p)
-                if cur is None:
-                    adj[p] = path
+                cur = loc.setdefault(p, path)
+                if cur is path:
+                    if len(loc) == size:
+                        dup += 1  # held as it is: changes nothing
+                        continue
+                    size += 1
                     held_by += 1
-                    loc[p] = path
+                    added += 1
                     changed.append(p)
                     if first is not None:
                         first.setdefault((fam, p), None)
-                elif cur is path:
-                    dup += 1  # held as it is: changes nothing
-                    continue
                 elif cur.__class__ is Path and cur.owner is st:
-                    adj[p] = path
                     held_by += 1
                     self._release(st, cur)
                     loc[p] = path
@@ -1233,16 +1298,18 @@ class Rib:
                     if first is not None:
                         first.setdefault((fam, p), cur if resolver is None or self.eligible(cur) else None)
                 else:
-                    old = adj.get(p)
+                    old = _own(cur, st, 0)
                     if old is path:
                         dup += 1  # held as it is: changes nothing
                         continue
-                    adj[p] = path
                     held_by += 1
-                    if old is not None:
+                    if old is None:
+                        added += 1
+                    else:
                         self._release(st, old)
                     self._update(loc, p, st, 0, path, changed, first, fam)
             path.refs += held_by
+            accepted[fam] += added
             if dup and not rerun:
                 st.duplicates[0] += dup
             if self._adj_tap is not None:
@@ -1266,26 +1333,27 @@ class Rib:
                         held[p] = a
                     elif held:
                         held.pop(p, None)
+                cur = loc.get(p)
+                old = _own(cur, st, 0)
                 if r is None:
                     st.rejected += 1
                     self.stats.rejected += 1
-                    old = adj.pop(p, None)
                     if old is not None:
+                        added -= 1
                         self._release(st, old)
                         self._update(loc, p, st, 0, None, changed, first, fam)
                     continue
                 if r is not last:
                     path = self._intern(st, r, 0)
                     last = r
-                old = adj.get(p)
                 if old is path:
                     dup += 1  # held as it is: changes nothing
                     continue
-                adj[p] = path
                 path.refs += 1
-                if old is not None:
+                if old is None:
+                    added += 1
+                else:
                     self._release(st, old)
-                cur = loc.get(p)
                 if cur is None:
                     loc[p] = path
                     changed.append(p)
@@ -1298,26 +1366,24 @@ class Rib:
                         first.setdefault((fam, p), cur if resolver is None or self.eligible(cur) else None)
                 else:
                     self._update(loc, p, st, 0, path, changed, first, fam)
+            accepted[fam] += added
             if dup and not rerun:
                 st.duplicates[0] += dup
             if self._adj_tap is not None:
                 self._tap_results(st, fam, chunk, answers, a)
             return
+        # ADD-PATH: the peer's own (path id, prefix) -> path table.
+        adj = st.adj_in.get(fam)
+        if adj is None:
+            adj = st.adj_in[fam] = {}
         base: dict = {}
         if accepts:
             results: Any = None
-        elif addpath:
-            results = [policy(info, fam, k[1], a) for k in chunk]
         else:
-            # The prefixes of one UPDATE share ``a``: the chain looks at the
-            # attributes once, and at each prefix only where a term must.
-            results = policy.many(info, fam, chunk, a)
+            results = [policy(info, fam, k[1], a) for k in chunk]
         held = st.held.setdefault(fam, {}) if policy.validated else None
         for i, k in enumerate(chunk):
-            if addpath:
-                pid, p = k
-            else:
-                pid, p = 0, k
+            pid, p = k
             r = a if accepts else results[i]
             if held is not None:
                 if r is not a:
@@ -1329,6 +1395,7 @@ class Rib:
                 self.stats.rejected += 1
                 old = adj.pop(k, None)
                 if old is not None:
+                    added -= 1
                     self._release(st, old)
                     self._update(loc, p, st, pid, None, changed, first, fam)
                 continue
@@ -1342,9 +1409,12 @@ class Rib:
                 continue
             adj[k] = path
             path.refs += 1
-            if old is not None:
+            if old is None:
+                added += 1
+            else:
                 self._release(st, old)
             self._update(loc, p, st, pid, path, changed, first, fam)
+        accepted[fam] += added
         if dup and not rerun:
             st.duplicates[0] += dup
         if self._adj_tap is not None:
@@ -1355,8 +1425,7 @@ class Rib:
         keep_pre: bool = False, sent: bool = False,
     ) -> None:
         """``sent``: the peer withdrew these (count the known duplicates, see duplicates)."""
-        adj = st.adj_in.get(fam)
-        if adj is None:
+        if fam not in st.accepted:
             return
         unheld = 0
         if st.pre is not None and not keep_pre:
@@ -1375,15 +1444,24 @@ class Rib:
         if loc is None:
             return
         addpath = fam in st.addpath_rx and st is not self._local
+        adj = st.adj_in.get(fam) or _EMPTY
         # Without the pre-policy table, not held is a known duplicate only if nothing was refused.
         sent = sent and st.rejected == 0
+        removed = 0
         for k in keys[start:end]:
-            old = adj.pop(k, None)
+            if addpath:
+                old = adj.pop(k, None)
+                p = k[1]
+            else:
+                old = _own(loc.get(k), st, 0)
+                p = k
             if old is None:
                 unheld += 1
                 continue
+            removed += 1
             self._release(st, old)
-            self._unlink(loc, k[1] if addpath else k, st, old, changed, first, fam)
+            self._unlink(loc, p, st, old, changed, first, fam)
+        st.accepted[fam] -= removed
         if sent:
             st.duplicates[1] += unheld
         tap = self._adj_tap
@@ -1403,11 +1481,45 @@ class Rib:
         else:
             self._update(loc, p, st, old.path_id, None, changed, first, fam)
 
+    def _keys(self, st: PeerState, fam: Family) -> list:
+        """What to look at for every route of ``st`` in ``fam``, from now on, in chunks.
+
+        With ADD-PATH its table's keys; else a snapshot of the Loc-RIB's
+        prefixes (a superset: every scan skips those ``st`` has no path for).
+        A scan is queued work: nothing changes the Loc-RIB between its turns
+        but the items before it in the queue, and the snapshot's end is the
+        peer's last route then.
+        """
+        if fam in st.addpath_rx and st is not self._local:
+            return list(st.adj_in.get(fam) or _EMPTY)
+        if not st.accepted.get(fam):
+            return []
+        return list(self._loc.get(fam) or _EMPTY)
+
+    def _mark_refreshed(self, st: PeerState, fam: Family, keys: list, start: int, end: int) -> None:
+        """BoRR (RFC 7313 4): ``st``'s paths among ``keys[start:end]`` become stale (restart-stale stay)."""
+        if fam in st.addpath_rx and st is not self._local:
+            adj = st.adj_in.get(fam) or _EMPTY
+            for k in keys[start:end]:
+                path = adj.get(k)
+                if path is not None and not path.stale:
+                    path.stale = STALE_REFRESH
+            return
+        loc = self._loc.get(fam) or _EMPTY
+        for p in keys[start:end]:
+            path = _own(loc.get(p), st, 0)
+            if path is not None and not path.stale:
+                path.stale = STALE_REFRESH
+
     def _sweep_stale(
         self, st: PeerState, fam: Family, keys: list, start: int, end: int, changed: list, first: dict | None,
     ) -> None:
-        adj = st.adj_in.get(fam, {})
-        stale = [k for k in keys[start:end] if (p := adj.get(k)) is not None and p.stale]
+        if fam in st.addpath_rx and st is not self._local:
+            adj = st.adj_in.get(fam) or _EMPTY
+            stale = [k for k in keys[start:end] if (p := adj.get(k)) is not None and p.stale]
+        else:
+            loc = self._loc.get(fam) or _EMPTY
+            stale = [k for k in keys[start:end] if (p := _own(loc.get(k), st, 0)) is not None and p.stale]
         if stale:
             self._withdraw(st, fam, stale, 0, len(stale), changed, first)
 
@@ -1426,6 +1538,11 @@ class Rib:
             cur = loc.get(p)
             if cur is None or cur.__class__ is Path:
                 continue
+            for c in cur:
+                if c.owner is st:
+                    break
+            else:
+                continue  # a scan of the Loc-RIB: not one of st's prefixes
             new = tuple(select(cur, options))
             if new != cur:
                 if first is not None and (fam, p) not in first:
@@ -1472,9 +1589,10 @@ class Rib:
             st.stale_timer = None
         st.stale_families = set()
         st.gr_pending = False
-        for fam, table in st.adj_in.items():
-            if table:
-                self._queue([_DROP, st, st.gen, fam, None, table, 0])
+        for fam, n in st.accepted.items():
+            if n:
+                self._queue([_DROP, st, st.gen, fam, None, self._keys(st, fam), 0])
+        st.accepted = {}
         st.adj_in = {}
         st.pre = None
         st.held = {}
@@ -1485,19 +1603,36 @@ class Rib:
             del self._peers[st.info.address]
 
     def _drop_some(
-        self, st: PeerState, fam: Family, table: dict, n: int, changed: list, first: dict | None,
+        self, st: PeerState, fam: Family, keys: list, start: int, end: int, changed: list,
+        first: dict | None, dropped: list | None,
     ) -> None:
+        """Take ``st``'s paths among ``keys[start:end]`` out of the Loc-RIB (and name them in ``dropped``)."""
         loc = self._loc.get(fam)
         if loc is None:
-            table.clear()
             return
-        popitem = table.popitem
-        addpath = fam in st.addpath_rx
+        addpath = fam in st.addpath_rx and st is not self._local
+        eligible = self.eligible
         # No _release: _drop_all gave the peer a new intern table, and these
         # paths die with this one.
-        for _ in range(n):
-            k, old = popitem()
-            self._unlink(loc, k[1] if addpath else k, st, old, changed, first, fam)
+        for k in keys[start:end]:
+            if addpath:
+                pid, p = k
+            else:
+                pid, p = 0, k
+            cur = loc.get(p)
+            old = _own(cur, st, pid)
+            if old is None:
+                continue
+            if dropped is not None:
+                dropped.append(k)
+            sole = cur is old  # (a bool, so that mypy keeps old a Path)
+            if sole:
+                del loc[p]
+                changed.append(p)
+                if first is not None:
+                    first.setdefault((fam, p), old if eligible(old) else None)
+            else:
+                self._update(loc, p, st, pid, None, changed, first, fam)
 
     def _stale_expired(self, st: PeerState) -> None:
         st.stale_timer = None
@@ -1509,7 +1644,7 @@ class Rib:
         fams = st.stale_families
         st.stale_families = set()
         for fam in fams:
-            self._queue([_STALE, st, st.gen, fam, None, list(st.adj_in.get(fam, ())), 0])
+            self._queue([_STALE, st, st.gen, fam, None, self._keys(st, fam), 0])
 
     def _update(
         self, loc: dict, p: bytes, st: PeerState, pid: int, path: Path | None, changed: list,
