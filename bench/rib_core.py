@@ -136,7 +136,10 @@ def breakdown(rib: Rib, src: PeerInfo) -> str:
             for name in names:
                 if name in ("owner", "attrs"):
                     continue
-                size = _owned(getattr(obj, name), seen)
+                value = getattr(obj, name)
+                if value is not getattr(obj, name):
+                    continue  # a fresh object on each read: the field is stored unboxed, inline
+                size = _owned(value, seen)
                 if size:
                     what = f"{label}{name} ({type(getattr(obj, name)).__name__})"
                     sizes[what] = sizes.get(what, 0) + size
