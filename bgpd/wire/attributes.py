@@ -89,6 +89,11 @@ class PathAttributes:
     take either form.  ``as_path`` given as tuples is stored as it would be
     sent: segments longer than 255 ASNs split, empty ones left out.
 
+    The eight fields a full table's sets rarely carry (``ext_communities``
+    to ``unknown`` in ``_FIELDS`` order) are kept in one tuple that equal
+    values share, and read through properties: a set with none of them
+    costs one slot for all eight, not eight.
+
     Treat instances as immutable: use :meth:`replace` to derive a new one.
     """
 
@@ -109,10 +114,15 @@ class PathAttributes:
         "next_hop_ll",
         "unknown",
     )
+    # The last eight fields, rarely set on a full table's sets, live in one
+    # tuple (``_rest``, in ``_REST_FIELDS`` order) that sets with equal values
+    # share: every set with none of them shares ``_NO_REST``; the others
+    # share through ``_rest_of``'s table (a peer's sets repeat its link-local
+    # next hop, ORIGINATOR_ID / CLUSTER_LIST, OTC).  A slot costs 8 octets
+    # on each of a full table's several hundred thousand sets per peer.
     __slots__ = (
         "origin", "as_path_packed", "next_hop", "med", "local_pref", "communities_packed",
-        "large_communities_packed", "ext_communities", "atomic_aggregate", "aggregator",
-        "originator_id", "cluster_list", "otc", "next_hop_ll", "unknown", "_hash", "_packed",
+        "large_communities_packed", "_rest", "_hash", "_packed",
     )
 
     def __init__(
@@ -147,16 +157,65 @@ class PathAttributes:
             large_communities if isinstance(large_communities, bytes)
             else pack_communities([x for lc in large_communities for x in lc])
         )
-        self.ext_communities = ext_communities
-        self.atomic_aggregate = atomic_aggregate
-        self.aggregator = aggregator
-        self.originator_id = originator_id
-        self.cluster_list = cluster_list
-        self.otc = otc
-        self.next_hop_ll = next_hop_ll
-        self.unknown = unknown
-        self._hash: int | None = None
+        if (not ext_communities and not atomic_aggregate and aggregator is None
+                and originator_id is None and not cluster_list and otc is None
+                and next_hop_ll is None and not unknown):
+            self._rest: tuple = _NO_REST
+        else:
+            self._rest = _rest_of((ext_communities, atomic_aggregate, aggregator, originator_id,
+                                   cluster_list, otc, next_hop_ll, unknown))
+        #: hash(), once computed (-1: not yet); kept in 62 bits, so that the
+        #: compiled build stores it unboxed instead of as an int object per set
+        self._hash: int = -1
         self._packed: list[bytes | None] | None = None
+
+    # The fields kept in ``_rest`` (read-only: treat instances as immutable).
+
+    @property
+    def ext_communities(self) -> tuple[bytes, ...]:
+        """EXTENDED_COMMUNITIES (RFC 4360): a tuple of 8-octet values."""
+        return self._rest[0]
+
+    @property
+    def atomic_aggregate(self) -> bool:
+        """ATOMIC_AGGREGATE (RFC 4271 5.1.6) present."""
+        return self._rest[1]
+
+    @property
+    def aggregator(self) -> tuple[int, str] | None:
+        """AGGREGATOR (RFC 4271 5.1.7) as ``(asn, address)``, or None."""
+        return self._rest[2]
+
+    @property
+    def originator_id(self) -> str | None:
+        """ORIGINATOR_ID (RFC 4456 8), or None."""
+        return self._rest[3]
+
+    @property
+    def cluster_list(self) -> tuple[str, ...]:
+        """CLUSTER_LIST (RFC 4456 8): cluster ids, the latest first."""
+        return self._rest[4]
+
+    @property
+    def otc(self) -> int | None:
+        """Only to Customer (RFC 9234 5), or None."""
+        return self._rest[5]
+
+    @property
+    def next_hop_ll(self) -> str | None:
+        """The link-local half of a 32-octet IPv6 next hop (RFC 2545 3), or None."""
+        return self._rest[6]
+
+    @property
+    def unknown(self) -> tuple[tuple[int, int, bytes], ...]:
+        """Optional transitive attributes passed on untouched: ``(flags, type, value)``."""
+        return self._rest[7]
+
+    def _set_rest(self, index: int, value: object) -> None:
+        """Change one ``_rest`` field of a set not shared yet (the decoder's merges)."""
+        rest = list(self._rest)
+        rest[index] = value
+        self._rest = _NO_REST if tuple(rest) == _NO_REST else _rest_of(tuple(rest))
 
     @property
     def as_path(self) -> AsPath:
@@ -192,15 +251,7 @@ class PathAttributes:
             self.local_pref,
             self.communities_packed,
             self.large_communities_packed,
-            self.ext_communities,
-            self.atomic_aggregate,
-            self.aggregator,
-            self.originator_id,
-            self.cluster_list,
-            self.otc,
-            self.next_hop_ll,
-            self.unknown,
-        )
+        ) + self._rest
 
     def fields(self) -> tuple:
         """Every field, in the order of ``_FIELDS``, in its readers' form (tuples, not bytes)."""
@@ -218,11 +269,11 @@ class PathAttributes:
         # interning hashes every new attribute set once, and equal sets
         # still have equal hashes (__eq__ compares every field).
         h = self._hash
-        if h is None:
+        if h < 0:
             h = self._hash = hash((
                 self.as_path_packed, self.communities_packed, self.next_hop, self.med,
                 self.local_pref, self.large_communities_packed,
-            ))
+            )) & _HASH_MASK
         return h
 
     def __repr__(self) -> str:
@@ -362,6 +413,29 @@ class PathAttributes:
         table), which would otherwise leave a cached copy on every set.
         """
         return _pack_attributes(self, as4, with_next_hop)
+
+
+#: ``_rest`` of a set with none of its fields (ext_communities ... unknown).
+_NO_REST: Final[tuple] = ((), False, None, None, (), None, None, ())
+# Shared ``_rest`` tuples by value; cleared when full (sharing is an
+# economy, not a promise: equal sets still compare equal field by field).
+_RESTS: Final[dict[tuple, tuple]] = {}
+_RESTS_MAX: Final = 4096
+_HASH_MASK: Final = (1 << 62) - 1
+
+
+def _rest_of(rest: tuple) -> tuple:
+    """The shared tuple equal to ``rest`` (``rest`` itself the first time)."""
+    try:
+        shared = _RESTS.get(rest)
+    except TypeError:  # an unhashable value (a list given for a tuple): not shared
+        return rest
+    if shared is None:
+        if len(_RESTS) >= _RESTS_MAX:
+            _RESTS.clear()
+        _RESTS[rest] = rest
+        return rest
+    return shared
 
 
 def _decode_as_path(raw: bytes) -> AsPath:

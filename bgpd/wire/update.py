@@ -81,6 +81,21 @@ _u32_at: Final = _U32.unpack_from
 _NH_CACHE_MAX: Final = 4096
 _NH4: Final[dict[bytes, str]] = {}
 _NH_MP: Final[dict[bytes, tuple[str, str | None]]] = {}
+# MULTI_EXIT_DISC, LOCAL_PREF and OTC values by value, for the same reason
+# as next hops: an int above 256 is an object of its own (32 octets) on
+# each of a full table's sets, and a table repeats a few hundred values.
+# (Any, not int: the compiled build would unbox an int and box a new one.)
+_INTS: Final[dict[Any, Any]] = {}
+
+
+def _shared_int(value: Any) -> Any:
+    shared = _INTS.get(value)
+    if shared is None:
+        if len(_INTS) >= _NH_CACHE_MAX:
+            _INTS.clear()
+        _INTS[value] = value
+        return value
+    return shared
 
 
 class MPReach:
@@ -411,7 +426,8 @@ def decode_update(
                 # Made by this call and not shared yet: it becomes the MP set.
                 mp_attrs = attrs
                 mp_attrs.next_hop = nh
-                mp_attrs.next_hop_ll = ll
+                if ll is not None:
+                    mp_attrs._set_rest(6, ll)  # next_hop_ll
             if clean:
                 table[key] = mp_attrs
                 if len(table) >= cache.max_entries:
@@ -738,6 +754,8 @@ def _parse_attributes(body: bytes, i: int, aend: int, ses: _Session, has_v4: boo
                 if length != 4:
                     raise _Malformed(_TAW, _LEN_ERR, f"MULTI_EXIT_DISC length {length}")
                 med = _u32_at(body, vs)[0]
+                if med > 256:
+                    med = _shared_int(med)
             elif code == 5:  # LOCAL_PREF
                 if local_pref is not None:
                     raise _Dup
@@ -756,6 +774,8 @@ def _parse_attributes(body: bytes, i: int, aend: int, ses: _Session, has_v4: boo
                 if length != 4:
                     raise _Malformed(_TAW, _LEN_ERR, f"LOCAL_PREF length {length}")
                 local_pref = _u32_at(body, vs)[0]
+                if local_pref > 256:
+                    local_pref = _shared_int(local_pref)
             elif code == 32:  # LARGE_COMMUNITIES
                 if large is not None:
                     raise _Dup
@@ -853,7 +873,7 @@ def _parse_attributes(body: bytes, i: int, aend: int, ses: _Session, has_v4: boo
                     raise _flags(code, flags)
                 if length != 4:
                     raise _Malformed(_TAW, _LEN_ERR, f"OTC length {length}")
-                otc = _u32_at(body, vs)[0]
+                otc = _shared_int(_u32_at(body, vs)[0])
             elif code == 25:  # IPv6 Address Specific Extended Community (RFC 5701)
                 if fl != 0xC0:
                     raise _flags(code, flags)
@@ -945,7 +965,7 @@ def _finish(attrs: PathAttributes | None, missing: int, problems: list, as4_path
             aggregator = as4_agg
         if as4_path:
             attrs.as_path_packed = pack_as_path(merge_as4_path(attrs.as_path, as4_path), True)
-        attrs.aggregator = aggregator
+        attrs._set_rest(2, aggregator)  # aggregator
     if ses.enforce_first_as:
         # An int constant, not the enum member: the compiled build compares C
         # integers here, once per UPDATE from an eBGP peer.
