@@ -1452,15 +1452,17 @@ class Rib:
             if addpath:
                 old = adj.pop(k, None)
                 p = k[1]
+                cur = None if old is None else loc.get(p)
             else:
-                old = _own(loc.get(k), st, 0)
                 p = k
+                cur = loc.get(p)
+                old = _own(cur, st, 0)
             if old is None:
                 unheld += 1
                 continue
             removed += 1
             self._release(st, old)
-            self._unlink(loc, p, st, old, changed, first, fam)
+            self._unlink(loc, p, st, old, cur, changed, first, fam)
         st.accepted[fam] -= removed
         if sent:
             st.duplicates[1] += unheld
@@ -1469,11 +1471,14 @@ class Rib:
             tap.adj_in_changed(st.info, fam, None, keys[start:end])
 
     def _unlink(
-        self, loc: dict, p: bytes, st: PeerState, old: Path, changed: list, first: dict | None,
-        fam: Family,
+        self, loc: dict, p: bytes, st: PeerState, old: Path, cur: Any, changed: list,
+        first: dict | None, fam: Family,
     ) -> None:
-        """``old`` (``st``'s path for ``p``) is gone: drop it from the Loc-RIB and re-decide."""
-        if loc.get(p) is old:
+        """``old`` (``st``'s path for ``p``) is gone: drop it from the Loc-RIB and re-decide.
+
+        ``cur``: ``p``'s Loc-RIB entry (the caller has looked it up).
+        """
+        if cur is old:
             del loc[p]
             changed.append(p)
             if first is not None:
@@ -1611,7 +1616,6 @@ class Rib:
         if loc is None:
             return
         addpath = fam in st.addpath_rx and st is not self._local
-        eligible = self.eligible
         # No _release: _drop_all gave the peer a new intern table, and these
         # paths die with this one.
         for k in keys[start:end]:
@@ -1625,14 +1629,7 @@ class Rib:
                 continue
             if dropped is not None:
                 dropped.append(k)
-            sole = cur is old  # (a bool, so that mypy keeps old a Path)
-            if sole:
-                del loc[p]
-                changed.append(p)
-                if first is not None:
-                    first.setdefault((fam, p), old if eligible(old) else None)
-            else:
-                self._update(loc, p, st, pid, None, changed, first, fam)
+            self._unlink(loc, p, st, old, cur, changed, first, fam)
 
     def _stale_expired(self, st: PeerState) -> None:
         st.stale_timer = None
