@@ -13,7 +13,7 @@ import socket
 import struct
 import sys
 from collections.abc import Iterable
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 
 from bgpd.wire.constants import AS_TRANS, AttrType, Origin, SegmentType, UpdateError
 from bgpd.wire.errors import NotificationError, Outcome, Problem
@@ -424,18 +424,27 @@ _RESTS_MAX: Final = 4096
 _HASH_MASK: Final = (1 << 62) - 1
 
 
+def shared_value(table: dict, value: Any, limit: int) -> Any:
+    """The object equal to ``value`` kept in ``table`` (``value`` itself the first time).
+
+    For values a full table repeats on its sets: one object each instead of
+    one per set.  ``table`` starts over when it holds ``limit`` values.
+    """
+    shared = table.get(value)
+    if shared is None:
+        if len(table) >= limit:
+            table.clear()
+        table[value] = value
+        return value
+    return shared
+
+
 def _rest_of(rest: tuple) -> tuple:
     """The shared tuple equal to ``rest`` (``rest`` itself the first time)."""
     try:
-        shared = _RESTS.get(rest)
+        return shared_value(_RESTS, rest, _RESTS_MAX)
     except TypeError:  # an unhashable value (a list given for a tuple): not shared
         return rest
-    if shared is None:
-        if len(_RESTS) >= _RESTS_MAX:
-            _RESTS.clear()
-        _RESTS[rest] = rest
-        return rest
-    return shared
 
 
 def _decode_as_path(raw: bytes) -> AsPath:

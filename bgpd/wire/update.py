@@ -25,6 +25,7 @@ from bgpd.wire.attributes import (
     merge_as4_path,
     pack_as_path,
     parse_as_path,
+    shared_value,
 )
 from bgpd.wire.constants import (
     AS_TRANS,
@@ -89,13 +90,7 @@ _INTS: Final[dict[Any, Any]] = {}
 
 
 def _shared_int(value: Any) -> Any:
-    shared = _INTS.get(value)
-    if shared is None:
-        if len(_INTS) >= _NH_CACHE_MAX:
-            _INTS.clear()
-        _INTS[value] = value
-        return value
-    return shared
+    return shared_value(_INTS, value, _NH_CACHE_MAX)
 
 
 class MPReach:
