@@ -480,16 +480,16 @@ class UpdateGroup:
     # -- change intake ------------------------------------------------------
 
     def changed(self, prefixes: list, first: dict | None = None) -> None:
-        """``prefixes`` changed in the Loc-RIB; ``first``: (family, prefix) -> the
-        best path each had before (the RIB's per-turn record), for the derived view."""
+        """``prefixes`` changed in the Loc-RIB; ``first``: prefix -> the best path
+        each had before, in this group's family (the RIB's per-turn record), for
+        the derived view."""
         if self.out is None:
             if first is None:
                 raise ValueError("a derived Adj-RIB-Out needs the Loc-RIB's old best paths")
             pend = self.pending_old
-            fam = self.family
             # (Direct dict calls: compiled, each is one C call and one probe.)
             for p in prefixes:
-                pend.setdefault(p, first.get((fam, p)))
+                pend.setdefault(p, first.get(p))
         self.pending.extend(prefixes)
         self._schedule(self.mrai)
 
@@ -536,7 +536,8 @@ class UpdateGroup:
         ebgp = self._ebgp
         # Every well-known community is 0xFFFFxxxx (RFC 1997): most sets have
         # none, and one byte search of the packed form says so.
-        if b"\xff\xff" in a.communities_packed:
+        # find, not ``in`` (see PathAttributes.count_asn)
+        if a.communities_packed.find(b"\xff\xff") >= 0:
             comms = a.communities
             if _NO_ADVERTISE in comms:
                 return None
@@ -600,7 +601,7 @@ class UpdateGroup:
         a = path.attrs
         comms = a.communities_packed
         role = self._role
-        if b"\xff\xff" in comms:  # see _path_rules
+        if comms.find(b"\xff\xff") >= 0:  # see _path_rules
             wk = a.communities
             if (
                 _NO_ADVERTISE in wk or _NO_EXPORT in wk or _NO_EXPORT_SUBCONFED in wk

@@ -187,6 +187,16 @@ def _next_tx_id() -> int:
     return _tx_counter[0]
 
 
+def _first_of(first: dict[Family, dict] | None, fam: Family) -> dict | None:
+    """The turn's prefix -> old best record of ``fam`` (made on first use), None when none is kept."""
+    if first is None:
+        return None
+    ff = first.get(fam)
+    if ff is None:
+        ff = first[fam] = {}
+    return ff
+
+
 def _own(cur: Any, st: PeerState, pid: int) -> Path | None:
     """``st``'s candidate with path id ``pid`` in the Loc-RIB entry ``cur`` (None: it has none)."""
     if cur is None:
@@ -970,9 +980,10 @@ class Rib:
             if now != self.now:
                 self.now = now
         changed: dict[Family, list] = {}
-        # (family, prefix) -> best path before this turn touched it (for
-        # subscribers, and update groups that derive what they sent from it)
-        first: dict | None = {} if self._subscribers or self._groups else None
+        # family -> prefix -> best path before this turn touched it (for
+        # subscribers, and update groups that derive what they sent from it);
+        # the steps below get their family's table (``ff``).
+        first: dict[Family, dict] | None = {} if self._subscribers or self._groups else None
         # (peer state, family) of every item looked at, for the count watchers.
         touched: set | None = set() if self._count_watchers else None
         eors: list = []
@@ -996,16 +1007,17 @@ class Rib:
                 lst = changed.get(fam)
                 if lst is None:
                     lst = changed[fam] = []
+                ff = _first_of(first, fam)
                 if kind == _ANNOUNCE:
-                    self._announce(st, fam, a, keys, pos, pos + n, lst, first)
+                    self._announce(st, fam, a, keys, pos, pos + n, lst, ff)
                 elif kind == _WITHDRAW:
-                    self._withdraw(st, fam, keys, pos, pos + n, lst, first, sent=True)
+                    self._withdraw(st, fam, keys, pos, pos + n, lst, ff, sent=True)
                 elif kind == _STALE:
-                    self._sweep_stale(st, fam, keys, pos, pos + n, lst, first)
+                    self._sweep_stale(st, fam, keys, pos, pos + n, lst, ff)
                 elif kind == _REVALIDATE:
-                    self._revalidate_some(st, fam, a, keys, pos, pos + n, lst, first)
+                    self._revalidate_some(st, fam, a, keys, pos, pos + n, lst, ff)
                 else:
-                    self._redecide(st, fam, keys, pos, pos + n, lst, first)
+                    self._redecide(st, fam, keys, pos, pos + n, lst, ff)
                 if adj_touched is not None and kind != _REDECIDE and st.info.address in adj_watched:
                     adj_touched.append((st, fam, keys[pos:pos + n]))
                 done += n
@@ -1020,11 +1032,12 @@ class Rib:
                 lst = changed.get(fam)
                 if lst is None:
                     lst = changed[fam] = []
+                ff = _first_of(first, fam)
                 dropped: list | None = None
                 if adj_touched is not None and st.info.address in adj_watched:
                     dropped = []
                     adj_touched.append((st, fam, dropped))
-                self._drop_some(st, fam, keys, pos, pos + n, lst, first, dropped)
+                self._drop_some(st, fam, keys, pos, pos + n, lst, ff, dropped)
                 done += n
                 if n == left:
                     work.popleft()
@@ -1088,7 +1101,8 @@ class Rib:
                 lst = changed.get(fam)
                 if lst is None:
                     lst = changed[fam] = []
-                self._redecide_nh(fam, a, keys, pos, pos + n, lst, first)
+                ff = _first_of(first, fam)
+                self._redecide_nh(fam, a, keys, pos, pos + n, lst, ff)
                 done += max(1, n // _NH_SCAN)
                 if n == left:
                     work.popleft()
@@ -1135,25 +1149,26 @@ class Rib:
                 for cb in list(self._count_watchers):
                     cb(st.info, fam, n)
 
-    def _publish(self, changed: dict[Family, list], first: dict | None) -> None:
+    def _publish(self, changed: dict[Family, list], first: dict[Family, dict] | None) -> None:
         groups_by_family = self._groups_by_family
         subs = self._subscribers
         for fam, prefixes in changed.items():
             if not prefixes:
                 continue
             self.stats.loc_changes += len(prefixes)
+            ff = None if first is None else first.get(fam, _EMPTY)
             for g in groups_by_family.get(fam, ()):
                 if g.members:
-                    g.changed(prefixes, first)
-            if subs and first is not None:
+                    g.changed(prefixes, ff)
+            if subs and ff is not None:
                 if self.options.max_paths > 1:
-                    batch = self._changes_multipath(fam, prefixes, first)
+                    batch = self._changes_multipath(fam, prefixes, ff)
                 else:
                     batch = []
                     best = self.best
                     for p in dict.fromkeys(prefixes):
                         b = best(fam, p)
-                        o = first.get((fam, p))
+                        o = ff.get(p)
                         if b is not o:
                             batch.append(Change(fam, p, o, b, () if b is None else (b,)))
                 if batch:
@@ -1166,7 +1181,7 @@ class Rib:
         batch = []
         for p in dict.fromkeys(prefixes):
             b = self.best(fam, p)
-            o = first.get((fam, p))
+            o = first.get(p)
             mp = tuple(self.multipath(fam, p)) if b is not None else ()
             last = published.get(p)
             if last is None:
@@ -1289,14 +1304,14 @@ class Rib:
                     added += 1
                     changed.append(p)
                     if first is not None:
-                        first.setdefault((fam, p), None)
+                        first.setdefault(p, None)
                 elif cur.__class__ is Path and cur.owner is st:
                     held_by += 1
                     self._release(st, cur)
                     loc[p] = path
                     changed.append(p)
                     if first is not None:
-                        first.setdefault((fam, p), cur if resolver is None or self.eligible(cur) else None)
+                        first.setdefault(p, cur if resolver is None or self.eligible(cur) else None)
                 else:
                     old = _own(cur, st, 0)
                     if old is path:
@@ -1307,7 +1322,7 @@ class Rib:
                         added += 1
                     else:
                         self._release(st, old)
-                    self._update(loc, p, st, 0, path, changed, first, fam)
+                    self._update(loc, p, st, 0, path, changed, first)
             path.refs += held_by
             accepted[fam] += added
             if dup and not rerun:
@@ -1341,7 +1356,7 @@ class Rib:
                     if old is not None:
                         added -= 1
                         self._release(st, old)
-                        self._update(loc, p, st, 0, None, changed, first, fam)
+                        self._update(loc, p, st, 0, None, changed, first)
                     continue
                 if r is not last:
                     path = self._intern(st, r, 0)
@@ -1358,14 +1373,14 @@ class Rib:
                     loc[p] = path
                     changed.append(p)
                     if first is not None:
-                        first.setdefault((fam, p), None)
+                        first.setdefault(p, None)
                 elif cur.__class__ is Path and cur.owner is st:
                     loc[p] = path
                     changed.append(p)
                     if first is not None:
-                        first.setdefault((fam, p), cur if resolver is None or self.eligible(cur) else None)
+                        first.setdefault(p, cur if resolver is None or self.eligible(cur) else None)
                 else:
-                    self._update(loc, p, st, 0, path, changed, first, fam)
+                    self._update(loc, p, st, 0, path, changed, first)
             accepted[fam] += added
             if dup and not rerun:
                 st.duplicates[0] += dup
@@ -1397,7 +1412,7 @@ class Rib:
                 if old is not None:
                     added -= 1
                     self._release(st, old)
-                    self._update(loc, p, st, pid, None, changed, first, fam)
+                    self._update(loc, p, st, pid, None, changed, first)
                 continue
             bk = (id(r), pid)
             path = base.get(bk)
@@ -1413,7 +1428,7 @@ class Rib:
                 added += 1
             else:
                 self._release(st, old)
-            self._update(loc, p, st, pid, path, changed, first, fam)
+            self._update(loc, p, st, pid, path, changed, first)
         accepted[fam] += added
         if dup and not rerun:
             st.duplicates[0] += dup
@@ -1462,7 +1477,7 @@ class Rib:
                 continue
             removed += 1
             self._release(st, old)
-            self._unlink(loc, p, st, old, cur, changed, first, fam)
+            self._unlink(loc, p, st, old, cur, changed, first)
         st.accepted[fam] -= removed
         if sent:
             st.duplicates[1] += unheld
@@ -1472,7 +1487,7 @@ class Rib:
 
     def _unlink(
         self, loc: dict, p: bytes, st: PeerState, old: Path, cur: Any, changed: list,
-        first: dict | None, fam: Family,
+        first: dict | None,
     ) -> None:
         """``old`` (``st``'s path for ``p``) is gone: drop it from the Loc-RIB and re-decide.
 
@@ -1482,9 +1497,9 @@ class Rib:
             del loc[p]
             changed.append(p)
             if first is not None:
-                first.setdefault((fam, p), old if self.eligible(old) else None)
+                first.setdefault(p, old if self.eligible(old) else None)
         else:
-            self._update(loc, p, st, old.path_id, None, changed, first, fam)
+            self._update(loc, p, st, old.path_id, None, changed, first)
 
     def _keys(self, st: PeerState, fam: Family) -> list:
         """What to look at for every route of ``st`` in ``fam``, from now on, in chunks.
@@ -1550,9 +1565,9 @@ class Rib:
                 continue  # a scan of the Loc-RIB: not one of st's prefixes
             new = tuple(select(cur, options))
             if new != cur:
-                if first is not None and (fam, p) not in first:
+                if first is not None and p not in first:
                     ob = cur[0]
-                    first[(fam, p)] = ob if self.eligible(ob) else None
+                    first[p] = ob if self.eligible(ob) else None
                 loc[p] = new
                 changed.append(p)
 
@@ -1573,17 +1588,17 @@ class Rib:
                 nh = cur.attrs.next_hop
                 if nh not in old:
                     continue
-                if first is not None and (fam, p) not in first:
-                    first[(fam, p)] = cur if old[nh] else None
+                if first is not None and p not in first:
+                    first[p] = cur if old[nh] else None
                 changed.append(p)
                 continue
             if not any(c.attrs.next_hop in old for c in cur):
                 continue
-            if first is not None and (fam, p) not in first:
+            if first is not None and p not in first:
                 ob = cur[0]
                 nh = ob.attrs.next_hop
                 ok = old[nh] if nh in old else eligible(ob)
-                first[(fam, p)] = ob if ok else None
+                first[p] = ob if ok else None
             loc[p] = tuple(decision.select(cur, self.options))
             changed.append(p)
 
@@ -1629,7 +1644,7 @@ class Rib:
                 continue
             if dropped is not None:
                 dropped.append(k)
-            self._unlink(loc, p, st, old, cur, changed, first, fam)
+            self._unlink(loc, p, st, old, cur, changed, first)
 
     def _stale_expired(self, st: PeerState) -> None:
         st.stale_timer = None
@@ -1645,7 +1660,7 @@ class Rib:
 
     def _update(
         self, loc: dict, p: bytes, st: PeerState, pid: int, path: Path | None, changed: list,
-        first: dict | None, fam: Family,
+        first: dict | None,
     ) -> None:
         """Replace ``st``'s candidate (path id ``pid``) for ``p`` and re-decide (RFC 4271 9.1.2)."""
         cur = loc.get(p)
@@ -1655,9 +1670,9 @@ class Rib:
             cands = (cur,)
         else:
             cands = cur
-        if first is not None and (fam, p) not in first:
+        if first is not None and p not in first:
             ob = cands[0] if cands else None
-            first[(fam, p)] = ob if ob is not None and self.eligible(ob) else None
+            first[p] = ob if ob is not None and self.eligible(ob) else None
         rest = [c for c in cands if c.owner is not st or c.path_id != pid]
         if path is not None:
             rest.append(path)

@@ -361,7 +361,9 @@ class PathAttributes:
     def count_asn(self, asn: int) -> int:
         """How many times ``asn`` appears in the path, in any segment (loop detection, RFC 4271 9.1.2)."""
         raw = self.as_path_packed
-        if asn < 0 or asn > 0xFFFFFFFF or _U32.pack(asn) not in raw:
+        # raw.find, not ``in``: bytes.__contains__ first tries its operand as
+        # an integer and raises (then clears) a TypeError for every bytes one.
+        if asn < 0 or asn > 0xFFFFFFFF or raw.find(_U32.pack(asn)) < 0:
             return 0  # the usual answer, found by one byte search
         n = 0
         for _seg_type, asns in _decode_as_path(raw):
