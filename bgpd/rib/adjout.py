@@ -925,18 +925,17 @@ class UpdateGroup:
         nsent = 0
         states = self._peers_in
         batch = self._batch
-        batch_get = batch.get
-        export = self.export
-        export_ebgp = self._export_ebgp if self._plain_ebgp else None
+        # Methods and dict calls direct, not bound methods in locals:
+        # compiled, those are C calls, a bound method a Python-level call.
+        plain = self._plain_ebgp
         solo = (
             self.members[0].peer if len(self.members) == 1 and (out is not None or self._solo_rule) else None
         )
         by_peer = {m.peer: m for m in self.members}
-        ann_get = ann.get
         # The path last announced to every member, and its prefix list's
         # append: the prefixes of one UPDATE usually come one after another.
         last: Any = None
-        last_append: Any = None
+        last_list: list = []
         new: Any
         new_a: Any
         old: Any
@@ -955,12 +954,12 @@ class UpdateGroup:
                     if old.owner is solo:
                         old = None
                     else:
-                        old_a = batch_get(old, _MISSING)
+                        old_a = batch.get(old, _MISSING)
                         if old_a is _MISSING:
-                            if export_ebgp is not None:
-                                old_a = batch[old] = export_ebgp(old)
+                            if plain:
+                                old_a = batch[old] = self._export_ebgp(old)
                             else:
-                                old_a = export(old, p)
+                                old_a = self.export(old, p)
                         if old_a is None:
                             old = None
             else:
@@ -986,15 +985,15 @@ class UpdateGroup:
                         nsent += 1
                     else:
                         out[p] = new
-                    last_append(p)
+                    last_list.append(p)
                     continue
                 else:
-                    new_a = batch_get(new, _MISSING)
+                    new_a = batch.get(new, _MISSING)
                     if new_a is _MISSING:
-                        if export_ebgp is not None:
-                            new_a = batch[new] = export_ebgp(new)
+                        if plain:
+                            new_a = batch[new] = self._export_ebgp(new)
                         else:
-                            new_a = export(new, p)
+                            new_a = self.export(new, p)
                     if new_a is None:
                         if old is None:
                             continue
@@ -1009,13 +1008,13 @@ class UpdateGroup:
                 if old is None:
                     owner = new.owner
                     if owner not in states:
-                        b = ann_get(id(new_a))
+                        b = ann.get(id(new_a))
                         if b is None:
                             b = ann[id(new_a)] = (new_a, [p])
                         else:
                             b[1].append(p)
                         last = new
-                        last_append = b[1].append
+                        last_list = b[1]
                         continue
                     # New route from a member: to everyone else in the group.
                     key = (id(new_a), owner)
@@ -1025,7 +1024,7 @@ class UpdateGroup:
                     else:
                         e[2].append(p)
                     last = new
-                    last_append = e[2].append
+                    last_list = e[2]
                     continue
             # ``old`` was sent (to every member but its source).
             gone = old.owner
@@ -1041,16 +1040,16 @@ class UpdateGroup:
                 else:
                     wd_all.append(p)
                 continue
-            old_a = batch_get(old, _MISSING)
+            old_a = batch.get(old, _MISSING)
             if old_a is _MISSING:
-                old_a = export(old, p)
+                old_a = self.export(old, p)
             owner = new.owner
             if (owner in states or gone in states) and old_a != new_a:
                 # The best path moved to, from or within a member's route: the
                 # new attributes go to every member but its source, packed once
                 # for all of them; the source drops what it had been sent.
                 if owner not in states:
-                    b = ann_get(id(new_a))
+                    b = ann.get(id(new_a))
                     if b is None:
                         ann[id(new_a)] = (new_a, [p])
                     else:
