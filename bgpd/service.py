@@ -271,8 +271,8 @@ class RoutingBridge(SessionListener):
     def session_down(self, peer: PeerFactory, reason: str, graceful: bool) -> None:
         self.service.peer_down(peer, reason, graceful)
 
-    def update_received(self, peer: PeerFactory, update: Update) -> None:
-        self.service.update(peer, update)
+    def updates_received(self, peer: PeerFactory, updates: list[Update]) -> None:
+        self.service.updates(peer, updates)
 
     def refresh_requested(self, peer: PeerFactory, refresh: RouteRefresh) -> None:
         self.service.refresh(peer, refresh)
@@ -403,10 +403,15 @@ class RibService(Service):
             peer.hold_input(full)
 
     def update(self, peer: PeerFactory, update: Update) -> None:
+        """One UPDATE from ``peer``'s session."""
+        self.updates(peer, [update])
+
+    def updates(self, peer: PeerFactory, updates: list[Update]) -> None:
+        """UPDATEs from ``peer``'s session, in order (see SessionListener.updates_received)."""
         pi = self.peers.get(peer)
         if pi is None:
             return
-        self.rib.receive(pi, update)
+        self.rib.receive_many(pi, updates)
 
     def _prefix_count(self, info: PeerInfo, family: tuple[int, int], count: int) -> None:
         # Max-prefix (RFC 4486): the RIB reports each changed count once per batch.

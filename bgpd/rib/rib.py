@@ -367,8 +367,17 @@ class Rib:
     def receive(self, peer: PeerInfo, update: Update) -> None:
         """One decoded UPDATE from ``peer``; processed in chunks (see :meth:`drain`)."""
         st = self._peers.get(peer.address)
-        if st is None or not st.up:
-            return
+        if st is not None and st.up:
+            self._receive(st, update)
+
+    def receive_many(self, peer: PeerInfo, updates: list[Update]) -> None:
+        """Decoded UPDATEs from ``peer``, in order (one read's run: one lookup for all)."""
+        st = self._peers.get(peer.address)
+        if st is not None and st.up:
+            for update in updates:
+                self._receive(st, update)
+
+    def _receive(self, st: PeerState, update: Update) -> None:
         fams = st.families
         gen = st.gen
         eor = update.end_of_rib

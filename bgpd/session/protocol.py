@@ -25,10 +25,12 @@ from bgpd.wire.errors import NotificationError
 from bgpd.wire.message import KEEPALIVE_BYTES, Framer, Message, decode_message, encode_message
 from bgpd.wire.negotiated import DEFAULT, Negotiated
 from bgpd.wire.notification import Notification
+from bgpd.wire.update import Update
 
 log = Logger()
 SHARED_CACHE = AttributeCache()
 _HEAD = struct.Struct("!HB")
+_UPDATE = int(MsgType.UPDATE)
 
 
 def _framed(msg_type: int, body: bytes) -> bytes:
@@ -46,7 +48,16 @@ class ProtocolController(TypingProtocol):
         """At least one whole message arrived (for the hold timer)."""
 
     def message_received(self, proto: BGPProtocol, msg: Message) -> None:
-        """A message was framed and decoded."""
+        """A message other than UPDATE was framed and decoded."""
+
+    def updates_decoded(self, proto: BGPProtocol, updates: list[Update]) -> None:
+        """Consecutive UPDATEs of one read, framed and decoded, in the order received.
+
+        One call per run (a full table arrives as a few hundred thousand
+        UPDATEs: the per-message Python work goes once per read); a message
+        of another type, or one that does not decode, ends the run, which is
+        reported before it.
+        """
 
     def protocol_error(self, proto: BGPProtocol, err: NotificationError, header: bool = False,
                        msg_type: int | None = None) -> None:
@@ -155,6 +166,7 @@ class BGPProtocol(Protocol):
         neg = self.negotiated
         cache = self.cache
         tap = self.tap
+        run: list[Update] = []
         for msg_type, body in frames:
             if self.closing:
                 return
@@ -169,10 +181,24 @@ class BGPProtocol(Protocol):
             try:
                 msg = decode_message(msg_type, body, neg, cache)
             except NotificationError as err:
+                if run:
+                    controller.updates_decoded(self, run)
+                    if self.closing:
+                        return
                 controller.protocol_error(self, err, header=False, msg_type=msg_type)
                 return
+            if msg_type == _UPDATE:
+                run.append(msg)  # type: ignore[arg-type]
+                continue
+            if run:
+                controller.updates_decoded(self, run)
+                run = []
+                if self.closing:
+                    return
             controller.message_received(self, msg)
             neg = self.negotiated  # the OPEN exchange may have changed it
+        if run:
+            controller.updates_decoded(self, run)
 
     def connectionLost(self, reason: Failure = None) -> None:  # noqa: B008
         self.closing = True

@@ -66,8 +66,9 @@ class RecordingListener:
     def session_down(self, peer: PeerFactory, reason: str, graceful: bool) -> None:
         self.calls.append(("down", reason, graceful))
 
-    def update_received(self, peer: PeerFactory, update: Update) -> None:
-        self.calls.append(("update", update))
+    def updates_received(self, peer: PeerFactory, updates: list[Update]) -> None:
+        for update in updates:
+            self.calls.append(("update", update))
 
     def refresh_requested(self, peer: PeerFactory, refresh: Any) -> None:
         self.calls.append(("refresh", refresh))
@@ -1265,7 +1266,7 @@ class FastPathTests(SynchronousTestCase):
             self.patch(factory_module, "step", spy)
             before = len(h.listener.calls)
             if fast:
-                h.peer.message_received(proto, update)
+                h.peer.updates_decoded(proto, [update])
                 self.assertEqual(steps, [])
             else:
                 h.peer.handle(Event.UPDATE_MSG, update)

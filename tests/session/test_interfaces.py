@@ -59,7 +59,7 @@ class SessionListenerTests(SynchronousTestCase):
     """The one interface the Factory reports session events to."""
 
     EVENTS = {
-        "session_established", "session_down", "update_received", "refresh_requested",
+        "session_established", "session_down", "updates_received", "refresh_requested",
         "state_changed", "output_resumed", "peer_config_changed",
     }
 
@@ -92,7 +92,8 @@ class ProtocolControllerTests(SynchronousTestCase):
         """PeerFactory defines every ProtocolController method."""
         wanted = _methods(ProtocolController)
         self.assertEqual(wanted, {"connection_made", "bytes_received", "message_received",
-                                  "protocol_error", "connection_lost", "output_resumed"})
+                                  "updates_decoded", "protocol_error", "connection_lost",
+                                  "output_resumed"})
         self.assertEqual(_methods(PeerFactory) & wanted, wanted)
 
     def test_protocol_does_not_import_factory(self):

@@ -43,6 +43,7 @@ class FakeController:
 
     def __init__(self) -> None:
         self.events: list[tuple] = []
+        self.runs: list[list] = []
 
     def connection_made(self, proto: BGPProtocol) -> None:
         self.events.append(("made",))
@@ -52,6 +53,12 @@ class FakeController:
 
     def message_received(self, proto: BGPProtocol, msg: object) -> None:
         self.events.append(("message", msg))
+
+    def updates_decoded(self, proto: BGPProtocol, updates: list) -> None:
+        # A run of UPDATEs is recorded as its messages, plus the run itself.
+        self.runs.append(list(updates))
+        for update in updates:
+            self.events.append(("message", update))
 
     def protocol_error(self, proto: BGPProtocol, err: NotificationError, header: bool = False,
                        msg_type: int | None = None) -> None:
@@ -97,6 +104,25 @@ class ProtocolTests(SynchronousTestCase):
         proto.dataReceived(KEEPALIVE_BYTES * 3)
         self.assertEqual(controller.messages(), [KEEPALIVE] * 3)
         self.assertEqual(controller.events.count(("bytes",)), 1)
+
+    def test_update_runs(self):
+        """Consecutive UPDATEs of one read go to the controller as one run; another
+        message type ends the run, and the order of everything is kept."""
+        proto, _transport, controller = connected()
+        u = [update_bytes((f"198.51.100.{i}/32",)) for i in range(3)]
+        proto.dataReceived(u[0] + u[1] + KEEPALIVE_BYTES + u[2])
+        msgs = controller.messages()
+        self.assertEqual([type(m) for m in msgs], [Update, Update, Keepalive, Update])
+        self.assertEqual(controller.runs, [msgs[:2], msgs[3:]])
+        self.assertEqual(proto.messages_in, 4)
+
+    def test_run_before_body_error(self):
+        """The UPDATEs before one that does not decode are delivered, then the error."""
+        proto, _transport, controller = connected()
+        good = update_bytes(("198.51.100.0/24",))
+        proto.dataReceived(good * 2 + message(2, b"\x00\xff\x00\x00") + good)
+        self.assertEqual([len(r) for r in controller.runs], [2])
+        self.assertEqual(controller.events[-1], ("error", 3, 1, False, 2))
 
     def test_header_error_reported(self):
         """A bad marker is reported as a header error."""
@@ -305,6 +331,22 @@ class UpdateErrorTests(SynchronousTestCase):
         self.assertEqual(len(update.nlri), 2)
         self.assertEqual(update.problems, ())
         self.assertEqual(h.peer.updates_received, 1)
+
+    def test_update_run_delivered(self):
+        """Several UPDATEs in one read: each delivered in order and counted, the
+        hold timer restarted (RFC 4271 8.2.2, Established, UpdateMsg)."""
+        h = Harness()
+        proto, _transport = h.established()
+        h.reactor.advance(5)
+        prefixes = [f"198.51.100.{i}/32" for i in range(4)]
+        proto.dataReceived(b"".join(update_bytes((p,)) for p in prefixes))
+        got = [u for _, u in h.listener.of("update")]
+        self.assertEqual([len(u.nlri) for u in got], [1, 1, 1, 1])
+        # In the order sent: 198.51.100.0/32 first (wire form: length, then the octets).
+        self.assertEqual([u.nlri[0][-1] for u in got], [0, 1, 2, 3])
+        self.assertEqual(h.peer.updates_received, 4)
+        self.assertEqual(h.peer._hold_base, 5)
+        self.assertEqual(h.state, State.ESTABLISHED)
 
     def test_route_refresh_length_error(self):
         """A ROUTE-REFRESH of the wrong length: 7/1 with the message (RFC 7313 5)."""
