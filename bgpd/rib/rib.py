@@ -306,6 +306,7 @@ class Rib:
         st.sink = sink
         st.import_policy = chain(import_policy, self.policies)
         export = st.export_policy = chain(export_policy, self.policies)
+        old_rx = st.addpath_rx
         st.addpath_rx = negotiated.addpath_rx
         st.soft = soft_reconfiguration
         if soft_reconfiguration and st.pre is None:
@@ -317,7 +318,7 @@ class Rib:
         if st.gr_pending:
             # After _GR_MARK (queued when it went down), so in queue order.
             keep = frozenset() if restarting is None else frozenset(restarting) & st.families
-            self._queue([_GR_FLUSH, st, st.gen, None, keep, None, 0])
+            self._queue([_GR_FLUSH, st, st.gen, None, (keep, old_rx), None, 0])
         for fam in st.families:
             st.accepted.setdefault(fam, 0)
             if fam in st.addpath_rx:
@@ -1046,7 +1047,9 @@ class Rib:
                 if adj_touched is not None and st.info.address in adj_watched:
                     dropped = []
                     adj_touched.append((st, fam, dropped))
-                self._drop_some(st, fam, keys, pos, pos + n, lst, ff, dropped)
+                removed = self._drop_some(st, fam, keys, pos, pos + n, lst, ff, dropped, a)
+                if a is not None and gen == st.gen and fam in st.accepted:
+                    st.accepted[fam] -= removed  # the same session's count (a mode change)
                 done += n
                 if n == left:
                     work.popleft()
@@ -1121,7 +1124,21 @@ class Rib:
                 work.popleft()
                 done += 1
                 st.gr_pending = False
-                keep = a
+                keep, old_rx = a
+                # ADD-PATH receive on in one session and off in the other (RFC
+                # 7911): a route is a (path id, prefix) in one and a prefix in
+                # the other, so nothing the peer sends now refreshes a stale
+                # one.  They go now, found the way they were stored (_DROP
+                # with the old mode), before anything the new session sent.
+                for f in [f for f in st.stale_families if (f in old_rx) != (f in st.addpath_rx)]:
+                    st.stale_families.discard(f)
+                    if f in old_rx:
+                        old_keys = list(st.adj_in.pop(f, None) or _EMPTY)
+                    else:
+                        old_keys = list(self._loc.get(f) or _EMPTY)
+                    if st.pre is not None:
+                        st.pre[f] = {}
+                    work.appendleft([_DROP, st, st.gen, f, f in old_rx, old_keys, 0])
                 # RFC 4724 4.2: the new OPEN did not keep the forwarding state
                 # of these families (F bit clear, family not listed, or no
                 # graceful restart capability at all): their stale routes go now.
@@ -1633,15 +1650,23 @@ class Rib:
 
     def _drop_some(
         self, st: PeerState, fam: Family, keys: list, start: int, end: int, changed: list,
-        first: dict | None, dropped: list | None,
-    ) -> None:
-        """Take ``st``'s paths among ``keys[start:end]`` out of the Loc-RIB (and name them in ``dropped``)."""
+        first: dict | None, dropped: list | None, addpath_keys: bool | None = None,
+    ) -> int:
+        """Take ``st``'s paths among ``keys[start:end]`` out of the Loc-RIB (and name them in ``dropped``).
+
+        ``addpath_keys``: whether the keys are (path id, prefix) (None: as
+        ``st`` receives ``fam`` now).  Returns how many paths went.
+        """
         loc = self._loc.get(fam)
         if loc is None:
-            return
-        addpath = fam in st.addpath_rx and st is not self._local
+            return 0
+        if addpath_keys is None:
+            addpath = fam in st.addpath_rx and st is not self._local
+        else:
+            addpath = addpath_keys
         # No _release: _drop_all gave the peer a new intern table, and these
-        # paths die with this one.
+        # paths die with this one (a mode change: _GR_MARK emptied it).
+        removed = 0
         for k in keys[start:end]:
             if addpath:
                 pid, p = k
@@ -1651,9 +1676,11 @@ class Rib:
             old = _own(cur, st, pid)
             if old is None:
                 continue
+            removed += 1
             if dropped is not None:
                 dropped.append(k)
             self._unlink(loc, p, st, old, cur, changed, first)
+        return removed
 
     def _stale_expired(self, st: PeerState) -> None:
         st.stale_timer = None
