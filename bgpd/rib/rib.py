@@ -1132,10 +1132,9 @@ class Rib:
                 # with the old mode), before anything the new session sent.
                 for f in [f for f in st.stale_families if (f in old_rx) != (f in st.addpath_rx)]:
                     st.stale_families.discard(f)
+                    old_keys = self._keys(st, f, f in old_rx)
                     if f in old_rx:
-                        old_keys = list(st.adj_in.pop(f, None) or _EMPTY)
-                    else:
-                        old_keys = list(self._loc.get(f) or _EMPTY)
+                        st.adj_in.pop(f, None)  # the old session's table: its keys are in old_keys
                     if st.pre is not None:
                         st.pre[f] = {}
                     work.appendleft([_DROP, st, st.gen, f, f in old_rx, old_keys, 0])
@@ -1527,8 +1526,11 @@ class Rib:
         else:
             self._update(loc, p, st, old.path_id, None, changed, first)
 
-    def _keys(self, st: PeerState, fam: Family) -> list:
+    def _keys(self, st: PeerState, fam: Family, addpath: bool | None = None) -> list:
         """What to look at for every route of ``st`` in ``fam``, from now on, in chunks.
+
+        ``addpath``: whether ``st``'s routes of ``fam`` are stored with path
+        ids (None: as it receives ``fam`` now).
 
         With ADD-PATH its table's keys; else a snapshot of the Loc-RIB's
         prefixes (a superset: every scan skips those ``st`` has no path for).
@@ -1536,7 +1538,9 @@ class Rib:
         but the items before it in the queue, and the snapshot's end is the
         peer's last route then.
         """
-        if fam in st.addpath_rx and st is not self._local:
+        if addpath is None:
+            addpath = fam in st.addpath_rx and st is not self._local
+        if addpath:
             return list(st.adj_in.get(fam) or _EMPTY)
         if not st.accepted.get(fam):
             return []

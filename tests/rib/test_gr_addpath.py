@@ -31,7 +31,7 @@ class ModeChangeTests(RibTestCase):
                     out.append(c)
         return out
 
-    def restart(self, before: Negotiated | None, after: Negotiated | None, keys_before, keys_after):
+    def restart(self, before: Negotiated | None, after: Negotiated | None, keys_before):
         self.add(E2)
         self.add(E1, neg=before)
         self.rib.receive(E1, announce(attrs(), keys_before))
@@ -44,7 +44,7 @@ class ModeChangeTests(RibTestCase):
 
     def test_addpath_to_plain(self):
         """ADD-PATH before, none after: the (path id, prefix) routes go at once; the new ones stay."""
-        self.restart(ADDPATH, None, [(1, p) for p in MANY] + [(2, p) for p in MANY[:20]], [])
+        self.restart(ADDPATH, None, [(1, p) for p in MANY] + [(2, p) for p in MANY[:20]])
         self.assertEqual(self.candidates(E1), [])
         self.assertEqual(self.rib.adj_rib_in_size(E1, IPV4), 0)
         self.rib.receive(E1, announce(attrs(), MANY[:10]))
@@ -59,7 +59,7 @@ class ModeChangeTests(RibTestCase):
 
     def test_plain_to_addpath(self):
         """No ADD-PATH before, ADD-PATH after: the prefix routes go at once; the new ones stay."""
-        self.restart(None, ADDPATH, MANY, [])
+        self.restart(None, ADDPATH, MANY)
         self.assertEqual(self.candidates(E1), [])
         self.assertEqual(self.rib.adj_rib_in_size(E1, IPV4), 0)
         self.rib.receive(E1, announce(attrs(), [(7, p) for p in MANY[:10]]))
@@ -73,7 +73,7 @@ class ModeChangeTests(RibTestCase):
 
     def test_same_mode_keeps_stale(self):
         """The same mode on both sessions: stale routes stay until End-of-RIB (RFC 4724 4.2)."""
-        self.restart(ADDPATH, ADDPATH, [(1, p) for p in MANY], [])
+        self.restart(ADDPATH, ADDPATH, [(1, p) for p in MANY])
         self.assertEqual(len(self.candidates(E1)), len(MANY))
         self.rib.receive(E1, announce(attrs(), [(1, p) for p in MANY[:10]]))
         self.settle()
